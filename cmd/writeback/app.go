@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/writeback/writeback/services/admins"
+	"github.com/writeback/writeback/services/keyring"
+	"github.com/writeback/writeback/services/settings"
+	"github.com/writeback/writeback/store"
+)
+
+// app is everything a command needs that lives in the data folder.
+type app struct {
+	dataDir  string
+	db       *store.DB
+	keys     *keyring.Keyring
+	log      *slog.Logger
+	admins   *admins.Service
+	settings *settings.Service
+}
+
+// dataFlag registers --data with its environment default.
+func dataFlag(fsAdd func(p *string, name, value, usage string), getenv env) *string {
+	var dir string
+	fsAdd(&dir, "data", envOr(getenv, "WRITEBACK_DATA", "./data"), "data folder holding the SQLite database and the key file (env WRITEBACK_DATA)")
+	return &dir
+}
+
+// openApp opens (creating if needed) the data folder, its key file and its
+// database, and applies pending migrations.
+func openApp(ctx context.Context, dataDir string, logOut io.Writer) (*app, error) {
+	if dataDir == "" {
+		return nil, usagef("--data must not be empty")
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data folder %s: %w", dataDir, err)
+	}
+	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	keys, created, err := keyring.LoadOrCreate(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Info("created a new key file; back it up with the database", "path", filepath.Join(dataDir, keyring.FileName))
+	}
+	db, err := store.Open(ctx, filepath.Join(dataDir, store.FileName))
+	if err != nil {
+		return nil, err
+	}
+	applied, err := db.Migrate(ctx)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	for _, m := range applied {
+		log.Info("applied migration", "name", m)
+	}
+	adm, err := admins.New(db, log, admins.DefaultHashParams)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &app{dataDir: dataDir, db: db, keys: keys, log: log, admins: adm, settings: settings.New(db)}, nil
+}
+
+func (a *app) Close() error { return a.db.Close() }

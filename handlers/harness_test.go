@@ -1,0 +1,157 @@
+package handlers_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/writeback/writeback/handlers"
+	"github.com/writeback/writeback/services/admins"
+	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/keyring"
+	"github.com/writeback/writeback/services/settings"
+	"github.com/writeback/writeback/store"
+)
+
+// cheap keeps argon2id fast in tests; production uses DefaultHashParams.
+var cheap = admins.HashParams{Memory: 1024, Time: 1, Threads: 1}
+
+const testPassword = "correct horse battery"
+
+type harness struct {
+	t        *testing.T
+	db       *store.DB
+	admins   *admins.Service
+	settings *settings.Service
+	srv      *httptest.Server
+	logs     *strings.Builder
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	logs := &strings.Builder{}
+	log := slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, nil))
+	adm, err := admins.New(db, log, cheap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := settings.New(db)
+	keys := keyring.New(make([]byte, 32))
+	base, _ := url.Parse("http://portal.test")
+	s := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: keys.Derive("h"), CookieBlockKey: keys.Derive("b")}, log, adm, set)
+	srv := httptest.NewServer(s.Routes())
+	t.Cleanup(srv.Close)
+	return &harness{t: t, db: db, admins: adm, settings: set, srv: srv, logs: logs}
+}
+
+type lockedWriter struct{ w io.Writer }
+
+func (l *lockedWriter) Write(p []byte) (int, error) { return l.w.Write(p) }
+
+// addAdmin creates an administrator directly through the service.
+func (h *harness) addAdmin(email string, role admins.Role) store.Admin {
+	h.t.Helper()
+	a, err := h.admins.Create(context.Background(), audit.CommandLine, admins.NewAdmin{Email: email, Name: strings.Split(email, "@")[0], Role: role, Password: testPassword})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return a
+}
+
+// client is a browser-like client with a cookie jar that does not follow redirects.
+type client struct {
+	t    *testing.T
+	h    *harness
+	http *http.Client
+}
+
+func (h *harness) client() *client {
+	jar, _ := cookiejar.New(nil)
+	return &client{t: h.t, h: h, http: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}}
+}
+
+type page struct {
+	Status   int
+	Body     string
+	Location string
+	Header   http.Header
+}
+
+func (c *client) do(req *http.Request) page {
+	c.t.Helper()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return page{Status: resp.StatusCode, Body: string(b), Location: resp.Header.Get("Location"), Header: resp.Header}
+}
+
+func (c *client) get(path string) page {
+	c.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, c.h.srv.URL+path, nil)
+	return c.do(req)
+}
+
+// post sends a form as a same-origin browser would.
+func (c *client) post(path string, form url.Values) page {
+	c.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, c.h.srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", c.h.srv.URL)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	return c.do(req)
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf-token" content="([0-9a-f]+)"`)
+var versionRE = regexp.MustCompile(`name="version" value="(\d+)"`)
+
+// csrf reads the CSRF token from a page of the current session.
+func (c *client) csrf(path string) string {
+	c.t.Helper()
+	p := c.get(path)
+	m := csrfRE.FindStringSubmatch(p.Body)
+	if m == nil {
+		c.t.Fatalf("no csrf token on %s (status %d)", path, p.Status)
+	}
+	return m[1]
+}
+
+func (c *client) login(email string) {
+	c.t.Helper()
+	tok := c.csrf("/login")
+	p := c.post("/login", url.Values{"csrf_token": {tok}, "email": {email}, "password": {testPassword}})
+	if p.Status != http.StatusSeeOther {
+		c.t.Fatalf("login %s: status %d\n%s", email, p.Status, p.Body)
+	}
+}
+
+func (c *client) signedIn(role admins.Role) *client {
+	c.t.Helper()
+	email := string(role) + "@example.com"
+	if _, err := c.h.db.AdminByEmail(context.Background(), email); err != nil {
+		c.h.addAdmin(email, role)
+	}
+	c.login(email)
+	return c
+}

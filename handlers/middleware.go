@@ -1,0 +1,251 @@
+package handlers
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/gorilla/sessions"
+
+	"github.com/writeback/writeback/services/admins"
+	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/store"
+)
+
+const cookieName = "wb_session"
+
+type ctxKey int
+
+const stateKey ctxKey = 1
+
+// reqState is what the session middleware learned about a request.
+type reqState struct {
+	sess  *sessions.Session
+	admin *store.Admin
+	csrf  string
+}
+
+func state(r *http.Request) *reqState {
+	st, _ := r.Context().Value(stateKey).(*reqState)
+	if st == nil {
+		return &reqState{}
+	}
+	return st
+}
+
+func (s *Server) securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "+
+			"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+		if s.secure {
+			h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) limitBody(n int64) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.Body = http.MaxBytesReader(w, r.Body, n)
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil && v != http.ErrAbortHandler {
+				s.log.ErrorContext(r.Context(), "panic", "path", r.URL.Path, "panic", fmt.Sprint(v), "request_id", middleware.GetReqID(r.Context()))
+				s.renderError(w, r, errs.E(errs.Internal, "", fmt.Errorf("panic: %v", v)))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		if r.URL.Path == "/healthz" || strings.HasPrefix(r.URL.Path, "/static/") {
+			return
+		}
+		// Only the path: query strings may carry setup tokens.
+		s.log.LogAttrs(r.Context(), levelFor(ww.Status()), "request",
+			slogStr("method", r.Method), slogStr("path", r.URL.Path), slogInt("status", ww.Status()),
+			slogDur("duration", time.Since(start)), slogStr("client_ip", s.clientIP(r)),
+			slogStr("request_id", middleware.GetReqID(r.Context())))
+	})
+}
+
+// session loads the cookie session, makes sure it carries a CSRF secret, and
+// resolves the signed-in administrator from the server-side session row.
+func (s *Server) session(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess, err := s.cookies.Get(r, cookieName)
+		if err != nil { // tampered or from an old key: start over
+			sess, _ = s.cookies.New(r, cookieName)
+		}
+		st := &reqState{sess: sess}
+		if tok, ok := sess.Values["csrf"].(string); ok && len(tok) == 64 {
+			st.csrf = tok
+		} else {
+			st.csrf = randomHex(32)
+			sess.Values["csrf"] = st.csrf
+			if err := sess.Save(r, w); err != nil {
+				s.renderError(w, r, fmt.Errorf("save session: %w", err))
+				return
+			}
+		}
+		if sid, ok := sess.Values["sid"].(string); ok && sid != "" {
+			a, err := s.admins.Resolve(r.Context(), sid)
+			switch {
+			case err == nil:
+				st.admin = &a
+			case errors.Is(err, admins.ErrNoSession):
+				delete(sess.Values, "sid")
+				_ = sess.Save(r, w)
+			default:
+				s.renderError(w, r, err)
+				return
+			}
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey, st)))
+	})
+}
+
+var errCSRF = errs.E(errs.Forbidden, "This form has expired or did not come from this portal. Go back, reload the page and try again.", nil)
+
+// csrf refuses state-changing requests that come from another origin
+// (Fetch metadata / Origin, via net/http's CrossOriginProtection) or that
+// lack the session's synchronizer token.
+func (s *Server) csrf(next http.Handler) http.Handler {
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.log.InfoContext(r.Context(), "cross-origin request refused", "path", r.URL.Path, "client_ip", s.clientIP(r))
+		s.renderError(w, r, errCSRF)
+	}))
+	check := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			next.ServeHTTP(w, r)
+			return
+		}
+		st := state(r)
+		got := r.PostFormValue("csrf_token")
+		if got == "" {
+			got = r.Header.Get("X-CSRF-Token")
+		}
+		if st.csrf == "" || subtle.ConstantTimeCompare([]byte(got), []byte(st.csrf)) != 1 {
+			s.log.InfoContext(r.Context(), "csrf token refused", "path", r.URL.Path, "client_ip", s.clientIP(r))
+			s.renderError(w, r, errCSRF)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+	return cop.Handler(check)
+}
+
+// requireRole lets through signed-in administrators holding one of roles.
+// Anonymous GETs are sent to the sign-in page; everything else is refused.
+func (s *Server) requireRole(roles ...admins.Role) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			st := state(r)
+			if st.admin == nil {
+				if r.Method == http.MethodGet {
+					http.Redirect(w, r, "/login?next="+urlQueryEscape(r.URL.Path), http.StatusSeeOther)
+					return
+				}
+				s.renderError(w, r, errs.E(errs.Unauthorized, "Your session has ended. Sign in again.", nil))
+				return
+			}
+			for _, role := range roles {
+				if st.admin.Role == string(role) {
+					next.ServeHTTP(w, r)
+					return
+				}
+			}
+			s.log.InfoContext(r.Context(), "forbidden", "path", r.URL.Path, "method", r.Method, "admin_id", st.admin.ID, "role", st.admin.Role)
+			s.renderError(w, r, errForbidden)
+		})
+	}
+}
+
+var errForbidden = errs.E(errs.Forbidden, "Your role does not allow this. Ask a Global Administrator if you need it.", nil)
+var errNotFound = errs.E(errs.NotFound, "There is no page at this address.", nil)
+
+// clientIP is the peer address, or the nearest untrusted address in
+// X-Forwarded-For when the peer is a configured trusted proxy.
+func (s *Server) clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil || !s.trusted(peer) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		if !s.trusted(a) {
+			return a.String()
+		}
+	}
+	return host
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) clientKey(r *http.Request) (string, error) { return s.clientIP(r), nil }
+
+// actor is the audit actor of the request.
+func (s *Server) actor(r *http.Request) audit.Actor {
+	ua := r.UserAgent()
+	if len(ua) > 300 {
+		ua = ua[:300]
+	}
+	if a := state(r).admin; a != nil {
+		return admins.ActorFor(*a, s.clientIP(r), ua)
+	}
+	return audit.Actor{Type: "anonymous", ClientIP: s.clientIP(r), UserAgent: ua}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,151 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/web"
+)
+
+// handle adapts a handler that returns an error into an http.HandlerFunc;
+// the error becomes a page in the portal's look.
+func (s *Server) handle(fn func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			s.renderError(w, r, err)
+		}
+	}
+}
+
+// statusOf is the one place that maps an error kind to an HTTP status.
+func statusOf(err error) int {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return http.StatusRequestEntityTooLarge
+	}
+	switch errs.KindOf(err) {
+	case errs.Invalid, errs.Policy:
+		return http.StatusUnprocessableEntity
+	case errs.NotFound:
+		return http.StatusNotFound
+	case errs.Forbidden:
+		return http.StatusForbidden
+	case errs.Unauthorized:
+		return http.StatusUnauthorized
+	case errs.Conflict:
+		return http.StatusConflict
+	case errs.TooMany:
+		return http.StatusTooManyRequests
+	case errs.Unavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) {
+	status := statusOf(err)
+	msg := errs.MessageOf(err)
+	title := http.StatusText(status)
+	switch status {
+	case http.StatusInternalServerError:
+		s.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err, "request_id", middleware.GetReqID(r.Context()))
+		msg = "Something went wrong on our side. Please try again; if it keeps happening, contact your administrator (reference " + middleware.GetReqID(r.Context()) + ")."
+		title = "Something went wrong"
+	case http.StatusRequestEntityTooLarge:
+		msg = "That request was too large."
+	case http.StatusForbidden:
+		title = "Not allowed"
+	case http.StatusNotFound:
+		title = "Page not found"
+	}
+	if status >= 500 && status != http.StatusInternalServerError {
+		s.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
+	}
+	st := state(r)
+	v := web.ErrorView{Page: web.Page{Title: title, Heading: title, CSRF: st.csrf}, Status: status, Message: msg}
+	s.render(w, r, status, web.ErrorPage(v))
+}
+
+// render writes a component with a status, buffered so that a render error
+// becomes a clean 500 rather than half a page.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {
+	buf := templ.GetBuffer()
+	defer templ.ReleaseBuffer(buf)
+	if err := c.Render(r.Context(), buf); err != nil {
+		s.log.ErrorContext(r.Context(), "render", "err", err, "path", r.URL.Path)
+		http.Error(w, "Something went wrong on our side.", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// flash stores a one-time confirmation shown by the next page.
+func (s *Server) flash(w http.ResponseWriter, r *http.Request, msg string) {
+	st := state(r)
+	if st.sess == nil {
+		return
+	}
+	st.sess.AddFlash(msg)
+	_ = st.sess.Save(r, w)
+}
+
+func (s *Server) takeFlash(w http.ResponseWriter, r *http.Request) string {
+	st := state(r)
+	if st.sess == nil {
+		return ""
+	}
+	fl := st.sess.Flashes()
+	if len(fl) == 0 {
+		return ""
+	}
+	_ = st.sess.Save(r, w)
+	m, _ := fl[len(fl)-1].(string)
+	return m
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	if s.cfg.Health != nil {
+		if err := s.cfg.Health(ctx); err != nil {
+			s.log.ErrorContext(ctx, "health check failed", "err", err)
+			http.Error(w, "unhealthy", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func levelFor(status int) slog.Level {
+	if status >= 500 {
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+func slogStr(k, v string) slog.Attr               { return slog.String(k, v) }
+func slogInt(k string, v int) slog.Attr           { return slog.Int(k, v) }
+func slogDur(k string, v time.Duration) slog.Attr { return slog.Duration(k, v) }
+
+func urlQueryEscape(s string) string { return url.QueryEscape(s) }
+
+// safeNext keeps a post-sign-in redirect on this portal.
+func safeNext(next string) string {
+	u, err := url.Parse(next)
+	if err != nil || next == "" || u.IsAbs() || u.Host != "" || len(next) > 200 || next[0] != '/' || (len(next) > 1 && (next[1] == '/' || next[1] == '\\')) {
+		return "/admin"
+	}
+	return u.Path
+}

@@ -1,0 +1,42 @@
+package admins
+
+import (
+	"testing"
+	"time"
+)
+
+func TestHashAndVerify(t *testing.T) {
+	p := HashParams{Memory: 1024, Time: 1, Threads: 1}
+	h, err := HashPassword("correct horse", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		pw   string
+		want bool
+	}{{"correct horse", true}, {"correct hors", false}, {"", false}}
+	for _, c := range cases {
+		if ok, err := VerifyPassword(h, c.pw); err != nil || ok != c.want {
+			t.Errorf("%q: %v %v", c.pw, ok, err)
+		}
+	}
+	if _, err := VerifyPassword("$bcrypt$junk", "x"); err == nil {
+		t.Error("malformed hash accepted")
+	}
+}
+
+func TestThrottleWindow(t *testing.T) {
+	th := newThrottle(2, time.Minute)
+	now := time.Unix(1000, 0)
+	th.Fail("k", now)
+	if th.Blocked("k", now) {
+		t.Fatal("blocked after one failure")
+	}
+	th.Fail("k", now)
+	if !th.Blocked("k", now) {
+		t.Fatal("not blocked at the limit")
+	}
+	if th.Blocked("k", now.Add(time.Minute)) {
+		t.Fatal("still blocked after the window")
+	}
+}

@@ -1,0 +1,394 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/writeback/writeback/store"
+)
+
+// Forwarder passes audit events on to a SIEM. Forward must never block the
+// request that produced the event; register it with store.DB.OnAudit so it
+// only sees committed events:
+//
+//	fwd, _ := audit.NewSyslogForwarder("tcp", "siem:6514", audit.SyslogOptions{Logger: log})
+//	defer fwd.Close()
+//	db.OnAudit(fwd.Forward)
+type Forwarder interface {
+	Forward(store.AuditEvent)
+}
+
+// DefaultQueueSize is how many events a forwarder holds while its
+// destination is slow or away; beyond it new events are dropped and counted.
+const DefaultQueueSize = 10_000
+
+// queue is the non-blocking buffered channel behind every forwarder: Forward
+// never waits, a single goroutine delivers in order, and what does not fit is
+// counted as dropped and reported to the operator log.
+type queue struct {
+	ch      chan store.AuditEvent
+	mu      sync.RWMutex // guards closed against a send on a closed channel
+	closed  bool
+	done    chan struct{}
+	sent    atomic.Uint64
+	dropped atomic.Uint64
+	log     *slog.Logger
+	name    string
+
+	lastWarn      time.Time // deliver goroutine only
+	warnedDropped uint64
+}
+
+func newQueue(size int, log *slog.Logger, name string) *queue {
+	if size <= 0 {
+		size = DefaultQueueSize
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &queue{ch: make(chan store.AuditEvent, size), done: make(chan struct{}), log: log, name: name}
+}
+
+func (q *queue) put(e store.AuditEvent) {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.closed {
+		q.dropped.Add(1)
+		return
+	}
+	select {
+	case q.ch <- e:
+	default:
+		q.dropped.Add(1)
+	}
+}
+
+// run delivers queued events with deliver until the queue is closed and
+// drained or stop is closed.
+func (q *queue) run(deliver func(store.AuditEvent) bool, stop <-chan struct{}) {
+	defer close(q.done)
+	for {
+		select {
+		case e, ok := <-q.ch:
+			if !ok {
+				return
+			}
+			if deliver(e) {
+				q.sent.Add(1)
+			} else {
+				q.dropped.Add(1)
+			}
+			q.warnDrops()
+		case <-stop:
+			return
+		}
+	}
+}
+
+// warnDrops tells the operator, at most once a minute, that events were lost.
+func (q *queue) warnDrops() {
+	d := q.dropped.Load()
+	if d == q.warnedDropped || time.Since(q.lastWarn) < time.Minute {
+		return
+	}
+	q.log.Warn("audit forwarder dropped events", "forwarder", q.name, "dropped_total", d, "dropped_new", d-q.warnedDropped)
+	q.lastWarn, q.warnedDropped = time.Now(), d
+}
+
+// closeAndWait stops accepting events and lets run drain the queue until
+// ctx ends, then stops it and counts what was left as dropped.
+func (q *queue) closeAndWait(ctx context.Context, stop chan struct{}, once *sync.Once) {
+	q.mu.Lock()
+	if !q.closed {
+		q.closed = true
+		close(q.ch)
+	}
+	q.mu.Unlock()
+	select {
+	case <-q.done:
+	case <-ctx.Done():
+		once.Do(func() { close(stop) })
+		<-q.done
+	}
+	for range q.ch {
+		q.dropped.Add(1)
+	}
+}
+
+// StdoutForwarder writes each event as one JSON line (JSONEvent) to a
+// writer, normally standard output for a container's log collector.
+type StdoutForwarder struct {
+	q        *queue
+	bw       *bufio.Writer
+	stop     chan struct{}
+	stopOnce sync.Once
+}
+
+// NewStdoutForwarder starts a forwarder writing to w. Close it to flush.
+func NewStdoutForwarder(w io.Writer) *StdoutForwarder {
+	f := &StdoutForwarder{q: newQueue(DefaultQueueSize, nil, "stdout"), bw: bufio.NewWriter(w), stop: make(chan struct{})}
+	enc := newJSONEncoder(f.bw)
+	go f.q.run(func(e store.AuditEvent) bool {
+		if err := enc.Encode(NewJSONEvent(e)); err != nil {
+			return false
+		}
+		// Flush when nothing else is waiting, so a line is never held back.
+		if len(f.q.ch) == 0 {
+			return f.bw.Flush() == nil
+		}
+		return true
+	}, f.stop)
+	return f
+}
+
+// Forward queues e without blocking.
+func (f *StdoutForwarder) Forward(e store.AuditEvent) { f.q.put(e) }
+
+// Dropped returns how many events were lost because the queue was full.
+func (f *StdoutForwarder) Dropped() uint64 { return f.q.dropped.Load() }
+
+// Close writes what is queued, giving up when ctx ends, and stops.
+func (f *StdoutForwarder) Close(ctx context.Context) error {
+	f.q.closeAndWait(ctx, f.stop, &f.stopOnce)
+	return f.bw.Flush()
+}
+
+// Syslog facilities worth choosing (RFC 5424 section 6.2.1).
+const (
+	FacilityAuthPriv = 10 // security/authorization messages
+	FacilityLogAudit = 13 // log audit
+	FacilityLocal0   = 16
+)
+
+// SyslogOptions tunes NewSyslogForwarder. The zero value works.
+type SyslogOptions struct {
+	Facility     int    // default FacilityAuthPriv
+	Hostname     string // default os.Hostname()
+	AppName      string // default "writeback"
+	QueueSize    int    // default DefaultQueueSize
+	DialTimeout  time.Duration
+	WriteTimeout time.Duration
+	// MaxDatagram bounds a UDP message (default 8192 bytes); longer events
+	// are sent with their details replaced by {"truncated":true}.
+	MaxDatagram int
+	Logger      *slog.Logger // operator log for connection problems and drops
+}
+
+// SyslogForwarder sends each event as an RFC 5424 message whose MSG is the
+// event as JSON (JSONEvent): over UDP one message per datagram (RFC 5426),
+// over TCP with octet-counting framing (RFC 6587). It reconnects with
+// backoff; while the server is away events wait in the queue, and when the
+// queue is full new ones are dropped and counted rather than slowing the
+// portal. Delivery is at most once: an event written to a connection that
+// then breaks can be lost.
+type SyslogForwarder struct {
+	network, addr string
+	opt           SyslogOptions
+	q             *queue
+	stop          chan struct{}
+	stopOnce      sync.Once
+	conn          net.Conn // deliver goroutine only
+	pid           string
+	reconnects    atomic.Uint64
+}
+
+// ErrNetwork is returned for a network other than "tcp" or "udp".
+var ErrNetwork = errors.New("audit: syslog network must be tcp or udp")
+
+// NewSyslogForwarder starts forwarding to a syslog server at addr
+// ("host:port") over network "tcp" or "udp". It does not wait for the
+// server: connecting happens, and is retried, in the background.
+func NewSyslogForwarder(network, addr string, opt SyslogOptions) (*SyslogForwarder, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6":
+	default:
+		return nil, fmt.Errorf("%w: %q", ErrNetwork, network)
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, fmt.Errorf("audit: syslog address %q: %w", addr, err)
+	}
+	if opt.Facility == 0 {
+		opt.Facility = FacilityAuthPriv
+	}
+	if opt.Hostname == "" {
+		opt.Hostname, _ = os.Hostname()
+	}
+	if opt.AppName == "" {
+		opt.AppName = "writeback"
+	}
+	if opt.DialTimeout <= 0 {
+		opt.DialTimeout = 5 * time.Second
+	}
+	if opt.WriteTimeout <= 0 {
+		opt.WriteTimeout = 10 * time.Second
+	}
+	if opt.MaxDatagram <= 0 {
+		opt.MaxDatagram = 8192
+	}
+	f := &SyslogForwarder{
+		network: network, addr: addr, opt: opt,
+		q:    newQueue(opt.QueueSize, opt.Logger, "syslog "+network+" "+addr),
+		stop: make(chan struct{}),
+		pid:  strconv.Itoa(os.Getpid()),
+	}
+	go f.q.run(f.deliver, f.stop)
+	return f, nil
+}
+
+// Forward queues e without blocking.
+func (f *SyslogForwarder) Forward(e store.AuditEvent) { f.q.put(e) }
+
+// Sent returns how many events were written to the server.
+func (f *SyslogForwarder) Sent() uint64 { return f.q.sent.Load() }
+
+// Dropped returns how many events were lost: queue full, or closed before
+// the server could take them.
+func (f *SyslogForwarder) Dropped() uint64 { return f.q.dropped.Load() }
+
+// Close sends what is queued, giving up when ctx ends, and closes the
+// connection.
+func (f *SyslogForwarder) Close(ctx context.Context) error {
+	f.q.closeAndWait(ctx, f.stop, &f.stopOnce)
+	if f.conn != nil {
+		return f.conn.Close()
+	}
+	return nil
+}
+
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 30 * time.Second
+)
+
+// deliver writes one event, reconnecting with exponential backoff until it
+// is written or the forwarder stops.
+func (f *SyslogForwarder) deliver(e store.AuditEvent) bool {
+	msg := f.format(e)
+	backoff := minBackoff
+	for {
+		err := f.write(msg)
+		if err == nil {
+			return true
+		}
+		if f.conn != nil {
+			_ = f.conn.Close()
+			f.conn = nil
+		}
+		f.opt.logger().Warn("audit syslog forwarding failed", "network", f.network, "address", f.addr,
+			"retry_in", backoff.String(), "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-f.stop:
+			return false
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+func (o SyslogOptions) logger() *slog.Logger {
+	if o.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return o.Logger
+}
+
+func (f *SyslogForwarder) write(msg []byte) error {
+	if f.conn == nil {
+		c, err := net.DialTimeout(f.network, f.addr, f.opt.DialTimeout)
+		if err != nil {
+			return err
+		}
+		f.conn = c
+		f.reconnects.Add(1)
+	}
+	if err := f.conn.SetWriteDeadline(time.Now().Add(f.opt.WriteTimeout)); err != nil {
+		return err
+	}
+	if f.isUDP() {
+		_, err := f.conn.Write(msg)
+		return err
+	}
+	// RFC 6587 octet counting: "MSG-LEN SP SYSLOG-MSG", no trailer, so a
+	// message may contain newlines.
+	frame := make([]byte, 0, len(msg)+8)
+	frame = strconv.AppendInt(frame, int64(len(msg)), 10)
+	frame = append(frame, ' ')
+	frame = append(frame, msg...)
+	_, err := f.conn.Write(frame)
+	return err
+}
+
+func (f *SyslogForwarder) isUDP() bool { return f.network[:3] == "udp" }
+
+// Severities used (RFC 5424 section 6.2.1).
+const (
+	severityWarning = 4
+	severityInfo    = 6
+)
+
+// format builds an RFC 5424 message:
+//
+//	<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID - MSG
+//
+// MSGID is the category; there is no structured data ("-") because MSG
+// carries the whole event as JSON, which SIEMs parse more readily.
+func (f *SyslogForwarder) format(e store.AuditEvent) []byte {
+	sev := severityInfo
+	if e.Result == Failure {
+		sev = severityWarning
+	}
+	var b bytes.Buffer
+	b.WriteByte('<')
+	b.WriteString(strconv.Itoa(f.opt.Facility*8 + sev))
+	b.WriteString(">1 ")
+	b.WriteString(formatTime(e.TimeMS))
+	b.WriteByte(' ')
+	b.WriteString(headerField(f.opt.Hostname, 255))
+	b.WriteByte(' ')
+	b.WriteString(headerField(f.opt.AppName, 48))
+	b.WriteByte(' ')
+	b.WriteString(headerField(f.pid, 128))
+	b.WriteByte(' ')
+	b.WriteString(headerField(e.Category, 32))
+	b.WriteString(" - ")
+	head := b.Len()
+	j := NewJSONEvent(e)
+	_ = newJSONEncoder(&b).Encode(j)
+	b.Truncate(b.Len() - 1) // Encode's newline
+	if f.isUDP() && b.Len() > f.opt.MaxDatagram {
+		b.Truncate(head)
+		j.Details = []byte(`{"truncated":true}`)
+		_ = newJSONEncoder(&b).Encode(j)
+		b.Truncate(b.Len() - 1)
+		if b.Len() > f.opt.MaxDatagram {
+			b.Truncate(f.opt.MaxDatagram)
+		}
+	}
+	return b.Bytes()
+}
+
+// headerField makes s a valid RFC 5424 header field: printable US-ASCII
+// without spaces, at most n characters, "-" (the nil value) when empty.
+func headerField(s string, n int) string {
+	out := make([]byte, 0, min(len(s), n))
+	for i := 0; i < len(s) && len(out) < n; i++ {
+		if c := s[i]; c > 32 && c < 127 {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return "-"
+	}
+	return string(out)
+}

@@ -1,0 +1,218 @@
+// Package settings reads and saves the portal's settings documents with
+// optimistic concurrency, and records every change in the audit log in the
+// same transaction.
+package settings
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/store"
+)
+
+// Meta says which version of a document was read and who saved it last.
+type Meta struct {
+	Version   int64
+	UpdatedAt time.Time // zero when never saved
+	UpdatedBy string
+}
+
+// OnPrem is the "Password reset › On-premises integration" page.
+type OnPrem struct {
+	Writeback bool `json:"writeback"` // Write back passwords to your on-premises directory
+	Unlock    bool `json:"unlock"`    // Allow users to unlock accounts without resetting their password
+}
+
+// Normalize applies the rule that unlock depends on writeback.
+func (o OnPrem) Normalize() OnPrem {
+	if !o.Writeback {
+		o.Unlock = false
+	}
+	return o
+}
+
+const onPremName = "onprem"
+
+// Service reads and writes settings.
+type Service struct {
+	db *store.DB
+}
+
+// New builds the settings service.
+func New(db *store.DB) *Service { return &Service{db: db} }
+
+// DB returns the store (for sibling services that share it).
+func (s *Service) DB() *store.DB { return s.db }
+
+// Load reads a JSON settings document into v (left as is when never saved).
+func Load[T any](ctx context.Context, db *store.DB, name string, v *T) (Meta, error) {
+	c, err := db.Config(ctx, name)
+	if err != nil {
+		return Meta{}, err
+	}
+	return decode(c, v)
+}
+
+func decode[T any](c store.Config, v *T) (Meta, error) {
+	m := Meta{Version: c.Version, UpdatedBy: c.UpdatedBy}
+	if c.Version == 0 {
+		return m, nil
+	}
+	m.UpdatedAt = time.UnixMilli(c.UpdatedMS).UTC()
+	if err := json.Unmarshal([]byte(c.Value), v); err != nil {
+		return m, fmt.Errorf("settings: decode %s: %w", c.Name, err)
+	}
+	return m, nil
+}
+
+// Save writes a settings document inside tx if it is still at expectVersion,
+// returning the old value (decoded into old) for the caller's audit rows.
+// A stale version is refused with a Conflict naming who saved last and when.
+func Save[T any](ctx context.Context, tx *store.Tx, name string, expectVersion int64, actorName string, old *T, v T) (Meta, error) {
+	cur, err := tx.Config(ctx, name)
+	if err != nil {
+		return Meta{}, err
+	}
+	if _, err := decode(cur, old); err != nil {
+		return Meta{}, err
+	}
+	if cur.Version != expectVersion {
+		return Meta{}, conflict(cur)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return Meta{}, fmt.Errorf("settings: encode %s: %w", name, err)
+	}
+	ver, err := tx.PutConfig(ctx, name, expectVersion, string(b), actorName)
+	if errors.Is(err, store.ErrConflict) {
+		return Meta{}, conflict(cur)
+	}
+	if err != nil {
+		return Meta{}, err
+	}
+	return Meta{Version: ver, UpdatedBy: actorName, UpdatedAt: time.Now().UTC()}, nil
+}
+
+func conflict(cur store.Config) error {
+	return errs.E(errs.Conflict, fmt.Sprintf("These settings were changed by %s at %s — review and save again.",
+		cur.UpdatedBy, time.UnixMilli(cur.UpdatedMS).UTC().Format("2006-01-02 15:04:05 UTC")), store.ErrConflict)
+}
+
+// OnPrem reads the On-premises integration settings.
+func (s *Service) OnPrem(ctx context.Context) (OnPrem, Meta, error) {
+	var o OnPrem
+	m, err := Load(ctx, s.db, onPremName, &o)
+	return o.Normalize(), m, err
+}
+
+// SaveOnPrem saves the On-premises integration settings if they are still at
+// expectVersion. It records "Enable/Disable password writeback for
+// directory" when that switch flips and "Update self-service password reset
+// policy" with old and new values when anything changed; an unchanged save
+// writes nothing. changed reports whether anything changed.
+func (s *Service) SaveOnPrem(ctx context.Context, actor audit.Actor, expectVersion int64, next OnPrem) (changed bool, meta Meta, err error) {
+	next = next.Normalize()
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		var old OnPrem
+		cur, err := tx.Config(ctx, onPremName)
+		if err != nil {
+			return err
+		}
+		if _, err := decode(cur, &old); err != nil {
+			return err
+		}
+		if cur.Version != expectVersion {
+			return conflict(cur)
+		}
+		if old.Normalize() == next && cur.Version != 0 {
+			meta = Meta{Version: cur.Version, UpdatedBy: cur.UpdatedBy, UpdatedAt: time.UnixMilli(cur.UpdatedMS).UTC()}
+			return nil
+		}
+		if old.Normalize() == next { // first save of the defaults: store them, nothing to audit
+			meta, err = Save(ctx, tx, onPremName, expectVersion, actor.Name, &old, next)
+			return err
+		}
+		if meta, err = Save(ctx, tx, onPremName, expectVersion, actor.Name, &old, next); err != nil {
+			return err
+		}
+		changed = true
+		target := audit.Target{Type: "Directory", ID: "on-premises", Name: "On-premises directory"}
+		if old.Writeback != next.Writeback {
+			act := audit.ActivityDisableWriteback
+			if next.Writeback {
+				act = audit.ActivityEnableWriteback
+			}
+			if _, err := audit.Record(ctx, tx, audit.Entry{Category: audit.CategoryDirectoryManagement, Activity: act,
+				Actor: actor, Target: target}); err != nil {
+				return err
+			}
+		}
+		_, err = audit.Record(ctx, tx, audit.Entry{Category: audit.CategoryPolicy, Activity: audit.ActivityUpdateSSPRPolicy,
+			Actor: actor, Target: audit.Target{Type: "Policy", ID: "on-premises-integration", Name: "On-premises integration"},
+			Details: map[string]any{
+				"writeback_passwords":           audit.Change{Old: yesNo(old.Writeback), New: yesNo(next.Writeback)},
+				"unlock_without_password_reset": audit.Change{Old: yesNo(old.Unlock), New: yesNo(next.Unlock)},
+			}})
+		return err
+	})
+	if err != nil && errs.KindOf(err) == errs.Internal {
+		err = fmt.Errorf("settings: save on-premises integration: %w", err)
+	}
+	return changed, meta, err
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "Yes"
+	}
+	return "No"
+}
+
+// ServiceState is the health of the on-premises writeback service.
+type ServiceState string
+
+// States of the writeback service panel.
+const (
+	StateNotConfigured ServiceState = "not-configured"
+	StateConnected     ServiceState = "connected"
+	StateError         ServiceState = "error"
+)
+
+// ServiceStatus is the last known state of the writeback service.
+type ServiceStatus struct {
+	State     ServiceState `json:"state"`
+	Message   string       `json:"message"`
+	CheckedAt time.Time    `json:"checked_at"`
+	Details   []string     `json:"details,omitempty"`
+}
+
+const statusName = "writeback_status"
+
+// Status reads the last writeback service status.
+func (s *Service) Status(ctx context.Context) (ServiceStatus, error) {
+	st := ServiceStatus{State: StateNotConfigured, Message: "No directory connection has been set up yet."}
+	_, err := Load(ctx, s.db, statusName, &st)
+	return st, err
+}
+
+// SetStatus records the writeback service status (not audited: it is a
+// health reading, not a change).
+func (s *Service) SetStatus(ctx context.Context, st ServiceStatus) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		cur, err := tx.Config(ctx, statusName)
+		if err != nil {
+			return err
+		}
+		_, err = tx.PutConfig(ctx, statusName, cur.Version, string(b), "system")
+		return err
+	})
+}

@@ -1,0 +1,141 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// AuditEvent is one row of the audit log.
+type AuditEvent struct {
+	ID            int64
+	TimeMS        int64
+	Category      string
+	Activity      string
+	ActorType     string // admin, user, system, cli, anonymous
+	ActorID       string
+	ActorName     string
+	TargetType    string
+	TargetID      string
+	TargetDN      string
+	TargetName    string
+	Result        string // success, failure
+	Reason        string
+	ClientIP      string
+	UserAgent     string
+	CorrelationID string
+	Details       string // JSON object
+	PrevHash      string
+	Hash          string
+}
+
+// GenesisHash is the previous-hash of the first event in an unpruned log.
+const GenesisHash = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// ContentHash returns the chain hash of an event: SHA-256 over the previous
+// hash and a canonical JSON array of every recorded field, in a fixed order.
+func ContentHash(e AuditEvent) string {
+	canon, _ := json.Marshal([]any{
+		e.ID, e.TimeMS, e.Category, e.Activity, e.ActorType, e.ActorID, e.ActorName,
+		e.TargetType, e.TargetID, e.TargetDN, e.TargetName, e.Result, e.Reason,
+		e.ClientIP, e.UserAgent, e.CorrelationID, e.Details,
+	})
+	h := sha256.New()
+	h.Write([]byte(e.PrevHash))
+	h.Write(canon)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// AppendAudit appends an event inside the caller's transaction, chaining its
+// hash to the newest event. It fills ID, TimeMS (when zero), PrevHash and Hash.
+func (tx *Tx) AppendAudit(ctx context.Context, e *AuditEvent) error {
+	if e.TimeMS == 0 {
+		e.TimeMS = tx.db.nowMS()
+	}
+	if e.Details == "" {
+		e.Details = "{}"
+	}
+	if e.ActorType == "" {
+		e.ActorType = "system"
+	}
+	var lastID int64
+	var lastHash string
+	err := tx.tx.QueryRowContext(ctx, `SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&lastID, &lastHash)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		lastID, lastHash, err = tx.chainAnchor(ctx)
+		if err != nil {
+			return err
+		}
+	case err != nil:
+		return fmt.Errorf("store: append audit event: read chain head: %w", err)
+	}
+	e.ID = lastID + 1
+	e.PrevHash = lastHash
+	e.Hash = ContentHash(*e)
+	_, err = tx.tx.ExecContext(ctx, `INSERT INTO audit_events (id, time_ms, category, activity, actor_type, actor_id, actor_name,
+		target_type, target_id, target_dn, target_name, result, reason, client_ip, user_agent, correlation_id, details, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.ID, e.TimeMS, e.Category, e.Activity, e.ActorType, e.ActorID, e.ActorName,
+		e.TargetType, e.TargetID, e.TargetDN, e.TargetName, e.Result, e.Reason,
+		e.ClientIP, e.UserAgent, e.CorrelationID, e.Details, e.PrevHash, e.Hash)
+	if err != nil {
+		return fmt.Errorf("store: append audit event: %w", err)
+	}
+	tx.appended = append(tx.appended, *e)
+	return nil
+}
+
+// chainAnchor returns the ID and hash the first event of an empty table
+// chains to: the last event removed by the newest prune, or ID 0 and
+// GenesisHash when the log was never pruned. Continuing from the anchor's ID
+// keeps IDs unique for ever, so an exported or forwarded event is never
+// confused with a later one.
+func (tx *Tx) chainAnchor(ctx context.Context) (int64, string, error) {
+	a, err := latestAnchor(ctx, tx.tx)
+	if err != nil {
+		return 0, "", fmt.Errorf("store: append audit event: %w", err)
+	}
+	return a.ID, a.Hash, nil
+}
+
+const auditCols = `id, time_ms, category, activity, actor_type, actor_id, actor_name, target_type, target_id, target_dn,
+	target_name, result, reason, client_ip, user_agent, correlation_id, details, prev_hash, hash`
+
+func scanAudit(row interface{ Scan(...any) error }) (AuditEvent, error) {
+	var e AuditEvent
+	err := row.Scan(&e.ID, &e.TimeMS, &e.Category, &e.Activity, &e.ActorType, &e.ActorID, &e.ActorName,
+		&e.TargetType, &e.TargetID, &e.TargetDN, &e.TargetName, &e.Result, &e.Reason,
+		&e.ClientIP, &e.UserAgent, &e.CorrelationID, &e.Details, &e.PrevHash, &e.Hash)
+	return e, err
+}
+
+// RecentAudit returns up to limit newest events, optionally of one activity.
+func (db *DB) RecentAudit(ctx context.Context, activity string, limit int) ([]AuditEvent, error) {
+	q := `SELECT ` + auditCols + ` FROM audit_events`
+	args := []any{}
+	if activity != "" {
+		q += ` WHERE activity = ?`
+		args = append(args, activity)
+	}
+	q += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, limit)
+	rows, err := db.sql.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: recent audit: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditEvent
+	for rows.Next() {
+		e, err := scanAudit(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: recent audit: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

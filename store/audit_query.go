@@ -1,0 +1,447 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrBadCursor is returned by ParseCursor for a string it did not make.
+var ErrBadCursor = errors.New("store: invalid audit cursor")
+
+// ErrBadFilter is returned when an AuditFilter holds a value no event can
+// have, such as an unknown result.
+var ErrBadFilter = errors.New("store: invalid audit filter")
+
+// AuditFilter selects audit events. Zero fields select everything; the
+// fields combine with AND, the values inside one list with OR.
+type AuditFilter struct {
+	SinceMS    int64    // time_ms >= SinceMS, when not zero
+	UntilMS    int64    // time_ms < UntilMS, when not zero
+	Categories []string // any of
+	Activities []string // any of
+	Result     string   // "success" or "failure"; "" for both
+	// Actor matches the actor's ID or display name, case-insensitively as a
+	// substring (ASCII letters only fold case, as in SQLite's LIKE).
+	Actor string
+	// Target matches the target's ID, DN or display name the same way.
+	Target string
+	// Text matches activity, actor, target, reason, client address,
+	// correlation ID and details. It scans the selected time range.
+	Text          string
+	CorrelationID string // exact
+}
+
+// Cursor marks where the next page of QueryAudit starts. Its zero value
+// means the first page. Besides the last event shown it carries the newest
+// event ID that existed when the first page was read, so later pages never
+// show an event appended after paging began: every page comes from the same
+// set of events, without duplicates or gaps.
+type Cursor struct {
+	timeMS int64
+	id     int64
+	maxID  int64
+}
+
+// IsZero reports whether c is the cursor of the first page, or the "next"
+// cursor after the last page.
+func (c Cursor) IsZero() bool { return c == Cursor{} }
+
+// String encodes c for a URL query parameter; "" for the zero cursor.
+func (c Cursor) String() string {
+	if c.IsZero() {
+		return ""
+	}
+	raw := strconv.FormatInt(c.timeMS, 36) + "." + strconv.FormatInt(c.id, 36) + "." + strconv.FormatInt(c.maxID, 36)
+	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+}
+
+// ParseCursor decodes a string made by Cursor.String; "" is the zero cursor.
+func ParseCursor(s string) (Cursor, error) {
+	if s == "" {
+		return Cursor{}, nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return Cursor{}, ErrBadCursor
+	}
+	parts := strings.Split(string(raw), ".")
+	if len(parts) != 3 {
+		return Cursor{}, ErrBadCursor
+	}
+	var v [3]int64
+	for i, p := range parts {
+		n, err := strconv.ParseInt(p, 36, 64)
+		if err != nil || n < 0 {
+			return Cursor{}, ErrBadCursor
+		}
+		v[i] = n
+	}
+	c := Cursor{timeMS: v[0], id: v[1], maxID: v[2]}
+	if c.IsZero() || c.id > c.maxID {
+		return Cursor{}, ErrBadCursor
+	}
+	return c, nil
+}
+
+// Page sizes of QueryAudit.
+const (
+	DefaultAuditPage = 50
+	MaxAuditPage     = 1000
+)
+
+// QueryAudit returns one page of events matching f, newest first (by time,
+// then ID), starting after the cursor, and the cursor of the next page (zero
+// after the last page). limit is clamped to 1..MaxAuditPage; 0 means
+// DefaultAuditPage.
+func (db *DB) QueryAudit(ctx context.Context, f AuditFilter, after Cursor, limit int) ([]AuditEvent, Cursor, error) {
+	switch {
+	case limit <= 0:
+		limit = DefaultAuditPage
+	case limit > MaxAuditPage:
+		limit = MaxAuditPage
+	}
+	w, err := f.where()
+	if err != nil {
+		return nil, Cursor{}, err
+	}
+	maxID := after.maxID
+	if after.IsZero() {
+		if err := db.sql.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM audit_events`).Scan(&maxID); err != nil {
+			return nil, Cursor{}, fmt.Errorf("store: query audit: %w", err)
+		}
+		if maxID == 0 {
+			return nil, Cursor{}, nil
+		}
+	} else {
+		// Row-value comparison: SQLite turns it into one range on the
+		// (time_ms DESC, id DESC) part of whichever index it picks.
+		w.add(`(time_ms, id) < (?, ?)`, after.timeMS, after.id)
+	}
+	w.add(`id <= ?`, maxID)
+	q := `SELECT ` + auditCols + ` FROM audit_events` + w.sql() + ` ORDER BY time_ms DESC, id DESC LIMIT ?`
+	rows, err := db.sql.QueryContext(ctx, q, append(w.args, limit+1)...)
+	if err != nil {
+		return nil, Cursor{}, fmt.Errorf("store: query audit: %w", err)
+	}
+	defer rows.Close()
+	page := make([]AuditEvent, 0, limit)
+	more := false
+	for rows.Next() {
+		if len(page) == limit {
+			more = true
+			break
+		}
+		e, err := scanAudit(rows)
+		if err != nil {
+			return nil, Cursor{}, fmt.Errorf("store: query audit: %w", err)
+		}
+		page = append(page, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, Cursor{}, fmt.Errorf("store: query audit: %w", err)
+	}
+	var next Cursor
+	if more {
+		last := page[len(page)-1]
+		next = Cursor{timeMS: last.TimeMS, id: last.ID, maxID: maxID}
+	}
+	return page, next, nil
+}
+
+// AuditCountCap is where CountAudit stops counting.
+const AuditCountCap = 100_000
+
+// CountAudit counts the events matching f, stopping at AuditCountCap: when
+// capped is true there are at least n = AuditCountCap of them ("100,000+").
+func (db *DB) CountAudit(ctx context.Context, f AuditFilter) (n int, capped bool, err error) {
+	w, err := f.where()
+	if err != nil {
+		return 0, false, err
+	}
+	q := `SELECT count(*) FROM (SELECT 1 FROM audit_events` + w.sql() + ` LIMIT ?)`
+	if err := db.sql.QueryRowContext(ctx, q, append(w.args, AuditCountCap+1)...).Scan(&n); err != nil {
+		return 0, false, fmt.Errorf("store: count audit: %w", err)
+	}
+	if n > AuditCountCap {
+		return AuditCountCap, true, nil
+	}
+	return n, false, nil
+}
+
+// AuditByID returns one event, or ErrNotFound.
+func (db *DB) AuditByID(ctx context.Context, id int64) (AuditEvent, error) {
+	e, err := scanAudit(db.sql.QueryRowContext(ctx, `SELECT `+auditCols+` FROM audit_events WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, ErrNotFound
+	}
+	if err != nil {
+		return e, fmt.Errorf("store: audit event %d: %w", id, err)
+	}
+	return e, nil
+}
+
+// maxCorrelation bounds AuditByCorrelation: one attempt has a handful of
+// steps, and a caller that reuses an ID must not make a page load everything.
+const maxCorrelation = 1000
+
+// AuditByCorrelation returns the events of one correlation ID, oldest first
+// (at most 1,000); none for "".
+func (db *DB) AuditByCorrelation(ctx context.Context, correlationID string) ([]AuditEvent, error) {
+	if correlationID == "" {
+		return nil, nil
+	}
+	// The second term lets SQLite use the partial index on correlation_id.
+	rows, err := db.sql.QueryContext(ctx, `SELECT `+auditCols+` FROM audit_events
+		WHERE correlation_id = ? AND correlation_id <> '' ORDER BY time_ms, id LIMIT ?`, correlationID, maxCorrelation)
+	if err != nil {
+		return nil, fmt.Errorf("store: audit correlation: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditEvent
+	for rows.Next() {
+		e, err := scanAudit(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: audit correlation: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: audit correlation: %w", err)
+	}
+	return out, nil
+}
+
+// ExportAudit calls fn with every event matching f, newest first, streaming:
+// memory stays flat however many there are. The events come from one
+// consistent snapshot; appends during the export are not included. An error
+// from fn stops the export and is returned as is.
+func (db *DB) ExportAudit(ctx context.Context, f AuditFilter, fn func(AuditEvent) error) error {
+	w, err := f.where()
+	if err != nil {
+		return err
+	}
+	q := `SELECT ` + auditCols + ` FROM audit_events` + w.sql() + ` ORDER BY time_ms DESC, id DESC`
+	rows, err := db.sql.QueryContext(ctx, q, w.args...)
+	if err != nil {
+		return fmt.Errorf("store: export audit: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanAudit(rows)
+		if err != nil {
+			return fmt.Errorf("store: export audit: %w", err)
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: export audit: %w", err)
+	}
+	return nil
+}
+
+// DayCount is one day of AuditDaily.
+type DayCount struct {
+	Day      time.Time // midnight at the start of the day, in the requested zone
+	Resets   int       // activities starting "Reset password"
+	Unlocks  int       // activities starting "Unlock user account"
+	Failures int       // result failure, any activity
+}
+
+// Prefixes of the activities AuditDaily counts; services/audit names them.
+const (
+	resetPrefix  = "Reset password"
+	unlockPrefix = "Unlock user account"
+)
+
+// maxDays bounds AuditDaily's output (ten years).
+const maxDays = 3660
+
+// AuditDaily counts resets, unlocks and failures among the events matching
+// f, per calendar day in tz (UTC when nil), for a chart. With both SinceMS and
+// UntilMS set every day of the range is returned, zeros included; otherwise
+// the days from the first to the last event found.
+func (db *DB) AuditDaily(ctx context.Context, f AuditFilter, tz *time.Location) ([]DayCount, error) {
+	if tz == nil {
+		tz = time.UTC
+	}
+	w, err := f.where()
+	if err != nil {
+		return nil, err
+	}
+	// Count per quarter hour in SQL and fold quarters into days here: every
+	// zone in use is a whole number of quarter hours from UTC, so no quarter
+	// straddles a midnight, and SQLite needs no zone database.
+	const quarter = 15 * 60 * 1000
+	// Only rows that count anywhere are read; the OR of index ranges lets
+	// SQLite combine the activity index and the failure index.
+	w.add(`(activity >= ? AND activity < ? OR activity >= ? AND activity < ? OR result = 'failure')`,
+		resetPrefix, prefixEnd(resetPrefix), unlockPrefix, prefixEnd(unlockPrefix))
+	q := `SELECT time_ms / ` + strconv.Itoa(quarter) + ` AS q,
+		sum(activity >= ? AND activity < ?), sum(activity >= ? AND activity < ?), sum(result = 'failure')
+		FROM audit_events` + w.sql() + ` GROUP BY q ORDER BY q`
+	// Positional parameters bind in the order they appear: the sums first.
+	args := append([]any{resetPrefix, prefixEnd(resetPrefix), unlockPrefix, prefixEnd(unlockPrefix)}, w.args...)
+	rows, err := db.sql.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: audit daily: %w", err)
+	}
+	defer rows.Close()
+	byDay := map[time.Time]*DayCount{}
+	var first, last time.Time
+	for rows.Next() {
+		var qn int64
+		var c DayCount
+		if err := rows.Scan(&qn, &c.Resets, &c.Unlocks, &c.Failures); err != nil {
+			return nil, fmt.Errorf("store: audit daily: %w", err)
+		}
+		day := startOfDay(time.UnixMilli(qn*quarter).In(tz))
+		if first.IsZero() || day.Before(first) {
+			first = day
+		}
+		if day.After(last) {
+			last = day
+		}
+		d := byDay[day]
+		if d == nil {
+			d = &DayCount{Day: day}
+			byDay[day] = d
+		}
+		d.Resets += c.Resets
+		d.Unlocks += c.Unlocks
+		d.Failures += c.Failures
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: audit daily: %w", err)
+	}
+	if f.SinceMS > 0 && f.UntilMS > f.SinceMS {
+		first = startOfDay(time.UnixMilli(f.SinceMS).In(tz))
+		last = startOfDay(time.UnixMilli(f.UntilMS - 1).In(tz))
+	}
+	if first.IsZero() {
+		return nil, nil
+	}
+	var out []DayCount
+	for d := first; !d.After(last) && len(out) < maxDays; d = time.Date(d.Year(), d.Month(), d.Day()+1, 0, 0, 0, 0, tz) {
+		if c := byDay[d]; c != nil {
+			out = append(out, *c)
+		} else {
+			out = append(out, DayCount{Day: d})
+		}
+	}
+	return out, nil
+}
+
+func startOfDay(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, t.Location())
+}
+
+// prefixEnd returns the smallest string greater than every string starting
+// with p (p is ASCII here), for an index range instead of LIKE, which SQLite
+// only turns into a range on a NOCASE column.
+func prefixEnd(p string) string {
+	b := []byte(p)
+	b[len(b)-1]++
+	return string(b)
+}
+
+// whereClause collects SQL conditions and their arguments.
+type whereClause struct {
+	conds []string
+	args  []any
+}
+
+func (w *whereClause) add(cond string, args ...any) {
+	w.conds = append(w.conds, cond)
+	w.args = append(w.args, args...)
+}
+
+func (w *whereClause) sql() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// where turns f into SQL. Every value is a parameter except the result, which
+// is checked against the two possible values and written as a literal so that
+// SQLite can use the partial index on failures.
+func (f AuditFilter) where() (*whereClause, error) {
+	w := &whereClause{}
+	if f.SinceMS > 0 {
+		w.add(`time_ms >= ?`, f.SinceMS)
+	}
+	if f.UntilMS > 0 {
+		w.add(`time_ms < ?`, f.UntilMS)
+	}
+	if len(f.Categories) > 0 {
+		w.add(`category IN (`+placeholders(len(f.Categories))+`)`, anys(f.Categories)...)
+	}
+	if len(f.Activities) > 0 {
+		w.add(`activity IN (`+placeholders(len(f.Activities))+`)`, anys(f.Activities)...)
+	}
+	switch f.Result {
+	case "":
+	case "success", "failure":
+		w.add(`result = '` + f.Result + `'`)
+	default:
+		return nil, fmt.Errorf("%w: result %q", ErrBadFilter, f.Result)
+	}
+	if s := strings.TrimSpace(f.Actor); s != "" {
+		p := likePattern(s)
+		w.add(`(actor_id LIKE ? ESCAPE '\' OR actor_name LIKE ? ESCAPE '\')`, p, p)
+	}
+	if s := strings.TrimSpace(f.Target); s != "" {
+		p := likePattern(s)
+		w.add(`(target_id LIKE ? ESCAPE '\' OR target_dn LIKE ? ESCAPE '\' OR target_name LIKE ? ESCAPE '\')`, p, p, p)
+	}
+	if s := strings.TrimSpace(f.Text); s != "" {
+		// One LIKE over the fields joined by a unit separator, which a search
+		// can never contain (likePattern drops control characters), so a
+		// match never spans two fields.
+		w.add(`(activity || char(31) || actor_id || char(31) || actor_name || char(31) || target_id || char(31) ||
+			target_dn || char(31) || target_name || char(31) || reason || char(31) || client_ip || char(31) ||
+			correlation_id || char(31) || details) LIKE ? ESCAPE '\'`, likePattern(s))
+	}
+	if f.CorrelationID != "" {
+		w.add(`correlation_id = ? AND correlation_id <> ''`, f.CorrelationID)
+	}
+	return w, nil
+}
+
+// likePattern makes a LIKE pattern matching s anywhere, with LIKE's wildcards
+// in s taken literally.
+func likePattern(s string) string {
+	var sb strings.Builder
+	sb.WriteByte('%')
+	for _, r := range s {
+		switch {
+		case r < 0x20 || r == 0x7f:
+			continue
+		case r == '%' || r == '_' || r == '\\':
+			sb.WriteByte('\\')
+		}
+		sb.WriteRune(r)
+	}
+	sb.WriteByte('%')
+	return sb.String()
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}

@@ -1,0 +1,108 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// Session is the server-side half of an administrator session.
+type Session struct {
+	IDHash     string
+	AdminID    int64
+	CreatedMS  int64
+	LastSeenMS int64
+	ClientIP   string
+	UserAgent  string
+}
+
+// InsertSession records a new session.
+func (db *DB) InsertSession(ctx context.Context, s Session) error {
+	_, err := db.sql.ExecContext(ctx, `INSERT INTO admin_sessions (id_hash, admin_id, created_ms, last_seen_ms, client_ip, user_agent)
+		VALUES (?, ?, ?, ?, ?, ?)`, s.IDHash, s.AdminID, s.CreatedMS, s.LastSeenMS, s.ClientIP, s.UserAgent)
+	if err != nil {
+		return fmt.Errorf("store: insert session: %w", err)
+	}
+	return nil
+}
+
+// SessionByHash reads a session.
+func (db *DB) SessionByHash(ctx context.Context, idHash string) (Session, error) {
+	var s Session
+	err := db.sql.QueryRowContext(ctx, `SELECT id_hash, admin_id, created_ms, last_seen_ms, client_ip, user_agent
+		FROM admin_sessions WHERE id_hash = ?`, idHash).Scan(&s.IDHash, &s.AdminID, &s.CreatedMS, &s.LastSeenMS, &s.ClientIP, &s.UserAgent)
+	if errors.Is(err, sql.ErrNoRows) {
+		return s, ErrNotFound
+	}
+	if err != nil {
+		return s, fmt.Errorf("store: session: %w", err)
+	}
+	return s, nil
+}
+
+// TouchSession moves a session's last-seen time forward.
+func (db *DB) TouchSession(ctx context.Context, idHash string, ms int64) error {
+	if _, err := db.sql.ExecContext(ctx, `UPDATE admin_sessions SET last_seen_ms = ? WHERE id_hash = ?`, ms, idHash); err != nil {
+		return fmt.Errorf("store: touch session: %w", err)
+	}
+	return nil
+}
+
+// DeleteSession ends one session.
+func (db *DB) DeleteSession(ctx context.Context, idHash string) error {
+	if _, err := db.sql.ExecContext(ctx, `DELETE FROM admin_sessions WHERE id_hash = ?`, idHash); err != nil {
+		return fmt.Errorf("store: delete session: %w", err)
+	}
+	return nil
+}
+
+// DeleteSessionsOf ends every session of an administrator.
+func (tx *Tx) DeleteSessionsOf(ctx context.Context, adminID int64) error {
+	if _, err := tx.tx.ExecContext(ctx, `DELETE FROM admin_sessions WHERE admin_id = ?`, adminID); err != nil {
+		return fmt.Errorf("store: delete sessions of admin: %w", err)
+	}
+	return nil
+}
+
+// DeleteExpiredSessions removes sessions idle since idleBefore or created
+// before createdBefore (both in Unix milliseconds).
+func (db *DB) DeleteExpiredSessions(ctx context.Context, idleBefore, createdBefore int64) (int64, error) {
+	res, err := db.sql.ExecContext(ctx, `DELETE FROM admin_sessions WHERE last_seen_ms < ? OR created_ms < ?`, idleBefore, createdBefore)
+	if err != nil {
+		return 0, fmt.Errorf("store: delete expired sessions: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// InsertSetupToken stores the hash of a one-time setup token.
+func (db *DB) InsertSetupToken(ctx context.Context, hash string, createdMS, expiresMS int64) error {
+	if _, err := db.sql.ExecContext(ctx, `INSERT INTO setup_tokens (token_hash, created_ms, expires_ms) VALUES (?, ?, ?)`,
+		hash, createdMS, expiresMS); err != nil {
+		return fmt.Errorf("store: insert setup token: %w", err)
+	}
+	return nil
+}
+
+// SetupTokenValid reports whether an unused, unexpired token with this hash exists.
+func (db *DB) SetupTokenValid(ctx context.Context, hash string, nowMS int64) (bool, error) {
+	var n int
+	err := db.sql.QueryRowContext(ctx, `SELECT count(*) FROM setup_tokens WHERE token_hash = ? AND used_ms IS NULL AND expires_ms > ?`,
+		hash, nowMS).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("store: setup token: %w", err)
+	}
+	return n > 0, nil
+}
+
+// UseSetupToken marks a valid token used; it reports false when the token
+// was unknown, used or expired.
+func (tx *Tx) UseSetupToken(ctx context.Context, hash string, nowMS int64) (bool, error) {
+	res, err := tx.tx.ExecContext(ctx, `UPDATE setup_tokens SET used_ms = ? WHERE token_hash = ? AND used_ms IS NULL AND expires_ms > ?`,
+		nowMS, hash, nowMS)
+	if err != nil {
+		return false, fmt.Errorf("store: use setup token: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}

@@ -1,0 +1,162 @@
+// Package web holds the portal's templ components and the view models they
+// render: one view-model struct per page.
+package web
+
+import (
+	"sort"
+	"time"
+)
+
+// Viewer is the signed-in administrator, as pages show them.
+type Viewer struct {
+	Name      string
+	Email     string
+	Role      string // role key, e.g. global-admin
+	RoleLabel string
+}
+
+// Can reports whether the viewer's role may do something.
+func (v *Viewer) IsGlobal() bool { return v != nil && v.Role == "global-admin" }
+
+// IsHelpdesk reports whether the viewer may act on directory users.
+func (v *Viewer) IsHelpdesk() bool {
+	return v != nil && (v.Role == "global-admin" || v.Role == "helpdesk-admin")
+}
+
+// Page is what every admin page shares.
+type Page struct {
+	Title   string // browser title
+	Section string // header crumb, e.g. "Password reset"
+	Heading string // e.g. "On-premises integration"
+	Lead    string // one sentence on what the page does
+	Nav     string // key of the active navigation entry
+	Viewer  *Viewer
+	CSRF    string
+	Flash   string   // confirmation banner
+	Errors  []string // summary of problems (with FieldErrors below)
+	Fields  map[string]string
+}
+
+// FieldError returns the message for a form field, if any.
+func (p Page) FieldError(name string) string { return p.Fields[name] }
+
+// ErrorLinks lists field errors in a stable order for the summary box.
+func (p Page) ErrorLinks() []FieldLink {
+	var out []FieldLink
+	for k, v := range p.Fields {
+		out = append(out, FieldLink{ID: k, Message: v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// FieldLink points the error summary at a field.
+type FieldLink struct{ ID, Message string }
+
+// NavItem is one entry of the side navigation.
+type NavItem struct {
+	Key, Label, Href string
+}
+
+// NavGroup is a titled list of entries.
+type NavGroup struct {
+	Title string
+	Items []NavItem
+}
+
+// NavSection is a top-level section of the side navigation.
+type NavSection struct {
+	Title  string
+	Groups []NavGroup
+}
+
+// Navigation returns what a viewer may open. Only pages that exist appear.
+func Navigation(v *Viewer) []NavSection {
+	if v == nil {
+		return nil
+	}
+	manage := []NavItem{{Key: "onprem", Label: "On-premises integration", Href: "/admin/password-reset/on-premises-integration"}}
+	out := []NavSection{{Title: "Password reset", Groups: []NavGroup{{Title: "Manage", Items: manage}}}}
+	if v.IsGlobal() {
+		out = append(out, NavSection{Title: "Administration", Groups: []NavGroup{{Items: []NavItem{
+			{Key: "admins", Label: "Administrators", Href: "/admin/administrators"},
+		}}}})
+	}
+	return out
+}
+
+// UTC formats a time for display in UTC.
+func UTC(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+// ISO formats a time for a <time datetime> attribute.
+func ISO(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// LoginView is the sign-in page.
+type LoginView struct {
+	Page
+	Email string
+	Next  string
+}
+
+// SetupView is the first-administrator page.
+type SetupView struct {
+	Page
+	Token string
+	Email string
+	Name  string
+}
+
+// OnPremView is "Password reset | On-premises integration".
+type OnPremView struct {
+	Page
+	Writeback bool
+	Unlock    bool
+	Version   int64
+	UpdatedBy string
+	UpdatedAt time.Time
+	Status    ServiceStatus
+}
+
+// ServiceStatus is the "On-premises writeback service" panel.
+type ServiceStatus struct {
+	State     string // not-configured, connected, error
+	Message   string
+	CheckedAt time.Time
+	Details   []string
+}
+
+// AdminRow is one administrator in the Administrators table.
+type AdminRow struct {
+	ID        int64
+	Name      string
+	Email     string
+	Role      string
+	RoleLabel string
+	Disabled  bool
+	Created   time.Time
+	IsSelf    bool
+}
+
+// RoleOption is a role choice.
+type RoleOption struct{ Value, Label string }
+
+// AdminsView is the Administrators page.
+type AdminsView struct {
+	Page
+	Admins []AdminRow
+	Roles  []RoleOption
+	// Kept input of the add form.
+	NewEmail, NewName, NewRole string
+}
+
+// ErrorView is a 403/404/500 page.
+type ErrorView struct {
+	Page
+	Status  int
+	Message string
+}
