@@ -18,6 +18,7 @@ import (
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/keyring"
 	"github.com/writeback/writeback/services/settings"
+	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/store"
 )
 
@@ -32,6 +33,7 @@ type harness struct {
 	admins   *admins.Service
 	settings *settings.Service
 	srv      *httptest.Server
+	wb       *writeback.Service
 	logs     *strings.Builder
 }
 
@@ -55,10 +57,13 @@ func newHarness(t *testing.T) *harness {
 	set := settings.New(db)
 	keys := keyring.New(make([]byte, 32))
 	base, _ := url.Parse("http://portal.test")
-	s := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: keys.Derive("h"), CookieBlockKey: keys.Derive("b")}, log, adm, set)
+	wb := writeback.New(db, set, keys, log)
+	t.Cleanup(func() { wb.Close() })
+	s := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: keys.Derive("h"), CookieBlockKey: keys.Derive("b")}, log,
+		handlers.Deps{Admins: adm, Settings: set, Writeback: wb})
 	srv := httptest.NewServer(s.Routes())
 	t.Cleanup(srv.Close)
-	return &harness{t: t, db: db, admins: adm, settings: set, srv: srv, logs: logs}
+	return &harness{t: t, db: db, admins: adm, settings: set, srv: srv, logs: logs, wb: wb}
 }
 
 type lockedWriter struct{ w io.Writer }

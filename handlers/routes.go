@@ -43,6 +43,16 @@ func (s *Server) Routes() http.Handler {
 			r.Get("/", http.RedirectHandler("/admin/password-reset/on-premises-integration", http.StatusSeeOther).ServeHTTP)
 			r.Get("/password-reset/on-premises-integration", s.handle(s.onPremForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/password-reset/on-premises-integration", s.handle(s.onPremSave))
+			r.Get("/directory", s.handle(s.directoryForm))
+			r.With(s.requireRole(admins.GlobalAdmin)).Post("/directory", s.handle(s.directorySave))
+			r.With(s.requireRole(admins.GlobalAdmin)).Post("/directory/test", s.handle(s.directoryTest))
+			r.Group(func(r chi.Router) {
+				r.Use(s.requireRole(admins.GlobalAdmin, admins.HelpdeskAdmin))
+				r.Get("/users", s.handle(s.usersSearch))
+				r.Get("/users/{login}", s.handle(s.userShow))
+				r.Post("/users/{login}/reset", s.handle(s.userReset))
+				r.Post("/users/{login}/unlock", s.handle(s.userUnlock))
+			})
 			r.Group(func(r chi.Router) {
 				r.Use(s.requireRole(admins.GlobalAdmin))
 				r.Get("/administrators", s.handle(s.adminsList))

@@ -14,7 +14,9 @@ import (
 
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/settings"
+	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/store"
 )
 
@@ -38,6 +40,27 @@ type SettingsService interface {
 	Status(ctx context.Context) (settings.ServiceStatus, error)
 }
 
+// WritebackService is what handlers need of services/writeback.
+type WritebackService interface {
+	Connection(ctx context.Context) (writeback.Connection, settings.Meta, error)
+	SaveConnection(ctx context.Context, actor audit.Actor, expectVersion int64, in writeback.Input) (bool, error)
+	Detect(ctx context.Context, url string, startTLS bool, caPEM string) (directory.Type, error)
+	Test(ctx context.Context, actor audit.Actor, login string) (directory.Checklist, error)
+	State(ctx context.Context) (writeback.State, error)
+	Lookup(ctx context.Context, login string) (directory.User, error)
+	Search(ctx context.Context, q string, limit int) ([]directory.User, error)
+	Policy(ctx context.Context, u directory.User) (directory.Policy, error)
+	AdminReset(ctx context.Context, actor audit.Actor, login, password string, mustChange bool) (directory.User, error)
+	AdminUnlock(ctx context.Context, actor audit.Actor, login string) (directory.User, error)
+}
+
+// Deps are the services the handlers use.
+type Deps struct {
+	Admins    AdminService
+	Settings  SettingsService
+	Writeback WritebackService
+}
+
 // Config holds what the server needs to know about how it is reached.
 type Config struct {
 	BaseURL        *url.URL       // the only source of absolute links
@@ -49,16 +72,17 @@ type Config struct {
 
 // Server holds every handler's dependencies.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	admins   AdminService
-	settings SettingsService
-	cookies  *sessions.CookieStore
-	secure   bool
+	cfg       Config
+	log       *slog.Logger
+	admins    AdminService
+	settings  SettingsService
+	writeback WritebackService
+	cookies   *sessions.CookieStore
+	secure    bool
 }
 
 // New builds the server.
-func New(cfg Config, log *slog.Logger, a AdminService, s SettingsService) *Server {
+func New(cfg Config, log *slog.Logger, d Deps) *Server {
 	cs := sessions.NewCookieStore(cfg.CookieHashKey, cfg.CookieBlockKey)
 	secure := cfg.BaseURL != nil && cfg.BaseURL.Scheme == "https"
 	cs.Options = &sessions.Options{
@@ -68,5 +92,5 @@ func New(cfg Config, log *slog.Logger, a AdminService, s SettingsService) *Serve
 		Secure:   secure,
 		SameSite: http.SameSiteLaxMode,
 	}
-	return &Server{cfg: cfg, log: log, admins: a, settings: s, cookies: cs, secure: secure}
+	return &Server{cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback, cookies: cs, secure: secure}
 }

@@ -6,9 +6,17 @@
 -- literal for SQLite to pick it.
 CREATE INDEX audit_failure_time ON audit_events (time_ms DESC, id DESC) WHERE result = 'failure';
 
+-- The time index of 0001, widened with the actor and target fields: a
+-- substring search on them (AuditFilter.Actor, .Target) scans the time range
+-- in this index and reads a table row only for matches, about three times
+-- faster than a row per event. Its (time_ms DESC, id DESC) prefix serves every
+-- query audit_time served, so audit_time goes.
+CREATE INDEX audit_time_who ON audit_events (time_ms DESC, id DESC, actor_id, actor_name, target_id, target_name, target_dn);
+DROP INDEX audit_time;
+
 -- "Everything about this user / by this administrator": the viewer links an
--- actor or target to a filter on its exact ID, which these indexes answer in
--- time order. Substring searches on the same fields scan the time range.
+-- actor or target to a filter on its exact ID (AuditFilter.ActorID,
+-- .TargetID), which these indexes answer in time order for any range.
 CREATE INDEX audit_actor_time ON audit_events (actor_id, time_ms DESC, id DESC) WHERE actor_id <> '';
 CREATE INDEX audit_target_time ON audit_events (target_id, time_ms DESC, id DESC) WHERE target_id <> '';
 

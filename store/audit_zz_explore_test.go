@@ -1,6 +1,8 @@
 package store
 
 import (
+	"fmt"
+	"strings"
 	"context"
 	"os"
 	"strconv"
@@ -102,3 +104,70 @@ func TestZZExplore(t *testing.T) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func TestZZSQL(t *testing.T) {
+	path := os.Getenv("EXP_DB")
+	qs := os.Getenv("EXP_SQL")
+	if path == "" || qs == "" {
+		t.Skip()
+	}
+	ctx := context.Background()
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range strings.Split(qs, ";;") {
+		for i := 0; i < 3; i++ {
+			t0 := time.Now()
+			rows, err := db.sql.QueryContext(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			cols, _ := rows.Columns()
+			for rows.Next() {
+				vals := make([]any, len(cols))
+				ptrs := make([]any, len(cols))
+				for i := range vals {
+					ptrs[i] = &vals[i]
+				}
+				rows.Scan(ptrs...)
+				out = append(out, fmt.Sprint(vals...))
+			}
+			rows.Close()
+			if len(out) > 5 {
+				out = out[:5]
+			}
+			t.Logf("%6.1fms %s => %v", ms(time.Since(t0)), q, out)
+		}
+	}
+}
+
+func TestZZExport(t *testing.T) {
+	path := os.Getenv("EXP_DB")
+	if path == "" || os.Getenv("EXP_EXPORT") == "" {
+		t.Skip()
+	}
+	ctx := context.Background()
+	db, _ := Open(ctx, path)
+	defer db.Close()
+	t0 := time.Now()
+	n := 0
+	db.ExportAudit(ctx, AuditFilter{}, func(AuditEvent) error { n++; return nil })
+	t.Logf("export scan %d rows %v = %.0f/s", n, time.Since(t0), float64(n)/time.Since(t0).Seconds())
+	t0 = time.Now()
+	rows, _ := db.sql.QueryContext(ctx, `SELECT `+auditCols+` FROM audit_events ORDER BY id DESC`)
+	n = 0
+	for rows.Next() {
+		scanAudit(rows)
+		n++
+	}
+	rows.Close()
+	t.Logf("rowid scan %d rows %v = %.0f/s", n, time.Since(t0), float64(n)/time.Since(t0).Seconds())
+	t0 = time.Now()
+	for range 100000 {
+		ContentHash(AuditEvent{ID: 5, Category: "UserManagement", Activity: "Reset password (self-service)", ActorName: "Hello World", Details: `{"a":1}`, TargetDN: "CN=x,OU=y,DC=z", PrevHash: GenesisHash})
+	}
+	t.Logf("hash %v/op", time.Since(t0)/100000)
+}

@@ -4,6 +4,7 @@ package web
 
 import (
 	"sort"
+	"strconv"
 	"time"
 )
 
@@ -77,6 +78,14 @@ func Navigation(v *Viewer) []NavSection {
 	}
 	manage := []NavItem{{Key: "onprem", Label: "On-premises integration", Href: "/admin/password-reset/on-premises-integration"}}
 	out := []NavSection{{Title: "Password reset", Groups: []NavGroup{{Title: "Manage", Items: manage}}}}
+	out = append(out, NavSection{Title: "Hybrid management", Groups: []NavGroup{{Items: []NavItem{
+		{Key: "directory", Label: "Directory connection", Href: "/admin/directory"},
+	}}}})
+	if v.IsHelpdesk() {
+		out = append(out, NavSection{Title: "Users", Groups: []NavGroup{{Items: []NavItem{
+			{Key: "users", Label: "Directory users", Href: "/admin/users"},
+		}}}})
+	}
 	if v.IsGlobal() {
 		out = append(out, NavSection{Title: "Administration", Groups: []NavGroup{{Items: []NavItem{
 			{Key: "admins", Label: "Administrators", Href: "/admin/administrators"},
@@ -159,4 +168,77 @@ type ErrorView struct {
 	Page
 	Status  int
 	Message string
+}
+
+// DirectoryView is the Directory connection page.
+type DirectoryView struct {
+	Page
+	Version                int64
+	Type                   string
+	URLs                   string // one per line
+	Security               string // ldaps, starttls, none
+	CAPEM                  string
+	BindDN                 string
+	HasPassword            bool
+	BaseDNs                string // one per line
+	UserFilter             string
+	LoginAttributes        string // comma-separated
+	RecoveryEmailAttribute string
+	ExcludedGroups         string // one per line
+	PasswordWriteback      bool
+	UpdatedBy              string
+	UpdatedAt              time.Time
+	TestLogin              string
+	Checklist              *Checklist
+	Detected               string
+}
+
+// Checklist is a connection test result.
+type Checklist struct {
+	OK    bool
+	Items []CheckItem
+}
+
+// CheckItem is one line of a checklist.
+type CheckItem struct {
+	Name, Detail string
+	OK           bool
+}
+
+// UserRow is one directory user in a list.
+type UserRow struct {
+	Login, DisplayName, Email, DN string
+	Locked, Disabled, Expired     bool
+	MustChange, Protected         bool
+	ProtectedReason               string
+}
+
+// UsersView is the helpdesk user search.
+type UsersView struct {
+	Page
+	Query    string
+	Results  []UserRow
+	Searched bool
+	Note     string
+}
+
+// UserView is one directory user with the helpdesk actions.
+type UserView struct {
+	Page
+	User        UserRow
+	ID          string
+	LockedUntil time.Time
+	PasswordSet time.Time
+	CanAct      bool
+	WhyNot      string
+	CanUnlock   bool
+	Policy      string
+	MustChange  bool
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }

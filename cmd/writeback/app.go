@@ -11,6 +11,7 @@ import (
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/keyring"
 	"github.com/writeback/writeback/services/settings"
+	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/store"
 )
 
@@ -22,6 +23,7 @@ type app struct {
 	log      *slog.Logger
 	admins   *admins.Service
 	settings *settings.Service
+	wb       *writeback.Service
 }
 
 // dataFlag registers --data with its environment default.
@@ -34,19 +36,25 @@ func dataFlag(fsAdd func(p *string, name, value, usage string), getenv env) *str
 // openApp opens (creating if needed) the data folder, its key file and its
 // database, and applies pending migrations.
 func openApp(ctx context.Context, dataDir string, logOut io.Writer) (*app, error) {
+	return openAppLevel(ctx, dataDir, logOut, slog.LevelWarn)
+}
+
+// openAppLevel is openApp with a log level: the server logs requests at
+// Info, one-shot commands only warnings.
+func openAppLevel(ctx context.Context, dataDir string, logOut io.Writer, level slog.Level) (*app, error) {
 	if dataDir == "" {
 		return nil, usagef("--data must not be empty")
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data folder %s: %w", dataDir, err)
 	}
-	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 	keys, created, err := keyring.LoadOrCreate(dataDir)
 	if err != nil {
 		return nil, err
 	}
 	if created {
-		log.Info("created a new key file; back it up with the database", "path", filepath.Join(dataDir, keyring.FileName))
+		log.Warn("created a new key file; back it up with the database", "path", filepath.Join(dataDir, keyring.FileName))
 	}
 	db, err := store.Open(ctx, filepath.Join(dataDir, store.FileName))
 	if err != nil {
@@ -65,7 +73,12 @@ func openApp(ctx context.Context, dataDir string, logOut io.Writer) (*app, error
 		db.Close()
 		return nil, err
 	}
-	return &app{dataDir: dataDir, db: db, keys: keys, log: log, admins: adm, settings: settings.New(db)}, nil
+	set := settings.New(db)
+	return &app{dataDir: dataDir, db: db, keys: keys, log: log, admins: adm, settings: set,
+		wb: writeback.New(db, set, keys, log)}, nil
 }
 
-func (a *app) Close() error { return a.db.Close() }
+func (a *app) Close() error {
+	a.wb.Close()
+	return a.db.Close()
+}

@@ -31,6 +31,9 @@ func commands() []command {
 		{"serve", "run the portal (--listen, --data, --base-url, --trusted-proxy)", cmdServe},
 		{"migrate", "apply database migrations in the data folder and exit", cmdMigrate},
 		{"admin", "manage administrators: admin create|list|disable", cmdAdmin},
+		{"directory", "the directory connection: directory set|show|test", cmdDirectory},
+		{"settings", "On-premises integration switches: settings show|set --writeback yes|no --unlock yes|no", cmdSettings},
+		{"user", "helpdesk actions: user show|reset|unlock LOGIN", cmdUser},
 		{"healthcheck", "exit 0 when the portal at --listen answers /healthz (for container health checks)", cmdHealthcheck},
 		{"version", "print the version", func(ctx context.Context, args []string, getenv env, io stdio) error {
 			fmt.Fprintln(io.out, "writeback", version)
@@ -53,6 +56,13 @@ Examples:
   echo "$PASSWORD" | writeback admin create --email ada@example.com --name "Ada Admin" --role global-admin
   writeback admin list
   writeback admin disable --email ada@example.com
+  writeback directory set --type ad --url ldaps://dc1.example.com --ca-file ca.pem \
+      --bind-dn "CN=wbsvc,CN=Users,DC=example,DC=com" --bind-password-file svc.pw \
+      --base-dn "OU=People,DC=example,DC=com" --password-writeback on
+  writeback directory test --user alice
+  writeback settings set --writeback yes --unlock yes
+  echo "$NEW_PASSWORD" | writeback user reset alice --password-stdin --must-change
+  writeback user unlock alice
 `
 
 func printHelp(w io.Writer) {
@@ -116,6 +126,17 @@ func newFlags(name string, io stdio) *flag.FlagSet {
 // parse parses flags; a bad flag is returned as a one-line usage error and
 // stray arguments are refused.
 func parse(fs *flag.FlagSet, args []string) error {
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+// parseFlags parses flags and leaves positional arguments in fs.Args().
+func parseFlags(fs *flag.FlagSet, args []string) error {
 	out := fs.Output()
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
@@ -125,9 +146,6 @@ func parse(fs *flag.FlagSet, args []string) error {
 			return flag.ErrHelp
 		}
 		return usageError{err.Error()}
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	return nil
 }

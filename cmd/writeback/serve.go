@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -13,6 +14,9 @@ import (
 
 	"github.com/writeback/writeback/handlers"
 )
+
+// statusInterval is how often the writeback service status is refreshed.
+const statusInterval = 5 * time.Minute
 
 type serveConfig struct {
 	listen         string
@@ -70,7 +74,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	if err != nil {
 		return err
 	}
-	a, err := openApp(ctx, cfg.dataDir, io.err)
+	a, err := openAppLevel(ctx, cfg.dataDir, io.err, slog.LevelInfo)
 	if err != nil {
 		return err
 	}
@@ -80,7 +84,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 		BaseURL: cfg.baseURL, TrustedProxies: cfg.trustedProxies,
 		CookieHashKey: a.keys.Derive("cookie-hash"), CookieBlockKey: a.keys.Derive("cookie-block"),
 		Health: func(ctx context.Context) error { return a.db.SQL().PingContext(ctx) },
-	}, a.log, a.admins, a.settings)
+	}, a.log, handlers.Deps{Admins: a.admins, Settings: a.settings, Writeback: a.wb})
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -97,6 +101,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	}
 
 	go a.housekeeping(ctx)
+	go a.wb.Monitor(ctx, statusInterval)
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

@@ -35,7 +35,7 @@ func formatTime(ms int64) string { return time.UnixMilli(ms).UTC().Format(TimeFo
 // UTF-8, so names like "Müller" survive opening it.
 const utf8BOM = "\ufeff"
 
-// WriteCSV writes the events matching f to w as CSV, newest first, streaming:
+// WriteCSV writes the events matching f to w as CSV, oldest first, streaming:
 // a UTF-8 byte-order mark, a header row (CSVHeader), then one row per event.
 // Text cells that a spreadsheet would run as a formula get a leading single
 // quote (see SafeCell); the JSONL export carries values unchanged. It returns
@@ -167,7 +167,7 @@ func newJSONEncoder(w io.Writer) *json.Encoder {
 }
 
 // WriteJSONL writes the events matching f to w as JSON Lines (one JSONEvent
-// per line), newest first, streaming. It returns the number written.
+// per line), oldest first, streaming. It returns the number written.
 func WriteJSONL(ctx context.Context, w io.Writer, src Exporter, f store.AuditFilter) (int64, error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := newJSONEncoder(bw)

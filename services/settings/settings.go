@@ -55,10 +55,11 @@ func Load[T any](ctx context.Context, db *store.DB, name string, v *T) (Meta, er
 	if err != nil {
 		return Meta{}, err
 	}
-	return decode(c, v)
+	return Decode(c, v)
 }
 
-func decode[T any](c store.Config, v *T) (Meta, error) {
+// Decode decodes a stored settings document into v.
+func Decode[T any](c store.Config, v *T) (Meta, error) {
 	m := Meta{Version: c.Version, UpdatedBy: c.UpdatedBy}
 	if c.Version == 0 {
 		return m, nil
@@ -78,11 +79,11 @@ func Save[T any](ctx context.Context, tx *store.Tx, name string, expectVersion i
 	if err != nil {
 		return Meta{}, err
 	}
-	if _, err := decode(cur, old); err != nil {
+	if _, err := Decode(cur, old); err != nil {
 		return Meta{}, err
 	}
 	if cur.Version != expectVersion {
-		return Meta{}, conflict(cur)
+		return Meta{}, Conflict(cur)
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -90,7 +91,7 @@ func Save[T any](ctx context.Context, tx *store.Tx, name string, expectVersion i
 	}
 	ver, err := tx.PutConfig(ctx, name, expectVersion, string(b), actorName)
 	if errors.Is(err, store.ErrConflict) {
-		return Meta{}, conflict(cur)
+		return Meta{}, Conflict(cur)
 	}
 	if err != nil {
 		return Meta{}, err
@@ -98,7 +99,8 @@ func Save[T any](ctx context.Context, tx *store.Tx, name string, expectVersion i
 	return Meta{Version: ver, UpdatedBy: actorName, UpdatedAt: time.Now().UTC()}, nil
 }
 
-func conflict(cur store.Config) error {
+// Conflict is the error for a save based on a version older than cur.
+func Conflict(cur store.Config) error {
 	return errs.E(errs.Conflict, fmt.Sprintf("These settings were changed by %s at %s — review and save again.",
 		cur.UpdatedBy, time.UnixMilli(cur.UpdatedMS).UTC().Format("2006-01-02 15:04:05 UTC")), store.ErrConflict)
 }
@@ -123,11 +125,11 @@ func (s *Service) SaveOnPrem(ctx context.Context, actor audit.Actor, expectVersi
 		if err != nil {
 			return err
 		}
-		if _, err := decode(cur, &old); err != nil {
+		if _, err := Decode(cur, &old); err != nil {
 			return err
 		}
 		if cur.Version != expectVersion {
-			return conflict(cur)
+			return Conflict(cur)
 		}
 		if old.Normalize() == next && cur.Version != 0 {
 			meta = Meta{Version: cur.Version, UpdatedBy: cur.UpdatedBy, UpdatedAt: time.UnixMilli(cur.UpdatedMS).UTC()}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/directory"
+)
+
+func cmdUser(ctx context.Context, args []string, getenv env, io stdio) error {
+	if len(args) == 0 {
+		return usagef("want a subcommand: show, reset or unlock")
+	}
+	sub, rest := args[0], args[1:]
+	// LOGIN may come before or after the flags.
+	login := ""
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		login, rest = rest[0], rest[1:]
+	}
+	fs := newFlags("user "+sub, io)
+	data := dataFlag(fs.StringVar, getenv)
+	var stdin, mustChange *bool
+	switch sub {
+	case "show", "unlock":
+	case "reset":
+		stdin = fs.Bool("password-stdin", false, "read the new password from standard input (required)")
+		mustChange = fs.Bool("must-change", false, "require a change at next sign-in")
+	default:
+		return usagef("unknown subcommand %q: want show, reset or unlock", sub)
+	}
+	if err := parseFlags(fs, rest); err != nil {
+		return err
+	}
+	if login == "" && fs.NArg() > 0 {
+		login = fs.Arg(0)
+		if fs.NArg() > 1 {
+			return usagef("unexpected argument %q", fs.Arg(1))
+		}
+	} else if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if login == "" {
+		return usagef("give the user's login, e.g. writeback user %s alice", sub)
+	}
+	var password string
+	if sub == "reset" {
+		if !*stdin {
+			return usagef("--password-stdin is required: the new password is read from standard input")
+		}
+		line, _ := bufio.NewReader(io.in).ReadString('\n')
+		password = strings.TrimRight(line, "\r\n")
+		if password == "" {
+			return usagef("no password on standard input")
+		}
+	}
+	a, err := openApp(ctx, *data, io.err)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	var u directory.User
+	switch sub {
+	case "show":
+		if u, err = a.wb.Lookup(ctx, login); err != nil {
+			return err
+		}
+	case "reset":
+		if u, err = a.wb.AdminReset(ctx, audit.CommandLine, login, password, *mustChange); err != nil {
+			return err
+		}
+		fmt.Fprintf(io.out, "password reset for %s\n", u.Login)
+	case "unlock":
+		if u, err = a.wb.AdminUnlock(ctx, audit.CommandLine, login); err != nil {
+			return err
+		}
+		fmt.Fprintf(io.out, "unlocked %s; the password was not changed\n", u.Login)
+	}
+	return printUser(io, u)
+}
+
+func printUser(io stdio, u directory.User) error {
+	tw := tabwriter.NewWriter(io.out, 0, 4, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
+	row("login", u.Login)
+	row("name", u.DisplayName)
+	row("dn", u.DN)
+	row("id", u.ID)
+	row("email", u.Email)
+	row("locked", yesNoWord(u.Locked))
+	if !u.LockedUntil.IsZero() {
+		row("locked until", u.LockedUntil.UTC().Format(time.RFC3339))
+	}
+	row("disabled", yesNoWord(u.Disabled))
+	row("password expired", yesNoWord(u.PasswordExpired))
+	row("must change password", yesNoWord(u.MustChange))
+	prot := yesNoWord(u.Protected)
+	if u.Protected {
+		prot += " (" + u.ProtectedReason + ")"
+	}
+	row("protected", prot)
+	return tw.Flush()
+}

@@ -1,0 +1,239 @@
+package handlers
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/writeback/writeback/services/directory"
+	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/writeback"
+	"github.com/writeback/writeback/web"
+)
+
+const directoryLead = "Connect Writeback to your on-premises directory: the servers, the service account it writes with, which users it serves, and whether password writeback is on."
+
+func (s *Server) directoryView(w http.ResponseWriter, r *http.Request) (web.DirectoryView, error) {
+	c, meta, err := s.writeback.Connection(r.Context())
+	if err != nil {
+		return web.DirectoryView{}, err
+	}
+	p := s.page(w, r, "directory", "Hybrid management", "Directory connection", directoryLead)
+	v := web.DirectoryView{Page: p, Version: meta.Version, UpdatedBy: meta.UpdatedBy, UpdatedAt: meta.UpdatedAt}
+	if !c.Configured() && meta.Version == 0 {
+		d := directory.Defaults(directory.TypeAD, "DC=example,DC=com")
+		c = writeback.Connection{Type: d.Type, LoginAttributes: d.LoginAttributes, RecoveryEmailAttribute: d.RecoveryEmailAttribute,
+			UserFilter: d.UserFilter}
+	}
+	fillConnection(&v, writeback.Input{Type: c.Type, URLs: c.URLs, StartTLS: c.StartTLS, CAPEM: c.CAPEM, BindDN: c.BindDN,
+		BaseDNs: c.BaseDNs, UserFilter: c.UserFilter, LoginAttributes: c.LoginAttributes,
+		RecoveryEmailAttribute: c.RecoveryEmailAttribute, ExcludedGroups: c.ExcludedGroups, PasswordWriteback: c.PasswordWriteback})
+	v.HasPassword = c.HasPassword()
+	return v, nil
+}
+
+func fillConnection(v *web.DirectoryView, in writeback.Input) {
+	v.Type = string(in.Type)
+	v.URLs = strings.Join(in.URLs, "\n")
+	v.Security = securityOf(in)
+	v.CAPEM = in.CAPEM
+	v.BindDN = in.BindDN
+	v.BaseDNs = strings.Join(in.BaseDNs, "\n")
+	v.UserFilter = in.UserFilter
+	v.LoginAttributes = strings.Join(in.LoginAttributes, ", ")
+	v.RecoveryEmailAttribute = in.RecoveryEmailAttribute
+	v.ExcludedGroups = strings.Join(in.ExcludedGroups, "\n")
+	v.PasswordWriteback = in.PasswordWriteback
+}
+
+func securityOf(in writeback.Input) string {
+	if len(in.URLs) > 0 && strings.HasPrefix(strings.ToLower(in.URLs[0]), "ldaps://") {
+		return "ldaps"
+	}
+	if in.StartTLS {
+		return "starttls"
+	}
+	if len(in.URLs) == 0 {
+		return "ldaps"
+	}
+	return "none"
+}
+
+func (s *Server) directoryForm(w http.ResponseWriter, r *http.Request) error {
+	v, err := s.directoryView(w, r)
+	if err != nil {
+		return err
+	}
+	s.render(w, r, http.StatusOK, web.DirectoryPage(v))
+	return nil
+}
+
+func lines(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' })
+}
+
+// connectionInput reads the form, checking that the chosen security matches
+// the URL schemes.
+func connectionInput(r *http.Request) (writeback.Input, map[string]string, error) {
+	if err := r.ParseMultipartForm(256 << 10); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		return writeback.Input{}, nil, errs.E(errs.Invalid, "The form could not be read. Reload the page and try again.", err)
+	}
+	fields := map[string]string{}
+	in := writeback.Input{
+		Type:                   directory.Type(r.PostFormValue("type")),
+		URLs:                   lines(r.PostFormValue("urls")),
+		CAPEM:                  r.PostFormValue("ca_pem"),
+		BindDN:                 r.PostFormValue("bind_dn"),
+		BindPassword:           r.PostFormValue("bind_password"),
+		BaseDNs:                lines(r.PostFormValue("base_dns")),
+		UserFilter:             r.PostFormValue("user_filter"),
+		LoginAttributes:        strings.Split(r.PostFormValue("login_attributes"), ","),
+		RecoveryEmailAttribute: r.PostFormValue("recovery_email_attribute"),
+		ExcludedGroups:         lines(r.PostFormValue("excluded_groups")),
+		PasswordWriteback:      r.PostFormValue("password_writeback") == "yes",
+	}
+	if f, _, err := r.FormFile("ca_file"); err == nil {
+		b, err := io.ReadAll(io.LimitReader(f, 128<<10))
+		f.Close()
+		if err != nil {
+			return in, nil, errs.E(errs.Invalid, "The uploaded file could not be read.", err)
+		}
+		if len(strings.TrimSpace(string(b))) > 0 {
+			in.CAPEM = string(b)
+		}
+	}
+	want := ""
+	switch r.PostFormValue("security") {
+	case "ldaps":
+		want = "ldaps://"
+	case "starttls":
+		want, in.StartTLS = "ldap://", true
+	case "none":
+		want = "ldap://"
+	default:
+		fields["security"] = "Choose LDAPS, StartTLS or None."
+	}
+	if want != "" {
+		for _, u := range in.URLs {
+			if !strings.HasPrefix(strings.ToLower(strings.TrimSpace(u)), want) {
+				fields["urls"] = "With the chosen connection security every URL must start with " + want + "."
+				break
+			}
+		}
+	}
+	return in, fields, nil
+}
+
+func (s *Server) directorySave(w http.ResponseWriter, r *http.Request) error {
+	in, fields, err := connectionInput(r)
+	if err != nil {
+		return err
+	}
+	v, err := s.directoryView(w, r)
+	if err != nil {
+		return err
+	}
+	if r.PostFormValue("action") == "detect" {
+		fillConnection(&v, in)
+		if len(in.URLs) == 0 {
+			v.Fields = map[string]string{"urls": "Enter at least one server URL to detect the directory type."}
+			s.render(w, r, http.StatusUnprocessableEntity, web.DirectoryPage(v))
+			return nil
+		}
+		t, err := s.writeback.Detect(r.Context(), in.URLs[0], in.StartTLS, in.CAPEM)
+		if err != nil {
+			if errs.KindOf(err) == errs.Internal {
+				return err
+			}
+			v.Errors = []string{"Could not detect the directory type: " + errs.MessageOf(err)}
+			s.render(w, r, http.StatusUnprocessableEntity, web.DirectoryPage(v))
+			return nil
+		}
+		d := directory.Defaults(t, directory.DomainDN(firstOr(in.BaseDNs, "")))
+		v.Type = string(t)
+		v.Detected = "Detected: " + typeLabel(t) + ". Defaults for it were filled in where fields were empty or held the other type's defaults; review and press Save."
+		if in.Type != t {
+			v.UserFilter = d.UserFilter
+			v.LoginAttributes = strings.Join(d.LoginAttributes, ", ")
+			if t == directory.TypeAD && v.ExcludedGroups == "" && len(in.BaseDNs) > 0 {
+				v.ExcludedGroups = strings.Join(d.ExcludedGroups, "\n")
+			}
+		}
+		s.render(w, r, http.StatusOK, web.DirectoryPage(v))
+		return nil
+	}
+	version, verr := strconv.ParseInt(r.PostFormValue("version"), 10, 64)
+	if verr != nil {
+		return errs.Invalidf("This form is missing its version. Reload the page and save again.")
+	}
+	if len(fields) == 0 {
+		_, err = s.writeback.SaveConnection(r.Context(), s.actor(r), version, in)
+	}
+	if len(fields) > 0 || errs.KindOf(err) == errs.Invalid || errs.KindOf(err) == errs.Conflict {
+		fillConnection(&v, in)
+		v.Fields = fields
+		if err != nil {
+			if f := errs.FieldsOf(err); len(f) > 0 {
+				v.Fields = f
+			} else {
+				v.Errors = []string{errs.MessageOf(err)}
+			}
+		}
+		s.render(w, r, statusOf(orInvalid(err)), web.DirectoryPage(v))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.flash(w, r, "Saved the directory connection. Use Test connection to check it.")
+	http.Redirect(w, r, "/admin/directory", http.StatusSeeOther)
+	return nil
+}
+
+func orInvalid(err error) error {
+	if err == nil {
+		return errs.Invalidf("invalid")
+	}
+	return err
+}
+
+func firstOr(xs []string, def string) string {
+	if len(xs) > 0 {
+		return xs[0]
+	}
+	return def
+}
+
+func typeLabel(t directory.Type) string {
+	if t == directory.TypeOpenLDAP {
+		return "OpenLDAP"
+	}
+	return "Active Directory"
+}
+
+func (s *Server) directoryTest(w http.ResponseWriter, r *http.Request) error {
+	login := strings.TrimSpace(r.PostFormValue("login"))
+	list, err := s.writeback.Test(r.Context(), s.actor(r), login)
+	v, verr := s.directoryView(w, r)
+	if verr != nil {
+		return verr
+	}
+	v.TestLogin = login
+	if err != nil {
+		if errs.KindOf(err) == errs.Internal {
+			return err
+		}
+		v.Errors = []string{errs.MessageOf(err)}
+		s.render(w, r, http.StatusOK, web.DirectoryPage(v))
+		return nil
+	}
+	c := &web.Checklist{OK: list.OK}
+	for _, it := range list.Items {
+		c.Items = append(c.Items, web.CheckItem{Name: it.Name, Detail: it.Detail, OK: it.OK})
+	}
+	v.Checklist = c
+	s.render(w, r, http.StatusOK, web.DirectoryPage(v))
+	return nil
+}

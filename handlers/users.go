@@ -1,0 +1,150 @@
+package handlers
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/writeback/writeback/services/directory"
+	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/web"
+)
+
+func userRow(u directory.User) web.UserRow {
+	name := u.DisplayName
+	if name == "" {
+		name = u.Login
+	}
+	return web.UserRow{Login: u.Login, DisplayName: name, Email: u.Email, DN: u.DN, Locked: u.Locked, Disabled: u.Disabled,
+		Expired: u.PasswordExpired, MustChange: u.MustChange, Protected: u.Protected, ProtectedReason: u.ProtectedReason}
+}
+
+func (s *Server) usersSearch(w http.ResponseWriter, r *http.Request) error {
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	p := s.page(w, r, "users", "Users", "Directory users", "Find a person in the on-premises directory to see their account state, reset their password or unlock them.")
+	v := web.UsersView{Page: p, Query: q}
+	if q != "" {
+		users, err := s.writeback.Search(r.Context(), q, 50)
+		if err != nil {
+			if errs.KindOf(err) == errs.Internal {
+				return err
+			}
+			v.Errors = []string{errs.MessageOf(err)}
+		} else {
+			v.Searched = true
+			for _, u := range users {
+				v.Results = append(v.Results, userRow(u))
+			}
+			if len(users) == 50 {
+				v.Note = "Showing the first 50 matches. Type more to narrow the search."
+			}
+		}
+	}
+	s.render(w, r, http.StatusOK, web.UsersPage(v))
+	return nil
+}
+
+func (s *Server) userView(w http.ResponseWriter, r *http.Request, u directory.User) (web.UserView, error) {
+	st, err := s.writeback.State(r.Context())
+	if err != nil {
+		return web.UserView{}, err
+	}
+	p := s.page(w, r, "users", "Users", userRow(u).DisplayName, "")
+	v := web.UserView{Page: p, User: userRow(u), ID: u.ID, LockedUntil: u.LockedUntil, PasswordSet: u.PasswordLastSet,
+		CanAct: st.Writeback, WhyNot: st.Reason, CanUnlock: true}
+	switch {
+	case !st.Writeback:
+		v.WhyNot = st.Reason + " Reset and unlock are disabled until writeback is on."
+	case u.Protected:
+		v.CanAct, v.WhyNot = false, "This account is protected ("+u.ProtectedReason+"): Writeback never resets or unlocks it."
+	case u.Disabled:
+		v.CanAct, v.WhyNot = false, "This account is disabled in the directory: Writeback never resets or unlocks a disabled account."
+	}
+	if pol, err := s.writeback.Policy(r.Context(), u); err == nil {
+		v.Policy = pol.String()
+	}
+	return v, nil
+}
+
+func (s *Server) userShow(w http.ResponseWriter, r *http.Request) error {
+	u, err := s.writeback.Lookup(r.Context(), chi.URLParam(r, "login"))
+	if err != nil {
+		return err
+	}
+	v, err := s.userView(w, r, u)
+	if err != nil {
+		return err
+	}
+	s.render(w, r, http.StatusOK, web.UserPage(v))
+	return nil
+}
+
+// userActionFailed re-renders the user page with the plain reason.
+func (s *Server) userActionFailed(w http.ResponseWriter, r *http.Request, login string, actErr error, fields map[string]string) error {
+	u, err := s.writeback.Lookup(r.Context(), login)
+	if err != nil {
+		return actErr
+	}
+	v, err := s.userView(w, r, u)
+	if err != nil {
+		return err
+	}
+	v.Fields = fields
+	if actErr != nil {
+		if f := errs.FieldsOf(actErr); len(f) > 0 {
+			v.Fields = f
+		} else {
+			v.Errors = []string{errs.MessageOf(actErr)}
+		}
+	}
+	v.MustChange = r.PostFormValue("must_change") == "yes"
+	status := http.StatusUnprocessableEntity
+	if actErr != nil {
+		status = statusOf(actErr)
+	}
+	s.render(w, r, status, web.UserPage(v))
+	return nil
+}
+
+func (s *Server) userReset(w http.ResponseWriter, r *http.Request) error {
+	login := chi.URLParam(r, "login")
+	pw, confirm := r.PostFormValue("password"), r.PostFormValue("confirm")
+	switch {
+	case pw == "":
+		return s.userActionFailed(w, r, login, nil, map[string]string{"password": "Enter the new password."})
+	case pw != confirm:
+		return s.userActionFailed(w, r, login, nil, map[string]string{"confirm": "The two passwords are not the same."})
+	}
+	u, err := s.writeback.AdminReset(r.Context(), s.actor(r), login, pw, r.PostFormValue("must_change") == "yes")
+	if err != nil {
+		if errs.KindOf(err) == errs.Internal {
+			return err
+		}
+		if errs.KindOf(err) == errs.Policy {
+			return s.userActionFailed(w, r, login, nil, map[string]string{"password": "The directory refused this password: " + errs.MessageOf(err)})
+		}
+		return s.userActionFailed(w, r, login, err, nil)
+	}
+	msg := "Password reset for " + userRow(u).DisplayName + "."
+	if r.PostFormValue("must_change") == "yes" {
+		msg += " They must change it at next sign-in."
+	}
+	s.flash(w, r, msg+" Other devices may keep the old password for a while.")
+	http.Redirect(w, r, string(web.UserHref(u.Login)), http.StatusSeeOther)
+	return nil
+}
+
+func (s *Server) userUnlock(w http.ResponseWriter, r *http.Request) error {
+	login := chi.URLParam(r, "login")
+	u, err := s.writeback.AdminUnlock(r.Context(), s.actor(r), login)
+	if err != nil {
+		if errs.KindOf(err) == errs.Internal {
+			return err
+		}
+		return s.userActionFailed(w, r, login, err, nil)
+	}
+	s.flash(w, r, "Unlocked "+userRow(u).DisplayName+". The password was not changed.")
+	http.Redirect(w, r, string(web.UserHref(u.Login)), http.StatusSeeOther)
+	return nil
+}

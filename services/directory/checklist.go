@@ -1,0 +1,318 @@
+package directory
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/writeback/writeback/services/errs"
+)
+
+// Test checks the configuration step by step and says in plain words what
+// works and what does not: per server whether it is reachable, its TLS
+// certificate and the service account's sign-in; then, on the first server
+// that works, the base DNs, how many users the filter finds, the server's
+// capabilities and the password policy; and, when login is not empty, that
+// user's state and what the service account may do to it. It changes nothing.
+func (c *Client) Test(ctx context.Context, login string) Checklist {
+	var l Checklist
+	usable := false
+	for _, srv := range c.servers {
+		if c.testServer(ctx, srv, &l) {
+			usable = true
+		}
+	}
+	if !usable {
+		l.add("Directory", false, "No server could be used; the lines above say why.")
+		return l.finish()
+	}
+	_, err := c.run(ctx, "test", func(s *session) error {
+		s.testDirectory(&l, strings.TrimSpace(login))
+		return nil
+	})
+	if err != nil {
+		l.add("Directory", false, "%s", errs.MessageOf(err))
+	}
+	return l.finish()
+}
+
+// testServer checks one server up to the service account's sign-in and
+// tells whether it can be used.
+func (c *Client) testServer(ctx context.Context, srv *server, l *Checklist) bool {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	name := srv.u.raw
+
+	start := time.Now()
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", srv.u.hostport)
+	if err != nil {
+		l.add("Reachable: "+name, false, "Cannot connect to %s: %s.", srv.u.hostport, plainNetError(err))
+		return false
+	}
+	_ = raw.Close()
+	l.add("Reachable: "+name, true, "Connected to %s in %d ms.", srv.u.hostport, time.Since(start).Milliseconds())
+
+	if srv.plain {
+		l.add("Encryption: "+name, false, "%s", msgInsecure)
+		l.add("Service account sign-in: "+name, false, "Not tried: the service account's password would travel unencrypted.")
+		return false
+	}
+	pc, err := connect(ctx, srv.u, srv.startTLS, srv.tls)
+	if err != nil {
+		e := classifyConnect(ctx, "test", srv.u, err)
+		detail := e.Message
+		var ce *connectError
+		if codeOf(e) == CodeUnavailable && errors.As(err, &ce) {
+			detail = fmt.Sprintf("The %s step failed: %s.", map[string]string{"tls": "TLS handshake", "starttls": "StartTLS", "tcp": "connection"}[ce.stage], plainNetError(ce.err))
+		}
+		l.add("Encryption: "+name, false, "%s", detail)
+		return false
+	}
+	l.add("Encryption: "+name, true, "%s", describeTLS(srv, pc.tlsState))
+
+	if err := c.bindService(ctx, srv, pc); err != nil {
+		pc.close()
+		l.add("Service account sign-in: "+name, false, "%s", errs.MessageOf(err))
+		return false
+	}
+	l.add("Service account sign-in: "+name, true, "Signed in as %s.", c.cfg.BindDN)
+	srv.release(pc, true)
+	return true
+}
+
+// testDirectory runs the checks that need a bound connection.
+func (s *session) testDirectory(l *Checklist, login string) {
+	cfg := s.c.cfg
+	dse, oe := s.rootDSE()
+	if oe != nil {
+		l.add("Server information", false, "The root DSE could not be read: %s.", errs.MessageOf(generic(oe, s.ctx)))
+		return
+	}
+	switch {
+	case cfg.Type == TypeAD && !dse.isAD():
+		l.add("Directory type", false, "The settings say Active Directory, but the server does not advertise Active Directory capabilities; choose OpenLDAP.")
+	case cfg.Type == TypeOpenLDAP && dse.isAD():
+		l.add("Directory type", false, "The settings say OpenLDAP, but the server is Active Directory; choose Active Directory.")
+	default:
+		detail := map[Type]string{TypeAD: "Active Directory", TypeOpenLDAP: "OpenLDAP"}[cfg.Type]
+		if dse.vendor != "" {
+			detail += " (" + dse.vendor + ")"
+		} else if dse.dnsHostName != "" {
+			detail += " (" + dse.dnsHostName + ")"
+		}
+		l.add("Directory type", true, "%s, as configured.", detail)
+	}
+
+	for _, b := range cfg.BaseDNs {
+		_, oe := s.search(ldap.NewSearchRequest(b, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+			"(objectClass=*)", []string{"1.1"}, nil))
+		switch {
+		case oe == nil:
+			l.add("Base DN: "+b, true, "Found.")
+		case oe.LDAPResult == ldap.LDAPResultNoSuchObject:
+			l.add("Base DN: "+b, false, "Does not exist (or the service account may not see it).")
+		default:
+			l.add("Base DN: "+b, false, "Could not be read: %s", errs.MessageOf(generic(oe, s.ctx)))
+		}
+	}
+
+	total, partial, failed := 0, false, ""
+	for _, b := range cfg.BaseDNs {
+		req := ldap.NewSearchRequest(b, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+			cfg.UserFilter, []string{"1.1"}, nil)
+		res, oe := s.searchPaged(req, 500)
+		if res != nil {
+			total += len(res.Entries)
+		}
+		if oe != nil {
+			switch oe.LDAPResult {
+			case ldap.LDAPResultSizeLimitExceeded, ldap.LDAPResultAdminLimitExceeded:
+				partial = true
+			case ldap.LDAPResultNoSuchObject:
+			default:
+				failed = errs.MessageOf(generic(oe, s.ctx))
+			}
+		}
+	}
+	switch {
+	case failed != "":
+		l.add("Users", false, "The user search failed: %s", failed)
+	case partial:
+		l.add("Users", true, "At least %d users match the filter (the directory limits how many the service account may list).", total)
+	case total == 0:
+		l.add("Users", false, "No user matches the filter under the base DNs; check them and the user filter.")
+	default:
+		l.add("Users", true, "%d users match the filter under the base DNs.", total)
+	}
+
+	if cfg.Type == TypeAD {
+		if oid := dse.policyHints(); oid != "" {
+			l.add("Capabilities", true, "Password history is enforced on reset: yes (the DC advertises the policy-hints control %s).", oid)
+		} else {
+			l.add("Capabilities", true, "Password history is enforced on reset: no. This DC does not advertise the policy-hints control, so a reset is checked for length and complexity but not against the history.")
+		}
+	} else {
+		pm := slices.Contains(dse.supportedExtension, oidPasswordModify)
+		pp := slices.Contains(dse.supportedControl, ldap.ControlTypeBeheraPasswordPolicy)
+		switch {
+		case !pm:
+			l.add("Capabilities", false, "The server does not advertise the Password Modify extended operation (RFC 3062), which the portal uses to set passwords.")
+		case !pp:
+			l.add("Capabilities", true, "Password Modify is supported. The password policy control is not advertised: refusals will not say which rule failed (is the ppolicy overlay loaded?).")
+		default:
+			l.add("Capabilities", true, "Password Modify and the password policy control are supported.")
+		}
+	}
+
+	var p Policy
+	if cfg.Type == TypeAD {
+		p, oe = s.adPolicy(nil)
+	} else {
+		p, oe = s.openLDAPPolicy(nil)
+	}
+	if oe != nil {
+		l.add("Password policy", false, "The policy could not be read, so refusals cannot say which rule failed: %s", oe.Err)
+	} else {
+		l.add("Password policy", true, "%s.", upperFirst(p.String()))
+	}
+
+	if login == "" {
+		return
+	}
+	name := "User " + login
+	e, err := s.findEntry(login)
+	if err != nil {
+		l.add(name, false, "%s", errs.MessageOf(err))
+		return
+	}
+	u, err := s.user(e)
+	if err != nil {
+		l.add(name, false, "%s", errs.MessageOf(err))
+		return
+	}
+	state := fmt.Sprintf("Found %s. Locked: %s; disabled: %s; password expired: %s; must change: %s; protected: %s",
+		u.DN, yesNo(u.Locked), yesNo(u.Disabled), yesNo(u.PasswordExpired), yesNo(u.MustChange), yesNo(u.Protected))
+	if u.Protected {
+		state += " (" + u.ProtectedReason + "), so the portal will not act on it"
+	} else if u.Disabled {
+		state += ", so the portal will not act on it"
+	}
+	l.add(name, !u.Protected && !u.Disabled, "%s.", state)
+
+	rights := "Rights on " + login
+	if cfg.Type == TypeAD {
+		res, oe := s.search(ldap.NewSearchRequest(u.DN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+			"(objectClass=*)", []string{"allowedAttributesEffective"}, nil))
+		if oe != nil || len(res.Entries) != 1 {
+			l.add(rights, true, "Cannot be determined: allowedAttributesEffective is not readable. Nothing was tried.")
+			return
+		}
+		w := lowerSet(res.Entries[0].GetEqualFoldAttributeValues("allowedAttributesEffective"))
+		ok := w["lockouttime"] && w["pwdlastset"]
+		l.add(rights, ok, "Write lockoutTime (unlock): %s; write pwdLastSet (must change at next sign-in): %s; "+
+			"Reset Password: cannot be determined without changing a password, so nothing was tried (delegate \"Reset password\" on the users' OU).",
+			yesNo(w["lockouttime"]), yesNo(w["pwdlastset"]))
+		return
+	}
+	l.add(rights, true, "The service account can read the account. Whether the ACLs let it write userPassword, "+
+		"pwdAccountLockedTime and pwdReset cannot be determined without changing them, so nothing was tried.")
+}
+
+// describeTLS summarises a verified TLS connection for people.
+func describeTLS(srv *server, st tls.ConnectionState) string {
+	var b strings.Builder
+	b.WriteString(tls.VersionName(st.Version))
+	if srv.startTLS {
+		b.WriteString(" via StartTLS")
+	}
+	if len(st.PeerCertificates) > 0 {
+		leaf := st.PeerCertificates[0]
+		fmt.Fprintf(&b, "; certificate %s, issued by %s, valid until %s; chain verified",
+			leaf.Subject, leaf.Issuer, leaf.NotAfter.UTC().Format(time.DateOnly))
+		if left := time.Until(leaf.NotAfter); left < 30*24*time.Hour {
+			fmt.Fprintf(&b, " (expires in %d days: renew it soon)", int(left.Hours()/24))
+		}
+	}
+	return b.String()
+}
+
+// plainNetError says why a connection failed without Go's error chain.
+func plainNetError(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		return "no answer in time"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused (nothing listens on that port)"
+	case errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH):
+		return "host unreachable"
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		if dnsErr.IsNotFound {
+			return "the host name is unknown"
+		}
+		return "the host name could not be resolved"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "no answer in time"
+	}
+	return err.Error()
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// Detect reads the root DSE of the server at url anonymously and tells
+// whether it is Active Directory (forestFunctionality, or the AD capability
+// OID) or, otherwise, OpenLDAP. startTLS upgrades an ldap:// URL.
+func Detect(ctx context.Context, url string, startTLS bool, caPEM string) (Type, error) {
+	u, err := parseServerURL(url)
+	if err != nil {
+		return "", fail(CodeInvalid, upperFirst(err.Error())+".", &OpError{Op: "detect", Server: url, Err: err})
+	}
+	cfg, err := tlsConfigFor(caPEM, u.host)
+	if err != nil {
+		return "", fail(CodeInvalid, upperFirst(err.Error())+".", &OpError{Op: "detect", Server: url, Err: err})
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+	}
+	pc, err := connect(ctx, u, u.scheme == "ldap" && startTLS, cfg)
+	if err != nil {
+		return "", classifyConnect(ctx, "detect", u, err)
+	}
+	defer pc.close()
+	var res *ldap.SearchResult
+	err = pc.guard(ctx, func() error {
+		var err error
+		res, err = pc.conn.Search(rootDSERequest())
+		return err
+	})
+	if err != nil {
+		return "", generic(newOpError("detect", u.raw, err), ctx)
+	}
+	if len(res.Entries) != 1 {
+		return "", fail(CodeInternal, "The server's root DSE cannot be read anonymously; choose the directory type yourself.",
+			&OpError{Op: "detect", Server: u.raw, Err: errors.New("empty root DSE")})
+	}
+	if parseRootDSE(res.Entries[0]).isAD() {
+		return TypeAD, nil
+	}
+	return TypeOpenLDAP, nil
+}

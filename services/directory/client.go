@@ -1,0 +1,433 @@
+package directory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/writeback/writeback/services/errs"
+)
+
+// policyTTL bounds how long a policy read from the directory is reused.
+const policyTTL = time.Minute
+
+// Client talks to one directory. It is safe for concurrent use; Close it to
+// drop its pooled connections.
+type Client struct {
+	cfg     Config
+	log     *slog.Logger
+	servers []*server
+	closed  atomic.Bool
+
+	mu       sync.Mutex
+	policies map[string]cachedPolicy // by source DN
+	defaults map[string]cachedDN     // OpenLDAP default policy DN, by server
+}
+
+type cachedPolicy struct {
+	p  Policy
+	at time.Time
+}
+
+type cachedDN struct {
+	dn string
+	at time.Time
+}
+
+// New checks cfg and returns a Client for it. It does not connect: the first
+// operation does. log may be nil.
+func New(cfg Config, log *slog.Logger) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{cfg: cfg, log: log, policies: map[string]cachedPolicy{}, defaults: map[string]cachedDN{}}
+	for _, raw := range cfg.URLs {
+		u, err := parseServerURL(raw)
+		if err != nil {
+			return nil, errs.FieldErrors(map[string]string{"urls": err.Error()})
+		}
+		tc, err := tlsConfigFor(cfg.CAPEM, u.host)
+		if err != nil {
+			return nil, errs.FieldErrors(map[string]string{"ca": err.Error()})
+		}
+		c.servers = append(c.servers, &server{
+			u:        u,
+			startTLS: u.scheme == "ldap" && cfg.StartTLS,
+			plain:    u.scheme == "ldap" && !cfg.StartTLS,
+			tls:      tc,
+		})
+	}
+	return c, nil
+}
+
+// Close drops the pooled connections. Operations still running finish; later
+// ones fail.
+func (c *Client) Close() error {
+	c.closed.Store(true)
+	for _, s := range c.servers {
+		s.closeIdle()
+	}
+	return nil
+}
+
+// Find looks login up in every login attribute under every base DN and
+// returns the one matching user with its state. No match is CodeNotFound,
+// several are CodeAmbiguous.
+func (c *Client) Find(ctx context.Context, login string) (User, Result, error) {
+	login = strings.TrimSpace(login)
+	if login == "" {
+		return User{}, Result{}, invalid("find", "Enter a user name or e-mail address.")
+	}
+	if len(login) > 256 {
+		return User{}, Result{}, fail(CodeNotFound, msgNotFound, &OpError{Op: "find", Err: errors.New("login longer than 256 bytes")})
+	}
+	var u User
+	res, err := c.run(ctx, "find", func(s *session) error {
+		e, err := s.findEntry(login)
+		if err != nil {
+			return err
+		}
+		u, err = s.user(e)
+		return err
+	})
+	return u, res, err
+}
+
+// Get reads the user with the given DN, which must lie under one of the base
+// DNs and match the user filter.
+func (c *Client) Get(ctx context.Context, dn string) (User, Result, error) {
+	if strings.TrimSpace(dn) == "" {
+		return User{}, Result{}, invalid("get", "No account was given.")
+	}
+	var u User
+	res, err := c.run(ctx, "get", func(s *session) error {
+		e, err := s.getEntry(dn)
+		if err != nil {
+			return err
+		}
+		u, err = s.user(e)
+		return err
+	})
+	return u, res, err
+}
+
+// Reset sets a new password for u as the service account, after re-reading
+// u on the server that will be written and refusing protected and disabled
+// accounts. AD: one Modify replacing unicodePwd (with the policy-hints
+// control when the DC advertises it), plus lockoutTime=0 when opt.Unlock and
+// pwdLastSet=0 when opt.MustChange. OpenLDAP: the Password Modify extended
+// operation with the ppolicy control, then pwdReset as opt.MustChange says.
+func (c *Client) Reset(ctx context.Context, u User, newPassword string, opt ResetOptions) (Result, error) {
+	if err := checkPassword("reset", "new password", newPassword); err != nil {
+		return Result{}, err
+	}
+	if u.DN == "" {
+		return Result{}, invalid("reset", "No account was given.")
+	}
+	return c.run(ctx, "reset", func(s *session) error {
+		cur, e, err := s.current(u)
+		if err != nil {
+			return err
+		}
+		if err := refuse(s, cur, false); err != nil {
+			return err
+		}
+		if c.cfg.Type == TypeAD {
+			return s.resetAD(cur, e, newPassword, opt)
+		}
+		return s.resetOpenLDAP(cur, e, newPassword, opt)
+	})
+}
+
+// Change sets a new password for the user login names, who proves it with
+// the current one. AD: one Modify deleting the old unicodePwd and adding the
+// new, sent by the service account (so it works while the password is
+// expired or must be changed). OpenLDAP: a bind as the user on a separate
+// connection, then Password Modify with the old password. It returns the
+// user as read back after the change.
+func (c *Client) Change(ctx context.Context, login, oldPassword, newPassword string) (User, Result, error) {
+	if err := checkPassword("change", "current password", oldPassword); err != nil {
+		return User{}, Result{}, err
+	}
+	if err := checkPassword("change", "new password", newPassword); err != nil {
+		return User{}, Result{}, err
+	}
+	login = strings.TrimSpace(login)
+	if login == "" {
+		return User{}, Result{}, invalid("change", "Enter a user name or e-mail address.")
+	}
+	if oldPassword == newPassword {
+		return User{}, Result{}, fail(CodePolicy, "The new password must be different from the current one.",
+			&OpError{Op: "change", Rule: "history", Err: errors.New("new password equals the current one")})
+	}
+	var u User
+	res, err := c.run(ctx, "change", func(s *session) error {
+		e, err := s.findEntry(login)
+		if err != nil {
+			return err
+		}
+		cur, err := s.user(e)
+		if err != nil {
+			return err
+		}
+		if err := refuse(s, cur, true); err != nil {
+			return err
+		}
+		if c.cfg.Type == TypeAD {
+			err = s.changeAD(cur, e, oldPassword, newPassword)
+		} else {
+			err = s.changeOpenLDAP(cur, e, oldPassword, newPassword)
+		}
+		if err != nil {
+			return err
+		}
+		// Read back on the same server: the change is there even if
+		// replication has not reached the others yet.
+		e, err = s.getEntry(cur.DN)
+		if err != nil {
+			return err
+		}
+		u, err = s.user(e)
+		return err
+	})
+	return u, res, err
+}
+
+// Unlock ends a lockout of u. Disabled and protected accounts are refused. AD:
+// lockoutTime=0; OpenLDAP: pwdAccountLockedTime deleted (already unlocked is
+// success).
+func (c *Client) Unlock(ctx context.Context, u User) (Result, error) {
+	if u.DN == "" {
+		return Result{}, invalid("unlock", "No account was given.")
+	}
+	return c.run(ctx, "unlock", func(s *session) error {
+		cur, _, err := s.current(u)
+		if err != nil {
+			return err
+		}
+		if err := refuse(s, cur, false); err != nil {
+			return err
+		}
+		if c.cfg.Type == TypeAD {
+			return s.unlockAD(cur)
+		}
+		return s.unlockOpenLDAP(cur)
+	})
+}
+
+// Policy returns the password and lockout policy that applies to u: on AD the
+// domain policy or the user's fine-grained policy (msDS-ResultantPSO); on
+// OpenLDAP the user's pwdPolicySubentry or the default policy. A zero User
+// gives the domain (default) policy.
+func (c *Client) Policy(ctx context.Context, u User) (Policy, error) {
+	var p Policy
+	_, err := c.run(ctx, "policy", func(s *session) error {
+		var e *ldap.Entry
+		if u.DN != "" {
+			var err error
+			if e, err = s.getEntry(u.DN); err != nil {
+				return err
+			}
+		}
+		var oe *OpError
+		if c.cfg.Type == TypeAD {
+			p, oe = s.adPolicy(e)
+		} else {
+			p, oe = s.openLDAPPolicy(e)
+		}
+		if oe != nil {
+			return generic(oe, s.ctx)
+		}
+		return nil
+	})
+	return p, err
+}
+
+// current re-reads u on the session's server and checks it is still the same
+// account (same ID) as the one the caller looked up.
+func (s *session) current(u User) (User, *ldap.Entry, error) {
+	e, err := s.getEntry(u.DN)
+	if err != nil {
+		return User{}, nil, err
+	}
+	cur, err := s.user(e)
+	if err != nil {
+		return User{}, nil, err
+	}
+	if u.ID != "" && !strings.EqualFold(u.ID, cur.ID) {
+		return User{}, nil, fail(CodeNotFound, "The account changed since it was looked up; look it up again.",
+			&OpError{Op: s.op, Server: s.srv.u.raw, Err: fmt.Errorf("%s now has ID %s, not %s", cur.DN, cur.ID, u.ID)})
+	}
+	return cur, e, nil
+}
+
+// refuse stops actions on accounts the portal must leave alone.
+func refuse(s *session, u User, change bool) error {
+	oe := &OpError{Op: s.op, Server: s.srv.u.raw}
+	switch {
+	case u.Protected:
+		oe.Rule = u.ProtectedReason
+		oe.Err = fmt.Errorf("%s is protected: %s", u.DN, u.ProtectedReason)
+		return fail(CodeProtected, "This is a privileged account, which is kept out of self-service. Ask an administrator.", oe)
+	case u.Disabled:
+		oe.Err = fmt.Errorf("%s is disabled", u.DN)
+		if s.op == "unlock" {
+			return fail(CodeDisabled, "This account is disabled, not locked; a disabled account is never unlocked here. Ask an administrator.", oe)
+		}
+		return fail(CodeDisabled, "This account is disabled. Ask an administrator.", oe)
+	case change && u.Locked:
+		oe.Err = fmt.Errorf("%s is locked", u.DN)
+		return fail(CodeLocked, "This account is locked after too many wrong passwords; reset the password or wait until the lock ends.", oe)
+	}
+	return nil
+}
+
+// findEntry searches login under every base DN and returns the one entry.
+func (s *session) findEntry(login string) (*ldap.Entry, error) {
+	cfg := s.c.cfg
+	v := ldap.EscapeFilter(login)
+	var or strings.Builder
+	for _, a := range cfg.LoginAttributes {
+		or.WriteString("(" + a + "=" + v + ")")
+	}
+	filter := "(&" + cfg.UserFilter + "(|" + or.String() + "))"
+	found := map[string]*ldap.Entry{}
+	var order []string
+	for _, base := range cfg.BaseDNs {
+		req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, 0, false,
+			filter, s.c.userAttributes(), nil)
+		res, oe := s.search(req)
+		if oe != nil {
+			switch oe.LDAPResult {
+			case ldap.LDAPResultSizeLimitExceeded:
+				return nil, fail(CodeAmbiguous, msgAmbiguous, oe)
+			case ldap.LDAPResultNoSuchObject:
+				s.c.log.Warn("directory: base DN does not exist", "server", s.srv.u.raw, "base_dn", base)
+				continue
+			}
+			return nil, generic(oe, s.ctx)
+		}
+		for _, e := range res.Entries {
+			k := strings.ToLower(e.DN)
+			if _, ok := found[k]; !ok {
+				found[k] = e
+				order = append(order, k)
+			}
+		}
+	}
+	switch len(order) {
+	case 0:
+		return nil, fail(CodeNotFound, msgNotFound, &OpError{Op: s.op, Server: s.srv.u.raw, Err: errors.New("no entry matches")})
+	case 1:
+		return found[order[0]], nil
+	}
+	return nil, fail(CodeAmbiguous, msgAmbiguous, &OpError{Op: s.op, Server: s.srv.u.raw,
+		Err: fmt.Errorf("%d entries match", len(order))})
+}
+
+// getEntry reads the user entry dn, which must lie under a base DN and match
+// the user filter.
+func (s *session) getEntry(dn string) (*ldap.Entry, error) {
+	notFound := func(why string) error {
+		return fail(CodeNotFound, msgNotFound, &OpError{Op: s.op, Server: s.srv.u.raw, Err: errors.New(why)})
+	}
+	parsed, err := ldap.ParseDN(dn)
+	if err != nil {
+		return nil, notFound("not a DN")
+	}
+	inScope := false
+	for _, b := range s.c.cfg.BaseDNs {
+		if bd, err := ldap.ParseDN(b); err == nil && (bd.AncestorOfFold(parsed) || bd.EqualFold(parsed)) {
+			inScope = true
+			break
+		}
+	}
+	if !inScope {
+		return nil, notFound(dn + " is outside the base DNs")
+	}
+	req := ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+		s.c.cfg.UserFilter, s.c.userAttributes(), nil)
+	res, oe := s.search(req)
+	if oe != nil {
+		if oe.LDAPResult == ldap.LDAPResultNoSuchObject {
+			return nil, fail(CodeNotFound, msgNotFound, oe)
+		}
+		return nil, generic(oe, s.ctx)
+	}
+	if len(res.Entries) != 1 {
+		return nil, notFound(dn + " does not match the user filter")
+	}
+	return res.Entries[0], nil
+}
+
+// userAttributes lists what a user search reads.
+func (c *Client) userAttributes() []string {
+	attrs := append([]string{}, c.cfg.LoginAttributes...)
+	attrs = append(attrs, c.cfg.RecoveryEmailAttribute, "displayName", "cn")
+	if c.cfg.Type == TypeAD {
+		return append(attrs, adUserAttributes...)
+	}
+	return append(attrs, openLDAPUserAttributes...)
+}
+
+// user turns an entry into a User, reading what else the state needs.
+func (s *session) user(e *ldap.Entry) (User, error) {
+	u := User{
+		DN:          e.DN,
+		DisplayName: firstNonEmpty(e.GetEqualFoldAttributeValue("displayName"), e.GetEqualFoldAttributeValue("cn")),
+		Email:       e.GetEqualFoldAttributeValue(s.c.cfg.RecoveryEmailAttribute),
+	}
+	for _, a := range s.c.cfg.LoginAttributes {
+		if v := e.GetEqualFoldAttributeValue(a); v != "" {
+			u.Login = v
+			break
+		}
+	}
+	var oe *OpError
+	if s.c.cfg.Type == TypeAD {
+		oe = s.adState(e, &u)
+	} else {
+		oe = s.openLDAPState(e, &u)
+	}
+	if oe != nil {
+		return User{}, generic(oe, s.ctx)
+	}
+	return u, nil
+}
+
+// cachedPolicy returns a policy read less than policyTTL ago.
+func (c *Client) cachedPolicy(key string) (Policy, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cp, ok := c.policies[key]
+	if !ok || time.Since(cp.at) > policyTTL {
+		return Policy{}, false
+	}
+	return cp.p, true
+}
+
+func (c *Client) storePolicy(key string, p Policy) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.policies[key] = cachedPolicy{p: p, at: time.Now()}
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,149 @@
+package writeback
+
+import (
+	"context"
+	"errors"
+
+	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/directory"
+	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/store"
+)
+
+// Lookup finds one directory user by what someone typed.
+func (s *Service) Lookup(ctx context.Context, login string) (directory.User, error) {
+	cl, _, err := s.Client(ctx)
+	if err != nil {
+		return directory.User{}, err
+	}
+	u, _, err := cl.Find(ctx, login)
+	return u, err
+}
+
+// ErrWritebackOff is returned for writes while writeback is off.
+func errOff(st State) error {
+	return errs.E(errs.Forbidden, st.Reason, nil)
+}
+
+// AdminReset sets a user's password on behalf of a helpdesk administrator.
+// It honours both switches, refuses protected and disabled accounts, also
+// unlocks (AD does not on reset), and records "Reset password (by admin)".
+func (s *Service) AdminReset(ctx context.Context, actor audit.Actor, login, password string, mustChange bool) (directory.User, error) {
+	return s.act(ctx, actor, audit.ActivityResetByAdmin, login, func(cl *directory.Client, u directory.User) (directory.Result, map[string]any, error) {
+		res, err := cl.Reset(ctx, u, password, directory.ResetOptions{MustChange: mustChange, Unlock: true})
+		return res, map[string]any{"must_change_at_next_logon": mustChange, "was_locked": u.Locked}, err
+	}, false)
+}
+
+// AdminUnlock unlocks a user's account without changing the password and
+// records "Unlock user account (by admin)".
+func (s *Service) AdminUnlock(ctx context.Context, actor audit.Actor, login string) (directory.User, error) {
+	return s.act(ctx, actor, audit.ActivityUnlockByAdmin, login, func(cl *directory.Client, u directory.User) (directory.Result, map[string]any, error) {
+		res, err := cl.Unlock(ctx, u)
+		return res, map[string]any{"was_locked": u.Locked}, err
+	}, true)
+}
+
+// act runs one helpdesk action with its checks and its audit row.
+func (s *Service) act(ctx context.Context, actor audit.Actor, activity, login string,
+	do func(*directory.Client, directory.User) (directory.Result, map[string]any, error), unlock bool) (directory.User, error) {
+	target := audit.Target{Type: "User", Name: login}
+	fail := func(err error, details map[string]any) (directory.User, error) {
+		s.recordAction(ctx, actor, activity, target, err, details)
+		return directory.User{}, err
+	}
+	st, err := s.State(ctx)
+	if err != nil {
+		return directory.User{}, err
+	}
+	if !st.Writeback {
+		return fail(errOff(st), nil)
+	}
+	cl, _, err := s.Client(ctx)
+	if err != nil {
+		return fail(err, nil)
+	}
+	u, _, err := cl.Find(ctx, login)
+	if err != nil {
+		return fail(err, nil)
+	}
+	target = audit.Target{Type: "User", ID: u.ID, DN: u.DN, Name: displayName(u)}
+	if u.Protected {
+		return fail(errs.E(errs.Forbidden, "This account is protected ("+u.ProtectedReason+"): Writeback never resets or unlocks it. Use your directory's own tools.", nil), nil)
+	}
+	if u.Disabled {
+		return fail(errs.E(errs.Forbidden, "This account is disabled in the directory. Enable it there first; Writeback never unlocks or resets a disabled account.", nil), nil)
+	}
+	res, details, err := do(cl, u)
+	if details == nil {
+		details = map[string]any{}
+	}
+	details["server"] = res.Server
+	if err != nil {
+		return fail(err, details)
+	}
+	s.recordAction(ctx, actor, activity, target, nil, details)
+	after, _, gerr := cl.Get(ctx, u.DN)
+	if gerr != nil {
+		return u, nil // the action worked; the re-read is only for display
+	}
+	return after, nil
+}
+
+func (s *Service) recordAction(ctx context.Context, actor audit.Actor, activity string, target audit.Target, actErr error, details map[string]any) {
+	e := audit.Entry{Category: audit.CategoryUserManagement, Activity: activity, Actor: actor, Target: target, Result: audit.Success, Details: details}
+	if actErr != nil {
+		e.Result, e.Reason = audit.Failure, errs.MessageOf(actErr)
+		if e.Details == nil {
+			e.Details = map[string]any{}
+		}
+		AddDiagnostics(e.Details, actErr)
+	}
+	if err := s.db.InTx(ctx, func(tx *store.Tx) error { _, err := audit.Record(ctx, tx, e); return err }); err != nil {
+		s.log.Error("record audit event", "activity", activity, "err", err)
+	}
+}
+
+// AddDiagnostics copies what administrators need from a directory error
+// (server, LDAP result code, raw diagnostic) into audit details.
+func AddDiagnostics(details map[string]any, err error) {
+	var oe *directory.OpError
+	if errors.As(err, &oe) {
+		if oe.Server != "" {
+			details["server"] = oe.Server
+		}
+		details["ldap_result"] = oe.LDAPResult
+		if oe.Diagnostic != "" {
+			details["diagnostic"] = oe.Diagnostic
+		}
+		details["error_code"] = string(oe.Code)
+		if oe.Rule != "" {
+			details["rule"] = oe.Rule
+		}
+	}
+}
+
+func displayName(u directory.User) string {
+	if u.DisplayName != "" {
+		return u.DisplayName + " (" + u.Login + ")"
+	}
+	return u.Login
+}
+
+// Search lists directory users matching what a helpdesk administrator typed.
+func (s *Service) Search(ctx context.Context, q string, limit int) ([]directory.User, error) {
+	cl, _, err := s.Client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return cl.Search(ctx, q, limit)
+}
+
+// Policy reads the password policy that applies to a user.
+func (s *Service) Policy(ctx context.Context, u directory.User) (directory.Policy, error) {
+	cl, _, err := s.Client(ctx)
+	if err != nil {
+		return directory.Policy{}, err
+	}
+	return cl.Policy(ctx, u)
+}
