@@ -17,6 +17,7 @@ import (
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/keyring"
+	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/store"
@@ -34,6 +35,7 @@ type harness struct {
 	settings *settings.Service
 	srv      *httptest.Server
 	wb       *writeback.Service
+	ss       *selfservice.Service
 	logs     *strings.Builder
 }
 
@@ -59,11 +61,15 @@ func newHarness(t *testing.T) *harness {
 	base, _ := url.Parse("http://portal.test")
 	wb := writeback.New(db, set, keys, log)
 	t.Cleanup(func() { wb.Close() })
+	ss := selfservice.New(db, wb, keys, log, base.String())
+	ss.TimeFloor = 0
+	ss.AnswerParams = cheap
+	t.Cleanup(ss.Wait)
 	s := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: keys.Derive("h"), CookieBlockKey: keys.Derive("b")}, log,
-		handlers.Deps{Admins: adm, Settings: set, Writeback: wb})
+		handlers.Deps{Admins: adm, Settings: set, Writeback: wb, SelfService: ss})
 	srv := httptest.NewServer(s.Routes())
 	t.Cleanup(srv.Close)
-	return &harness{t: t, db: db, admins: adm, settings: set, srv: srv, logs: logs, wb: wb}
+	return &harness{t: t, db: db, admins: adm, settings: set, srv: srv, logs: logs, wb: wb, ss: ss}
 }
 
 type lockedWriter struct{ w io.Writer }

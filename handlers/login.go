@@ -8,12 +8,6 @@ import (
 	"github.com/writeback/writeback/web"
 )
 
-func (s *Server) home(w http.ResponseWriter, r *http.Request) error {
-	p := s.page(w, r, "", "", "Writeback", "Self-service password reset with writeback to your on-premises directory.")
-	s.render(w, r, http.StatusOK, web.HomePage(p))
-	return nil
-}
-
 func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) error {
 	if state(r).admin != nil {
 		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
@@ -43,7 +37,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	// A fresh session on sign-in: new cookie contents and a new CSRF secret.
 	st := state(r)
-	st.sess.Values = map[any]any{"sid": raw, "csrf": randomHex(32)}
+	st.sess.Values = map[any]any{"sid": raw, "csrf": randomHex(32), "bid": randomHex(32)}
 	if err := st.sess.Save(r, w); err != nil {
 		return err
 	}
@@ -58,7 +52,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	st.sess.Values = map[any]any{"csrf": randomHex(32)}
+	st.sess.Values = map[any]any{"csrf": randomHex(32), "bid": randomHex(32)}
 	st.sess.AddFlash("You have signed out.")
 	if err := st.sess.Save(r, w); err != nil {
 		return err

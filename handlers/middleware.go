@@ -106,11 +106,18 @@ func (s *Server) session(next http.Handler) http.Handler {
 			sess, _ = s.cookies.New(r, cookieName)
 		}
 		st := &reqState{sess: sess}
-		if tok, ok := sess.Values["csrf"].(string); ok && len(tok) == 64 {
+		bid, hasBID := sess.Values["bid"].(string)
+		if tok, ok := sess.Values["csrf"].(string); ok && len(tok) == 64 && hasBID && len(bid) == 64 {
 			st.csrf = tok
 		} else {
-			st.csrf = randomHex(32)
+			if tok, ok := sess.Values["csrf"].(string); ok && len(tok) == 64 {
+				st.csrf = tok
+			} else {
+				st.csrf = randomHex(32)
+			}
 			sess.Values["csrf"] = st.csrf
+			// bid binds self-service flows to this browser session.
+			sess.Values["bid"] = randomHex(32)
 			if err := sess.Save(r, w); err != nil {
 				s.renderError(w, r, fmt.Errorf("save session: %w", err))
 				return

@@ -31,7 +31,28 @@ func (s *Server) Routes() http.Handler {
 	r.Group(func(r chi.Router) {
 		r.Use(s.session)
 		r.Use(s.csrf)
-		r.Get("/", s.handle(s.home))
+		r.Get("/", s.handle(s.start))
+		// Employee pages: public, rate limited per client address.
+		limited := r.With(httprate.Limit(30, time.Minute, httprate.WithKeyFuncs(s.clientKey)))
+		for _, kind := range []string{"/reset", "/unlock"} {
+			r.Get(kind, s.handle(s.whoForm))
+			limited.Post(kind, s.handle(s.whoSubmit))
+			r.Get(kind+"/{flow}", s.handle(s.stepShow))
+			limited.Post(kind+"/{flow}/method", s.handle(s.stepMethod))
+			limited.Post(kind+"/{flow}/verify", s.handle(s.stepVerify))
+			limited.Post(kind+"/{flow}/password", s.handle(s.stepPassword))
+		}
+		r.Get("/change", s.handle(s.changeForm))
+		limited.Post("/change", s.handle(s.changeSubmit))
+		r.Get("/register", s.handle(s.registerForm))
+		limited.Post("/register", s.handle(s.registerSubmit))
+		r.Get("/register/{flow}", s.handle(s.registerShow))
+		limited.Post("/register/{flow}/email", s.handle(s.registerEmail))
+		limited.Post("/register/{flow}/email/confirm", s.handle(s.registerEmailConfirm))
+		limited.Post("/register/{flow}/app", s.handle(s.registerApp))
+		limited.Post("/register/{flow}/app/confirm", s.handle(s.registerAppConfirm))
+		limited.Post("/register/{flow}/questions", s.handle(s.registerQuestions))
+
 		r.Get("/login", s.handle(s.loginForm))
 		r.With(httprate.Limit(30, time.Minute, httprate.WithKeyFuncs(s.clientKey))).Post("/login", s.handle(s.login))
 		r.Post("/logout", s.handle(s.logout))
@@ -43,6 +64,13 @@ func (s *Server) Routes() http.Handler {
 			r.Get("/", http.RedirectHandler("/admin/password-reset/on-premises-integration", http.StatusSeeOther).ServeHTTP)
 			r.Get("/password-reset/on-premises-integration", s.handle(s.onPremForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/password-reset/on-premises-integration", s.handle(s.onPremSave))
+			for nav, pg := range policyPages {
+				r.Get("/password-reset/"+pg.path, s.handle(s.policyForm(nav)))
+				r.With(s.requireRole(admins.GlobalAdmin)).Post("/password-reset/"+pg.path, s.handle(s.policySave(nav)))
+			}
+			r.Get("/password-reset/mail-server", s.handle(s.mailForm))
+			r.With(s.requireRole(admins.GlobalAdmin)).Post("/password-reset/mail-server", s.handle(s.mailSave))
+			r.With(s.requireRole(admins.GlobalAdmin)).Post("/password-reset/mail-server/test", s.handle(s.mailTest))
 			r.Get("/directory", s.handle(s.directoryForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/directory", s.handle(s.directorySave))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/directory/test", s.handle(s.directoryTest))

@@ -58,8 +58,12 @@ type WritebackService interface {
 type Deps struct {
 	Admins    AdminService
 	Settings  SettingsService
-	Writeback WritebackService
+	Writeback   WritebackService
+	SelfService SelfService
 }
+
+// settingsMeta is the version and last change of a settings document.
+type settingsMeta = settings.Meta
 
 // Config holds what the server needs to know about how it is reached.
 type Config struct {
@@ -76,7 +80,8 @@ type Server struct {
 	log       *slog.Logger
 	admins    AdminService
 	settings  SettingsService
-	writeback WritebackService
+	writeback   WritebackService
+	selfservice SelfService
 	cookies   *sessions.CookieStore
 	secure    bool
 }
@@ -92,5 +97,5 @@ func New(cfg Config, log *slog.Logger, d Deps) *Server {
 		Secure:   secure,
 		SameSite: http.SameSiteLaxMode,
 	}
-	return &Server{cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback, cookies: cs, secure: secure}
+	return &Server{cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback, selfservice: d.SelfService, cookies: cs, secure: secure}
 }

@@ -111,6 +111,11 @@ func (db *DB) QueryAudit(ctx context.Context, f AuditFilter, after Cursor, limit
 	case limit > MaxAuditPage:
 		limit = MaxAuditPage
 	}
+	if !after.IsZero() && f.UntilMS > 0 && after.timeMS < f.UntilMS {
+		// The cursor is the tighter upper bound; with both, SQLite may start
+		// the index range at UntilMS and step over every earlier page.
+		f.UntilMS = 0
+	}
 	w, err := f.where()
 	if err != nil {
 		return nil, Cursor{}, err

@@ -76,7 +76,15 @@ func Navigation(v *Viewer) []NavSection {
 	if v == nil {
 		return nil
 	}
-	manage := []NavItem{{Key: "onprem", Label: "On-premises integration", Href: "/admin/password-reset/on-premises-integration"}}
+	manage := []NavItem{
+		{Key: "properties", Label: "Properties", Href: "/admin/password-reset/properties"},
+		{Key: "methods", Label: "Authentication methods", Href: "/admin/password-reset/authentication-methods"},
+		{Key: "registration", Label: "Registration", Href: "/admin/password-reset/registration"},
+		{Key: "notifications", Label: "Notifications", Href: "/admin/password-reset/notifications"},
+		{Key: "customization", Label: "Customization", Href: "/admin/password-reset/customization"},
+		{Key: "onprem", Label: "On-premises integration", Href: "/admin/password-reset/on-premises-integration"},
+		{Key: "mail", Label: "Mail server", Href: "/admin/password-reset/mail-server"},
+	}
 	out := []NavSection{{Title: "Password reset", Groups: []NavGroup{{Title: "Manage", Items: manage}}}}
 	out = append(out, NavSection{Title: "Hybrid management", Groups: []NavGroup{{Items: []NavItem{
 		{Key: "directory", Label: "Directory connection", Href: "/admin/directory"},
@@ -241,4 +249,43 @@ func plural(n int, one, many string) string {
 		return "1 " + one
 	}
 	return strconv.Itoa(n) + " " + many
+}
+
+// PolicyView is one of the self-service policy pages (Properties,
+// Authentication methods, Registration, Notifications, Customization).
+type PolicyView struct {
+	Page
+	Version             int64
+	Enabled             string
+	Group               string
+	MethodEmail         bool
+	MethodApp           bool
+	MethodQuestions     bool
+	Required            int
+	QuestionsToRegister int
+	QuestionsToAnswer   int
+	Questions           string // one per line
+	ReconfirmDays       int
+	NotifyUsers         bool
+	NotifyAdmins        bool
+	Helpdesk            string
+	OrgName             string
+	UpdatedBy           string
+	UpdatedAt           time.Time
+}
+
+// MailView is the mail server page.
+type MailView struct {
+	Page
+	Version     int64
+	Host        string
+	Port        int
+	TLS         string
+	From        string
+	Username    string
+	HasPassword bool
+	CAPEM       string
+	TestTo      string
+	UpdatedBy   string
+	UpdatedAt   time.Time
 }

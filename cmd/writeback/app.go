@@ -10,6 +10,7 @@ import (
 
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/keyring"
+	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/store"
@@ -24,6 +25,7 @@ type app struct {
 	admins   *admins.Service
 	settings *settings.Service
 	wb       *writeback.Service
+	ss       *selfservice.Service
 }
 
 // dataFlag registers --data with its environment default.
@@ -74,11 +76,13 @@ func openAppLevel(ctx context.Context, dataDir string, logOut io.Writer, level s
 		return nil, err
 	}
 	set := settings.New(db)
-	return &app{dataDir: dataDir, db: db, keys: keys, log: log, admins: adm, settings: set,
-		wb: writeback.New(db, set, keys, log)}, nil
+	wb := writeback.New(db, set, keys, log)
+	return &app{dataDir: dataDir, db: db, keys: keys, log: log, admins: adm, settings: set, wb: wb,
+		ss: selfservice.New(db, wb, keys, log, "")}, nil
 }
 
 func (a *app) Close() error {
+	a.ss.Wait()
 	a.wb.Close()
 	return a.db.Close()
 }

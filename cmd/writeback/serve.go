@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/writeback/writeback/handlers"
+	"github.com/writeback/writeback/services/selfservice"
 )
 
 // statusInterval is how often the writeback service status is refreshed.
@@ -80,11 +81,13 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	}
 	defer a.Close()
 
+	// Links in e-mails come only from the configured base URL.
+	a.ss = selfservice.New(a.db, a.wb, a.keys, a.log, cfg.baseURL.String())
 	srv := handlers.New(handlers.Config{
 		BaseURL: cfg.baseURL, TrustedProxies: cfg.trustedProxies,
 		CookieHashKey: a.keys.Derive("cookie-hash"), CookieBlockKey: a.keys.Derive("cookie-block"),
 		Health: func(ctx context.Context) error { return a.db.SQL().PingContext(ctx) },
-	}, a.log, handlers.Deps{Admins: a.admins, Settings: a.settings, Writeback: a.wb})
+	}, a.log, handlers.Deps{Admins: a.admins, Settings: a.settings, Writeback: a.wb, SelfService: a.ss})
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {

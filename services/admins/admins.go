@@ -19,6 +19,7 @@ import (
 
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/ratelimit"
 	"github.com/writeback/writeback/store"
 )
 
@@ -82,8 +83,8 @@ type Service struct {
 	now       func() time.Time
 	params    HashParams
 	dummyHash string
-	byAccount *throttle
-	byAddress *throttle
+	byAccount *ratelimit.Window
+	byAddress *ratelimit.Window
 }
 
 // New builds the service. params sets the argon2id cost.
@@ -94,8 +95,8 @@ func New(db *store.DB, log *slog.Logger, params HashParams) (*Service, error) {
 	}
 	return &Service{
 		db: db, log: log, now: time.Now, params: params, dummyHash: dummy,
-		byAccount: newThrottle(5, 15*time.Minute),
-		byAddress: newThrottle(20, 15*time.Minute),
+		byAccount: ratelimit.New(5, 15*time.Minute),
+		byAddress: ratelimit.New(20, 15*time.Minute),
 	}, nil
 }
 

@@ -1,9 +1,6 @@
 package admins
 
-import (
-	"testing"
-	"time"
-)
+import "testing"
 
 func TestHashAndVerify(t *testing.T) {
 	p := HashParams{Memory: 1024, Time: 1, Threads: 1}
@@ -22,21 +19,5 @@ func TestHashAndVerify(t *testing.T) {
 	}
 	if _, err := VerifyPassword("$bcrypt$junk", "x"); err == nil {
 		t.Error("malformed hash accepted")
-	}
-}
-
-func TestThrottleWindow(t *testing.T) {
-	th := newThrottle(2, time.Minute)
-	now := time.Unix(1000, 0)
-	th.Fail("k", now)
-	if th.Blocked("k", now) {
-		t.Fatal("blocked after one failure")
-	}
-	th.Fail("k", now)
-	if !th.Blocked("k", now) {
-		t.Fatal("not blocked at the limit")
-	}
-	if th.Blocked("k", now.Add(time.Minute)) {
-		t.Fatal("still blocked after the window")
 	}
 }

@@ -4,9 +4,11 @@
 package audit
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/writeback/writeback/store"
 )
@@ -18,6 +20,7 @@ const (
 	CategoryPolicy              = "Policy"
 	CategoryAuthentication      = "Authentication"
 	CategoryRoleManagement      = "RoleManagement"
+	CategoryAuditLog            = store.AuditLogCategory // the audit log's own upkeep: export, prune
 )
 
 // Activities used across the portal. Their names are what administrators
@@ -41,6 +44,8 @@ const (
 	ActivityRegisterSecurity    = "User registered security info"
 	ActivityBlockedSelfService  = "Blocked from self-service password reset"
 	ActivitySelfServiceProgress = "Self-service password reset flow activity progress"
+	ActivityExportAudit         = "Export audit log"
+	ActivityPruneAudit          = store.PruneActivity // "Prune audit log", appended by store.PruneAudit
 )
 
 // Results.
@@ -94,11 +99,13 @@ type Change struct {
 func Record(ctx context.Context, tx *store.Tx, e Entry) (store.AuditEvent, error) {
 	details := "{}"
 	if len(e.Details) > 0 {
-		b, err := json.Marshal(e.Details)
-		if err != nil {
+		// Without HTML escaping "&" and "<" stay as typed, so the free-text
+		// filter finds them.
+		var b bytes.Buffer
+		if err := newJSONEncoder(&b).Encode(e.Details); err != nil {
 			return store.AuditEvent{}, fmt.Errorf("audit: encode details: %w", err)
 		}
-		details = string(b)
+		details = strings.TrimSuffix(b.String(), "\n")
 	}
 	if e.Result == "" {
 		e.Result = Success
@@ -114,4 +121,40 @@ func Record(ctx context.Context, tx *store.Tx, e Entry) (store.AuditEvent, error
 		return ev, err
 	}
 	return ev, nil
+}
+
+// Prune removes the events recorded before cutoff, keeping the chain
+// verifiable, and records a "Prune audit log" event by actor; see
+// store.DB.PruneAudit.
+func Prune(ctx context.Context, db *store.DB, cutoff time.Time, actor Actor) (int64, error) {
+	return db.PruneAudit(ctx, cutoff.UnixMilli(), store.AuditActor{
+		Type: actor.Type, ID: actor.ID, Name: actor.Name, ClientIP: actor.ClientIP, UserAgent: actor.UserAgent,
+	})
+}
+
+// FilterDetails describes a filter for the Details of an event such as
+// ActivityExportAudit, keeping only the fields that are set.
+func FilterDetails(f store.AuditFilter) map[string]any {
+	d := map[string]any{}
+	ms := func(key string, v int64) {
+		if v > 0 {
+			d[key] = time.UnixMilli(v).UTC().Format(TimeFormat)
+		}
+	}
+	ms("since", f.SinceMS)
+	ms("until", f.UntilMS)
+	for k, v := range map[string][]string{"categories": f.Categories, "activities": f.Activities} {
+		if len(v) > 0 {
+			d[k] = v
+		}
+	}
+	for k, v := range map[string]string{
+		"result": f.Result, "actor": f.Actor, "target": f.Target, "actor_id": f.ActorID,
+		"target_id": f.TargetID, "text": f.Text, "correlation_id": f.CorrelationID,
+	} {
+		if v != "" {
+			d[k] = v
+		}
+	}
+	return d
 }

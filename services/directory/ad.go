@@ -14,9 +14,13 @@ import (
 
 // Active Directory specifics.
 
-var adUserAttributes = []string{
-	"objectGUID", "sAMAccountName", "userAccountControl", "msDS-User-Account-Control-Computed", "pwdLastSet",
-	"lockoutTime", "msDS-UserPasswordExpiryTimeComputed", "adminCount", "primaryGroupID", "msDS-ResultantPSO",
+// adUserAttributes lists the AD attributes a user search reads besides the
+// configured ones. The constructed ones must be asked for by name.
+func adUserAttributes() []string {
+	return []string{
+		"objectGUID", "sAMAccountName", "userAccountControl", "msDS-User-Account-Control-Computed", "pwdLastSet",
+		"lockoutTime", "msDS-UserPasswordExpiryTimeComputed", "adminCount", "primaryGroupID", "msDS-ResultantPSO",
+	}
 }
 
 // userAccountControl and msDS-User-Account-Control-Computed bits.
@@ -26,10 +30,20 @@ const (
 	uacPasswordExpired = 0x800000
 )
 
-// Well-known RIDs of privileged groups that can be a primary group, which
-// memberOf does not show.
-var privilegedPrimaryGroups = map[int64]string{
-	512: "Domain Admins", 516: "Domain Controllers", 518: "Schema Admins", 519: "Enterprise Admins",
+// privilegedPrimaryGroup names the well-known privileged group with RID rid,
+// which can be a user's primary group (and memberOf does not show that).
+func privilegedPrimaryGroup(rid int64) (string, bool) {
+	switch rid {
+	case 512:
+		return "Domain Admins", true
+	case 516:
+		return "Domain Controllers", true
+	case 518:
+		return "Schema Admins", true
+	case 519:
+		return "Enterprise Admins", true
+	}
+	return "", false
 }
 
 // policyHintsValue is the BER of the policy-hints control value: SEQUENCE { INTEGER 1 }.
@@ -97,7 +111,13 @@ func (s *session) adProtected(e *ldap.Entry, u *User) *OpError {
 	}
 	member, oe := inChain(groups)
 	if oe != nil {
-		return oe
+		if oe.Code == CodeUnavailable || s.ctx.Err() != nil {
+			return oe
+		}
+		// A directory without the in-chain rule: direct membership only.
+		s.c.log.Warn("directory: the in-chain matching rule failed; checking direct group membership only",
+			"server", s.srv.u.raw, "err", oe)
+		return s.adDirectMembership(e, u)
 	}
 	if member {
 		u.Protected, u.ProtectedReason = true, "member of an excluded group"
@@ -115,7 +135,7 @@ func (s *session) adProtected(e *ldap.Entry, u *User) *OpError {
 	}
 	// The primary group is not in memberOf.
 	pg := parseInt(e.GetEqualFoldAttributeValue("primaryGroupID"))
-	if name, ok := privilegedPrimaryGroups[pg]; ok {
+	if name, ok := privilegedPrimaryGroup(pg); ok {
 		for _, g := range groups {
 			res, oe := s.search(ldap.NewSearchRequest(g, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
 				"(objectClass=group)", []string{"primaryGroupToken"}, nil))
@@ -124,6 +144,32 @@ func (s *session) adProtected(e *ldap.Entry, u *User) *OpError {
 			}
 			if parseInt(res.Entries[0].GetEqualFoldAttributeValue("primaryGroupToken")) == pg {
 				u.Protected, u.ProtectedReason = true, "primary group is "+name
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// adDirectMembership compares the memberOf values of e with the excluded
+// groups.
+func (s *session) adDirectMembership(e *ldap.Entry, u *User) *OpError {
+	res, oe := s.search(ldap.NewSearchRequest(e.DN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+		"(objectClass=*)", []string{"memberOf"}, nil))
+	if oe != nil {
+		return oe
+	}
+	if len(res.Entries) == 0 {
+		return nil
+	}
+	for _, m := range res.Entries[0].GetEqualFoldAttributeValues("memberOf") {
+		md, err := ldap.ParseDN(m)
+		if err != nil {
+			continue
+		}
+		for _, g := range s.c.cfg.ExcludedGroups {
+			if gd, err := ldap.ParseDN(g); err == nil && gd.EqualFold(md) {
+				u.Protected, u.ProtectedReason = true, "member of "+g
 				return nil
 			}
 		}
@@ -141,13 +187,13 @@ func (s *session) adPolicy(e *ldap.Entry) (Policy, *OpError) {
 	hints := dse.policyHints() != ""
 	if e != nil {
 		if pso := e.GetEqualFoldAttributeValue("msDS-ResultantPSO"); pso != "" {
+			// The PSO decides; the domain policy would be a wrong answer.
 			p, oe := s.adPSO(pso)
-			if oe == nil {
-				p.HistoryEnforcedOnReset = hints && p.HistoryLength > 0
-				return p, nil
+			if oe != nil {
+				return Policy{}, oe
 			}
-			s.c.log.Warn("directory: cannot read the fine-grained password policy; using the domain policy",
-				"server", s.srv.u.raw, "pso", pso, "err", oe)
+			p.HistoryEnforcedOnReset = hints && p.HistoryLength > 0
+			return p, nil
 		}
 	}
 	head := dse.defaultNamingContext
@@ -182,6 +228,9 @@ func (s *session) adPolicy(e *ldap.Entry) (Policy, *OpError) {
 	return p, nil
 }
 
+// errPSOUnreadable marks a fine-grained policy the service account may not read.
+var errPSOUnreadable = errors.New("fine-grained password policy not readable")
+
 // adPSO reads a fine-grained password policy (Password Settings Object).
 // Reading it needs rights the service account often lacks.
 func (s *session) adPSO(dn string) (Policy, *OpError) {
@@ -197,7 +246,9 @@ func (s *session) adPSO(dn string) (Policy, *OpError) {
 		return Policy{}, oe
 	}
 	if len(res.Entries) != 1 || res.Entries[0].GetEqualFoldAttributeValue("msDS-MinimumPasswordLength") == "" {
-		return Policy{}, &OpError{Op: s.op, Server: s.srv.u.raw, Err: fmt.Errorf("%s is not readable", dn)}
+		// By default only administrators may read a PSO's settings.
+		return Policy{}, &OpError{Op: s.op, Server: s.srv.u.raw, Rule: "read " + dn,
+			Err: fmt.Errorf("%w: the fine-grained password policy %s is not readable", errPSOUnreadable, dn)}
 	}
 	d := res.Entries[0]
 	p := Policy{

@@ -125,31 +125,33 @@ func (s *session) testDirectory(l *Checklist, login string) {
 		}
 	}
 
-	total, partial, failed := 0, false, ""
+	// Counting stops at maxCount users or when half the remaining time is
+	// used, so a large directory cannot time the checklist out.
+	const maxCount = 100000
+	deadline := time.Now().Add(time.Until(deadlineOf(s.ctx)) / 2)
+	total, complete, failed := 0, true, ""
 	for _, b := range cfg.BaseDNs {
-		req := ldap.NewSearchRequest(b, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-			cfg.UserFilter, []string{"1.1"}, nil)
-		res, oe := s.searchPaged(req, 500)
-		if res != nil {
-			total += len(res.Entries)
-		}
-		if oe != nil {
-			switch oe.LDAPResult {
-			case ldap.LDAPResultSizeLimitExceeded, ldap.LDAPResultAdminLimitExceeded:
-				partial = true
-			case ldap.LDAPResultNoSuchObject:
-			default:
-				failed = errs.MessageOf(generic(oe, s.ctx))
+		n, done, oe := s.countUsers(b, 500, maxCount-total, deadline)
+		total += n
+		complete = complete && done
+		if oe != nil && oe.LDAPResult != ldap.LDAPResultNoSuchObject {
+			if oe.LDAPResult == ldap.LDAPResultSizeLimitExceeded || oe.LDAPResult == ldap.LDAPResultAdminLimitExceeded {
+				complete = false
+				continue
 			}
+			failed = errs.MessageOf(generic(oe, s.ctx))
+			break
 		}
 	}
 	switch {
 	case failed != "":
 		l.add("Users", false, "The user search failed: %s", failed)
-	case partial:
-		l.add("Users", true, "At least %d users match the filter (the directory limits how many the service account may list).", total)
 	case total == 0:
 		l.add("Users", false, "No user matches the filter under the base DNs; check them and the user filter.")
+	case !complete:
+		l.add("Users", true, "At least %d users match the filter under the base DNs (counting stopped there).", total)
+	case total == 1:
+		l.add("Users", true, "1 user matches the filter under the base DNs.")
 	default:
 		l.add("Users", true, "%d users match the filter under the base DNs.", total)
 	}
@@ -208,6 +210,17 @@ func (s *session) testDirectory(l *Checklist, login string) {
 	}
 	l.add(name, !u.Protected && !u.Disabled, "%s.", state)
 
+	if cfg.Type == TypeAD {
+		if pso := e.GetEqualFoldAttributeValue("msDS-ResultantPSO"); pso != "" {
+			if p, oe := s.adPolicy(e); oe != nil {
+				l.add("Password policy for "+login, false, "The fine-grained policy %s applies, but the service account may not read it, "+
+					"so refusals cannot say which rule failed. Grant it read access to that policy.", pso)
+			} else {
+				l.add("Password policy for "+login, true, "The fine-grained policy %s applies: %s.", pso, p)
+			}
+		}
+	}
+
 	rights := "Rights on " + login
 	if cfg.Type == TypeAD {
 		res, oe := s.search(ldap.NewSearchRequest(u.DN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
@@ -225,6 +238,42 @@ func (s *session) testDirectory(l *Checklist, login string) {
 	}
 	l.add(rights, true, "The service account can read the account. Whether the ACLs let it write userPassword, "+
 		"pwdAccountLockedTime and pwdReset cannot be determined without changing them, so nothing was tried.")
+}
+
+// countUsers counts the entries the user filter finds under base with a
+// paged search (AD caps pages at 1000), stopping early at max entries or at
+// deadline; done is false when it stopped early.
+func (s *session) countUsers(base string, pageSize uint32, max int, deadline time.Time) (n int, done bool, oe *OpError) {
+	paging := ldap.NewControlPaging(pageSize)
+	req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		s.c.cfg.UserFilter, []string{"1.1"}, []ldap.Control{paging})
+	for {
+		res, oe := s.search(req)
+		if res != nil {
+			n += len(res.Entries)
+		}
+		if oe != nil {
+			return n, false, oe
+		}
+		ctrl, ok := ldap.FindControl(res.Controls, ldap.ControlTypePaging).(*ldap.ControlPaging)
+		if !ok || len(ctrl.Cookie) == 0 {
+			return n, true, nil
+		}
+		paging.SetCookie(ctrl.Cookie)
+		if n >= max || time.Now().After(deadline) {
+			// Tell the server to drop the rest of the result set.
+			paging.PagingSize = 0
+			_, _ = s.search(req)
+			return n, false, nil
+		}
+	}
+}
+
+func deadlineOf(ctx context.Context) time.Time {
+	if dl, ok := ctx.Deadline(); ok {
+		return dl
+	}
+	return time.Now().Add(DefaultTimeout)
 }
 
 // describeTLS summarises a verified TLS connection for people.

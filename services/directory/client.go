@@ -247,6 +247,10 @@ func (c *Client) Policy(ctx context.Context, u User) (Policy, error) {
 			p, oe = s.openLDAPPolicy(e)
 		}
 		if oe != nil {
+			if errors.Is(oe, errPSOUnreadable) {
+				return fail(CodeNotPermitted, "A fine-grained password policy applies to this account, but the portal's service account may not read it. "+
+					"Grant it read access to the policy in the Password Settings Container.", oe)
+			}
 			return generic(oe, s.ctx)
 		}
 		return nil
@@ -376,9 +380,9 @@ func (c *Client) userAttributes() []string {
 	attrs := append([]string{}, c.cfg.LoginAttributes...)
 	attrs = append(attrs, c.cfg.RecoveryEmailAttribute, "displayName", "cn")
 	if c.cfg.Type == TypeAD {
-		return append(attrs, adUserAttributes...)
+		return append(attrs, adUserAttributes()...)
 	}
-	return append(attrs, openLDAPUserAttributes...)
+	return append(attrs, openLDAPUserAttributes()...)
 }
 
 // user turns an entry into a User, reading what else the state needs.

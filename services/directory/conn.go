@@ -96,11 +96,6 @@ type rootDSE struct {
 	dnsHostName           string
 }
 
-var rootDSEAttributes = []string{
-	"supportedControl", "supportedExtension", "supportedCapabilities", "defaultNamingContext", "namingContexts",
-	"forestFunctionality", "vendorName", "vendorVersion", "dnsHostName",
-}
-
 func parseRootDSE(e *ldap.Entry) *rootDSE {
 	d := &rootDSE{
 		supportedControl:      e.GetAttributeValues("supportedControl"),
@@ -132,7 +127,8 @@ func (d *rootDSE) policyHints() string {
 
 func rootDSERequest() *ldap.SearchRequest {
 	return ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
-		"(objectClass=*)", rootDSEAttributes, nil)
+		"(objectClass=*)", []string{"supportedControl", "supportedExtension", "supportedCapabilities",
+			"defaultNamingContext", "namingContexts", "forestFunctionality", "vendorName", "vendorVersion", "dnsHostName"}, nil)
 }
 
 // connectError says at which step a connection failed.
@@ -445,7 +441,7 @@ func (c *Client) run(ctx context.Context, op string, fn func(*session) error) (R
 	defer cancel()
 	start := time.Now()
 
-	var failures []error   // every server's failure, for the audit log
+	var failures []error      // every server's failure, for the audit log
 	var preferred *errs.Error // the most telling failure: certificate > insecure > unavailable
 	note := func(srv *server, e *errs.Error) {
 		failures = append(failures, e.Cause)

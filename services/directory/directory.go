@@ -334,7 +334,9 @@ type User struct {
 	Locked bool
 	// Disabled is true for a disabled account (AD) or one locked by an
 	// administrator (OpenLDAP pwdAccountLockedTime 000001010000Z).
-	Disabled        bool
+	Disabled bool
+	// PasswordExpired is true once the password is older than the maximum
+	// age; on AD also while a change is required (pwdLastSet=0).
 	PasswordExpired bool
 	// MustChange is true when the password must be changed at next sign-in.
 	MustChange bool
@@ -368,6 +370,9 @@ type Policy struct {
 	// resetSetsMustChange: OpenLDAP pwdMustChange, which makes slapd set
 	// pwdReset on every reset by someone other than the user.
 	resetSetsMustChange bool
+	// lockout: OpenLDAP pwdLockout; without it slapd ignores
+	// pwdAccountLockedTime altogether.
+	lockout bool
 }
 
 // String summarises the policy for people.

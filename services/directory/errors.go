@@ -129,10 +129,21 @@ func (e *OpError) Error() string {
 	if e.Diagnostic != "" {
 		b.WriteString(": " + strings.TrimSpace(e.Diagnostic))
 	}
-	if e.Err != nil && (e.Diagnostic == "" || !strings.Contains(e.Err.Error(), e.Diagnostic)) {
-		b.WriteString(": " + e.Err.Error())
+	if e.Err != nil {
+		if t := errText(e.Err); e.Diagnostic == "" || !strings.Contains(t, e.Diagnostic) {
+			b.WriteString(": " + t)
+		}
 	}
 	return b.String()
+}
+
+// errText is err.Error(), except for an *ldap.Error without an inner error,
+// whose Error method would panic.
+func errText(err error) string {
+	if le, ok := err.(*ldap.Error); ok && le.Err == nil {
+		return fmt.Sprintf("LDAP Result Code %d %q", le.ResultCode, ldap.LDAPResultCodeMap[le.ResultCode])
+	}
+	return err.Error()
 }
 
 func (e *OpError) Unwrap() error { return e.Err }

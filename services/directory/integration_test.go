@@ -1,8 +1,10 @@
 package directory_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -713,6 +715,50 @@ func TestPolicy(t *testing.T) {
 	}
 }
 
+// TestFineGrainedPolicy reads the policy of the service account, to which
+// the test bed applies a PSO without lockout. Like Windows, Samba lets only
+// administrators read a PSO's settings.
+func TestFineGrainedPolicy(t *testing.T) {
+	env := testbed.Load(t)
+	dc := dirCases(env)[0]
+	cfg := config(env, dc)
+	cfg.BaseDNs = []string{env.AD.BaseDN}
+	cfg.ExcludedGroups = nil
+	c := newClient(t, cfg)
+	u, _, err := c.Get(ctx(t), env.AD.BindDN)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	_, err = c.Policy(ctx(t), u)
+	wantCode(t, err, directory.CodeNotPermitted, errs.Forbidden)
+	if !strings.Contains(errs.MessageOf(err), "fine-grained") {
+		t.Fatalf("message %q", errs.MessageOf(err))
+	}
+
+	cfg.BindDN, cfg.BindPassword = env.AD.AdminDN, env.AD.AdminPassword
+	admin := newClient(t, cfg)
+	p, err := admin.Policy(ctx(t), u)
+	if err != nil {
+		t.Fatalf("Policy as Administrator: %v", err)
+	}
+	if p.LockoutThreshold != 0 || p.MinLength != 7 || !p.Complexity {
+		t.Fatalf("the PSO (no lockout) was not applied: %+v", p)
+	}
+}
+
+func TestGetOutsideBase(t *testing.T) {
+	env := testbed.Load(t)
+	for _, dc := range dirCases(env) {
+		t.Run(dc.name, func(t *testing.T) {
+			c := newClient(t, config(env, dc))
+			_, _, err := c.Get(ctx(t), dc.d.BindDN)
+			wantCode(t, err, directory.CodeNotFound, errs.NotFound)
+			_, err = c.Reset(ctx(t), directory.User{DN: dc.d.BindDN}, testbed.RandomPassword(), directory.ResetOptions{})
+			wantCode(t, err, directory.CodeNotFound, errs.NotFound)
+		})
+	}
+}
+
 func TestDetect(t *testing.T) {
 	env := testbed.Load(t)
 	for _, dc := range dirCases(env) {
@@ -925,5 +971,88 @@ func copyConn(dst, src net.Conn) {
 		if err != nil {
 			return
 		}
+	}
+}
+
+// TestNoPasswordInLogsOrErrors runs successful and refused operations with a
+// debug logger and checks that no password shows up in a log line or error.
+func TestNoPasswordInLogsOrErrors(t *testing.T) {
+	env := testbed.Load(t)
+	for _, dc := range dirCases(env) {
+		t.Run(dc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			cfg := config(env, dc)
+			c, err := directory.New(cfg, slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			tu := dc.newUser(t, testbed.UserOptions{})
+			secrets := []string{cfg.BindPassword, tu.Password, "Ab1-short", "Wr0ng-Current-x", "Pässwörd-Ω1x"}
+			var errsSeen []error
+			keep := func(err error) {
+				if err != nil {
+					errsSeen = append(errsSeen, err)
+				}
+			}
+			u := find(t, c, tu.Login)
+			_, err = c.Reset(ctx(t), u, "Ab1-short"[:5], directory.ResetOptions{})
+			keep(err)
+			_, _, err = c.Change(ctx(t), tu.Login, "Wr0ng-Current-x", "Pässwörd-Ω1x")
+			keep(err)
+			_, _, err = c.Change(ctx(t), tu.Login, tu.Password, "Pässwörd-Ω1x")
+			keep(err)
+			bad := cfg
+			bad.BindPassword = "Wr0ng-Current-x"
+			bc := newClient(t, bad)
+			_, _, err = bc.Find(ctx(t), tu.Login)
+			keep(err)
+			if len(errsSeen) < 2 {
+				t.Fatalf("expected refusals, got %v", errsSeen)
+			}
+			for _, s := range secrets {
+				if strings.Contains(buf.String(), s) {
+					t.Errorf("a password is in the log: %s", buf.String())
+				}
+				for _, e := range errsSeen {
+					if strings.Contains(e.Error(), s) || strings.Contains(fmt.Sprintf("%+v", e), s) {
+						t.Errorf("a password is in an error: %v", e)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestHistoryOnReset: slapd checks the history on the service account's
+// resets; Samba 4.17, which does not advertise the policy-hints control, does
+// not — which is what Policy.HistoryEnforcedOnReset says.
+func TestHistoryOnReset(t *testing.T) {
+	env := testbed.Load(t)
+	for _, dc := range dirCases(env) {
+		t.Run(dc.name, func(t *testing.T) {
+			c := newClient(t, config(env, dc))
+			tu := dc.newUser(t, testbed.UserOptions{})
+			u := find(t, c, tu.Login)
+			p, err := c.Policy(ctx(t), u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p1, p2 := testbed.RandomPassword(), testbed.RandomPassword()
+			for _, pw := range []string{p1, p2} {
+				if _, err := c.Reset(ctx(t), u, pw, directory.ResetOptions{}); err != nil {
+					t.Fatalf("Reset: %v", err)
+				}
+			}
+			_, err = c.Reset(ctx(t), u, p1, directory.ResetOptions{})
+			if p.HistoryEnforcedOnReset {
+				wantCode(t, err, directory.CodePolicy, errs.Policy)
+				if !strings.Contains(errs.MessageOf(err), "not used recently") {
+					t.Fatalf("message %q", errs.MessageOf(err))
+				}
+			} else if err != nil {
+				t.Fatalf("history enforced on reset although the policy says it is not: %v", err)
+			}
+		})
 	}
 }

@@ -12,8 +12,10 @@ import (
 
 // OpenLDAP (slapd with ppolicy) specifics.
 
-var openLDAPUserAttributes = []string{
-	"entryUUID", "pwdAccountLockedTime", "pwdReset", "pwdChangedTime", "pwdPolicySubentry", "memberOf",
+// openLDAPUserAttributes lists the OpenLDAP attributes a user search reads
+// besides the configured ones; the operational ones must be asked for by name.
+func openLDAPUserAttributes() []string {
+	return []string{"entryUUID", "pwdAccountLockedTime", "pwdReset", "pwdChangedTime", "pwdPolicySubentry", "memberOf"}
 }
 
 // adminLockedTime is the pwdAccountLockedTime value meaning "locked until an
@@ -32,27 +34,33 @@ func (s *session) openLDAPState(e *ldap.Entry, u *User) *OpError {
 		u.PasswordLastSet = changed
 	}
 	lockedAt := strings.TrimSpace(e.GetEqualFoldAttributeValue("pwdAccountLockedTime"))
-	if lockedAt == adminLockedTime {
-		u.Disabled = true
+	if lockedAt == "" && !hasChanged {
+		return s.openLDAPProtected(e, u)
 	}
-	if (lockedAt != "" && !u.Disabled) || hasChanged {
-		p, oe := s.openLDAPPolicy(e)
-		if oe != nil {
-			s.c.log.Warn("directory: cannot read the password policy", "server", s.srv.u.raw, "dn", e.DN, "err", oe)
-			u.Locked = lockedAt != "" && !u.Disabled
-		} else {
-			if lockedAt != "" && !u.Disabled {
-				t, ok := parseGeneralizedTime(lockedAt)
-				switch {
-				case !ok || p.LockoutDuration == 0:
-					u.Locked = true // until an administrator unlocks
-				case time.Now().Before(t.Add(p.LockoutDuration)):
-					u.Locked, u.LockedUntil = true, t.Add(p.LockoutDuration)
-				}
-			}
-			if hasChanged && p.MaxAge > 0 && time.Now().After(changed.Add(p.MaxAge)) {
-				u.PasswordExpired = true
-			}
+	p, oe := s.openLDAPPolicy(e)
+	if oe != nil {
+		// Without the policy, take the stamp at its word.
+		s.c.log.Warn("directory: cannot read the password policy", "server", s.srv.u.raw, "dn", e.DN, "err", oe)
+		u.Disabled = lockedAt == adminLockedTime
+		u.Locked = lockedAt != "" && !u.Disabled
+		return s.openLDAPProtected(e, u)
+	}
+	if hasChanged && p.MaxAge > 0 && time.Now().After(changed.Add(p.MaxAge)) {
+		u.PasswordExpired = true
+	}
+	// slapd ignores pwdAccountLockedTime, even the administrator's lock,
+	// when the policy has pwdLockout FALSE.
+	if lockedAt != "" && p.lockout {
+		t, ok := parseGeneralizedTime(lockedAt)
+		switch {
+		case lockedAt == adminLockedTime:
+			u.Disabled = true
+		case ok && time.Now().Before(t):
+			// A stamp in the future is not in effect yet.
+		case !ok || p.LockoutDuration == 0:
+			u.Locked = true // until an administrator unlocks
+		case time.Now().Before(t.Add(p.LockoutDuration)):
+			u.Locked, u.LockedUntil = true, t.Add(p.LockoutDuration)
 		}
 	}
 	return s.openLDAPProtected(e, u)
@@ -143,6 +151,7 @@ func (s *session) openLDAPPolicy(e *ldap.Entry) (Policy, *OpError) {
 		p.MinLength = 0 // not checked without pwdCheckQuality
 	}
 	if strings.EqualFold(d.GetEqualFoldAttributeValue("pwdLockout"), "TRUE") {
+		p.lockout = true
 		p.LockoutThreshold = int(parseInt(d.GetEqualFoldAttributeValue("pwdMaxFailure")))
 		p.LockoutDuration = time.Duration(parseInt(d.GetEqualFoldAttributeValue("pwdLockoutDuration"))) * time.Second
 	}
@@ -258,6 +267,12 @@ func (s *session) resetOpenLDAP(cur User, e *ldap.Entry, pw string, opt ResetOpt
 		return s.openLDAPWriteError(oe, ctrls, cur, e, false)
 	}
 	if opt.MustChange {
+		if p, poe := s.openLDAPPolicy(e); poe == nil && !p.resetSetsMustChange {
+			// slapd only restricts a bind with pwdReset TRUE when the policy
+			// has pwdMustChange TRUE; the portal still sees MustChange.
+			s.c.log.Info("directory: pwdReset set, but the user's password policy lacks pwdMustChange TRUE, so slapd does not enforce it",
+				"server", s.srv.u.raw, "dn", cur.DN)
+		}
 		req := ldap.NewModifyRequest(cur.DN, nil)
 		req.Replace("pwdReset", []string{"TRUE"})
 		if _, oe := s.modify(req); oe != nil {

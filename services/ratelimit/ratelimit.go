@@ -1,24 +1,28 @@
-package admins
+// Package ratelimit counts failures per key in a sliding window, for sign-in
+// and self-service throttling that must not depend on a directory lockout.
+package ratelimit
 
 import (
 	"sync"
 	"time"
 )
 
-// throttle counts failures per key in a sliding window and refuses a key
-// that reached its limit until the window has passed.
-type throttle struct {
+// Window counts failures per key in a sliding window and refuses a key
+// that reached its limit until the window has passed. It is safe for
+// concurrent use.
+type Window struct {
 	mu     sync.Mutex
 	limit  int
 	window time.Duration
 	hits   map[string][]time.Time
 }
 
-func newThrottle(limit int, window time.Duration) *throttle {
-	return &throttle{limit: limit, window: window, hits: map[string][]time.Time{}}
+// New returns a Window allowing limit failures per window.
+func New(limit int, window time.Duration) *Window {
+	return &Window{limit: limit, window: window, hits: map[string][]time.Time{}}
 }
 
-func (t *throttle) prune(key string, now time.Time) []time.Time {
+func (t *Window) prune(key string, now time.Time) []time.Time {
 	h := t.hits[key]
 	i := 0
 	for i < len(h) && now.Sub(h[i]) >= t.window {
@@ -34,14 +38,14 @@ func (t *throttle) prune(key string, now time.Time) []time.Time {
 }
 
 // Blocked reports whether key is over its limit.
-func (t *throttle) Blocked(key string, now time.Time) bool {
+func (t *Window) Blocked(key string, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.prune(key, now)) >= t.limit
 }
 
 // Fail records one failure for key.
-func (t *throttle) Fail(key string, now time.Time) {
+func (t *Window) Fail(key string, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.hits[key] = append(t.prune(key, now), now)
@@ -53,7 +57,7 @@ func (t *throttle) Fail(key string, now time.Time) {
 }
 
 // Reset forgets key (after a success).
-func (t *throttle) Reset(key string) {
+func (t *Window) Reset(key string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.hits, key)

@@ -1,0 +1,215 @@
+package handlers
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/mail"
+	"github.com/writeback/writeback/services/selfservice"
+	"github.com/writeback/writeback/web"
+)
+
+// policyPages names each self-service policy page: its navigation key, path
+// segment, heading and lead sentence.
+var policyPages = map[string]struct{ path, heading, lead string }{
+	"properties":    {"properties", "Properties", "Choose who may use self-service password reset."},
+	"methods":       {"authentication-methods", "Authentication methods", "Choose how people prove who they are, and how many methods a reset needs."},
+	"registration":  {"registration", "Registration", "Choose how often people are asked to re-confirm the methods they registered."},
+	"notifications": {"notifications", "Notifications", "Choose who is told by e-mail when a password is reset."},
+	"customization": {"customization", "Customization", "Tell people who cannot finish where to get help."},
+}
+
+func (s *Server) policyView(w http.ResponseWriter, r *http.Request, nav string) (web.PolicyView, error) {
+	p, meta, err := s.selfservice.Policy(r.Context())
+	if err != nil {
+		return web.PolicyView{}, err
+	}
+	pg := policyPages[nav]
+	v := web.PolicyView{Page: s.page(w, r, nav, "Password reset", pg.heading, pg.lead), Version: meta.Version,
+		Enabled: p.Enabled, Group: p.Group, MethodEmail: p.Methods.Email, MethodApp: p.Methods.App, MethodQuestions: p.Methods.Questions,
+		Required: p.Required, QuestionsToRegister: p.QuestionsToRegister, QuestionsToAnswer: p.QuestionsToAnswer,
+		Questions: strings.Join(p.Questions, "\n"), ReconfirmDays: p.ReconfirmDays, NotifyUsers: p.NotifyUsers, NotifyAdmins: p.NotifyAdmins,
+		Helpdesk: p.Helpdesk, OrgName: p.OrgName, UpdatedBy: meta.UpdatedBy, UpdatedAt: meta.UpdatedAt}
+	v.Title = "Password reset | " + pg.heading
+	return v, nil
+}
+
+func (s *Server) policyForm(nav string) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		v, err := s.policyView(w, r, nav)
+		if err != nil {
+			return err
+		}
+		s.render(w, r, http.StatusOK, web.PolicyPage(v))
+		return nil
+	}
+}
+
+func atoiField(r *http.Request, name string, fields map[string]string) int {
+	n, err := strconv.Atoi(strings.TrimSpace(r.PostFormValue(name)))
+	if err != nil {
+		fields[name] = "Enter a whole number."
+	}
+	return n
+}
+
+func (s *Server) policySave(nav string) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		version, err := strconv.ParseInt(r.PostFormValue("version"), 10, 64)
+		if err != nil {
+			return errs.Invalidf("This form is missing its version. Reload the page and save again.")
+		}
+		fields := map[string]string{}
+		var change func(*selfservice.Policy)
+		switch nav {
+		case "properties":
+			enabled, group := r.PostFormValue("enabled"), r.PostFormValue("group")
+			change = func(p *selfservice.Policy) { p.Enabled, p.Group = enabled, group }
+		case "methods":
+			m := selfservice.Methods{Email: r.PostFormValue("method_email") == "yes", App: r.PostFormValue("method_app") == "yes",
+				Questions: r.PostFormValue("method_questions") == "yes"}
+			req := atoiField(r, "required", fields)
+			reg, ans := atoiField(r, "questions_to_register", fields), atoiField(r, "questions_to_answer", fields)
+			qs := lines(r.PostFormValue("questions"))
+			change = func(p *selfservice.Policy) {
+				p.Methods, p.Required, p.QuestionsToRegister, p.QuestionsToAnswer, p.Questions = m, req, reg, ans, qs
+			}
+		case "registration":
+			days := atoiField(r, "reconfirm_days", fields)
+			change = func(p *selfservice.Policy) { p.ReconfirmDays = days }
+		case "notifications":
+			users, admins := r.PostFormValue("notify_users") == "yes", r.PostFormValue("notify_admins") == "yes"
+			change = func(p *selfservice.Policy) { p.NotifyUsers, p.NotifyAdmins = users, admins }
+		case "customization":
+			helpdesk, org := r.PostFormValue("helpdesk"), r.PostFormValue("org_name")
+			change = func(p *selfservice.Policy) { p.Helpdesk, p.OrgName = helpdesk, org }
+		}
+		if len(fields) == 0 {
+			var changed bool
+			changed, err = s.selfservice.SavePolicy(r.Context(), s.actor(r), version, policyPages[nav].heading, change)
+			if err == nil {
+				msg := "Saved. Nothing changed."
+				if changed {
+					msg = "Saved the " + policyPages[nav].heading + " settings."
+				}
+				s.flash(w, r, msg)
+				http.Redirect(w, r, "/admin/password-reset/"+policyPages[nav].path, http.StatusSeeOther)
+				return nil
+			}
+			if k := errs.KindOf(err); k != errs.Invalid && k != errs.Conflict {
+				return err
+			}
+		}
+		v, verr := s.policyView(w, r, nav)
+		if verr != nil {
+			return verr
+		}
+		// Keep what was typed.
+		switch nav {
+		case "properties":
+			v.Enabled, v.Group = r.PostFormValue("enabled"), r.PostFormValue("group")
+		case "methods":
+			v.MethodEmail, v.MethodApp, v.MethodQuestions = r.PostFormValue("method_email") == "yes", r.PostFormValue("method_app") == "yes", r.PostFormValue("method_questions") == "yes"
+			v.Required, _ = strconv.Atoi(r.PostFormValue("required"))
+			v.QuestionsToRegister, _ = strconv.Atoi(r.PostFormValue("questions_to_register"))
+			v.QuestionsToAnswer, _ = strconv.Atoi(r.PostFormValue("questions_to_answer"))
+			v.Questions = r.PostFormValue("questions")
+		case "registration":
+			v.ReconfirmDays, _ = strconv.Atoi(r.PostFormValue("reconfirm_days"))
+		case "customization":
+			v.Helpdesk, v.OrgName = r.PostFormValue("helpdesk"), r.PostFormValue("org_name")
+		}
+		v.Fields = fields
+		if err != nil {
+			if f := errs.FieldsOf(err); len(f) > 0 {
+				v.Fields = f
+			} else {
+				v.Errors = []string{errs.MessageOf(err)}
+			}
+		}
+		status := http.StatusUnprocessableEntity
+		if errs.KindOf(err) == errs.Conflict {
+			status = http.StatusConflict
+		}
+		s.render(w, r, status, web.PolicyPage(v))
+		return nil
+	}
+}
+
+func (s *Server) mailView(w http.ResponseWriter, r *http.Request) (web.MailView, error) {
+	m, meta, err := s.selfservice.MailSettings(r.Context())
+	if err != nil {
+		return web.MailView{}, err
+	}
+	v := web.MailView{Page: s.page(w, r, "mail", "Password reset", "Mail server", "The SMTP server that sends verification codes and notifications."),
+		Version: meta.Version, Host: m.Host, Port: m.Port, TLS: string(m.TLS), From: m.From, Username: m.Username,
+		HasPassword: m.PasswordSealed != "", CAPEM: m.CAPEM, UpdatedBy: meta.UpdatedBy, UpdatedAt: meta.UpdatedAt}
+	return v, nil
+}
+
+func (s *Server) mailForm(w http.ResponseWriter, r *http.Request) error {
+	v, err := s.mailView(w, r)
+	if err != nil {
+		return err
+	}
+	s.render(w, r, http.StatusOK, web.MailPage(v))
+	return nil
+}
+
+func (s *Server) mailSave(w http.ResponseWriter, r *http.Request) error {
+	version, err := strconv.ParseInt(r.PostFormValue("version"), 10, 64)
+	if err != nil {
+		return errs.Invalidf("This form is missing its version. Reload the page and save again.")
+	}
+	port, perr := strconv.Atoi(strings.TrimSpace(r.PostFormValue("port")))
+	in := selfservice.MailInput{Host: r.PostFormValue("host"), Port: port, TLS: mail.TLSMode(r.PostFormValue("tls")), From: r.PostFormValue("from"),
+		Username: r.PostFormValue("username"), Password: r.PostFormValue("password"), CAPEM: strings.TrimSpace(r.PostFormValue("ca_pem"))}
+	if perr != nil {
+		err = errs.FieldErrors(map[string]string{"port": "Enter a port number, e.g. 587."})
+	} else {
+		_, err = s.selfservice.SaveMail(r.Context(), s.actor(r), version, in)
+	}
+	if err == nil {
+		s.flash(w, r, "Saved the mail server. Use Send test mail to check it.")
+		http.Redirect(w, r, "/admin/password-reset/mail-server", http.StatusSeeOther)
+		return nil
+	}
+	if k := errs.KindOf(err); k != errs.Invalid && k != errs.Conflict {
+		return err
+	}
+	v, verr := s.mailView(w, r)
+	if verr != nil {
+		return verr
+	}
+	v.Host, v.Port, v.TLS, v.From, v.Username, v.CAPEM = in.Host, in.Port, string(in.TLS), in.From, in.Username, in.CAPEM
+	if f := errs.FieldsOf(err); len(f) > 0 {
+		v.Fields = f
+	} else {
+		v.Errors = []string{errs.MessageOf(err)}
+	}
+	s.render(w, r, statusOf(err), web.MailPage(v))
+	return nil
+}
+
+func (s *Server) mailTest(w http.ResponseWriter, r *http.Request) error {
+	to := strings.TrimSpace(r.PostFormValue("to"))
+	err := s.selfservice.SendTestMail(r.Context(), s.actor(r), to)
+	if err == nil {
+		s.flash(w, r, "Sent a test mail to "+to+".")
+		http.Redirect(w, r, "/admin/password-reset/mail-server", http.StatusSeeOther)
+		return nil
+	}
+	if errs.KindOf(err) == errs.Internal {
+		return err
+	}
+	v, verr := s.mailView(w, r)
+	if verr != nil {
+		return verr
+	}
+	v.TestTo = to
+	v.Errors = []string{"The test mail was not sent: " + errs.MessageOf(err)}
+	s.render(w, r, http.StatusUnprocessableEntity, web.MailPage(v))
+	return nil
+}

@@ -1,0 +1,351 @@
+package handlers
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/directory"
+	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/selfservice"
+	"github.com/writeback/writeback/web"
+)
+
+// SelfService is what handlers need of services/selfservice.
+type SelfService interface {
+	Policy(ctx context.Context) (selfservice.Policy, settingsMeta, error)
+	SavePolicy(ctx context.Context, actor audit.Actor, expectVersion int64, page string, change func(*selfservice.Policy)) (bool, error)
+	MailSettings(ctx context.Context) (selfservice.MailSettings, settingsMeta, error)
+	SaveMail(ctx context.Context, actor audit.Actor, expectVersion int64, in selfservice.MailInput) (bool, error)
+	SendTestMail(ctx context.Context, actor audit.Actor, to string) error
+	Available(ctx context.Context, kind string) (selfservice.Availability, error)
+	Start(ctx context.Context, kind, login, browser string, from audit.Actor) (string, error)
+	View(ctx context.Context, id, browser string) (selfservice.View, error)
+	Choose(ctx context.Context, id, browser, method string, from audit.Actor) error
+	Verify(ctx context.Context, id, browser, method, code string, answers []string, from audit.Actor) error
+	SetPassword(ctx context.Context, id, browser, password, confirm string, from audit.Actor) error
+	Change(ctx context.Context, login, current, next, confirm string, from audit.Actor) error
+	StartRegister(ctx context.Context, login, password, browser string, from audit.Actor) (string, error)
+	Registration(ctx context.Context, id, browser string) (selfservice.Registration, error)
+	BeginAltEmail(ctx context.Context, id, browser, addr string, from audit.Actor) error
+	ConfirmAltEmail(ctx context.Context, id, browser, code string, from audit.Actor) error
+	BeginApp(ctx context.Context, id, browser string) error
+	ConfirmApp(ctx context.Context, id, browser, code string, from audit.Actor) error
+	SaveQuestions(ctx context.Context, id, browser string, questions, answers []string, from audit.Actor) error
+}
+
+// browser is the secret that binds self-service flows to this browser
+// session; only its hash is stored with a flow.
+func browserSecret(r *http.Request) string {
+	st := state(r)
+	if st.sess == nil {
+		return ""
+	}
+	b, _ := st.sess.Values["bid"].(string)
+	return b
+}
+
+func (s *Server) public(w http.ResponseWriter, r *http.Request, heading, lead string, av selfservice.Availability) web.Public {
+	p := s.page(w, r, "", "", heading, lead)
+	return web.Public{Page: p, OrgName: av.OrgName, Helpdesk: av.Helpdesk, HelpHref: av.HelpHref}
+}
+
+func (s *Server) start(w http.ResponseWriter, r *http.Request) error {
+	av, err := s.selfservice.Available(r.Context(), selfservice.KindReset)
+	if err != nil {
+		return err
+	}
+	v := web.StartView{Public: s.public(w, r, "Get back into your account", "Reset a forgotten password, unlock your account, or change your password.", av),
+		Available: av.OK, Reason: av.Reason, UnlockOffer: av.Unlock}
+	s.render(w, r, http.StatusOK, web.StartPage(v))
+	return nil
+}
+
+func kindOf(r *http.Request) string {
+	if chi.RouteContext(r.Context()) != nil && len(r.URL.Path) >= 7 && r.URL.Path[:7] == "/unlock" {
+		return selfservice.KindUnlock
+	}
+	return selfservice.KindReset
+}
+
+func whoHeading(kind string) (string, string) {
+	if kind == selfservice.KindUnlock {
+		return "Unlock your account", "Prove it's you, and we unlock your account. Your password stays the same."
+	}
+	return "Get back into your account", "Who are you? Type your user name or e-mail address."
+}
+
+func (s *Server) whoForm(w http.ResponseWriter, r *http.Request) error {
+	kind := kindOf(r)
+	av, err := s.selfservice.Available(r.Context(), kind)
+	if err != nil {
+		return err
+	}
+	h, lead := whoHeading(kind)
+	v := web.WhoView{Public: s.public(w, r, h, lead, av), Kind: kind}
+	if !av.OK {
+		v.Unavailable = av.Reason
+	}
+	s.render(w, r, http.StatusOK, web.WhoPage(v))
+	return nil
+}
+
+func (s *Server) whoSubmit(w http.ResponseWriter, r *http.Request) error {
+	kind := kindOf(r)
+	login := r.PostFormValue("login")
+	id, err := s.selfservice.Start(r.Context(), kind, login, browserSecret(r), s.actor(r))
+	if err != nil {
+		k := errs.KindOf(err)
+		if k == errs.Internal {
+			return err
+		}
+		av, aerr := s.selfservice.Available(r.Context(), kind)
+		if aerr != nil {
+			return aerr
+		}
+		h, lead := whoHeading(kind)
+		v := web.WhoView{Public: s.public(w, r, h, lead, av), Kind: kind, Login: login}
+		if f := errs.FieldsOf(err); len(f) > 0 {
+			v.Fields = f
+		} else if k == errs.Forbidden {
+			v.Unavailable = errs.MessageOf(err)
+		} else {
+			v.Errors = []string{errs.MessageOf(err)}
+		}
+		s.render(w, r, statusOf(err), web.WhoPage(v))
+		return nil
+	}
+	http.Redirect(w, r, kindPath(kind)+"/"+id, http.StatusSeeOther)
+	return nil
+}
+
+func kindPath(kind string) string {
+	if kind == selfservice.KindUnlock {
+		return "/unlock"
+	}
+	return "/reset"
+}
+
+func rulesOf(p directory.Policy, has bool) web.Rules {
+	if !has {
+		return web.Rules{}
+	}
+	return web.Rules{Has: true, MinLength: p.MinLength, Complexity: p.Complexity, History: p.HistoryLength, HistoryOnReset: p.HistoryEnforcedOnReset}
+}
+
+// stepPage renders the current step of a flow, with an optional problem.
+func (s *Server) stepPage(w http.ResponseWriter, r *http.Request, id string, status int, problem error) error {
+	kind := kindOf(r)
+	fv, err := s.selfservice.View(r.Context(), id, browserSecret(r))
+	if err != nil {
+		return err
+	}
+	if fv.Kind != kind {
+		return selfservice.ErrFlowGone
+	}
+	av, err := s.selfservice.Available(r.Context(), kind)
+	if err != nil {
+		return err
+	}
+	heading := map[string]string{
+		selfservice.StepChoose: "Prove it's you", selfservice.StepCode: "Enter the code", selfservice.StepApp: "Enter the code",
+		selfservice.StepQuestions: "Answer your security questions", selfservice.StepPassword: "Choose a new password",
+		selfservice.StepDone: "Done", selfservice.StepBlocked: "Try again later",
+	}[fv.Step]
+	v := web.StepView{Public: s.public(w, r, heading, "", av), Kind: kind, ID: fv.ID, Step: fv.Step, Verified: fv.Verified,
+		Required: fv.Required, Questions: fv.Questions, Masked: fv.Masked, Notice: fv.Notice, Rules: rulesOf(fv.Policy, fv.HasPolicy)}
+	for _, m := range fv.Methods {
+		v.Methods = append(v.Methods, web.MethodOption{Key: m, Label: selfservice.MethodLabel(m)})
+	}
+	if problem != nil {
+		if f := errs.FieldsOf(problem); len(f) > 0 {
+			v.Fields = f
+		} else if fv.Step == selfservice.StepCode || fv.Step == selfservice.StepApp {
+			v.Fields = map[string]string{"code": errs.MessageOf(problem)}
+		} else {
+			v.Errors = []string{errs.MessageOf(problem)}
+		}
+	}
+	s.render(w, r, status, web.StepPage(v))
+	return nil
+}
+
+func (s *Server) stepShow(w http.ResponseWriter, r *http.Request) error {
+	return s.stepPage(w, r, chi.URLParam(r, "flow"), http.StatusOK, nil)
+}
+
+// stepAfter redirects after a successful POST, or re-renders with the problem.
+func (s *Server) stepAfter(w http.ResponseWriter, r *http.Request, err error) error {
+	id := chi.URLParam(r, "flow")
+	if err == nil {
+		http.Redirect(w, r, kindPath(kindOf(r))+"/"+id, http.StatusSeeOther)
+		return nil
+	}
+	if k := errs.KindOf(err); k == errs.Internal || err == selfservice.ErrFlowGone {
+		return err
+	}
+	return s.stepPage(w, r, id, statusOf(err), err)
+}
+
+func (s *Server) stepMethod(w http.ResponseWriter, r *http.Request) error {
+	id, method := chi.URLParam(r, "flow"), r.PostFormValue("method")
+	if method == "" { // "Use another method": back to the choice
+		return s.stepAfter(w, r, s.selfservice.Choose(r.Context(), id, browserSecret(r), "", s.actor(r)))
+	}
+	return s.stepAfter(w, r, s.selfservice.Choose(r.Context(), id, browserSecret(r), method, s.actor(r)))
+}
+
+func (s *Server) stepVerify(w http.ResponseWriter, r *http.Request) error {
+	id := chi.URLParam(r, "flow")
+	_ = r.ParseForm()
+	err := s.selfservice.Verify(r.Context(), id, browserSecret(r), r.PostFormValue("method"), r.PostFormValue("code"), r.PostForm["answer"], s.actor(r))
+	return s.stepAfter(w, r, err)
+}
+
+func (s *Server) stepPassword(w http.ResponseWriter, r *http.Request) error {
+	id := chi.URLParam(r, "flow")
+	err := s.selfservice.SetPassword(r.Context(), id, browserSecret(r), r.PostFormValue("password"), r.PostFormValue("confirm"), s.actor(r))
+	return s.stepAfter(w, r, err)
+}
+
+func (s *Server) changeForm(w http.ResponseWriter, r *http.Request) error {
+	av, err := s.selfservice.Available(r.Context(), selfservice.KindReset)
+	if err != nil {
+		return err
+	}
+	v := web.ChangeView{Public: s.public(w, r, "Change your password", "Works also when your password has expired or must be changed.", av)}
+	v.Done = r.URL.Query().Get("done") == "1"
+	s.render(w, r, http.StatusOK, web.ChangePage(v))
+	return nil
+}
+
+func (s *Server) changeSubmit(w http.ResponseWriter, r *http.Request) error {
+	login := r.PostFormValue("login")
+	err := s.selfservice.Change(r.Context(), login, r.PostFormValue("current"), r.PostFormValue("password"), r.PostFormValue("confirm"), s.actor(r))
+	if err == nil {
+		http.Redirect(w, r, "/change?done=1", http.StatusSeeOther)
+		return nil
+	}
+	if errs.KindOf(err) == errs.Internal {
+		return err
+	}
+	av, aerr := s.selfservice.Available(r.Context(), selfservice.KindReset)
+	if aerr != nil {
+		return aerr
+	}
+	v := web.ChangeView{Public: s.public(w, r, "Change your password", "", av), Login: login}
+	if f := errs.FieldsOf(err); len(f) > 0 {
+		v.Fields = f
+	} else {
+		v.Errors = []string{errs.MessageOf(err)}
+	}
+	s.render(w, r, statusOf(err), web.ChangePage(v))
+	return nil
+}
+
+func (s *Server) registerForm(w http.ResponseWriter, r *http.Request) error {
+	av, err := s.selfservice.Available(r.Context(), selfservice.KindRegister)
+	if err != nil {
+		return err
+	}
+	v := web.RegisterSignInView{Public: s.public(w, r, "Set up how you prove it's you", "Sign in with your directory password to register an e-mail address, an authenticator app or security questions.", av)}
+	if !av.OK {
+		v.Errors = []string{av.Reason}
+	}
+	s.render(w, r, http.StatusOK, web.RegisterSignInPage(v))
+	return nil
+}
+
+func (s *Server) registerSubmit(w http.ResponseWriter, r *http.Request) error {
+	login := r.PostFormValue("login")
+	id, err := s.selfservice.StartRegister(r.Context(), login, r.PostFormValue("password"), browserSecret(r), s.actor(r))
+	if err == nil {
+		http.Redirect(w, r, "/register/"+id, http.StatusSeeOther)
+		return nil
+	}
+	if errs.KindOf(err) == errs.Internal {
+		return err
+	}
+	av, aerr := s.selfservice.Available(r.Context(), selfservice.KindRegister)
+	if aerr != nil {
+		return aerr
+	}
+	v := web.RegisterSignInView{Public: s.public(w, r, "Set up how you prove it's you", "", av), Login: login}
+	if f := errs.FieldsOf(err); len(f) > 0 {
+		v.Fields = f
+	} else {
+		v.Errors = []string{errs.MessageOf(err)}
+	}
+	s.render(w, r, statusOf(err), web.RegisterSignInPage(v))
+	return nil
+}
+
+func (s *Server) registerPage(w http.ResponseWriter, r *http.Request, status int, problem error, emailInput string) error {
+	id := chi.URLParam(r, "flow")
+	reg, err := s.selfservice.Registration(r.Context(), id, browserSecret(r))
+	if err != nil {
+		return err
+	}
+	av, err := s.selfservice.Available(r.Context(), selfservice.KindRegister)
+	if err != nil {
+		return err
+	}
+	v := web.RegisterView{Public: s.public(w, r, "Your verification methods", "Signed in as "+reg.Login+". Register at least as many methods as a reset needs.", av),
+		ID: reg.ID, Login: reg.Login, AllowEmail: reg.Allowed.Email, AllowApp: reg.Allowed.App, AllowQuestions: reg.Allowed.Questions,
+		DirectoryEmail: reg.DirectoryEmail, AltEmail: reg.AltEmail, App: reg.App, Questions: reg.Questions, PendingEmail: reg.PendingEmail,
+		AppSecret: reg.AppSecret, AppQR: reg.AppQR, Choices: reg.Choices, ToRegister: reg.ToRegister, Stale: reg.Stale, EmailInput: emailInput}
+	if problem != nil {
+		if f := errs.FieldsOf(problem); len(f) > 0 {
+			v.Fields = f
+		} else {
+			v.Errors = []string{errs.MessageOf(problem)}
+		}
+	}
+	s.render(w, r, status, web.RegisterPage(v))
+	return nil
+}
+
+func (s *Server) registerShow(w http.ResponseWriter, r *http.Request) error {
+	return s.registerPage(w, r, http.StatusOK, nil, "")
+}
+
+func (s *Server) registerAfter(w http.ResponseWriter, r *http.Request, err error, flash, emailInput string) error {
+	if err == nil {
+		if flash != "" {
+			s.flash(w, r, flash)
+		}
+		http.Redirect(w, r, "/register/"+chi.URLParam(r, "flow"), http.StatusSeeOther)
+		return nil
+	}
+	if errs.KindOf(err) == errs.Internal || err == selfservice.ErrFlowGone {
+		return err
+	}
+	return s.registerPage(w, r, statusOf(err), err, emailInput)
+}
+
+func (s *Server) registerEmail(w http.ResponseWriter, r *http.Request) error {
+	addr := r.PostFormValue("email")
+	return s.registerAfter(w, r, s.selfservice.BeginAltEmail(r.Context(), chi.URLParam(r, "flow"), browserSecret(r), addr, s.actor(r)), "", addr)
+}
+
+func (s *Server) registerEmailConfirm(w http.ResponseWriter, r *http.Request) error {
+	err := s.selfservice.ConfirmAltEmail(r.Context(), chi.URLParam(r, "flow"), browserSecret(r), r.PostFormValue("code"), s.actor(r))
+	return s.registerAfter(w, r, err, "Your alternate e-mail address is registered.", "")
+}
+
+func (s *Server) registerApp(w http.ResponseWriter, r *http.Request) error {
+	return s.registerAfter(w, r, s.selfservice.BeginApp(r.Context(), chi.URLParam(r, "flow"), browserSecret(r)), "", "")
+}
+
+func (s *Server) registerAppConfirm(w http.ResponseWriter, r *http.Request) error {
+	err := s.selfservice.ConfirmApp(r.Context(), chi.URLParam(r, "flow"), browserSecret(r), r.PostFormValue("app_code"), s.actor(r))
+	return s.registerAfter(w, r, err, "Your authenticator app is registered.", "")
+}
+
+func (s *Server) registerQuestions(w http.ResponseWriter, r *http.Request) error {
+	_ = r.ParseForm()
+	err := s.selfservice.SaveQuestions(r.Context(), chi.URLParam(r, "flow"), browserSecret(r), r.PostForm["question"], r.PostForm["answer"], s.actor(r))
+	return s.registerAfter(w, r, err, "Your security questions are registered.", "")
+}

@@ -1,0 +1,162 @@
+// Package mail sends the portal's e-mail: verification codes and the notices
+// people and administrators receive after a reset or an unlock.
+//
+// Config holds the mail server settings an administrator saves; Sender
+// delivers a Message through that server with github.com/wneessen/go-mail,
+// always over verified TLS unless the relay runs on this machine; and the
+// template functions (VerificationCode, PasswordReset, ...) build each
+// Message with a plain-text and an HTML part.
+//
+// Two rules hold for every message this package builds: it never contains a
+// password, and the only link it may contain is the portal's configured base
+// URL. Verification codes are typed by people, never consumed by opening a
+// link, because mail scanners open links.
+package mail
+
+import (
+	"crypto/x509"
+	"net"
+	netmail "net/mail"
+	"strings"
+
+	"github.com/writeback/writeback/services/errs"
+)
+
+// TLSMode says how the connection to the mail server is protected.
+type TLSMode string
+
+// The TLS modes. TLS is verified against the system roots (plus Config.CAPEM)
+// in both encrypted modes.
+const (
+	// TLSNone sends in the clear; Validate accepts it only for a relay on a
+	// loopback address, where the traffic never leaves the machine.
+	TLSNone TLSMode = "none"
+	// TLSStartTLS connects in the clear and requires the server to upgrade
+	// with STARTTLS before anything else is sent (usually port 587 or 25).
+	TLSStartTLS TLSMode = "starttls"
+	// TLSImplicit speaks TLS from the first byte (usually port 465).
+	TLSImplicit TLSMode = "tls"
+)
+
+// Config holds the mail server settings.
+type Config struct {
+	Host     string  // host name or IP address of the SMTP server
+	Port     int     // TCP port, 1–65535
+	TLS      TLSMode // how the connection is protected
+	From     string  // sender address, e.g. "Password portal <portal@example.com>"
+	Username string  // SMTP AUTH user name; empty means no authentication
+	Password string  // SMTP AUTH password; never logged or shown
+	// CAPEM is an optional PEM bundle of extra certificate authorities to
+	// trust besides the system roots, for private relays and tests.
+	CAPEM string
+}
+
+// The field keys Validate uses in errs.Error.Fields.
+const (
+	FieldHost     = "host"
+	FieldPort     = "port"
+	FieldTLS      = "tls"
+	FieldFrom     = "from"
+	FieldUsername = "username"
+	FieldPassword = "password"
+	FieldCAPEM    = "ca_pem"
+)
+
+// Validate checks the settings and returns an *errs.Error of Kind
+// errs.Invalid whose Fields name each setting with a problem (keys
+// FieldHost … FieldCAPEM), or nil. Messages never repeat the password.
+func (c Config) Validate() error {
+	fields := map[string]string{}
+
+	host := strings.TrimSpace(c.Host)
+	switch {
+	case host == "":
+		fields[FieldHost] = "Enter the mail server's host name or IP address."
+	case host != c.Host || !validHost(host):
+		fields[FieldHost] = "Enter a host name such as mail.example.com, or an IP address."
+	}
+
+	if c.Port < 1 || c.Port > 65535 {
+		fields[FieldPort] = "Enter a port between 1 and 65535."
+	}
+
+	switch c.TLS {
+	case TLSStartTLS, TLSImplicit:
+	case TLSNone:
+		if _, bad := fields[FieldHost]; !bad && !isLoopback(host) {
+			fields[FieldTLS] = "Unencrypted mail is only allowed to a relay on this machine."
+		}
+	default:
+		fields[FieldTLS] = "Choose none, starttls or tls."
+	}
+
+	if strings.TrimSpace(c.From) == "" {
+		fields[FieldFrom] = "Enter the address the portal sends mail from."
+	} else if _, err := netmail.ParseAddress(c.From); err != nil {
+		fields[FieldFrom] = "Enter a valid e-mail address, such as portal@example.com."
+	}
+
+	switch {
+	case c.Username == "" && c.Password != "":
+		fields[FieldUsername] = "Enter the user name that goes with the password."
+	case hasControl(c.Username):
+		fields[FieldUsername] = "The user name cannot contain line breaks or other control characters."
+	}
+	switch {
+	case c.Username != "" && c.Password == "":
+		fields[FieldPassword] = "Enter the password for this user name."
+	case strings.ContainsAny(c.Password, "\x00\r\n"):
+		// SASL PLAIN separates fields with NUL; a line break is almost
+		// always a pasted file's trailing newline.
+		fields[FieldPassword] = "The password cannot contain line breaks."
+	}
+
+	if strings.TrimSpace(c.CAPEM) != "" && !x509.NewCertPool().AppendCertsFromPEM([]byte(c.CAPEM)) {
+		fields[FieldCAPEM] = "The CA certificate could not be read; paste it in PEM format."
+	}
+
+	if len(fields) > 0 {
+		return errs.FieldErrors(fields)
+	}
+	return nil
+}
+
+// isLoopback reports whether host names this machine: "localhost" or a
+// loopback IP address. It does not resolve names, so a DNS record pointing at
+// 127.0.0.1 does not count.
+func isLoopback(host string) bool {
+	h := strings.TrimSuffix(host, ".")
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// validHost accepts an IP address or a DNS name made of letters, digits,
+// hyphens and underscores; anything else (URLs, "unix://" sockets, ports,
+// spaces) is a mistake in this field.
+func validHost(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	h = strings.TrimSuffix(h, ".")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
+}

@@ -1,0 +1,276 @@
+// Package selfservice is what employees do without the helpdesk: reset a
+// forgotten password, unlock their account, change their password, and
+// register the methods that prove who they are. Every step's state lives on
+// the server, bound to the person's directory ID and the browser session.
+package selfservice
+
+import (
+	"context"
+	"fmt"
+	"net/mail"
+	"net/url"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/settings"
+	"github.com/writeback/writeback/store"
+)
+
+// Who self-service is enabled for.
+const (
+	EnabledNone  = "none"
+	EnabledAll   = "all"
+	EnabledGroup = "group"
+)
+
+// Methods people may use to prove who they are.
+const (
+	MethodEmail     = "email"
+	MethodApp       = "app"
+	MethodQuestions = "questions"
+)
+
+// Methods lists which methods are allowed.
+type Methods struct {
+	Email     bool `json:"email"`
+	App       bool `json:"app"`
+	Questions bool `json:"questions"`
+}
+
+// List returns the allowed methods in display order.
+func (m Methods) List() []string {
+	var out []string
+	if m.Email {
+		out = append(out, MethodEmail)
+	}
+	if m.App {
+		out = append(out, MethodApp)
+	}
+	if m.Questions {
+		out = append(out, MethodQuestions)
+	}
+	return out
+}
+
+// MethodLabel names a method for people.
+func MethodLabel(m string) string {
+	switch m {
+	case MethodEmail:
+		return "E-mail code"
+	case MethodApp:
+		return "Authenticator app code"
+	case MethodQuestions:
+		return "Security questions"
+	}
+	return m
+}
+
+// Policy is the self-service password reset policy (the Password reset
+// pages Properties, Authentication methods, Registration, Notifications and
+// Customization).
+type Policy struct {
+	Enabled             string   `json:"enabled"`
+	Group               string   `json:"group"`
+	Methods             Methods  `json:"methods"`
+	Required            int      `json:"required"`
+	QuestionsToRegister int      `json:"questions_to_register"`
+	QuestionsToAnswer   int      `json:"questions_to_answer"`
+	Questions           []string `json:"questions"`
+	ReconfirmDays       int      `json:"reconfirm_days"`
+	NotifyUsers         bool     `json:"notify_users"`
+	NotifyAdmins        bool     `json:"notify_admins"`
+	Helpdesk            string   `json:"helpdesk"`
+	OrgName             string   `json:"org_name"`
+}
+
+// DefaultPolicy is what a new portal starts with: self-service off until a
+// Global Administrator turns it on.
+func DefaultPolicy() Policy {
+	return Policy{
+		Enabled: EnabledNone, Methods: Methods{Email: true, App: true}, Required: 1,
+		QuestionsToRegister: 3, QuestionsToAnswer: 3,
+		Questions: []string{
+			"In what city were you born?",
+			"What was the name of your first pet?",
+			"What was the make of your first car?",
+			"What was the name of your primary school?",
+			"What is your oldest cousin's first name?",
+			"In what city did your parents meet?",
+		},
+		ReconfirmDays: 180, NotifyUsers: true,
+	}
+}
+
+const policyName = "sspr"
+
+// Validate checks a policy; field names match the policy pages' inputs.
+func (p Policy) Validate() error {
+	f := map[string]string{}
+	switch p.Enabled {
+	case EnabledNone, EnabledAll:
+	case EnabledGroup:
+		if _, err := ldap.ParseDN(p.Group); err != nil || strings.TrimSpace(p.Group) == "" {
+			f["group"] = "Enter the DN of the directory group, e.g. CN=SSPR Users,OU=Groups,DC=example,DC=com."
+		}
+	default:
+		f["enabled"] = "Choose None, Selected or All."
+	}
+	n := len(p.Methods.List())
+	if n == 0 {
+		f["methods"] = "Allow at least one method."
+	}
+	if p.Required != 1 && p.Required != 2 {
+		f["required"] = "Choose 1 or 2."
+	} else if n > 0 && p.Required > n {
+		f["required"] = fmt.Sprintf("%d methods are required but only %d allowed: allow more methods or require fewer.", p.Required, n)
+	}
+	if p.QuestionsToRegister < 1 || p.QuestionsToRegister > 5 {
+		f["questions_to_register"] = "Choose 1 to 5."
+	}
+	if p.QuestionsToAnswer < 1 || p.QuestionsToAnswer > p.QuestionsToRegister {
+		f["questions_to_answer"] = "Choose 1 up to the number to register."
+	}
+	seen := map[string]bool{}
+	for _, q := range p.Questions {
+		if l := utf8.RuneCountInString(q); l < 5 || l > 200 {
+			f["questions"] = "Each question needs 5 to 200 characters."
+		}
+		if seen[strings.ToLower(q)] {
+			f["questions"] = "A question is listed twice."
+		}
+		seen[strings.ToLower(q)] = true
+	}
+	if p.Methods.Questions && len(p.Questions) < p.QuestionsToRegister {
+		f["questions"] = fmt.Sprintf("List at least %d questions to choose from.", p.QuestionsToRegister)
+	}
+	if p.ReconfirmDays < 0 || p.ReconfirmDays > 730 {
+		f["reconfirm_days"] = "Enter 0 (never) to 730 days."
+	}
+	if p.Helpdesk != "" && !validHelpdesk(p.Helpdesk) {
+		f["helpdesk"] = "Enter an e-mail address or a web address starting with https://."
+	}
+	if utf8.RuneCountInString(p.OrgName) > 100 {
+		f["org_name"] = "Use at most 100 characters."
+	}
+	if len(f) > 0 {
+		return errs.FieldErrors(f)
+	}
+	return nil
+}
+
+func validHelpdesk(s string) bool {
+	if len(s) > 300 {
+		return false
+	}
+	if a, err := mail.ParseAddress(s); err == nil && a.Address == s {
+		return true
+	}
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
+}
+
+// HelpdeskHref returns a link for the helpdesk contact.
+func (p Policy) HelpdeskHref() string {
+	if p.Helpdesk == "" {
+		return ""
+	}
+	if strings.Contains(p.Helpdesk, "://") {
+		return p.Helpdesk
+	}
+	return "mailto:" + p.Helpdesk
+}
+
+// normalize tidies a policy before it is validated and saved.
+func (p Policy) normalize() Policy {
+	p.Group = strings.TrimSpace(p.Group)
+	p.Helpdesk = strings.TrimSpace(p.Helpdesk)
+	p.OrgName = strings.TrimSpace(p.OrgName)
+	var qs []string
+	for _, q := range p.Questions {
+		if q = strings.TrimSpace(q); q != "" {
+			qs = append(qs, q)
+		}
+	}
+	p.Questions = qs
+	if p.Enabled != EnabledGroup {
+		p.Group = ""
+	}
+	return p
+}
+
+// Policy reads the policy (the defaults when never saved).
+func (s *Service) Policy(ctx context.Context) (Policy, settings.Meta, error) {
+	p := DefaultPolicy()
+	m, err := settings.Load(ctx, s.db, policyName, &p)
+	return p, m, err
+}
+
+// SavePolicy applies change to the stored policy if it is still at
+// expectVersion, validates the result and records "Update self-service
+// password reset policy" with each changed value.
+func (s *Service) SavePolicy(ctx context.Context, actor audit.Actor, expectVersion int64, page string, change func(*Policy)) (bool, error) {
+	changed := false
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		cur, err := tx.Config(ctx, policyName)
+		if err != nil {
+			return err
+		}
+		if cur.Version != expectVersion {
+			return settings.Conflict(cur)
+		}
+		old := DefaultPolicy()
+		if _, err := settings.Decode(cur, &old); err != nil {
+			return err
+		}
+		next := old
+		next.Questions = slices.Clone(old.Questions)
+		change(&next)
+		next = next.normalize()
+		if err := next.Validate(); err != nil {
+			return err
+		}
+		details := policyDiff(old, next)
+		if len(details) == 0 {
+			return nil
+		}
+		var ignored Policy
+		if _, err := settings.Save(ctx, tx, policyName, expectVersion, actor.Name, &ignored, next); err != nil {
+			return err
+		}
+		changed = true
+		_, err = audit.Record(ctx, tx, audit.Entry{Category: audit.CategoryPolicy, Activity: audit.ActivityUpdateSSPRPolicy, Actor: actor,
+			Target: audit.Target{Type: "Policy", ID: "self-service-password-reset", Name: page}, Details: details})
+		return err
+	})
+	if err != nil && errs.KindOf(err) == errs.Internal {
+		err = fmt.Errorf("selfservice: save policy: %w", err)
+	}
+	return changed, err
+}
+
+func policyDiff(old, next Policy) map[string]any {
+	d := map[string]any{}
+	add := func(name string, o, n any) {
+		if fmt.Sprint(o) != fmt.Sprint(n) {
+			d[name] = audit.Change{Old: o, New: n}
+		}
+	}
+	add("enabled", old.Enabled, next.Enabled)
+	add("group", old.Group, next.Group)
+	add("methods", strings.Join(old.Methods.List(), ","), strings.Join(next.Methods.List(), ","))
+	add("required", old.Required, next.Required)
+	add("questions_to_register", old.QuestionsToRegister, next.QuestionsToRegister)
+	add("questions_to_answer", old.QuestionsToAnswer, next.QuestionsToAnswer)
+	add("questions", old.Questions, next.Questions)
+	add("reconfirm_days", old.ReconfirmDays, next.ReconfirmDays)
+	add("notify_users", old.NotifyUsers, next.NotifyUsers)
+	add("notify_admins", old.NotifyAdmins, next.NotifyAdmins)
+	add("helpdesk", old.Helpdesk, next.Helpdesk)
+	add("org_name", old.OrgName, next.OrgName)
+	return d
+}

@@ -1,0 +1,395 @@
+package selfservice
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"image/png"
+	"net/mail"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+
+	"github.com/writeback/writeback/services/admins"
+	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/errs"
+	wbmail "github.com/writeback/writeback/services/mail"
+	"github.com/writeback/writeback/services/ratelimit"
+	"github.com/writeback/writeback/store"
+)
+
+// signInLimits keep directory-password guessing through the portal well
+// below any directory lockout threshold.
+type signInLimits struct {
+	byLogin   *ratelimit.Window
+	byAddress *ratelimit.Window
+}
+
+func newSignInLimits() signInLimits {
+	return signInLimits{byLogin: ratelimit.New(3, 15*time.Minute), byAddress: ratelimit.New(20, 15*time.Minute)}
+}
+
+var errSignInThrottled = errs.E(errs.TooMany, "Too many attempts. Wait 15 minutes and try again.", nil)
+
+// StartRegister signs a person in with their directory password and opens a
+// registration flow bound to their browser session.
+func (s *Service) StartRegister(ctx context.Context, login, password, browser string, from audit.Actor) (string, error) {
+	start := time.Now()
+	defer s.floor(ctx, start)
+	login = strings.TrimSpace(login)
+	fields := map[string]string{}
+	if login == "" || len(login) > 256 {
+		fields["login"] = "Enter your user name or e-mail address."
+	}
+	if password == "" {
+		fields["password"] = "Enter your password."
+	}
+	if len(fields) > 0 {
+		return "", errs.FieldErrors(fields)
+	}
+	av, err := s.Available(ctx, KindRegister)
+	if err != nil {
+		return "", err
+	}
+	if !av.OK {
+		return "", errs.E(errs.Forbidden, av.Reason, nil)
+	}
+	lk := strings.ToLower(login)
+	now := s.now()
+	if s.limits.byLogin.Blocked(lk, now) || s.limits.byAddress.Blocked(from.ClientIP, now) {
+		return "", errSignInThrottled
+	}
+	cl, _, err := s.wb.Client(ctx)
+	if err != nil {
+		return "", err
+	}
+	u, _, err := cl.Authenticate(ctx, login, password)
+	corr := randomID()[:32]
+	if err != nil {
+		k := errs.KindOf(err)
+		if k == errs.Unavailable || k == errs.Internal {
+			return "", err
+		}
+		s.limits.byLogin.Fail(lk, now)
+		s.limits.byAddress.Fail(from.ClientIP, now)
+		s.record(ctx, audit.Entry{Category: audit.CategoryUserManagement, Activity: audit.ActivityRegisterSecurity,
+			Actor: audit.Actor{Type: "user", Name: login, ClientIP: from.ClientIP, UserAgent: from.UserAgent},
+			Target: audit.Target{Type: "User", Name: login}, Result: audit.Failure, Reason: "sign-in failed: " + errs.MessageOf(err), CorrelationID: corr})
+		if k == errs.NotFound || k == errs.Conflict {
+			// The same words as a wrong password: never say whether the account exists.
+			return "", errs.E(errs.Unauthorized, "That user name and password don't match.", err)
+		}
+		return "", err
+	}
+	s.limits.byLogin.Reset(lk)
+	if why := s.registrationBlocker(ctx, av.Policy, u.Protected, u.ProtectedReason); why != "" {
+		return "", errs.E(errs.Forbidden, why, nil)
+	}
+	if av.Policy.Enabled == EnabledGroup {
+		if ok, err := cl.MemberOf(ctx, u, av.Policy.Group); err != nil {
+			return "", err
+		} else if !ok {
+			return "", errs.E(errs.Forbidden, "Self-service password reset is not turned on for your account. Contact your helpdesk.", nil)
+		}
+	}
+	f := store.Flow{ID: randomID(), Kind: KindRegister, BrowserHash: BrowserHash(browser), Login: u.Login, UserID: u.ID, UserDN: u.DN,
+		Eligible: true, CorrelationID: corr, CreatedMS: now.UnixMilli(), ExpiresMS: now.Add(FlowTTL).UnixMilli()}
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.InsertFlow(ctx, f); err != nil {
+			return err
+		}
+		_, err := audit.Record(ctx, tx, audit.Entry{Category: audit.CategoryUserManagement, Activity: audit.ActivitySelfServiceProgress,
+			Actor: userActor(from, f), Target: audit.Target{Type: "User", ID: u.ID, DN: u.DN, Name: u.DisplayName + " (" + u.Login + ")"},
+			CorrelationID: corr, Details: map[string]any{"step": "signed in to register security info"}})
+		return err
+	})
+	return f.ID, err
+}
+
+func (s *Service) registrationBlocker(ctx context.Context, p Policy, protected bool, reason string) string {
+	if protected {
+		return "This account is protected, so it can't use self-service password reset. Contact your helpdesk."
+	}
+	return ""
+}
+
+// Registration is what the register page shows.
+type Registration struct {
+	ID             string
+	Login          string
+	Allowed        Methods
+	DirectoryEmail string // masked
+	AltEmail       string // masked, "" when none
+	App            bool
+	Questions      bool
+	PendingEmail   string // masked address a code was sent to
+	AppSecret      string // base32 secret being set up
+	AppQR          string // data: URI of the QR code
+	Choices        []string
+	ToRegister     int
+	Stale          bool // older than the reconfirmation period
+	Confirmed      time.Time
+}
+
+// Registration returns the state of a registration flow.
+func (s *Service) Registration(ctx context.Context, id, browser string) (Registration, error) {
+	f, st, _, err := s.loadFlow(ctx, id, browser)
+	if err != nil || f.Kind != KindRegister {
+		return Registration{}, ErrFlowGone
+	}
+	p, _, err := s.Policy(ctx)
+	if err != nil {
+		return Registration{}, err
+	}
+	r := Registration{ID: f.ID, Login: f.Login, Allowed: p.Methods, Choices: p.Questions, ToRegister: p.QuestionsToRegister}
+	if u, err := s.flowUser(ctx, f); err == nil && u.Email != "" {
+		r.DirectoryEmail = Mask(u.Email)
+	}
+	regs, err := s.db.Methods(ctx, f.UserID)
+	if err != nil {
+		return r, err
+	}
+	oldest := int64(0)
+	for _, m := range regs {
+		if oldest == 0 || m.ConfirmedMS < oldest {
+			oldest = m.ConfirmedMS
+		}
+		switch m.Method {
+		case MethodEmail:
+			if pt, err := s.keys.Open(methodContext(f.UserID, MethodEmail), m.Secret); err == nil {
+				r.AltEmail = Mask(string(pt))
+			}
+		case MethodApp:
+			r.App = true
+		case MethodQuestions:
+			r.Questions = true
+		}
+	}
+	if oldest != 0 {
+		r.Confirmed = time.UnixMilli(oldest).UTC()
+		r.Stale = p.ReconfirmDays > 0 && s.now().Sub(r.Confirmed) > time.Duration(p.ReconfirmDays)*24*time.Hour
+	}
+	if st.AltEmailSealed != "" {
+		if pt, err := s.keys.Open("sspr.pending-email:"+f.ID, st.AltEmailSealed); err == nil {
+			r.PendingEmail = Mask(string(pt))
+		}
+	}
+	if st.AppSecretSealed != "" {
+		if pt, err := s.keys.Open("sspr.pending-app:"+f.ID, st.AppSecretSealed); err == nil {
+			r.AppSecret = string(pt)
+			r.AppQR, _ = qrDataURI(otpURL(orgName(p), f.Login, r.AppSecret))
+		}
+	}
+	return r, nil
+}
+
+// otpURL is the otpauth:// URL authenticator apps scan.
+func otpURL(issuer, account, secret string) string {
+	label := url.PathEscape(issuer + ":" + account)
+	q := url.Values{"secret": {secret}, "issuer": {issuer}, "algorithm": {"SHA1"}, "digits": {"6"}, "period": {"30"}}
+	return "otpauth://totp/" + label + "?" + q.Encode()
+}
+
+// qrDataURI renders an otpauth URL as a PNG QR code in a data: URI, so the
+// page needs nothing from outside the portal.
+func qrDataURI(otpauth string) (string, error) {
+	k, err := otp.NewKeyFromURL(otpauth)
+	if err != nil {
+		return "", err
+	}
+	img, err := k.Image(220, 220)
+	if err != nil {
+		return "", err
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return "", err
+	}
+	return "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes()), nil
+}
+
+// BeginAltEmail sends a code to an alternate address the person wants to register.
+func (s *Service) BeginAltEmail(ctx context.Context, id, browser, addr string, from audit.Actor) error {
+	f, st, verified, err := s.loadFlow(ctx, id, browser)
+	if err != nil || f.Kind != KindRegister {
+		return ErrFlowGone
+	}
+	addr = strings.TrimSpace(addr)
+	if a, err := mail.ParseAddress(addr); err != nil || a.Address != addr || len(addr) > 254 {
+		return errs.FieldErrors(map[string]string{"email": "Enter an e-mail address like name@example.com."})
+	}
+	now := s.now()
+	dk := s.mac("dest", strings.ToLower(addr))
+	if n, err := s.db.CountCodes(ctx, true, dk, now.Add(-time.Hour).UnixMilli()); err != nil {
+		return err
+	} else if n >= CodesPerAddress {
+		return ErrTooManyCodes
+	}
+	if n, err := s.db.CountCodes(ctx, false, key(f), now.Add(-time.Hour).UnixMilli()); err != nil {
+		return err
+	} else if n >= CodesPerUser {
+		return ErrTooManyCodes
+	}
+	snd, err := s.sender(ctx)
+	if err != nil {
+		return err
+	}
+	code := newCode()
+	sealed, err := s.keys.Seal("sspr.pending-email:"+f.ID, []byte(addr))
+	if err != nil {
+		return err
+	}
+	st.AltEmailSealed = sealed
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.InsertCode(ctx, store.Code{FlowID: f.ID, Purpose: "register-email", UserID: key(f), Destination: dk,
+			CodeHash: s.mac(f.ID, "register-email", code), CreatedMS: now.UnixMilli(), ExpiresMS: now.Add(CodeTTL).UnixMilli()}); err != nil {
+			return err
+		}
+		return s.saveFlow(ctx, tx, f, st, verified)
+	})
+	if err != nil {
+		return err
+	}
+	p, _, _ := s.Policy(ctx)
+	if err := snd.Send(ctx, wbmail.VerificationCode(addr, orgName(p), code, CodeTTL)); err != nil {
+		s.record(ctx, audit.Entry{Category: audit.CategoryUserManagement, Activity: audit.ActivityRegisterSecurity, Actor: userActor(from, f),
+			Target: audit.Target{Type: "User", ID: f.UserID, DN: f.UserDN, Name: f.Login}, CorrelationID: f.CorrelationID,
+			Result: audit.Failure, Reason: "e-mail could not be sent: " + errs.MessageOf(err), Details: map[string]any{"method": MethodLabel(MethodEmail)}})
+		return errs.E(errs.Unavailable, "We could not send an e-mail just now. Try again in a few minutes.", err)
+	}
+	return nil
+}
+
+// ConfirmAltEmail checks the code sent to the alternate address and registers it.
+func (s *Service) ConfirmAltEmail(ctx context.Context, id, browser, code string, from audit.Actor) error {
+	f, st, verified, err := s.loadFlow(ctx, id, browser)
+	if err != nil || f.Kind != KindRegister || st.AltEmailSealed == "" {
+		return ErrFlowGone
+	}
+	ok, msg, err := s.checkCode(ctx, f, "register-email", strings.TrimSpace(code))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errs.FieldErrors(map[string]string{"code": msg})
+	}
+	addr, err := s.keys.Open("sspr.pending-email:"+f.ID, st.AltEmailSealed)
+	if err != nil {
+		return ErrFlowGone
+	}
+	st.AltEmailSealed = ""
+	return s.register(ctx, f, st, verified, from, MethodEmail, addr)
+}
+
+// BeginApp creates a new authenticator secret for the person to scan.
+func (s *Service) BeginApp(ctx context.Context, id, browser string) error {
+	f, st, verified, err := s.loadFlow(ctx, id, browser)
+	if err != nil || f.Kind != KindRegister {
+		return ErrFlowGone
+	}
+	p, _, err := s.Policy(ctx)
+	if err != nil {
+		return err
+	}
+	k, err := totp.Generate(totp.GenerateOpts{Issuer: orgName(p), AccountName: f.Login})
+	if err != nil {
+		return err
+	}
+	if st.AppSecretSealed, err = s.keys.Seal("sspr.pending-app:"+f.ID, []byte(k.Secret())); err != nil {
+		return err
+	}
+	return s.db.InTx(ctx, func(tx *store.Tx) error { return s.saveFlow(ctx, tx, f, st, verified) })
+}
+
+// ConfirmApp checks a code from the newly scanned app and registers it.
+func (s *Service) ConfirmApp(ctx context.Context, id, browser, code string, from audit.Actor) error {
+	f, st, verified, err := s.loadFlow(ctx, id, browser)
+	if err != nil || f.Kind != KindRegister || st.AppSecretSealed == "" {
+		return ErrFlowGone
+	}
+	secret, err := s.keys.Open("sspr.pending-app:"+f.ID, st.AppSecretSealed)
+	if err != nil {
+		return ErrFlowGone
+	}
+	if !totp.Validate(strings.TrimSpace(code), string(secret)) {
+		return errs.FieldErrors(map[string]string{"app_code": "That code is not right. Enter the 6-digit code the app shows now."})
+	}
+	st.AppSecretSealed = ""
+	return s.register(ctx, f, st, verified, from, MethodApp, secret)
+}
+
+// SaveQuestions registers answers to security questions, stored only as
+// salted argon2id hashes of the normalised answers.
+func (s *Service) SaveQuestions(ctx context.Context, id, browser string, questions, answers []string, from audit.Actor) error {
+	f, st, verified, err := s.loadFlow(ctx, id, browser)
+	if err != nil || f.Kind != KindRegister {
+		return ErrFlowGone
+	}
+	p, _, err := s.Policy(ctx)
+	if err != nil {
+		return err
+	}
+	fields := map[string]string{}
+	out := map[string]string{}
+	for i, q := range questions {
+		if q == "" {
+			continue
+		}
+		if !slices.Contains(p.Questions, q) {
+			fields["questions"] = "Choose questions from the list."
+			continue
+		}
+		if _, dup := out[q]; dup {
+			fields["questions"] = "Choose different questions."
+			continue
+		}
+		a := ""
+		if i < len(answers) {
+			a = normalizeAnswer(answers[i])
+		}
+		if utf8.RuneCountInString(a) < 3 {
+			fields["questions"] = "Answer every question you choose with at least 3 letters or digits."
+			continue
+		}
+		h, err := admins.HashPassword(a, s.AnswerParams)
+		if err != nil {
+			return err
+		}
+		out[q] = h
+	}
+	if len(fields) == 0 && len(out) != p.QuestionsToRegister {
+		fields["questions"] = "Choose and answer " + strconv.Itoa(p.QuestionsToRegister) + " different questions."
+	}
+	if len(fields) > 0 {
+		return errs.FieldErrors(fields)
+	}
+	b, _ := json.Marshal(out)
+	return s.register(ctx, f, st, verified, from, MethodQuestions, b)
+}
+
+// register stores a method and records "User registered security info".
+func (s *Service) register(ctx context.Context, f store.Flow, st flowState, verified []string, from audit.Actor, method string, secret []byte) error {
+	sealed, err := s.keys.Seal(methodContext(f.UserID, method), secret)
+	if err != nil {
+		return err
+	}
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.PutMethod(ctx, store.Method{UserID: f.UserID, Method: method, Secret: sealed, ConfirmedMS: s.now().UnixMilli()}); err != nil {
+			return err
+		}
+		if err := s.saveFlow(ctx, tx, f, st, verified); err != nil {
+			return err
+		}
+		_, err := audit.Record(ctx, tx, audit.Entry{Category: audit.CategoryUserManagement, Activity: audit.ActivityRegisterSecurity,
+			Actor: userActor(from, f), Target: audit.Target{Type: "User", ID: f.UserID, DN: f.UserDN, Name: f.Login},
+			CorrelationID: f.CorrelationID, Details: map[string]any{"method": MethodLabel(method)}})
+		return err
+	})
+}

@@ -1,0 +1,148 @@
+package selfservice
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/writeback/writeback/services/admins"
+	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/keyring"
+	"github.com/writeback/writeback/services/writeback"
+	"github.com/writeback/writeback/store"
+)
+
+// Limits of the self-service flows.
+const (
+	FlowTTL          = 15 * time.Minute
+	CodeTTL          = 10 * time.Minute
+	CodeTries        = 5
+	FailureWindow    = time.Hour
+	FailuresToBlock  = 5
+	BlockFor         = 24 * time.Hour
+	CodesPerUser     = 5 // e-mails with codes per account per hour
+	CodesPerAddress  = 5 // per destination address per hour
+	DefaultTimeFloor = 600 * time.Millisecond
+)
+
+// Service runs self-service.
+type Service struct {
+	db      *store.DB
+	wb      *writeback.Service
+	keys    *keyring.Keyring
+	log     *slog.Logger
+	baseURL string
+	now     func() time.Time
+
+	// TimeFloor is the least time the steps that could tell whether an
+	// account exists take, so every answer takes about as long.
+	TimeFloor time.Duration
+	// AnswerParams is the argon2id cost of security-question answers.
+	AnswerParams admins.HashParams
+
+	codeKey []byte
+	limits  signInLimits
+	sends   sync.WaitGroup
+	bg      context.Context
+}
+
+// New builds the service. baseURL is the only source of links in e-mails.
+func New(db *store.DB, wb *writeback.Service, keys *keyring.Keyring, log *slog.Logger, baseURL string) *Service {
+	return &Service{db: db, wb: wb, keys: keys, log: log, baseURL: strings.TrimSuffix(baseURL, "/"), now: time.Now,
+		TimeFloor: DefaultTimeFloor, AnswerParams: admins.DefaultHashParams, codeKey: keys.Derive("sspr-codes"),
+		limits: newSignInLimits(), bg: context.WithoutCancel(context.Background())}
+}
+
+// Wait waits for e-mails being sent in the background (shutdown, tests).
+func (s *Service) Wait() { s.sends.Wait() }
+
+// floor pads a step to the time floor, measured from start.
+func (s *Service) floor(ctx context.Context, start time.Time) {
+	if d := s.TimeFloor - time.Since(start); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+		}
+	}
+}
+
+func randomID() string {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	return hex.EncodeToString(b)
+}
+
+// newCode returns an 8-digit code.
+func newCode() string {
+	n, err := rand.Int(rand.Reader, big.NewInt(100_000_000))
+	if err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	return fmt.Sprintf("%08d", n.Int64())
+}
+
+// mac is a keyed hash: codes and addresses are stored only as this.
+func (s *Service) mac(parts ...string) string {
+	h := hmac.New(sha256.New, s.codeKey)
+	h.Write([]byte(strings.Join(parts, "\x00")))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// BrowserHash binds flows to a browser session secret without storing it.
+func BrowserHash(secret string) string {
+	h := sha256.Sum256([]byte("writeback-browser:" + secret))
+	return hex.EncodeToString(h[:])
+}
+
+// Mask shows an address as a•••@e•••.com: first letter and the top-level domain.
+func Mask(addr string) string {
+	local, domain, ok := strings.Cut(addr, "@")
+	if !ok || local == "" || domain == "" {
+		return "•••"
+	}
+	first := func(s string) string {
+		for _, r := range s {
+			return string(r)
+		}
+		return ""
+	}
+	tld := ""
+	if i := strings.LastIndex(domain, "."); i >= 0 {
+		tld = domain[i:]
+	}
+	return first(local) + "•••@" + first(domain) + "•••" + tld
+}
+
+// normalizeAnswer makes answers to security questions compare loosely:
+// case, spacing and punctuation do not matter.
+func normalizeAnswer(a string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(a) {
+		switch {
+		case unicode.IsLetter(r) || unicode.IsDigit(r):
+			b.WriteRune(r)
+		case unicode.IsSpace(r):
+			b.WriteRune(' ')
+		}
+	}
+	return strings.Join(strings.Fields(b.String()), " ")
+}
+
+// record appends an audit event in its own transaction; a failure to record
+// is logged (the action it describes already happened).
+func (s *Service) record(ctx context.Context, e audit.Entry) {
+	if err := s.db.InTx(ctx, func(tx *store.Tx) error { _, err := audit.Record(ctx, tx, e); return err }); err != nil {
+		s.log.Error("record audit event", "activity", e.Activity, "err", err)
+	}
+}

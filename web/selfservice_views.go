@@ -1,0 +1,97 @@
+package web
+
+// Public is what every employee page shares: the organisation's name and
+// helpdesk contact from Customization.
+type Public struct {
+	Page
+	OrgName  string
+	Helpdesk string
+	HelpHref string
+}
+
+// StartView is the public start page.
+type StartView struct {
+	Public
+	Available   bool
+	Reason      string
+	UnlockOffer bool
+}
+
+// WhoView is "Who are you?", the first step of reset and unlock.
+type WhoView struct {
+	Public
+	Kind        string // reset or unlock
+	Login       string
+	Unavailable string
+}
+
+// MethodOption is a verification method a person may choose.
+type MethodOption struct{ Key, Label string }
+
+// Rules is the password policy shown beside a new-password field.
+type Rules struct {
+	Has            bool
+	MinLength      int
+	Complexity     bool
+	History        int
+	HistoryOnReset bool
+}
+
+// StepView is one step of a reset or unlock.
+type StepView struct {
+	Public
+	Kind      string
+	ID        string
+	Step      string
+	Methods   []MethodOption
+	Verified  int
+	Required  int
+	Questions []string
+	Masked    []string
+	Notice    string
+	Rules     Rules
+}
+
+// ChangeView is the change-password page.
+type ChangeView struct {
+	Public
+	Login string
+	Done  bool
+	Rules Rules
+}
+
+// RegisterSignInView signs a person in to register methods.
+type RegisterSignInView struct {
+	Public
+	Login string
+}
+
+// RegisterView lists and adds a person's verification methods.
+type RegisterView struct {
+	Public
+	ID             string
+	Login          string
+	AllowEmail     bool
+	AllowApp       bool
+	AllowQuestions bool
+	DirectoryEmail string
+	AltEmail       string
+	App            bool
+	Questions      bool
+	PendingEmail   string
+	AppSecret      string
+	AppQR          string
+	Choices        []string
+	ToRegister     int
+	Stale          bool
+	EmailInput     string
+}
+
+// Slots returns 0..n-1 for ranging over question slots.
+func Slots(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
