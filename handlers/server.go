@@ -56,8 +56,8 @@ type WritebackService interface {
 
 // Deps are the services the handlers use.
 type Deps struct {
-	Admins    AdminService
-	Settings  SettingsService
+	Admins      AdminService
+	Settings    SettingsService
 	Writeback   WritebackService
 	SelfService SelfService
 }
@@ -76,14 +76,14 @@ type Config struct {
 
 // Server holds every handler's dependencies.
 type Server struct {
-	cfg       Config
-	log       *slog.Logger
-	admins    AdminService
-	settings  SettingsService
+	cfg         Config
+	log         *slog.Logger
+	admins      AdminService
+	settings    SettingsService
 	writeback   WritebackService
 	selfservice SelfService
-	cookies   *sessions.CookieStore
-	secure    bool
+	cookies     *sessions.CookieStore
+	secure      bool
 }
 
 // New builds the server.

@@ -24,6 +24,49 @@
       if (!window.confirm(el.getAttribute("data-confirm"))) { ev.preventDefault(); }
     });
   });
+  // Password rules: tick each as it is met while the person types. The
+  // server checks the same rules again; this only helps.
+  var pw = document.querySelector("input[data-rules]");
+  var confirmPw = document.getElementById("confirm");
+  if (pw) {
+    var classes = function (v) {
+      var n = 0;
+      if (/[a-z]/.test(v)) { n++; }
+      if (/[A-Z]/.test(v)) { n++; }
+      if (/[0-9]/.test(v)) { n++; }
+      if (/[^A-Za-z0-9]/.test(v)) { n++; }
+      return n;
+    };
+    var mark = function (id, ok) {
+      var el = document.getElementById(id);
+      if (el) { el.classList.toggle("met", ok); el.setAttribute("aria-checked", ok ? "true" : "false"); }
+    };
+    var check = function () {
+      var v = pw.value;
+      var len = document.getElementById("rule-length");
+      if (len) { mark("rule-length", Array.from(v).length >= parseInt(len.getAttribute("data-min"), 10)); }
+      mark("rule-complex", classes(v) >= 3);
+      mark("rule-match", v !== "" && confirmPw && confirmPw.value === v);
+    };
+    pw.addEventListener("input", check);
+    if (confirmPw) { confirmPw.addEventListener("input", check); }
+  }
+  // Show-password toggles for every password field.
+  document.querySelectorAll("input[type=password]").forEach(function (el) {
+    var b = document.createElement("button");
+    b.type = "button";
+    b.className = "link reveal";
+    b.textContent = "Show";
+    b.setAttribute("aria-controls", el.id);
+    b.setAttribute("aria-pressed", "false");
+    b.addEventListener("click", function () {
+      var show = el.type === "password";
+      el.type = show ? "text" : "password";
+      b.textContent = show ? "Hide" : "Show";
+      b.setAttribute("aria-pressed", show ? "true" : "false");
+    });
+    el.insertAdjacentElement("afterend", b);
+  });
   // Show times in the viewer's time zone; UTC stays in the title.
   document.querySelectorAll("time[data-local]").forEach(function (el) {
     var d = new Date(el.getAttribute("datetime"));

@@ -252,8 +252,8 @@ func benchWriters(b *testing.B, ctx context.Context, db *store.DB) {
 				err := db.InTx(ctx, func(tx *store.Tx) error {
 					_, err := audit.Record(ctx, tx, audit.Entry{
 						Category: audit.CategoryUserManagement, Activity: audit.ActivityResetSelfService,
-						Actor:  audit.Actor{Type: "user", ID: fmt.Sprintf("w%d", w), Name: "Writer", ClientIP: "10.0.0.1"},
-						Target: audit.Target{Type: "User", ID: fmt.Sprintf("w%d", w), Name: "Writer"},
+						Actor:   audit.Actor{Type: "user", ID: fmt.Sprintf("w%d", w), Name: "Writer", ClientIP: "10.0.0.1"},
+						Target:  audit.Target{Type: "User", ID: fmt.Sprintf("w%d", w), Name: "Writer"},
 						Details: map[string]any{"n": i, "server": "dc1.corp.example"},
 					})
 					return err

@@ -1,13 +1,21 @@
 package store
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // auditHooks holds the OnAudit callbacks. Its zero value is ready to use, so
 // Open needs no change to set it up.
 type auditHooks struct {
 	mu   sync.RWMutex
 	next int
-	fns  map[int]func(AuditEvent)
+	fns  []auditHook // in registration order
+}
+
+type auditHook struct {
+	id int
+	fn func(AuditEvent)
 }
 
 // OnAudit registers fn to be called with every audit event once the
@@ -19,16 +27,13 @@ func (db *DB) OnAudit(fn func(AuditEvent)) (remove func()) {
 	h := &db.hooks
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.fns == nil {
-		h.fns = map[int]func(AuditEvent){}
-	}
 	id := h.next
 	h.next++
-	h.fns[id] = fn
+	h.fns = append(h.fns, auditHook{id: id, fn: fn})
 	return func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		delete(h.fns, id)
+		h.fns = slices.DeleteFunc(h.fns, func(x auditHook) bool { return x.id == id })
 	}
 }
 
@@ -37,14 +42,11 @@ func (h *auditHooks) fire(events []AuditEvent) {
 		return
 	}
 	h.mu.RLock()
-	fns := make([]func(AuditEvent), 0, len(h.fns))
-	for _, fn := range h.fns {
-		fns = append(fns, fn)
-	}
+	fns := slices.Clone(h.fns)
 	h.mu.RUnlock()
 	for _, e := range events {
-		for _, fn := range fns {
-			fn(e)
+		for _, x := range fns {
+			x.fn(e)
 		}
 	}
 }

@@ -170,16 +170,20 @@ const AuditCountCap = 100_000
 // CountAudit counts the events matching f, stopping at AuditCountCap: when
 // capped is true there are at least n = AuditCountCap of them ("100,000+").
 func (db *DB) CountAudit(ctx context.Context, f AuditFilter) (n int, capped bool, err error) {
+	return db.countAudit(ctx, f, AuditCountCap)
+}
+
+func (db *DB) countAudit(ctx context.Context, f AuditFilter, limit int) (n int, capped bool, err error) {
 	w, err := f.where()
 	if err != nil {
 		return 0, false, err
 	}
 	q := `SELECT count(*) FROM (SELECT 1 FROM audit_events` + w.sql() + ` LIMIT ?)`
-	if err := db.sql.QueryRowContext(ctx, q, append(w.args, AuditCountCap+1)...).Scan(&n); err != nil {
+	if err := db.sql.QueryRowContext(ctx, q, append(w.args, limit+1)...).Scan(&n); err != nil {
 		return 0, false, fmt.Errorf("store: count audit: %w", err)
 	}
-	if n > AuditCountCap {
-		return AuditCountCap, true, nil
+	if n > limit {
+		return limit, true, nil
 	}
 	return n, false, nil
 }
@@ -345,7 +349,7 @@ func (db *DB) AuditDaily(ctx context.Context, f AuditFilter, tz *time.Location) 
 		if err := rows.Scan(&kind, &qn, &n); err != nil {
 			return nil, fmt.Errorf("store: audit daily: %w", err)
 		}
-		day := startOfDay(time.UnixMilli(qn*quarter).In(tz))
+		day := startOfDay(time.UnixMilli(qn * quarter).In(tz))
 		if first.IsZero() || day.Before(first) {
 			first = day
 		}

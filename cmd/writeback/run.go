@@ -34,6 +34,8 @@ func commands() []command {
 		{"directory", "the directory connection: directory set|show|test", cmdDirectory},
 		{"settings", "On-premises integration switches: settings show|set --writeback yes|no --unlock yes|no", cmdSettings},
 		{"user", "helpdesk actions: user show|reset|unlock LOGIN", cmdUser},
+		{"sspr", "self-service policy: sspr show|set [--enabled none|all|group:DN] [--methods email,app,questions] [--required 1|2] …", cmdSSPR},
+		{"mail", "mail server: mail set --host H --port P --tls none|starttls|tls --from ADDR …; mail test --to ADDR", cmdMail},
 		{"healthcheck", "exit 0 when the portal at --listen answers /healthz (for container health checks)", cmdHealthcheck},
 		{"version", "print the version", func(ctx context.Context, args []string, getenv env, io stdio) error {
 			fmt.Fprintln(io.out, "writeback", version)
@@ -63,6 +65,10 @@ Examples:
   writeback settings set --writeback yes --unlock yes
   echo "$NEW_PASSWORD" | writeback user reset alice --password-stdin --must-change
   writeback user unlock alice
+  writeback mail set --host smtp.example.com --port 587 --tls starttls --from no-reply@example.com \
+      --username portal --password-file smtp.pw
+  writeback mail test --to you@example.com
+  writeback sspr set --enabled all --methods email,app --required 1 --notify-users yes --helpdesk help@example.com
 `
 
 func printHelp(w io.Writer) {

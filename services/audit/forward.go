@@ -22,9 +22,12 @@ import (
 // request that produced the event; register it with store.DB.OnAudit so it
 // only sees committed events:
 //
-//	fwd, _ := audit.NewSyslogForwarder("tcp", "siem:6514", audit.SyslogOptions{Logger: log})
-//	defer fwd.Close()
+//	fwd, err := audit.NewSyslogForwarder("tcp", "siem.example:514", audit.SyslogOptions{Logger: log})
+//	...
 //	db.OnAudit(fwd.Forward)
+//	defer fwd.Close(shutdownCtx) // sends what is queued
+//
+// Plain TCP and UDP only: TLS (RFC 5425) is not implemented.
 type Forwarder interface {
 	Forward(store.AuditEvent)
 }
@@ -200,7 +203,6 @@ type SyslogForwarder struct {
 	stopOnce      sync.Once
 	conn          net.Conn // deliver goroutine only
 	pid           string
-	reconnects    atomic.Uint64
 }
 
 // ErrNetwork is returned for a network other than "tcp" or "udp".
@@ -310,7 +312,6 @@ func (f *SyslogForwarder) write(msg []byte) error {
 			return err
 		}
 		f.conn = c
-		f.reconnects.Add(1)
 	}
 	if err := f.conn.SetWriteDeadline(time.Now().Add(f.opt.WriteTimeout)); err != nil {
 		return err

@@ -80,7 +80,7 @@ func (s *Service) StartRegister(ctx context.Context, login, password, browser st
 		s.limits.byLogin.Fail(lk, now)
 		s.limits.byAddress.Fail(from.ClientIP, now)
 		s.record(ctx, audit.Entry{Category: audit.CategoryUserManagement, Activity: audit.ActivityRegisterSecurity,
-			Actor: audit.Actor{Type: "user", Name: login, ClientIP: from.ClientIP, UserAgent: from.UserAgent},
+			Actor:  audit.Actor{Type: "user", Name: login, ClientIP: from.ClientIP, UserAgent: from.UserAgent},
 			Target: audit.Target{Type: "User", Name: login}, Result: audit.Failure, Reason: "sign-in failed: " + errs.MessageOf(err), CorrelationID: corr})
 		if k == errs.NotFound || k == errs.Conflict {
 			// The same words as a wrong password: never say whether the account exists.

@@ -146,3 +146,6 @@ func (s *Service) record(ctx context.Context, e audit.Entry) {
 		s.log.Error("record audit event", "activity", e.Activity, "err", err)
 	}
 }
+
+// SetClock replaces the clock (tests).
+func (s *Service) SetClock(now func() time.Time) { s.now = now }
