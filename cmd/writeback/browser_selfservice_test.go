@@ -1,0 +1,85 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/writeback/writeback/services/mail/mailtest"
+	"github.com/writeback/writeback/testbed"
+	"github.com/writeback/writeback/testbed/browser"
+)
+
+// TestBrowserSelfServiceReset is the issue's story as an employee lives it:
+// with both switches on, a person who forgot their password resets it in the
+// browser with an e-mailed code and signs in to the directory with the new one.
+func TestBrowserSelfServiceReset(t *testing.T) {
+	env := testbed.Load(t)
+	data := t.TempDir()
+	pw := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pw, []byte(env.AD.BindPassword+"\n"), 0o600)
+	sink := mailtest.Start(t, mailtest.Options{})
+	host, port := sink.Addr()
+	for _, args := range [][]string{
+		{"directory", "set", "--type", "ad", "--url", env.AD.URL, "--ca-file", env.CAFile, "--bind-dn", env.AD.BindDN,
+			"--bind-password-file", pw, "--base-dn", env.AD.PeopleDN, "--password-writeback", "on"},
+		{"settings", "set", "--writeback", "yes", "--unlock", "yes"},
+		{"sspr", "set", "--enabled", "all", "--methods", "email", "--required", "1", "--helpdesk", "help@example.com", "--org-name", "Example Corp"},
+		{"mail", "set", "--host", host, "--port", strconv.Itoa(port), "--tls", "none", "--from", "portal@example.com"},
+	} {
+		if code, out, errOut := cli(t, "", append(args, "--data", data)...); code != 0 {
+			t.Fatalf("%v: %s %s", args, out, errOut)
+		}
+	}
+	user := env.NewADUser(t, testbed.UserOptions{})
+	env.LockAD(t, user)
+	s := startServer(t, data)
+	ctx := browser.New(t)
+
+	browser.Step(t, ctx, "start page", chromedp.Navigate("http://"+s.addr+"/"), chromedp.WaitVisible(chromedp.CSS(`[data-testid=go-reset]`)))
+	browser.Shot(t, ctx, "01-start")
+	browser.Step(t, ctx, "who are you",
+		chromedp.Click(chromedp.CSS(`[data-testid=go-reset]`)),
+		chromedp.WaitVisible(chromedp.ID("login")),
+		chromedp.SendKeys(chromedp.ID("login"), user.Login),
+		chromedp.Click(chromedp.CSS(`[data-testid=next]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=choose]`)),
+	)
+	browser.Shot(t, ctx, "02-choose-method")
+	browser.Step(t, ctx, "send code", chromedp.Click(chromedp.CSS(`[data-testid=choose]`)), chromedp.WaitVisible(chromedp.ID("code")))
+	browser.Shot(t, ctx, "03-enter-code")
+	m := sink.WaitFor(t, user.Mail, 15*time.Second)
+	code := regexp.MustCompile(`\b\d{8}\b`).FindString(m.Text)
+	if code == "" {
+		t.Fatalf("no code in the mail:\n%s", m.Text)
+	}
+	browser.Step(t, ctx, "verify",
+		chromedp.SendKeys(chromedp.ID("code"), code),
+		chromedp.Click(chromedp.CSS(`[data-testid=verify]`)),
+		chromedp.WaitVisible(chromedp.ID("password")),
+	)
+	newPw := "Brw-" + testbed.RandomPassword()
+	browser.Step(t, ctx, "type a new password", chromedp.SendKeys(chromedp.ID("password"), newPw), chromedp.SendKeys(chromedp.ID("confirm"), newPw))
+	browser.Shot(t, ctx, "04-new-password")
+	// The rules beside the field tick as they are met (JavaScript).
+	if !browser.Eval[bool](t, ctx, `document.getElementById("rule-length").classList.contains("met") && document.getElementById("rule-match").classList.contains("met")`) {
+		t.Error("password rules were not ticked while typing")
+	}
+	browser.Step(t, ctx, "set password", chromedp.Click(chromedp.CSS(`[data-testid=set-password]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid=done]`)))
+	browser.Shot(t, ctx, "05-done")
+	if got := browser.Text(t, ctx, "main"); !strings.Contains(got, "Your password has been reset") || !strings.Contains(got, "other devices") {
+		t.Errorf("done page: %q", got)
+	}
+	if err := env.BindAs(t, env.AD, user.DN, newPw); err != nil {
+		t.Errorf("bind with the new password: %v", err)
+	}
+	if env.ADLocked(t, user) {
+		t.Error("still locked after the reset")
+	}
+}
