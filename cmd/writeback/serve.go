@@ -133,6 +133,11 @@ func (a *app) housekeeping(ctx context.Context) {
 		} else if n > 0 {
 			a.log.Info("purged expired sessions", "count", n)
 		}
+		if n, err := a.db.DeleteExpiredFlows(ctx, time.Now().Add(-time.Hour).UnixMilli()); err != nil && ctx.Err() == nil {
+			a.log.Error("purge expired self-service flows", "err", err)
+		} else if n > 0 {
+			a.log.Info("purged expired self-service flows", "count", n)
+		}
 		select {
 		case <-ctx.Done():
 			return
