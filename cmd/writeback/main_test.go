@@ -5,10 +5,13 @@ import (
 	"context"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/writeback/writeback/services/mail/mailtest"
 )
 
 // syncBuffer is a bytes.Buffer safe for a server goroutine and a test.
@@ -201,5 +204,50 @@ func TestServeSetupLinkAndShutdown(t *testing.T) {
 func TestHealthcheckFailsWithoutServer(t *testing.T) {
 	if code, _, _ := cli(t, "", "healthcheck", "--listen", freeAddr(t)); code == 0 {
 		t.Error("healthcheck passed with nothing listening")
+	}
+}
+
+func TestSSPRAndMailCommands(t *testing.T) {
+	data := t.TempDir()
+	if code, _, errOut := cli(t, "", "sspr", "set", "--data", data, "--enabled", "group:not a dn"); code == 0 || !strings.Contains(errOut, "DN of the directory group") {
+		t.Errorf("bad group: %d %q", code, errOut)
+	}
+	if code, _, errOut := cli(t, "", "sspr", "set", "--data", data, "--methods", "email,carrier-pigeon"); code == 0 || !strings.Contains(errOut, "--methods") {
+		t.Errorf("bad method: %d %q", code, errOut)
+	}
+	if code, _, errOut := cli(t, "", "sspr", "set", "--data", data, "--methods", "app", "--required", "2"); code == 0 || !strings.Contains(errOut, "required") {
+		t.Errorf("2 required of 1 allowed: %d %q", code, errOut)
+	}
+	code, out, errOut := cli(t, "", "sspr", "set", "--data", data, "--enabled", "all", "--methods", "email,app", "--required", "2", "--notify-admins", "yes", "--helpdesk", "https://help.example.com")
+	if code != 0 {
+		t.Fatalf("sspr set: %s %s", out, errOut)
+	}
+	_, out, _ = cli(t, "", "sspr", "show", "--data", data)
+	for _, want := range []string{"enabled         all", "methods         email,app", "required        2", "notify-admins   yes", "by command line"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("sspr show lacks %q:\n%s", want, out)
+		}
+	}
+	// Unencrypted mail only to a loopback relay.
+	if code, _, errOut := cli(t, "", "mail", "set", "--data", data, "--host", "smtp.example.com", "--port", "25", "--tls", "none", "--from", "p@example.com"); code == 0 || !strings.Contains(errOut, "relay on this machine") {
+		t.Errorf("tls none to a remote host: %d %q", code, errOut)
+	}
+	if code, _, errOut := cli(t, "", "mail", "set", "--data", data, "--host", "127.0.0.1", "--port", "0", "--tls", "none", "--from", "p@example.com"); code == 0 || !strings.Contains(errOut, "--port") {
+		t.Errorf("bad port: %d %q", code, errOut)
+	}
+	sink := mailtest.Start(t, mailtest.Options{})
+	host, port := sink.Addr()
+	if code, out, errOut := cli(t, "", "mail", "set", "--data", data, "--host", host, "--port", strconv.Itoa(port), "--tls", "none", "--from", "portal@example.com"); code != 0 {
+		t.Fatalf("mail set: %s %s", out, errOut)
+	}
+	if code, out, errOut := cli(t, "", "mail", "test", "--data", data, "--to", "ops@example.com"); code != 0 || !strings.Contains(out, "sent a test mail") {
+		t.Fatalf("mail test: %s %s", out, errOut)
+	}
+	if m := sink.WaitFor(t, "ops@example.com", 10*time.Second); m.Text == "" || m.HTML == "" {
+		t.Error("test mail lacks a text or HTML part")
+	}
+	sink.Fail(true)
+	if code, _, errOut := cli(t, "", "mail", "test", "--data", data, "--to", "ops@example.com"); code == 0 || !strings.Contains(errOut, "refused") {
+		t.Errorf("failed send: %d %q", code, errOut)
 	}
 }
