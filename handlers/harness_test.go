@@ -36,6 +36,7 @@ type harness struct {
 	srv      *httptest.Server
 	wb       *writeback.Service
 	ss       *selfservice.Service
+	audit    *audit.Log
 	logs     *strings.Builder
 }
 
@@ -61,15 +62,16 @@ func newHarness(t *testing.T) *harness {
 	base, _ := url.Parse("http://portal.test")
 	wb := writeback.New(db, set, keys, log)
 	t.Cleanup(func() { wb.Close() })
+	auditLog := audit.NewLog(db, log)
 	ss := selfservice.New(db, wb, keys, log, base.String())
 	ss.TimeFloor = 0
 	ss.AnswerParams = cheap
 	t.Cleanup(ss.Wait)
 	s := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: keys.Derive("h"), CookieBlockKey: keys.Derive("b")}, log,
-		handlers.Deps{Admins: adm, Settings: set, Writeback: wb, SelfService: ss})
+		handlers.Deps{Admins: adm, Settings: set, Writeback: wb, SelfService: ss, Audit: auditLog})
 	srv := httptest.NewServer(s.Routes())
 	t.Cleanup(srv.Close)
-	return &harness{t: t, db: db, admins: adm, settings: set, srv: srv, logs: logs, wb: wb, ss: ss}
+	return &harness{t: t, db: db, admins: adm, settings: set, srv: srv, logs: logs, wb: wb, ss: ss, audit: auditLog}
 }
 
 type lockedWriter struct{ w io.Writer }

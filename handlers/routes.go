@@ -10,6 +10,7 @@ import (
 	"github.com/go-chi/httprate"
 
 	"github.com/writeback/writeback/services/admins"
+	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/static"
 )
 
@@ -71,6 +72,12 @@ func (s *Server) Routes() http.Handler {
 			r.Get("/password-reset/mail-server", s.handle(s.mailForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/password-reset/mail-server", s.handle(s.mailSave))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/password-reset/mail-server/test", s.handle(s.mailTest))
+			r.Get("/audit", s.handle(s.auditList))
+			r.Get("/audit/export.csv", s.handle(s.auditExport(audit.FormatCSV)))
+			r.Get("/audit/export.jsonl", s.handle(s.auditExport(audit.FormatJSONL)))
+			r.Get("/audit/correlation/{id}", s.handle(s.auditCorrelation))
+			r.Get("/audit/{id}", s.handle(s.auditEvent))
+			r.With(s.requireRole(admins.GlobalAdmin)).Post("/audit/settings", s.handle(s.auditSettings))
 			r.Get("/directory", s.handle(s.directoryForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/directory", s.handle(s.directorySave))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/directory/test", s.handle(s.directoryTest))

@@ -38,6 +38,8 @@ type SettingsService interface {
 	OnPrem(ctx context.Context) (settings.OnPrem, settings.Meta, error)
 	SaveOnPrem(ctx context.Context, actor audit.Actor, expectVersion int64, next settings.OnPrem) (bool, settings.Meta, error)
 	Status(ctx context.Context) (settings.ServiceStatus, error)
+	Retention(ctx context.Context) (settings.Retention, settings.Meta, error)
+	SaveRetention(ctx context.Context, actor audit.Actor, expectVersion int64, days int) (bool, error)
 }
 
 // WritebackService is what handlers need of services/writeback.
@@ -60,6 +62,7 @@ type Deps struct {
 	Settings    SettingsService
 	Writeback   WritebackService
 	SelfService SelfService
+	Audit       AuditLog
 }
 
 // settingsMeta is the version and last change of a settings document.
@@ -82,6 +85,7 @@ type Server struct {
 	settings    SettingsService
 	writeback   WritebackService
 	selfservice SelfService
+	audit       AuditLog
 	cookies     *sessions.CookieStore
 	secure      bool
 }
@@ -97,5 +101,5 @@ func New(cfg Config, log *slog.Logger, d Deps) *Server {
 		Secure:   secure,
 		SameSite: http.SameSiteLaxMode,
 	}
-	return &Server{cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback, selfservice: d.SelfService, cookies: cs, secure: secure}
+	return &Server{cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback, selfservice: d.SelfService, audit: d.Audit, cookies: cs, secure: secure}
 }

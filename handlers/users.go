@@ -52,7 +52,7 @@ func (s *Server) userView(w http.ResponseWriter, r *http.Request, u directory.Us
 	}
 	p := s.page(w, r, "users", "Users", userRow(u).DisplayName, "")
 	v := web.UserView{Page: p, User: userRow(u), ID: u.ID, LockedUntil: u.LockedUntil, PasswordSet: u.PasswordLastSet,
-		CanAct: st.Writeback, WhyNot: st.Reason, CanUnlock: true}
+		CanAct: st.Writeback, WhyNot: st.Reason}
 	switch {
 	case !st.Writeback:
 		v.WhyNot = st.Reason + " Reset and unlock are disabled until writeback is on."

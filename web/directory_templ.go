@@ -833,7 +833,7 @@ func DirectoryPage(v DirectoryView) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			} else {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 83, "No password is stored yet.")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 83, "No password is stored yet: enter it before you save.")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
@@ -858,7 +858,7 @@ func DirectoryPage(v DirectoryView) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = textarea(v.Page, "excluded_groups", "Groups never served by self-service", "One group DN per line. Members (and, on AD, anyone with adminCount=1) are never reset or unlocked by Writeback.", v.ExcludedGroups, 3).Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = textarea(v.Page, "excluded_groups", "Groups never served by self-service", "One group DN per line. Members (and, on AD, anyone with adminCount=1) are never reset or unlocked by Writeback. Left empty on a new AD connection, the domain's Domain Admins, Enterprise Admins and Administrators are filled in when you save.", v.ExcludedGroups, 3).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -85,7 +85,8 @@ func Navigation(v *Viewer) []NavSection {
 		{Key: "onprem", Label: "On-premises integration", Href: "/admin/password-reset/on-premises-integration"},
 		{Key: "mail", Label: "Mail server", Href: "/admin/password-reset/mail-server"},
 	}
-	out := []NavSection{{Title: "Password reset", Groups: []NavGroup{{Title: "Manage", Items: manage}}}}
+	out := []NavSection{{Title: "Password reset", Groups: []NavGroup{{Title: "Manage", Items: manage},
+		{Title: "Activity", Items: []NavItem{{Key: "audit", Label: "Audit logs", Href: "/admin/audit"}}}}}}
 	out = append(out, NavSection{Title: "Hybrid management", Groups: []NavGroup{{Items: []NavItem{
 		{Key: "directory", Label: "Directory connection", Href: "/admin/directory"},
 	}}}})

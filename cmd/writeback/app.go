@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/writeback/writeback/services/admins"
+	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/keyring"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/services/settings"
@@ -26,6 +27,7 @@ type app struct {
 	settings *settings.Service
 	wb       *writeback.Service
 	ss       *selfservice.Service
+	audit    *audit.Log
 }
 
 // dataFlag registers --data with its environment default.
@@ -78,7 +80,7 @@ func openAppLevel(ctx context.Context, dataDir string, logOut io.Writer, level s
 	set := settings.New(db)
 	wb := writeback.New(db, set, keys, log)
 	return &app{dataDir: dataDir, db: db, keys: keys, log: log, admins: adm, settings: set, wb: wb,
-		ss: selfservice.New(db, wb, keys, log, "")}, nil
+		ss: selfservice.New(db, wb, keys, log, ""), audit: audit.NewLog(db, log)}, nil
 }
 
 func (a *app) Close() error {

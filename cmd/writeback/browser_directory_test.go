@@ -95,10 +95,9 @@ func TestBrowserDirectoryDoneWhen(t *testing.T) {
 						t.Errorf("detect lost the %s field", f)
 					}
 				}
-				// The password is write-only, so the re-rendered form cannot
-				// keep it: type it again.
+				// The password is write-only, so the re-rendered form does not
+				// keep it: type it again, as an administrator must.
 				if browser.Eval[string](t, ctx, `document.getElementById("bind_password").value`) == "" {
-					t.Log("UX: Detect cleared the service account password; it must be typed again before Save")
 					browser.Step(t, ctx, "type the password again", chromedp.SendKeys(chromedp.ID("bind_password"), tc.dir.BindPassword))
 				}
 				if !browser.Eval[bool](t, ctx, `document.getElementById("password_writeback-yes").checked`) {

@@ -36,6 +36,7 @@ func commands() []command {
 		{"user", "helpdesk actions: user show|reset|unlock LOGIN", cmdUser},
 		{"sspr", "self-service policy: sspr show|set [--enabled none|all|group:DN] [--methods email,app,questions] [--required 1|2] …", cmdSSPR},
 		{"mail", "mail server: mail set --host H --port P --tls none|starttls|tls --from ADDR …; mail test --to ADDR", cmdMail},
+		{"audit", "the audit log: audit export --format csv|jsonl [--since --until --activity …]; audit verify", cmdAudit},
 		{"healthcheck", "exit 0 when the portal at --listen answers /healthz (for container health checks)", cmdHealthcheck},
 		{"version", "print the version", func(ctx context.Context, args []string, getenv env, io stdio) error {
 			fmt.Fprintln(io.out, "writeback", version)
@@ -68,6 +69,8 @@ Examples:
   writeback mail set --host smtp.example.com --port 587 --tls starttls --from no-reply@example.com \
       --username portal --password-file smtp.pw
   writeback mail test --to you@example.com
+  writeback audit export --format csv --since 2026-11-01 --activity "Reset password (self-service)" > resets.csv
+  writeback audit verify
   writeback sspr set --enabled all --methods email,app --required 1 --notify-users yes --helpdesk help@example.com
 `
 

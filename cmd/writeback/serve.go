@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/writeback/writeback/handlers"
+	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/selfservice"
 )
 
@@ -24,6 +25,8 @@ type serveConfig struct {
 	dataDir        string
 	baseURL        *url.URL
 	trustedProxies []netip.Prefix
+	auditStdout    bool
+	auditSyslog    *url.URL // tcp://host:port or udp://host:port
 }
 
 func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
@@ -32,10 +35,19 @@ func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
 	data := dataFlag(fs.StringVar, getenv)
 	base := fs.String("base-url", getenv("WRITEBACK_BASE_URL"), "public URL of the portal, the only source of absolute links (env WRITEBACK_BASE_URL; default http://<listen>)")
 	proxies := fs.String("trusted-proxy", getenv("WRITEBACK_TRUSTED_PROXIES"), "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is honoured (env WRITEBACK_TRUSTED_PROXIES)")
+	stdoutFwd := fs.Bool("audit-stdout", getenv("WRITEBACK_AUDIT_STDOUT") == "1" || getenv("WRITEBACK_AUDIT_STDOUT") == "true", "also write each audit event as a JSON line on standard output (env WRITEBACK_AUDIT_STDOUT=1)")
+	syslogFwd := fs.String("audit-syslog", getenv("WRITEBACK_AUDIT_SYSLOG"), "also send each audit event to a syslog server (RFC 5424), e.g. tcp://siem.example.com:6514 or udp://10.0.0.5:514 (env WRITEBACK_AUDIT_SYSLOG)")
 	if err := parse(fs, args); err != nil {
 		return serveConfig{}, err
 	}
-	cfg := serveConfig{listen: *listen, dataDir: *data}
+	cfg := serveConfig{listen: *listen, dataDir: *data, auditStdout: *stdoutFwd}
+	if *syslogFwd != "" {
+		su, err := url.Parse(*syslogFwd)
+		if err != nil || (su.Scheme != "tcp" && su.Scheme != "udp") || su.Port() == "" || su.Hostname() == "" {
+			return cfg, usagef("--audit-syslog %q: want tcp://host:port or udp://host:port", *syslogFwd)
+		}
+		cfg.auditSyslog = su
+	}
 	if _, _, err := net.SplitHostPort(cfg.listen); err != nil {
 		return cfg, usagef("--listen %q: want host:port, e.g. 127.0.0.1:8080", cfg.listen)
 	}
@@ -81,13 +93,26 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	}
 	defer a.Close()
 
+	if cfg.auditStdout {
+		fwd := audit.NewStdoutForwarder(io.out)
+		defer fwd.Close(context.WithoutCancel(ctx))
+		defer a.db.OnAudit(fwd.Forward)()
+	}
+	if cfg.auditSyslog != nil {
+		fwd, err := audit.NewSyslogForwarder(cfg.auditSyslog.Scheme, cfg.auditSyslog.Host, audit.SyslogOptions{})
+		if err != nil {
+			return fmt.Errorf("audit syslog forwarding: %w", err)
+		}
+		defer fwd.Close(context.WithoutCancel(ctx))
+		defer a.db.OnAudit(fwd.Forward)()
+	}
 	// Links in e-mails come only from the configured base URL.
 	a.ss = selfservice.New(a.db, a.wb, a.keys, a.log, cfg.baseURL.String())
 	srv := handlers.New(handlers.Config{
 		BaseURL: cfg.baseURL, TrustedProxies: cfg.trustedProxies,
 		CookieHashKey: a.keys.Derive("cookie-hash"), CookieBlockKey: a.keys.Derive("cookie-block"),
 		Health: func(ctx context.Context) error { return a.db.SQL().PingContext(ctx) },
-	}, a.log, handlers.Deps{Admins: a.admins, Settings: a.settings, Writeback: a.wb, SelfService: a.ss})
+	}, a.log, handlers.Deps{Admins: a.admins, Settings: a.settings, Writeback: a.wb, SelfService: a.ss, Audit: a.audit})
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -105,6 +130,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 
 	go a.housekeeping(ctx)
 	go a.wb.Monitor(ctx, statusInterval)
+	go a.audit.Maintain(ctx, 24*time.Hour, a.settings.RetentionDays)
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

@@ -20,7 +20,7 @@ import (
 // Pool tuning. Directories and load balancers drop idle connections (AD after
 // 15 minutes by default), so idle ones are checked before reuse and retired.
 const (
-	maxIdlePerServer = 4
+	maxIdlePerServer = 8
 	checkIdleAfter   = 30 * time.Second
 	maxIdleTime      = 5 * time.Minute
 	rootDSETTL       = 10 * time.Minute

@@ -381,7 +381,7 @@ func (p Policy) String() string {
 	fmt.Fprintf(&b, "minimum length %d, complexity %s, history %d", p.MinLength, onOff(p.Complexity), p.HistoryLength)
 	fmt.Fprintf(&b, ", minimum age %s, maximum age ", humanDuration(p.MinAge))
 	if p.MaxAge == 0 {
-		b.WriteString("never expires")
+		b.WriteString("none (passwords never expire)")
 	} else {
 		b.WriteString(humanDuration(p.MaxAge))
 	}

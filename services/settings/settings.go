@@ -218,3 +218,63 @@ func (s *Service) SetStatus(ctx context.Context, st ServiceStatus) error {
 		return err
 	})
 }
+
+// Retention is the audit log's retention setting.
+type Retention struct {
+	Days int `json:"days"`
+}
+
+// DefaultRetentionDays keeps a year of audit events.
+const DefaultRetentionDays = 365
+
+const retentionName = "audit"
+
+// Retention reads the audit log retention.
+func (s *Service) Retention(ctx context.Context) (Retention, Meta, error) {
+	r := Retention{Days: DefaultRetentionDays}
+	m, err := Load(ctx, s.db, retentionName, &r)
+	return r, m, err
+}
+
+// RetentionDays is Retention for the pruning job.
+func (s *Service) RetentionDays(ctx context.Context) (int, error) {
+	r, _, err := s.Retention(ctx)
+	return r.Days, err
+}
+
+// SaveRetention changes the retention period (1 to 3650 days), audited as
+// "Update audit log retention".
+func (s *Service) SaveRetention(ctx context.Context, actor audit.Actor, expectVersion int64, days int) (bool, error) {
+	if days < 1 || days > 3650 {
+		return false, errs.FieldErrors(map[string]string{"retention_days": "Enter 1 to 3650 days."})
+	}
+	changed := false
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		old := Retention{Days: DefaultRetentionDays}
+		cur, err := tx.Config(ctx, retentionName)
+		if err != nil {
+			return err
+		}
+		if _, err := Decode(cur, &old); err != nil {
+			return err
+		}
+		if cur.Version != expectVersion {
+			return Conflict(cur)
+		}
+		if old.Days == days {
+			return nil
+		}
+		var ignored Retention
+		if _, err := Save(ctx, tx, retentionName, expectVersion, actor.Name, &ignored, Retention{Days: days}); err != nil {
+			return err
+		}
+		changed = true
+		_, err = audit.Record(ctx, tx, audit.Entry{Category: audit.CategoryAuditLog, Activity: audit.ActivityUpdateRetention, Actor: actor,
+			Target: audit.Target{Type: "AuditLog", ID: "audit-log"}, Details: map[string]any{"retention_days": audit.Change{Old: old.Days, New: days}}})
+		return err
+	})
+	if err != nil && errs.KindOf(err) == errs.Internal {
+		err = fmt.Errorf("settings: save retention: %w", err)
+	}
+	return changed, err
+}

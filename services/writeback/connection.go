@@ -369,7 +369,7 @@ func (s *Service) Monitor(ctx context.Context, interval time.Duration) {
 }
 
 func (s *Service) recordStatus(ctx context.Context, list directory.Checklist) {
-	st := settings.ServiceStatus{State: settings.StateConnected, Message: "Connected: every check passed.", CheckedAt: s.now().UTC(), Details: checkLines(list)}
+	st := settings.ServiceStatus{State: settings.StateConnected, Message: "Every check passed.", CheckedAt: s.now().UTC(), Details: checkLines(list)}
 	if !list.OK {
 		st.State, st.Message = settings.StateError, firstFailure(list)
 	}

@@ -32,7 +32,7 @@ func (s *Service) AdminReset(ctx context.Context, actor audit.Actor, login, pass
 	return s.act(ctx, actor, audit.ActivityResetByAdmin, login, func(cl *directory.Client, u directory.User) (directory.Result, map[string]any, error) {
 		res, err := cl.Reset(ctx, u, password, directory.ResetOptions{MustChange: mustChange, Unlock: true})
 		return res, map[string]any{"must_change_at_next_logon": mustChange, "was_locked": u.Locked}, err
-	}, false)
+	})
 }
 
 // AdminUnlock unlocks a user's account without changing the password and
@@ -41,12 +41,12 @@ func (s *Service) AdminUnlock(ctx context.Context, actor audit.Actor, login stri
 	return s.act(ctx, actor, audit.ActivityUnlockByAdmin, login, func(cl *directory.Client, u directory.User) (directory.Result, map[string]any, error) {
 		res, err := cl.Unlock(ctx, u)
 		return res, map[string]any{"was_locked": u.Locked}, err
-	}, true)
+	})
 }
 
 // act runs one helpdesk action with its checks and its audit row.
 func (s *Service) act(ctx context.Context, actor audit.Actor, activity, login string,
-	do func(*directory.Client, directory.User) (directory.Result, map[string]any, error), unlock bool) (directory.User, error) {
+	do func(*directory.Client, directory.User) (directory.Result, map[string]any, error)) (directory.User, error) {
 	target := audit.Target{Type: "User", Name: login}
 	fail := func(err error, details map[string]any) (directory.User, error) {
 		s.recordAction(ctx, actor, activity, target, err, details)
