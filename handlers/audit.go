@@ -35,14 +35,7 @@ type AuditLog interface {
 var auditCategories = []string{audit.CategoryAuthentication, audit.CategoryAuditLog, audit.CategoryDirectoryManagement,
 	audit.CategoryPolicy, audit.CategoryRoleManagement, audit.CategoryUserManagement}
 
-var auditActivities = []string{
-	audit.ActivityAddAdmin, audit.ActivityAdminSignIn, audit.ActivityAdminSignOut, audit.ActivityBlockedSelfService,
-	audit.ActivityChangeSelfService, audit.ActivityDisableAdmin, audit.ActivityDisableWriteback, audit.ActivityEnableWriteback,
-	audit.ActivityExportAudit, audit.ActivityPruneAudit, audit.ActivityResetByAdmin, audit.ActivityResetSelfService,
-	audit.ActivitySelfServiceProgress, selfservice.ActivitySendTest, audit.ActivityTestDirectory, audit.ActivityUnlockByAdmin,
-	audit.ActivityUnlockSelfService, audit.ActivityUpdateAdmin, audit.ActivityUpdateRetention, audit.ActivityUpdateDirectory,
-	selfservice.ActivityUpdateMail, audit.ActivityUpdateSSPRPolicy, audit.ActivityRegisterSecurity,
-}
+var auditActivities = append(append([]string{}, audit.Activities...), selfservice.ActivitySendTest, selfservice.ActivityUpdateMail)
 
 const auditPage = 50
 

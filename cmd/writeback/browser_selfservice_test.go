@@ -82,4 +82,55 @@ func TestBrowserSelfServiceReset(t *testing.T) {
 	if env.ADLocked(t, user) {
 		t.Error("still locked after the reset")
 	}
+
+	// An auditor finds the reset: filter, open it, follow its correlation, export.
+	if code, _, errOut := cli(t, "a long auditor password\n", "admin", "create", "--data", data, "--email", "audit@example.com", "--name", "Ann Auditor", "--role", "reports-reader"); code != 0 {
+		t.Fatal(errOut)
+	}
+	actx := browser.New(t)
+	browser.Step(t, actx, "auditor signs in",
+		chromedp.Navigate("http://"+s.addr+"/admin/audit"),
+		chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), "audit@example.com"),
+		chromedp.SendKeys(chromedp.ID("password"), "a long auditor password"),
+		chromedp.Click(chromedp.CSS(`[data-testid=sign-in]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=audit-table]`)),
+	)
+	browser.Step(t, actx, "filter",
+		chromedp.SetValue(chromedp.ID("activity"), "Reset password (self-service)"),
+		chromedp.SetValue(chromedp.ID("result"), "success"),
+		chromedp.Click(chromedp.CSS(`[data-testid=apply]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=audit-row]`)),
+	)
+	browser.Shot(t, actx, "06-audit-filtered")
+	filtered := browser.Eval[string](t, actx, `location.href`)
+	if got := browser.Text(t, actx, `[data-testid=count]`); !strings.Contains(got, "1–1 of 1") {
+		t.Errorf("count %q", got)
+	}
+	if got := browser.Text(t, actx, `[data-testid=audit-table]`); !strings.Contains(got, user.Login) {
+		t.Errorf("filtered table: %q", got)
+	}
+	browser.Step(t, actx, "open event",
+		chromedp.Click(chromedp.CSS(`[data-testid=audit-row] a`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=correlation-link]`)),
+	)
+	browser.Step(t, actx, "open correlation",
+		chromedp.Click(chromedp.CSS(`[data-testid=correlation-link]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=steps]`)),
+	)
+	browser.Shot(t, actx, "07-correlation")
+	steps := browser.Text(t, actx, `[data-testid=steps]`)
+	for _, want := range []string{"started reset", "verification code e-mailed", "verified with E-mail code", "Reset password (self-service)"} {
+		if !strings.Contains(steps, want) {
+			t.Errorf("correlation lacks %q:\n%s", want, steps)
+		}
+	}
+	if strings.Contains(steps, code) || strings.Contains(steps, newPw) {
+		t.Error("a code or password shows in the audit log")
+	}
+	browser.Step(t, actx, "back to the filtered list", chromedp.Navigate(filtered), chromedp.WaitVisible(chromedp.CSS(`[data-testid=export-csv]`)))
+	csvText := browser.Eval[string](t, actx, `fetch(document.querySelector("[data-testid=export-csv]").href).then(r => r.text())`, chromedp.EvalAwaitPromise)
+	if !strings.Contains(csvText, "Reset password (self-service)") || strings.Count(strings.TrimSpace(csvText), "\n") != 1 {
+		t.Errorf("export of the filter:\n%s", csvText)
+	}
 }

@@ -48,6 +48,15 @@ const (
 	ActivityPruneAudit          = store.PruneActivity // "Prune audit log", appended by store.PruneAudit
 )
 
+// Activities lists the activities above, for filters, in alphabetical order.
+var Activities = []string{
+	ActivityAddAdmin, ActivityAdminSignIn, ActivityAdminSignOut, ActivityBlockedSelfService, ActivityChangeSelfService,
+	ActivityDisableAdmin, ActivityDisableWriteback, ActivityEnableWriteback, ActivityExportAudit, ActivityPruneAudit,
+	ActivityResetByAdmin, ActivityResetSelfService, ActivitySelfServiceProgress, ActivityTestDirectory, ActivityUnlockByAdmin,
+	ActivityUnlockSelfService, ActivityUpdateAdmin, ActivityUpdateRetention, ActivityUpdateDirectory, ActivityUpdateSSPRPolicy,
+	ActivityRegisterSecurity,
+}
+
 // Results.
 const (
 	Success = "success"

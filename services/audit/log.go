@@ -39,7 +39,9 @@ func (l *Log) Query(ctx context.Context, f store.AuditFilter, after store.Cursor
 }
 
 // Count counts events (capped; capped reports it).
-func (l *Log) Count(ctx context.Context, f store.AuditFilter) (int, bool, error) { return l.db.CountAudit(ctx, f) }
+func (l *Log) Count(ctx context.Context, f store.AuditFilter) (int, bool, error) {
+	return l.db.CountAudit(ctx, f)
+}
 
 // Event returns one event.
 func (l *Log) Event(ctx context.Context, id int64) (store.AuditEvent, error) {

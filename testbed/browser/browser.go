@@ -90,11 +90,11 @@ func Text(t testing.TB, ctx context.Context, css string) string {
 }
 
 // Eval evaluates a JavaScript expression.
-func Eval[T any](t testing.TB, ctx context.Context, expr string) T {
+func Eval[T any](t testing.TB, ctx context.Context, expr string, opts ...chromedp.EvaluateOption) T {
 	t.Helper()
 	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	v, err := chromedp.Run(sctx, chromedp.Evaluate[T](expr))
+	v, err := chromedp.Run(sctx, chromedp.Evaluate[T](expr, opts...))
 	if err != nil {
 		t.Fatalf("evaluate %s: %v", expr, err)
 	}
