@@ -37,21 +37,19 @@ func (s *Server) onPremForm(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) onPremSave(w http.ResponseWriter, r *http.Request) error {
 	fields := map[string]string{}
-	yes := func(name string) bool {
-		switch r.PostFormValue(name) {
-		case "yes":
+	// A disabled radio group is not submitted, so a missing unlock means No;
+	// writeback is always on the form and must be answered.
+	yes := func(name string, required bool) bool {
+		switch v := r.PostFormValue(name); {
+		case v == "yes":
 			return true
-		case "no", "":
-			// A disabled radio group is not submitted: unlock is then No.
-			if name == "writeback" && r.PostFormValue(name) == "" {
-				fields[name] = "Choose Yes or No."
-			}
+		case v == "no" || (v == "" && !required):
 			return false
 		}
 		fields[name] = "Choose Yes or No."
 		return false
 	}
-	next := settings.OnPrem{Writeback: yes("writeback"), Unlock: yes("unlock")}
+	next := settings.OnPrem{Writeback: yes("writeback", true), Unlock: yes("unlock", false)}
 	version, verr := strconv.ParseInt(r.PostFormValue("version"), 10, 64)
 	if verr != nil || version < 0 {
 		return errs.Invalidf("This form is missing its version. Reload the page and save again.")

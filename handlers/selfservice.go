@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -63,8 +64,9 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// kindOf tells the flow kind from the path: /unlock… or /reset….
 func kindOf(r *http.Request) string {
-	if chi.RouteContext(r.Context()) != nil && len(r.URL.Path) >= 7 && r.URL.Path[:7] == "/unlock" {
+	if strings.HasPrefix(r.URL.Path, "/unlock") {
 		return selfservice.KindUnlock
 	}
 	return selfservice.KindReset

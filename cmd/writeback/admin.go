@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/writeback/writeback/services/admins"
@@ -46,11 +44,10 @@ func adminCreate(ctx context.Context, args []string, getenv env, io stdio) error
 		return usagef("--role %q: want global-admin, helpdesk-admin or reports-reader", *role)
 	}
 	// The password comes from standard input so it never shows in ps or shell history.
-	line, err := bufio.NewReader(io.in).ReadString('\n')
-	if err != nil && line == "" {
+	password := firstLine(io.in)
+	if password == "" {
 		return usagef("the password is read from standard input, and none was given")
 	}
-	password := strings.TrimRight(line, "\r\n")
 	a, err := openApp(ctx, *data, io.err)
 	if err != nil {
 		return err

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
@@ -87,4 +89,26 @@ func (a *app) Close() error {
 	a.ss.Wait()
 	a.wb.Close()
 	return a.db.Close()
+}
+
+// firstLine reads one line (without its line ending) from r: how passwords
+// come in, from standard input or a file, so they never show in ps or
+// shell history.
+func firstLine(r io.Reader) string {
+	line, _ := bufio.NewReader(r).ReadString('\n')
+	return strings.TrimRight(line, "\r\n")
+}
+
+// secretFile reads the first line of the file a flag names.
+func secretFile(flagName, path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", usagef("--%s %q: %v", flagName, path, err)
+	}
+	defer f.Close()
+	s := firstLine(f)
+	if s == "" {
+		return "", usagef("--%s %q: the file is empty", flagName, path)
+	}
+	return s, nil
 }

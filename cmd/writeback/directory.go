@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -122,22 +121,12 @@ func directorySet(ctx context.Context, args []string, getenv env, io stdio) erro
 		in.BindDN = *bindDN
 	}
 	if set["bind-password-file"] {
-		f, err := os.Open(*pwFile)
-		if err != nil {
-			return usagef("--bind-password-file %q: %v", *pwFile, err)
-		}
-		line, _ := bufio.NewReader(f).ReadString('\n')
-		f.Close()
-		in.BindPassword = strings.TrimRight(line, "\r\n")
-		if in.BindPassword == "" {
-			return usagef("--bind-password-file %q: the file is empty", *pwFile)
+		if in.BindPassword, err = secretFile("bind-password-file", *pwFile); err != nil {
+			return err
 		}
 	}
 	if set["base-dn"] {
 		in.BaseDNs = bases
-		if in.Type == directory.TypeAD && !set["excluded-group"] && len(in.ExcludedGroups) == 0 {
-			in.ExcludedGroups = directory.Defaults(directory.TypeAD, directory.DomainDN(bases[0])).ExcludedGroups
-		}
 	}
 	if set["user-filter"] {
 		in.UserFilter = *filter

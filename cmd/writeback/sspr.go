@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -46,13 +45,10 @@ func cmdMail(ctx context.Context, args []string, getenv env, io stdio) error {
 		}
 		in := selfservice.MailInput{Host: *host, Port: *port, TLS: mail.TLSMode(*tlsMode), From: *from, Username: *user}
 		if *pwFile != "" {
-			f, err := os.Open(*pwFile)
-			if err != nil {
-				return usagef("--password-file %q: %v", *pwFile, err)
+			var err error
+			if in.Password, err = secretFile("password-file", *pwFile); err != nil {
+				return err
 			}
-			line, _ := bufio.NewReader(f).ReadString('\n')
-			f.Close()
-			in.Password = strings.TrimRight(line, "\r\n")
 		}
 		if *caFile != "" {
 			b, err := os.ReadFile(*caFile)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"strings"
@@ -52,9 +51,7 @@ func cmdUser(ctx context.Context, args []string, getenv env, io stdio) error {
 		if !*stdin {
 			return usagef("--password-stdin is required: the new password is read from standard input")
 		}
-		line, _ := bufio.NewReader(io.in).ReadString('\n')
-		password = strings.TrimRight(line, "\r\n")
-		if password == "" {
+		if password = firstLine(io.in); password == "" {
 			return usagef("no password on standard input")
 		}
 	}
