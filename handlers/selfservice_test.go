@@ -212,6 +212,20 @@ func TestSelfServiceChange(t *testing.T) {
 			}
 			assertActivities(t, s.harness, audit.ActivityChangeSelfService)
 			assertNoSecrets(t, s.harness, newPw, user.Password)
+
+			// Wrong current passwords count toward the directory's lockout
+			// (threshold 3 here): the portal stops before it would lock.
+			victim := d.newUser(t, testbed.UserOptions{})
+			for i := 0; i < 2; i++ {
+				c.post("/change", url.Values{"csrf_token": {c.csrf("/")}, "login": {victim.Login}, "current": {"Wrong-Passw0rd"}, "password": {newPw}, "confirm": {newPw}})
+			}
+			p = c.post("/change", url.Values{"csrf_token": {c.csrf("/")}, "login": {victim.Login}, "current": {"Wrong-Passw0rd"}, "password": {newPw}, "confirm": {newPw}})
+			if p.Status != http.StatusTooManyRequests {
+				t.Errorf("third wrong password: %d", p.Status)
+			}
+			if d.locked(t, victim) {
+				t.Error("the portal let the directory lock the account")
+			}
 		})
 	}
 }

@@ -25,18 +25,21 @@ import (
 	"github.com/writeback/writeback/store"
 )
 
-// signInLimits keep directory-password guessing through the portal well
-// below any directory lockout threshold.
+// signInLimits keep directory-password guessing through the portal below
+// the directory's lockout threshold: a wrong password typed here counts
+// toward the directory's lockout, and the portal must never be the thing that
+// locks an account. Two wrong passwords per half hour stay under any
+// threshold of 3 or more over AD's usual 30-minute observation window.
 type signInLimits struct {
 	byLogin   *ratelimit.Window
 	byAddress *ratelimit.Window
 }
 
 func newSignInLimits() signInLimits {
-	return signInLimits{byLogin: ratelimit.New(3, 15*time.Minute), byAddress: ratelimit.New(20, 15*time.Minute)}
+	return signInLimits{byLogin: ratelimit.New(2, 30*time.Minute), byAddress: ratelimit.New(20, 15*time.Minute)}
 }
 
-var errSignInThrottled = errs.E(errs.TooMany, "Too many attempts. Wait 15 minutes and try again.", nil)
+var errSignInThrottled = errs.E(errs.TooMany, "Too many wrong passwords. To keep your account from being locked, wait 30 minutes and try again, or reset your password instead.", nil)
 
 // StartRegister signs a person in with their directory password and opens a
 // registration flow bound to their browser session.
