@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/gorilla/sessions"
 
@@ -73,7 +74,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			if v := recover(); v != nil && v != http.ErrAbortHandler {
-				s.log.ErrorContext(r.Context(), "panic", "path", r.URL.Path, "panic", fmt.Sprint(v), "request_id", middleware.GetReqID(r.Context()))
+				s.log.ErrorContext(r.Context(), "panic", "route", routeOf(r), "panic", fmt.Sprint(v), "request_id", middleware.GetReqID(r.Context()))
 				s.renderError(w, r, errs.E(errs.Internal, "", fmt.Errorf("panic: %v", v)))
 			}
 		}()
@@ -89,9 +90,8 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		if r.URL.Path == "/healthz" || strings.HasPrefix(r.URL.Path, "/static/") {
 			return
 		}
-		// Only the path: query strings may carry setup tokens.
 		s.log.LogAttrs(r.Context(), levelFor(ww.Status()), "request",
-			slogStr("method", r.Method), slogStr("path", r.URL.Path), slogInt("status", ww.Status()),
+			slogStr("method", r.Method), slogStr("route", routeOf(r)), slogInt("status", ww.Status()),
 			slogDur("duration", time.Since(start)), slogStr("client_ip", s.clientIP(r)),
 			slogStr("request_id", middleware.GetReqID(r.Context())))
 	})
@@ -148,7 +148,7 @@ var errCSRF = errs.E(errs.Forbidden, "This form has expired or did not come from
 func (s *Server) csrf(next http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.log.InfoContext(r.Context(), "cross-origin request refused", "path", r.URL.Path, "client_ip", s.clientIP(r))
+		s.log.InfoContext(r.Context(), "cross-origin request refused", "route", routeOf(r), "client_ip", s.clientIP(r))
 		s.renderError(w, r, errCSRF)
 	}))
 	check := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -163,7 +163,7 @@ func (s *Server) csrf(next http.Handler) http.Handler {
 			got = r.Header.Get("X-CSRF-Token")
 		}
 		if st.csrf == "" || subtle.ConstantTimeCompare([]byte(got), []byte(st.csrf)) != 1 {
-			s.log.InfoContext(r.Context(), "csrf token refused", "path", r.URL.Path, "client_ip", s.clientIP(r))
+			s.log.InfoContext(r.Context(), "csrf token refused", "route", routeOf(r), "client_ip", s.clientIP(r))
 			s.renderError(w, r, errCSRF)
 			return
 		}
@@ -192,7 +192,7 @@ func (s *Server) requireRole(roles ...admins.Role) func(http.Handler) http.Handl
 					return
 				}
 			}
-			s.log.InfoContext(r.Context(), "forbidden", "path", r.URL.Path, "method", r.Method, "admin_id", st.admin.ID, "role", st.admin.Role)
+			s.log.InfoContext(r.Context(), "forbidden", "route", routeOf(r), "method", r.Method, "admin_id", st.admin.ID, "role", st.admin.Role)
 			s.renderError(w, r, errForbidden)
 		})
 	}
@@ -247,6 +247,15 @@ func (s *Server) actor(r *http.Request) audit.Actor {
 		return admins.ActorFor(*a, s.clientIP(r), ua)
 	}
 	return audit.Actor{Type: "anonymous", ClientIP: s.clientIP(r), UserAgent: ua}
+}
+
+// routeOf names the request for logs by its route pattern, not its path:
+// paths carry flow IDs and logins, and query strings setup tokens.
+func routeOf(r *http.Request) string {
+	if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+		return rc.RoutePattern()
+	}
+	return "unmatched"
 }
 
 func randomHex(n int) string {

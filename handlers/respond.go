@@ -56,7 +56,7 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 	title := http.StatusText(status)
 	switch status {
 	case http.StatusInternalServerError:
-		s.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err, "request_id", middleware.GetReqID(r.Context()))
+		s.log.ErrorContext(r.Context(), "request failed", "route", routeOf(r), "err", err, "request_id", middleware.GetReqID(r.Context()))
 		msg = "Something went wrong on our side. Please try again; if it keeps happening, contact your administrator (reference " + middleware.GetReqID(r.Context()) + ")."
 		title = "Something went wrong"
 	case http.StatusRequestEntityTooLarge:
@@ -67,7 +67,7 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 		title = "Page not found"
 	}
 	if status >= 500 && status != http.StatusInternalServerError {
-		s.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
+		s.log.ErrorContext(r.Context(), "request failed", "route", routeOf(r), "err", err)
 	}
 	st := state(r)
 	v := web.ErrorView{Page: web.Page{Title: title, Heading: title, CSRF: st.csrf}, Status: status, Message: msg}
@@ -80,7 +80,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, c te
 	buf := templ.GetBuffer()
 	defer templ.ReleaseBuffer(buf)
 	if err := c.Render(r.Context(), buf); err != nil {
-		s.log.ErrorContext(r.Context(), "render", "err", err, "path", r.URL.Path)
+		s.log.ErrorContext(r.Context(), "render", "err", err, "route", routeOf(r))
 		http.Error(w, "Something went wrong on our side.", http.StatusInternalServerError)
 		return
 	}
