@@ -1,7 +1,9 @@
 package handlers_test
 
 import (
+	"bytes"
 	"context"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
@@ -262,4 +264,38 @@ func between(s, start, end string) string {
 		return s[:j]
 	}
 	return s
+}
+
+// TestDirectoryCAUpload: the trusted CA can come as an uploaded file.
+func TestDirectoryCAUpload(t *testing.T) {
+	env := testbed.Load(t)
+	h := newHarness(t)
+	g := h.client().signedIn(admins.GlobalAdmin)
+	d := directories(env)[1]
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for k, vs := range connectionForm(env, d, g.csrf("/"), "0") {
+		if k == "ca_pem" {
+			continue
+		}
+		mw.WriteField(k, vs[0])
+	}
+	fw, _ := mw.CreateFormFile("ca_file", "ca.pem")
+	fw.Write([]byte(env.CAPEM()))
+	mw.Close()
+	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/admin/directory", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Origin", h.srv.URL)
+	if p := g.do(req); p.Status != http.StatusSeeOther {
+		t.Fatalf("upload: %d\n%s", p.Status, between(p.Body, `data-testid="errors"`, "</div>"))
+	}
+	c, _, err := h.wb.Connection(context.Background())
+	if err != nil || !strings.Contains(c.CAPEM, "BEGIN CERTIFICATE") {
+		t.Fatalf("uploaded CA not stored: %v", err)
+	}
+	d.newUser(t, testbed.UserOptions{}) // so the filter finds someone
+	p := g.post("/admin/directory/test", url.Values{"csrf_token": {g.csrf("/")}})
+	if !strings.Contains(p.Body, "Every check passed") {
+		t.Errorf("checklist with the uploaded CA (%d):\n%s", p.Status, between(p.Body, `data-testid="checklist"`, "</section>"))
+	}
 }

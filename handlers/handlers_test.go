@@ -10,7 +10,6 @@ import (
 
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
-	"github.com/writeback/writeback/services/settings"
 )
 
 const onPremPath = "/admin/password-reset/on-premises-integration"
@@ -268,7 +267,6 @@ func TestPanelNotConfigured(t *testing.T) {
 	if !strings.Contains(p.Body, "On-premises writeback service") || !strings.Contains(p.Body, `data-testid="service-state">Not configured`) {
 		t.Error("service panel does not say Not configured")
 	}
-	_ = settings.StateNotConfigured
 }
 
 func TestSecurityHeadersAndErrorPages(t *testing.T) {
