@@ -562,7 +562,7 @@ func (s *Service) Verify(ctx context.Context, id, browser, method string, code s
 		ok = f.Eligible && s.checkTOTP(ctx, f.UserID, strings.TrimSpace(code))
 		failMsg = "That code is not right. Enter the 6-digit code your authenticator app shows now."
 	case MethodQuestions:
-		ok = f.Eligible && s.checkAnswers(ctx, f.UserID, st.Questions, answers)
+		ok = s.checkAnswers(ctx, f.Eligible, f.UserID, st.Questions, answers)
 		failMsg = "Those answers are not right. Check them and try again."
 	default:
 		return errs.Invalidf("Choose a method first.")
@@ -682,21 +682,36 @@ func (s *Service) checkTOTP(ctx context.Context, userID, code string) bool {
 	return false
 }
 
-func (s *Service) checkAnswers(ctx context.Context, userID string, questions, given []string) bool {
-	stored, err := s.answers(ctx, userID)
-	if err != nil || len(questions) == 0 || len(given) != len(questions) {
-		return false
+// checkAnswers compares answers with the stored hashes. It does the same
+// argon2id work for every question whether or not the account exists or
+// registered answers, so its time tells nothing.
+func (s *Service) checkAnswers(ctx context.Context, eligible bool, userID string, questions, given []string) bool {
+	var stored map[string]string
+	if eligible {
+		stored, _ = s.answers(ctx, userID)
 	}
-	ok := true
+	ok := eligible && len(questions) > 0 && len(given) == len(questions)
 	for i, q := range questions {
 		h, found := stored[q]
 		if !found {
-			return false
+			h, ok = s.dummyAnswerHash(), false
 		}
-		match, err := admins.VerifyPassword(h, normalizeAnswer(given[i]))
-		ok = ok && err == nil && match // check every answer: same time for any wrong one
+		a := ""
+		if i < len(given) {
+			a = normalizeAnswer(given[i])
+		}
+		match, err := admins.VerifyPassword(h, a)
+		ok = ok && err == nil && match
 	}
 	return ok
+}
+
+// dummyAnswerHash is a hash no answer matches, with the same cost as real ones.
+func (s *Service) dummyAnswerHash() string {
+	s.dummyOnce.Do(func() {
+		s.dummyHash, _ = admins.HashPassword(randomID(), s.AnswerParams)
+	})
+	return s.dummyHash
 }
 
 // SetPassword writes the new password of a verified reset flow (and ends

@@ -51,6 +51,9 @@ type Service struct {
 
 	codeKey []byte
 	limits  signInLimits
+
+	dummyOnce sync.Once
+	dummyHash string
 	sends   sync.WaitGroup
 	bg      context.Context
 }
