@@ -54,8 +54,8 @@ type Service struct {
 
 	dummyOnce sync.Once
 	dummyHash string
-	sends   sync.WaitGroup
-	bg      context.Context
+	sends     sync.WaitGroup
+	bg        context.Context
 }
 
 // New builds the service. baseURL is the only source of links in e-mails.
