@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -419,4 +420,33 @@ func mustURL(s string) *url.URL {
 		panic(err)
 	}
 	return u
+}
+
+// TestClientAddressFromTrustedProxiesOnly: X-Forwarded-For names the client
+// in the audit log only when the peer is a configured proxy.
+func TestClientAddressFromTrustedProxiesOnly(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trusted []netip.Prefix
+		want    string
+	}{
+		{"untrusted peer", nil, "127.0.0.1"},
+		{"trusted proxy", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "203.0.113.7"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarnessWith(t, tc.trusted)
+			c := h.client()
+			form := url.Values{"csrf_token": {c.csrf("/")}, "email": {"nobody@example.com"}, "password": {"nope-nope-nope"}}
+			req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/login", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", h.srv.URL)
+			// A client-forged hop first, then the address the proxy saw.
+			req.Header.Set("X-Forwarded-For", "198.51.100.1, 203.0.113.7")
+			c.do(req)
+			rows, _ := h.db.RecentAudit(context.Background(), audit.ActivityAdminSignIn, 1)
+			if len(rows) != 1 || rows[0].ClientIP != tc.want {
+				t.Errorf("client address %+v, want %s", rows, tc.want)
+			}
+		})
+	}
 }

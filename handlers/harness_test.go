@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -40,7 +41,10 @@ type harness struct {
 	logs     *strings.Builder
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { return newHarnessWith(t, nil) }
+
+// newHarnessWith builds a harness whose server trusts the given proxies.
+func newHarnessWith(t *testing.T, trusted []netip.Prefix) *harness {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName))
@@ -67,7 +71,7 @@ func newHarness(t *testing.T) *harness {
 	ss.TimeFloor = 0
 	ss.AnswerParams = cheap
 	t.Cleanup(ss.Wait)
-	s := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: keys.Derive("h"), CookieBlockKey: keys.Derive("b")}, log,
+	s := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: keys.Derive("h"), CookieBlockKey: keys.Derive("b"), TrustedProxies: trusted}, log,
 		handlers.Deps{Admins: adm, Settings: set, Writeback: wb, SelfService: ss, Audit: auditLog})
 	srv := httptest.NewServer(s.Routes())
 	t.Cleanup(srv.Close)
