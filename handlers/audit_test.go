@@ -154,6 +154,20 @@ func TestAuditFiltersDetailCorrelationAndRoles(t *testing.T) {
 	if strings.Count(steps, "<li") != 2 || strings.Index(steps, audit.ActivityResetSelfService) > strings.Index(steps, audit.ActivitySelfServiceProgress) {
 		t.Errorf("correlation steps:\n%s", steps)
 	}
+	// Anyone who reads the log may run the integrity check.
+	if p := reader.post("/admin/audit/verify", url.Values{"csrf_token": {reader.csrf("/")}}); p.Status != http.StatusSeeOther {
+		t.Errorf("verify now: %d", p.Status)
+	}
+	if p := reader.get("/admin/audit"); !strings.Contains(p.Body, "Integrity verified:") || !strings.Contains(p.Body, "Integrity verified up to event") {
+		t.Errorf("integrity not shown:\n%s", between(p.Body, `data-testid="integrity"`, "</form>"))
+	}
+	if _, err := h.db.SQL().Exec(`UPDATE audit_events SET reason = 'edited' WHERE id = 2`); err != nil {
+		t.Fatal(err)
+	}
+	reader.post("/admin/audit/verify", url.Values{"csrf_token": {reader.csrf("/")}})
+	if p := reader.get("/admin/audit"); !strings.Contains(p.Body, "Integrity check failed: event 2 was altered") {
+		t.Errorf("break not shown:\n%s", between(p.Body, `data-testid="integrity"`, "</form>"))
+	}
 	// A Reports Reader reads and exports but changes nothing.
 	if p := reader.post("/admin/audit/settings", url.Values{"csrf_token": {reader.csrf("/")}, "version": {"0"}, "retention_days": {"1"}}); p.Status != http.StatusForbidden {
 		t.Errorf("reader changed retention: %d", p.Status)

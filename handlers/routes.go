@@ -77,6 +77,7 @@ func (s *Server) Routes() http.Handler {
 			r.Get("/audit/export.jsonl", s.handle(s.auditExport(audit.FormatJSONL)))
 			r.Get("/audit/correlation/{id}", s.handle(s.auditCorrelation))
 			r.Get("/audit/{id}", s.handle(s.auditEvent))
+			r.With(httprate.Limit(6, time.Minute, httprate.WithKeyFuncs(s.clientKey))).Post("/audit/verify", s.handle(s.auditVerify))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/audit/settings", s.handle(s.auditSettings))
 			r.Get("/directory", s.handle(s.directoryForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/directory", s.handle(s.directorySave))
