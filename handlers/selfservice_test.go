@@ -203,6 +203,18 @@ func TestSelfServiceChange(t *testing.T) {
 			if p.Status != http.StatusUnprocessableEntity || !strings.Contains(p.Body, "current password don&#39;t match") {
 				t.Errorf("wrong current: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
 			}
+			wrongAnswer := between(p.Body, `id="current-error"`, "</p>")
+			// A locked, a disabled and an unknown account get the same answer.
+			locked := d.newUser(t, testbed.UserOptions{})
+			d.lock(t, locked)
+			disabled := d.newUser(t, testbed.UserOptions{Disabled: true})
+			for _, login := range []string{locked.Login, disabled.Login, "nobody-" + testbed.RandomLogin()} {
+				other := s.client()
+				p := other.post("/change", url.Values{"csrf_token": {other.csrf("/")}, "login": {login}, "current": {"Wrong-Passw0rd"}, "password": {newPw}, "confirm": {newPw}})
+				if got := between(p.Body, `id="current-error"`, "</p>"); got != wrongAnswer {
+					t.Errorf("%s: %q, want the same answer as a wrong password %q", login, got, wrongAnswer)
+				}
+			}
 			p = c.post("/change", url.Values{"csrf_token": {c.csrf("/")}, "login": {user.Login}, "current": {user.Password}, "password": {newPw}, "confirm": {newPw}})
 			if p.Status != http.StatusSeeOther {
 				t.Fatalf("change: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))

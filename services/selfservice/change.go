@@ -60,11 +60,13 @@ func (s *Service) Change(ctx context.Context, login, current, next, confirm stri
 		writeback.AddDiagnostics(details, err)
 		s.record(ctx, e)
 		switch errs.KindOf(err) {
-		case errs.Unauthorized, errs.NotFound, errs.Conflict:
+		case errs.Unauthorized, errs.NotFound, errs.Conflict, errs.Forbidden:
 			s.limits.byLogin.Fail("change:"+lk, now)
 			s.limits.byAddress.Fail(from.ClientIP, now)
-			// One answer whether the account or the password was wrong.
-			return errs.FieldErrors(map[string]string{"current": "That user name and current password don't match."})
+			// One answer whether the account is unknown, locked, disabled or
+			// protected or the password was wrong: nothing here may tell
+			// a stranger about an account. The audit row keeps the reason.
+			return errs.FieldErrors(map[string]string{"current": "That user name and current password don't match, or this account can't change its password here. If you are locked out, unlock your account or reset your password instead."})
 		case errs.Policy:
 			return errs.FieldErrors(map[string]string{"password": errs.MessageOf(err)})
 		}

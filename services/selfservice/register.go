@@ -3,6 +3,7 @@ package selfservice
 import (
 	"bytes"
 	"context"
+	"errors"
 	"encoding/base64"
 	"encoding/json"
 	"image/png"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
 	wbmail "github.com/writeback/writeback/services/mail"
 	"github.com/writeback/writeback/services/ratelimit"
@@ -85,11 +87,13 @@ func (s *Service) StartRegister(ctx context.Context, login, password, browser st
 		s.record(ctx, audit.Entry{Category: audit.CategoryUserManagement, Activity: audit.ActivityRegisterSecurity,
 			Actor:  audit.Actor{Type: "user", Name: login, ClientIP: from.ClientIP, UserAgent: from.UserAgent},
 			Target: audit.Target{Type: "User", Name: login}, Result: audit.Failure, Reason: "sign-in failed: " + errs.MessageOf(err), CorrelationID: corr})
-		if k == errs.NotFound || k == errs.Conflict {
-			// The same words as a wrong password: never say whether the account exists.
-			return "", errs.E(errs.Unauthorized, "That user name and password don't match.", err)
+		var oe *directory.OpError
+		if errors.As(err, &oe) && oe.Code == directory.CodeExpired {
+			return "", err // the password was right: say it must be changed first
 		}
-		return "", err
+		// Unknown, locked or disabled: the same words as a wrong password, so
+		// nothing here tells a stranger about an account.
+		return "", errs.E(errs.Unauthorized, "That user name and password don't match.", err)
 	}
 	s.limits.byLogin.Reset(lk)
 	if why := s.registrationBlocker(ctx, av.Policy, u.Protected, u.ProtectedReason); why != "" {
