@@ -3,9 +3,9 @@ package selfservice
 import (
 	"bytes"
 	"context"
-	"errors"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"image/png"
 	"net/mail"
 	"net/url"
