@@ -445,6 +445,13 @@ func TestSelfServiceRegisterAppThenReset(t *testing.T) {
 			if err := env.BindAs(t, d.dir, user.DN, newPw); err != nil {
 				t.Errorf("bind: %v", err)
 			}
+			// The same app code cannot be used again, even in another flow.
+			b3 := s.client()
+			again := b3.begin("reset", user.Login)
+			b3.step(again, "method", url.Values{"method": {"app"}})
+			if p := b3.step(again, "verify", url.Values{"method": {"app"}, "code": {code}}); p.Status == http.StatusSeeOther {
+				t.Error("a used authenticator code verified again")
+			}
 			// And with the questions, answered in other case and spacing.
 			b2 := s.client()
 			flow = b2.begin("unlock", user.Login)

@@ -247,3 +247,15 @@ func orJSON(s, def string) string {
 	}
 	return s
 }
+
+// UseTOTPStep records that a user's authenticator code for time step step
+// was used; it reports false when that step or a later one was used before.
+func (tx *Tx) UseTOTPStep(ctx context.Context, userID string, step int64) (bool, error) {
+	res, err := tx.tx.ExecContext(ctx, `UPDATE sspr_methods SET last_step = ? WHERE user_id = ? AND method = 'app' AND last_step < ?`,
+		step, userID, step)
+	if err != nil {
+		return false, fmt.Errorf("store: use totp step: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
 	"github.com/writeback/writeback/services/admins"
@@ -668,16 +669,36 @@ func (s *Service) checkCode(ctx context.Context, f store.Flow, purpose, code str
 	return ok, msg, err
 }
 
+// checkTOTP accepts a code from the registered app for the current time
+// step or one step either side, each step at most once.
 func (s *Service) checkTOTP(ctx context.Context, userID, code string) bool {
 	regs, err := s.db.Methods(ctx, userID)
 	if err != nil {
 		return false
 	}
 	for _, m := range regs {
-		if m.Method == MethodApp {
-			secret, err := s.keys.Open(methodContext(userID, MethodApp), m.Secret)
-			return err == nil && totp.Validate(code, string(secret))
+		if m.Method != MethodApp {
+			continue
 		}
+		secret, err := s.keys.Open(methodContext(userID, MethodApp), m.Secret)
+		if err != nil {
+			return false
+		}
+		now := s.now()
+		for _, skew := range []int64{0, -1, 1} {
+			at := now.Add(time.Duration(skew) * 30 * time.Second)
+			if ok, _ := totp.ValidateCustom(code, string(secret), at, totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}); !ok {
+				continue
+			}
+			fresh := false
+			err := s.db.InTx(ctx, func(tx *store.Tx) error {
+				var err error
+				fresh, err = tx.UseTOTPStep(ctx, userID, at.Unix()/30)
+				return err
+			})
+			return err == nil && fresh
+		}
+		return false
 	}
 	return false
 }
