@@ -156,7 +156,6 @@ type AdminRow struct {
 	Role      string
 	RoleLabel string
 	Disabled  bool
-	Created   time.Time
 	IsSelf    bool
 }
 

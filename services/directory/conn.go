@@ -364,20 +364,6 @@ func (s *session) search(req *ldap.SearchRequest) (*ldap.SearchResult, *OpError)
 	return res, nil
 }
 
-// searchPaged counts or collects entries page by page.
-func (s *session) searchPaged(req *ldap.SearchRequest, pageSize uint32) (*ldap.SearchResult, *OpError) {
-	var res *ldap.SearchResult
-	err := s.pc.guard(s.ctx, func() error {
-		var err error
-		res, err = s.pc.conn.SearchWithPaging(req, pageSize)
-		return err
-	})
-	if err != nil {
-		return res, newOpError(s.op, s.srv.u.raw, err)
-	}
-	return res, nil
-}
-
 func (s *session) modify(req *ldap.ModifyRequest) ([]ldap.Control, *OpError) {
 	s.wrote = true
 	var res *ldap.ModifyResult

@@ -46,9 +46,6 @@ type Service struct {
 // New builds the settings service.
 func New(db *store.DB) *Service { return &Service{db: db} }
 
-// DB returns the store (for sibling services that share it).
-func (s *Service) DB() *store.DB { return s.db }
-
 // Load reads a JSON settings document into v (left as is when never saved).
 func Load[T any](ctx context.Context, db *store.DB, name string, v *T) (Meta, error) {
 	c, err := db.Config(ctx, name)
