@@ -167,3 +167,13 @@ func FilterDetails(f store.AuditFilter) map[string]any {
 	}
 	return d
 }
+
+// Changes collects old → new values for an event's Details.
+type Changes map[string]any
+
+// Add records name when its old and new values differ.
+func (c Changes) Add(name string, old, new any) {
+	if fmt.Sprint(old) != fmt.Sprint(new) {
+		c[name] = Change{Old: old, New: new}
+	}
+}

@@ -2,7 +2,6 @@ package selfservice
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -55,71 +54,46 @@ func (s *Service) MailSettings(ctx context.Context) (MailSettings, settings.Meta
 // recording "Update mail server settings" (the password only as "changed").
 func (s *Service) SaveMail(ctx context.Context, actor audit.Actor, expectVersion int64, in MailInput) (bool, error) {
 	in.Host, in.From, in.Username = strings.TrimSpace(in.Host), strings.TrimSpace(in.From), strings.TrimSpace(in.Username)
-	changed := false
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		cur, err := tx.Config(ctx, mailName)
-		if err != nil {
-			return err
-		}
-		if cur.Version != expectVersion {
-			return settings.Conflict(cur)
-		}
-		var old MailSettings
-		if _, err := settings.Decode(cur, &old); err != nil {
-			return err
-		}
+	changed, _, err := settings.Update(ctx, s.db, mailName, expectVersion, actor, MailSettings{}, func(old MailSettings) (MailSettings, []audit.Entry, error) {
 		sealed, password := old.PasswordSealed, in.Password
 		switch {
 		case in.ClearPassword || in.Username == "":
 			sealed, password = "", ""
 		case in.Password != "":
+			var err error
 			if sealed, err = s.keys.Seal(mailSealContext, []byte(in.Password)); err != nil {
-				return err
+				return old, nil, err
 			}
 		case sealed != "":
 			pt, err := s.keys.Open(mailSealContext, sealed)
 			if err != nil {
-				return errs.FieldErrors(map[string]string{"password": "The stored password cannot be decrypted (was the key file replaced?). Enter it again."})
+				return old, nil, errs.FieldErrors(map[string]string{"password": "The stored password cannot be decrypted (was the key file replaced?). Enter it again."})
 			}
 			password = string(pt)
 		}
 		cfg := mail.Config{Host: in.Host, Port: in.Port, TLS: in.TLS, From: in.From, Username: in.Username, Password: password, CAPEM: in.CAPEM}
 		if err := cfg.Validate(); err != nil {
-			return err
+			return old, nil, err
 		}
 		next := MailSettings{Host: in.Host, Port: in.Port, TLS: in.TLS, From: in.From, Username: in.Username, PasswordSealed: sealed, CAPEM: in.CAPEM}
-		d := map[string]any{}
-		add := func(k string, o, n any) {
-			if fmt.Sprint(o) != fmt.Sprint(n) {
-				d[k] = audit.Change{Old: o, New: n}
-			}
-		}
-		add("host", old.Host, next.Host)
-		add("port", old.Port, next.Port)
-		add("tls", old.TLS, next.TLS)
-		add("from", old.From, next.From)
-		add("username", old.Username, next.Username)
+		d := audit.Changes{}
+		d.Add("host", old.Host, next.Host)
+		d.Add("port", old.Port, next.Port)
+		d.Add("tls", old.TLS, next.TLS)
+		d.Add("from", old.From, next.From)
+		d.Add("username", old.Username, next.Username)
 		if in.Password != "" || (old.PasswordSealed != "" && next.PasswordSealed == "") {
 			d["password"] = "changed"
 		}
 		if old.CAPEM != next.CAPEM {
 			d["trusted_ca_certificates"] = "changed"
 		}
-		if len(d) == 0 && cur.Version != 0 {
-			return nil
+		if len(d) == 0 {
+			return old, nil, nil
 		}
-		var ignored MailSettings
-		if _, err := settings.Save(ctx, tx, mailName, expectVersion, actor.Name, &ignored, next); err != nil {
-			return err
-		}
-		changed = true
-		_, err = audit.Record(ctx, tx, audit.Entry{Category: audit.CategoryPolicy, Activity: ActivityUpdateMail, Actor: actor,
-			Target: audit.Target{Type: "MailServer", ID: "smtp", Name: next.Host + ":" + strconv.Itoa(next.Port)}, Details: d})
-		return err
+		return next, []audit.Entry{{Category: audit.CategoryPolicy, Activity: ActivityUpdateMail,
+			Target: audit.Target{Type: "MailServer", ID: "smtp", Name: next.Host + ":" + strconv.Itoa(next.Port)}, Details: d}}, nil
 	})
-	if err != nil && errs.KindOf(err) == errs.Internal {
-		err = fmt.Errorf("selfservice: save mail settings: %w", err)
-	}
 	return changed, err
 }
 
@@ -127,7 +101,6 @@ func (s *Service) SaveMail(ctx context.Context, actor audit.Actor, expectVersion
 const (
 	ActivityUpdateMail = "Update mail server settings"
 	ActivitySendTest   = "Send test mail"
-	ActivityMailFailed = "Send notification mail"
 )
 
 // ErrNoMail means no mail server is configured.

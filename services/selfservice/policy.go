@@ -18,7 +18,6 @@ import (
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/settings"
-	"github.com/writeback/writeback/store"
 )
 
 // Who self-service is enabled for.
@@ -214,63 +213,37 @@ func (s *Service) Policy(ctx context.Context) (Policy, settings.Meta, error) {
 // expectVersion, validates the result and records "Update self-service
 // password reset policy" with each changed value.
 func (s *Service) SavePolicy(ctx context.Context, actor audit.Actor, expectVersion int64, page string, change func(*Policy)) (bool, error) {
-	changed := false
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		cur, err := tx.Config(ctx, policyName)
-		if err != nil {
-			return err
-		}
-		if cur.Version != expectVersion {
-			return settings.Conflict(cur)
-		}
-		old := DefaultPolicy()
-		if _, err := settings.Decode(cur, &old); err != nil {
-			return err
-		}
+	changed, _, err := settings.Update(ctx, s.db, policyName, expectVersion, actor, DefaultPolicy(), func(old Policy) (Policy, []audit.Entry, error) {
 		next := old
 		next.Questions = slices.Clone(old.Questions)
 		change(&next)
 		next = next.normalize()
 		if err := next.Validate(); err != nil {
-			return err
+			return next, nil, err
 		}
-		details := policyDiff(old, next)
-		if len(details) == 0 {
-			return nil
+		d := policyDiff(old, next)
+		if len(d) == 0 {
+			return old, nil, nil
 		}
-		var ignored Policy
-		if _, err := settings.Save(ctx, tx, policyName, expectVersion, actor.Name, &ignored, next); err != nil {
-			return err
-		}
-		changed = true
-		_, err = audit.Record(ctx, tx, audit.Entry{Category: audit.CategoryPolicy, Activity: audit.ActivityUpdateSSPRPolicy, Actor: actor,
-			Target: audit.Target{Type: "Policy", ID: "self-service-password-reset", Name: page}, Details: details})
-		return err
+		return next, []audit.Entry{{Category: audit.CategoryPolicy, Activity: audit.ActivityUpdateSSPRPolicy,
+			Target: audit.Target{Type: "Policy", ID: "self-service-password-reset", Name: page}, Details: d}}, nil
 	})
-	if err != nil && errs.KindOf(err) == errs.Internal {
-		err = fmt.Errorf("selfservice: save policy: %w", err)
-	}
 	return changed, err
 }
 
-func policyDiff(old, next Policy) map[string]any {
-	d := map[string]any{}
-	add := func(name string, o, n any) {
-		if fmt.Sprint(o) != fmt.Sprint(n) {
-			d[name] = audit.Change{Old: o, New: n}
-		}
-	}
-	add("enabled", old.Enabled, next.Enabled)
-	add("group", old.Group, next.Group)
-	add("methods", strings.Join(old.Methods.List(), ","), strings.Join(next.Methods.List(), ","))
-	add("required", old.Required, next.Required)
-	add("questions_to_register", old.QuestionsToRegister, next.QuestionsToRegister)
-	add("questions_to_answer", old.QuestionsToAnswer, next.QuestionsToAnswer)
-	add("questions", old.Questions, next.Questions)
-	add("reconfirm_days", old.ReconfirmDays, next.ReconfirmDays)
-	add("notify_users", old.NotifyUsers, next.NotifyUsers)
-	add("notify_admins", old.NotifyAdmins, next.NotifyAdmins)
-	add("helpdesk", old.Helpdesk, next.Helpdesk)
-	add("org_name", old.OrgName, next.OrgName)
+func policyDiff(old, next Policy) audit.Changes {
+	d := audit.Changes{}
+	d.Add("enabled", old.Enabled, next.Enabled)
+	d.Add("group", old.Group, next.Group)
+	d.Add("methods", strings.Join(old.Methods.List(), ","), strings.Join(next.Methods.List(), ","))
+	d.Add("required", old.Required, next.Required)
+	d.Add("questions_to_register", old.QuestionsToRegister, next.QuestionsToRegister)
+	d.Add("questions_to_answer", old.QuestionsToAnswer, next.QuestionsToAnswer)
+	d.Add("questions", old.Questions, next.Questions)
+	d.Add("reconfirm_days", old.ReconfirmDays, next.ReconfirmDays)
+	d.Add("notify_users", old.NotifyUsers, next.NotifyUsers)
+	d.Add("notify_admins", old.NotifyAdmins, next.NotifyAdmins)
+	d.Add("helpdesk", old.Helpdesk, next.Helpdesk)
+	d.Add("org_name", old.OrgName, next.OrgName)
 	return d
 }

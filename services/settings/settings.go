@@ -68,32 +68,59 @@ func Decode[T any](c store.Config, v *T) (Meta, error) {
 	return m, nil
 }
 
-// Save writes a settings document inside tx if it is still at expectVersion,
-// returning the old value (decoded into old) for the caller's audit rows.
-// A stale version is refused with a Conflict naming who saved last and when.
-func Save[T any](ctx context.Context, tx *store.Tx, name string, expectVersion int64, actorName string, old *T, v T) (Meta, error) {
-	cur, err := tx.Config(ctx, name)
-	if err != nil {
-		return Meta{}, err
+// Update saves the settings document name, in one transaction with the
+// audit events that describe the change, if it is still at expectVersion; a
+// stale version is refused with a Conflict naming who saved last and when.
+// change gets the stored value (def when never saved) and returns the next
+// value and its events. No events means nothing changed: nothing is written
+// then, except that a document never saved is stored so its version starts.
+// Every event is recorded with actor.
+func Update[T any](ctx context.Context, db *store.DB, name string, expectVersion int64, actor audit.Actor, def T,
+	change func(old T) (T, []audit.Entry, error)) (changed bool, meta Meta, err error) {
+	err = db.InTx(ctx, func(tx *store.Tx) error {
+		cur, err := tx.Config(ctx, name)
+		if err != nil {
+			return err
+		}
+		old := def
+		if meta, err = Decode(cur, &old); err != nil {
+			return err
+		}
+		if cur.Version != expectVersion {
+			return Conflict(cur)
+		}
+		next, events, err := change(old)
+		if err != nil {
+			return err
+		}
+		if len(events) == 0 && cur.Version != 0 {
+			return nil
+		}
+		b, err := json.Marshal(next)
+		if err != nil {
+			return fmt.Errorf("settings: encode %s: %w", name, err)
+		}
+		ver, err := tx.PutConfig(ctx, name, expectVersion, string(b), actor.Name)
+		if errors.Is(err, store.ErrConflict) {
+			return Conflict(cur)
+		}
+		if err != nil {
+			return err
+		}
+		meta = Meta{Version: ver, UpdatedBy: actor.Name, UpdatedAt: time.Now().UTC()}
+		for _, e := range events {
+			e.Actor = actor
+			if _, err := audit.Record(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		changed = len(events) > 0
+		return nil
+	})
+	if err != nil && errs.KindOf(err) == errs.Internal {
+		err = fmt.Errorf("settings: save %s: %w", name, err)
 	}
-	if _, err := Decode(cur, old); err != nil {
-		return Meta{}, err
-	}
-	if cur.Version != expectVersion {
-		return Meta{}, Conflict(cur)
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return Meta{}, fmt.Errorf("settings: encode %s: %w", name, err)
-	}
-	ver, err := tx.PutConfig(ctx, name, expectVersion, string(b), actorName)
-	if errors.Is(err, store.ErrConflict) {
-		return Meta{}, Conflict(cur)
-	}
-	if err != nil {
-		return Meta{}, err
-	}
-	return Meta{Version: ver, UpdatedBy: actorName, UpdatedAt: time.Now().UTC()}, nil
+	return changed, meta, err
 }
 
 // Conflict is the error for a save based on a version older than cur.
@@ -114,55 +141,30 @@ func (s *Service) OnPrem(ctx context.Context) (OnPrem, Meta, error) {
 // directory" when that switch flips and "Update self-service password reset
 // policy" with old and new values when anything changed; an unchanged save
 // writes nothing. changed reports whether anything changed.
-func (s *Service) SaveOnPrem(ctx context.Context, actor audit.Actor, expectVersion int64, next OnPrem) (changed bool, meta Meta, err error) {
+func (s *Service) SaveOnPrem(ctx context.Context, actor audit.Actor, expectVersion int64, next OnPrem) (bool, Meta, error) {
 	next = next.Normalize()
-	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		var old OnPrem
-		cur, err := tx.Config(ctx, onPremName)
-		if err != nil {
-			return err
+	return Update(ctx, s.db, onPremName, expectVersion, actor, OnPrem{}, func(old OnPrem) (OnPrem, []audit.Entry, error) {
+		old = old.Normalize()
+		if old == next {
+			return next, nil, nil
 		}
-		if _, err := Decode(cur, &old); err != nil {
-			return err
-		}
-		if cur.Version != expectVersion {
-			return Conflict(cur)
-		}
-		if old.Normalize() == next && cur.Version != 0 {
-			meta = Meta{Version: cur.Version, UpdatedBy: cur.UpdatedBy, UpdatedAt: time.UnixMilli(cur.UpdatedMS).UTC()}
-			return nil
-		}
-		if old.Normalize() == next { // first save of the defaults: store them, nothing to audit
-			meta, err = Save(ctx, tx, onPremName, expectVersion, actor.Name, &old, next)
-			return err
-		}
-		if meta, err = Save(ctx, tx, onPremName, expectVersion, actor.Name, &old, next); err != nil {
-			return err
-		}
-		changed = true
-		target := audit.Target{Type: "Directory", ID: "on-premises", Name: "On-premises directory"}
+		var events []audit.Entry
 		if old.Writeback != next.Writeback {
 			act := audit.ActivityDisableWriteback
 			if next.Writeback {
 				act = audit.ActivityEnableWriteback
 			}
-			if _, err := audit.Record(ctx, tx, audit.Entry{Category: audit.CategoryDirectoryManagement, Activity: act,
-				Actor: actor, Target: target}); err != nil {
-				return err
-			}
+			events = append(events, audit.Entry{Category: audit.CategoryDirectoryManagement, Activity: act,
+				Target: audit.Target{Type: "Directory", ID: "on-premises", Name: "On-premises directory"}})
 		}
-		_, err = audit.Record(ctx, tx, audit.Entry{Category: audit.CategoryPolicy, Activity: audit.ActivityUpdateSSPRPolicy,
-			Actor: actor, Target: audit.Target{Type: "Policy", ID: "on-premises-integration", Name: "On-premises integration"},
+		events = append(events, audit.Entry{Category: audit.CategoryPolicy, Activity: audit.ActivityUpdateSSPRPolicy,
+			Target: audit.Target{Type: "Policy", ID: "on-premises-integration", Name: "On-premises integration"},
 			Details: map[string]any{
 				"writeback_passwords":           audit.Change{Old: yesNo(old.Writeback), New: yesNo(next.Writeback)},
 				"unlock_without_password_reset": audit.Change{Old: yesNo(old.Unlock), New: yesNo(next.Unlock)},
 			}})
-		return err
+		return next, events, nil
 	})
-	if err != nil && errs.KindOf(err) == errs.Internal {
-		err = fmt.Errorf("settings: save on-premises integration: %w", err)
-	}
-	return changed, meta, err
 }
 
 func yesNo(b bool) string {
@@ -245,33 +247,13 @@ func (s *Service) SaveRetention(ctx context.Context, actor audit.Actor, expectVe
 	if days < 1 || days > 3650 {
 		return false, errs.FieldErrors(map[string]string{"retention_days": "Enter 1 to 3650 days."})
 	}
-	changed := false
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		old := Retention{Days: DefaultRetentionDays}
-		cur, err := tx.Config(ctx, retentionName)
-		if err != nil {
-			return err
-		}
-		if _, err := Decode(cur, &old); err != nil {
-			return err
-		}
-		if cur.Version != expectVersion {
-			return Conflict(cur)
-		}
-		if old.Days == days {
-			return nil
-		}
-		var ignored Retention
-		if _, err := Save(ctx, tx, retentionName, expectVersion, actor.Name, &ignored, Retention{Days: days}); err != nil {
-			return err
-		}
-		changed = true
-		_, err = audit.Record(ctx, tx, audit.Entry{Category: audit.CategoryAuditLog, Activity: audit.ActivityUpdateRetention, Actor: actor,
-			Target: audit.Target{Type: "AuditLog", ID: "audit-log"}, Details: map[string]any{"retention_days": audit.Change{Old: old.Days, New: days}}})
-		return err
-	})
-	if err != nil && errs.KindOf(err) == errs.Internal {
-		err = fmt.Errorf("settings: save retention: %w", err)
-	}
+	changed, _, err := Update(ctx, s.db, retentionName, expectVersion, actor, Retention{Days: DefaultRetentionDays},
+		func(old Retention) (Retention, []audit.Entry, error) {
+			if old.Days == days {
+				return old, nil, nil
+			}
+			return Retention{Days: days}, []audit.Entry{{Category: audit.CategoryAuditLog, Activity: audit.ActivityUpdateRetention,
+				Target: audit.Target{Type: "AuditLog", ID: "audit-log"}, Details: map[string]any{"retention_days": audit.Change{Old: old.Days, New: days}}}}, nil
+		})
 	return changed, err
 }

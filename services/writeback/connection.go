@@ -142,76 +142,50 @@ func (in Input) normalize() Input {
 // expectVersion, and records "Update directory connection" with old → new
 // values (the password only as "changed"). The same validation serves the
 // page and the command line.
-func (s *Service) SaveConnection(ctx context.Context, actor audit.Actor, expectVersion int64, in Input) (changed bool, err error) {
+func (s *Service) SaveConnection(ctx context.Context, actor audit.Actor, expectVersion int64, in Input) (bool, error) {
 	in = in.normalize()
-	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		var old Connection
-		cur, err := tx.Config(ctx, connectionName)
-		if err != nil {
-			return err
-		}
-		if cur.Version != expectVersion {
-			return settings.Conflict(cur)
-		}
-		if _, err := settings.Decode(cur, &old); err != nil {
-			return err
-		}
-		if cur.Version == 0 && in.Type == directory.TypeAD && len(in.ExcludedGroups) == 0 && len(in.BaseDNs) > 0 {
+	changed, _, err := settings.Update(ctx, s.db, connectionName, expectVersion, actor, Connection{}, func(old Connection) (Connection, []audit.Entry, error) {
+		if !old.Configured() && in.Type == directory.TypeAD && len(in.ExcludedGroups) == 0 && len(in.BaseDNs) > 0 {
 			// First save: AD's privileged groups are excluded unless the administrator listed others.
 			in.ExcludedGroups = directory.Defaults(directory.TypeAD, directory.DomainDN(in.BaseDNs[0])).ExcludedGroups
 		}
-		password := in.BindPassword
-		sealed := old.BindPasswordSealed
+		password, sealed := in.BindPassword, old.BindPasswordSealed
 		if password == "" && sealed != "" {
 			// Keep the stored password; it is needed only to validate completeness.
 			pt, err := s.keys.Open(sealContext, sealed)
 			if err != nil {
-				return errs.FieldErrors(map[string]string{"bind_password": "The stored password cannot be decrypted (was the key file replaced?). Enter the password again."})
+				return old, nil, errs.FieldErrors(map[string]string{"bind_password": "The stored password cannot be decrypted (was the key file replaced?). Enter the password again."})
 			}
 			password = string(pt)
 		} else if password != "" {
+			var err error
 			if sealed, err = s.keys.Seal(sealContext, []byte(password)); err != nil {
-				return err
+				return old, nil, err
 			}
 		}
 		next := Connection{Type: in.Type, URLs: in.URLs, StartTLS: in.StartTLS, CAPEM: in.CAPEM, BindDN: in.BindDN,
 			BindPasswordSealed: sealed, BaseDNs: in.BaseDNs, UserFilter: in.UserFilter, LoginAttributes: in.LoginAttributes,
 			RecoveryEmailAttribute: in.RecoveryEmailAttribute, ExcludedGroups: in.ExcludedGroups, PasswordWriteback: in.PasswordWriteback}
 		if err := config(next, password).Validate(); err != nil {
-			return err
+			return old, nil, err
 		}
-		details := diff(old, next, in.BindPassword != "")
-		if len(details) == 0 && cur.Version != 0 {
-			return nil
+		d := diff(old, next, in.BindPassword != "")
+		if len(d) == 0 {
+			return old, nil, nil
 		}
-		if _, err := settings.Save(ctx, tx, connectionName, expectVersion, actor.Name, &old, next); err != nil {
-			return err
-		}
-		changed = true
-		_, err = audit.Record(ctx, tx, audit.Entry{Category: audit.CategoryDirectoryManagement, Activity: audit.ActivityUpdateDirectory,
-			Actor: actor, Target: audit.Target{Type: "Directory", ID: "on-premises", Name: strings.Join(next.URLs, ", ")}, Details: details})
-		return err
+		return next, []audit.Entry{{Category: audit.CategoryDirectoryManagement, Activity: audit.ActivityUpdateDirectory,
+			Target: audit.Target{Type: "Directory", ID: "on-premises", Name: strings.Join(next.URLs, ", ")}, Details: d}}, nil
 	})
-	if err != nil {
-		if errs.KindOf(err) != errs.Internal {
-			return false, err
-		}
-		return false, fmt.Errorf("writeback: save connection: %w", err)
-	}
 	if changed {
 		s.dropClient()
 	}
-	return changed, nil
+	return changed, err
 }
 
 // diff lists what changed between two connections for the audit log.
-func diff(old, next Connection, passwordChanged bool) map[string]any {
-	d := map[string]any{}
-	add := func(name string, o, n any) {
-		if fmt.Sprint(o) != fmt.Sprint(n) {
-			d[name] = audit.Change{Old: o, New: n}
-		}
-	}
+func diff(old, next Connection, passwordChanged bool) audit.Changes {
+	d := audit.Changes{}
+	add := d.Add
 	add("type", old.Type, next.Type)
 	add("urls", old.URLs, next.URLs)
 	add("start_tls", old.StartTLS, next.StartTLS)
