@@ -30,18 +30,11 @@ func (c *Client) Authenticate(ctx context.Context, login, password string) (User
 		if err != nil {
 			return err
 		}
-		uc, err := connect(s.ctx, s.srv.u, s.srv.startTLS, s.srv.tls)
-		if err != nil {
-			return classifyConnect(s.ctx, s.op, s.srv.u, err)
+		uc, bres, err := s.userBind(cur.DN, password)
+		if uc == nil {
+			return err // could not connect
 		}
 		defer uc.close()
-		var bres *ldap.SimpleBindResult
-		err = uc.guard(s.ctx, func() error {
-			var err error
-			bres, err = uc.conn.SimpleBind(&ldap.SimpleBindRequest{Username: cur.DN, Password: password,
-				Controls: []ldap.Control{ldap.NewControlBeheraPasswordPolicy()}})
-			return err
-		})
 		if err == nil && bres != nil {
 			if pp := ppolicyControl(bres.Controls); pp != nil && pp.Error == 2 { // changeAfterReset
 				return fail(CodeExpired, "You must change your password before you can use it here. Change it first.",
@@ -104,4 +97,24 @@ func (c *Client) MemberOf(ctx context.Context, u User, groupDN string) (bool, er
 		return nil
 	})
 	return member, err
+}
+
+// userBind binds as dn with the person's own password on a fresh connection
+// to the session's server (never a pooled one: it must not stay bound as
+// them), asking for the ppolicy response control. A nil connection means it
+// could not connect, and err is already classified; otherwise err is the
+// bind's own result and the caller closes the connection.
+func (s *session) userBind(dn, password string) (*pconn, *ldap.SimpleBindResult, error) {
+	uc, err := connect(s.ctx, s.srv.u, s.srv.startTLS, s.srv.tls)
+	if err != nil {
+		return nil, nil, classifyConnect(s.ctx, s.op, s.srv.u, err)
+	}
+	var bres *ldap.SimpleBindResult
+	err = uc.guard(s.ctx, func() error {
+		var err error
+		bres, err = uc.conn.SimpleBind(&ldap.SimpleBindRequest{Username: dn, Password: password,
+			Controls: []ldap.Control{ldap.NewControlBeheraPasswordPolicy()}})
+		return err
+	})
+	return uc, bres, err
 }

@@ -304,19 +304,11 @@ func (s *session) resetOpenLDAP(cur User, e *ldap.Entry, pw string, opt ResetOpt
 // Password Modify, giving the old one. With the ppolicy control a user whose
 // password must be changed may still bind to do this.
 func (s *session) changeOpenLDAP(cur User, e *ldap.Entry, oldPw, newPw string) error {
-	uc, err := connect(s.ctx, s.srv.u, s.srv.startTLS, s.srv.tls)
-	if err != nil {
-		return classifyConnect(s.ctx, s.op, s.srv.u, err)
+	uc, bres, err := s.userBind(cur.DN, oldPw)
+	if uc == nil {
+		return err // could not connect
 	}
 	defer uc.close()
-
-	var bres *ldap.SimpleBindResult
-	err = uc.guard(s.ctx, func() error {
-		var err error
-		bres, err = uc.conn.SimpleBind(&ldap.SimpleBindRequest{Username: cur.DN, Password: oldPw,
-			Controls: []ldap.Control{ldap.NewControlBeheraPasswordPolicy()}})
-		return err
-	})
 	if err != nil {
 		oe := newOpError(s.op, s.srv.u.raw, err)
 		if oe.Code == CodeUnavailable {
