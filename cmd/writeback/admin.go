@@ -10,18 +10,7 @@ import (
 )
 
 func cmdAdmin(ctx context.Context, args []string, getenv env, io stdio) error {
-	if len(args) == 0 {
-		return usagef("want a subcommand: create, list or disable")
-	}
-	switch args[0] {
-	case "create":
-		return adminCreate(ctx, args[1:], getenv, io)
-	case "list":
-		return adminList(ctx, args[1:], getenv, io)
-	case "disable":
-		return adminDisable(ctx, args[1:], getenv, io)
-	}
-	return usagef("unknown subcommand %q: want create, list or disable", args[0])
+	return subcommands(ctx, args, getenv, io, []subcommand{{"create", adminCreate}, {"list", adminList}, {"disable", adminDisable}})
 }
 
 func adminCreate(ctx context.Context, args []string, getenv env, io stdio) error {
@@ -64,10 +53,7 @@ func adminCreate(ctx context.Context, args []string, getenv env, io stdio) error
 func adminList(ctx context.Context, args []string, getenv env, io stdio) error {
 	fs := newFlags("admin list", io)
 	data := dataFlag(fs.StringVar, getenv)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	a, err := openApp(ctx, *data, io.err)
+	a, err := openParsed(ctx, fs, args, data, io)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -111,4 +112,13 @@ func secretFile(flagName, path string) (string, error) {
 		return "", usagef("--%s %q: the file is empty", flagName, path)
 	}
 	return s, nil
+}
+
+// openParsed parses a command's flags (one of them --data) and opens the
+// data folder they name. Callers close the app.
+func openParsed(ctx context.Context, fs *flag.FlagSet, args []string, data *string, io stdio) (*app, error) {
+	if err := parse(fs, args); err != nil {
+		return nil, err
+	}
+	return openApp(ctx, *data, io.err)
 }

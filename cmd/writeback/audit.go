@@ -14,34 +14,26 @@ import (
 )
 
 func cmdAudit(ctx context.Context, args []string, getenv env, io stdio) error {
-	if len(args) == 0 {
-		return usagef("want a subcommand: export or verify")
+	return subcommands(ctx, args, getenv, io, []subcommand{{"export", auditExport}, {"verify", auditVerify}})
+}
+
+func auditVerify(ctx context.Context, args []string, getenv env, io stdio) error {
+	fs := newFlags("audit verify", io)
+	data := dataFlag(fs.StringVar, getenv)
+	a, err := openParsed(ctx, fs, args, data, io)
+	if err != nil {
+		return err
 	}
-	switch args[0] {
-	case "export":
-		return auditExport(ctx, args[1:], getenv, io)
-	case "verify":
-		fs := newFlags("audit verify", io)
-		data := dataFlag(fs.StringVar, getenv)
-		if err := parse(fs, args[1:]); err != nil {
-			return err
-		}
-		a, err := openApp(ctx, *data, io.err)
-		if err != nil {
-			return err
-		}
-		defer a.Close()
-		res, err := a.audit.Verify(ctx)
-		if err != nil {
-			return err
-		}
-		if !res.OK {
-			return fmt.Errorf("audit log integrity check failed: %s (verified up to event %d)", res.Problem, res.LastGoodID)
-		}
-		fmt.Fprintf(io.out, "audit log verified: %d events, chain intact up to event %d\n", res.Checked, res.LastGoodID)
-		return nil
+	defer a.Close()
+	res, err := a.audit.Verify(ctx)
+	if err != nil {
+		return err
 	}
-	return usagef("unknown subcommand %q: want export or verify", args[0])
+	if !res.OK {
+		return fmt.Errorf("audit log integrity check failed: %s (verified up to event %d)", res.Problem, res.LastGoodID)
+	}
+	fmt.Fprintf(io.out, "audit log verified: %d events, chain intact up to event %d\n", res.Checked, res.LastGoodID)
+	return nil
 }
 
 // parseTimeFlag accepts a date (UTC midnight) or an RFC 3339 time.

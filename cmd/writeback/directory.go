@@ -20,18 +20,7 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 func cmdDirectory(ctx context.Context, args []string, getenv env, io stdio) error {
-	if len(args) == 0 {
-		return usagef("want a subcommand: set, show or test")
-	}
-	switch args[0] {
-	case "set":
-		return directorySet(ctx, args[1:], getenv, io)
-	case "show":
-		return directoryShow(ctx, args[1:], getenv, io)
-	case "test":
-		return directoryTest(ctx, args[1:], getenv, io)
-	}
-	return usagef("unknown subcommand %q: want set, show or test", args[0])
+	return subcommands(ctx, args, getenv, io, []subcommand{{"set", directorySet}, {"show", directoryShow}, {"test", directoryTest}})
 }
 
 func onOff(flagName, v string) (bool, error) {
@@ -163,10 +152,7 @@ func directorySet(ctx context.Context, args []string, getenv env, io stdio) erro
 func directoryShow(ctx context.Context, args []string, getenv env, io stdio) error {
 	fs := newFlags("directory show", io)
 	data := dataFlag(fs.StringVar, getenv)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	a, err := openApp(ctx, *data, io.err)
+	a, err := openParsed(ctx, fs, args, data, io)
 	if err != nil {
 		return err
 	}
@@ -216,10 +202,7 @@ func directoryTest(ctx context.Context, args []string, getenv env, io stdio) err
 	fs := newFlags("directory test", io)
 	data := dataFlag(fs.StringVar, getenv)
 	user := fs.String("user", "", "also check what the service account may do to this user")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	a, err := openApp(ctx, *data, io.err)
+	a, err := openParsed(ctx, fs, args, data, io)
 	if err != nil {
 		return err
 	}
@@ -243,77 +226,70 @@ func directoryTest(ctx context.Context, args []string, getenv env, io stdio) err
 }
 
 func cmdSettings(ctx context.Context, args []string, getenv env, io stdio) error {
-	if len(args) == 0 {
-		return usagef("want a subcommand: show or set")
+	return subcommands(ctx, args, getenv, io, []subcommand{{"show", settingsShow}, {"set", settingsSet}})
+}
+
+func settingsShow(ctx context.Context, args []string, getenv env, io stdio) error {
+	fs := newFlags("settings show", io)
+	data := dataFlag(fs.StringVar, getenv)
+	a, err := openParsed(ctx, fs, args, data, io)
+	if err != nil {
+		return err
 	}
-	switch args[0] {
-	case "show":
-		fs := newFlags("settings show", io)
-		data := dataFlag(fs.StringVar, getenv)
-		if err := parse(fs, args[1:]); err != nil {
+	defer a.Close()
+	o, meta, err := a.settings.OnPrem(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(io.out, "Write back passwords to your on-premises directory: %s\n", yesNoWord(o.Writeback))
+	fmt.Fprintf(io.out, "Allow users to unlock accounts without resetting their password: %s\n", yesNoWord(o.Unlock))
+	if meta.UpdatedBy != "" {
+		fmt.Fprintf(io.out, "Last changed by %s at %s\n", meta.UpdatedBy, meta.UpdatedAt.Format("2006-01-02 15:04:05 UTC"))
+	}
+	return nil
+}
+
+func settingsSet(ctx context.Context, args []string, getenv env, io stdio) error {
+	fs := newFlags("settings set", io)
+	data := dataFlag(fs.StringVar, getenv)
+	wbv := fs.String("writeback", "", "yes or no: Write back passwords to your on-premises directory")
+	unlock := fs.String("unlock", "", "yes or no: Allow users to unlock accounts without resetting their password")
+	a, err := openParsed(ctx, fs, args, data, io)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	o, meta, err := a.settings.OnPrem(ctx)
+	if err != nil {
+		return err
+	}
+	if *wbv != "" {
+		if o.Writeback, err = yesNoFlag("writeback", *wbv); err != nil {
 			return err
 		}
-		a, err := openApp(ctx, *data, io.err)
-		if err != nil {
+	}
+	if *unlock != "" {
+		if o.Unlock, err = yesNoFlag("unlock", *unlock); err != nil {
 			return err
 		}
-		defer a.Close()
-		o, meta, err := a.settings.OnPrem(ctx)
-		if err != nil {
-			return err
+		if o.Unlock && !o.Writeback {
+			return usagef("--unlock yes needs --writeback yes: unlocking writes to the directory")
 		}
-		fmt.Fprintf(io.out, "Write back passwords to your on-premises directory: %s\n", yesNoWord(o.Writeback))
-		fmt.Fprintf(io.out, "Allow users to unlock accounts without resetting their password: %s\n", yesNoWord(o.Unlock))
-		if meta.UpdatedBy != "" {
-			fmt.Fprintf(io.out, "Last changed by %s at %s\n", meta.UpdatedBy, meta.UpdatedAt.Format("2006-01-02 15:04:05 UTC"))
-		}
-		return nil
-	case "set":
-		fs := newFlags("settings set", io)
-		data := dataFlag(fs.StringVar, getenv)
-		wbv := fs.String("writeback", "", "yes or no: Write back passwords to your on-premises directory")
-		unlock := fs.String("unlock", "", "yes or no: Allow users to unlock accounts without resetting their password")
-		if err := parse(fs, args[1:]); err != nil {
-			return err
-		}
-		a, err := openApp(ctx, *data, io.err)
-		if err != nil {
-			return err
-		}
-		defer a.Close()
-		o, meta, err := a.settings.OnPrem(ctx)
-		if err != nil {
-			return err
-		}
-		if *wbv != "" {
-			if o.Writeback, err = yesNoFlag("writeback", *wbv); err != nil {
-				return err
-			}
-		}
-		if *unlock != "" {
-			if o.Unlock, err = yesNoFlag("unlock", *unlock); err != nil {
-				return err
-			}
-			if o.Unlock && !o.Writeback {
-				return usagef("--unlock yes needs --writeback yes: unlocking writes to the directory")
-			}
-		}
-		if *wbv == "" && *unlock == "" {
-			return usagef("give --writeback and/or --unlock")
-		}
-		changed, _, err := a.settings.SaveOnPrem(ctx, audit.CommandLine, meta.Version, o)
-		if err != nil {
-			return err
-		}
-		o = o.Normalize()
-		if !changed {
-			fmt.Fprintln(io.out, "nothing changed")
-			return nil
-		}
-		fmt.Fprintf(io.out, "saved: writeback %s, unlock %s\n", yesNoWord(o.Writeback), yesNoWord(o.Unlock))
+	}
+	if *wbv == "" && *unlock == "" {
+		return usagef("give --writeback and/or --unlock")
+	}
+	changed, _, err := a.settings.SaveOnPrem(ctx, audit.CommandLine, meta.Version, o)
+	if err != nil {
+		return err
+	}
+	o = o.Normalize()
+	if !changed {
+		fmt.Fprintln(io.out, "nothing changed")
 		return nil
 	}
-	return usagef("unknown subcommand %q: want show or set", args[0])
+	fmt.Fprintf(io.out, "saved: writeback %s, unlock %s\n", yesNoWord(o.Writeback), yesNoWord(o.Unlock))
+	return nil
 }
 
 func yesNoFlag(name, v string) (bool, error) {

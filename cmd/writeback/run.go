@@ -165,3 +165,27 @@ func envOr(getenv env, key, def string) string {
 	}
 	return def
 }
+
+// subcommand is one verb of a command with several (admin create, …).
+type subcommand struct {
+	name string
+	run  func(ctx context.Context, args []string, getenv env, io stdio) error
+}
+
+// subcommands runs the subcommand named by args[0].
+func subcommands(ctx context.Context, args []string, getenv env, io stdio, subs []subcommand) error {
+	names := make([]string, len(subs))
+	for i, s := range subs {
+		names[i] = s.name
+	}
+	want := strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+	if len(args) == 0 {
+		return usagef("want a subcommand: %s", want)
+	}
+	for _, s := range subs {
+		if s.name == args[0] {
+			return s.run(ctx, args[1:], getenv, io)
+		}
+	}
+	return usagef("unknown subcommand %q: want %s", args[0], want)
+}

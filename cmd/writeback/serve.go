@@ -175,10 +175,7 @@ func (a *app) housekeeping(ctx context.Context) {
 func cmdMigrate(ctx context.Context, args []string, getenv env, io stdio) error {
 	fs := newFlags("migrate", io)
 	data := dataFlag(fs.StringVar, getenv)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	a, err := openApp(ctx, *data, io.err)
+	a, err := openParsed(ctx, fs, args, data, io)
 	if err != nil {
 		return err
 	}

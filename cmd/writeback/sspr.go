@@ -13,232 +13,227 @@ import (
 )
 
 func cmdMail(ctx context.Context, args []string, getenv env, io stdio) error {
-	if len(args) == 0 {
-		return usagef("want a subcommand: set or test")
+	return subcommands(ctx, args, getenv, io, []subcommand{{"set", mailSet}, {"test", mailTest}})
+}
+
+func mailSet(ctx context.Context, args []string, getenv env, io stdio) error {
+	fs := newFlags("mail set", io)
+	data := dataFlag(fs.StringVar, getenv)
+	host := fs.String("host", "", "SMTP server host name or IP address")
+	port := fs.Int("port", 0, "SMTP port, e.g. 587")
+	tlsMode := fs.String("tls", "", "none, starttls or tls (none only for a server on a loopback address)")
+	from := fs.String("from", "", "sender address")
+	user := fs.String("username", "", "SMTP user name (empty: no authentication)")
+	pwFile := fs.String("password-file", "", "file holding the SMTP password (first line)")
+	caFile := fs.String("ca-file", "", "PEM file with extra trusted CA certificates")
+	if err := parse(fs, args); err != nil {
+		return err
 	}
-	switch args[0] {
-	case "set":
-		fs := newFlags("mail set", io)
-		data := dataFlag(fs.StringVar, getenv)
-		host := fs.String("host", "", "SMTP server host name or IP address")
-		port := fs.Int("port", 0, "SMTP port, e.g. 587")
-		tlsMode := fs.String("tls", "", "none, starttls or tls (none only for a server on a loopback address)")
-		from := fs.String("from", "", "sender address")
-		user := fs.String("username", "", "SMTP user name (empty: no authentication)")
-		pwFile := fs.String("password-file", "", "file holding the SMTP password (first line)")
-		caFile := fs.String("ca-file", "", "PEM file with extra trusted CA certificates")
-		if err := parse(fs, args[1:]); err != nil {
-			return err
+	for _, req := range []struct{ name, v string }{{"host", *host}, {"tls", *tlsMode}, {"from", *from}} {
+		if req.v == "" {
+			return usagef("--%s is required", req.name)
 		}
-		for _, req := range []struct{ name, v string }{{"host", *host}, {"tls", *tlsMode}, {"from", *from}} {
-			if req.v == "" {
-				return usagef("--%s is required", req.name)
-			}
-		}
-		switch mail.TLSMode(*tlsMode) {
-		case mail.TLSNone, mail.TLSStartTLS, mail.TLSImplicit:
-		default:
-			return usagef("--tls %q: want none, starttls or tls", *tlsMode)
-		}
-		if *port < 1 || *port > 65535 {
-			return usagef("--port %d: want 1 to 65535", *port)
-		}
-		in := selfservice.MailInput{Host: *host, Port: *port, TLS: mail.TLSMode(*tlsMode), From: *from, Username: *user}
-		if *pwFile != "" {
-			var err error
-			if in.Password, err = secretFile("password-file", *pwFile); err != nil {
-				return err
-			}
-		}
-		if *caFile != "" {
-			b, err := os.ReadFile(*caFile)
-			if err != nil {
-				return usagef("--ca-file %q: %v", *caFile, err)
-			}
-			in.CAPEM = string(b)
-		}
-		a, err := openApp(ctx, *data, io.err)
-		if err != nil {
-			return err
-		}
-		defer a.Close()
-		_, meta, err := a.ss.MailSettings(ctx)
-		if err != nil {
-			return err
-		}
-		changed, err := a.ss.SaveMail(ctx, audit.CommandLine, meta.Version, in)
-		if err != nil {
-			return err
-		}
-		if changed {
-			fmt.Fprintln(io.out, "saved the mail server; run \"writeback mail test --to ADDRESS\" to check it")
-		} else {
-			fmt.Fprintln(io.out, "nothing changed")
-		}
-		return nil
-	case "test":
-		fs := newFlags("mail test", io)
-		data := dataFlag(fs.StringVar, getenv)
-		to := fs.String("to", "", "address to send the test mail to")
-		if err := parse(fs, args[1:]); err != nil {
-			return err
-		}
-		if *to == "" {
-			return usagef("--to is required")
-		}
-		a, err := openApp(ctx, *data, io.err)
-		if err != nil {
-			return err
-		}
-		defer a.Close()
-		if err := a.ss.SendTestMail(ctx, audit.CommandLine, *to); err != nil {
-			return err
-		}
-		fmt.Fprintf(io.out, "sent a test mail to %s\n", *to)
-		return nil
 	}
-	return usagef("unknown subcommand %q: want set or test", args[0])
+	switch mail.TLSMode(*tlsMode) {
+	case mail.TLSNone, mail.TLSStartTLS, mail.TLSImplicit:
+	default:
+		return usagef("--tls %q: want none, starttls or tls", *tlsMode)
+	}
+	if *port < 1 || *port > 65535 {
+		return usagef("--port %d: want 1 to 65535", *port)
+	}
+	in := selfservice.MailInput{Host: *host, Port: *port, TLS: mail.TLSMode(*tlsMode), From: *from, Username: *user}
+	if *pwFile != "" {
+		var err error
+		if in.Password, err = secretFile("password-file", *pwFile); err != nil {
+			return err
+		}
+	}
+	if *caFile != "" {
+		b, err := os.ReadFile(*caFile)
+		if err != nil {
+			return usagef("--ca-file %q: %v", *caFile, err)
+		}
+		in.CAPEM = string(b)
+	}
+	a, err := openApp(ctx, *data, io.err)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	_, meta, err := a.ss.MailSettings(ctx)
+	if err != nil {
+		return err
+	}
+	changed, err := a.ss.SaveMail(ctx, audit.CommandLine, meta.Version, in)
+	if err != nil {
+		return err
+	}
+	if changed {
+		fmt.Fprintln(io.out, "saved the mail server; run \"writeback mail test --to ADDRESS\" to check it")
+	} else {
+		fmt.Fprintln(io.out, "nothing changed")
+	}
+	return nil
+}
+
+func mailTest(ctx context.Context, args []string, getenv env, io stdio) error {
+	fs := newFlags("mail test", io)
+	data := dataFlag(fs.StringVar, getenv)
+	to := fs.String("to", "", "address to send the test mail to")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *to == "" {
+		return usagef("--to is required")
+	}
+	a, err := openApp(ctx, *data, io.err)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.ss.SendTestMail(ctx, audit.CommandLine, *to); err != nil {
+		return err
+	}
+	fmt.Fprintf(io.out, "sent a test mail to %s\n", *to)
+	return nil
 }
 
 func cmdSSPR(ctx context.Context, args []string, getenv env, io stdio) error {
-	if len(args) == 0 {
-		return usagef("want a subcommand: show or set")
+	return subcommands(ctx, args, getenv, io, []subcommand{{"show", ssprShow}, {"set", ssprSet}})
+}
+
+func ssprShow(ctx context.Context, args []string, getenv env, io stdio) error {
+	fs := newFlags("sspr show", io)
+	data := dataFlag(fs.StringVar, getenv)
+	a, err := openParsed(ctx, fs, args, data, io)
+	if err != nil {
+		return err
 	}
-	switch args[0] {
-	case "show":
-		fs := newFlags("sspr show", io)
-		data := dataFlag(fs.StringVar, getenv)
-		if err := parse(fs, args[1:]); err != nil {
-			return err
+	defer a.Close()
+	p, meta, err := a.ss.Policy(ctx)
+	if err != nil {
+		return err
+	}
+	enabled := p.Enabled
+	if p.Enabled == selfservice.EnabledGroup {
+		enabled = "group:" + p.Group
+	}
+	fmt.Fprintf(io.out, "enabled         %s\n", enabled)
+	fmt.Fprintf(io.out, "methods         %s\n", strings.Join(p.Methods.List(), ","))
+	fmt.Fprintf(io.out, "required        %d\n", p.Required)
+	fmt.Fprintf(io.out, "questions       register %d, answer %d, %d to choose from\n", p.QuestionsToRegister, p.QuestionsToAnswer, len(p.Questions))
+	fmt.Fprintf(io.out, "reconfirm-days  %d\n", p.ReconfirmDays)
+	fmt.Fprintf(io.out, "notify-users    %s\n", strings.ToLower(yesNoWord(p.NotifyUsers)))
+	fmt.Fprintf(io.out, "notify-admins   %s\n", strings.ToLower(yesNoWord(p.NotifyAdmins)))
+	fmt.Fprintf(io.out, "helpdesk        %s\n", p.Helpdesk)
+	if meta.UpdatedBy != "" {
+		fmt.Fprintf(io.out, "last changed    by %s at %s\n", meta.UpdatedBy, meta.UpdatedAt.Format("2006-01-02 15:04:05 UTC"))
+	}
+	return nil
+}
+
+func ssprSet(ctx context.Context, args []string, getenv env, io stdio) error {
+	fs := newFlags("sspr set", io)
+	data := dataFlag(fs.StringVar, getenv)
+	enabled := fs.String("enabled", "", "none, all or group:DN")
+	methods := fs.String("methods", "", "comma-separated: email,app,questions")
+	required := fs.Int("required", 0, "methods required to reset: 1 or 2")
+	notifyUsers := fs.String("notify-users", "", "yes or no")
+	notifyAdmins := fs.String("notify-admins", "", "yes or no")
+	helpdesk := fs.String("helpdesk", "", "helpdesk link or e-mail shown to people who cannot finish")
+	org := fs.String("org-name", "", "organisation name shown on the employee pages and in e-mails")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if len(set) == 0 || (len(set) == 1 && set["data"]) {
+		return usagef("give at least one setting, e.g. --enabled all")
+	}
+	var changes []func(*selfservice.Policy)
+	if set["enabled"] {
+		v := *enabled
+		switch {
+		case v == selfservice.EnabledNone || v == selfservice.EnabledAll:
+			changes = append(changes, func(p *selfservice.Policy) { p.Enabled, p.Group = v, "" })
+		case strings.HasPrefix(v, "group:") && len(v) > len("group:"):
+			dn := strings.TrimPrefix(v, "group:")
+			changes = append(changes, func(p *selfservice.Policy) { p.Enabled, p.Group = selfservice.EnabledGroup, dn })
+		default:
+			return usagef("--enabled %q: want none, all or group:DN", v)
 		}
-		a, err := openApp(ctx, *data, io.err)
-		if err != nil {
-			return err
-		}
-		defer a.Close()
-		p, meta, err := a.ss.Policy(ctx)
-		if err != nil {
-			return err
-		}
-		enabled := p.Enabled
-		if p.Enabled == selfservice.EnabledGroup {
-			enabled = "group:" + p.Group
-		}
-		fmt.Fprintf(io.out, "enabled         %s\n", enabled)
-		fmt.Fprintf(io.out, "methods         %s\n", strings.Join(p.Methods.List(), ","))
-		fmt.Fprintf(io.out, "required        %d\n", p.Required)
-		fmt.Fprintf(io.out, "questions       register %d, answer %d, %d to choose from\n", p.QuestionsToRegister, p.QuestionsToAnswer, len(p.Questions))
-		fmt.Fprintf(io.out, "reconfirm-days  %d\n", p.ReconfirmDays)
-		fmt.Fprintf(io.out, "notify-users    %s\n", strings.ToLower(yesNoWord(p.NotifyUsers)))
-		fmt.Fprintf(io.out, "notify-admins   %s\n", strings.ToLower(yesNoWord(p.NotifyAdmins)))
-		fmt.Fprintf(io.out, "helpdesk        %s\n", p.Helpdesk)
-		if meta.UpdatedBy != "" {
-			fmt.Fprintf(io.out, "last changed    by %s at %s\n", meta.UpdatedBy, meta.UpdatedAt.Format("2006-01-02 15:04:05 UTC"))
-		}
-		return nil
-	case "set":
-		fs := newFlags("sspr set", io)
-		data := dataFlag(fs.StringVar, getenv)
-		enabled := fs.String("enabled", "", "none, all or group:DN")
-		methods := fs.String("methods", "", "comma-separated: email,app,questions")
-		required := fs.Int("required", 0, "methods required to reset: 1 or 2")
-		notifyUsers := fs.String("notify-users", "", "yes or no")
-		notifyAdmins := fs.String("notify-admins", "", "yes or no")
-		helpdesk := fs.String("helpdesk", "", "helpdesk link or e-mail shown to people who cannot finish")
-		org := fs.String("org-name", "", "organisation name shown on the employee pages and in e-mails")
-		if err := parse(fs, args[1:]); err != nil {
-			return err
-		}
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		if len(set) == 0 || (len(set) == 1 && set["data"]) {
-			return usagef("give at least one setting, e.g. --enabled all")
-		}
-		var changes []func(*selfservice.Policy)
-		if set["enabled"] {
-			v := *enabled
-			switch {
-			case v == selfservice.EnabledNone || v == selfservice.EnabledAll:
-				changes = append(changes, func(p *selfservice.Policy) { p.Enabled, p.Group = v, "" })
-			case strings.HasPrefix(v, "group:") && len(v) > len("group:"):
-				dn := strings.TrimPrefix(v, "group:")
-				changes = append(changes, func(p *selfservice.Policy) { p.Enabled, p.Group = selfservice.EnabledGroup, dn })
+	}
+	if set["methods"] {
+		var m selfservice.Methods
+		for _, x := range strings.Split(*methods, ",") {
+			switch strings.TrimSpace(x) {
+			case selfservice.MethodEmail:
+				m.Email = true
+			case selfservice.MethodApp:
+				m.App = true
+			case selfservice.MethodQuestions:
+				m.Questions = true
 			default:
-				return usagef("--enabled %q: want none, all or group:DN", v)
+				return usagef("--methods %q: want a comma-separated list of email, app, questions", *methods)
 			}
 		}
-		if set["methods"] {
-			var m selfservice.Methods
-			for _, x := range strings.Split(*methods, ",") {
-				switch strings.TrimSpace(x) {
-				case selfservice.MethodEmail:
-					m.Email = true
-				case selfservice.MethodApp:
-					m.App = true
-				case selfservice.MethodQuestions:
-					m.Questions = true
-				default:
-					return usagef("--methods %q: want a comma-separated list of email, app, questions", *methods)
-				}
-			}
-			changes = append(changes, func(p *selfservice.Policy) { p.Methods = m })
-		}
-		if set["required"] {
-			if *required != 1 && *required != 2 {
-				return usagef("--required %d: want 1 or 2", *required)
-			}
-			n := *required
-			changes = append(changes, func(p *selfservice.Policy) { p.Required = n })
-		}
-		for _, yn := range []struct {
-			name string
-			v    string
-			set  func(*selfservice.Policy, bool)
-		}{
-			{"notify-users", *notifyUsers, func(p *selfservice.Policy, b bool) { p.NotifyUsers = b }},
-			{"notify-admins", *notifyAdmins, func(p *selfservice.Policy, b bool) { p.NotifyAdmins = b }},
-		} {
-			if !set[yn.name] {
-				continue
-			}
-			b, err := yesNoFlag(yn.name, yn.v)
-			if err != nil {
-				return err
-			}
-			f := yn.set
-			changes = append(changes, func(p *selfservice.Policy) { f(p, b) })
-		}
-		if set["helpdesk"] {
-			h := *helpdesk
-			changes = append(changes, func(p *selfservice.Policy) { p.Helpdesk = h })
-		}
-		if set["org-name"] {
-			o := *org
-			changes = append(changes, func(p *selfservice.Policy) { p.OrgName = o })
-		}
-		a, err := openApp(ctx, *data, io.err)
-		if err != nil {
-			return err
-		}
-		defer a.Close()
-		_, meta, err := a.ss.Policy(ctx)
-		if err != nil {
-			return err
-		}
-		changed, err := a.ss.SavePolicy(ctx, audit.CommandLine, meta.Version, "command line", func(p *selfservice.Policy) {
-			for _, c := range changes {
-				c(p)
-			}
-		})
-		if err != nil {
-			return err
-		}
-		if changed {
-			fmt.Fprintln(io.out, "saved the self-service password reset policy")
-		} else {
-			fmt.Fprintln(io.out, "nothing changed")
-		}
-		return nil
+		changes = append(changes, func(p *selfservice.Policy) { p.Methods = m })
 	}
-	return usagef("unknown subcommand %q: want show or set", args[0])
+	if set["required"] {
+		if *required != 1 && *required != 2 {
+			return usagef("--required %d: want 1 or 2", *required)
+		}
+		n := *required
+		changes = append(changes, func(p *selfservice.Policy) { p.Required = n })
+	}
+	for _, yn := range []struct {
+		name string
+		v    string
+		set  func(*selfservice.Policy, bool)
+	}{
+		{"notify-users", *notifyUsers, func(p *selfservice.Policy, b bool) { p.NotifyUsers = b }},
+		{"notify-admins", *notifyAdmins, func(p *selfservice.Policy, b bool) { p.NotifyAdmins = b }},
+	} {
+		if !set[yn.name] {
+			continue
+		}
+		b, err := yesNoFlag(yn.name, yn.v)
+		if err != nil {
+			return err
+		}
+		f := yn.set
+		changes = append(changes, func(p *selfservice.Policy) { f(p, b) })
+	}
+	if set["helpdesk"] {
+		h := *helpdesk
+		changes = append(changes, func(p *selfservice.Policy) { p.Helpdesk = h })
+	}
+	if set["org-name"] {
+		o := *org
+		changes = append(changes, func(p *selfservice.Policy) { p.OrgName = o })
+	}
+	a, err := openApp(ctx, *data, io.err)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	_, meta, err := a.ss.Policy(ctx)
+	if err != nil {
+		return err
+	}
+	changed, err := a.ss.SavePolicy(ctx, audit.CommandLine, meta.Version, "command line", func(p *selfservice.Policy) {
+		for _, c := range changes {
+			c(p)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if changed {
+		fmt.Fprintln(io.out, "saved the self-service password reset policy")
+	} else {
+		fmt.Fprintln(io.out, "nothing changed")
+	}
+	return nil
 }
