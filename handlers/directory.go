@@ -181,7 +181,11 @@ func (s *Server) directorySave(w http.ResponseWriter, r *http.Request) error {
 				v.Errors = []string{errs.MessageOf(err)}
 			}
 		}
-		s.render(w, r, statusOf(orInvalid(err)), web.DirectoryPage(v))
+		status := http.StatusUnprocessableEntity
+		if errs.KindOf(err) == errs.Conflict {
+			status = http.StatusConflict
+		}
+		s.render(w, r, status, web.DirectoryPage(v))
 		return nil
 	}
 	if err != nil {
@@ -190,13 +194,6 @@ func (s *Server) directorySave(w http.ResponseWriter, r *http.Request) error {
 	s.flash(w, r, "Saved the directory connection. Use Test connection to check it.")
 	http.Redirect(w, r, "/admin/directory", http.StatusSeeOther)
 	return nil
-}
-
-func orInvalid(err error) error {
-	if err == nil {
-		return errs.Invalidf("invalid")
-	}
-	return err
 }
 
 func firstOr(xs []string, def string) string {

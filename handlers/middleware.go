@@ -157,6 +157,16 @@ func (s *Server) csrf(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		// Read the form here so that a body over the limit is answered as
+		// such, not as a missing token. (Multipart bodies are read by the
+		// handler that expects them; their token is still checked below.)
+		if err := r.ParseForm(); err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				s.renderError(w, r, err)
+				return
+			}
+		}
 		st := state(r)
 		got := r.PostFormValue("csrf_token")
 		if got == "" {
