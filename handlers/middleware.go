@@ -158,9 +158,14 @@ func (s *Server) csrf(next http.Handler) http.Handler {
 			return
 		}
 		// Read the form here so that a body over the limit is answered as
-		// such, not as a missing token. (Multipart bodies are read by the
-		// handler that expects them; their token is still checked below.)
-		if err := r.ParseForm(); err != nil {
+		// such, not as a missing token.
+		var err error
+		if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+			err = r.ParseMultipartForm(256 << 10)
+		} else {
+			err = r.ParseForm()
+		}
+		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				s.renderError(w, r, err)
