@@ -206,7 +206,7 @@ func (s *session) adPolicy(e *ldap.Entry) (Policy, *OpError) {
 	}
 	res, oe := s.search(ldap.NewSearchRequest(head, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
 		"(objectClass=*)", []string{"minPwdLength", "pwdProperties", "pwdHistoryLength", "minPwdAge", "maxPwdAge",
-			"lockoutThreshold", "lockoutDuration"}, nil))
+			"lockoutThreshold", "lockoutDuration", "lockOutObservationWindow"}, nil))
 	if oe != nil {
 		return Policy{}, oe
 	}
@@ -222,6 +222,7 @@ func (s *session) adPolicy(e *ldap.Entry) (Policy, *OpError) {
 		MaxAge:           parseADInterval(d.GetEqualFoldAttributeValue("maxPwdAge")),
 		LockoutThreshold: int(parseInt(d.GetEqualFoldAttributeValue("lockoutThreshold"))),
 		LockoutDuration:  parseADInterval(d.GetEqualFoldAttributeValue("lockoutDuration")),
+		LockoutWindow:    parseADInterval(d.GetEqualFoldAttributeValue("lockOutObservationWindow")),
 	}
 	p.HistoryEnforcedOnReset = hints && p.HistoryLength > 0
 	s.c.storePolicy(key, p)
@@ -241,7 +242,7 @@ func (s *session) adPSO(dn string) (Policy, *OpError) {
 	res, oe := s.search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
 		"(objectClass=msDS-PasswordSettings)", []string{"msDS-MinimumPasswordLength", "msDS-PasswordComplexityEnabled",
 			"msDS-PasswordHistoryLength", "msDS-MinimumPasswordAge", "msDS-MaximumPasswordAge", "msDS-LockoutThreshold",
-			"msDS-LockoutDuration"}, nil))
+			"msDS-LockoutDuration", "msDS-LockoutObservationWindow"}, nil))
 	if oe != nil {
 		return Policy{}, oe
 	}
@@ -259,6 +260,7 @@ func (s *session) adPSO(dn string) (Policy, *OpError) {
 		MaxAge:           parseADInterval(d.GetEqualFoldAttributeValue("msDS-MaximumPasswordAge")),
 		LockoutThreshold: int(parseInt(d.GetEqualFoldAttributeValue("msDS-LockoutThreshold"))),
 		LockoutDuration:  parseADInterval(d.GetEqualFoldAttributeValue("msDS-LockoutDuration")),
+		LockoutWindow:    parseADInterval(d.GetEqualFoldAttributeValue("msDS-LockoutObservationWindow")),
 	}
 	s.c.storePolicy(key, p)
 	return p, nil

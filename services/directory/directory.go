@@ -363,6 +363,12 @@ type Policy struct {
 	// LockoutDuration is zero when a lock lasts until an administrator
 	// unlocks the account.
 	LockoutDuration time.Duration
+	// LockoutWindow is how long the directory keeps counting a wrong
+	// password toward LockoutThreshold (AD lockOutObservationWindow, "reset
+	// account lockout after"; OpenLDAP pwdFailureCountInterval). Zero when
+	// unknown or, on OpenLDAP, when failures count until the next successful
+	// sign-in.
+	LockoutWindow time.Duration
 	// HistoryEnforcedOnReset tells whether a reset by the portal is checked
 	// against the password history (AD: only with the policy-hints control).
 	HistoryEnforcedOnReset bool

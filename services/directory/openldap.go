@@ -125,7 +125,7 @@ func (s *session) openLDAPPolicy(e *ldap.Entry) (Policy, *OpError) {
 	}
 	res, oe := s.search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
 		"(objectClass=pwdPolicy)", []string{"pwdMinLength", "pwdCheckQuality", "pwdInHistory", "pwdMinAge", "pwdMaxAge",
-			"pwdLockout", "pwdMaxFailure", "pwdLockoutDuration", "pwdCheckModule", "pwdUseCheckModule", "pwdMustChange"}, nil))
+			"pwdLockout", "pwdMaxFailure", "pwdLockoutDuration", "pwdFailureCountInterval", "pwdCheckModule", "pwdUseCheckModule", "pwdMustChange"}, nil))
 	if oe != nil {
 		return Policy{}, oe
 	}
@@ -154,6 +154,7 @@ func (s *session) openLDAPPolicy(e *ldap.Entry) (Policy, *OpError) {
 		p.lockout = true
 		p.LockoutThreshold = int(parseInt(d.GetEqualFoldAttributeValue("pwdMaxFailure")))
 		p.LockoutDuration = time.Duration(parseInt(d.GetEqualFoldAttributeValue("pwdLockoutDuration"))) * time.Second
+		p.LockoutWindow = time.Duration(parseInt(d.GetEqualFoldAttributeValue("pwdFailureCountInterval"))) * time.Second
 	}
 	s.c.storePolicy(key, p)
 	return p, nil
