@@ -14,6 +14,7 @@ import (
 	"net/mail"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -73,31 +74,51 @@ var ErrBadCredentials = errs.E(errs.Unauthorized, "That e-mail address and passw
 // ErrThrottled is returned while sign-in is throttled for an account or address.
 var ErrThrottled = errs.E(errs.TooMany, "Too many sign-in attempts. Wait 15 minutes and try again.", nil)
 
+// Sign-in limits: wrong passwords per administrator (or per unknown e-mail
+// address) and per client address within AttemptWindow. They are counted
+// in the database, so every portal process shares them.
+const (
+	AccountAttempts = 5
+	AddressAttempts = 20
+	AttemptWindow   = 15 * time.Minute
+)
+
 // ErrNoSession means the session cookie names no live session.
 var ErrNoSession = errors.New("admins: no live session")
 
 // Service is the administrators service.
 type Service struct {
-	db        *store.DB
-	log       *slog.Logger
-	now       func() time.Time
-	params    HashParams
-	dummyHash string
-	byAccount *ratelimit.Window
-	byAddress *ratelimit.Window
+	db     *store.DB
+	log    *slog.Logger
+	now    func() time.Time
+	params HashParams
+
+	dummyMu sync.Mutex
+	dummy   string
 }
 
 // New builds the service. params sets the argon2id cost.
 func New(db *store.DB, log *slog.Logger, params HashParams) (*Service, error) {
-	dummy, err := HashPassword("writeback-timing-equaliser", params)
-	if err != nil {
-		return nil, err
+	return &Service{db: db, log: log, now: time.Now, params: params}, nil
+}
+
+// dummyHash is a hash nothing matches, with the cost of real ones: checked
+// for unknown e-mail addresses. With the default parameters it is a
+// constant; other parameters (tests) compute one at first use.
+func (s *Service) dummyHash() (string, error) {
+	if s.params == DefaultHashParams {
+		return dummyDefaultHash, nil
 	}
-	return &Service{
-		db: db, log: log, now: time.Now, params: params, dummyHash: dummy,
-		byAccount: ratelimit.New(5, 15*time.Minute),
-		byAddress: ratelimit.New(20, 15*time.Minute),
-	}, nil
+	s.dummyMu.Lock()
+	defer s.dummyMu.Unlock()
+	if s.dummy == "" {
+		h, err := HashPassword(randomToken(), s.params)
+		if err != nil {
+			return "", err // busy: try again next time
+		}
+		s.dummy = h
+	}
+	return s.dummy, nil
 }
 
 // SetClock replaces the clock (tests).
@@ -241,27 +262,55 @@ func (s *Service) SetupTokenValid(ctx context.Context, token string) (bool, erro
 }
 
 // Authenticate checks an e-mail and password. Every failure returns
-// ErrBadCredentials (or ErrThrottled) after the same amount of work, and is
-// recorded in the audit log.
+// ErrBadCredentials (or ErrThrottled, or ErrBusy) after the same amount of
+// work, and is recorded in the audit log.
+//
+// The attempt reserves its slot in the database before the argon2id hash
+// runs, keyed on the administrator the address belongs to (or the typed
+// address when it belongs to none) and on the client address, so concurrent
+// wrong passwords never get more than AccountAttempts hashes evaluated.
 func (s *Service) Authenticate(ctx context.Context, email, password string, from audit.Actor) (store.Admin, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
-	now := s.now()
-	if s.byAccount.Blocked(email, now) || s.byAddress.Blocked(from.ClientIP, now) {
-		s.recordSignIn(ctx, from, email, store.Admin{}, audit.Failure, "throttled")
-		return store.Admin{}, ErrThrottled
-	}
 	a, err := s.db.AdminByEmail(ctx, email)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return store.Admin{}, err
 	}
-	hash := s.dummyHash
-	if err == nil {
-		hash = a.PasswordHash
+	found := err == nil
+	acct := ratelimit.Limit{Bucket: store.BucketAdminName, Key: ratelimit.Key(email), Max: AccountAttempts, Window: AttemptWindow, Outside: -1}
+	if found {
+		acct.Bucket, acct.Key = store.BucketAdminAccount, ratelimit.Key(strconv.FormatInt(a.ID, 10))
+	}
+	addr := ratelimit.Limit{Bucket: store.BucketAdminAddress, Key: ratelimit.Key(from.ClientIP), Max: AddressAttempts, Window: AttemptWindow, Outside: -1}
+	att, refused, err := ratelimit.Reserve(ctx, s.db, s.now(), addr, acct)
+	if err != nil {
+		return store.Admin{}, err
+	}
+	if refused != nil {
+		why := "throttled: too many attempts for this account"
+		if refused.Limit.Bucket == store.BucketAdminAddress {
+			why = "throttled: too many attempts from this address"
+		}
+		s.recordSignIn(ctx, from, email, a, audit.Failure, why)
+		return store.Admin{}, ErrThrottled
+	}
+	hash := a.PasswordHash
+	if !found {
+		if hash, err = s.dummyHash(); err != nil {
+			_ = att.Release(ctx)
+			s.recordSignIn(ctx, from, email, a, audit.Failure, "busy: "+errs.MessageOf(err))
+			return store.Admin{}, err
+		}
 	}
 	ok, verr := VerifyPassword(hash, password)
+	if errors.Is(verr, ErrBusy) {
+		// Not a wrong password: the hash never ran.
+		_ = att.Release(ctx)
+		s.recordSignIn(ctx, from, email, a, audit.Failure, "busy: too many password checks running")
+		return store.Admin{}, ErrBusy
+	}
 	reason := ""
 	switch {
-	case err != nil:
+	case !found:
 		reason = "unknown e-mail address"
 	case verr != nil || !ok:
 		reason = "wrong password"
@@ -271,12 +320,21 @@ func (s *Service) Authenticate(ctx context.Context, email, password string, from
 		reason = "empty password"
 	}
 	if reason != "" {
-		s.byAccount.Fail(email, now)
-		s.byAddress.Fail(from.ClientIP, now)
+		if err := att.Fail(ctx); err != nil {
+			s.log.ErrorContext(ctx, "count failed sign-in", "err", err)
+		}
 		s.recordSignIn(ctx, from, email, a, audit.Failure, reason)
 		return store.Admin{}, ErrBadCredentials
 	}
-	s.byAccount.Reset(email)
+	// The right password: this attempt does not count, and the account's
+	// earlier failures are forgotten (only its own password can do that;
+	// the address's count stays).
+	if err := att.Release(ctx); err != nil {
+		s.log.ErrorContext(ctx, "release sign-in attempt", "err", err)
+	}
+	if err := s.db.ClearAttempts(ctx, acct.Bucket, acct.Key); err != nil {
+		s.log.ErrorContext(ctx, "clear failed sign-ins", "err", err)
+	}
 	s.recordSignIn(ctx, from, email, a, audit.Success, "")
 	return a, nil
 }

@@ -23,35 +23,20 @@ import (
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
 	wbmail "github.com/writeback/writeback/services/mail"
-	"github.com/writeback/writeback/services/ratelimit"
+	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/store"
 )
 
-// signInLimits keep directory-password guessing through the portal below
-// the directory's lockout threshold: a wrong password typed here counts
-// toward the directory's lockout, and the portal must never be the thing that
-// locks an account. Two wrong passwords per half hour stay under any
-// threshold of 3 or more over AD's usual 30-minute observation window.
-type signInLimits struct {
-	byLogin   *ratelimit.Window
-	byAddress *ratelimit.Window
-}
-
-func newSignInLimits() signInLimits {
-	return signInLimits{byLogin: ratelimit.New(2, 30*time.Minute), byAddress: ratelimit.New(20, 15*time.Minute)}
-}
-
-var errSignInThrottled = errs.E(errs.TooMany, "Too many wrong passwords. To keep your account from being locked, wait 30 minutes and try again, or reset your password instead.", nil)
-
 // StartRegister signs a person in with their directory password and opens a
-// registration flow bound to their browser session.
+// registration flow bound to their browser session. The attempt is counted
+// against the account's budget (see beginSignIn) before the password is sent.
 func (s *Service) StartRegister(ctx context.Context, login, password, browser string, from audit.Actor) (string, error) {
 	start := time.Now()
 	defer s.floor(ctx, start)
-	login = strings.TrimSpace(login)
 	fields := map[string]string{}
-	if login == "" || len(login) > 256 {
-		fields["login"] = "Enter your user name or e-mail address."
+	typed, err := directory.NormalizeIdentifier(login)
+	if err != nil {
+		fields["login"] = errs.MessageOf(err)
 	}
 	if password == "" {
 		fields["password"] = "Enter your password."
@@ -66,27 +51,24 @@ func (s *Service) StartRegister(ctx context.Context, login, password, browser st
 	if !av.OK {
 		return "", errs.E(errs.Forbidden, av.Reason, nil)
 	}
-	lk := strings.ToLower(login)
-	now := s.now()
-	if s.limits.byLogin.Blocked(lk, now) || s.limits.byAddress.Blocked(from.ClientIP, now) {
-		return "", errSignInThrottled
-	}
-	cl, _, err := s.wb.Client(ctx)
+	si, err := s.beginSignIn(ctx, audit.ActivityRegisterSecurity, typed, from)
 	if err != nil {
 		return "", err
 	}
-	u, _, err := cl.Authenticate(ctx, login, password)
-	corr := randomID()[:32]
-	if err != nil {
-		k := errs.KindOf(err)
-		if k == errs.Unavailable || k == errs.Internal {
-			return "", err
+	u, err := directory.User{}, si.findErr
+	if si.found {
+		u, _, err = si.cl.AuthenticateUser(ctx, si.cand.User, password)
+	}
+	// A successful bind resets the directory's bad-password count.
+	if err = s.finish(ctx, si, err, true); err != nil {
+		details := map[string]any{}
+		writeback.AddDiagnostics(details, err)
+		if signInOurSide(err) {
+			details["error"] = err.Error()
+			s.recordSignIn(ctx, si, audit.Failure, "sign-in failed on our side: "+errs.MessageOf(err), details, si.found)
+			return "", errSignInOurSide
 		}
-		s.limits.byLogin.Fail(lk, now)
-		s.limits.byAddress.Fail(from.ClientIP, now)
-		s.record(ctx, audit.Entry{Category: audit.CategoryUserManagement, Activity: audit.ActivityRegisterSecurity,
-			Actor:  audit.Actor{Type: "user", Name: login, ClientIP: from.ClientIP, UserAgent: from.UserAgent},
-			Target: audit.Target{Type: "User", Name: login}, Result: audit.Failure, Reason: "sign-in failed: " + errs.MessageOf(err), CorrelationID: corr})
+		s.recordSignIn(ctx, si, audit.Failure, "sign-in failed: "+errs.MessageOf(err), details, si.found)
 		var oe *directory.OpError
 		if errors.As(err, &oe) && oe.Code == directory.CodeExpired {
 			return "", err // the password was right: say it must be changed first
@@ -95,26 +77,26 @@ func (s *Service) StartRegister(ctx context.Context, login, password, browser st
 		// nothing here tells a stranger about an account.
 		return "", errs.E(errs.Unauthorized, "That user name and password don't match.", err)
 	}
-	s.limits.byLogin.Reset(lk)
 	if why := s.registrationBlocker(ctx, av.Policy, u.Protected, u.ProtectedReason); why != "" {
 		return "", errs.E(errs.Forbidden, why, nil)
 	}
 	if av.Policy.Enabled == EnabledGroup {
-		if ok, err := cl.MemberOf(ctx, u, av.Policy.Group); err != nil {
-			return "", err
+		if ok, err := si.cl.MemberOf(ctx, u, av.Policy.Group); err != nil {
+			return "", s.signInFailed(ctx, si, "group membership could not be read", err)
 		} else if !ok {
 			return "", errs.E(errs.Forbidden, "Self-service password reset is not turned on for your account. Contact your helpdesk.", nil)
 		}
 	}
+	now := s.now()
 	f := store.Flow{ID: randomID(), Kind: KindRegister, BrowserHash: BrowserHash(browser), Login: u.Login, UserID: u.ID, UserDN: u.DN,
-		Eligible: true, CorrelationID: corr, CreatedMS: now.UnixMilli(), ExpiresMS: now.Add(FlowTTL).UnixMilli()}
+		Eligible: true, CorrelationID: si.corr, CreatedMS: now.UnixMilli(), ExpiresMS: now.Add(FlowTTL).UnixMilli()}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		if err := tx.InsertFlow(ctx, f); err != nil {
 			return err
 		}
 		_, err := audit.Record(ctx, tx, audit.Entry{Category: audit.CategoryUserManagement, Activity: audit.ActivitySelfServiceProgress,
 			Actor: userActor(from, f), Target: audit.Target{Type: "User", ID: u.ID, DN: u.DN, Name: u.DisplayName + " (" + u.Login + ")"},
-			CorrelationID: corr, Details: map[string]any{"step": "signed in to register security info"}})
+			CorrelationID: si.corr, Details: map[string]any{"step": "signed in to register security info"}})
 		return err
 	})
 	return f.ID, err

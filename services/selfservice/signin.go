@@ -1,0 +1,214 @@
+package selfservice
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/directory"
+	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/ratelimit"
+	"github.com/writeback/writeback/services/writeback"
+	"github.com/writeback/writeback/store"
+)
+
+// signInLimits keep directory-password guessing through the portal (/change
+// and /register) below the directory's lockout threshold: a wrong password
+// typed here counts toward the directory's lockout, and the portal must never
+// be the thing that locks an account. The budget per account comes from the
+// directory's policy (ratelimit.BudgetFor); the limit per client address is
+// the portal's own. Both are counted in the database.
+type signInLimits struct {
+	addressMax    int
+	addressWindow time.Duration
+}
+
+func newSignInLimits() signInLimits {
+	return signInLimits{addressMax: 20, addressWindow: 15 * time.Minute}
+}
+
+// Answers of a directory-password sign-in. They are the same whether the
+// account exists or not.
+var (
+	// errSignInOurSide is every failure that is the portal's or the
+	// directory's, not the person's; the audit row holds the detail.
+	errSignInOurSide = errs.E(errs.Unavailable, "Something is wrong on our side. Try again later or contact your helpdesk.", nil)
+	// errSingleStrike: the directory locks at the first wrong password, so
+	// no password is ever sent.
+	errSingleStrike = errs.E(errs.Forbidden, "Your organization's directory locks an account after a single wrong password, "+
+		"so this page does not check passwords. Reset your password instead: that needs no password.", nil)
+)
+
+// signInThrottled is the answer while a budget is used up.
+func signInThrottled(ref *ratelimit.Refusal, now time.Time) error {
+	wait := ref.Limit.Window
+	if !ref.Retry.IsZero() && ref.Retry.After(now) {
+		wait = ref.Retry.Sub(now)
+	}
+	n := int(math.Ceil(wait.Minutes()))
+	mins := fmt.Sprintf("%d minutes", n)
+	if n <= 1 {
+		mins = "a minute"
+	}
+	if ref.Limit.Bucket == store.BucketDirectoryAddress {
+		return errs.E(errs.TooMany, "Too many attempts from your network. Wait "+mins+" and try again.", nil)
+	}
+	return errs.E(errs.TooMany, "Too many wrong passwords. To keep your account from being locked, wait "+mins+
+		" and try again, or reset your password instead.", nil)
+}
+
+// signInOurSide tells failures on the portal's side (directory unreachable,
+// service account refused or lacking a right, TLS, the database) from the
+// person's own (wrong password, unknown, locked, disabled account).
+func signInOurSide(err error) bool {
+	var oe *directory.OpError
+	if errors.As(err, &oe) {
+		switch oe.Code {
+		case directory.CodeNotPermitted, directory.CodeInsecure, directory.CodeServiceAccount, directory.CodeCertificate,
+			directory.CodeUnavailable, directory.CodeInternal, directory.CodeInvalid:
+			return true
+		}
+	}
+	k := errs.KindOf(err)
+	return k == errs.Unavailable || k == errs.Internal
+}
+
+// signIn is one attempt to sign in with a directory password, reserved in
+// the budgets of its account (or typed name) and client address before the
+// password goes to the directory.
+type signIn struct {
+	activity string
+	corr     string
+	from     audit.Actor
+	typed    string
+	cl       *directory.Client
+	cand     directory.Candidate
+	found    bool
+	findErr  error // why the login resolved to no account
+	att      *ratelimit.Attempt
+	account  ratelimit.Limit
+}
+
+// beginSignIn resolves the normalised login as the service account, reads the
+// lockout policy that applies, and reserves the attempt. A name that resolves
+// to nothing gets a budget of its own, the size of an account's, so the
+// answers and their number are the same as for a real account. Every refusal
+// is audited here; the returned error is what the person sees.
+func (s *Service) beginSignIn(ctx context.Context, activity, typed string, from audit.Actor) (*signIn, error) {
+	si := &signIn{activity: activity, corr: randomID()[:32], from: from, typed: typed}
+	cl, _, err := s.wb.Client(ctx)
+	if err != nil {
+		return nil, s.signInFailed(ctx, si, "directory connection not usable", err)
+	}
+	si.cl = cl
+	cand, _, err := cl.Resolve(ctx, typed)
+	switch k := errs.KindOf(err); {
+	case err == nil:
+		si.cand, si.found = cand, true
+	case k == errs.NotFound || k == errs.Conflict:
+		si.cand, si.findErr = cand, err
+	default:
+		return nil, s.signInFailed(ctx, si, "directory lookup failed", err)
+	}
+	p := si.cand.Policy
+	b := ratelimit.BudgetFor(p.LockoutThreshold, p.LockoutWindow, p.LockoutDuration, si.cand.PolicyErr == nil)
+	if b.Refuse {
+		s.recordSignIn(ctx, si, audit.Failure, "refused: the directory locks an account after one wrong password", nil, false)
+		return nil, errSingleStrike
+	}
+	si.account = ratelimit.Limit{Bucket: store.BucketDirectoryName, Key: s.mac("signin-name", strings.ToLower(typed)),
+		Max: b.Max, Window: b.Window, Outside: -1}
+	if si.found {
+		id := si.cand.User.ID
+		if id == "" {
+			id = si.cand.User.DN
+		}
+		si.account.Bucket, si.account.Key = store.BucketDirectoryAccount, s.mac("signin-account", strings.ToLower(id))
+		// The directory's own count of wrong passwords (typed at a
+		// workstation, say) uses up the same budget. A locked account is
+		// left out: the directory refuses it whatever is sent, and it must
+		// answer like every other account that cannot sign in.
+		if p.LockoutThreshold > 0 && !si.cand.User.Locked {
+			si.account.Outside = si.cand.Failures
+		}
+	}
+	addr := ratelimit.Limit{Bucket: store.BucketDirectoryAddress, Key: s.mac("signin-address", from.ClientIP),
+		Max: s.limits.addressMax, Window: s.limits.addressWindow, Outside: -1}
+	now := s.now()
+	att, ref, err := ratelimit.Reserve(ctx, s.db, now, addr, si.account)
+	if err != nil {
+		return nil, s.signInFailed(ctx, si, "sign-in attempt could not be counted", err)
+	}
+	if ref != nil {
+		why := "throttled: too many wrong passwords for this account"
+		switch {
+		case ref.Limit.Bucket == store.BucketDirectoryAddress:
+			why = "throttled: too many attempts from this address"
+		case ref.Retry.IsZero() && si.account.Outside >= 0:
+			why = fmt.Sprintf("throttled: the directory already counts %d wrong passwords", si.account.Outside)
+		}
+		s.recordSignIn(ctx, si, audit.Failure, why, map[string]any{"budget": si.account.Max, "window": si.account.Window.String()}, false)
+		return nil, signInThrottled(ref, now)
+	}
+	si.att = att
+	return si, nil
+}
+
+// finish settles the attempt after the directory answered err (nil: the
+// password was right) and returns what the person sees. cleared says that a
+// success made the directory forget its count of wrong passwords (a bind
+// does; an AD password change does not), so the portal forgets its own.
+func (s *Service) finish(ctx context.Context, si *signIn, err error, cleared bool) error {
+	var oe *directory.OpError
+	passwordRight := err == nil || errs.KindOf(err) == errs.Policy || (errors.As(err, &oe) && oe.Code == directory.CodeExpired)
+	if passwordRight {
+		if rerr := si.att.Release(ctx); rerr != nil {
+			s.log.Error("release sign-in attempt", "err", rerr)
+		}
+		if err == nil && cleared {
+			if cerr := s.db.ClearAttempts(ctx, si.account.Bucket, si.account.Key); cerr != nil {
+				s.log.Error("clear sign-in attempts", "err", cerr)
+			}
+		}
+	} else if ferr := si.att.Fail(ctx); ferr != nil {
+		s.log.Error("count failed sign-in", "err", ferr)
+	}
+	return err
+}
+
+// signInFailed audits a failure on the portal's side with its raw
+// diagnostic and returns the one answer for it.
+func (s *Service) signInFailed(ctx context.Context, si *signIn, what string, err error) error {
+	details := map[string]any{"error": err.Error()}
+	writeback.AddDiagnostics(details, err)
+	s.recordSignIn(ctx, si, audit.Failure, what+": "+errs.MessageOf(err), details, false)
+	return errSignInOurSide
+}
+
+// recordSignIn writes the audit row of a sign-in step: the resolved account
+// when there is one, the typed text only when nothing matched. checked says
+// whether the password was sent to the directory.
+func (s *Service) recordSignIn(ctx context.Context, si *signIn, result, reason string, details map[string]any, checked bool) {
+	if details == nil {
+		details = map[string]any{}
+	}
+	details["password_checked"] = checked
+	actor := si.from
+	actor.Type, actor.Name = "user", si.typed
+	target := audit.Target{Type: "User", Name: si.typed}
+	if u := si.cand.User; si.found {
+		actor.ID, actor.Name = u.ID, u.Login
+		target = audit.Target{Type: "User", ID: u.ID, DN: u.DN, Name: u.DisplayName + " (" + u.Login + ")"}
+	} else if si.findErr != nil {
+		details["lookup"] = errs.MessageOf(si.findErr)
+	}
+	if si.cand.PolicyErr != nil {
+		details["policy"] = "lockout policy not readable, one attempt per window: " + si.cand.PolicyErr.Error()
+	}
+	s.record(ctx, audit.Entry{Category: audit.CategoryUserManagement, Activity: si.activity, Actor: actor, Target: target,
+		Result: result, Reason: reason, CorrelationID: si.corr, Details: details})
+}
