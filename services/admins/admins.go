@@ -278,7 +278,7 @@ func (s *Service) Authenticate(ctx context.Context, email, password string, from
 	found := err == nil
 	acct := ratelimit.Limit{Bucket: store.BucketAdminName, Key: ratelimit.Key(email), Max: AccountAttempts, Window: AttemptWindow, Outside: -1}
 	if found {
-		acct.Bucket, acct.Key = store.BucketAdminAccount, ratelimit.Key(strconv.FormatInt(a.ID, 10))
+		acct.Bucket, acct.Key = store.BucketAdminAccount, keyOf(a.ID)
 	}
 	addr := ratelimit.Limit{Bucket: store.BucketAdminAddress, Key: ratelimit.Key(from.ClientIP), Max: AddressAttempts, Window: AttemptWindow, Outside: -1}
 	att, refused, err := ratelimit.Reserve(ctx, s.db, s.now(), addr, acct)
@@ -338,6 +338,9 @@ func (s *Service) Authenticate(ctx context.Context, email, password string, from
 	s.recordSignIn(ctx, from, email, a, audit.Success, "")
 	return a, nil
 }
+
+// keyOf is the budget key of the administrator with ID id.
+func keyOf(id int64) string { return ratelimit.Key(strconv.FormatInt(id, 10)) }
 
 func (s *Service) recordSignIn(ctx context.Context, from audit.Actor, email string, a store.Admin, result, reason string) {
 	actor := from
