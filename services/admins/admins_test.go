@@ -177,3 +177,40 @@ func TestAuthenticateBusyIsNotAFailure(t *testing.T) {
 		t.Fatalf("a busy answer counted as %d failures", n)
 	}
 }
+
+// 32 concurrent failed sign-ins of 32 administrators (so no budget stops
+// them) never run more hashes at once than the gate's bound.
+func TestAuthenticateHashesUnderTheBound(t *testing.T) {
+	s, _ := newService(t)
+	ctx := context.Background()
+	for i := range 32 {
+		if _, err := s.Create(ctx, audit.CommandLine, NewAdmin{Email: "a" + strconv.Itoa(i) + "@example.com", Name: "A", Role: HelpdeskAdmin,
+			Password: "correct horse battery"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const bound = 2
+	g := newGate(bound, 64, 10*time.Second)
+	var peak, ran atomic.Int32
+	g.onRun = func(n int) {
+		ran.Add(1)
+		for p := peak.Load(); int32(n) > p && !peak.CompareAndSwap(p, int32(n)); p = peak.Load() {
+		}
+		time.Sleep(2 * time.Millisecond) // long enough for the others to pile up
+	}
+	swapGate(t, g)
+	var wg sync.WaitGroup
+	for i := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.Authenticate(ctx, "a"+strconv.Itoa(i)+"@example.com", "wrong", audit.Actor{ClientIP: "192.0.2." + strconv.Itoa(i)}); err != ErrBadCredentials {
+				t.Errorf("sign-in %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if peak.Load() > bound || ran.Load() != 32 {
+		t.Fatalf("peak %d hashes at once (bound %d), %d ran", peak.Load(), bound, ran.Load())
+	}
+}
