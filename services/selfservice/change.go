@@ -34,6 +34,9 @@ func (s *Service) Change(ctx context.Context, login, current, next, confirm stri
 		return errs.FieldErrors(fields)
 	}
 	if err := s.ensureWriteback(ctx); err != nil {
+		if signInOurSide(err) {
+			return s.signInFailed(ctx, newSignIn(audit.ActivityChangeSelfService, typed, from), "writeback state not readable", err)
+		}
 		return err
 	}
 	si, err := s.beginSignIn(ctx, audit.ActivityChangeSelfService, typed, from)

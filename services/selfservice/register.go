@@ -46,7 +46,7 @@ func (s *Service) StartRegister(ctx context.Context, login, password, browser st
 	}
 	av, err := s.Available(ctx, KindRegister)
 	if err != nil {
-		return "", err
+		return "", s.signInFailed(ctx, newSignIn(audit.ActivityRegisterSecurity, typed, from), "self-service state not readable", err)
 	}
 	if !av.OK {
 		return "", errs.E(errs.Forbidden, av.Reason, nil)

@@ -93,13 +93,18 @@ type signIn struct {
 	account  ratelimit.Limit
 }
 
+// newSignIn starts the record of one sign-in attempt.
+func newSignIn(activity, typed string, from audit.Actor) *signIn {
+	return &signIn{activity: activity, corr: randomID()[:32], from: from, typed: typed}
+}
+
 // beginSignIn resolves the normalised login as the service account, reads the
 // lockout policy that applies, and reserves the attempt. A name that resolves
 // to nothing gets a budget of its own, the size of an account's, so the
 // answers and their number are the same as for a real account. Every refusal
 // is audited here; the returned error is what the person sees.
 func (s *Service) beginSignIn(ctx context.Context, activity, typed string, from audit.Actor) (*signIn, error) {
-	si := &signIn{activity: activity, corr: randomID()[:32], from: from, typed: typed}
+	si := newSignIn(activity, typed, from)
 	cl, _, err := s.wb.Client(ctx)
 	if err != nil {
 		return nil, s.signInFailed(ctx, si, "directory connection not usable", err)
@@ -190,8 +195,11 @@ func (s *Service) signInFailed(ctx context.Context, si *signIn, what string, err
 }
 
 // recordSignIn writes the audit row of a sign-in step: the resolved account
-// when there is one, the typed text only when nothing matched. checked says
-// whether the password was sent to the directory.
+// when there is one, the typed text only when nothing matched. checked
+// ("password_checked" in the details) says whether the attempt got past the
+// budget and its password was handed to the directory client, which still
+// refuses a locked, disabled or protected account before sending it on a
+// change.
 func (s *Service) recordSignIn(ctx context.Context, si *signIn, result, reason string, details map[string]any, checked bool) {
 	if details == nil {
 		details = map[string]any{}
