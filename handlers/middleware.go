@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -195,7 +196,9 @@ func (s *Server) requireRole(roles ...admins.Role) func(http.Handler) http.Handl
 			st := state(r)
 			if st.admin == nil {
 				if r.Method == http.MethodGet {
-					http.Redirect(w, r, "/login?next="+urlQueryEscape(r.URL.Path), http.StatusSeeOther)
+					// The escaped path and the query, so that the page comes
+					// back exactly as asked for (safeNext checks it again).
+					http.Redirect(w, r, "/login?next="+url.QueryEscape(safeNext(r.URL.RequestURI())), http.StatusSeeOther)
 					return
 				}
 				s.renderError(w, r, errs.E(errs.Unauthorized, "Your session has ended. Sign in again.", nil))
