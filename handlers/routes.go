@@ -30,6 +30,7 @@ func (s *Server) Routes() http.Handler {
 	r.Handle("/static/*", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(staticFS))))
 
 	r.Group(func(r chi.Router) {
+		r.Use(s.crossOrigin)
 		r.Use(s.session)
 		r.Use(s.csrf)
 		r.Get("/", s.handle(s.start))
