@@ -3,6 +3,7 @@ package handlers
 import (
 	"io/fs"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -26,8 +27,7 @@ func (s *Server) Routes() http.Handler {
 	r.MethodNotAllowed(s.handle(func(w http.ResponseWriter, r *http.Request) error { return errNotFound }))
 
 	r.Get("/healthz", s.healthz)
-	staticFS, _ := fs.Sub(static.FS, ".")
-	r.Handle("/static/*", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(staticFS))))
+	r.Handle("/static/*", s.staticFiles(static.FS))
 
 	r.Group(func(r chi.Router) {
 		r.Use(s.crossOrigin)
@@ -101,9 +101,18 @@ func (s *Server) Routes() http.Handler {
 	return r
 }
 
-func cacheStatic(h http.Handler) http.Handler {
+// staticFiles serves the embedded assets under /static/: files only. A
+// folder (/static/ itself included) is answered with the portal's 404
+// page rather than a listing of what is inside.
+func (s *Server) staticFiles(fsys fs.FS) http.Handler {
+	files := http.StripPrefix("/static/", http.FileServerFS(fsys))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(r.URL.Path, "/static/")
+		if fi, err := fs.Stat(fsys, name); err != nil || fi.IsDir() || strings.HasSuffix(name, "/") {
+			s.renderError(w, r, errNotFound)
+			return
+		}
 		w.Header().Set("Cache-Control", "public, max-age=3600")
-		h.ServeHTTP(w, r)
+		files.ServeHTTP(w, r)
 	})
 }
