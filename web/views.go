@@ -270,8 +270,10 @@ type PolicyView struct {
 	NotifyAdmins        bool
 	Helpdesk            string
 	OrgName             string
-	UpdatedBy           string
-	UpdatedAt           time.Time
+	// UpdatedBy and UpdatedAt name the last change to this page's own
+	// fields (the pages share one settings document).
+	UpdatedBy string
+	UpdatedAt time.Time
 }
 
 // MailView is the mail server page.
