@@ -69,3 +69,32 @@ func TestPolicyPagesOwnLastChanged(t *testing.T) {
 		}
 	}
 }
+
+// TestMailPageServerChangeNeedsPassword: on the Mail server page, moving
+// to another server without typing the password again is refused next to
+// the password field, and the stored settings stay.
+func TestMailPageServerChangeNeedsPassword(t *testing.T) {
+	h := newHarness(t)
+	c := h.client().signedIn(admins.GlobalAdmin)
+	const path = "/admin/password-reset/mail-server"
+	form := func(host, password string) url.Values {
+		return url.Values{"csrf_token": {c.csrf(path)}, "version": {versionOn(t, c, path)}, "host": {host}, "port": {"2525"},
+			"tls": {"none"}, "from": {"portal@example.com"}, "username": {"portal"}, "password": {password}}
+	}
+	if p := c.post(path, form("127.0.0.1", "old-secret-Pa55")); p.Status != http.StatusSeeOther {
+		t.Fatalf("first save: %d", p.Status)
+	}
+	p := c.post(path, form("localhost", ""))
+	if p.Status != http.StatusUnprocessableEntity || !strings.Contains(p.Body, `id="password-error"`) || !strings.Contains(p.Body, "The mail server changed") {
+		t.Errorf("server change without password: %d", p.Status)
+	}
+	if !strings.Contains(p.Body, `value="localhost"`) {
+		t.Error("the typed host was not kept")
+	}
+	if m, _, _ := h.ss.MailSettings(context.Background()); m.Host != "127.0.0.1" || m.PasswordSealed == "" {
+		t.Errorf("settings changed: %+v", m)
+	}
+	if p := c.post(path, form("localhost", "new-secret-Pa55")); p.Status != http.StatusSeeOther {
+		t.Errorf("server change with its password: %d", p.Status)
+	}
+}
