@@ -35,7 +35,7 @@ func (s *Server) Routes() http.Handler {
 		r.Use(s.csrf)
 		r.Get("/", s.handle(s.start))
 		// Employee pages: public, rate limited per client address.
-		limited := r.With(httprate.Limit(30, time.Minute, httprate.WithKeyFuncs(s.clientKey)))
+		limited := r.With(httprate.LimitBy(30, time.Minute, s.clientKey))
 		for _, kind := range []string{"/reset", "/unlock"} {
 			r.Get(kind, s.handle(s.whoForm))
 			limited.Post(kind, s.handle(s.whoSubmit))
@@ -56,10 +56,10 @@ func (s *Server) Routes() http.Handler {
 		limited.Post("/register/{flow}/questions", s.handle(s.registerQuestions))
 
 		r.Get("/login", s.handle(s.loginForm))
-		r.With(httprate.Limit(30, time.Minute, httprate.WithKeyFuncs(s.clientKey))).Post("/login", s.handle(s.login))
+		r.With(httprate.LimitBy(30, time.Minute, s.clientKey)).Post("/login", s.handle(s.login))
 		r.Post("/logout", s.handle(s.logout))
 		r.Get("/setup", s.handle(s.setupForm))
-		r.With(httprate.Limit(10, time.Minute, httprate.WithKeyFuncs(s.clientKey))).Post("/setup", s.handle(s.setup))
+		r.With(httprate.LimitBy(10, time.Minute, s.clientKey)).Post("/setup", s.handle(s.setup))
 
 		r.Route("/admin", func(r chi.Router) {
 			r.Use(s.requireRole(admins.GlobalAdmin, admins.HelpdeskAdmin, admins.ReportsReader))
@@ -78,7 +78,7 @@ func (s *Server) Routes() http.Handler {
 			r.Get("/audit/export.jsonl", s.handle(s.auditExport(audit.FormatJSONL)))
 			r.Get("/audit/correlation/{id}", s.handle(s.auditCorrelation))
 			r.Get("/audit/{id}", s.handle(s.auditEvent))
-			r.With(httprate.Limit(6, time.Minute, httprate.WithKeyFuncs(s.clientKey))).Post("/audit/verify", s.handle(s.auditVerify))
+			r.With(httprate.LimitBy(6, time.Minute, s.clientKey)).Post("/audit/verify", s.handle(s.auditVerify))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/audit/settings", s.handle(s.auditSettings))
 			r.Get("/directory", s.handle(s.directoryForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/directory", s.handle(s.directorySave))
