@@ -18,6 +18,7 @@ const onPremPath = "/admin/password-reset/on-premises-integration"
 
 func TestAccessMatrix(t *testing.T) {
 	h := newHarness(t)
+	h.connectDirectory(t, true)
 	roles := []admins.Role{"", admins.ReportsReader, admins.HelpdeskAdmin, admins.GlobalAdmin}
 	type want struct{ get, post int }
 	type accessCase struct {
@@ -141,6 +142,7 @@ func TestReadOnlyRolesSeeNote(t *testing.T) {
 
 func TestCSRF(t *testing.T) {
 	h := newHarness(t)
+	h.connectDirectory(t, true)
 	c := h.client().signedIn(admins.GlobalAdmin)
 	tok := c.csrf(onPremPath)
 	form := url.Values{"csrf_token": {tok}, "version": {"0"}, "writeback": {"yes"}, "unlock": {"yes"}}
@@ -187,6 +189,7 @@ func TestCSRF(t *testing.T) {
 
 func TestOnPremSave(t *testing.T) {
 	h := newHarness(t)
+	h.connectDirectory(t, true)
 	c := h.client().signedIn(admins.GlobalAdmin)
 
 	save := func(v, writeback, unlock string) page {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -22,8 +23,6 @@ import (
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/store"
 )
-
-const cookieName = "wb_session"
 
 type ctxKey int
 
@@ -47,7 +46,7 @@ func state(r *http.Request) *reqState {
 func (s *Server) securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "+
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
 			"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
@@ -97,25 +96,54 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 	})
 }
 
-// session loads the cookie session, makes sure it carries a CSRF secret, and
-// resolves the signed-in administrator from the server-side session row.
+// Session cookie names. With an https base URL the cookie carries the
+// __Host- prefix: browsers then accept it only with Secure, Path=/ and no
+// Domain, so neither a plain-http page nor a sibling subdomain can plant or
+// overwrite it.
+const (
+	cookieName       = "wb_session"
+	secureCookieName = "__Host-wb_session"
+)
+
+// safeMethod reports whether a request may not change anything.
+func safeMethod(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	return false
+}
+
+// session loads the cookie session, resolves the signed-in administrator
+// from the server-side session row, and makes sure a page view carries a
+// CSRF secret.
+//
+// A new session (and its Set-Cookie) is made only on a safe request. A form
+// posted from another site arrives without the browser's SameSite cookie;
+// answering it with a fresh cookie would replace the session the browser
+// holds — signing an administrator out or breaking an employee's reset from
+// any web page. Such a request keeps no session at all: it has no CSRF
+// secret, so the CSRF check refuses it, and nothing is written back.
 func (s *Server) session(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sess, err := s.cookies.Get(r, cookieName)
+		safe := safeMethod(r)
+		start := safe && !crossSiteSubresource(r)
+		sess, err := s.cookies.Get(r, s.cookieName)
 		if err != nil { // tampered or from an old key: start over
-			sess, _ = s.cookies.New(r, cookieName)
+			sess, _ = s.cookies.New(r, s.cookieName)
 		}
 		st := &reqState{sess: sess}
-		bid, hasBID := sess.Values["bid"].(string)
-		if tok, ok := sess.Values["csrf"].(string); ok && len(tok) == 64 && hasBID && len(bid) == 64 {
+		tok, _ := sess.Values["csrf"].(string)
+		bid, _ := sess.Values["bid"].(string)
+		switch {
+		case len(tok) == 64 && len(bid) == 64:
 			st.csrf = tok
-		} else {
-			if tok, ok := sess.Values["csrf"].(string); ok && len(tok) == 64 {
-				st.csrf = tok
-			} else {
-				st.csrf = randomHex(32)
+		case start:
+			if len(tok) != 64 {
+				tok = randomHex(32)
 			}
-			sess.Values["csrf"] = st.csrf
+			st.csrf = tok
+			sess.Values["csrf"] = tok
 			// bid binds self-service flows to this browser session.
 			sess.Values["bid"] = randomHex(32)
 			if err := sess.Save(r, w); err != nil {
@@ -130,7 +158,9 @@ func (s *Server) session(next http.Handler) http.Handler {
 				st.admin = &a
 			case errors.Is(err, admins.ErrNoSession):
 				delete(sess.Values, "sid")
-				_ = sess.Save(r, w)
+				if safe {
+					_ = sess.Save(r, w)
+				}
 			default:
 				s.renderError(w, r, err)
 				return
@@ -140,20 +170,43 @@ func (s *Server) session(next http.Handler) http.Handler {
 	})
 }
 
+// crossSiteSubresource reports a request another site's page made for an
+// image, script, frame or fetch (not a navigation): it never needs a
+// session, so it gets no cookie either.
+func crossSiteSubresource(r *http.Request) bool {
+	if r.Header.Get("Sec-Fetch-Site") != "cross-site" {
+		return false
+	}
+	dest := r.Header.Get("Sec-Fetch-Dest")
+	return dest != "" && dest != "document"
+}
+
 var errCSRF = errs.E(errs.Forbidden, "This form has expired or did not come from this portal. Go back, reload the page and try again.", nil)
 
-// csrf refuses state-changing requests that come from another origin
-// (Fetch metadata / Origin, via net/http's CrossOriginProtection) or that
-// lack the session's synchronizer token.
-func (s *Server) csrf(next http.Handler) http.Handler {
+// refuse answers a request that must change nothing, and writes no cookie:
+// a refusal never replaces the session a browser holds.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	w.Header().Del("Set-Cookie")
+	s.renderError(w, r, err)
+}
+
+// crossOrigin refuses state-changing requests that come from another
+// origin (Fetch metadata / Origin, via net/http's CrossOriginProtection).
+// It runs before the session is loaded, so a refusal touches no session.
+func (s *Server) crossOrigin(next http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.log.InfoContext(r.Context(), "cross-origin request refused", "route", routeOf(r), "client_ip", s.clientIP(r))
-		s.renderError(w, r, errCSRF)
+		s.refuse(w, r, errCSRF)
 	}))
-	check := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.Method {
-		case http.MethodGet, http.MethodHead, http.MethodOptions:
+	return cop.Handler(next)
+}
+
+// csrf refuses state-changing requests that lack the session's
+// synchronizer token.
+func (s *Server) csrf(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if safeMethod(r) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -168,7 +221,7 @@ func (s *Server) csrf(next http.Handler) http.Handler {
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				s.renderError(w, r, err)
+				s.refuse(w, r, err)
 				return
 			}
 		}
@@ -179,12 +232,11 @@ func (s *Server) csrf(next http.Handler) http.Handler {
 		}
 		if st.csrf == "" || subtle.ConstantTimeCompare([]byte(got), []byte(st.csrf)) != 1 {
 			s.log.InfoContext(r.Context(), "csrf token refused", "route", routeOf(r), "client_ip", s.clientIP(r))
-			s.renderError(w, r, errCSRF)
+			s.refuse(w, r, errCSRF)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
-	return cop.Handler(check)
 }
 
 // requireRole lets through signed-in administrators holding one of roles.
@@ -195,7 +247,9 @@ func (s *Server) requireRole(roles ...admins.Role) func(http.Handler) http.Handl
 			st := state(r)
 			if st.admin == nil {
 				if r.Method == http.MethodGet {
-					http.Redirect(w, r, "/login?next="+urlQueryEscape(r.URL.Path), http.StatusSeeOther)
+					// The escaped path and the query, so that the page comes
+					// back exactly as asked for (safeNext checks it again).
+					http.Redirect(w, r, "/login?next="+url.QueryEscape(safeNext(r.URL.RequestURI())), http.StatusSeeOther)
 					return
 				}
 				s.renderError(w, r, errs.E(errs.Unauthorized, "Your session has ended. Sign in again.", nil))

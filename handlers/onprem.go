@@ -1,15 +1,24 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/web"
 )
 
 const onPremLead = "Choose whether passwords reset or changed in Writeback are written back to your on-premises directory, and whether people may unlock their account without resetting their password."
+
+// The errors of a switch that cannot be Yes yet.
+const (
+	noDirectory       = "There is no directory connection yet, so there is nothing to write to. Set up the directory connection first, then switch this on."
+	noDirectoryUnlock = "Unlocking writes to the directory too: set up the directory connection first."
+)
 
 func (s *Server) onPremView(w http.ResponseWriter, r *http.Request) (web.OnPremView, error) {
 	o, meta, err := s.settings.OnPrem(r.Context())
@@ -20,10 +29,99 @@ func (s *Server) onPremView(w http.ResponseWriter, r *http.Request) (web.OnPremV
 	if err != nil {
 		return web.OnPremView{}, err
 	}
+	setup, err := s.setupChecklist(r.Context(), o, st)
+	if err != nil {
+		return web.OnPremView{}, err
+	}
 	p := s.page(w, r, "onprem", "Password reset", "On-premises integration", onPremLead)
 	return web.OnPremView{Page: p, Writeback: o.Writeback, Unlock: o.Unlock, Version: meta.Version,
-		UpdatedBy: meta.UpdatedBy, UpdatedAt: meta.UpdatedAt,
+		UpdatedBy: meta.UpdatedBy, UpdatedAt: meta.UpdatedAt, Setup: setup,
 		Status: web.ServiceStatus{State: string(st.State), Message: st.Message, CheckedAt: st.CheckedAt, Details: st.Details}}, nil
+}
+
+// setupChecklist says what is still missing before an employee's reset can
+// work, in the order an administrator sets it up: directory connection,
+// Properties, Authentication methods, Mail server, and writeback itself.
+func (s *Server) setupChecklist(ctx context.Context, o settings.OnPrem, st settings.ServiceStatus) ([]web.SetupItem, error) {
+	conn, _, err := s.writeback.Connection(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pol, _, err := s.selfservice.Policy(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ms, _, err := s.selfservice.MailSettings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	const (
+		dirHref     = "/admin/directory"
+		propsHref   = "/admin/password-reset/properties"
+		methodsHref = "/admin/password-reset/authentication-methods"
+		mailHref    = "/admin/password-reset/mail-server"
+	)
+	dir := web.SetupItem{Key: "directory", Title: "Directory connection", Href: dirHref, LinkText: "Directory connection"}
+	switch {
+	case !conn.Configured():
+		dir.State, dir.Text = web.SetupMissing, "No directory is connected yet."
+	case st.State == settings.StateConnected:
+		dir.State, dir.Text = web.SetupDone, "Connected to "+strings.Join(conn.URLs, ", ")+"; the last connection test passed."
+	case st.State == settings.StateError:
+		dir.State, dir.Text = web.SetupFailed, "The last connection test failed: "+st.Message
+	default:
+		dir.State, dir.Text = web.SetupMissing, "Saved but not tested yet: run Test connection."
+	}
+
+	props := web.SetupItem{Key: "properties", Title: "Properties", Href: propsHref, LinkText: "Properties"}
+	switch pol.Enabled {
+	case selfservice.EnabledAll:
+		props.State, props.Text = web.SetupDone, "Self-service password reset is enabled for everyone."
+	case selfservice.EnabledGroup:
+		props.State, props.Text = web.SetupDone, "Self-service password reset is enabled for members of "+pol.Group+"."
+	default:
+		props.State, props.Text = web.SetupMissing, "Self-service password reset is enabled for nobody yet."
+	}
+
+	var labels []string
+	for _, m := range pol.Methods.List() {
+		labels = append(labels, selfservice.MethodLabel(m))
+	}
+	methods := web.SetupItem{Key: "methods", Title: "Authentication methods", Href: methodsHref, LinkText: "Authentication methods",
+		State: web.SetupDone, Text: "People prove who they are with " + strings.Join(labels, ", ") + "; " + plural(pol.Required, "method is", "methods are") + " required."}
+	if len(labels) == 0 {
+		methods.State, methods.Text = web.SetupMissing, "No method is allowed."
+	}
+
+	mailItem := web.SetupItem{Key: "mail", Title: "Mail server", Href: mailHref, LinkText: "Mail server"}
+	switch {
+	case ms.Configured():
+		mailItem.State, mailItem.Text = web.SetupDone, "Mail goes through "+ms.Host+":"+strconv.Itoa(ms.Port)+"; use Send test mail to check it."
+	case pol.Methods.Email:
+		mailItem.State, mailItem.Text = web.SetupMissing, "E-mail codes are a method, but no mail server is set, so no code can be sent."
+	default:
+		mailItem.State, mailItem.Text = web.SetupDone, "Not needed while e-mail codes are not a method (notification mails are not sent without one)."
+	}
+
+	wb := web.SetupItem{Key: "writeback", Title: "Password writeback"}
+	switch {
+	case !conn.Configured():
+		wb.State, wb.Text, wb.Href, wb.LinkText = web.SetupMissing, "Can be switched on once a directory is connected.", dirHref, "Directory connection"
+	case !o.Writeback:
+		wb.State, wb.Text, wb.Href, wb.LinkText = web.SetupMissing, "\"Write back passwords to your on-premises directory\" is No.", "#writeback", "Change it below"
+	case !conn.PasswordWriteback:
+		wb.State, wb.Text, wb.Href, wb.LinkText = web.SetupMissing, "Password writeback is off in the directory connection (Optional features).", dirHref, "Directory connection"
+	default:
+		wb.State, wb.Text = web.SetupDone, "Passwords and unlocks are written to your on-premises directory."
+	}
+	return []web.SetupItem{dir, props, methods, mailItem, wb}, nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }
 
 func (s *Server) onPremForm(w http.ResponseWriter, r *http.Request) error {
@@ -36,7 +134,7 @@ func (s *Server) onPremForm(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) onPremSave(w http.ResponseWriter, r *http.Request) error {
-	fields := map[string]string{}
+	fields, unanswered := map[string]string{}, map[string]bool{}
 	// A disabled radio group is not submitted, so a missing unlock means No;
 	// writeback is always on the form and must be answered.
 	yes := func(name string, required bool) bool {
@@ -46,7 +144,7 @@ func (s *Server) onPremSave(w http.ResponseWriter, r *http.Request) error {
 		case v == "no" || (v == "" && !required):
 			return false
 		}
-		fields[name] = "Choose Yes or No."
+		fields[name], unanswered[name] = "Choose Yes or No.", true
 		return false
 	}
 	next := settings.OnPrem{Writeback: yes("writeback", true), Unlock: yes("unlock", false)}
@@ -54,12 +152,35 @@ func (s *Server) onPremSave(w http.ResponseWriter, r *http.Request) error {
 	if verr != nil || version < 0 {
 		return errs.Invalidf("This form is missing its version. Reload the page and save again.")
 	}
+	// Writeback (and unlock, which writes too) cannot be switched on while
+	// there is nothing to write to: saying Yes would change nothing.
+	noDir := false
+	if next.Writeback {
+		conn, _, err := s.writeback.Connection(r.Context())
+		if err != nil {
+			return err
+		}
+		if !conn.Configured() {
+			noDir = true
+			fields["writeback"] = noDirectory
+			if next.Unlock {
+				fields["unlock"] = noDirectoryUnlock
+			}
+		}
+	}
 	if len(fields) > 0 {
 		v, err := s.onPremView(w, r)
 		if err != nil {
 			return err
 		}
-		v.Fields = fields
+		v.Fields, v.NoDirectory = fields, noDir
+		// Keep what was chosen, where it was a choice.
+		if !unanswered["writeback"] {
+			v.Writeback = next.Writeback
+		}
+		if !unanswered["unlock"] {
+			v.Unlock = next.Normalize().Unlock
+		}
 		s.render(w, r, http.StatusUnprocessableEntity, web.OnPremPage(v))
 		return nil
 	}

@@ -1,24 +1,82 @@
 package handlers
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/mail"
 	"github.com/writeback/writeback/services/selfservice"
+	"github.com/writeback/writeback/store"
 	"github.com/writeback/writeback/web"
 )
 
-// policyPages names each self-service policy page: its navigation key, path
-// segment, heading and lead sentence.
-var policyPages = map[string]struct{ path, heading, lead string }{
-	"properties":    {"properties", "Properties", "Choose who may use self-service password reset."},
-	"methods":       {"authentication-methods", "Authentication methods", "Choose how people prove who they are, and how many methods a reset needs."},
-	"registration":  {"registration", "Registration", "Choose how often people are asked to re-confirm the methods they registered."},
-	"notifications": {"notifications", "Notifications", "Choose who is told by e-mail when a password is reset."},
-	"customization": {"customization", "Customization", "Tell people who cannot finish where to get help."},
+// policyPage is one self-service policy page: its path segment, heading,
+// lead sentence, and the policy fields it edits, named as the audit details
+// of "Update self-service password reset policy" name them.
+type policyPage struct {
+	path, heading, lead string
+	fields              []string
+}
+
+// policyPages are the self-service policy pages by navigation key.
+var policyPages = map[string]policyPage{
+	"properties": {"properties", "Properties", "Choose who may use self-service password reset.",
+		[]string{"enabled", "group"}},
+	"methods": {"authentication-methods", "Authentication methods", "Choose how people prove who they are, and how many methods a reset needs.",
+		[]string{"methods", "required", "questions_to_register", "questions_to_answer", "questions"}},
+	"registration": {"registration", "Registration", "Choose how often people are asked to re-confirm the methods they registered.",
+		[]string{"reconfirm_days"}},
+	"notifications": {"notifications", "Notifications", "Choose who is told by e-mail when a password is reset.",
+		[]string{"notify_users", "notify_admins"}},
+	"customization": {"customization", "Customization", "Tell people who cannot finish where to get help.",
+		[]string{"helpdesk", "org_name"}},
+}
+
+// policyTargetID is the audit target of every policy save (pages and the
+// command line alike).
+const policyTargetID = "self-service-password-reset"
+
+// lastPolicyChange finds who last changed one of fields, and when. The five
+// policy pages share one settings document, whose own "last saved" would
+// show a Notifications save on the Properties page; the audit log records
+// which fields each save changed. Zero when no retained event changed them.
+func (s *Server) lastPolicyChange(ctx context.Context, fields []string) (string, time.Time, error) {
+	f := store.AuditFilter{Activities: []string{audit.ActivityUpdateSSPRPolicy}, TargetID: policyTargetID}
+	var cur store.Cursor
+	// Policy saves are rare; a few pages back is far enough in practice,
+	// and bounds the cost of a page view.
+	for range 10 {
+		rows, next, err := s.audit.Query(ctx, f, cur, 100)
+		if err != nil {
+			return "", time.Time{}, err
+		}
+		for _, e := range rows {
+			var d map[string]json.RawMessage
+			if json.Unmarshal([]byte(e.Details), &d) != nil {
+				continue
+			}
+			for _, k := range fields {
+				if _, ok := d[k]; ok {
+					by := e.ActorName
+					if by == "" {
+						by = e.ActorType
+					}
+					return by, time.UnixMilli(e.TimeMS).UTC(), nil
+				}
+			}
+		}
+		if next.IsZero() {
+			break
+		}
+		cur = next
+	}
+	return "", time.Time{}, nil
 }
 
 func (s *Server) policyView(w http.ResponseWriter, r *http.Request, nav string) (web.PolicyView, error) {
@@ -31,7 +89,10 @@ func (s *Server) policyView(w http.ResponseWriter, r *http.Request, nav string) 
 		Enabled: p.Enabled, Group: p.Group, MethodEmail: p.Methods.Email, MethodApp: p.Methods.App, MethodQuestions: p.Methods.Questions,
 		Required: p.Required, QuestionsToRegister: p.QuestionsToRegister, QuestionsToAnswer: p.QuestionsToAnswer,
 		Questions: strings.Join(p.Questions, "\n"), ReconfirmDays: p.ReconfirmDays, NotifyUsers: p.NotifyUsers, NotifyAdmins: p.NotifyAdmins,
-		Helpdesk: p.Helpdesk, OrgName: p.OrgName, UpdatedBy: meta.UpdatedBy, UpdatedAt: meta.UpdatedAt}
+		Helpdesk: p.Helpdesk, OrgName: p.OrgName}
+	if v.UpdatedBy, v.UpdatedAt, err = s.lastPolicyChange(r.Context(), pg.fields); err != nil {
+		return web.PolicyView{}, err
+	}
 	v.Title = "Password reset | " + pg.heading
 	return v, nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/a-h/templ"
@@ -138,14 +137,3 @@ func levelFor(status int) slog.Level {
 func slogStr(k, v string) slog.Attr               { return slog.String(k, v) }
 func slogInt(k string, v int) slog.Attr           { return slog.Int(k, v) }
 func slogDur(k string, v time.Duration) slog.Attr { return slog.Duration(k, v) }
-
-func urlQueryEscape(s string) string { return url.QueryEscape(s) }
-
-// safeNext keeps a post-sign-in redirect on this portal.
-func safeNext(next string) string {
-	u, err := url.Parse(next)
-	if err != nil || next == "" || u.IsAbs() || u.Host != "" || len(next) > 200 || next[0] != '/' || (len(next) > 1 && (next[1] == '/' || next[1] == '\\')) {
-		return "/admin"
-	}
-	return u.Path
-}

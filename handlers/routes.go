@@ -3,6 +3,7 @@ package handlers
 import (
 	"io/fs"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -26,15 +27,15 @@ func (s *Server) Routes() http.Handler {
 	r.MethodNotAllowed(s.handle(func(w http.ResponseWriter, r *http.Request) error { return errNotFound }))
 
 	r.Get("/healthz", s.healthz)
-	staticFS, _ := fs.Sub(static.FS, ".")
-	r.Handle("/static/*", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(staticFS))))
+	r.Handle("/static/*", s.staticFiles(static.FS))
 
 	r.Group(func(r chi.Router) {
+		r.Use(s.crossOrigin)
 		r.Use(s.session)
 		r.Use(s.csrf)
 		r.Get("/", s.handle(s.start))
 		// Employee pages: public, rate limited per client address.
-		limited := r.With(httprate.Limit(30, time.Minute, httprate.WithKeyFuncs(s.clientKey)))
+		limited := r.With(httprate.LimitBy(30, time.Minute, s.clientKey))
 		for _, kind := range []string{"/reset", "/unlock"} {
 			r.Get(kind, s.handle(s.whoForm))
 			limited.Post(kind, s.handle(s.whoSubmit))
@@ -55,10 +56,10 @@ func (s *Server) Routes() http.Handler {
 		limited.Post("/register/{flow}/questions", s.handle(s.registerQuestions))
 
 		r.Get("/login", s.handle(s.loginForm))
-		r.With(httprate.Limit(30, time.Minute, httprate.WithKeyFuncs(s.clientKey))).Post("/login", s.handle(s.login))
+		r.With(httprate.LimitBy(30, time.Minute, s.clientKey)).Post("/login", s.handle(s.login))
 		r.Post("/logout", s.handle(s.logout))
 		r.Get("/setup", s.handle(s.setupForm))
-		r.With(httprate.Limit(10, time.Minute, httprate.WithKeyFuncs(s.clientKey))).Post("/setup", s.handle(s.setup))
+		r.With(httprate.LimitBy(10, time.Minute, s.clientKey)).Post("/setup", s.handle(s.setup))
 
 		r.Route("/admin", func(r chi.Router) {
 			r.Use(s.requireRole(admins.GlobalAdmin, admins.HelpdeskAdmin, admins.ReportsReader))
@@ -77,7 +78,7 @@ func (s *Server) Routes() http.Handler {
 			r.Get("/audit/export.jsonl", s.handle(s.auditExport(audit.FormatJSONL)))
 			r.Get("/audit/correlation/{id}", s.handle(s.auditCorrelation))
 			r.Get("/audit/{id}", s.handle(s.auditEvent))
-			r.With(httprate.Limit(6, time.Minute, httprate.WithKeyFuncs(s.clientKey))).Post("/audit/verify", s.handle(s.auditVerify))
+			r.With(httprate.LimitBy(6, time.Minute, s.clientKey)).Post("/audit/verify", s.handle(s.auditVerify))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/audit/settings", s.handle(s.auditSettings))
 			r.Get("/directory", s.handle(s.directoryForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/directory", s.handle(s.directorySave))
@@ -100,9 +101,18 @@ func (s *Server) Routes() http.Handler {
 	return r
 }
 
-func cacheStatic(h http.Handler) http.Handler {
+// staticFiles serves the embedded assets under /static/: files only. A
+// folder (/static/ itself included) is answered with the portal's 404
+// page rather than a listing of what is inside.
+func (s *Server) staticFiles(fsys fs.FS) http.Handler {
+	files := http.StripPrefix("/static/", http.FileServerFS(fsys))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(r.URL.Path, "/static/")
+		if fi, err := fs.Stat(fsys, name); err != nil || fi.IsDir() || strings.HasSuffix(name, "/") {
+			s.renderError(w, r, errNotFound)
+			return
+		}
 		w.Header().Set("Cache-Control", "public, max-age=3600")
-		h.ServeHTTP(w, r)
+		files.ServeHTTP(w, r)
 	})
 }

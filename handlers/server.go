@@ -87,6 +87,7 @@ type Server struct {
 	selfservice SelfService
 	audit       AuditLog
 	cookies     *sessions.CookieStore
+	cookieName  string
 	secure      bool
 }
 
@@ -94,6 +95,12 @@ type Server struct {
 func New(cfg Config, log *slog.Logger, d Deps) *Server {
 	cs := sessions.NewCookieStore(cfg.CookieHashKey, cfg.CookieBlockKey)
 	secure := cfg.BaseURL != nil && cfg.BaseURL.Scheme == "https"
+	name := cookieName
+	if secure {
+		name = secureCookieName
+	}
+	// Path=/ and no Domain: the cookie goes to this host only (and the
+	// __Host- prefix requires exactly that).
 	cs.Options = &sessions.Options{
 		Path:     "/",
 		MaxAge:   int(admins.AbsoluteTimeout.Seconds()),
@@ -101,5 +108,6 @@ func New(cfg Config, log *slog.Logger, d Deps) *Server {
 		Secure:   secure,
 		SameSite: http.SameSiteLaxMode,
 	}
-	return &Server{cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback, selfservice: d.SelfService, audit: d.Audit, cookies: cs, secure: secure}
+	return &Server{cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback, selfservice: d.SelfService, audit: d.Audit, cookies: cs,
+		cookieName: name, secure: secure}
 }

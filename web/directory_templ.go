@@ -675,7 +675,7 @@ func DirectoryPage(v DirectoryView) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 58, " style=\"border:0;padding:0;margin:0\"><h2>Connect directories</h2><div class=\"field\"><label for=\"type\">Directory type</label> <select id=\"type\" name=\"type\"><option value=\"ad\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 58, " class=\"bare\"><h2>Connect directories</h2><div class=\"field\"><label for=\"type\">Directory type</label> <select id=\"type\" name=\"type\"><option value=\"ad\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -138,6 +138,51 @@ type OnPremView struct {
 	UpdatedBy string
 	UpdatedAt time.Time
 	Status    ServiceStatus
+	// Setup lists what self-service still needs, in the order an
+	// administrator sets it up.
+	Setup []SetupItem
+	// NoDirectory is set when a switch was refused because no directory
+	// connection exists: its error then links to that page.
+	NoDirectory bool
+}
+
+// Setup item states.
+const (
+	SetupDone    = "done"
+	SetupMissing = "missing"
+	SetupFailed  = "failed"
+)
+
+// SetupItem is one line of the "before self-service works" checklist: a
+// state, one sentence, and a link to the page that fixes it.
+type SetupItem struct {
+	Key      string // stable name for tests, e.g. "directory"
+	Title    string // e.g. "Directory connection"
+	State    string // SetupDone, SetupMissing or SetupFailed
+	Text     string
+	Href     string
+	LinkText string
+}
+
+// SetupReady reports whether every setup item is done.
+func (v OnPremView) SetupReady() bool {
+	for _, it := range v.Setup {
+		if it.State != SetupDone {
+			return false
+		}
+	}
+	return true
+}
+
+// SetupDoneCount counts the setup items that are done.
+func (v OnPremView) SetupDoneCount() int {
+	n := 0
+	for _, it := range v.Setup {
+		if it.State == SetupDone {
+			n++
+		}
+	}
+	return n
 }
 
 // ServiceStatus is the "On-premises writeback service" panel.
@@ -270,8 +315,10 @@ type PolicyView struct {
 	NotifyAdmins        bool
 	Helpdesk            string
 	OrgName             string
-	UpdatedBy           string
-	UpdatedAt           time.Time
+	// UpdatedBy and UpdatedAt name the last change to this page's own
+	// fields (the pages share one settings document).
+	UpdatedBy string
+	UpdatedAt time.Time
 }
 
 // MailView is the mail server page.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -63,6 +65,26 @@ func TestBrowserFirstRunStory(t *testing.T) {
 	if !browser.Eval[bool](t, ctx, `!document.getElementById("unlock-note").hidden`) {
 		t.Error("the page does not say why unlock is disabled")
 	}
+	// Writeback needs a directory: without one, Yes is refused with a link
+	// to the Directory connection page.
+	browser.Step(t, ctx, "switch writeback on without a directory",
+		chromedp.Click(chromedp.CSS(`label[for=writeback-yes]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=save]`)),
+		chromedp.WaitVisible(chromedp.ID("writeback-error")),
+	)
+	if !browser.Eval[bool](t, ctx, `!!document.querySelector('#writeback-error a[href="/admin/directory"]')`) {
+		t.Error("the refusal does not link to the Directory connection page")
+	}
+	pwFile := filepath.Join(t.TempDir(), "bind-password")
+	if err := os.WriteFile(pwFile, []byte("service password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := cli(t, "", "directory", "set", "--data", data, "--type", "ad", "--url", "ldaps://127.0.0.1:1",
+		"--bind-dn", "CN=svc,DC=example,DC=com", "--bind-password-file", pwFile, "--base-dn", "OU=People,DC=example,DC=com"); code != 0 {
+		t.Fatalf("directory set: %d %s %s", code, out, errOut)
+	}
+	browser.Step(t, ctx, "reload with a directory", chromedp.Navigate("http://"+s.addr+"/admin/password-reset/on-premises-integration"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=service-panel]`)))
 	// Labels are what admins click; the script enables unlock once writeback is Yes.
 	browser.Step(t, ctx, "set both switches",
 		chromedp.Click(chromedp.CSS(`label[for=writeback-yes]`)),

@@ -14,9 +14,12 @@
 package mail
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"net"
 	netmail "net/mail"
+	"strconv"
 	"strings"
 
 	"github.com/writeback/writeback/services/errs"
@@ -119,6 +122,25 @@ func (c Config) Validate() error {
 		return errs.FieldErrors(fields)
 	}
 	return nil
+}
+
+// SameServer reports whether c and o reach the same server in the same way:
+// host (letter case aside), port, TLS mode and trusted CA certificates. A
+// stored SMTP password belongs to one server: when any of these change, the
+// password is not carried over to the new one, or whoever controls the new
+// server would receive it with the first mail.
+func (c Config) SameServer(o Config) bool {
+	return strings.EqualFold(strings.TrimSuffix(strings.TrimSpace(c.Host), "."), strings.TrimSuffix(strings.TrimSpace(o.Host), ".")) &&
+		c.Port == o.Port && c.TLS == o.TLS && strings.TrimSpace(c.CAPEM) == strings.TrimSpace(o.CAPEM)
+}
+
+// ServerID names the server c reaches (host, port, TLS mode and a digest of
+// the trusted CAs), for binding a sealed password to it. Configs for which
+// SameServer holds have the same ServerID.
+func (c Config) ServerID() string {
+	sum := sha256.Sum256([]byte(strings.TrimSpace(c.CAPEM)))
+	host := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(c.Host), "."))
+	return host + "|" + strconv.Itoa(c.Port) + "|" + string(c.TLS) + "|" + hex.EncodeToString(sum[:8])
 }
 
 // isLoopback reports whether host names this machine: "localhost" or a

@@ -2,6 +2,7 @@ package selfservice
 
 import (
 	"context"
+	"maps"
 	"strconv"
 	"strings"
 
@@ -14,7 +15,18 @@ import (
 
 const mailName = "mail"
 
+// mailSealContext binds a sealed SMTP password to its place in the
+// database; sealContextFor adds the server it was entered for.
 const mailSealContext = "mail.password"
+
+// sealContextFor is the context a password for server c is sealed under: it
+// decrypts only for that server (host, port, TLS mode and trusted CAs), so a
+// settings document pointed at another server cannot hand it over.
+func sealContextFor(c mail.Config) string { return mailSealContext + "|" + c.ServerID() }
+
+// errServerChanged is the password field's error when the server changed
+// and no new password came with the change.
+const errServerChanged = "The mail server changed, so the stored password is not sent to it: give the password for this server again (or clear the user name)."
 
 // MailSettings is the stored mail server; the password only ever sealed.
 type MailSettings struct {
@@ -30,8 +42,29 @@ type MailSettings struct {
 // Configured reports whether a mail server is set.
 func (m MailSettings) Configured() bool { return m.Host != "" }
 
+// config is the stored server without its password.
+func (m MailSettings) config() mail.Config {
+	return mail.Config{Host: m.Host, Port: m.Port, TLS: m.TLS, From: m.From, Username: m.Username, CAPEM: m.CAPEM}
+}
+
+// openPassword decrypts the stored password for the server m names. A
+// password sealed before passwords were bound to their server opens under
+// the plain context; the next save seals it for its server.
+func (s *Service) openPassword(m MailSettings) (string, error) {
+	pt, err := s.keys.Open(sealContextFor(m.config()), m.PasswordSealed)
+	if err != nil {
+		var lerr error
+		if pt, lerr = s.keys.Open(mailSealContext, m.PasswordSealed); lerr != nil {
+			return "", err
+		}
+	}
+	return string(pt), nil
+}
+
 // MailInput is a mail server as submitted; an empty Password keeps the
-// stored one unless ClearPassword is set.
+// stored one unless ClearPassword is set or the server changed (host, port,
+// TLS mode or CA certificates): a stored password is never carried over to
+// another server.
 type MailInput struct {
 	Host          string
 	Port          int
@@ -52,30 +85,53 @@ func (s *Service) MailSettings(ctx context.Context) (MailSettings, settings.Meta
 
 // SaveMail validates and saves the mail server if still at expectVersion,
 // recording "Update mail server settings" (the password only as "changed").
+// Changing the server (host, port, TLS mode or CA certificates) without
+// giving the password again is refused with a field error on "password":
+// the stored password stays with the server it was entered for.
 func (s *Service) SaveMail(ctx context.Context, actor audit.Actor, expectVersion int64, in MailInput) (bool, error) {
 	in.Host, in.From, in.Username = strings.TrimSpace(in.Host), strings.TrimSpace(in.From), strings.TrimSpace(in.Username)
 	changed, _, err := settings.Update(ctx, s.db, mailName, expectVersion, actor, MailSettings{}, func(old MailSettings) (MailSettings, []audit.Entry, error) {
-		sealed, password := old.PasswordSealed, in.Password
+		next := MailSettings{Host: in.Host, Port: in.Port, TLS: in.TLS, From: in.From, Username: in.Username, CAPEM: in.CAPEM}
+		var password, pwProblem string
 		switch {
 		case in.ClearPassword || in.Username == "":
-			sealed, password = "", ""
+			// No authentication: nothing is stored.
 		case in.Password != "":
-			var err error
-			if sealed, err = s.keys.Seal(mailSealContext, []byte(in.Password)); err != nil {
+			password = in.Password
+		case old.PasswordSealed == "":
+			// Validate asks for the password.
+		case !old.config().SameServer(next.config()):
+			pwProblem = errServerChanged
+		default:
+			pw, err := s.openPassword(old)
+			if err != nil {
+				pwProblem = "The stored password cannot be decrypted (was the key file replaced?). Enter it again."
+			}
+			password = pw
+		}
+		cfg := next.config()
+		cfg.Password = password
+		fields := map[string]string{}
+		if err := cfg.Validate(); err != nil {
+			f := errs.FieldsOf(err)
+			if f == nil {
 				return old, nil, err
 			}
-		case sealed != "":
-			pt, err := s.keys.Open(mailSealContext, sealed)
+			maps.Copy(fields, f)
+		}
+		if pwProblem != "" {
+			fields[mail.FieldPassword] = pwProblem
+		}
+		if len(fields) > 0 {
+			return old, nil, errs.FieldErrors(fields)
+		}
+		if password != "" {
+			sealed, err := s.keys.Seal(sealContextFor(next.config()), []byte(password))
 			if err != nil {
-				return old, nil, errs.FieldErrors(map[string]string{"password": "The stored password cannot be decrypted (was the key file replaced?). Enter it again."})
+				return old, nil, err
 			}
-			password = string(pt)
+			next.PasswordSealed = sealed
 		}
-		cfg := mail.Config{Host: in.Host, Port: in.Port, TLS: in.TLS, From: in.From, Username: in.Username, Password: password, CAPEM: in.CAPEM}
-		if err := cfg.Validate(); err != nil {
-			return old, nil, err
-		}
-		next := MailSettings{Host: in.Host, Port: in.Port, TLS: in.TLS, From: in.From, Username: in.Username, PasswordSealed: sealed, CAPEM: in.CAPEM}
 		d := audit.Changes{}
 		d.Add("host", old.Host, next.Host)
 		d.Add("port", old.Port, next.Port)
@@ -115,15 +171,17 @@ func (s *Service) sender(ctx context.Context) (*mail.Sender, error) {
 	if !m.Configured() {
 		return nil, ErrNoMail
 	}
-	pw := ""
+	cfg := m.config()
 	if m.PasswordSealed != "" {
-		pt, err := s.keys.Open(mailSealContext, m.PasswordSealed)
+		// Sealed for its server: a password saved for another server does
+		// not open here, and is then not sent anywhere.
+		pw, err := s.openPassword(m)
 		if err != nil {
 			return nil, errs.E(errs.Unavailable, "The mail server password cannot be decrypted; enter it again under Mail server.", err)
 		}
-		pw = string(pt)
+		cfg.Password = pw
 	}
-	return mail.NewSender(mail.Config{Host: m.Host, Port: m.Port, TLS: m.TLS, From: m.From, Username: m.Username, Password: pw, CAPEM: m.CAPEM}, s.log), nil
+	return mail.NewSender(cfg, s.log), nil
 }
 
 // SendTestMail sends a test message and records the attempt.

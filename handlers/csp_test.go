@@ -1,0 +1,78 @@
+package handlers_test
+
+import (
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/writeback/writeback/services/admins"
+)
+
+// inlineStyle finds what a CSP without 'unsafe-inline' for styles would
+// block: style attributes and <style> elements.
+var inlineStyle = regexp.MustCompile(`(?i)<[^>]+\sstyle\s*=|<style[\s>]`)
+
+// TestNoInlineStyles: the CSP allows no inline styles at all, and no page
+// the portal renders needs one.
+func TestNoInlineStyles(t *testing.T) {
+	h := newHarness(t)
+	anon := h.client()
+	admin := h.client().signedIn(admins.GlobalAdmin)
+	pages := map[*client][]string{
+		anon: {"/", "/login", "/reset", "/unlock", "/change", "/register", "/no/such/page", "/setup?token=nope"},
+		admin: {onPremPath, "/admin/password-reset/properties", "/admin/password-reset/authentication-methods",
+			"/admin/password-reset/registration", "/admin/password-reset/notifications", "/admin/password-reset/customization",
+			"/admin/password-reset/mail-server", "/admin/audit", "/admin/audit?range=custom&since=bad", "/admin/directory",
+			"/admin/users", "/admin/users?q=alice", "/admin/administrators", "/admin/no-such-page"},
+	}
+	seen := 0
+	for c, paths := range pages {
+		for _, path := range paths {
+			p := c.get(path)
+			if !strings.Contains(p.Body, "</html>") {
+				t.Errorf("GET %s: %d, not a page", path, p.Status)
+				continue
+			}
+			seen++
+			if m := inlineStyle.FindString(p.Body); m != "" {
+				t.Errorf("GET %s has an inline style: %s", path, m)
+			}
+			csp := p.Header.Get("Content-Security-Policy")
+			if !strings.Contains(csp, "style-src 'self'") || strings.Contains(csp, "unsafe-inline") {
+				t.Errorf("GET %s: CSP %q", path, csp)
+			}
+		}
+	}
+	if seen < 20 {
+		t.Errorf("only %d pages checked", seen)
+	}
+}
+
+// TestStaticNoListing: /static/ serves its files but lists no folder.
+func TestStaticNoListing(t *testing.T) {
+	h := newHarness(t)
+	c := h.client()
+	for path, want := range map[string]int{
+		"/static/app.css":       http.StatusOK,
+		"/static/app.js":        http.StatusOK,
+		"/static/logo.svg":      http.StatusOK,
+		"/static/":              http.StatusNotFound,
+		"/static":               http.StatusNotFound,
+		"/static/./":            http.StatusNotFound,
+		"/static/some-dir/":     http.StatusNotFound,
+		"/static/app.css/":      http.StatusNotFound,
+		"/static/missing.css":   http.StatusNotFound,
+		"/static/%2e%2e/go.mod": http.StatusNotFound,
+		"/static/..%2fembed.go": http.StatusNotFound,
+		"/static/embed.go":      http.StatusNotFound,
+	} {
+		p := c.get(path)
+		if p.Status != want {
+			t.Errorf("GET %s: %d, want %d", path, p.Status, want)
+		}
+		if want == http.StatusNotFound && (strings.Contains(p.Body, "app.css</a>") || !strings.Contains(p.Body, "Page not found")) {
+			t.Errorf("GET %s is not the portal's 404 page:\n%s", path, p.Body)
+		}
+	}
+}

@@ -1,0 +1,100 @@
+package handlers_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/writeback/writeback/services/admins"
+	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/selfservice"
+)
+
+var lastChangedRE = regexp.MustCompile(`data-testid="last-changed">([^<]*)`)
+
+func lastChangedOn(t *testing.T, c *client, path string) string {
+	t.Helper()
+	p := c.get(path)
+	m := lastChangedRE.FindStringSubmatch(p.Body)
+	if p.Status != http.StatusOK || m == nil {
+		t.Fatalf("GET %s: %d, no last-changed line", path, p.Status)
+	}
+	return m[1]
+}
+
+// TestPolicyPagesOwnLastChanged: each policy page names the last change
+// to its own settings, not the last save of any policy page.
+func TestPolicyPagesOwnLastChanged(t *testing.T) {
+	h := newHarness(t)
+	const base = "/admin/password-reset/"
+	ada := h.client().signedIn(admins.GlobalAdmin) // shown as "global-admin"
+	h.addAdmin("grace@example.com", admins.GlobalAdmin)
+	grace := h.client()
+	grace.login("grace@example.com")
+
+	if got := lastChangedOn(t, ada, base+"properties"); !strings.Contains(got, "Not changed yet") {
+		t.Errorf("fresh Properties: %q", got)
+	}
+	save := func(c *client, page string, form url.Values) {
+		t.Helper()
+		form.Set("csrf_token", c.csrf(base+page))
+		form.Set("version", versionOn(t, c, base+page))
+		if p := c.post(base+page, form); p.Status != http.StatusSeeOther {
+			t.Fatalf("save %s: %d\n%s", page, p.Status, p.Body)
+		}
+	}
+	save(ada, "properties", url.Values{"enabled": {"all"}})
+	save(grace, "notifications", url.Values{"notify_users": {"yes"}, "notify_admins": {"yes"}})
+	// The command line changes Customization.
+	_, meta, _ := h.ss.Policy(context.Background())
+	if _, err := h.ss.SavePolicy(context.Background(), audit.CommandLine, meta.Version, "command line",
+		func(p *selfservice.Policy) { p.OrgName = "Example Ltd" }); err != nil {
+		t.Fatal(err)
+	}
+	// An unchanged save of Properties by Grace changes nothing, so Ada stays.
+	save(grace, "properties", url.Values{"enabled": {"all"}})
+
+	for page, want := range map[string]string{
+		"properties":             "Last changed by global-admin",
+		"notifications":          "Last changed by grace",
+		"customization":          "Last changed by command line",
+		"registration":           "No change to this page is recorded",
+		"authentication-methods": "No change to this page is recorded",
+	} {
+		if got := lastChangedOn(t, ada, base+page); !strings.Contains(got, want) {
+			t.Errorf("%s says %q, want %q", page, got, want)
+		}
+	}
+}
+
+// TestMailPageServerChangeNeedsPassword: on the Mail server page, moving
+// to another server without typing the password again is refused next to
+// the password field, and the stored settings stay.
+func TestMailPageServerChangeNeedsPassword(t *testing.T) {
+	h := newHarness(t)
+	c := h.client().signedIn(admins.GlobalAdmin)
+	const path = "/admin/password-reset/mail-server"
+	form := func(host, password string) url.Values {
+		return url.Values{"csrf_token": {c.csrf(path)}, "version": {versionOn(t, c, path)}, "host": {host}, "port": {"2525"},
+			"tls": {"none"}, "from": {"portal@example.com"}, "username": {"portal"}, "password": {password}}
+	}
+	if p := c.post(path, form("127.0.0.1", "old-secret-Pa55")); p.Status != http.StatusSeeOther {
+		t.Fatalf("first save: %d", p.Status)
+	}
+	p := c.post(path, form("localhost", ""))
+	if p.Status != http.StatusUnprocessableEntity || !strings.Contains(p.Body, `id="password-error"`) || !strings.Contains(p.Body, "The mail server changed") {
+		t.Errorf("server change without password: %d", p.Status)
+	}
+	if !strings.Contains(p.Body, `value="localhost"`) {
+		t.Error("the typed host was not kept")
+	}
+	if m, _, _ := h.ss.MailSettings(context.Background()); m.Host != "127.0.0.1" || m.PasswordSealed == "" {
+		t.Errorf("settings changed: %+v", m)
+	}
+	if p := c.post(path, form("localhost", "new-secret-Pa55")); p.Status != http.StatusSeeOther {
+		t.Errorf("server change with its password: %d", p.Status)
+	}
+}
