@@ -434,7 +434,12 @@ func TestSelfServiceRegisterAppThenReset(t *testing.T) {
 			b := s.client()
 			flow := b.begin("reset", user.Login)
 			b.step(flow, "method", url.Values{"method": {"app"}})
-			code, _ = totp.GenerateCode(secret, time.Now())
+			// The code that confirmed the app is used up (issue 8 item 8),
+			// although its time step is still in the window.
+			if p := b.step(flow, "verify", url.Values{"method": {"app"}, "code": {code}}); p.Status != http.StatusUnauthorized {
+				t.Errorf("the registration code verified a reset: %d", p.Status)
+			}
+			code, _ = totp.GenerateCode(secret, time.Now().Add(30*time.Second))
 			if p := b.step(flow, "verify", url.Values{"method": {"app"}, "code": {code}}); p.Status != http.StatusSeeOther {
 				t.Fatalf("verify app: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
 			}
