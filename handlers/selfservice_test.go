@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -32,7 +33,14 @@ type sspr struct {
 
 func newSSPR(t *testing.T, env testbed.Env, d directoryCase, methods selfservice.Methods) *sspr {
 	t.Helper()
-	h := newHarness(t)
+	return newSSPRWith(t, env, d, methods, nil)
+}
+
+// newSSPRWith is newSSPR behind trusted proxies (so tests can send requests
+// from many client addresses).
+func newSSPRWith(t *testing.T, env testbed.Env, d directoryCase, methods selfservice.Methods, trusted []netip.Prefix) *sspr {
+	t.Helper()
+	h := newHarnessWith(t, trusted)
 	ctx := context.Background()
 	attrs := []string{"sAMAccountName", "userPrincipalName", "mail"}
 	if d.typ == "openldap" {
