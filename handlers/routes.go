@@ -44,6 +44,7 @@ func (s *Server) Routes() http.Handler {
 			limited.Post(kind+"/{flow}/verify", s.handle(s.stepVerify))
 			limited.Post(kind+"/{flow}/password", s.handle(s.stepPassword))
 		}
+		limited.Post("/unlock/{flow}/unlock", s.handle(s.stepUnlock))
 		r.Get("/change", s.handle(s.changeForm))
 		limited.Post("/change", s.handle(s.changeSubmit))
 		r.Get("/register", s.handle(s.registerForm))

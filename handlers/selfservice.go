@@ -27,6 +27,7 @@ type SelfService interface {
 	Choose(ctx context.Context, id, browser, method string, from audit.Actor) error
 	Verify(ctx context.Context, id, browser, method, code string, answers []string, from audit.Actor) error
 	SetPassword(ctx context.Context, id, browser, password, confirm string, from audit.Actor) error
+	Unlock(ctx context.Context, id, browser string, from audit.Actor) error
 	Change(ctx context.Context, login, current, next, confirm string, from audit.Actor) error
 	StartRegister(ctx context.Context, login, password, browser string, from audit.Actor) (string, error)
 	Registration(ctx context.Context, id, browser string) (selfservice.Registration, error)
@@ -154,14 +155,16 @@ func (s *Server) stepPage(w http.ResponseWriter, r *http.Request, id string, sta
 	heading := map[string]string{
 		selfservice.StepChoose: "Prove it's you", selfservice.StepCode: "Enter the code", selfservice.StepApp: "Enter the code",
 		selfservice.StepQuestions: "Answer your security questions", selfservice.StepPassword: "Choose a new password",
-		selfservice.StepDone: "Done", selfservice.StepBlocked: "Try again later",
+		selfservice.StepUnlock: "Unlock your account", selfservice.StepDone: "Done", selfservice.StepBlocked: "Try again later",
 	}[fv.Step]
 	v := web.StepView{Public: s.public(w, r, heading, "", av), Kind: kind, ID: fv.ID, Step: fv.Step, Verified: fv.Verified,
-		Required: fv.Required, Questions: fv.Questions, Masked: fv.Masked, Notice: fv.Notice, Rules: rulesOf(fv.Policy, fv.HasPolicy)}
+		Required: fv.Required, Questions: fv.Questions, Masked: fv.Masked, NotLocked: fv.NotLocked, Rules: rulesOf(fv.Policy, fv.HasPolicy)}
 	for _, m := range fv.Methods {
 		v.Methods = append(v.Methods, web.MethodOption{Key: m, Label: selfservice.MethodLabel(m)})
 	}
-	if problem != nil {
+	// The blocked step says it all by itself: the error that led there
+	// would only repeat it.
+	if problem != nil && fv.Step != selfservice.StepBlocked {
 		if f := errs.FieldsOf(problem); len(f) > 0 {
 			v.Fields = f
 		} else if fv.Step == selfservice.StepCode || fv.Step == selfservice.StepApp {
@@ -210,6 +213,11 @@ func (s *Server) stepPassword(w http.ResponseWriter, r *http.Request) error {
 	id := chi.URLParam(r, "flow")
 	err := s.selfservice.SetPassword(r.Context(), id, browserSecret(r), r.PostFormValue("password"), r.PostFormValue("confirm"), s.actor(r))
 	return s.stepAfter(w, r, err)
+}
+
+// stepUnlock tries the unlock of a verified unlock flow again after it failed.
+func (s *Server) stepUnlock(w http.ResponseWriter, r *http.Request) error {
+	return s.stepAfter(w, r, s.selfservice.Unlock(r.Context(), chi.URLParam(r, "flow"), browserSecret(r), s.actor(r)))
 }
 
 func (s *Server) changeForm(w http.ResponseWriter, r *http.Request) error {

@@ -36,7 +36,8 @@ func newSSPR(t *testing.T, env testbed.Env, d directoryCase, methods selfservice
 	return newSSPRWith(t, env, d, methods, nil)
 }
 
-// newSSPRWith builds an sspr whose server trusts the given proxies.
+// newSSPRWith is newSSPR behind trusted proxies (so tests can send requests
+// from many client addresses).
 func newSSPRWith(t *testing.T, env testbed.Env, d directoryCase, methods selfservice.Methods, trusted []netip.Prefix) *sspr {
 	t.Helper()
 	h := newHarnessWith(t, trusted)
@@ -378,6 +379,10 @@ func TestSelfServiceBlockAfterFiveFailures(t *testing.T) {
 	if p.Status != http.StatusTooManyRequests || !strings.Contains(p.Body, "blocked for this account for 24 hours") {
 		t.Fatalf("5th failure: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
 	}
+	// The blocked page says it once, not once as the error and again as the step.
+	if n := strings.Count(p.Body, "blocked for this account for 24 hours"); n != 1 {
+		t.Errorf("the blocked message shows %d times:\n%s", n, between(p.Body, "<main", "</main>"))
+	}
 	// Even the right code is refused now, and a new attempt starts blocked.
 	if p := c.step(flow, "verify", url.Values{"method": {"email"}, "code": {code}}); p.Status == http.StatusSeeOther {
 		t.Error("right code accepted while blocked")
@@ -393,6 +398,25 @@ func TestSelfServiceBlockAfterFiveFailures(t *testing.T) {
 	}
 	if err := env.BindAs(t, d.dir, user.DN, user.Password); err != nil {
 		t.Errorf("bind: %v", err)
+	}
+}
+
+// TestSelfServiceTriesLeft: a wrong code says how many tries it has left,
+// in words that read right ("1 more try").
+func TestSelfServiceTriesLeft(t *testing.T) {
+	env := testbed.Load(t)
+	d := directories(env)[1]
+	s := newSSPR(t, env, d, selfservice.Methods{Email: true})
+	user := d.newUser(t, testbed.UserOptions{})
+	c := s.client()
+	flow := c.begin("reset", user.Login)
+	c.step(flow, "method", url.Values{"method": {"email"}})
+	s.code(t, user.Mail)
+	for _, want := range []string{"You have 4 more tries with it.", "You have 3 more tries with it.", "You have 2 more tries with it.", "You have 1 more try with it."} {
+		p := c.step(flow, "verify", url.Values{"method": {"email"}, "code": {"00000000"}})
+		if p.Status != http.StatusUnauthorized || !strings.Contains(p.Body, want) {
+			t.Errorf("want %q: %d\n%s", want, p.Status, between(p.Body, `id="code-error"`, "</p>"))
+		}
 	}
 }
 
@@ -441,7 +465,12 @@ func TestSelfServiceRegisterAppThenReset(t *testing.T) {
 			b := s.client()
 			flow := b.begin("reset", user.Login)
 			b.step(flow, "method", url.Values{"method": {"app"}})
-			code, _ = totp.GenerateCode(secret, time.Now())
+			// The code that confirmed the app is used up (issue 8 item 8),
+			// although its time step is still in the window.
+			if p := b.step(flow, "verify", url.Values{"method": {"app"}, "code": {code}}); p.Status != http.StatusUnauthorized {
+				t.Errorf("the registration code verified a reset: %d", p.Status)
+			}
+			code, _ = totp.GenerateCode(secret, time.Now().Add(30*time.Second))
 			if p := b.step(flow, "verify", url.Values{"method": {"app"}, "code": {code}}); p.Status != http.StatusSeeOther {
 				t.Fatalf("verify app: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
 			}

@@ -9,12 +9,15 @@ import (
 
 // Flow is the server-side state of one self-service attempt.
 type Flow struct {
-	ID            string
-	Kind          string // reset, unlock, register
-	BrowserHash   string
-	Login         string
-	UserID        string
-	UserDN        string
+	ID          string
+	Kind        string // reset, unlock, register
+	BrowserHash string
+	Login       string
+	UserID      string
+	UserDN      string
+	// Account names the directory account the flow resolved to, for audit
+	// rows; empty when nothing matched Login.
+	Account       string
 	Eligible      bool
 	Verified      string // JSON array of verified methods
 	State         string // JSON object
@@ -24,13 +27,13 @@ type Flow struct {
 	DoneMS        int64
 }
 
-const flowCols = `id, kind, browser_hash, login, user_id, user_dn, eligible, verified, state, correlation_id, created_ms, expires_ms, coalesce(done_ms, 0)`
+const flowCols = `id, kind, browser_hash, login, user_id, user_dn, account, eligible, verified, state, correlation_id, created_ms, expires_ms, coalesce(done_ms, 0)`
 
 // InsertFlow records a new flow.
 func (tx *Tx) InsertFlow(ctx context.Context, f Flow) error {
-	_, err := tx.tx.ExecContext(ctx, `INSERT INTO sspr_flows (id, kind, browser_hash, login, user_id, user_dn, eligible, verified, state,
-		correlation_id, created_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		f.ID, f.Kind, f.BrowserHash, f.Login, f.UserID, f.UserDN, boolInt(f.Eligible), orJSON(f.Verified, "[]"), orJSON(f.State, "{}"),
+	_, err := tx.tx.ExecContext(ctx, `INSERT INTO sspr_flows (id, kind, browser_hash, login, user_id, user_dn, account, eligible, verified, state,
+		correlation_id, created_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		f.ID, f.Kind, f.BrowserHash, f.Login, f.UserID, f.UserDN, f.Account, boolInt(f.Eligible), orJSON(f.Verified, "[]"), orJSON(f.State, "{}"),
 		f.CorrelationID, f.CreatedMS, f.ExpiresMS)
 	if err != nil {
 		return fmt.Errorf("store: insert flow: %w", err)
@@ -39,11 +42,18 @@ func (tx *Tx) InsertFlow(ctx context.Context, f Flow) error {
 }
 
 // Flow reads a flow by ID.
-func (db *DB) Flow(ctx context.Context, id string) (Flow, error) {
+func (db *DB) Flow(ctx context.Context, id string) (Flow, error) { return readFlow(ctx, db.sql, id) }
+
+// Flow reads a flow by ID inside the transaction that will update it, so no
+// other writer changes it in between (transactions take the write lock when
+// they begin).
+func (tx *Tx) Flow(ctx context.Context, id string) (Flow, error) { return readFlow(ctx, tx.tx, id) }
+
+func readFlow(ctx context.Context, q querier, id string) (Flow, error) {
 	var f Flow
 	var eligible int
-	err := db.sql.QueryRowContext(ctx, `SELECT `+flowCols+` FROM sspr_flows WHERE id = ?`, id).Scan(&f.ID, &f.Kind, &f.BrowserHash,
-		&f.Login, &f.UserID, &f.UserDN, &eligible, &f.Verified, &f.State, &f.CorrelationID, &f.CreatedMS, &f.ExpiresMS, &f.DoneMS)
+	err := q.QueryRowContext(ctx, `SELECT `+flowCols+` FROM sspr_flows WHERE id = ?`, id).Scan(&f.ID, &f.Kind, &f.BrowserHash,
+		&f.Login, &f.UserID, &f.UserDN, &f.Account, &eligible, &f.Verified, &f.State, &f.CorrelationID, &f.CreatedMS, &f.ExpiresMS, &f.DoneMS)
 	if errors.Is(err, sql.ErrNoRows) {
 		return f, ErrNotFound
 	}
@@ -139,12 +149,22 @@ func (tx *Tx) MarkCode(ctx context.Context, id int64, usedMS int64) error {
 // CountCodes counts codes sent since sinceMS to a user (column user_id) or a
 // destination (column destination).
 func (db *DB) CountCodes(ctx context.Context, byDestination bool, key string, sinceMS int64) (int, error) {
+	return countCodes(ctx, db.sql, byDestination, key, sinceMS)
+}
+
+// CountCodes counts codes as DB.CountCodes does, inside a transaction that
+// may then insert one, so two requests cannot both pass the limit.
+func (tx *Tx) CountCodes(ctx context.Context, byDestination bool, key string, sinceMS int64) (int, error) {
+	return countCodes(ctx, tx.tx, byDestination, key, sinceMS)
+}
+
+func countCodes(ctx context.Context, q querier, byDestination bool, key string, sinceMS int64) (int, error) {
 	col := "user_id"
 	if byDestination {
 		col = "destination"
 	}
 	var n int
-	err := db.sql.QueryRowContext(ctx, `SELECT count(*) FROM sspr_codes WHERE `+col+` = ? AND created_ms >= ?`, key, sinceMS).Scan(&n)
+	err := q.QueryRowContext(ctx, `SELECT count(*) FROM sspr_codes WHERE `+col+` = ? AND created_ms >= ?`, key, sinceMS).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("store: count codes: %w", err)
 	}
@@ -157,13 +177,17 @@ type Method struct {
 	Method      string
 	Secret      string // sealed
 	ConfirmedMS int64
+	// LastStep is the last authenticator time step used (app only): the one
+	// that confirmed the app at registration, then each one used to verify.
+	LastStep int64
 }
 
-// PutMethod registers (or replaces) a method.
+// PutMethod registers (or replaces) a method. A replaced app starts from the
+// time step that confirmed it, so that code cannot be used again.
 func (tx *Tx) PutMethod(ctx context.Context, m Method) error {
-	_, err := tx.tx.ExecContext(ctx, `INSERT INTO sspr_methods (user_id, method, secret, confirmed_ms) VALUES (?, ?, ?, ?)
-		ON CONFLICT (user_id, method) DO UPDATE SET secret = excluded.secret, confirmed_ms = excluded.confirmed_ms`,
-		m.UserID, m.Method, m.Secret, m.ConfirmedMS)
+	_, err := tx.tx.ExecContext(ctx, `INSERT INTO sspr_methods (user_id, method, secret, confirmed_ms, last_step) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (user_id, method) DO UPDATE SET secret = excluded.secret, confirmed_ms = excluded.confirmed_ms, last_step = excluded.last_step`,
+		m.UserID, m.Method, m.Secret, m.ConfirmedMS, m.LastStep)
 	if err != nil {
 		return fmt.Errorf("store: put method: %w", err)
 	}
@@ -180,7 +204,7 @@ func (tx *Tx) DeleteMethod(ctx context.Context, userID, method string) error {
 
 // Methods lists a user's registered methods.
 func (db *DB) Methods(ctx context.Context, userID string) ([]Method, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT user_id, method, secret, confirmed_ms FROM sspr_methods WHERE user_id = ? ORDER BY method`, userID)
+	rows, err := db.sql.QueryContext(ctx, `SELECT user_id, method, secret, confirmed_ms, last_step FROM sspr_methods WHERE user_id = ? ORDER BY method`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("store: methods: %w", err)
 	}
@@ -188,7 +212,7 @@ func (db *DB) Methods(ctx context.Context, userID string) ([]Method, error) {
 	var out []Method
 	for rows.Next() {
 		var m Method
-		if err := rows.Scan(&m.UserID, &m.Method, &m.Secret, &m.ConfirmedMS); err != nil {
+		if err := rows.Scan(&m.UserID, &m.Method, &m.Secret, &m.ConfirmedMS, &m.LastStep); err != nil {
 			return nil, fmt.Errorf("store: methods: %w", err)
 		}
 		out = append(out, m)
@@ -196,35 +220,82 @@ func (db *DB) Methods(ctx context.Context, userID string) ([]Method, error) {
 	return out, rows.Err()
 }
 
-// AddFailure records a failed verification and returns how many the user
-// has had since sinceMS.
-func (tx *Tx) AddFailure(ctx context.Context, userID string, ms, sinceMS int64) (int, error) {
-	if _, err := tx.tx.ExecContext(ctx, `INSERT INTO sspr_failures (user_id, time_ms) VALUES (?, ?)`, userID, ms); err != nil {
-		return 0, fmt.Errorf("store: add failure: %w", err)
-	}
-	var n int
-	err := tx.tx.QueryRowContext(ctx, `SELECT count(*) FROM sspr_failures WHERE user_id = ? AND time_ms >= ?`, userID, sinceMS).Scan(&n)
+// Failures counts a user's failed verifications since sinceMS: settled ones
+// (wrong answers) and pending ones (reservations whose guess is still being
+// evaluated).
+func (tx *Tx) Failures(ctx context.Context, userID string, sinceMS int64) (settled, pending int, err error) {
+	err = tx.tx.QueryRowContext(ctx, `SELECT coalesce(sum(pending = 0), 0), coalesce(sum(pending = 1), 0) FROM sspr_failures
+		WHERE user_id = ? AND time_ms >= ?`, userID, sinceMS).Scan(&settled, &pending)
 	if err != nil {
-		return 0, fmt.Errorf("store: count failures: %w", err)
+		return 0, 0, fmt.Errorf("store: count failures: %w", err)
 	}
-	return n, nil
+	return settled, pending, nil
 }
 
-// Block keeps a user out of self-service until untilMS.
+// ReserveFailure records a pending failure at ms before a guess is evaluated
+// and returns its ID, for SettleFailure or ReleaseFailure.
+func (tx *Tx) ReserveFailure(ctx context.Context, userID string, ms int64) (int64, error) {
+	res, err := tx.tx.ExecContext(ctx, `INSERT INTO sspr_failures (user_id, time_ms, pending) VALUES (?, ?, 1)`, userID, ms)
+	if err != nil {
+		return 0, fmt.Errorf("store: reserve failure: %w", err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("store: reserve failure: %w", err)
+	}
+	return id, nil
+}
+
+// SettleFailure turns a reservation into a failure: the guess was wrong.
+func (tx *Tx) SettleFailure(ctx context.Context, id int64) error {
+	if _, err := tx.tx.ExecContext(ctx, `UPDATE sspr_failures SET pending = 0 WHERE rowid = ?`, id); err != nil {
+		return fmt.Errorf("store: settle failure: %w", err)
+	}
+	return nil
+}
+
+// ReleaseFailure removes a reservation: the guess was right, or was never
+// evaluated.
+func (db *DB) ReleaseFailure(ctx context.Context, id int64) error {
+	if _, err := db.sql.ExecContext(ctx, `DELETE FROM sspr_failures WHERE rowid = ? AND pending = 1`, id); err != nil {
+		return fmt.Errorf("store: release failure: %w", err)
+	}
+	return nil
+}
+
+// ReleaseFailure removes a reservation inside a transaction.
+func (tx *Tx) ReleaseFailure(ctx context.Context, id int64) error {
+	if _, err := tx.tx.ExecContext(ctx, `DELETE FROM sspr_failures WHERE rowid = ? AND pending = 1`, id); err != nil {
+		return fmt.Errorf("store: release failure: %w", err)
+	}
+	return nil
+}
+
+// Block keeps a user out of self-service until untilMS. The failures that
+// led to it are kept: wiping them would let the next five guesses start
+// counting afresh.
 func (tx *Tx) Block(ctx context.Context, userID string, untilMS int64) error {
 	_, err := tx.tx.ExecContext(ctx, `INSERT INTO sspr_blocks (user_id, until_ms) VALUES (?, ?)
 		ON CONFLICT (user_id) DO UPDATE SET until_ms = max(until_ms, excluded.until_ms)`, userID, untilMS)
 	if err != nil {
 		return fmt.Errorf("store: block: %w", err)
 	}
-	_, err = tx.tx.ExecContext(ctx, `DELETE FROM sspr_failures WHERE user_id = ?`, userID)
-	return err
+	return nil
 }
 
 // BlockedUntil returns when a user's block ends (0 when not blocked).
 func (db *DB) BlockedUntil(ctx context.Context, userID string) (int64, error) {
+	return blockedUntil(ctx, db.sql, userID)
+}
+
+// BlockedUntil reads a user's block inside a transaction.
+func (tx *Tx) BlockedUntil(ctx context.Context, userID string) (int64, error) {
+	return blockedUntil(ctx, tx.tx, userID)
+}
+
+func blockedUntil(ctx context.Context, q querier, userID string) (int64, error) {
 	var until int64
-	err := db.sql.QueryRowContext(ctx, `SELECT until_ms FROM sspr_blocks WHERE user_id = ?`, userID).Scan(&until)
+	err := q.QueryRowContext(ctx, `SELECT until_ms FROM sspr_blocks WHERE user_id = ?`, userID).Scan(&until)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}

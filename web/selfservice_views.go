@@ -48,7 +48,7 @@ type StepView struct {
 	Required  int
 	Questions []string
 	Masked    []string
-	Notice    string
+	NotLocked bool // an unlock found the account was not locked
 	Rules     Rules
 }
 

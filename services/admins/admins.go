@@ -93,8 +93,8 @@ type Service struct {
 	now    func() time.Time
 	params HashParams
 
-	dummyMu sync.Mutex
-	dummy   string
+	dummyOnce sync.Once
+	dummy     string
 }
 
 // New builds the service. params sets the argon2id cost.
@@ -103,21 +103,9 @@ func New(db *store.DB, log *slog.Logger, params HashParams) (*Service, error) {
 }
 
 // dummyHash is a hash nothing matches, with the cost of real ones: checked
-// for unknown e-mail addresses. With the default parameters it is a
-// constant; other parameters (tests) compute one at first use.
+// for unknown e-mail addresses.
 func (s *Service) dummyHash() (string, error) {
-	if s.params == DefaultHashParams {
-		return dummyDefaultHash, nil
-	}
-	s.dummyMu.Lock()
-	defer s.dummyMu.Unlock()
-	if s.dummy == "" {
-		h, err := HashPassword(randomToken(), s.params)
-		if err != nil {
-			return "", err // busy: try again next time
-		}
-		s.dummy = h
-	}
+	s.dummyOnce.Do(func() { s.dummy = DummyHash(s.params) })
 	return s.dummy, nil
 }
 

@@ -140,8 +140,17 @@ func VerifyPassword(encoded, password string) (bool, error) {
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 
-// dummyDefaultHash is an argon2id hash with DefaultHashParams of a random
-// 32-byte password that was thrown away: nothing matches it. Sign-in checks
-// it for unknown e-mail addresses so they cost what a real account costs,
-// without paying a hash (19 MiB, tens of milliseconds) at every start.
-const dummyDefaultHash = "$argon2id$v=19$m=19456,t=2,p=1$1kS+sIDKgsd2LoTs12P3iw$WH5wrQhsOgRGwlw/FR57qiZBJYZ+YFwgl5Gv63ZeeMw"
+// DummyHash returns an encoded hash with parameters p that no password
+// matches: a random salt and a random key, so nothing is hashed to make it.
+// Verifying a password against it costs what a real hash with p costs, which
+// is what uniform timing for unknown accounts and unregistered answers needs.
+func DummyHash(p HashParams) string {
+	salt, key := make([]byte, 16), make([]byte, 32)
+	if _, err := rand.Read(salt); err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	if _, err := rand.Read(key); err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	return encodeHash(p, salt, key)
+}

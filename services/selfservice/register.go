@@ -129,19 +129,22 @@ type Registration struct {
 
 // Registration returns the state of a registration flow.
 func (s *Service) Registration(ctx context.Context, id, browser string) (Registration, error) {
-	f, st, _, err := s.loadFlow(ctx, id, browser)
-	if err != nil || f.Kind != KindRegister {
+	fl, err := s.loadFlow(ctx, id, browser)
+	if err != nil {
+		return Registration{}, err
+	}
+	if fl.Kind != KindRegister {
 		return Registration{}, ErrFlowGone
 	}
 	p, _, err := s.Policy(ctx)
 	if err != nil {
 		return Registration{}, err
 	}
-	r := Registration{ID: f.ID, Login: f.Login, Allowed: p.Methods, Choices: p.Questions, ToRegister: p.QuestionsToRegister}
-	if u, err := s.flowUser(ctx, f); err == nil && u.Email != "" {
+	r := Registration{ID: fl.ID, Login: fl.Login, Allowed: p.Methods, Choices: p.Questions, ToRegister: p.QuestionsToRegister}
+	if u, err := s.flowUser(ctx, fl.Flow); err == nil && u.Email != "" {
 		r.DirectoryEmail = Mask(u.Email)
 	}
-	regs, err := s.db.Methods(ctx, f.UserID)
+	regs, err := s.db.Methods(ctx, fl.UserID)
 	if err != nil {
 		return r, err
 	}
@@ -152,7 +155,7 @@ func (s *Service) Registration(ctx context.Context, id, browser string) (Registr
 		}
 		switch m.Method {
 		case MethodEmail:
-			if pt, err := s.keys.Open(methodContext(f.UserID, MethodEmail), m.Secret); err == nil {
+			if pt, err := s.keys.Open(methodContext(fl.UserID, MethodEmail), m.Secret); err == nil {
 				r.AltEmail = Mask(string(pt))
 			}
 		case MethodApp:
@@ -165,15 +168,15 @@ func (s *Service) Registration(ctx context.Context, id, browser string) (Registr
 		r.Confirmed = time.UnixMilli(oldest).UTC()
 		r.Stale = p.ReconfirmDays > 0 && s.now().Sub(r.Confirmed) > time.Duration(p.ReconfirmDays)*24*time.Hour
 	}
-	if st.AltEmailSealed != "" {
-		if pt, err := s.keys.Open("sspr.pending-email:"+f.ID, st.AltEmailSealed); err == nil {
+	if fl.st.AltEmailSealed != "" {
+		if pt, err := s.keys.Open("sspr.pending-email:"+fl.ID, fl.st.AltEmailSealed); err == nil {
 			r.PendingEmail = Mask(string(pt))
 		}
 	}
-	if st.AppSecretSealed != "" {
-		if pt, err := s.keys.Open("sspr.pending-app:"+f.ID, st.AppSecretSealed); err == nil {
+	if fl.st.AppSecretSealed != "" {
+		if pt, err := s.keys.Open("sspr.pending-app:"+fl.ID, fl.st.AppSecretSealed); err == nil {
 			r.AppSecret = string(pt)
-			r.AppQR, _ = qrDataURI(otpURL(orgName(p), f.Login, r.AppSecret))
+			r.AppQR, _ = qrDataURI(otpURL(orgName(p), fl.Login, r.AppSecret))
 		}
 	}
 	return r, nil
@@ -204,122 +207,158 @@ func qrDataURI(otpauth string) (string, error) {
 	return "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes()), nil
 }
 
-// BeginAltEmail sends a code to an alternate address the person wants to register.
-func (s *Service) BeginAltEmail(ctx context.Context, id, browser, addr string, from audit.Actor) error {
-	f, st, verified, err := s.loadFlow(ctx, id, browser)
-	if err != nil || f.Kind != KindRegister {
-		return ErrFlowGone
+// registerFlow reads a registration flow of this browser session.
+func (s *Service) registerFlow(ctx context.Context, id, browser string) (flow, error) {
+	fl, err := s.loadFlow(ctx, id, browser)
+	if err == nil && fl.Kind != KindRegister {
+		err = ErrFlowGone
+	}
+	return fl, err
+}
+
+// BeginAltEmail sends a code to an alternate address the person wants to
+// register. The code limits are counted in the transaction that stores the
+// code.
+func (s *Service) BeginAltEmail(ctx context.Context, id, browser, addr string, from audit.Actor) (err error) {
+	defer func() { err = EmployeeError(err) }()
+	fl, err := s.registerFlow(ctx, id, browser)
+	if err != nil {
+		return err
 	}
 	addr = strings.TrimSpace(addr)
 	if a, err := mail.ParseAddress(addr); err != nil || a.Address != addr || len(addr) > 254 {
 		return errs.FieldErrors(map[string]string{"email": "Enter an e-mail address like name@example.com."})
 	}
-	now := s.now()
-	dk := s.mac("dest", strings.ToLower(addr))
-	if n, err := s.db.CountCodes(ctx, true, dk, now.Add(-time.Hour).UnixMilli()); err != nil {
-		return err
-	} else if n >= CodesPerAddress {
-		return ErrTooManyCodes
-	}
-	if n, err := s.db.CountCodes(ctx, false, key(f), now.Add(-time.Hour).UnixMilli()); err != nil {
-		return err
-	} else if n >= CodesPerUser {
-		return ErrTooManyCodes
-	}
+	e := entry(audit.ActivityRegisterSecurity, from, fl.Flow, map[string]any{"method": MethodLabel(MethodEmail), "step": "send e-mail"})
 	snd, err := s.sender(ctx)
 	if err != nil {
+		s.failed(ctx, e, err)
 		return err
 	}
+	now := s.now()
+	since := now.Add(-time.Hour).UnixMilli()
+	dk := s.mac("dest", strings.ToLower(addr))
 	code := newCode()
-	sealed, err := s.keys.Seal("sspr.pending-email:"+f.ID, []byte(addr))
+	sealed, err := s.keys.Seal("sspr.pending-email:"+fl.ID, []byte(addr))
 	if err != nil {
 		return err
 	}
-	st.AltEmailSealed = sealed
-	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		if err := tx.InsertCode(ctx, store.Code{FlowID: f.ID, Purpose: "register-email", UserID: key(f), Destination: dk,
-			CodeHash: s.mac(f.ID, "register-email", code), CreatedMS: now.UnixMilli(), ExpiresMS: now.Add(CodeTTL).UnixMilli()}); err != nil {
+	err = s.updateFlow(ctx, id, browser, func(tx *store.Tx, fl *flow) error {
+		if n, err := tx.CountCodes(ctx, true, dk, since); err != nil {
+			return err
+		} else if n >= CodesPerAddress {
+			return ErrTooManyCodes
+		}
+		if n, err := tx.CountCodes(ctx, false, key(fl.Flow), since); err != nil {
+			return err
+		} else if n >= CodesPerUser {
+			return ErrTooManyCodes
+		}
+		if err := tx.InsertCode(ctx, store.Code{FlowID: fl.ID, Purpose: "register-email", UserID: key(fl.Flow), Destination: dk,
+			CodeHash: s.mac(fl.ID, "register-email", code), CreatedMS: now.UnixMilli(), ExpiresMS: now.Add(CodeTTL).UnixMilli()}); err != nil {
 			return err
 		}
-		return s.saveFlow(ctx, tx, f, st, verified)
+		fl.st.AltEmailSealed = sealed
+		return nil
 	})
 	if err != nil {
 		return err
 	}
 	p, _, _ := s.Policy(ctx)
 	if err := snd.Send(ctx, wbmail.VerificationCode(addr, orgName(p), code, CodeTTL)); err != nil {
-		s.record(ctx, audit.Entry{Category: audit.CategoryUserManagement, Activity: audit.ActivityRegisterSecurity, Actor: userActor(from, f),
-			Target: audit.Target{Type: "User", ID: f.UserID, DN: f.UserDN, Name: f.Login}, CorrelationID: f.CorrelationID,
-			Result: audit.Failure, Reason: "e-mail could not be sent: " + errs.MessageOf(err), Details: map[string]any{"method": MethodLabel(MethodEmail)}})
-		return errs.E(errs.Unavailable, "We could not send an e-mail just now. Try again in a few minutes.", err)
+		e.Reason = "e-mail could not be sent: " + errs.MessageOf(err)
+		s.failed(ctx, e, err)
+		return err
 	}
 	return nil
 }
 
 // ConfirmAltEmail checks the code sent to the alternate address and registers it.
-func (s *Service) ConfirmAltEmail(ctx context.Context, id, browser, code string, from audit.Actor) error {
-	f, st, verified, err := s.loadFlow(ctx, id, browser)
-	if err != nil || f.Kind != KindRegister || st.AltEmailSealed == "" {
+func (s *Service) ConfirmAltEmail(ctx context.Context, id, browser, code string, from audit.Actor) (err error) {
+	defer func() { err = EmployeeError(err) }()
+	fl, err := s.registerFlow(ctx, id, browser)
+	if err != nil {
+		return err
+	}
+	if fl.st.AltEmailSealed == "" {
 		return ErrFlowGone
 	}
-	ok, msg, err := s.checkCode(ctx, f, "register-email", strings.TrimSpace(code))
+	ok, msg, err := s.checkCode(ctx, fl.Flow, "register-email", strings.TrimSpace(code))
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return errs.FieldErrors(map[string]string{"code": msg})
 	}
-	addr, err := s.keys.Open("sspr.pending-email:"+f.ID, st.AltEmailSealed)
+	addr, err := s.keys.Open("sspr.pending-email:"+fl.ID, fl.st.AltEmailSealed)
 	if err != nil {
 		return ErrFlowGone
 	}
-	st.AltEmailSealed = ""
-	return s.register(ctx, f, st, verified, from, MethodEmail, addr)
+	return s.register(ctx, id, browser, from, MethodEmail, addr, 0, func(st *flowState) bool {
+		ok := st.AltEmailSealed == fl.st.AltEmailSealed
+		st.AltEmailSealed = ""
+		return ok
+	})
 }
 
 // BeginApp creates a new authenticator secret for the person to scan.
-func (s *Service) BeginApp(ctx context.Context, id, browser string) error {
-	f, st, verified, err := s.loadFlow(ctx, id, browser)
-	if err != nil || f.Kind != KindRegister {
-		return ErrFlowGone
+func (s *Service) BeginApp(ctx context.Context, id, browser string) (err error) {
+	defer func() { err = EmployeeError(err) }()
+	fl, err := s.registerFlow(ctx, id, browser)
+	if err != nil {
+		return err
 	}
 	p, _, err := s.Policy(ctx)
 	if err != nil {
 		return err
 	}
-	k, err := totp.Generate(totp.GenerateOpts{Issuer: orgName(p), AccountName: f.Login})
+	k, err := totp.Generate(totp.GenerateOpts{Issuer: orgName(p), AccountName: fl.Login})
 	if err != nil {
 		return err
 	}
-	if st.AppSecretSealed, err = s.keys.Seal("sspr.pending-app:"+f.ID, []byte(k.Secret())); err != nil {
+	sealed, err := s.keys.Seal("sspr.pending-app:"+fl.ID, []byte(k.Secret()))
+	if err != nil {
 		return err
 	}
-	return s.db.InTx(ctx, func(tx *store.Tx) error { return s.saveFlow(ctx, tx, f, st, verified) })
+	return s.updateFlow(ctx, id, browser, func(tx *store.Tx, fl *flow) error {
+		fl.st.AppSecretSealed = sealed
+		return nil
+	})
 }
 
-// ConfirmApp checks a code from the newly scanned app and registers it.
-func (s *Service) ConfirmApp(ctx context.Context, id, browser, code string, from audit.Actor) error {
-	f, st, verified, err := s.loadFlow(ctx, id, browser)
-	if err != nil || f.Kind != KindRegister || st.AppSecretSealed == "" {
+// ConfirmApp checks a code from the newly scanned app and registers it. The
+// code is checked with the same window as at a reset, and its time step is
+// stored as used: the code that confirmed the app cannot then verify a reset.
+func (s *Service) ConfirmApp(ctx context.Context, id, browser, code string, from audit.Actor) (err error) {
+	defer func() { err = EmployeeError(err) }()
+	fl, err := s.registerFlow(ctx, id, browser)
+	if err != nil {
+		return err
+	}
+	if fl.st.AppSecretSealed == "" {
 		return ErrFlowGone
 	}
-	secret, err := s.keys.Open("sspr.pending-app:"+f.ID, st.AppSecretSealed)
+	secret, err := s.keys.Open("sspr.pending-app:"+fl.ID, fl.st.AppSecretSealed)
 	if err != nil {
 		return ErrFlowGone
 	}
-	if !totp.Validate(strings.TrimSpace(code), string(secret)) {
+	step, ok := totpStep(string(secret), strings.TrimSpace(code), s.now())
+	if !ok {
 		return errs.FieldErrors(map[string]string{"app_code": "That code is not right. Enter the 6-digit code the app shows now."})
 	}
-	st.AppSecretSealed = ""
-	return s.register(ctx, f, st, verified, from, MethodApp, secret)
+	return s.register(ctx, id, browser, from, MethodApp, secret, step, func(st *flowState) bool {
+		ok := st.AppSecretSealed == fl.st.AppSecretSealed
+		st.AppSecretSealed = ""
+		return ok
+	})
 }
 
 // SaveQuestions registers answers to security questions, stored only as
 // salted argon2id hashes of the normalised answers.
-func (s *Service) SaveQuestions(ctx context.Context, id, browser string, questions, answers []string, from audit.Actor) error {
-	f, st, verified, err := s.loadFlow(ctx, id, browser)
-	if err != nil || f.Kind != KindRegister {
-		return ErrFlowGone
+func (s *Service) SaveQuestions(ctx context.Context, id, browser string, questions, answers []string, from audit.Actor) (err error) {
+	defer func() { err = EmployeeError(err) }()
+	if _, err := s.registerFlow(ctx, id, browser); err != nil {
+		return err
 	}
 	p, _, err := s.Policy(ctx)
 	if err != nil {
@@ -347,6 +386,9 @@ func (s *Service) SaveQuestions(ctx context.Context, id, browser string, questio
 			fields["questions"] = "Answer every question you choose with at least 3 letters or digits."
 			continue
 		}
+		if len(fields) > 0 {
+			continue // the form comes back anyway: spare the hashing
+		}
 		h, err := admins.HashPassword(a, s.AnswerParams)
 		if err != nil {
 			return err
@@ -360,25 +402,30 @@ func (s *Service) SaveQuestions(ctx context.Context, id, browser string, questio
 		return errs.FieldErrors(fields)
 	}
 	b, _ := json.Marshal(out)
-	return s.register(ctx, f, st, verified, from, MethodQuestions, b)
+	return s.register(ctx, id, browser, from, MethodQuestions, b, 0, nil)
 }
 
-// register stores a method and records "User registered security info".
-func (s *Service) register(ctx context.Context, f store.Flow, st flowState, verified []string, from audit.Actor, method string, secret []byte) error {
-	sealed, err := s.keys.Seal(methodContext(f.UserID, method), secret)
+// register stores a method and records "User registered security info", in
+// one transaction with the flow it reads again. settle, when set, clears what
+// awaited confirmation and reports whether it is still what was confirmed
+// (a concurrent confirmation or a new secret means it is not).
+func (s *Service) register(ctx context.Context, id, browser string, from audit.Actor, method string, secret []byte, lastStep int64, settle func(*flowState) bool) error {
+	fl, err := s.registerFlow(ctx, id, browser)
 	if err != nil {
 		return err
 	}
-	return s.db.InTx(ctx, func(tx *store.Tx) error {
-		if err := tx.PutMethod(ctx, store.Method{UserID: f.UserID, Method: method, Secret: sealed, ConfirmedMS: s.now().UnixMilli()}); err != nil {
+	sealed, err := s.keys.Seal(methodContext(fl.UserID, method), secret)
+	if err != nil {
+		return err
+	}
+	return s.updateFlow(ctx, id, browser, func(tx *store.Tx, fl *flow) error {
+		if settle != nil && !settle(&fl.st) {
+			return ErrFlowGone
+		}
+		if err := tx.PutMethod(ctx, store.Method{UserID: fl.UserID, Method: method, Secret: sealed, ConfirmedMS: s.now().UnixMilli(), LastStep: lastStep}); err != nil {
 			return err
 		}
-		if err := s.saveFlow(ctx, tx, f, st, verified); err != nil {
-			return err
-		}
-		_, err := audit.Record(ctx, tx, audit.Entry{Category: audit.CategoryUserManagement, Activity: audit.ActivityRegisterSecurity,
-			Actor: userActor(from, f), Target: audit.Target{Type: "User", ID: f.UserID, DN: f.UserDN, Name: f.Login},
-			CorrelationID: f.CorrelationID, Details: map[string]any{"method": MethodLabel(method)}})
+		_, err := audit.Record(ctx, tx, entry(audit.ActivityRegisterSecurity, from, fl.Flow, map[string]any{"method": MethodLabel(method)}))
 		return err
 	})
 }

@@ -37,7 +37,8 @@ const (
 // Service runs self-service.
 type Service struct {
 	db      *store.DB
-	wb      *writeback.Service
+	wb      *writeback.Service // for /change and /register sign-in
+	dir     Directory          // for everything else
 	keys    *keyring.Keyring
 	log     *slog.Logger
 	baseURL string
@@ -48,6 +49,18 @@ type Service struct {
 	TimeFloor time.Duration
 	// AnswerParams is the argon2id cost of security-question answers.
 	AnswerParams admins.HashParams
+	// ReportFailure, when set, hears of every failure on the portal's side
+	// of a self-service step (directory unreachable, service account
+	// refused, mail not sent) after it is audited, e.g. to show it on the
+	// writeback service status panel.
+	ReportFailure func(ctx context.Context, err error)
+
+	// evaluating, when set (tests), is called each time a guess is about to
+	// be checked against what is stored, after its failure is reserved.
+	evaluating func(method string)
+	// verifyHash checks an answer against its argon2id hash
+	// (admins.VerifyPassword; replaced in tests).
+	verifyHash func(encoded, answer string) (bool, error)
 
 	codeKey []byte
 	limits  signInLimits
@@ -60,9 +73,9 @@ type Service struct {
 
 // New builds the service. baseURL is the only source of links in e-mails.
 func New(db *store.DB, wb *writeback.Service, keys *keyring.Keyring, log *slog.Logger, baseURL string) *Service {
-	return &Service{db: db, wb: wb, keys: keys, log: log, baseURL: strings.TrimSuffix(baseURL, "/"), now: time.Now,
+	return &Service{db: db, wb: wb, dir: writebackDirectory{wb}, keys: keys, log: log, baseURL: strings.TrimSuffix(baseURL, "/"), now: time.Now,
 		TimeFloor: DefaultTimeFloor, AnswerParams: admins.DefaultHashParams, codeKey: keys.Derive("sspr-codes"),
-		limits: newSignInLimits(), bg: context.WithoutCancel(context.Background())}
+		limits: newSignInLimits(), verifyHash: admins.VerifyPassword, bg: context.WithoutCancel(context.Background())}
 }
 
 // Wait waits for e-mails being sent in the background (shutdown, tests).
@@ -149,6 +162,10 @@ func (s *Service) record(ctx context.Context, e audit.Entry) {
 		s.log.Error("record audit event", "activity", e.Activity, "err", err)
 	}
 }
+
+// SetDirectory replaces the directory the reset, unlock and registration
+// flows use (tests).
+func (s *Service) SetDirectory(d Directory) { s.dir = d }
 
 // SetClock replaces the clock (tests).
 func (s *Service) SetClock(now func() time.Time) { s.now = now }

@@ -1,0 +1,78 @@
+package selfservice
+
+import (
+	"context"
+
+	"github.com/writeback/writeback/services/directory"
+	"github.com/writeback/writeback/services/writeback"
+)
+
+// Directory is what the reset, unlock and registration flows need of the
+// on-premises directory and its switches. The writeback service provides it
+// (writebackDirectory); tests give a fake, so the flows' rules get fast tests
+// beside the ones against real directories.
+type Directory interface {
+	// State reads both writeback switches and whether a connection exists.
+	State(ctx context.Context) (writeback.State, error)
+	// Lookup finds one user by what a person typed.
+	Lookup(ctx context.Context, login string) (directory.User, error)
+	// Get re-reads a user by DN.
+	Get(ctx context.Context, dn string) (directory.User, error)
+	// MemberOf tells whether u is in the group, nested membership included.
+	MemberOf(ctx context.Context, u directory.User, groupDN string) (bool, error)
+	// Policy reads the password policy that applies to u.
+	Policy(ctx context.Context, u directory.User) (directory.Policy, error)
+	// Reset writes a new password for u.
+	Reset(ctx context.Context, u directory.User, password string, opt directory.ResetOptions) (directory.Result, error)
+	// Unlock ends a lockout of u.
+	Unlock(ctx context.Context, u directory.User) (directory.Result, error)
+}
+
+// writebackDirectory is the Directory of a running portal: the writeback
+// service's switches and its client for the stored connection.
+type writebackDirectory struct{ wb *writeback.Service }
+
+func (d writebackDirectory) State(ctx context.Context) (writeback.State, error) {
+	return d.wb.State(ctx)
+}
+
+func (d writebackDirectory) Lookup(ctx context.Context, login string) (directory.User, error) {
+	return d.wb.Lookup(ctx, login)
+}
+
+func (d writebackDirectory) Get(ctx context.Context, dn string) (directory.User, error) {
+	cl, _, err := d.wb.Client(ctx)
+	if err != nil {
+		return directory.User{}, err
+	}
+	u, _, err := cl.Get(ctx, dn)
+	return u, err
+}
+
+func (d writebackDirectory) MemberOf(ctx context.Context, u directory.User, groupDN string) (bool, error) {
+	cl, _, err := d.wb.Client(ctx)
+	if err != nil {
+		return false, err
+	}
+	return cl.MemberOf(ctx, u, groupDN)
+}
+
+func (d writebackDirectory) Policy(ctx context.Context, u directory.User) (directory.Policy, error) {
+	return d.wb.Policy(ctx, u)
+}
+
+func (d writebackDirectory) Reset(ctx context.Context, u directory.User, password string, opt directory.ResetOptions) (directory.Result, error) {
+	cl, _, err := d.wb.Client(ctx)
+	if err != nil {
+		return directory.Result{}, err
+	}
+	return cl.Reset(ctx, u, password, opt)
+}
+
+func (d writebackDirectory) Unlock(ctx context.Context, u directory.User) (directory.Result, error) {
+	cl, _, err := d.wb.Client(ctx)
+	if err != nil {
+		return directory.Result{}, err
+	}
+	return cl.Unlock(ctx, u)
+}

@@ -1,0 +1,77 @@
+package selfservice
+
+import (
+	"context"
+	"errors"
+
+	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/directory"
+	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/writeback"
+)
+
+// MsgOurSide is all a person using self-service learns of a failure on the
+// portal's side — the directory unreachable, the service account refused or
+// lacking a right, no mail server: the same words for everyone, since the
+// detail is for administrators (it goes to the audit log).
+const MsgOurSide = "Something is wrong on our side. Try again later or contact your helpdesk."
+
+// EmployeeError returns what a person using self-service may be shown of
+// err. Errors meant for that person pass unchanged: field errors, password
+// policy refusals, an expired flow, limits and wrong answers. Everything that
+// is not the person's doing — an Unavailable or Internal error, or any
+// directory error other than a policy refusal ("the directory refused the
+// portal's service account…", "the service account lacks the right…") —
+// becomes an Unavailable error with MsgOurSide, keeping err as its hidden
+// cause for the operator log. Record the detail for administrators before
+// calling this (Service.failed does).
+func EmployeeError(err error) error {
+	if !ourSide(err) || errs.MessageOf(err) == MsgOurSide {
+		return err
+	}
+	return errs.E(errs.Unavailable, MsgOurSide, err)
+}
+
+func isDirectoryError(err error) bool {
+	var oe *directory.OpError
+	return errors.As(err, &oe)
+}
+
+// ourSide tells whether err is a failure of the portal or the directory
+// rather than something the person did (see EmployeeError).
+func ourSide(err error) bool {
+	if err == nil {
+		return false
+	}
+	k := errs.KindOf(err)
+	return k == errs.Unavailable || k == errs.Internal || (isDirectoryError(err) && k != errs.Policy)
+}
+
+// failed records a failed self-service step: an audit row whose details keep
+// the raw diagnostic (server, LDAP result, the directory's message, or the
+// error text) for administrators. A failure on the portal's side also goes to
+// the operator log and to ReportFailure when set. e names the step; its Result
+// and (unless set) Reason are filled in here.
+func (s *Service) failed(ctx context.Context, e audit.Entry, err error) {
+	e.Result = audit.Failure
+	if e.Reason == "" {
+		e.Reason = errs.MessageOf(err)
+	}
+	if e.Details == nil {
+		e.Details = map[string]any{}
+	}
+	writeback.AddDiagnostics(e.Details, err)
+	if _, ok := e.Details["diagnostic"]; !ok {
+		// No directory answer to quote: keep the error chain, which names no
+		// password, code or answer.
+		e.Details["error"] = err.Error()
+	}
+	s.record(ctx, e)
+	if !ourSide(err) {
+		return
+	}
+	s.log.Warn("self-service step failed", "activity", e.Activity, "step", e.Details["step"], "correlation_id", e.CorrelationID, "err", err)
+	if s.ReportFailure != nil {
+		s.ReportFailure(ctx, err)
+	}
+}
