@@ -190,6 +190,11 @@ func (s *session) testDirectory(l *Checklist, login string) {
 	if login == "" {
 		return
 	}
+	login, err := identifierArg("test", login, "")
+	if err != nil {
+		l.add("User to check", false, "%s", errs.MessageOf(err))
+		return
+	}
 	name := "User " + login
 	e, err := s.findEntry(login)
 	if err != nil {

@@ -49,6 +49,12 @@ type server struct {
 	closed bool
 	dse    *rootDSE
 	dseAt  time.Time
+	// What protect reads once in a while: AD's protected groups and the
+	// service account's ID.
+	prot    *adProtection
+	protAt  time.Time
+	svcID   string
+	svcIDAt time.Time
 }
 
 // pconn is one LDAP connection.

@@ -81,8 +81,11 @@ type Config struct {
 	// RecoveryEmailAttribute holds the address recovery mail is sent to;
 	// empty means mail.
 	RecoveryEmailAttribute string
-	// ExcludedGroups are DNs of groups whose members (nested members on AD)
-	// are kept out of self-service, as are AD accounts with adminCount=1.
+	// ExcludedGroups are DNs of groups whose members (nested members and
+	// primary group on AD) the portal never resets, unlocks or changes. On
+	// AD the protected groups AdminSDHolder covers are left alone whatever
+	// this says (they are found by their well-known SIDs), as are accounts
+	// with adminCount=1; the service account is left alone everywhere.
 	ExcludedGroups []string
 	// Timeout bounds each operation, failover included; zero means
 	// DefaultTimeout.
@@ -104,11 +107,7 @@ func Defaults(t Type, baseDN string) Config {
 	case TypeAD:
 		c.UserFilter = DefaultADUserFilter
 		c.LoginAttributes = []string{"sAMAccountName", "userPrincipalName", "mail"}
-		c.ExcludedGroups = []string{
-			"CN=Domain Admins,CN=Users," + baseDN,
-			"CN=Enterprise Admins,CN=Users," + baseDN,
-			"CN=Administrators,CN=Builtin," + baseDN,
-		}
+		c.ExcludedGroups = DefaultADExcludedGroups(DomainDN(baseDN))
 	case TypeOpenLDAP:
 		c.UserFilter = DefaultOpenLDAPUserFilter
 		c.LoginAttributes = []string{"uid", "mail"}
