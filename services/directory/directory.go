@@ -305,7 +305,7 @@ func parseCAPEM(pemText string) (*x509.CertPool, error) {
 		}
 		cert, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("certificate %d cannot be read: %v", n+1, err)
+			return nil, fmt.Errorf("certificate %d is not a valid X.509 certificate; paste it again, or export it anew from your CA", n+1)
 		}
 		pool.AddCert(cert)
 		n++
@@ -413,9 +413,13 @@ type ResetOptions struct {
 
 // Check is one line of a connection test.
 type Check struct {
-	Name   string
-	OK     bool
+	Name string
+	OK   bool
+	// Detail is safe to show to administrators.
 	Detail string
+	// Diagnostic is the raw error behind a failed check, for the audit log
+	// only (it can hold Go's and the server's own words).
+	Diagnostic string
 }
 
 // Checklist is the result of Client.Test; OK when every item is.
@@ -426,6 +430,13 @@ type Checklist struct {
 
 func (l *Checklist) add(name string, ok bool, format string, args ...any) {
 	l.Items = append(l.Items, Check{Name: name, OK: ok, Detail: fmt.Sprintf(format, args...)})
+}
+
+// diagnose attaches err's raw text to the last line.
+func (l *Checklist) diagnose(err error) {
+	if err != nil && len(l.Items) > 0 {
+		l.Items[len(l.Items)-1].Diagnostic = errText(err)
+	}
 }
 
 func (l *Checklist) finish() Checklist {
