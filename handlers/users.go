@@ -80,11 +80,17 @@ func (s *Server) userShow(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// userActionFailed re-renders the user page with the plain reason.
+// userActionFailed re-renders the user page with the plain reason. When the
+// user cannot be read again (gone, the directory down, a name that is not
+// one), the error page says why: the action's reason if there was one, else
+// the lookup's.
 func (s *Server) userActionFailed(w http.ResponseWriter, r *http.Request, login string, actErr error, fields map[string]string) error {
 	u, err := s.writeback.Lookup(r.Context(), login)
 	if err != nil {
-		return actErr
+		if actErr != nil {
+			return actErr
+		}
+		return err
 	}
 	v, err := s.userView(w, r, u)
 	if err != nil {

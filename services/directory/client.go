@@ -29,6 +29,28 @@ type Client struct {
 	mu       sync.Mutex
 	policies map[string]cachedPolicy // by source DN
 	defaults map[string]cachedDN     // OpenLDAP default policy DN, by server
+
+	onOutage atomic.Pointer[func(error)]
+}
+
+// OnOutage makes the client call f, synchronously, whenever an operation
+// fails because the directory could not be used at all: no server reachable,
+// a certificate refused, the service account refused, or a server that
+// stopped answering mid-way. Operations the caller gave up on (its context
+// ended) and connection tests do not count. f must be quick and must not use
+// the client.
+func (c *Client) OnOutage(f func(error)) { c.onOutage.Store(&f) }
+
+// reportOutage calls the OnOutage function for err when it is an outage.
+func (c *Client) reportOutage(parent context.Context, op string, err error) {
+	f := c.onOutage.Load()
+	if f == nil || err == nil || op == "test" || parent.Err() != nil {
+		return
+	}
+	switch codeOf(err) {
+	case CodeUnavailable, CodeCertificate, CodeServiceAccount:
+		(*f)(err)
+	}
 }
 
 type cachedPolicy struct {

@@ -425,10 +425,12 @@ func (s *session) rootDSE() (*rootDSE, *OpError) {
 // reached (or its certificate is refused), and retries once on a fresh
 // connection when a pooled one turns out to be dead before anything was
 // written.
-func (c *Client) run(ctx context.Context, op string, fn func(*session) error) (Result, error) {
+func (c *Client) run(ctx context.Context, op string, fn func(*session) error) (res Result, err error) {
 	if c.closed.Load() {
 		return Result{}, fail(CodeUnavailable, msgUnavailable, &OpError{Op: op, Err: errors.New("client is closed")})
 	}
+	parent := ctx
+	defer func() { c.reportOutage(parent, op, err) }()
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	start := time.Now()
