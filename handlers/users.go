@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -67,8 +68,29 @@ func (s *Server) userView(w http.ResponseWriter, r *http.Request, u directory.Us
 	return v, nil
 }
 
+// loginParam is the login in the path, decoded. chi matches on the escaped
+// path whenever it differs from Go's own escaping (say %0a for %0A or
+// %e2%80%8b), and then hands out the parameter still escaped: decoded here,
+// a control character is refused like any other, rather than searched for
+// as the literal text "%0a".
+func loginParam(r *http.Request) (string, error) {
+	v := chi.URLParam(r, "login")
+	if r.URL.RawPath == "" {
+		return v, nil
+	}
+	d, err := url.PathUnescape(v)
+	if err != nil {
+		return "", errs.E(errs.Invalid, "That address does not name a user.", err)
+	}
+	return d, nil
+}
+
 func (s *Server) userShow(w http.ResponseWriter, r *http.Request) error {
-	u, err := s.writeback.Lookup(r.Context(), chi.URLParam(r, "login"))
+	login, err := loginParam(r)
+	if err != nil {
+		return err
+	}
+	u, err := s.writeback.Lookup(r.Context(), login)
 	if err != nil {
 		return err
 	}
@@ -114,7 +136,10 @@ func (s *Server) userActionFailed(w http.ResponseWriter, r *http.Request, login 
 }
 
 func (s *Server) userReset(w http.ResponseWriter, r *http.Request) error {
-	login := chi.URLParam(r, "login")
+	login, err := loginParam(r)
+	if err != nil {
+		return err
+	}
 	pw, confirm := r.PostFormValue("password"), r.PostFormValue("confirm")
 	switch {
 	case pw == "":
@@ -142,7 +167,10 @@ func (s *Server) userReset(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) userUnlock(w http.ResponseWriter, r *http.Request) error {
-	login := chi.URLParam(r, "login")
+	login, err := loginParam(r)
+	if err != nil {
+		return err
+	}
 	u, err := s.writeback.AdminUnlock(r.Context(), s.actor(r), login)
 	if err != nil {
 		if errs.KindOf(err) == errs.Internal {
