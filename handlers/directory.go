@@ -168,7 +168,7 @@ func (s *Server) directorySave(w http.ResponseWriter, r *http.Request) error {
 		v.Fields = fields
 		if err != nil {
 			if f := errs.FieldsOf(err); len(f) > 0 {
-				v.Fields = f
+				v.Fields = formFields(f)
 			} else {
 				v.Errors = []string{errs.MessageOf(err)}
 			}
@@ -186,6 +186,19 @@ func (s *Server) directorySave(w http.ResponseWriter, r *http.Request) error {
 	s.flash(w, r, "Saved the directory connection. Use Test connection to check it.")
 	http.Redirect(w, r, "/admin/directory", http.StatusSeeOther)
 	return nil
+}
+
+// formFields names the connection's field errors as the form does: the
+// trusted CAs are "ca" to the directory package and ca_pem on the page.
+func formFields(f map[string]string) map[string]string {
+	out := make(map[string]string, len(f))
+	for k, m := range f {
+		if k == "ca" {
+			k = "ca_pem"
+		}
+		out[k] = m
+	}
+	return out
 }
 
 func typeLabel(t directory.Type) string {

@@ -999,6 +999,21 @@ func TestDroppedConnection(t *testing.T) {
 	if u := find(t, c, tu.Login); u.Login != tu.Login {
 		t.Fatalf("after the drop: %+v", u)
 	}
+
+	// Cut while a request is on its way: go-ldap then fails the request with
+	// a plain error, which must still count as a lost connection (retried on
+	// a fresh one), never as the directory refusing the request.
+	for i := 0; i < 20; i++ {
+		mu.Lock()
+		for _, cn := range open {
+			cn.Close()
+		}
+		open = nil
+		mu.Unlock()
+		if u, _, err := c.Find(ctx(t), tu.Login); err != nil || u.Login != tu.Login {
+			t.Fatalf("find %d right after the drop: %v", i, err)
+		}
+	}
 }
 
 func copyConn(dst, src net.Conn) {

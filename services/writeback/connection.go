@@ -115,8 +115,9 @@ func (in Input) normalize() Input {
 // WithTypeDefaults is the one rule for what a connection of in.Type gets by
 // default, used by the page (detecting the type and saving) and the command
 // line alike. When the type differs from the one the connection had (from;
-// empty for a first save), the user filter and the login attributes that are
-// empty or still hold from's defaults take in.Type's; the excluded groups
+// empty for a first save), login attributes that are empty or still hold
+// from's defaults take in.Type's, and so does a user filter that holds from's
+// default (an empty one means the type's default anyway); the excluded groups
 // become AD's protected groups when the type becomes AD and the list is empty,
 // and are dropped when it stops being AD while they are still AD's defaults.
 // An empty recovery e-mail attribute is mail.
@@ -128,7 +129,8 @@ func WithTypeDefaults(in Input, from directory.Type) Input {
 		return in
 	}
 	prev, next := directory.Defaults(from, ""), directory.Defaults(in.Type, "")
-	if f := strings.TrimSpace(in.UserFilter); f == "" || f == prev.UserFilter {
+	// An empty filter means the type's default already.
+	if f := strings.TrimSpace(in.UserFilter); f != "" && f == prev.UserFilter {
 		in.UserFilter = next.UserFilter
 	}
 	if len(in.LoginAttributes) == 0 || sameFold(in.LoginAttributes, prev.LoginAttributes) {

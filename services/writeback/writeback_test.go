@@ -74,7 +74,7 @@ func TestWithTypeDefaults(t *testing.T) {
 		attrs  []string
 		filter string
 	}{
-		{"first AD save fills the protected groups", writeback.Input{Type: directory.TypeAD, BaseDNs: base}, "", adGroups, ad.LoginAttributes, ad.UserFilter},
+		{"first AD save fills the protected groups", writeback.Input{Type: directory.TypeAD, BaseDNs: base}, "", adGroups, ad.LoginAttributes, ""},
 		{"switch to AD replaces OpenLDAP's defaults", writeback.Input{Type: directory.TypeAD, BaseDNs: base,
 			LoginAttributes: ol.LoginAttributes, UserFilter: ol.UserFilter}, directory.TypeOpenLDAP, adGroups, ad.LoginAttributes, ad.UserFilter},
 		{"switch to AD keeps what the administrator chose", writeback.Input{Type: directory.TypeAD, BaseDNs: base,
