@@ -67,16 +67,16 @@ func (s *Service) act(ctx context.Context, actor audit.Actor, activity, login st
 		s.recordAction(ctx, actor, activity, target, err, details)
 		return directory.User{}, err
 	}
+	login, err := directory.NormalizeIdentifier(login)
+	if err != nil {
+		return fail(err, nil)
+	}
 	st, err := s.State(ctx)
 	if err != nil {
 		return directory.User{}, err
 	}
 	if !st.Writeback {
 		return fail(errOff(st), nil)
-	}
-	login, err = directory.NormalizeIdentifier(login)
-	if err != nil {
-		return fail(err, nil)
 	}
 	cl, _, err := s.Client(ctx)
 	if err != nil {
