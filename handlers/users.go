@@ -25,13 +25,14 @@ func (s *Server) usersSearch(w http.ResponseWriter, r *http.Request) error {
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
 	p := s.page(w, r, "users", "Users", "Directory users", "Find a person in the on-premises directory to see their account state, reset their password or unlock them.")
 	v := web.UsersView{Page: p, Query: q}
+	status := http.StatusOK
 	if q != "" {
 		users, err := s.writeback.Search(r.Context(), q, 50)
 		if err != nil {
 			if errs.KindOf(err) == errs.Internal {
 				return err
 			}
-			v.Errors = []string{errs.MessageOf(err)}
+			v.Errors, status = []string{errs.MessageOf(err)}, statusOf(err)
 		} else {
 			v.Searched = true
 			for _, u := range users {
@@ -42,7 +43,7 @@ func (s *Server) usersSearch(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	s.render(w, r, http.StatusOK, web.UsersPage(v))
+	s.render(w, r, status, web.UsersPage(v))
 	return nil
 }
 

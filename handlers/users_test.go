@@ -188,6 +188,11 @@ func TestUserPageRefusesControlCharacters(t *testing.T) {
 					t.Errorf("GET %s%s: %d, want a 4xx page saying why\n%s", u.Login, suffix, p.Status, between(p.Body, "<main", "</main>"))
 				}
 			}
+			// The search says why too, and finds nobody.
+			if p := hd.get("/admin/users?q=" + u.Login + "%00junk"); p.Status != http.StatusUnprocessableEntity ||
+				strings.Contains(p.Body, u.DN) || !strings.Contains(p.Body, "invisible or control characters") {
+				t.Errorf("search for %s%%00junk: %d", u.Login, p.Status)
+			}
 			newPw := "Nul-" + testbed.RandomPassword()
 			p := hd.post("/admin/users/"+u.Login+"%00junk/reset", url.Values{"csrf_token": {hd.csrf("/")}, "password": {newPw}, "confirm": {newPw}})
 			if p.Status < 400 || p.Status >= 500 || strings.Contains(p.Body, u.DN) {
