@@ -80,7 +80,7 @@ func TestValidate(t *testing.T) {
 		{"ca without certificate", func(c *Config) { c.CAPEM = "hello" }, "ca", "no certificate"},
 		{"ca garbage block", func(c *Config) {
 			c.CAPEM = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
-		}, "ca", "cannot be read"},
+		}, "ca", "not a valid X.509 certificate"},
 		{"no bind dn", func(c *Config) { c.BindDN = " " }, "bind_dn", "Enter"},
 		{"bad bind dn", func(c *Config) { c.BindDN = "svc" }, "bind_dn", "not a valid DN"},
 		{"no bind password", func(c *Config) { c.BindPassword = "" }, "bind_password", "anonymous"},
