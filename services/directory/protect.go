@@ -138,7 +138,21 @@ type adProtection struct {
 	domain  sid
 	groups  []protectedGroup // found by SID
 	primary map[uint32]string
+	// nested remembers, for primaryGroupTTL, which protected group a primary
+	// group is nested in (nil: none): most accounts share Domain Users, and
+	// asking for its nested memberships costs the DC more than the rest of a
+	// lookup.
+	nested map[string]nestedVerdict
 }
+
+type nestedVerdict struct {
+	g  *protectedGroup
+	at time.Time
+}
+
+// primaryGroupTTL bounds how long a primary group's nested memberships are
+// reused: a group nested into a protected group counts within a minute.
+const primaryGroupTTL = time.Minute
 
 // adProtectionInfo finds the domain's SID and its protected groups on the
 // session's server, at most every protectedTTL.
@@ -191,7 +205,7 @@ func (s *session) adProtectionInfo() (*adProtection, *OpError) {
 	if oe != nil {
 		return nil, oe
 	}
-	p = &adProtection{domain: domain, primary: map[uint32]string{}}
+	p = &adProtection{domain: domain, primary: map[uint32]string{}, nested: map[string]nestedVerdict{}}
 	found := map[string]string{}
 	for _, e := range res.Entries {
 		if g, ok := parseSID(e.GetRawAttributeValue("objectSid")); ok {
@@ -373,9 +387,18 @@ func (s *session) adProtected(e *ldap.Entry, u *User) *OpError {
 			return nil
 		}
 	}
-	g, oe = s.inChain(pg, groups)
-	if oe != nil {
-		return unsure("the nested group memberships of the account's primary group", oe)
+	s.srv.mu.Lock()
+	v, ok := p.nested[strings.ToLower(pg)]
+	s.srv.mu.Unlock()
+	if ok && time.Since(v.at) < primaryGroupTTL {
+		g = v.g
+	} else {
+		if g, oe = s.inChain(pg, groups); oe != nil {
+			return unsure("the nested group memberships of the account's primary group", oe)
+		}
+		s.srv.mu.Lock()
+		p.nested[strings.ToLower(pg)] = nestedVerdict{g: g, at: time.Now()}
+		s.srv.mu.Unlock()
 	}
 	if g != nil {
 		u.Protected, u.ProtectedReason = true, "primary group "+pg+" is a member of "+g.describe()
