@@ -4,7 +4,6 @@ import (
 	"errors"
 
 	"github.com/writeback/writeback/services/directory"
-	"github.com/writeback/writeback/services/errs"
 )
 
 // AddDiagnostics copies what administrators need from a directory error
@@ -24,22 +23,4 @@ func AddDiagnostics(details map[string]any, err error) {
 			details["rule"] = oe.Rule
 		}
 	}
-}
-
-// isOutage tells whether err means the directory could not be used at all
-// (no server reachable, certificate refused, service account refused), as
-// opposed to a refusal about one account.
-func isOutage(err error) bool {
-	if err == nil || errs.KindOf(err) != errs.Unavailable {
-		return false
-	}
-	var oe *directory.OpError
-	if !errors.As(err, &oe) {
-		return false
-	}
-	switch oe.Code {
-	case directory.CodeUnavailable, directory.CodeCertificate, directory.CodeServiceAccount:
-		return true
-	}
-	return false
 }
