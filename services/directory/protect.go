@@ -270,13 +270,16 @@ func (s *session) serviceAccountID() string {
 	}
 	res, oe := s.search(ldap.NewSearchRequest(s.c.cfg.BindDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
 		"(objectClass=*)", []string{attr}, nil))
-	if oe != nil || len(res.Entries) != 1 {
+	switch {
+	case oe != nil && (oe.Code == CodeUnavailable || s.ctx.Err() != nil):
+		return "" // try again next time
+	case oe != nil || len(res.Entries) != 1:
+		// Remembered too: the DN comparison still holds.
 		s.c.log.Debug("directory: cannot read the service account's ID; comparing DNs only", "server", s.srv.u.raw, "err", oe)
-		return ""
-	}
-	if s.c.cfg.Type == TypeAD {
+		id = ""
+	case s.c.cfg.Type == TypeAD:
 		id = formatGUID(res.Entries[0].GetEqualFoldRawAttributeValue(attr))
-	} else {
+	default:
 		id = res.Entries[0].GetEqualFoldAttributeValue(attr)
 	}
 	s.srv.mu.Lock()
