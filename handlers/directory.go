@@ -27,9 +27,7 @@ func (s *Server) directoryView(w http.ResponseWriter, r *http.Request) (web.Dire
 		c = writeback.Connection{Type: d.Type, LoginAttributes: d.LoginAttributes, RecoveryEmailAttribute: d.RecoveryEmailAttribute,
 			UserFilter: d.UserFilter}
 	}
-	fillConnection(&v, writeback.Input{Type: c.Type, URLs: c.URLs, StartTLS: c.StartTLS, CAPEM: c.CAPEM, BindDN: c.BindDN,
-		BaseDNs: c.BaseDNs, UserFilter: c.UserFilter, LoginAttributes: c.LoginAttributes,
-		RecoveryEmailAttribute: c.RecoveryEmailAttribute, ExcludedGroups: c.ExcludedGroups, PasswordWriteback: c.PasswordWriteback})
+	fillConnection(&v, writeback.InputOf(c))
 	v.HasPassword = c.HasPassword()
 	return v, nil
 }
@@ -89,7 +87,7 @@ func connectionInput(r *http.Request) (writeback.Input, map[string]string, error
 		BindPassword:           r.PostFormValue("bind_password"),
 		BaseDNs:                lines(r.PostFormValue("base_dns")),
 		UserFilter:             r.PostFormValue("user_filter"),
-		LoginAttributes:        strings.Split(r.PostFormValue("login_attributes"), ","),
+		LoginAttributes:        writeback.SplitList(r.PostFormValue("login_attributes")),
 		RecoveryEmailAttribute: r.PostFormValue("recovery_email_attribute"),
 		ExcludedGroups:         lines(r.PostFormValue("excluded_groups")),
 		PasswordWriteback:      r.PostFormValue("password_writeback") == "yes",
@@ -151,16 +149,10 @@ func (s *Server) directorySave(w http.ResponseWriter, r *http.Request) error {
 			s.render(w, r, http.StatusUnprocessableEntity, web.DirectoryPage(v))
 			return nil
 		}
-		d := directory.Defaults(t, directory.DomainDN(firstOr(in.BaseDNs, "")))
-		v.Type = string(t)
+		from := in.Type
+		in.Type = t
+		fillConnection(&v, writeback.WithTypeDefaults(in, from))
 		v.Detected = "Detected: " + typeLabel(t) + ". Defaults for it were filled in where fields were empty or held the other type's defaults; review and press Save."
-		if in.Type != t {
-			v.UserFilter = d.UserFilter
-			v.LoginAttributes = strings.Join(d.LoginAttributes, ", ")
-			if t == directory.TypeAD && v.ExcludedGroups == "" && len(in.BaseDNs) > 0 {
-				v.ExcludedGroups = strings.Join(d.ExcludedGroups, "\n")
-			}
-		}
 		s.render(w, r, http.StatusOK, web.DirectoryPage(v))
 		return nil
 	}
@@ -176,7 +168,7 @@ func (s *Server) directorySave(w http.ResponseWriter, r *http.Request) error {
 		v.Fields = fields
 		if err != nil {
 			if f := errs.FieldsOf(err); len(f) > 0 {
-				v.Fields = f
+				v.Fields = formFields(f)
 			} else {
 				v.Errors = []string{errs.MessageOf(err)}
 			}
@@ -196,11 +188,17 @@ func (s *Server) directorySave(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func firstOr(xs []string, def string) string {
-	if len(xs) > 0 {
-		return xs[0]
+// formFields names the connection's field errors as the form does: the
+// trusted CAs are "ca" to the directory package and ca_pem on the page.
+func formFields(f map[string]string) map[string]string {
+	out := make(map[string]string, len(f))
+	for k, m := range f {
+		if k == "ca" {
+			k = "ca_pem"
+		}
+		out[k] = m
 	}
-	return def
+	return out
 }
 
 func typeLabel(t directory.Type) string {

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -24,13 +25,14 @@ func (s *Server) usersSearch(w http.ResponseWriter, r *http.Request) error {
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
 	p := s.page(w, r, "users", "Users", "Directory users", "Find a person in the on-premises directory to see their account state, reset their password or unlock them.")
 	v := web.UsersView{Page: p, Query: q}
+	status := http.StatusOK
 	if q != "" {
 		users, err := s.writeback.Search(r.Context(), q, 50)
 		if err != nil {
 			if errs.KindOf(err) == errs.Internal {
 				return err
 			}
-			v.Errors = []string{errs.MessageOf(err)}
+			v.Errors, status = []string{errs.MessageOf(err)}, statusOf(err)
 		} else {
 			v.Searched = true
 			for _, u := range users {
@@ -41,7 +43,7 @@ func (s *Server) usersSearch(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	s.render(w, r, http.StatusOK, web.UsersPage(v))
+	s.render(w, r, status, web.UsersPage(v))
 	return nil
 }
 
@@ -67,8 +69,29 @@ func (s *Server) userView(w http.ResponseWriter, r *http.Request, u directory.Us
 	return v, nil
 }
 
+// loginParam is the login in the path, decoded. chi matches on the escaped
+// path whenever it differs from Go's own escaping (say %0a for %0A or
+// %e2%80%8b), and then hands out the parameter still escaped: decoded here,
+// a control character is refused like any other, rather than searched for
+// as the literal text "%0a".
+func loginParam(r *http.Request) (string, error) {
+	v := chi.URLParam(r, "login")
+	if r.URL.RawPath == "" {
+		return v, nil
+	}
+	d, err := url.PathUnescape(v)
+	if err != nil {
+		return "", errs.E(errs.Invalid, "That address does not name a user.", err)
+	}
+	return d, nil
+}
+
 func (s *Server) userShow(w http.ResponseWriter, r *http.Request) error {
-	u, err := s.writeback.Lookup(r.Context(), chi.URLParam(r, "login"))
+	login, err := loginParam(r)
+	if err != nil {
+		return err
+	}
+	u, err := s.writeback.Lookup(r.Context(), login)
 	if err != nil {
 		return err
 	}
@@ -80,11 +103,17 @@ func (s *Server) userShow(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// userActionFailed re-renders the user page with the plain reason.
+// userActionFailed re-renders the user page with the plain reason. When the
+// user cannot be read again (gone, the directory down, a name that is not
+// one), the error page says why: the action's reason if there was one, else
+// the lookup's.
 func (s *Server) userActionFailed(w http.ResponseWriter, r *http.Request, login string, actErr error, fields map[string]string) error {
 	u, err := s.writeback.Lookup(r.Context(), login)
 	if err != nil {
-		return actErr
+		if actErr != nil {
+			return actErr
+		}
+		return err
 	}
 	v, err := s.userView(w, r, u)
 	if err != nil {
@@ -108,7 +137,10 @@ func (s *Server) userActionFailed(w http.ResponseWriter, r *http.Request, login 
 }
 
 func (s *Server) userReset(w http.ResponseWriter, r *http.Request) error {
-	login := chi.URLParam(r, "login")
+	login, err := loginParam(r)
+	if err != nil {
+		return err
+	}
 	pw, confirm := r.PostFormValue("password"), r.PostFormValue("confirm")
 	switch {
 	case pw == "":
@@ -136,7 +168,10 @@ func (s *Server) userReset(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) userUnlock(w http.ResponseWriter, r *http.Request) error {
-	login := chi.URLParam(r, "login")
+	login, err := loginParam(r)
+	if err != nil {
+		return err
+	}
 	u, err := s.writeback.AdminUnlock(r.Context(), s.actor(r), login)
 	if err != nil {
 		if errs.KindOf(err) == errs.Internal {

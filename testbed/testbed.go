@@ -536,3 +536,47 @@ func (e Env) ReadAttr(t testing.TB, d Directory, dn, attr string) string {
 	}
 	return res.Entries[0].GetAttributeValue(attr)
 }
+
+// AddADMember makes memberDN (a user or a group) a member of the AD group groupDN, as Administrator, and undoes it
+// when the test ends. Use it to nest groups: AddADMember(t, outer, inner).
+func (e Env) AddADMember(t testing.TB, groupDN, memberDN string) {
+	t.Helper()
+	mod := ldap.NewModifyRequest(groupDN, nil)
+	mod.Add("member", []string{memberDN})
+	if err := e.withAdmin(e.AD, func(c *ldap.Conn) error { return c.Modify(mod) }); err != nil {
+		t.Fatalf("testbed: add %s to group %s: %v", memberDN, groupDN, err)
+	}
+	t.Cleanup(func() {
+		mod := ldap.NewModifyRequest(groupDN, nil)
+		mod.Delete("member", []string{memberDN})
+		if err := e.withAdmin(e.AD, func(c *ldap.Conn) error { return c.Modify(mod) }); err != nil &&
+			!ldap.IsErrorAnyOf(err, ldap.LDAPResultNoSuchObject, ldap.LDAPResultNoSuchAttribute, ldap.LDAPResultUnwillingToPerform) {
+			t.Logf("testbed: cleanup: remove %s from %s: %v", memberDN, groupDN, err)
+		}
+	})
+}
+
+// SetADPrimaryGroup makes the AD group groupDN u's primary group (primaryGroupID = the group's RID), as
+// Administrator: u becomes a member first, as AD requires. The primary group is Domain Users (513) again when the
+// test ends. AD then no longer lists the group in u's memberOf: only primaryGroupID tells.
+func (e Env) SetADPrimaryGroup(t testing.TB, u TestUser, groupDN string) {
+	t.Helper()
+	rid := e.ReadAttr(t, e.AD, groupDN, "primaryGroupToken")
+	if rid == "" {
+		t.Fatalf("testbed: %s has no primaryGroupToken (not a global group?)", groupDN)
+	}
+	e.AddADMember(t, groupDN, u.DN)
+	set := func(v string) error {
+		mod := ldap.NewModifyRequest(u.DN, nil)
+		mod.Replace("primaryGroupID", []string{v})
+		return e.withAdmin(e.AD, func(c *ldap.Conn) error { return c.Modify(mod) })
+	}
+	if err := set(rid); err != nil {
+		t.Fatalf("testbed: set the primary group of %s to %s (RID %s): %v", u.DN, groupDN, rid, err)
+	}
+	t.Cleanup(func() {
+		if err := set("513"); err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+			t.Logf("testbed: cleanup: reset the primary group of %s: %v", u.DN, err)
+		}
+	})
+}

@@ -858,7 +858,7 @@ func DirectoryPage(v DirectoryView) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = textarea(v.Page, "excluded_groups", "Groups never served by self-service", "One group DN per line. Members (and, on AD, anyone with adminCount=1) are never reset or unlocked by Writeback. Left empty on a new AD connection, the domain's Domain Admins, Enterprise Admins and Administrators are filled in when you save.", v.ExcludedGroups, 3).Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = textarea(v.Page, "excluded_groups", "Groups never served by self-service", "One group DN per line. Members, nested ones included, are never reset, unlocked or changed by Writeback; nor is the service account. On Active Directory the groups AdminSDHolder protects (Administrators, Domain Admins, Schema Admins, Backup Operators, Account Operators and the others) are always left alone, found by their well-known SIDs whatever their names, and so is anyone with adminCount=1; they are filled in here when this list is empty and the type becomes Active Directory, so you can see them.", v.ExcludedGroups, 3).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

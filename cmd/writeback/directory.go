@@ -67,9 +67,7 @@ func directorySet(ctx context.Context, args []string, getenv env, io stdio) erro
 	if err != nil {
 		return err
 	}
-	in := writeback.Input{Type: cur.Type, URLs: cur.URLs, StartTLS: cur.StartTLS, CAPEM: cur.CAPEM, BindDN: cur.BindDN,
-		BaseDNs: cur.BaseDNs, UserFilter: cur.UserFilter, LoginAttributes: cur.LoginAttributes,
-		RecoveryEmailAttribute: cur.RecoveryEmailAttribute, ExcludedGroups: cur.ExcludedGroups, PasswordWriteback: cur.PasswordWriteback}
+	in := writeback.InputOf(cur)
 	first := !cur.Configured()
 	if set["type"] {
 		switch directory.Type(*typ) {
@@ -77,13 +75,8 @@ func directorySet(ctx context.Context, args []string, getenv env, io stdio) erro
 		default:
 			return usagef("--type %q: want ad or openldap", *typ)
 		}
-		if first || directory.Type(*typ) != in.Type {
-			d := directory.Defaults(directory.Type(*typ), "")
-			in.UserFilter, in.LoginAttributes, in.ExcludedGroups = d.UserFilter, d.LoginAttributes, nil
-			if in.RecoveryEmailAttribute == "" {
-				in.RecoveryEmailAttribute = d.RecoveryEmailAttribute
-			}
-		}
+		// The other fields follow the new type as on the page: SaveConnection
+		// applies writeback.WithTypeDefaults.
 		in.Type = directory.Type(*typ)
 	}
 	if first {
@@ -121,7 +114,7 @@ func directorySet(ctx context.Context, args []string, getenv env, io stdio) erro
 		in.UserFilter = *filter
 	}
 	if set["login-attributes"] {
-		in.LoginAttributes = strings.Split(*loginAttrs, ",")
+		in.LoginAttributes = writeback.SplitList(*loginAttrs)
 	}
 	if set["recovery-email-attribute"] {
 		in.RecoveryEmailAttribute = *mailAttr

@@ -30,22 +30,6 @@ const (
 	uacPasswordExpired = 0x800000
 )
 
-// privilegedPrimaryGroup names the well-known privileged group with RID rid,
-// which can be a user's primary group (and memberOf does not show that).
-func privilegedPrimaryGroup(rid int64) (string, bool) {
-	switch rid {
-	case 512:
-		return "Domain Admins", true
-	case 516:
-		return "Domain Controllers", true
-	case 518:
-		return "Schema Admins", true
-	case 519:
-		return "Enterprise Admins", true
-	}
-	return "", false
-}
-
 // policyHintsValue is the BER of the policy-hints control value: SEQUENCE { INTEGER 1 }.
 const policyHintsValue = "\x30\x03\x02\x01\x01"
 
@@ -76,101 +60,6 @@ func (s *session) adState(e *ldap.Entry, u *User) *OpError {
 				s.c.log.Warn("directory: cannot read the lockout duration", "server", s.srv.u.raw, "err", oe)
 			} else if p.LockoutDuration > 0 {
 				u.LockedUntil = lt.Add(p.LockoutDuration)
-			}
-		}
-	}
-	return s.adProtected(e, u)
-}
-
-// adProtected marks accounts kept out of self-service: adminCount=1 (what
-// AdminSDHolder protects) and members, nested included, of an excluded group.
-func (s *session) adProtected(e *ldap.Entry, u *User) *OpError {
-	if strings.TrimSpace(e.GetEqualFoldAttributeValue("adminCount")) == "1" {
-		u.Protected, u.ProtectedReason = true, "adminCount=1 (a privileged account protected by AdminSDHolder)"
-		return nil
-	}
-	groups := s.c.cfg.ExcludedGroups
-	if len(groups) == 0 {
-		return nil
-	}
-	// One search answers the usual "not a member of any": the in-chain
-	// matching rule follows nested groups on the DC.
-	inChain := func(gs []string) (bool, *OpError) {
-		var f strings.Builder
-		f.WriteString("(|")
-		for _, g := range gs {
-			f.WriteString("(memberOf:" + oidMatchingRuleInChain + ":=" + ldap.EscapeFilter(g) + ")")
-		}
-		f.WriteString(")")
-		res, oe := s.search(ldap.NewSearchRequest(e.DN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
-			f.String(), []string{"1.1"}, nil))
-		if oe != nil {
-			return false, oe
-		}
-		return len(res.Entries) > 0, nil
-	}
-	member, oe := inChain(groups)
-	if oe != nil {
-		if oe.Code == CodeUnavailable || s.ctx.Err() != nil {
-			return oe
-		}
-		// A directory without the in-chain rule: direct membership only.
-		s.c.log.Warn("directory: the in-chain matching rule failed; checking direct group membership only",
-			"server", s.srv.u.raw, "err", oe)
-		return s.adDirectMembership(e, u)
-	}
-	if member {
-		u.Protected, u.ProtectedReason = true, "member of an excluded group"
-		if len(groups) == 1 {
-			u.ProtectedReason = "member of " + groups[0]
-			return nil
-		}
-		for _, g := range groups {
-			if ok, oe := inChain([]string{g}); oe == nil && ok {
-				u.ProtectedReason = "member of " + g
-				break
-			}
-		}
-		return nil
-	}
-	// The primary group is not in memberOf.
-	pg := parseInt(e.GetEqualFoldAttributeValue("primaryGroupID"))
-	if name, ok := privilegedPrimaryGroup(pg); ok {
-		for _, g := range groups {
-			res, oe := s.search(ldap.NewSearchRequest(g, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
-				"(objectClass=group)", []string{"primaryGroupToken"}, nil))
-			if oe != nil || len(res.Entries) == 0 {
-				continue
-			}
-			if parseInt(res.Entries[0].GetEqualFoldAttributeValue("primaryGroupToken")) == pg {
-				u.Protected, u.ProtectedReason = true, "primary group is "+name
-				return nil
-			}
-		}
-	}
-	return nil
-}
-
-// adDirectMembership compares the memberOf values of e with the excluded
-// groups.
-func (s *session) adDirectMembership(e *ldap.Entry, u *User) *OpError {
-	res, oe := s.search(ldap.NewSearchRequest(e.DN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
-		"(objectClass=*)", []string{"memberOf"}, nil))
-	if oe != nil {
-		return oe
-	}
-	if len(res.Entries) == 0 {
-		return nil
-	}
-	for _, m := range res.Entries[0].GetEqualFoldAttributeValues("memberOf") {
-		md, err := ldap.ParseDN(m)
-		if err != nil {
-			continue
-		}
-		for _, g := range s.c.cfg.ExcludedGroups {
-			if gd, err := ldap.ParseDN(g); err == nil && gd.EqualFold(md) {
-				u.Protected, u.ProtectedReason = true, "member of "+g
-				return nil
 			}
 		}
 	}

@@ -23,9 +23,9 @@ func (c *Client) Authenticate(ctx context.Context, login, password string) (User
 	if err := checkPassword("authenticate", "password", password); err != nil {
 		return User{}, Result{}, err
 	}
-	login = strings.TrimSpace(login)
-	if login == "" {
-		return User{}, Result{}, invalid("authenticate", "Enter a user name or e-mail address.")
+	login, err := identifierArg("authenticate", login, "Enter a user name or e-mail address.")
+	if err != nil {
+		return User{}, Result{}, err
 	}
 	var u User
 	res, err := c.run(ctx, "authenticate", func(s *session) error {

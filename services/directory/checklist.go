@@ -56,6 +56,7 @@ func (c *Client) testServer(ctx context.Context, srv *server, l *Checklist) bool
 	raw, err := d.DialContext(ctx, "tcp", srv.u.hostport)
 	if err != nil {
 		l.add("Reachable: "+name, false, "Cannot connect to %s: %s.", srv.u.hostport, plainNetError(err))
+		l.diagnose(err)
 		return false
 	}
 	_ = raw.Close()
@@ -75,6 +76,7 @@ func (c *Client) testServer(ctx context.Context, srv *server, l *Checklist) bool
 			detail = fmt.Sprintf("The %s step failed: %s.", map[string]string{"tls": "TLS handshake", "starttls": "StartTLS", "tcp": "connection"}[ce.stage], plainNetError(ce.err))
 		}
 		l.add("Encryption: "+name, false, "%s", detail)
+		l.diagnose(err)
 		return false
 	}
 	l.add("Encryption: "+name, true, "%s", describeTLS(srv, pc.tlsState))
@@ -82,6 +84,7 @@ func (c *Client) testServer(ctx context.Context, srv *server, l *Checklist) bool
 	if err := c.bindService(ctx, srv, pc); err != nil {
 		pc.close()
 		l.add("Service account sign-in: "+name, false, "%s", errs.MessageOf(err))
+		l.diagnose(err)
 		return false
 	}
 	l.add("Service account sign-in: "+name, true, "Signed in as %s.", c.cfg.BindDN)
@@ -175,6 +178,8 @@ func (s *session) testDirectory(l *Checklist, login string) {
 		}
 	}
 
+	s.testProtection(l)
+
 	var p Policy
 	if cfg.Type == TypeAD {
 		p, oe = s.adPolicy(nil)
@@ -182,12 +187,18 @@ func (s *session) testDirectory(l *Checklist, login string) {
 		p, oe = s.openLDAPPolicy(nil)
 	}
 	if oe != nil {
-		l.add("Password policy", false, "The policy could not be read, so refusals cannot say which rule failed: %s", oe.Err)
+		l.add("Password policy", false, "The policy could not be read, so refusals cannot say which rule failed: %s", errs.MessageOf(generic(oe, s.ctx)))
+		l.diagnose(oe)
 	} else {
 		l.add("Password policy", true, "%s.", upperFirst(p.String()))
 	}
 
 	if login == "" {
+		return
+	}
+	login, err := identifierArg("test", login, "")
+	if err != nil {
+		l.add("User to check", false, "%s", errs.MessageOf(err))
 		return
 	}
 	name := "User " + login
@@ -238,6 +249,32 @@ func (s *session) testDirectory(l *Checklist, login string) {
 	}
 	l.add(rights, true, "The service account can read the account. Whether the ACLs let it write userPassword, "+
 		"pwdAccountLockedTime and pwdReset cannot be determined without changing them, so nothing was tried.")
+}
+
+// testProtection says which accounts the portal will never act on.
+func (s *session) testProtection(l *Checklist) {
+	extra := ""
+	if n := len(s.c.cfg.ExcludedGroups); n > 0 {
+		extra = fmt.Sprintf("; members of the %d excluded groups", n)
+	}
+	if s.c.cfg.Type != TypeAD {
+		l.add("Protected accounts", true, "Never reset, unlocked or changed: the service account %s%s.", s.c.cfg.BindDN, extra)
+		return
+	}
+	p, oe := s.adProtectionInfo()
+	if oe != nil {
+		l.add("Protected accounts", false, "The domain's protected groups could not be found, so Writeback treats every account as privileged and acts on none: %s",
+			errs.MessageOf(generic(oe, s.ctx)))
+		l.diagnose(oe)
+		return
+	}
+	names := make([]string, 0, len(p.groups))
+	for _, g := range p.groups {
+		names = append(names, g.name)
+	}
+	l.add("Protected accounts", true, "Never reset, unlocked or changed: the service account %s; accounts with adminCount=1; "+
+		"members, nested or through their primary group, of the %d protected groups found by their well-known SIDs (%s)%s.",
+		s.c.cfg.BindDN, len(p.groups), strings.Join(names, ", "), extra)
 }
 
 // countUsers counts the entries the user filter finds under base with a
@@ -315,7 +352,7 @@ func plainNetError(err error) string {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return "no answer in time"
 	}
-	return err.Error()
+	return "the connection failed (the audit log has the details)"
 }
 
 func upperFirst(s string) string {

@@ -29,6 +29,28 @@ type Client struct {
 	mu       sync.Mutex
 	policies map[string]cachedPolicy // by source DN
 	defaults map[string]cachedDN     // OpenLDAP default policy DN, by server
+
+	onOutage atomic.Pointer[func(error)]
+}
+
+// OnOutage makes the client call f, synchronously, whenever an operation
+// fails because the directory could not be used at all: no server reachable,
+// a certificate refused, the service account refused, or a server that
+// stopped answering mid-way. Operations the caller gave up on (its context
+// ended) and connection tests do not count. f must be quick and must not use
+// the client.
+func (c *Client) OnOutage(f func(error)) { c.onOutage.Store(&f) }
+
+// reportOutage calls the OnOutage function for err when it is an outage.
+func (c *Client) reportOutage(parent context.Context, op string, err error) {
+	f := c.onOutage.Load()
+	if f == nil || err == nil || op == "test" || parent.Err() != nil {
+		return
+	}
+	switch codeOf(err) {
+	case CodeUnavailable, CodeCertificate, CodeServiceAccount:
+		(*f)(err)
+	}
 }
 
 type cachedPolicy struct {
@@ -85,12 +107,9 @@ func (c *Client) Close() error {
 // returns the one matching user with its state. No match is CodeNotFound,
 // several are CodeAmbiguous.
 func (c *Client) Find(ctx context.Context, login string) (User, Result, error) {
-	login = strings.TrimSpace(login)
-	if login == "" {
-		return User{}, Result{}, invalid("find", "Enter a user name or e-mail address.")
-	}
-	if len(login) > 256 {
-		return User{}, Result{}, fail(CodeNotFound, msgNotFound, &OpError{Op: "find", Err: errors.New("login longer than 256 bytes")})
+	login, err := identifierArg("find", login, "Enter a user name or e-mail address.")
+	if err != nil {
+		return User{}, Result{}, err
 	}
 	var u User
 	res, err := c.run(ctx, "find", func(s *session) error {
@@ -163,9 +182,9 @@ func (c *Client) Change(ctx context.Context, login, oldPassword, newPassword str
 	if err := checkPassword("change", "new password", newPassword); err != nil {
 		return User{}, Result{}, err
 	}
-	login = strings.TrimSpace(login)
-	if login == "" {
-		return User{}, Result{}, invalid("change", "Enter a user name or e-mail address.")
+	login, err := identifierArg("change", login, "Enter a user name or e-mail address.")
+	if err != nil {
+		return User{}, Result{}, err
 	}
 	if oldPassword == newPassword {
 		return User{}, Result{}, fail(CodePolicy, "The new password must be different from the current one.",
@@ -300,12 +319,7 @@ func refuse(s *session, u User, change bool) error {
 // findEntry searches login under every base DN and returns the one entry.
 func (s *session) findEntry(login string) (*ldap.Entry, error) {
 	cfg := s.c.cfg
-	v := ldap.EscapeFilter(login)
-	var or strings.Builder
-	for _, a := range cfg.LoginAttributes {
-		or.WriteString("(" + a + "=" + v + ")")
-	}
-	filter := "(&" + cfg.UserFilter + "(|" + or.String() + "))"
+	filter := loginFilter(cfg.UserFilter, cfg.LoginAttributes, login)
 	found := map[string]*ldap.Entry{}
 	var order []string
 	for _, base := range cfg.BaseDNs {
@@ -403,6 +417,9 @@ func (s *session) user(e *ldap.Entry) (User, error) {
 		oe = s.adState(e, &u)
 	} else {
 		oe = s.openLDAPState(e, &u)
+	}
+	if oe == nil {
+		oe = s.protect(e, &u)
 	}
 	if oe != nil {
 		return User{}, generic(oe, s.ctx)

@@ -49,6 +49,12 @@ type server struct {
 	closed bool
 	dse    *rootDSE
 	dseAt  time.Time
+	// What protect reads once in a while: AD's protected groups and the
+	// service account's ID.
+	prot    *adProtection
+	protAt  time.Time
+	svcID   string
+	svcIDAt time.Time
 }
 
 // pconn is one LDAP connection.
@@ -289,7 +295,7 @@ func (c *Client) bindService(ctx context.Context, srv *server, pc *pconn) error 
 	if err == nil {
 		return nil
 	}
-	oe := newOpError("bind", srv.u.raw, err)
+	oe := pc.opError("bind", srv.u.raw, err)
 	if oe.Code == CodeUnavailable || ctx.Err() != nil {
 		return generic(oe, ctx)
 	}
@@ -351,6 +357,24 @@ type session struct {
 	wrote bool // a write was sent: the operation must not be repeated elsewhere
 }
 
+// opError describes a failed request on pc. A request that fails while the
+// connection is closing, without a result code from the server, lost its
+// connection: go-ldap then returns a plain error ("unable to read LDAP
+// response packet: EOF") that says nothing about the network by its type, so
+// the connection's state decides, and the request can be retried elsewhere.
+func (pc *pconn) opError(op, server string, err error) *OpError {
+	oe := newOpError(op, server, err)
+	if oe.Code == CodeUnavailable || !pc.conn.IsClosing() {
+		return oe
+	}
+	var le *ldap.Error
+	if errors.As(err, &le) && le.ResultCode < ldap.ErrorNetwork {
+		return oe // the server answered
+	}
+	oe.LDAPResult, oe.Code = ldap.ErrorNetwork, CodeUnavailable
+	return oe
+}
+
 func (s *session) search(req *ldap.SearchRequest) (*ldap.SearchResult, *OpError) {
 	var res *ldap.SearchResult
 	err := s.pc.guard(s.ctx, func() error {
@@ -359,7 +383,7 @@ func (s *session) search(req *ldap.SearchRequest) (*ldap.SearchResult, *OpError)
 		return err
 	})
 	if err != nil {
-		return res, newOpError(s.op, s.srv.u.raw, err)
+		return res, s.pc.opError(s.op, s.srv.u.raw, err)
 	}
 	return res, nil
 }
@@ -373,7 +397,7 @@ func (s *session) modify(req *ldap.ModifyRequest) ([]ldap.Control, *OpError) {
 		return err
 	})
 	if err != nil {
-		return responseControls(err), newOpError(s.op, s.srv.u.raw, err)
+		return responseControls(err), s.pc.opError(s.op, s.srv.u.raw, err)
 	}
 	return res.Controls, nil
 }
@@ -387,7 +411,7 @@ func (s *session) extended(conn *pconn, req *ldap.ExtendedRequest) ([]ldap.Contr
 		return err
 	})
 	if err != nil {
-		return responseControls(err), newOpError(s.op, s.srv.u.raw, err)
+		return responseControls(err), conn.opError(s.op, s.srv.u.raw, err)
 	}
 	return res.Controls, nil
 }
@@ -419,10 +443,12 @@ func (s *session) rootDSE() (*rootDSE, *OpError) {
 // reached (or its certificate is refused), and retries once on a fresh
 // connection when a pooled one turns out to be dead before anything was
 // written.
-func (c *Client) run(ctx context.Context, op string, fn func(*session) error) (Result, error) {
+func (c *Client) run(ctx context.Context, op string, fn func(*session) error) (res Result, err error) {
 	if c.closed.Load() {
 		return Result{}, fail(CodeUnavailable, msgUnavailable, &OpError{Op: op, Err: errors.New("client is closed")})
 	}
+	parent := ctx
+	defer func() { c.reportOutage(parent, op, err) }()
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	start := time.Now()

@@ -81,8 +81,11 @@ type Config struct {
 	// RecoveryEmailAttribute holds the address recovery mail is sent to;
 	// empty means mail.
 	RecoveryEmailAttribute string
-	// ExcludedGroups are DNs of groups whose members (nested members on AD)
-	// are kept out of self-service, as are AD accounts with adminCount=1.
+	// ExcludedGroups are DNs of groups whose members (nested members and
+	// primary group on AD) the portal never resets, unlocks or changes. On
+	// AD the protected groups AdminSDHolder covers are left alone whatever
+	// this says (they are found by their well-known SIDs), as are accounts
+	// with adminCount=1; the service account is left alone everywhere.
 	ExcludedGroups []string
 	// Timeout bounds each operation, failover included; zero means
 	// DefaultTimeout.
@@ -104,11 +107,7 @@ func Defaults(t Type, baseDN string) Config {
 	case TypeAD:
 		c.UserFilter = DefaultADUserFilter
 		c.LoginAttributes = []string{"sAMAccountName", "userPrincipalName", "mail"}
-		c.ExcludedGroups = []string{
-			"CN=Domain Admins,CN=Users," + baseDN,
-			"CN=Enterprise Admins,CN=Users," + baseDN,
-			"CN=Administrators,CN=Builtin," + baseDN,
-		}
+		c.ExcludedGroups = DefaultADExcludedGroups(DomainDN(baseDN))
 	case TypeOpenLDAP:
 		c.UserFilter = DefaultOpenLDAPUserFilter
 		c.LoginAttributes = []string{"uid", "mail"}
@@ -306,7 +305,7 @@ func parseCAPEM(pemText string) (*x509.CertPool, error) {
 		}
 		cert, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("certificate %d cannot be read: %v", n+1, err)
+			return nil, fmt.Errorf("certificate %d is not a valid X.509 certificate; paste it again, or export it anew from your CA", n+1)
 		}
 		pool.AddCert(cert)
 		n++
@@ -420,9 +419,13 @@ type ResetOptions struct {
 
 // Check is one line of a connection test.
 type Check struct {
-	Name   string
-	OK     bool
+	Name string
+	OK   bool
+	// Detail is safe to show to administrators.
 	Detail string
+	// Diagnostic is the raw error behind a failed check, for the audit log
+	// only (it can hold Go's and the server's own words).
+	Diagnostic string
 }
 
 // Checklist is the result of Client.Test; OK when every item is.
@@ -433,6 +436,13 @@ type Checklist struct {
 
 func (l *Checklist) add(name string, ok bool, format string, args ...any) {
 	l.Items = append(l.Items, Check{Name: name, OK: ok, Detail: fmt.Sprintf(format, args...)})
+}
+
+// diagnose attaches err's raw text to the last line.
+func (l *Checklist) diagnose(err error) {
+	if err != nil && len(l.Items) > 0 {
+		l.Items[len(l.Items)-1].Diagnostic = errText(err)
+	}
 }
 
 func (l *Checklist) finish() Checklist {

@@ -402,12 +402,15 @@ func tlsFailure(err error, host string) string {
 		case x509.IncompatibleUsage:
 			return "the certificate may not be used for a TLS server"
 		default:
-			return "the certificate is not valid: " + ci.Error()
+			return "the certificate is not valid for this use"
 		}
 	}
 	var cve *tls.CertificateVerificationError
 	if errors.As(err, &cve) {
-		return "the certificate could not be verified: " + cve.Err.Error()
+		if r := tlsFailure(cve.Err, host); r != "" {
+			return r
+		}
+		return "the certificate could not be verified"
 	}
 	if x := (x509.SystemRootsError{}); errors.As(err, &x) {
 		return "the system has no trusted CA certificates — add your CA under Trusted CA certificates"

@@ -451,6 +451,35 @@ func TestFilterInjection(t *testing.T) {
 	}
 }
 
+// TestControlCharactersRefused: Samba ends a value at a NUL, so
+// "alice\x00junk" would find alice; a typed name with any control or format
+// character never reaches a filter.
+func TestControlCharactersRefused(t *testing.T) {
+	env := testbed.Load(t)
+	for _, dc := range dirCases(env) {
+		t.Run(dc.name, func(t *testing.T) {
+			c := newClient(t, config(env, dc))
+			tu := dc.newUser(t, testbed.UserOptions{})
+			for _, login := range []string{tu.Login + "\x00junk", tu.Login + "\x00", tu.Login + "\n", tu.Login + "\u200b", "\x00" + tu.Login} {
+				u, _, err := c.Find(ctx(t), login)
+				wantCode(t, err, directory.CodeInvalid, errs.Invalid)
+				if !directory.IsIdentifierError(err) || u.DN != "" {
+					t.Errorf("Find(%q) = %q, %v; want an identifier error and no account", login, u.DN, err)
+				}
+				_, err = c.Search(ctx(t), login, 10)
+				wantCode(t, err, directory.CodeInvalid, errs.Invalid)
+				_, _, err = c.Authenticate(ctx(t), login, tu.Password)
+				wantCode(t, err, directory.CodeInvalid, errs.Invalid)
+				_, _, err = c.Change(ctx(t), login, tu.Password, testbed.RandomPassword())
+				wantCode(t, err, directory.CodeInvalid, errs.Invalid)
+			}
+			if u := find(t, c, "  "+tu.Login+" "); u.DN != tu.DN {
+				t.Errorf("the plain login with spaces finds %q", u.DN)
+			}
+		})
+	}
+}
+
 func TestFailover(t *testing.T) {
 	env := testbed.Load(t)
 	for _, dc := range dirCases(env) {
@@ -667,12 +696,25 @@ func TestChecklist(t *testing.T) {
 			if !cl.OK {
 				t.Fatalf("checklist not OK with the real service account")
 			}
+			prot := ""
+			for _, it := range cl.Items {
+				if it.Name == "Protected accounts" && it.OK {
+					prot = it.Detail
+				}
+			}
+			if !strings.Contains(prot, dc.d.BindDN) || dc.typ == directory.TypeAD && !strings.Contains(prot, "Backup Operators") {
+				t.Errorf("protected accounts line: %q", prot)
+			}
 
 			// With the dead URL first, its lines fail and the rest still runs.
 			cfg.URLs = []string{env.DeadURL, dc.d.URL}
 			cl = newClient(t, cfg).Test(ctx(t), "")
 			if cl.OK || cl.Items[0].OK || !strings.Contains(cl.Items[0].Detail, "refused") {
 				t.Fatalf("dead URL not reported: %+v", cl.Items)
+			}
+			// The raw error is kept apart, for the audit log.
+			if d := cl.Items[0].Diagnostic; d == "" || strings.Contains(cl.Items[0].Detail, d) {
+				t.Errorf("dead URL: diagnostic %q beside detail %q", d, cl.Items[0].Detail)
 			}
 			if last := cl.Items[len(cl.Items)-1]; !last.OK || last.Name != "Password policy" {
 				t.Fatalf("checks after the dead URL: %+v", cl.Items)
@@ -956,6 +998,21 @@ func TestDroppedConnection(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if u := find(t, c, tu.Login); u.Login != tu.Login {
 		t.Fatalf("after the drop: %+v", u)
+	}
+
+	// Cut while a request is on its way: go-ldap then fails the request with
+	// a plain error, which must still count as a lost connection (retried on
+	// a fresh one), never as the directory refusing the request.
+	for i := 0; i < 20; i++ {
+		mu.Lock()
+		for _, cn := range open {
+			cn.Close()
+		}
+		open = nil
+		mu.Unlock()
+		if u, _, err := c.Find(ctx(t), tu.Login); err != nil || u.Login != tu.Login {
+			t.Fatalf("find %d right after the drop: %v", i, err)
+		}
 	}
 }
 

@@ -35,7 +35,7 @@ func (s *session) openLDAPState(e *ldap.Entry, u *User) *OpError {
 	}
 	lockedAt := strings.TrimSpace(e.GetEqualFoldAttributeValue("pwdAccountLockedTime"))
 	if lockedAt == "" && !hasChanged {
-		return s.openLDAPProtected(e, u)
+		return nil
 	}
 	p, oe := s.openLDAPPolicy(e)
 	if oe != nil {
@@ -43,7 +43,7 @@ func (s *session) openLDAPState(e *ldap.Entry, u *User) *OpError {
 		s.c.log.Warn("directory: cannot read the password policy", "server", s.srv.u.raw, "dn", e.DN, "err", oe)
 		u.Disabled = lockedAt == adminLockedTime
 		u.Locked = lockedAt != "" && !u.Disabled
-		return s.openLDAPProtected(e, u)
+		return nil
 	}
 	if hasChanged && p.MaxAge > 0 && time.Now().After(changed.Add(p.MaxAge)) {
 		u.PasswordExpired = true
@@ -61,44 +61,6 @@ func (s *session) openLDAPState(e *ldap.Entry, u *User) *OpError {
 			u.Locked = true // until an administrator unlocks
 		case time.Now().Before(t.Add(p.LockoutDuration)):
 			u.Locked, u.LockedUntil = true, t.Add(p.LockoutDuration)
-		}
-	}
-	return s.openLDAPProtected(e, u)
-}
-
-// openLDAPProtected marks members of an excluded group, from memberOf when
-// the memberof overlay provides it, else from the groups' member and
-// uniqueMember values (direct membership only).
-func (s *session) openLDAPProtected(e *ldap.Entry, u *User) *OpError {
-	groups := s.c.cfg.ExcludedGroups
-	if len(groups) == 0 {
-		return nil
-	}
-	for _, m := range e.GetEqualFoldAttributeValues("memberOf") {
-		md, err := ldap.ParseDN(m)
-		if err != nil {
-			continue
-		}
-		for _, g := range groups {
-			if gd, err := ldap.ParseDN(g); err == nil && gd.EqualFold(md) {
-				u.Protected, u.ProtectedReason = true, "member of "+g
-				return nil
-			}
-		}
-	}
-	v := ldap.EscapeFilter(e.DN)
-	for _, g := range groups {
-		res, oe := s.search(ldap.NewSearchRequest(g, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
-			"(|(member="+v+")(uniqueMember="+v+"))", []string{"1.1"}, nil))
-		if oe != nil {
-			if oe.LDAPResult == ldap.LDAPResultNoSuchObject {
-				continue
-			}
-			return oe
-		}
-		if len(res.Entries) > 0 {
-			u.Protected, u.ProtectedReason = true, "member of "+g
-			return nil
 		}
 	}
 	return nil

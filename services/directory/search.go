@@ -11,24 +11,16 @@ import (
 // common name contain q, for the helpdesk's user search. The input is
 // escaped; only users under the base DNs matching the user filter appear.
 func (c *Client) Search(ctx context.Context, q string, limit int) ([]User, error) {
-	q = strings.TrimSpace(q)
-	if q == "" {
-		return nil, invalid("search", "Type part of a user name, e-mail address or name.")
-	}
-	if len(q) > 256 {
-		q = q[:256]
+	q, err := identifierArg("search", q, "Type part of a user name, e-mail address or name.")
+	if err != nil {
+		return nil, err
 	}
 	if limit <= 0 || limit > 500 {
 		limit = 50
 	}
-	v := "*" + ldap.EscapeFilter(q) + "*"
-	var or strings.Builder
-	for _, a := range append(append([]string{}, c.cfg.LoginAttributes...), "displayName", "cn") {
-		or.WriteString("(" + a + "=" + v + ")")
-	}
-	filter := "(&" + c.cfg.UserFilter + "(|" + or.String() + "))"
+	filter := substringFilter(c.cfg.UserFilter, c.searchAttributes(), q)
 	var out []User
-	_, err := c.run(ctx, "search", func(s *session) error {
+	_, err = c.run(ctx, "search", func(s *session) error {
 		out = out[:0]
 		seen := map[string]bool{}
 		for _, base := range c.cfg.BaseDNs {
@@ -67,6 +59,11 @@ func (c *Client) Search(ctx context.Context, q string, limit int) ([]User, error
 		return nil
 	})
 	return out, err
+}
+
+// searchAttributes are the attributes the helpdesk search looks in.
+func (c *Client) searchAttributes() []string {
+	return append(append([]string{}, c.cfg.LoginAttributes...), "displayName", "cn")
 }
 
 // DomainDN returns the domain part (the trailing DC= components) of dn, or

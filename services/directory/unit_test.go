@@ -3,6 +3,7 @@ package directory
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -27,9 +28,24 @@ func validConfig() Config {
 func TestDefaults(t *testing.T) {
 	ad := Defaults(TypeAD, "DC=example,DC=com")
 	if ad.UserFilter != DefaultADUserFilter || len(ad.LoginAttributes) != 3 || ad.RecoveryEmailAttribute != "mail" ||
-		ad.Timeout != 10*time.Second || len(ad.ExcludedGroups) != 3 ||
-		ad.ExcludedGroups[2] != "CN=Administrators,CN=Builtin,DC=example,DC=com" {
+		ad.Timeout != 10*time.Second {
 		t.Fatalf("AD defaults: %+v", ad)
+	}
+	// Every group AdminSDHolder covers, in the domain of the base DN.
+	want := []string{
+		"CN=Account Operators,CN=Builtin,DC=example,DC=com", "CN=Administrators,CN=Builtin,DC=example,DC=com",
+		"CN=Backup Operators,CN=Builtin,DC=example,DC=com", "CN=Domain Admins,CN=Users,DC=example,DC=com",
+		"CN=Domain Controllers,CN=Users,DC=example,DC=com", "CN=Enterprise Admins,CN=Users,DC=example,DC=com",
+		"CN=Enterprise Key Admins,CN=Users,DC=example,DC=com", "CN=Key Admins,CN=Users,DC=example,DC=com",
+		"CN=Print Operators,CN=Builtin,DC=example,DC=com", "CN=Read-only Domain Controllers,CN=Users,DC=example,DC=com",
+		"CN=Replicator,CN=Builtin,DC=example,DC=com", "CN=Schema Admins,CN=Users,DC=example,DC=com",
+		"CN=Server Operators,CN=Builtin,DC=example,DC=com",
+	}
+	if got := Defaults(TypeAD, "OU=People,DC=example,DC=com").ExcludedGroups; strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("AD default excluded groups:\n got %q\nwant %q", got, want)
+	}
+	if len(adProtectedDomainRIDs)+len(adProtectedBuiltinRIDs) != len(want) {
+		t.Fatalf("%d protected RIDs, %d default groups", len(adProtectedDomainRIDs)+len(adProtectedBuiltinRIDs), len(want))
 	}
 	ol := Defaults(TypeOpenLDAP, "dc=example,dc=com")
 	if ol.UserFilter != DefaultOpenLDAPUserFilter || strings.Join(ol.LoginAttributes, ",") != "uid,mail" ||
@@ -64,7 +80,7 @@ func TestValidate(t *testing.T) {
 		{"ca without certificate", func(c *Config) { c.CAPEM = "hello" }, "ca", "no certificate"},
 		{"ca garbage block", func(c *Config) {
 			c.CAPEM = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
-		}, "ca", "cannot be read"},
+		}, "ca", "not a valid X.509 certificate"},
 		{"no bind dn", func(c *Config) { c.BindDN = " " }, "bind_dn", "Enter"},
 		{"bad bind dn", func(c *Config) { c.BindDN = "svc" }, "bind_dn", "not a valid DN"},
 		{"no bind password", func(c *Config) { c.BindPassword = "" }, "bind_password", "anonymous"},
@@ -396,5 +412,49 @@ func TestPolicyString(t *testing.T) {
 	p := Policy{MinLength: 7, Complexity: true, HistoryLength: 24, MaxAge: 42 * 24 * time.Hour, LockoutThreshold: 3, LockoutDuration: 30 * time.Minute}
 	if got := p.String(); got != "minimum length 7, complexity on, history 24, minimum age none, maximum age 42 days, lockout after 3 bad passwords for 30 minutes" {
 		t.Fatalf("String: %s", got)
+	}
+}
+
+func TestSID(t *testing.T) {
+	// Backup Operators and a domain's Domain Admins, as the test DC stores them.
+	for _, tt := range []struct {
+		b64, want string
+	}{
+		{"AQIAAAAAAAUgAAAAJwIAAA==", "S-1-5-32-551"},
+		{"AQUAAAAAAAUVAAAA60Myydk3s89QUgBSAAIAAA==", "S-1-5-21-3375514603-3484628953-1375752784-512"},
+	} {
+		b, _ := base64.StdEncoding.DecodeString(tt.b64)
+		s, ok := parseSID(b)
+		if !ok || s.String() != tt.want || !bytes.Equal(s.bytes(), b) {
+			t.Errorf("parseSID(%s) = %v %v, bytes %x; want %s", tt.b64, s, ok, s.bytes(), tt.want)
+		}
+	}
+	dom, _ := parseSID([]byte{1, 4, 0, 0, 0, 0, 0, 5, 21, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0})
+	if got := dom.child(512).String(); got != "S-1-5-21-1-2-3-512" {
+		t.Errorf("child: %s", got)
+	}
+	if got := builtinSID.child(544).filterValue(); got != `\01\02\00\00\00\00\00\05\20\00\00\00\20\02\00\00` {
+		t.Errorf("filterValue: %s", got)
+	}
+	for _, bad := range [][]byte{nil, {1}, {2, 1, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0}, {1, 2, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0}} {
+		if _, ok := parseSID(bad); ok {
+			t.Errorf("parseSID(%x) accepted", bad)
+		}
+	}
+}
+
+func TestSameDN(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want bool
+	}{
+		{"CN=svc,CN=Users,DC=x,DC=y", "cn=svc, cn=users, dc=x, dc=y", true},
+		{"CN=svc,CN=Users,DC=x,DC=y", "CN=svc2,CN=Users,DC=x,DC=y", false},
+		{"CN=a\\,b,DC=x", "CN=a\\2Cb,DC=x", true},
+		{"not a dn", "NOT A DN", true},
+	} {
+		if got := sameDN(tt.a, tt.b); got != tt.want {
+			t.Errorf("sameDN(%q, %q) = %v", tt.a, tt.b, got)
+		}
 	}
 }

@@ -1,27 +1,15 @@
-// Package writeback joins the directory connection the administrators
-// configure to the directory client: it stores the connection (with the
-// service-account password encrypted), decides whether writeback is on
-// (both the portal switch and the connector switch), keeps the
-// "On-premises writeback service" status fresh, and performs the helpdesk
-// reset and unlock with their audit rows. Every later flow goes through it.
 package writeback
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"log/slog"
+	"maps"
 	"slices"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
-	"github.com/writeback/writeback/services/keyring"
 	"github.com/writeback/writeback/services/settings"
-	"github.com/writeback/writeback/store"
 )
 
 const connectionName = "directory"
@@ -56,7 +44,8 @@ func (c Connection) Configured() bool { return len(c.URLs) > 0 && c.BindDN != ""
 func (c Connection) HasPassword() bool { return c.BindPasswordSealed != "" }
 
 // Input is a connection as an administrator submits it. An empty
-// BindPassword keeps the stored one (the password is write-only).
+// BindPassword keeps the stored one (the password is write-only), as long as
+// it goes to the same servers (see SaveConnection).
 type Input struct {
 	Type                   directory.Type
 	URLs                   []string
@@ -72,34 +61,12 @@ type Input struct {
 	PasswordWriteback      bool
 }
 
-// Service is the writeback service.
-type Service struct {
-	db       *store.DB
-	settings *settings.Service
-	keys     *keyring.Keyring
-	log      *slog.Logger
-	now      func() time.Time
-
-	mu            sync.Mutex
-	client        *directory.Client
-	clientVersion int64
-}
-
-// New builds the service.
-func New(db *store.DB, set *settings.Service, keys *keyring.Keyring, log *slog.Logger) *Service {
-	return &Service{db: db, settings: set, keys: keys, log: log, now: time.Now}
-}
-
-// Close releases the directory connections.
-func (s *Service) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.client != nil {
-		err := s.client.Close()
-		s.client = nil
-		return err
-	}
-	return nil
+// InputOf is the stored connection as an Input, without a password: what a
+// form or a command starts from.
+func InputOf(c Connection) Input {
+	return Input{Type: c.Type, URLs: c.URLs, StartTLS: c.StartTLS, CAPEM: c.CAPEM, BindDN: c.BindDN,
+		BaseDNs: c.BaseDNs, UserFilter: c.UserFilter, LoginAttributes: c.LoginAttributes,
+		RecoveryEmailAttribute: c.RecoveryEmailAttribute, ExcludedGroups: c.ExcludedGroups, PasswordWriteback: c.PasswordWriteback}
 }
 
 // Connection reads the stored connection.
@@ -119,17 +86,24 @@ func config(c Connection, password string) directory.Config {
 	}
 }
 
+// SplitList splits a comma-separated list (login attributes), trimming each
+// item and dropping empty ones, so that "a, b" and "a,b" are the same list
+// and a list survives being shown and saved again unchanged.
+func SplitList(s string) []string { return clean(strings.Split(s, ",")) }
+
+// clean trims every item and drops empty ones.
+func clean(xs []string) []string {
+	var out []string
+	for _, x := range xs {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
 // normalize trims the input and drops empty list entries.
 func (in Input) normalize() Input {
-	clean := func(xs []string) []string {
-		var out []string
-		for _, x := range xs {
-			if x = strings.TrimSpace(x); x != "" {
-				out = append(out, x)
-			}
-		}
-		return out
-	}
 	in.URLs, in.BaseDNs, in.ExcludedGroups = clean(in.URLs), clean(in.BaseDNs), clean(in.ExcludedGroups)
 	in.LoginAttributes = clean(in.LoginAttributes)
 	in.BindDN, in.UserFilter = strings.TrimSpace(in.BindDN), strings.TrimSpace(in.UserFilter)
@@ -138,18 +112,101 @@ func (in Input) normalize() Input {
 	return in
 }
 
+// WithTypeDefaults is the one rule for what a connection of in.Type gets by
+// default, used by the page (detecting the type and saving) and the command
+// line alike. When the type differs from the one the connection had (from;
+// empty for a first save), login attributes that are empty or still hold
+// from's defaults take in.Type's, and so does a user filter that holds from's
+// default (an empty one means the type's default anyway); the excluded groups
+// become AD's protected groups when the type becomes AD and the list is empty,
+// and are dropped when it stops being AD while they are still AD's defaults.
+// An empty recovery e-mail attribute is mail.
+func WithTypeDefaults(in Input, from directory.Type) Input {
+	if in.RecoveryEmailAttribute == "" {
+		in.RecoveryEmailAttribute = "mail"
+	}
+	if in.Type == from {
+		return in
+	}
+	prev, next := directory.Defaults(from, ""), directory.Defaults(in.Type, "")
+	// An empty filter means the type's default already.
+	if f := strings.TrimSpace(in.UserFilter); f != "" && f == prev.UserFilter {
+		in.UserFilter = next.UserFilter
+	}
+	if len(in.LoginAttributes) == 0 || sameFold(in.LoginAttributes, prev.LoginAttributes) {
+		in.LoginAttributes = next.LoginAttributes
+	}
+	switch {
+	case in.Type == directory.TypeAD && len(clean(in.ExcludedGroups)) == 0 && len(clean(in.BaseDNs)) > 0:
+		in.ExcludedGroups = directory.DefaultADExcludedGroups(directory.DomainDN(clean(in.BaseDNs)[0]))
+	case in.Type != directory.TypeAD && isADDefaults(in.ExcludedGroups):
+		in.ExcludedGroups = nil
+	}
+	return in
+}
+
+// isADDefaults tells whether every group of gs is one of AD's default
+// protected groups (in whatever domain).
+func isADDefaults(gs []string) bool {
+	gs = clean(gs)
+	if len(gs) == 0 {
+		return false
+	}
+	for _, g := range gs {
+		if !slices.ContainsFunc(directory.DefaultADExcludedGroups(directory.DomainDN(g)), func(d string) bool { return strings.EqualFold(d, g) }) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameFold(a, b []string) bool {
+	return slices.EqualFunc(a, b, strings.EqualFold)
+}
+
+// msgPasswordAgain is the bind_password field error when the stored password
+// would go to a server it was not entered for.
+const msgPasswordAgain = "Enter the service account password again: the server changed (a new server URL, CA certificate or TLS setting), " +
+	"and a stored password is only ever sent to the server it was entered for."
+
+// serverChanged tells whether next would send the stored password somewhere
+// it was not entered for: a server URL that was not configured, other trusted
+// CAs, or another TLS setting. Dropping a URL or reordering them is no change.
+func serverChanged(old Connection, next Input) bool {
+	key := func(u string) string { return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(u)), "/") }
+	known := map[string]bool{}
+	for _, u := range old.URLs {
+		known[key(u)] = true
+	}
+	for _, u := range next.URLs {
+		if !known[key(u)] {
+			return true
+		}
+	}
+	// StartTLS only matters for ldap:// URLs.
+	plain := func(us []string) bool {
+		return slices.ContainsFunc(us, func(u string) bool { return strings.HasPrefix(key(u), "ldap://") })
+	}
+	tlsChanged := old.StartTLS != next.StartTLS && (plain(old.URLs) || plain(next.URLs))
+	return strings.TrimSpace(old.CAPEM) != strings.TrimSpace(next.CAPEM) || tlsChanged
+}
+
 // SaveConnection validates and saves a connection if it is still at
 // expectVersion, and records "Update directory connection" with old → new
 // values (the password only as "changed"). The same validation serves the
-// page and the command line.
+// page and the command line: the per-type defaults of WithTypeDefaults, and
+// a new password whenever the servers, their CA or the TLS setting changed,
+// so a stored password never reaches a server it was not entered for.
 func (s *Service) SaveConnection(ctx context.Context, actor audit.Actor, expectVersion int64, in Input) (bool, error) {
 	in = in.normalize()
 	changed, _, err := settings.Update(ctx, s.db, connectionName, expectVersion, actor, Connection{}, func(old Connection) (Connection, []audit.Entry, error) {
-		if !old.Configured() && in.Type == directory.TypeAD && len(in.ExcludedGroups) == 0 && len(in.BaseDNs) > 0 {
-			// First save: AD's privileged groups are excluded unless the administrator listed others.
-			in.ExcludedGroups = directory.Defaults(directory.TypeAD, directory.DomainDN(in.BaseDNs[0])).ExcludedGroups
+		from := old.Type
+		if !old.Configured() {
+			from = ""
 		}
+		in := WithTypeDefaults(in, from).normalize()
 		password, sealed := in.BindPassword, old.BindPasswordSealed
+		retype := password == "" && sealed != "" && old.Configured() && serverChanged(old, in)
 		if password == "" && sealed != "" {
 			// Keep the stored password; it is needed only to validate completeness.
 			pt, err := s.keys.Open(sealContext, sealed)
@@ -166,8 +223,17 @@ func (s *Service) SaveConnection(ctx context.Context, actor audit.Actor, expectV
 		next := Connection{Type: in.Type, URLs: in.URLs, StartTLS: in.StartTLS, CAPEM: in.CAPEM, BindDN: in.BindDN,
 			BindPasswordSealed: sealed, BaseDNs: in.BaseDNs, UserFilter: in.UserFilter, LoginAttributes: in.LoginAttributes,
 			RecoveryEmailAttribute: in.RecoveryEmailAttribute, ExcludedGroups: in.ExcludedGroups, PasswordWriteback: in.PasswordWriteback}
-		if err := config(next, password).Validate(); err != nil {
-			return old, nil, err
+		verr := config(next, password).Validate()
+		if retype {
+			fields := maps.Clone(errs.FieldsOf(verr))
+			if fields == nil {
+				fields = map[string]string{}
+			}
+			fields["bind_password"] = msgPasswordAgain
+			return old, nil, errs.FieldErrors(fields)
+		}
+		if verr != nil {
+			return old, nil, verr
 		}
 		d := diff(old, next, in.BindPassword != "")
 		if len(d) == 0 {
@@ -205,169 +271,7 @@ func diff(old, next Connection, passwordChanged bool) audit.Changes {
 	return d
 }
 
-// ErrNotConfigured means no directory connection has been saved.
-var ErrNotConfigured = errs.E(errs.Unavailable, "No directory connection is configured yet. A Global Administrator sets it up under Directory connection.", nil)
-
-// Client returns the directory client for the stored connection, building
-// it anew when the connection changed.
-func (s *Service) Client(ctx context.Context) (*directory.Client, Connection, error) {
-	c, meta, err := s.Connection(ctx)
-	if err != nil {
-		return nil, c, err
-	}
-	if !c.Configured() {
-		return nil, c, ErrNotConfigured
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.client != nil && s.clientVersion == meta.Version {
-		return s.client, c, nil
-	}
-	pw, err := s.keys.Open(sealContext, c.BindPasswordSealed)
-	if err != nil {
-		return nil, c, errs.E(errs.Unavailable, "The directory service-account password cannot be decrypted (was the key file replaced?). A Global Administrator must enter it again under Directory connection.", err)
-	}
-	cl, err := directory.New(config(c, string(pw)), s.log)
-	if err != nil {
-		return nil, c, err
-	}
-	if s.client != nil {
-		_ = s.client.Close()
-	}
-	s.client, s.clientVersion = cl, meta.Version
-	return cl, c, nil
-}
-
-func (s *Service) dropClient() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.client != nil {
-		_ = s.client.Close()
-		s.client = nil
-	}
-}
-
-// State says whether passwords and unlocks may be written, and why not.
-type State struct {
-	Configured bool
-	Writeback  bool // both switches are Yes and a connection exists
-	Unlock     bool // unlock without reset is allowed too
-	Reason     string
-}
-
-// State reads both switches and the connection.
-func (s *Service) State(ctx context.Context) (State, error) {
-	o, _, err := s.settings.OnPrem(ctx)
-	if err != nil {
-		return State{}, err
-	}
-	c, _, err := s.Connection(ctx)
-	if err != nil {
-		return State{}, err
-	}
-	st := State{Configured: c.Configured()}
-	switch {
-	case !st.Configured:
-		st.Reason = "No directory connection is configured yet."
-	case !o.Writeback:
-		st.Reason = "Password writeback is off: \"Write back passwords to your on-premises directory\" is No under Password reset › On-premises integration."
-	case !c.PasswordWriteback:
-		st.Reason = "Password writeback is off in the directory connection (Optional features › Password writeback)."
-	default:
-		st.Writeback = true
-		st.Unlock = o.Unlock
-		if !o.Unlock {
-			st.Reason = "\"Allow users to unlock accounts without resetting their password\" is No."
-		}
-	}
-	return st, nil
-}
-
 // Detect reads a server's rootDSE to tell AD from OpenLDAP.
 func (s *Service) Detect(ctx context.Context, url string, startTLS bool, caPEM string) (directory.Type, error) {
 	return directory.Detect(ctx, url, startTLS, caPEM)
-}
-
-// Test runs the connection checklist on the stored connection, records the
-// result as the writeback service status, and audits that a test was run.
-func (s *Service) Test(ctx context.Context, actor audit.Actor, login string) (directory.Checklist, error) {
-	cl, _, err := s.Client(ctx)
-	if err != nil {
-		if errors.Is(err, ErrNotConfigured) {
-			_ = s.settings.SetStatus(ctx, settings.ServiceStatus{State: settings.StateNotConfigured, Message: "No directory connection has been set up yet.", CheckedAt: s.now().UTC()})
-		}
-		return directory.Checklist{}, err
-	}
-	list := cl.Test(ctx, strings.TrimSpace(login))
-	s.recordStatus(ctx, list)
-	result, reason := audit.Success, ""
-	if !list.OK {
-		result, reason = audit.Failure, firstFailure(list)
-	}
-	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		_, err := audit.Record(ctx, tx, audit.Entry{Category: audit.CategoryDirectoryManagement, Activity: audit.ActivityTestDirectory,
-			Actor: actor, Target: audit.Target{Type: "Directory", ID: "on-premises"}, Result: result, Reason: reason,
-			Details: map[string]any{"checks": checkLines(list)}})
-		return err
-	})
-	return list, err
-}
-
-// RefreshStatus runs the checklist and records it as the service status,
-// without an audit row (it is the background health reading).
-func (s *Service) RefreshStatus(ctx context.Context) {
-	cl, _, err := s.Client(ctx)
-	if errors.Is(err, ErrNotConfigured) {
-		_ = s.settings.SetStatus(ctx, settings.ServiceStatus{State: settings.StateNotConfigured, Message: "No directory connection has been set up yet.", CheckedAt: s.now().UTC()})
-		return
-	}
-	if err != nil {
-		_ = s.settings.SetStatus(ctx, settings.ServiceStatus{State: settings.StateError, Message: errs.MessageOf(err), CheckedAt: s.now().UTC()})
-		return
-	}
-	s.recordStatus(ctx, cl.Test(ctx, ""))
-}
-
-// Monitor refreshes the status every interval until ctx ends.
-func (s *Service) Monitor(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		s.RefreshStatus(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (s *Service) recordStatus(ctx context.Context, list directory.Checklist) {
-	st := settings.ServiceStatus{State: settings.StateConnected, Message: "Every check passed.", CheckedAt: s.now().UTC(), Details: checkLines(list)}
-	if !list.OK {
-		st.State, st.Message = settings.StateError, firstFailure(list)
-	}
-	if err := s.settings.SetStatus(ctx, st); err != nil && ctx.Err() == nil {
-		s.log.Error("record writeback service status", "err", err)
-	}
-}
-
-func firstFailure(l directory.Checklist) string {
-	i := slices.IndexFunc(l.Items, func(c directory.Check) bool { return !c.OK })
-	if i < 0 {
-		return "Checks did not complete."
-	}
-	return l.Items[i].Name + ": " + l.Items[i].Detail
-}
-
-func checkLines(l directory.Checklist) []string {
-	out := make([]string, 0, len(l.Items))
-	for _, c := range l.Items {
-		mark := "OK"
-		if !c.OK {
-			mark = "FAILED"
-		}
-		out = append(out, fmt.Sprintf("[%s] %s: %s", mark, c.Name, c.Detail))
-	}
-	return out
 }

@@ -2,7 +2,7 @@ package writeback
 
 import (
 	"context"
-	"errors"
+	"strconv"
 
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/directory"
@@ -10,19 +10,20 @@ import (
 	"github.com/writeback/writeback/store"
 )
 
-// Lookup finds one directory user by what someone typed.
+// Lookup finds one directory user by what someone typed. Text with control
+// or format characters is refused before it reaches the directory
+// (directory.IsIdentifierError).
 func (s *Service) Lookup(ctx context.Context, login string) (directory.User, error) {
+	login, err := directory.NormalizeIdentifier(login)
+	if err != nil {
+		return directory.User{}, err
+	}
 	cl, _, err := s.Client(ctx)
 	if err != nil {
 		return directory.User{}, err
 	}
 	u, _, err := cl.Find(ctx, login)
 	return u, err
-}
-
-// ErrWritebackOff is returned for writes while writeback is off.
-func errOff(st State) error {
-	return errs.E(errs.Forbidden, st.Reason, nil)
 }
 
 // AdminReset sets a user's password on behalf of a helpdesk administrator.
@@ -44,13 +45,31 @@ func (s *Service) AdminUnlock(ctx context.Context, actor audit.Actor, login stri
 	})
 }
 
-// act runs one helpdesk action with its checks and its audit row.
+// typedName is what an audit row names when no account matched: the typed
+// text, quoted when it holds characters a login never has.
+func typedName(login string) string {
+	if v, err := directory.NormalizeIdentifier(login); err == nil {
+		return v
+	}
+	if len(login) > directory.MaxIdentifierLen {
+		login = login[:directory.MaxIdentifierLen]
+	}
+	return strconv.QuoteToASCII(login)
+}
+
+// act runs one helpdesk action with its checks and its audit row. The row
+// names the account that was found (its ID, DN and name), and the typed text
+// only when none was.
 func (s *Service) act(ctx context.Context, actor audit.Actor, activity, login string,
 	do func(*directory.Client, directory.User) (directory.Result, map[string]any, error)) (directory.User, error) {
-	target := audit.Target{Type: "User", Name: login}
+	target := audit.Target{Type: "User", Name: typedName(login)}
 	fail := func(err error, details map[string]any) (directory.User, error) {
 		s.recordAction(ctx, actor, activity, target, err, details)
 		return directory.User{}, err
+	}
+	login, err := directory.NormalizeIdentifier(login)
+	if err != nil {
+		return fail(err, nil)
 	}
 	st, err := s.State(ctx)
 	if err != nil {
@@ -69,7 +88,8 @@ func (s *Service) act(ctx context.Context, actor audit.Actor, activity, login st
 	}
 	target = audit.Target{Type: "User", ID: u.ID, DN: u.DN, Name: displayName(u)}
 	if u.Protected {
-		return fail(errs.E(errs.Forbidden, "This account is protected ("+u.ProtectedReason+"): Writeback never resets or unlocks it. Use your directory's own tools.", nil), nil)
+		return fail(errs.E(errs.Forbidden, "This account is protected ("+u.ProtectedReason+"): Writeback never resets or unlocks it. Use your directory's own tools.", nil),
+			map[string]any{"protected": u.ProtectedReason})
 	}
 	if u.Disabled {
 		return fail(errs.E(errs.Forbidden, "This account is disabled in the directory. Enable it there first; Writeback never unlocks or resets a disabled account.", nil), nil)
@@ -101,25 +121,6 @@ func (s *Service) recordAction(ctx context.Context, actor audit.Actor, activity 
 	}
 	if err := s.db.InTx(ctx, func(tx *store.Tx) error { _, err := audit.Record(ctx, tx, e); return err }); err != nil {
 		s.log.Error("record audit event", "activity", activity, "err", err)
-	}
-}
-
-// AddDiagnostics copies what administrators need from a directory error
-// (server, LDAP result code, raw diagnostic) into audit details.
-func AddDiagnostics(details map[string]any, err error) {
-	var oe *directory.OpError
-	if errors.As(err, &oe) {
-		if oe.Server != "" {
-			details["server"] = oe.Server
-		}
-		details["ldap_result"] = oe.LDAPResult
-		if oe.Diagnostic != "" {
-			details["diagnostic"] = oe.Diagnostic
-		}
-		details["error_code"] = string(oe.Code)
-		if oe.Rule != "" {
-			details["rule"] = oe.Rule
-		}
 	}
 }
 

@@ -1,0 +1,477 @@
+package directory
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// Protected accounts: the portal never resets, unlocks or changes the
+// password of its own service account, nor of a member (nested, or through
+// the primary group) of one of AD's protected groups or of a configured
+// excluded group. adminCount=1 is one more signal, never the only one: Samba
+// never sets it, and AD sets it only once SDProp has run.
+
+// protectedTTL bounds how long the protected groups found on a server and the
+// service account's ID are reused.
+const protectedTTL = 10 * time.Minute
+
+// The groups AdminSDHolder covers, by the last part of their SID: relative to
+// the domain's SID, and in the Builtin domain S-1-5-32. Names differ with the
+// language a domain was installed in; these SIDs do not.
+var (
+	adProtectedDomainRIDs = map[uint32]string{
+		512: "Domain Admins", 516: "Domain Controllers", 518: "Schema Admins", 519: "Enterprise Admins",
+		521: "Read-only Domain Controllers", 526: "Key Admins", 527: "Enterprise Key Admins",
+	}
+	adProtectedBuiltinRIDs = map[uint32]string{
+		544: "Administrators", 548: "Account Operators", 549: "Server Operators", 550: "Print Operators",
+		551: "Backup Operators", 552: "Replicator",
+	}
+)
+
+// DefaultADExcludedGroups lists AD's protected groups by their usual (English)
+// DNs in the domain domainDN, for the excluded-groups setting, so that
+// administrators see them. The client protects these groups by SID whatever
+// the setting says; the list adds nothing the SIDs miss, except where a group
+// of that name is not the well-known one.
+func DefaultADExcludedGroups(domainDN string) []string {
+	users, builtin := "CN=Users,"+domainDN, "CN=Builtin,"+domainDN
+	return []string{
+		"CN=Account Operators," + builtin,
+		"CN=Administrators," + builtin,
+		"CN=Backup Operators," + builtin,
+		"CN=Domain Admins," + users,
+		"CN=Domain Controllers," + users,
+		"CN=Enterprise Admins," + users,
+		"CN=Enterprise Key Admins," + users,
+		"CN=Key Admins," + users,
+		"CN=Print Operators," + builtin,
+		"CN=Read-only Domain Controllers," + users,
+		"CN=Replicator," + builtin,
+		"CN=Schema Admins," + users,
+		"CN=Server Operators," + builtin,
+	}
+}
+
+// sid is a Windows security identifier.
+type sid struct {
+	authority uint64
+	subs      []uint32
+}
+
+var builtinSID = sid{authority: 5, subs: []uint32{32}}
+
+// parseSID reads the binary form of a SID (objectSid).
+func parseSID(b []byte) (sid, bool) {
+	if len(b) < 8 || b[0] != 1 || len(b) != 8+4*int(b[1]) {
+		return sid{}, false
+	}
+	var s sid
+	for _, x := range b[2:8] {
+		s.authority = s.authority<<8 | uint64(x)
+	}
+	for i := 0; i < int(b[1]); i++ {
+		s.subs = append(s.subs, binary.LittleEndian.Uint32(b[8+4*i:]))
+	}
+	return s, true
+}
+
+// bytes is the binary form of s.
+func (s sid) bytes() []byte {
+	b := make([]byte, 8+4*len(s.subs))
+	b[0], b[1] = 1, byte(len(s.subs))
+	for i := 0; i < 6; i++ {
+		b[7-i] = byte(s.authority >> (8 * i))
+	}
+	for i, x := range s.subs {
+		binary.LittleEndian.PutUint32(b[8+4*i:], x)
+	}
+	return b
+}
+
+// child is the SID of the account rid of the domain s.
+func (s sid) child(rid uint32) sid {
+	return sid{authority: s.authority, subs: append(append([]uint32{}, s.subs...), rid)}
+}
+
+func (s sid) String() string {
+	var b strings.Builder
+	b.WriteString("S-1-" + strconv.FormatUint(s.authority, 10))
+	for _, x := range s.subs {
+		b.WriteString("-" + strconv.FormatUint(uint64(x), 10))
+	}
+	return b.String()
+}
+
+// filterValue is s escaped byte by byte for an LDAP filter.
+func (s sid) filterValue() string {
+	var b strings.Builder
+	for _, x := range s.bytes() {
+		fmt.Fprintf(&b, `\%02x`, x)
+	}
+	return b.String()
+}
+
+// protectedGroup is one group whose members the portal leaves alone.
+type protectedGroup struct {
+	dn   string
+	name string // the well-known name, for people; empty for a configured group
+}
+
+func (g protectedGroup) describe() string {
+	if g.name == "" {
+		return g.dn
+	}
+	return g.dn + " (" + g.name + ", one of Active Directory's protected groups)"
+}
+
+// adProtection is what a DC says about its protected groups.
+type adProtection struct {
+	domain  sid
+	groups  []protectedGroup // found by SID
+	primary map[uint32]string
+	// nested remembers, for primaryGroupTTL, which protected group a primary
+	// group is nested in (nil: none): most accounts share Domain Users, and
+	// asking for its nested memberships costs the DC more than the rest of a
+	// lookup.
+	nested map[string]nestedVerdict
+}
+
+type nestedVerdict struct {
+	g  *protectedGroup
+	at time.Time
+}
+
+// primaryGroupTTL bounds how long a primary group's nested memberships are
+// reused: a group nested into a protected group counts within a minute.
+const primaryGroupTTL = time.Minute
+
+// adProtectionInfo finds the domain's SID and its protected groups on the
+// session's server, at most every protectedTTL.
+func (s *session) adProtectionInfo() (*adProtection, *OpError) {
+	s.srv.mu.Lock()
+	p, at := s.srv.prot, s.srv.protAt
+	s.srv.mu.Unlock()
+	if p != nil && time.Since(at) < protectedTTL {
+		return p, nil
+	}
+	dse, oe := s.rootDSE()
+	if oe != nil {
+		return nil, oe
+	}
+	nc := dse.defaultNamingContext
+	if nc == "" {
+		return nil, &OpError{Op: s.op, Server: s.srv.u.raw, Err: errors.New("the root DSE names no defaultNamingContext")}
+	}
+	res, oe := s.search(ldap.NewSearchRequest(nc, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+		"(objectClass=*)", []string{"objectSid"}, nil))
+	if oe != nil {
+		return nil, oe
+	}
+	var domain sid
+	ok := len(res.Entries) == 1
+	if ok {
+		domain, ok = parseSID(res.Entries[0].GetRawAttributeValue("objectSid"))
+	}
+	if !ok {
+		return nil, &OpError{Op: s.op, Server: s.srv.u.raw, Err: fmt.Errorf("the objectSid of the domain %s cannot be read", nc)}
+	}
+	names := map[string]string{}
+	var f strings.Builder
+	f.WriteString("(|")
+	var order []string // domain groups first, then Builtin, each by RID: reasons name the same group every time
+	for _, set := range []struct {
+		domain sid
+		rids   map[uint32]string
+	}{{domain, adProtectedDomainRIDs}, {builtinSID, adProtectedBuiltinRIDs}} {
+		for _, rid := range slices.Sorted(maps.Keys(set.rids)) {
+			g := set.domain.child(rid).String()
+			names[g] = set.rids[rid]
+			order = append(order, g)
+			f.WriteString("(objectSid=" + set.domain.child(rid).filterValue() + ")")
+		}
+	}
+	f.WriteString(")")
+	res, oe = s.search(ldap.NewSearchRequest(nc, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		f.String(), []string{"objectSid"}, nil))
+	if oe != nil {
+		return nil, oe
+	}
+	p = &adProtection{domain: domain, primary: map[uint32]string{}, nested: map[string]nestedVerdict{}}
+	found := map[string]string{}
+	for _, e := range res.Entries {
+		if g, ok := parseSID(e.GetRawAttributeValue("objectSid")); ok {
+			found[g.String()] = e.DN
+		}
+	}
+	for _, g := range order {
+		if dn := found[g]; dn != "" {
+			p.groups = append(p.groups, protectedGroup{dn: dn, name: names[g]})
+		}
+	}
+	if len(p.groups) == 0 {
+		// Administrators (S-1-5-32-544) exists in every domain: finding none
+		// means the search did not work, not that nothing is protected.
+		return nil, &OpError{Op: s.op, Server: s.srv.u.raw, Err: fmt.Errorf("none of the protected groups of %s was found by SID", nc)}
+	}
+	s.srv.mu.Lock()
+	s.srv.prot, s.srv.protAt = p, time.Now()
+	s.srv.mu.Unlock()
+	return p, nil
+}
+
+// primaryGroupDN returns the DN of the group with RID rid in the domain, or ""
+// when there is none.
+func (s *session) primaryGroupDN(p *adProtection, rid uint32) (string, *OpError) {
+	s.srv.mu.Lock()
+	dn, ok := p.primary[rid]
+	s.srv.mu.Unlock()
+	if ok {
+		return dn, nil
+	}
+	dse, oe := s.rootDSE()
+	if oe != nil {
+		return "", oe
+	}
+	res, oe := s.search(ldap.NewSearchRequest(dse.defaultNamingContext, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 1, 0, false,
+		"(objectSid="+p.domain.child(rid).filterValue()+")", []string{"1.1"}, nil))
+	if oe != nil {
+		return "", oe
+	}
+	if len(res.Entries) == 1 {
+		dn = res.Entries[0].DN
+	}
+	s.srv.mu.Lock()
+	p.primary[rid] = dn
+	s.srv.mu.Unlock()
+	return dn, nil
+}
+
+// serviceAccountID returns the ID (objectGUID or entryUUID) of the portal's
+// service account on the session's server, or "" when it cannot be read.
+func (s *session) serviceAccountID() string {
+	s.srv.mu.Lock()
+	id, at := s.srv.svcID, s.srv.svcIDAt
+	s.srv.mu.Unlock()
+	if !at.IsZero() && time.Since(at) < protectedTTL {
+		return id
+	}
+	attr := "entryUUID"
+	if s.c.cfg.Type == TypeAD {
+		attr = "objectGUID"
+	}
+	res, oe := s.search(ldap.NewSearchRequest(s.c.cfg.BindDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+		"(objectClass=*)", []string{attr}, nil))
+	switch {
+	case oe != nil && (oe.Code == CodeUnavailable || s.ctx.Err() != nil):
+		return "" // try again next time
+	case oe != nil || len(res.Entries) != 1:
+		// Remembered too: the DN comparison still holds.
+		s.c.log.Debug("directory: cannot read the service account's ID; comparing DNs only", "server", s.srv.u.raw, "err", oe)
+		id = ""
+	case s.c.cfg.Type == TypeAD:
+		id = formatGUID(res.Entries[0].GetEqualFoldRawAttributeValue(attr))
+	default:
+		id = res.Entries[0].GetEqualFoldAttributeValue(attr)
+	}
+	s.srv.mu.Lock()
+	s.srv.svcID, s.srv.svcIDAt = id, time.Now()
+	s.srv.mu.Unlock()
+	return id
+}
+
+// isServiceAccount tells whether u is the portal's own service account: the
+// same DN (compared as DNs, so case and spacing do not matter) or the same ID.
+func (s *session) isServiceAccount(u *User) bool {
+	if sameDN(u.DN, s.c.cfg.BindDN) {
+		return true
+	}
+	id := s.serviceAccountID()
+	return id != "" && u.ID != "" && strings.EqualFold(id, u.ID)
+}
+
+// sameDN compares two DNs as DNs, falling back to text when one does not parse.
+func sameDN(a, b string) bool {
+	da, err1 := ldap.ParseDN(a)
+	db, err2 := ldap.ParseDN(b)
+	if err1 != nil || err2 != nil {
+		return strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b))
+	}
+	return da.EqualFold(db)
+}
+
+// protect decides whether u is an account the portal must leave alone.
+func (s *session) protect(e *ldap.Entry, u *User) *OpError {
+	if s.isServiceAccount(u) {
+		u.Protected, u.ProtectedReason = true, "the portal's own service account"
+		return nil
+	}
+	if s.c.cfg.Type == TypeAD {
+		return s.adProtected(e, u)
+	}
+	return s.openLDAPProtected(e, u)
+}
+
+// configuredGroups is the excluded-groups setting as protected groups.
+func (c *Client) configuredGroups() []protectedGroup {
+	out := make([]protectedGroup, 0, len(c.cfg.ExcludedGroups))
+	for _, g := range c.cfg.ExcludedGroups {
+		out = append(out, protectedGroup{dn: g})
+	}
+	return out
+}
+
+// adProtected marks members of AD's protected groups (found by SID) and of
+// the excluded groups: nested membership through the in-chain matching rule,
+// the primary group (which memberOf never shows) and that group's own nested
+// memberships; and accounts with adminCount=1. When the check cannot be made
+// the account counts as protected: guessing "not privileged" would be the
+// unsafe mistake.
+func (s *session) adProtected(e *ldap.Entry, u *User) *OpError {
+	if strings.TrimSpace(e.GetEqualFoldAttributeValue("adminCount")) == "1" {
+		u.Protected, u.ProtectedReason = true, "adminCount=1 (a privileged account protected by AdminSDHolder)"
+		return nil
+	}
+	unsure := func(what string, oe *OpError) *OpError {
+		if oe.Code == CodeUnavailable || s.ctx.Err() != nil {
+			return oe
+		}
+		s.c.log.Warn("directory: cannot check whether an account is privileged; treating it as protected",
+			"server", s.srv.u.raw, "dn", e.DN, "check", what, "err", oe)
+		u.Protected, u.ProtectedReason = true, "Writeback could not check "+what+", so it treats the account as privileged (the operator log has the reason)"
+		return nil
+	}
+	p, oe := s.adProtectionInfo()
+	if oe != nil {
+		return unsure("the domain's protected groups", oe)
+	}
+	groups := append([]protectedGroup{}, p.groups...)
+	for _, g := range s.c.configuredGroups() {
+		if !slices.ContainsFunc(groups, func(h protectedGroup) bool { return sameDN(g.dn, h.dn) }) {
+			groups = append(groups, g)
+		}
+	}
+
+	g, oe := s.inChain(e.DN, groups)
+	if oe != nil {
+		return unsure("the account's nested group memberships", oe)
+	}
+	if g != nil {
+		u.Protected, u.ProtectedReason = true, "member of "+g.describe()
+		return nil
+	}
+
+	rid := uint32(parseInt(e.GetEqualFoldAttributeValue("primaryGroupID")))
+	if rid == 0 {
+		return nil
+	}
+	if name, ok := adProtectedDomainRIDs[rid]; ok {
+		u.Protected, u.ProtectedReason = true, fmt.Sprintf("primary group is %s (RID %d, one of Active Directory's protected groups)", name, rid)
+		return nil
+	}
+	pg, oe := s.primaryGroupDN(p, rid)
+	if oe != nil {
+		return unsure("the account's primary group", oe)
+	}
+	if pg == "" {
+		return nil
+	}
+	for _, g := range groups {
+		if sameDN(pg, g.dn) {
+			u.Protected, u.ProtectedReason = true, "primary group is "+g.describe()
+			return nil
+		}
+	}
+	s.srv.mu.Lock()
+	v, ok := p.nested[strings.ToLower(pg)]
+	s.srv.mu.Unlock()
+	if ok && time.Since(v.at) < primaryGroupTTL {
+		g = v.g
+	} else {
+		if g, oe = s.inChain(pg, groups); oe != nil {
+			return unsure("the nested group memberships of the account's primary group", oe)
+		}
+		s.srv.mu.Lock()
+		p.nested[strings.ToLower(pg)] = nestedVerdict{g: g, at: time.Now()}
+		s.srv.mu.Unlock()
+	}
+	if g != nil {
+		u.Protected, u.ProtectedReason = true, "primary group "+pg+" is a member of "+g.describe()
+	}
+	return nil
+}
+
+// inChain returns the first of groups that dn is a member of, nested
+// membership included (LDAP_MATCHING_RULE_IN_CHAIN), or nil. One search
+// answers the usual "none of them"; which one is only looked for on a match.
+func (s *session) inChain(dn string, groups []protectedGroup) (*protectedGroup, *OpError) {
+	if len(groups) == 0 {
+		return nil, nil
+	}
+	member := func(gs []protectedGroup) (bool, *OpError) {
+		var f strings.Builder
+		f.WriteString("(|")
+		for _, g := range gs {
+			f.WriteString("(memberOf:" + oidMatchingRuleInChain + ":=" + ldap.EscapeFilter(g.dn) + ")")
+		}
+		f.WriteString(")")
+		res, oe := s.search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+			f.String(), []string{"1.1"}, nil))
+		if oe != nil {
+			return false, oe
+		}
+		return len(res.Entries) > 0, nil
+	}
+	ok, oe := member(groups)
+	if oe != nil || !ok {
+		return nil, oe
+	}
+	for i := range groups {
+		if ok, oe := member(groups[i : i+1]); oe == nil && ok {
+			return &groups[i], nil
+		}
+	}
+	return &protectedGroup{dn: "one of the protected groups"}, nil
+}
+
+// openLDAPProtected marks members of an excluded group, from memberOf when
+// the memberof overlay provides it, else from the groups' member and
+// uniqueMember values (direct membership only).
+func (s *session) openLDAPProtected(e *ldap.Entry, u *User) *OpError {
+	groups := s.c.cfg.ExcludedGroups
+	if len(groups) == 0 {
+		return nil
+	}
+	for _, m := range e.GetEqualFoldAttributeValues("memberOf") {
+		for _, g := range groups {
+			if sameDN(m, g) {
+				u.Protected, u.ProtectedReason = true, "member of "+g
+				return nil
+			}
+		}
+	}
+	v := ldap.EscapeFilter(e.DN)
+	for _, g := range groups {
+		res, oe := s.search(ldap.NewSearchRequest(g, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+			"(|(member="+v+")(uniqueMember="+v+"))", []string{"1.1"}, nil))
+		if oe != nil {
+			if oe.LDAPResult == ldap.LDAPResultNoSuchObject {
+				continue
+			}
+			return oe
+		}
+		if len(res.Entries) > 0 {
+			u.Protected, u.ProtectedReason = true, "member of "+g
+			return nil
+		}
+	}
+	return nil
+}
