@@ -272,6 +272,16 @@ func settingsSet(ctx context.Context, args []string, getenv env, io stdio) error
 	if *wbv == "" && *unlock == "" {
 		return usagef("give --writeback and/or --unlock")
 	}
+	if o.Writeback {
+		// The page's rule: with nothing to write to, Yes would change nothing.
+		conn, _, err := a.wb.Connection(ctx)
+		if err != nil {
+			return err
+		}
+		if !conn.Configured() {
+			return usagef("--writeback yes needs a directory connection first: run 'writeback directory set' (or open Directory connection)")
+		}
+	}
 	changed, _, err := a.settings.SaveOnPrem(ctx, audit.CommandLine, meta.Version, o)
 	if err != nil {
 		return err

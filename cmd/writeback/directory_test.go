@@ -127,3 +127,19 @@ func TestDirectoryCommandsAgainstRealDirectories(t *testing.T) {
 		})
 	}
 }
+
+// Writeback cannot be switched on from the command line while there is no
+// directory connection, as on the On-premises integration page.
+func TestSettingsSetWritebackNeedsDirectory(t *testing.T) {
+	data := t.TempDir()
+	code, _, errOut := cli(t, "", "settings", "set", "--data", data, "--writeback", "yes")
+	if code == 0 || !strings.Contains(errOut, "needs a directory connection") {
+		t.Fatalf("writeback yes without a connection: exit %d %q", code, errOut)
+	}
+	if _, out, _ := cli(t, "", "settings", "show", "--data", data); strings.Contains(out, "Last changed by command line") {
+		t.Errorf("something was saved:\n%s", out)
+	}
+	if code, out, errOut := cli(t, "", "settings", "set", "--data", data, "--writeback", "no"); code != 0 {
+		t.Errorf("writeback no without a connection: %d %s %s", code, out, errOut)
+	}
+}
