@@ -55,6 +55,10 @@ func (s *Server) setupChecklist(ctx context.Context, o settings.OnPrem, st setti
 	if err != nil {
 		return nil, err
 	}
+	mst, err := s.selfservice.MailStatus(ctx)
+	if err != nil {
+		return nil, err
+	}
 	const (
 		dirHref     = "/admin/directory"
 		propsHref   = "/admin/password-reset/properties"
@@ -95,6 +99,8 @@ func (s *Server) setupChecklist(ctx context.Context, o settings.OnPrem, st setti
 
 	mailItem := web.SetupItem{Key: "mail", Title: "Mail server", Href: mailHref, LinkText: "Mail server"}
 	switch {
+	case ms.Configured() && !mst.At.IsZero() && !mst.OK:
+		mailItem.State, mailItem.Text = web.SetupFailed, "The last mail could not be sent ("+mst.At.Format("2006-01-02 15:04 UTC")+"): "+mst.Message
 	case ms.Configured():
 		mailItem.State, mailItem.Text = web.SetupDone, "Mail goes through "+ms.Host+":"+strconv.Itoa(ms.Port)+"; use Send test mail to check it."
 	case pol.Methods.Email:

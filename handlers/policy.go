@@ -207,6 +207,11 @@ func (s *Server) mailView(w http.ResponseWriter, r *http.Request) (web.MailView,
 	v := web.MailView{Page: s.page(w, r, "mail", "Password reset", "Mail server", "The SMTP server that sends verification codes and notifications."),
 		Version: meta.Version, Host: m.Host, Port: m.Port, TLS: string(m.TLS), From: m.From, Username: m.Username,
 		HasPassword: m.PasswordSealed != "", CAPEM: m.CAPEM, UpdatedBy: meta.UpdatedBy, UpdatedAt: meta.UpdatedAt}
+	st, err := s.selfservice.MailStatus(r.Context())
+	if err != nil {
+		return web.MailView{}, err
+	}
+	v.LastSendOK, v.LastSendMessage, v.LastSendAt = st.OK, st.Message, st.At
 	return v, nil
 }
 

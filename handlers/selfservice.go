@@ -19,6 +19,7 @@ type SelfService interface {
 	Policy(ctx context.Context) (selfservice.Policy, settingsMeta, error)
 	SavePolicy(ctx context.Context, actor audit.Actor, expectVersion int64, page string, change func(*selfservice.Policy)) (bool, error)
 	MailSettings(ctx context.Context) (selfservice.MailSettings, settingsMeta, error)
+	MailStatus(ctx context.Context) (selfservice.MailStatus, error)
 	SaveMail(ctx context.Context, actor audit.Actor, expectVersion int64, in selfservice.MailInput) (bool, error)
 	SendTestMail(ctx context.Context, actor audit.Actor, to string) error
 	Available(ctx context.Context, kind string) (selfservice.Availability, error)

@@ -13,10 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/mail"
 	"github.com/writeback/writeback/services/selfservice"
+	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/testbed"
 )
@@ -199,6 +201,11 @@ func TestSelfServiceUnlockSaysWhatHappened(t *testing.T) {
 			if len(rows) == 0 || rows[0].Result != "failure" || !strings.Contains(rows[0].Details, `"ldap_result":50`) || !strings.Contains(rows[0].Details, `"error_code":"not_permitted"`) {
 				t.Errorf("audit of the refused unlock: %+v", rows)
 			}
+			// The administrators' status panel hears of it at once.
+			if st, err := s.settings.Status(context.Background()); err != nil || st.State != settings.StateError ||
+				!strings.Contains(strings.Join(st.Details, " "), "unlock") {
+				t.Errorf("status panel after the refused unlock: %+v (%v)", st, err)
+			}
 			s.connect(t, d.dir.URL, d.dir.BindDN, d.dir.BindPassword)
 			if p := c.step(flow, "unlock", nil); p.Status != http.StatusSeeOther {
 				t.Fatalf("try again: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
@@ -317,6 +324,30 @@ func TestSelfServiceMailOutageTellsNothing(t *testing.T) {
 	}
 	if !found {
 		t.Error("no audit row for the failed e-mail")
+	}
+	// The administrators are told instead: the Mail server page and the
+	// setup checklist show the failed delivery.
+	admin := s.client().signedIn(admins.GlobalAdmin)
+	if p := admin.get("/admin/password-reset/mail-server"); !strings.Contains(p.Body, `data-testid="mail-status"`) ||
+		!strings.Contains(between(p.Body, `data-testid="mail-status"`, "</section>"), "The last mail could not be sent") {
+		t.Errorf("the Mail server page does not show the failed delivery:\n%s", between(p.Body, "<main", "</main>"))
+	}
+	if p := admin.get("/admin/password-reset/on-premises-integration"); !strings.Contains(p.Body, `data-testid="setup-mail" data-state="failed"`) {
+		t.Errorf("the setup checklist does not show the failed delivery:\n%s", between(p.Body, `data-testid="setup"`, "</section>"))
+	}
+	// A delivery that works again clears it.
+	_, meta, _ = s.ss.MailSettings(ctx)
+	host, port := s.sink.Addr()
+	if _, err := s.ss.SaveMail(ctx, audit.CommandLine, meta.Version, selfservice.MailInput{Host: host, Port: port, TLS: mail.TLSNone, From: "portal@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	c := s.client()
+	flow := c.begin("reset", real.Login)
+	c.step(flow, "method", url.Values{"method": {"email"}})
+	s.code(t, real.Mail)
+	s.ss.Wait()
+	if p := admin.get("/admin/password-reset/mail-server"); !strings.Contains(between(p.Body, `data-testid="mail-status"`, "</section>"), "Sending works") {
+		t.Errorf("the Mail server page still shows the failure after a good delivery:\n%s", between(p.Body, `data-testid="mail-status"`, "</section>"))
 	}
 }
 

@@ -335,4 +335,8 @@ type MailView struct {
 	TestTo      string
 	UpdatedBy   string
 	UpdatedAt   time.Time
+	// The last attempt to send mail (zero At: none yet).
+	LastSendOK      bool
+	LastSendMessage string
+	LastSendAt      time.Time
 }

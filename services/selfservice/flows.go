@@ -617,6 +617,7 @@ func (s *Service) sendAsync(f store.Flow, from audit.Actor, to []string, msg fun
 				break
 			}
 		}
+		s.noteMail(ctx, err)
 		if err == nil {
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
@@ -159,6 +160,39 @@ const (
 	ActivitySendTest   = "Send test mail"
 )
 
+// MailStatus is the outcome of the portal's last attempt to send mail: what
+// the Mail server page and the setup checklist show administrators, since a
+// person whose code mail failed is told nothing (that would tell a stranger
+// the account exists).
+type MailStatus struct {
+	OK      bool      `json:"ok"`
+	Message string    `json:"message,omitempty"` // the safe message of the failure
+	At      time.Time `json:"at"`
+}
+
+const mailStatusName = "mail_status"
+
+// MailStatus reads the outcome of the last send; At is zero before the first.
+func (s *Service) MailStatus(ctx context.Context) (MailStatus, error) {
+	var st MailStatus
+	_, err := settings.Load(ctx, s.db, mailStatusName, &st)
+	return st, err
+}
+
+// noteMail records the outcome of a send. A success is written only when it
+// ends a failure, so ordinary sends cost no write.
+func (s *Service) noteMail(ctx context.Context, sendErr error) {
+	next := MailStatus{OK: sendErr == nil, At: s.now().UTC()}
+	if sendErr != nil {
+		next.Message = errs.MessageOf(sendErr)
+	} else if cur, err := s.MailStatus(ctx); err == nil && cur.OK && !cur.At.IsZero() {
+		return
+	}
+	if err := settings.PutReading(ctx, s.db, mailStatusName, next); err != nil {
+		s.log.Error("record mail status", "err", err)
+	}
+}
+
 // ErrNoMail means no mail server is configured.
 var ErrNoMail = errs.E(errs.Unavailable, "No mail server is configured. A Global Administrator sets it under Password reset › Mail server.", nil)
 
@@ -194,6 +228,9 @@ func (s *Service) SendTestMail(ctx context.Context, actor audit.Actor, to string
 	snd, err := s.sender(ctx)
 	if err == nil {
 		err = snd.Send(ctx, mail.TestMessage(to, orgName(p)))
+	}
+	if errs.KindOf(err) != errs.Invalid {
+		s.noteMail(ctx, err)
 	}
 	result, reason := audit.Success, ""
 	if err != nil {

@@ -265,7 +265,9 @@ func (s *Service) BeginAltEmail(ctx context.Context, id, browser, addr string, f
 		return err
 	}
 	p, _, _ := s.Policy(ctx)
-	if err := snd.Send(ctx, wbmail.VerificationCode(addr, orgName(p), code, CodeTTL)); err != nil {
+	err = snd.Send(ctx, wbmail.VerificationCode(addr, orgName(p), code, CodeTTL))
+	s.noteMail(ctx, err)
+	if err != nil {
 		e.Reason = "e-mail could not be sent: " + errs.MessageOf(err)
 		s.failed(ctx, e, err)
 		return err

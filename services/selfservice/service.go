@@ -51,8 +51,8 @@ type Service struct {
 	AnswerParams admins.HashParams
 	// ReportFailure, when set, hears of every failure on the portal's side
 	// of a self-service step (directory unreachable, service account
-	// refused, mail not sent) after it is audited, e.g. to show it on the
-	// writeback service status panel.
+	// refused, mail not sent) after it is audited. New sets it to show
+	// directory failures on the writeback service status panel.
 	ReportFailure func(ctx context.Context, err error)
 
 	// evaluating, when set (tests), is called each time a guess is about to
@@ -75,7 +75,8 @@ type Service struct {
 func New(db *store.DB, wb *writeback.Service, keys *keyring.Keyring, log *slog.Logger, baseURL string) *Service {
 	return &Service{db: db, wb: wb, dir: writebackDirectory{wb}, keys: keys, log: log, baseURL: strings.TrimSuffix(baseURL, "/"), now: time.Now,
 		TimeFloor: DefaultTimeFloor, AnswerParams: admins.DefaultHashParams, codeKey: keys.Derive("sspr-codes"),
-		limits: newSignInLimits(), verifyHash: admins.VerifyPassword, bg: context.WithoutCancel(context.Background())}
+		limits: newSignInLimits(), verifyHash: admins.VerifyPassword, bg: context.WithoutCancel(context.Background()),
+		ReportFailure: func(_ context.Context, err error) { wb.NoteFailure(err) }}
 }
 
 // Wait waits for e-mails being sent in the background (shutdown, tests).

@@ -204,16 +204,23 @@ func (s *Service) Status(ctx context.Context) (ServiceStatus, error) {
 // SetStatus records the writeback service status (not audited: it is a
 // health reading, not a change).
 func (s *Service) SetStatus(ctx context.Context, st ServiceStatus) error {
-	b, err := json.Marshal(st)
+	return PutReading(ctx, s.db, statusName, st)
+}
+
+// PutReading stores v as the document name without a version check or an
+// audit row: for health readings (the writeback service status, the last
+// mail delivery), which the portal writes itself and nobody edits.
+func PutReading(ctx context.Context, db *store.DB, name string, v any) error {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return s.db.InTx(ctx, func(tx *store.Tx) error {
-		cur, err := tx.Config(ctx, statusName)
+	return db.InTx(ctx, func(tx *store.Tx) error {
+		cur, err := tx.Config(ctx, name)
 		if err != nil {
 			return err
 		}
-		_, err = tx.PutConfig(ctx, statusName, cur.Version, string(b), "system")
+		_, err = tx.PutConfig(ctx, name, cur.Version, string(b), "system")
 		return err
 	})
 }

@@ -38,6 +38,17 @@ type health struct {
 
 func newHealth() health { return health{kick: make(chan struct{}, 1)} }
 
+// NoteFailure tells the status panel that a real operation outside this
+// package (a self-service step) met a failure of the directory on the
+// portal's side, such as the service account being refused. Errors that are
+// not directory errors are ignored: they say nothing of the connection.
+func (s *Service) NoteFailure(err error) {
+	var oe *directory.OpError
+	if errors.As(err, &oe) {
+		s.noteOutage(err)
+	}
+}
+
 // noteOutage is the directory client's OnOutage function: a real operation
 // (a helpdesk lookup, a self-service reset, …) could not use the directory,
 // so the status says so at once, and the monitor runs its full check soon.
