@@ -17,7 +17,7 @@ ARGS ?=
 FUZZTIME ?= 60s
 FUZZTIME_TEST ?= 5s
 
-.PHONY: all build run generate lint test fuzz testbed-up testbed-down bench clean
+.PHONY: all build run generate lint test fuzz testbed-up testbed-down testbed-selftest bench clean
 
 all: build
 
@@ -49,6 +49,10 @@ testbed-up:
 
 testbed-down:
 	WRITEBACK_TESTBED_DIR=$(WRITEBACK_TESTBED_DIR) bash testbed/down.sh
+
+# Checks that testbed/with.sh keeps concurrent runs apart and cleans up on failure and Ctrl-C (root, a few minutes).
+testbed-selftest:
+	bash testbed/selftest.sh
 
 # Everything: lint, then all tests with the race detector against a test bed of this run's own (state dir and
 # loopback addresses chosen per run by testbed/with.sh, stopped whatever the outcome), then every fuzz target for

@@ -1,5 +1,6 @@
 // Package testbed gives Go tests access to the real directories that testbed/up.sh starts for `make test`: a Samba
-// AD domain controller and an OpenLDAP slapd with ppolicy, both behind TLS from a test CA.
+// AD domain controller and an OpenLDAP slapd with ppolicy, both behind TLS from a test CA. Their addresses differ
+// from run to run (testbed/with.sh gives every run its own), so tests take them from Env, never from a literal.
 //
 // A test calls Load to get the addresses and credentials, then creates its own throw-away users with
 // Env.NewADUser / Env.NewLDAPUser (deleted again by t.Cleanup), so tests never share accounts and can lock, reset
@@ -33,7 +34,8 @@ import (
 	"github.com/go-ldap/ldap/v3"
 )
 
-// DefaultDir is the state directory of up.sh when WRITEBACK_TESTBED_DIR is not set.
+// DefaultDir is the state directory of up.sh when WRITEBACK_TESTBED_DIR is not set (the manual test bed of
+// `make testbed-up`; `make test` runs get their own dirs and set WRITEBACK_TESTBED_ENV).
 const DefaultDir = "/tmp/writeback-testbed"
 
 // Directory is one directory server of the test bed (Samba AD or OpenLDAP).
