@@ -54,6 +54,17 @@ type Directory struct {
 	AdminDN, AdminPassword string
 }
 
+// Host is the server's IP address (from URL). It differs from run to run and is in the test certificate, so a
+// test that dials the server itself, or puts a proxy beside it (listening on Host with port 0), uses this and never
+// a literal such as 127.0.0.2.
+func (d Directory) Host() string {
+	u, err := url.Parse(d.URL)
+	if err != nil {
+		panic("testbed: bad URL " + d.URL)
+	}
+	return u.Hostname()
+}
+
 // Env is the content of the env file written by up.sh (keys in testbed/README.md).
 type Env struct {
 	CAFile      string // WB_TEST_CA_FILE: PEM of the CA that issued both servers' certificates
