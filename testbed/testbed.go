@@ -54,9 +54,9 @@ type Directory struct {
 	AdminDN, AdminPassword string
 }
 
-// Host is the server's IP address (from URL). It differs from run to run and is in the test certificate, so a
-// test that dials the server itself, or puts a proxy beside it (listening on Host with port 0), uses this and never
-// a literal such as 127.0.0.2.
+// Host is the server's IP address (from URL). It differs from run to run, so a test that dials the server itself
+// uses this and never a literal such as 127.0.0.2. The test certificate names Host and also 127.0.0.1, so a proxy
+// that a test puts in front of the server may listen on either (port 0).
 func (d Directory) Host() string {
 	u, err := url.Parse(d.URL)
 	if err != nil {

@@ -110,13 +110,17 @@ make_ca() { # $1 = file prefix, $2 = subject CN
 }
 make_ca "$tls/ca" "writeback test CA"
 make_ca "$tls/wrong-ca" "unrelated test CA"
+# 127.0.0.1 is in the certificate whatever the servers' addresses: tests put proxies in front of a server on
+# 127.0.0.1:0 (connections cut, outages) and the client must still verify the chain through them.
+san="IP:$AD_ADDR,IP:$LDAP_ADDR"
+[[ $AD_ADDR == 127.0.0.1 || $LDAP_ADDR == 127.0.0.1 ]] || san+=",IP:127.0.0.1"
 openssl req -new -nodes -newkey rsa:2048 -subj "/O=writeback test bed/CN=dc1.writeback.test" \
 	-keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
 cat >"$tls/server.ext" <<EOF
 basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=IP:$AD_ADDR,IP:$LDAP_ADDR,DNS:localhost,DNS:dc1.writeback.test
+subjectAltName=$san,DNS:localhost,DNS:dc1.writeback.test
 EOF
 openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -set_serial "$(serial)" \
 	-days 30 -sha256 -extfile "$tls/server.ext" -out "$tls/server.pem" 2>/dev/null
