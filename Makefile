@@ -61,20 +61,11 @@ test: lint
 	CI=$${CI:-} CGO_ENABLED=1 bash testbed/with.sh $(GO) test -race -count=1 -timeout 12m ./...
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_TEST)
 
-# Every `func FuzzX(f *testing.F)` in the repository, found by `go test -list`, fuzzed for FUZZTIME each (one
-# target per `go test -fuzz` run, as Go requires). A crash fails the run and leaves its input under the package's
-# testdata/fuzz/FuzzX/: fix the bug and commit that file as a seed.
+# Every `func FuzzX(f *testing.F)` in the repository (found by `go test -list`), fuzzed for FUZZTIME each. A crash
+# fails the run and leaves its input under the package's testdata/fuzz/FuzzX/: fix the bug and commit that file as
+# a seed. See scripts/fuzz.sh.
 fuzz:
-	@dirs=$$(grep -rlE --include='*_test.go' '^func Fuzz[A-Z0-9_]' . | xargs -r -n1 dirname | sort -u); \
-	n=0; start=$$SECONDS; \
-	for d in $$dirs; do \
-	  for name in $$($(GO) test -list '^Fuzz' -run '^$$' "$$d" | grep -E '^Fuzz' || true); do \
-	    n=$$((n + 1)); echo "fuzz: $$d $$name for $(FUZZTIME)"; \
-	    $(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) "$$d"; \
-	  done; \
-	done; \
-	if [ $$n -eq 0 ]; then echo "fuzz: no Fuzz targets found"; exit 1; fi; \
-	echo "fuzz: $$n targets, $(FUZZTIME) each, $$((SECONDS - start)) s"
+	@GO=$(GO) bash scripts/fuzz.sh $(FUZZTIME)
 
 # Speed targets live here, never in timed tests: writeback reset latency and rate at 1 and 8
 # callers against the test DC beside a bare LDAP modify (services/directory), and the audit log
