@@ -242,7 +242,13 @@ func TestServeSyslogFlags(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			code, _, errOut := cli(t, "", append([]string{"serve", "--data", t.TempDir()}, tc.args...)...)
+			// Should a bad value be accepted, the server would start: stop it, and fail, instead of hanging.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var out, errBuf syncBuffer
+			args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data", t.TempDir()}, tc.args...)
+			code := run(ctx, args, noenv, strings.NewReader(""), &out, &errBuf)
+			errOut := errBuf.String()
 			if code != 2 || !strings.Contains(errOut, tc.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 				t.Errorf("exit %d, stderr %q; want 2 and one line containing %q", code, errOut, tc.want)
 			}
