@@ -7,54 +7,73 @@ BIN      := bin/writeback
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
-export WRITEBACK_TESTBED_DIR ?= /tmp/writeback-testbed
 export WRITEBACK_TEST_OUTPUT ?= $(CURDIR)/test-output
+# Only for the manual test bed of `make testbed-up`/`testbed-down`; `make test` and `make bench` always make their
+# own per run (testbed/with.sh), whatever this says.
+WRITEBACK_TESTBED_DIR ?= /tmp/writeback-testbed
+# Flags for `make run`, passed to `writeback serve`: make run ARGS="--listen 0.0.0.0:8080".
+ARGS ?=
+# How long `make fuzz` runs each Fuzz target; `make test` runs each for FUZZTIME_TEST.
+FUZZTIME ?= 60s
+FUZZTIME_TEST ?= 5s
 
-.PHONY: all build run generate lint test testbed-up testbed-down bench clean
+.PHONY: all build run generate lint test fuzz testbed-up testbed-down testbed-selftest bench clean
 
 all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/writeback
 
-# Build and serve on 127.0.0.1:8080 with ./data; prints a one-time setup link on first start.
+# Build and serve (default 127.0.0.1:8080 with ./data); prints a one-time setup link on first start.
 run: build
-	./$(BIN) serve
+	./$(BIN) serve $(ARGS)
 
 generate:
 	$(GO) tool templ generate
 
-# gofmt, go vet, and templ output that matches the .templ sources.
+# gofmt, go vet, templ output that matches the .templ sources, go.mod/go.sum tidy, and the committed-file hygiene
+# (no binary at the root, nothing secret or bulky sent into an image build).
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_templ.go$$')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool templ generate >/dev/null
 	@git diff --exit-code -- '*_templ.go' || { echo "templ output is stale: run 'make generate' and commit it"; exit 1; }
 	@untracked=$$(git ls-files --others --exclude-standard -- '*_templ.go'); if [ -n "$$untracked" ]; then echo "uncommitted templ output: $$untracked"; exit 1; fi
+	@$(GO) mod tidy -diff >/dev/null 2>&1 || { $(GO) mod tidy -diff; echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit the result"; exit 1; }
+	@if git ls-files --error-unmatch writeback >/dev/null 2>&1; then echo "a built binary 'writeback' is committed at the root: git rm --cached writeback"; exit 1; fi
+	@for p in .git data bin test-output '**/writeback.key' '**/*.test'; do \
+	  grep -qxF -- "$$p" .dockerignore || { echo ".dockerignore must exclude $$p"; exit 1; }; done
 
 testbed-up:
-	bash testbed/up.sh
+	WRITEBACK_TESTBED_DIR=$(WRITEBACK_TESTBED_DIR) bash testbed/up.sh
 
 testbed-down:
-	bash testbed/down.sh
+	WRITEBACK_TESTBED_DIR=$(WRITEBACK_TESTBED_DIR) bash testbed/down.sh
 
-# Everything: lint, then all tests with the race detector against the real test bed.
-# The test bed is stopped whatever the outcome.
+# Checks that testbed/with.sh keeps concurrent runs apart and cleans up on failure and Ctrl-C (root, a few minutes).
+testbed-selftest:
+	bash testbed/selftest.sh
+
+# Everything: lint, then all tests with the race detector against a test bed of this run's own (state dir and
+# loopback addresses chosen per run by testbed/with.sh, stopped whatever the outcome), then every fuzz target for
+# FUZZTIME_TEST.
 test: lint
-	bash testbed/up.sh
-	rc=0; CI=$${CI:-} WRITEBACK_TESTBED_ENV=$(WRITEBACK_TESTBED_DIR)/env CGO_ENABLED=1 \
-	  $(GO) test -race -count=1 -timeout 12m ./... || rc=$$?; \
-	bash testbed/down.sh; exit $$rc
+	CI=$${CI:-} CGO_ENABLED=1 bash testbed/with.sh $(GO) test -race -count=1 -timeout 12m ./...
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_TEST)
+
+# Every `func FuzzX(f *testing.F)` in the repository (found by `go test -list`), fuzzed for FUZZTIME each. A crash
+# fails the run and leaves its input under the package's testdata/fuzz/FuzzX/: fix the bug and commit that file as
+# a seed. See scripts/fuzz.sh.
+fuzz:
+	@GO=$(GO) bash scripts/fuzz.sh $(FUZZTIME)
 
 # Speed targets live here, never in timed tests: writeback reset latency and rate at 1 and 8
 # callers against the test DC beside a bare LDAP modify (services/directory), and the audit log
 # with WRITEBACK_BENCH_EVENTS generated events: pages, CSV export, 8 concurrent writers (store).
 WRITEBACK_BENCH_EVENTS ?= 1000000
 bench:
-	bash testbed/up.sh
-	rc=0; WRITEBACK_TESTBED_ENV=$(WRITEBACK_TESTBED_DIR)/env WRITEBACK_BENCH=1 WRITEBACK_BENCH_EVENTS=$(WRITEBACK_BENCH_EVENTS) \
-	  $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./... || rc=$$?; \
-	bash testbed/down.sh; exit $$rc
+	WRITEBACK_BENCH=1 WRITEBACK_BENCH_EVENTS=$(WRITEBACK_BENCH_EVENTS) \
+	  bash testbed/with.sh $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
 
 clean:
 	rm -rf bin test-output

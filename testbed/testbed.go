@@ -1,5 +1,6 @@
 // Package testbed gives Go tests access to the real directories that testbed/up.sh starts for `make test`: a Samba
-// AD domain controller and an OpenLDAP slapd with ppolicy, both behind TLS from a test CA.
+// AD domain controller and an OpenLDAP slapd with ppolicy, both behind TLS from a test CA. Their addresses differ
+// from run to run (testbed/with.sh gives every run its own), so tests take them from Env, never from a literal.
 //
 // A test calls Load to get the addresses and credentials, then creates its own throw-away users with
 // Env.NewADUser / Env.NewLDAPUser (deleted again by t.Cleanup), so tests never share accounts and can lock, reset
@@ -33,7 +34,8 @@ import (
 	"github.com/go-ldap/ldap/v3"
 )
 
-// DefaultDir is the state directory of up.sh when WRITEBACK_TESTBED_DIR is not set.
+// DefaultDir is the state directory of up.sh when WRITEBACK_TESTBED_DIR is not set (the manual test bed of
+// `make testbed-up`; `make test` runs get their own dirs and set WRITEBACK_TESTBED_ENV).
 const DefaultDir = "/tmp/writeback-testbed"
 
 // Directory is one directory server of the test bed (Samba AD or OpenLDAP).
@@ -50,6 +52,17 @@ type Directory struct {
 	NoRightsDN, NoRightsPassword string
 	// AdminDN is Administrator (AD) / the rootdn (OpenLDAP, bypasses ppolicy): for test set-up only.
 	AdminDN, AdminPassword string
+}
+
+// Host is the server's IP address (from URL). It differs from run to run, so a test that dials the server itself
+// uses this and never a literal such as 127.0.0.2. The test certificate names Host and also 127.0.0.1, so a proxy
+// that a test puts in front of the server may listen on either (port 0).
+func (d Directory) Host() string {
+	u, err := url.Parse(d.URL)
+	if err != nil {
+		panic("testbed: bad URL " + d.URL)
+	}
+	return u.Hostname()
 }
 
 // Env is the content of the env file written by up.sh (keys in testbed/README.md).

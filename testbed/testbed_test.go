@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -28,6 +29,9 @@ func TestEnv(t *testing.T) {
 	for _, d := range []Directory{env.AD, env.LDAP} {
 		if !strings.HasPrefix(d.URL, "ldaps://") || !strings.HasPrefix(d.StartTLSURL, "ldap://") {
 			t.Errorf("unexpected URLs %q %q", d.URL, d.StartTLSURL)
+		}
+		if ip := net.ParseIP(d.Host()); ip == nil || !ip.IsLoopback() || !strings.Contains(d.StartTLSURL, "//"+d.Host()+":") {
+			t.Errorf("Host() %q is not the loopback IP of %s and %s", d.Host(), d.URL, d.StartTLSURL)
 		}
 		if !strings.HasSuffix(d.PeopleDN, ","+d.BaseDN) {
 			t.Errorf("PeopleDN %q is not under BaseDN %q", d.PeopleDN, d.BaseDN)

@@ -1,25 +1,45 @@
 #!/usr/bin/env bash
-# Builds the test bed described in testbed/README.md from scratch: a test CA, a Samba AD DC on 127.0.0.2 and an
-# OpenLDAP slapd with ppolicy on 127.0.0.1, then writes $DIR/env for the Go tests (testbed.Load).
+# Builds the test bed described in testbed/README.md from scratch: a test CA, a Samba AD DC and an OpenLDAP slapd
+# with ppolicy on loopback addresses, then writes $DIR/env for the Go tests (testbed.Load).
 #
-# Every run starts clean: services left over from an earlier run are stopped and the state dir is recreated, so a
-# test never sees users, lockouts or password history from a previous run.
+# Where (all optional; `make test` and `make bench` set them per run through testbed/with.sh):
+#   WRITEBACK_TESTBED_DIR        state dir (default /tmp/writeback-testbed)
+#   WRITEBACK_TESTBED_AD_ADDR    Samba's address; it always uses ports 389 and 636 (default 127.0.0.2)
+#   WRITEBACK_TESTBED_LDAP_ADDR  slapd's address, ports 3389 (StartTLS) and 3636 (LDAPS) (default 127.0.0.1)
+#   WRITEBACK_TESTBED_DEAD_ADDR  host:port where nothing may listen, for failover tests (default 127.0.0.1:1)
+#
+# Every run starts clean: services left over from an earlier run in the same state dir are stopped and the dir is
+# recreated, so a test never sees users, lockouts or password history from a previous run. Nothing outside the state
+# dir is touched, so test beds with different dirs and addresses run side by side.
 set -euo pipefail
 
 started=$SECONDS
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 if [[ $(id -u) -ne 0 ]]; then
-	echo "make test needs root: Samba AD binds ports 389/636 on 127.0.0.2 (run it as root, e.g. sudo make test)" >&2
+	echo "the test bed needs root: Samba AD binds ports 389/636 (run it as root, e.g. sudo make test)" >&2
 	exit 1
 fi
 
 DIR=${WRITEBACK_TESTBED_DIR:-/tmp/writeback-testbed}
+AD_ADDR=${WRITEBACK_TESTBED_AD_ADDR:-127.0.0.2}
+LDAP_ADDR=${WRITEBACK_TESTBED_LDAP_ADDR:-127.0.0.1}
+DEAD_HOSTPORT=${WRITEBACK_TESTBED_DEAD_ADDR:-127.0.0.1:1}
+LDAP_PORT=3389
+LDAPS_PORT=3636
 # Marker that makes a directory ours: we only ever wipe a directory that carries it.
 MARKER=.writeback-testbed
 
 log() { printf '[testbed %3ds] %s\n' $((SECONDS - started)) "$*"; }
 die() { printf 'testbed: %s\n' "$*" >&2; exit 1; }
+
+# Loopback only: every 127.x.y.z works without configuring lo, and nothing is ever reachable from outside.
+loopback='^127\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$'
+for a in "$AD_ADDR" "$LDAP_ADDR" "${DEAD_HOSTPORT%:*}"; do
+	[[ $a =~ $loopback ]] || die "$a is not a 127.x.y.z loopback address"
+done
+[[ ${DEAD_HOSTPORT##*:} =~ ^[0-9]+$ ]] || die "WRITEBACK_TESTBED_DEAD_ADDR must be host:port, not $DEAD_HOSTPORT"
+[[ $AD_ADDR != "$LDAP_ADDR" ]] || die "Samba and slapd need different addresses (both $AD_ADDR)"
 
 # ---------------------------------------------------------------------------------------------------------------
 # Packages. Only call apt-get when something is missing: apt-get update alone costs seconds and needs network.
@@ -33,7 +53,8 @@ done
 if ((${#need[@]})); then
 	log "installing ${need[*]}"
 	apt-get update -q
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}"
+	# Wait for a concurrent run's install instead of failing on the dpkg lock.
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 "${need[@]}"
 fi
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -52,14 +73,14 @@ touch "$DIR/$MARKER"
 
 # Fail early and clearly if someone else holds our addresses (e.g. a test bed started with another state dir):
 # otherwise samba would start "fine" and the tests would talk to a different server.
-for hp in 127.0.0.2:636 127.0.0.2:389 127.0.0.1:3636 127.0.0.1:3389; do
-	if (exec 3<>"/dev/tcp/${hp%:*}/${hp#*:}") 2>/dev/null; then
-		die "something already listens on $hp (another test bed? stop it with its down.sh)"
+for hp in "$AD_ADDR:636" "$AD_ADDR:389" "$LDAP_ADDR:$LDAPS_PORT" "$LDAP_ADDR:$LDAP_PORT"; do
+	if (exec 3<>"/dev/tcp/${hp%:*}/${hp##*:}") 2>/dev/null; then
+		die "something already listens on $hp (another test bed? stop it with its down.sh, or use testbed/with.sh)"
 	fi
 done
-DEAD_URL=ldaps://127.0.0.1:1
-if (exec 3<>/dev/tcp/127.0.0.1/1) 2>/dev/null; then
-	die "something listens on 127.0.0.1:1, which the test bed uses as its dead URL"
+DEAD_URL=ldaps://$DEAD_HOSTPORT
+if (exec 3<>"/dev/tcp/${DEAD_HOSTPORT%:*}/${DEAD_HOSTPORT##*:}") 2>/dev/null; then
+	die "something listens on $DEAD_HOSTPORT, which the test bed uses as its dead URL"
 fi
 
 # Random passwords per run: nothing stale can log in to the next run. Letters+digits+'-' satisfy AD complexity (3 of
@@ -89,13 +110,17 @@ make_ca() { # $1 = file prefix, $2 = subject CN
 }
 make_ca "$tls/ca" "writeback test CA"
 make_ca "$tls/wrong-ca" "unrelated test CA"
+# 127.0.0.1 is in the certificate whatever the servers' addresses: tests put proxies in front of a server on
+# 127.0.0.1:0 (connections cut, outages) and the client must still verify the chain through them.
+san="IP:$AD_ADDR,IP:$LDAP_ADDR"
+[[ $AD_ADDR == 127.0.0.1 || $LDAP_ADDR == 127.0.0.1 ]] || san+=",IP:127.0.0.1"
 openssl req -new -nodes -newkey rsa:2048 -subj "/O=writeback test bed/CN=dc1.writeback.test" \
 	-keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
-cat >"$tls/server.ext" <<'EOF'
+cat >"$tls/server.ext" <<EOF
 basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.2,IP:127.0.0.1,DNS:localhost,DNS:dc1.writeback.test
+subjectAltName=$san,DNS:localhost,DNS:dc1.writeback.test
 EOF
 openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -set_serial "$(serial)" \
 	-days 30 -sha256 -extfile "$tls/server.ext" -out "$tls/server.pem" 2>/dev/null
@@ -103,16 +128,16 @@ chmod 600 "$tls"/*.key
 export LDAPTLS_CACERT=$tls/ca.pem LDAPTLS_REQCERT=demand
 
 # ---------------------------------------------------------------------------------------------------------------
-# Samba AD DC on 127.0.0.2 (recipe: /work/shared/TESTBED.md).
+# Samba AD DC on $AD_ADDR, ports 389/636 (Samba cannot move them; recipe: /work/shared/TESTBED.md).
 # ---------------------------------------------------------------------------------------------------------------
 log "samba: provision"
 sd=$DIR/samba
 mkdir -p "$sd/pid" "$sd/ncalrpc" "$sd/winbindd" "$sd/ntp_signd" "$sd/log"
-# "/8" matters: a bare 127.0.0.2 makes samba bind nothing and stay up silently. Only the LDAP server runs (no DNS,
+# "/8" matters: a bare address makes samba bind nothing and stay up silently. Only the LDAP server runs (no DNS,
 # KDC, SMB), which keeps start-up under a second and leaves other loopback ports alone.
 samba-tool domain provision --targetdir="$sd" --realm=WRITEBACK.TEST --domain=WRITEBACK --server-role=dc \
 	--dns-backend=NONE --use-rfc2307 --host-name=dc1 --adminpass="$AD_ADMIN_PW" \
-	--option="interfaces = 127.0.0.2/8" --option="bind interfaces only = yes" \
+	--option="interfaces = $AD_ADDR/8" --option="bind interfaces only = yes" \
 	--option="server services = ldap" \
 	--option="pid directory = $sd/pid" --option="ncalrpc dir = $sd/ncalrpc" \
 	--option="winbindd socket directory = $sd/winbindd" --option="ntp signd socket directory = $sd/ntp_signd" \
@@ -185,10 +210,10 @@ wait_ldaps() { # $1 = URL, $2 = pid file, $3 = log file
 	tail -20 "$3" >&2
 	die "no answer from $1 after 30 s (log: $3)"
 }
-wait_ldaps ldaps://127.0.0.2 "$DIR/samba.pid" "$sd/log/samba.out"
+wait_ldaps "ldaps://$AD_ADDR" "$DIR/samba.pid" "$sd/log/samba.out"
 
 # ---------------------------------------------------------------------------------------------------------------
-# OpenLDAP slapd with ppolicy on 127.0.0.1:3389/3636, its own cn=config (the system slapd is never touched).
+# OpenLDAP slapd with ppolicy on $LDAP_ADDR:3389/3636, its own cn=config (the system slapd is never touched).
 # ---------------------------------------------------------------------------------------------------------------
 log "slapd: config and data"
 ld=$DIR/slapd
@@ -339,10 +364,10 @@ slapadd -n1 -F "$ld/slapd.d" -l "$ld/data.ldif" >>"$ld/slapadd.log" 2>&1 ||
 
 log "slapd: start"
 # -d keeps slapd in the foreground (so $! is its pid) and sends its stats log to our file.
-setsid slapd -F "$ld/slapd.d" -h "ldap://127.0.0.1:3389/ ldaps://127.0.0.1:3636/" -d stats \
+setsid slapd -F "$ld/slapd.d" -h "ldap://$LDAP_ADDR:$LDAP_PORT/ ldaps://$LDAP_ADDR:$LDAPS_PORT/" -d stats \
 	</dev/null >"$ld/slapd.log" 2>&1 &
 echo $! >"$DIR/slapd.pid"
-wait_ldaps ldaps://127.0.0.1:3636 "$DIR/slapd.pid" "$ld/slapd.log"
+wait_ldaps "ldaps://$LDAP_ADDR:$LDAPS_PORT" "$DIR/slapd.pid" "$ld/slapd.log"
 
 # ---------------------------------------------------------------------------------------------------------------
 # Smoke checks: the service accounts bind over TLS, i.e. what every Go test assumes.
@@ -354,12 +379,12 @@ check_bind() { # $1 URL, $2 DN, $3 password
 	ldapsearch -x -LLL -o nettimeout=5 -H "$1" -D "$2" -w "$3" -s base -b "" namingContexts >/dev/null 2>&1 ||
 		die "bind as $2 at $1 failed"
 }
-check_bind ldaps://127.0.0.2 "$AD_SVC" "$AD_SVC_PW"
-check_bind ldaps://127.0.0.2 "$AD_NORIGHTS" "$AD_NORIGHTS_PW"
-check_bind ldaps://127.0.0.2 "$AD_ADMIN" "$AD_ADMIN_PW"
-check_bind ldaps://127.0.0.1:3636 "$LDAP_SVC" "$LDAP_SVC_PW"
-check_bind ldaps://127.0.0.1:3636 "$LDAP_NORIGHTS" "$LDAP_NORIGHTS_PW"
-check_bind ldaps://127.0.0.1:3636 "$LDAP_ADMIN" "$LDAP_ADMIN_PW"
+check_bind "ldaps://$AD_ADDR" "$AD_SVC" "$AD_SVC_PW"
+check_bind "ldaps://$AD_ADDR" "$AD_NORIGHTS" "$AD_NORIGHTS_PW"
+check_bind "ldaps://$AD_ADDR" "$AD_ADMIN" "$AD_ADMIN_PW"
+check_bind "ldaps://$LDAP_ADDR:$LDAPS_PORT" "$LDAP_SVC" "$LDAP_SVC_PW"
+check_bind "ldaps://$LDAP_ADDR:$LDAPS_PORT" "$LDAP_NORIGHTS" "$LDAP_NORIGHTS_PW"
+check_bind "ldaps://$LDAP_ADDR:$LDAPS_PORT" "$LDAP_ADMIN" "$LDAP_ADMIN_PW"
 
 # ---------------------------------------------------------------------------------------------------------------
 # The env file: exactly the keys of testbed/README.md. Written last and atomically, so its presence means "up".
@@ -371,9 +396,9 @@ WB_TEST_CA_FILE=$tls/ca.pem
 WB_TEST_WRONG_CA_FILE=$tls/wrong-ca.pem
 WB_TEST_DEAD_URL=$DEAD_URL
 WB_TEST_CHROMIUM=$chromium_bin
-WB_TEST_AD_URL=ldaps://127.0.0.2:636
-WB_TEST_AD_STARTTLS_URL=ldap://127.0.0.2:389
-WB_TEST_AD_PLAIN_URL=ldap://127.0.0.2:389
+WB_TEST_AD_URL=ldaps://$AD_ADDR:636
+WB_TEST_AD_STARTTLS_URL=ldap://$AD_ADDR:389
+WB_TEST_AD_PLAIN_URL=ldap://$AD_ADDR:389
 WB_TEST_AD_BASE_DN=$AD_BASE
 WB_TEST_AD_PEOPLE_DN=$AD_PEOPLE
 WB_TEST_AD_BIND_DN=$AD_SVC
@@ -382,9 +407,9 @@ WB_TEST_AD_NORIGHTS_DN=$AD_NORIGHTS
 WB_TEST_AD_NORIGHTS_PASSWORD=$AD_NORIGHTS_PW
 WB_TEST_AD_ADMIN_DN=$AD_ADMIN
 WB_TEST_AD_ADMIN_PASSWORD=$AD_ADMIN_PW
-WB_TEST_LDAP_URL=ldaps://127.0.0.1:3636
-WB_TEST_LDAP_STARTTLS_URL=ldap://127.0.0.1:3389
-WB_TEST_LDAP_PLAIN_URL=ldap://127.0.0.1:3389
+WB_TEST_LDAP_URL=ldaps://$LDAP_ADDR:$LDAPS_PORT
+WB_TEST_LDAP_STARTTLS_URL=ldap://$LDAP_ADDR:$LDAP_PORT
+WB_TEST_LDAP_PLAIN_URL=ldap://$LDAP_ADDR:$LDAP_PORT
 WB_TEST_LDAP_BASE_DN=$LDAP_BASE
 WB_TEST_LDAP_PEOPLE_DN=$LDAP_PEOPLE
 WB_TEST_LDAP_BIND_DN=$LDAP_SVC
@@ -399,7 +424,8 @@ mv "$DIR/env.tmp" "$DIR/env"
 
 cat <<EOF
 testbed up in $((SECONDS - started)) s (state: $DIR)
-  Samba AD DC  ldaps://127.0.0.2:636, StartTLS ldap://127.0.0.2:389   pid $(cat "$DIR/samba.pid")  log $sd/log/samba.out
-  OpenLDAP     ldaps://127.0.0.1:3636, StartTLS ldap://127.0.0.1:3389  pid $(cat "$DIR/slapd.pid")  log $ld/slapd.log
-  env file     $DIR/env        stop with: bash $here/down.sh
+  Samba AD DC  ldaps://$AD_ADDR:636, StartTLS ldap://$AD_ADDR:389   pid $(cat "$DIR/samba.pid")  log $sd/log/samba.out
+  OpenLDAP     ldaps://$LDAP_ADDR:$LDAPS_PORT, StartTLS ldap://$LDAP_ADDR:$LDAP_PORT  pid $(cat "$DIR/slapd.pid")  log $ld/slapd.log
+  dead URL     $DEAD_URL
+  env file     $DIR/env        stop with: WRITEBACK_TESTBED_DIR=$DIR bash $here/down.sh
 EOF

@@ -24,25 +24,52 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 type command struct {
 	name, summary string
 	run           func(ctx context.Context, args []string, getenv env, io stdio) error
+	// subs are the subcommands of a command that has them, in the order its
+	// own dispatch lists them: "writeback <name> --help" prints them, and a
+	// test checks that the dispatch accepts exactly these.
+	subs []string
 }
 
 func commands() []command {
 	return []command{
-		{"serve", "run the portal (--listen, --data, --base-url, --trusted-proxy)", cmdServe},
-		{"migrate", "apply database migrations in the data folder and exit", cmdMigrate},
-		{"admin", "manage administrators: admin create|list|disable", cmdAdmin},
-		{"directory", "the directory connection: directory set|show|test", cmdDirectory},
-		{"settings", "On-premises integration switches: settings show|set --writeback yes|no --unlock yes|no", cmdSettings},
-		{"user", "helpdesk actions: user show|reset|unlock LOGIN", cmdUser},
-		{"sspr", "self-service policy: sspr show|set [--enabled none|all|group:DN] [--methods email,app,questions] [--required 1|2] …", cmdSSPR},
-		{"mail", "mail server: mail set --host H --port P --tls none|starttls|tls --from ADDR …; mail test --to ADDR", cmdMail},
-		{"audit", "the audit log: audit export --format csv|jsonl [--since --until --activity …]; audit verify", cmdAudit},
-		{"healthcheck", "exit 0 when the portal at --listen answers /healthz (for container health checks)", cmdHealthcheck},
-		{"version", "print the version", func(ctx context.Context, args []string, getenv env, io stdio) error {
-			fmt.Fprintln(io.out, "writeback", version)
-			return nil
-		}},
+		{"serve", "run the portal (--listen, --data, --base-url, --trusted-proxy, --audit-syslog …)", cmdServe, nil},
+		{"migrate", "apply database migrations in the data folder and exit", cmdMigrate, nil},
+		{"admin", "manage administrators: admin create|list|disable", cmdAdmin, []string{"create", "list", "disable"}},
+		{"directory", "the directory connection: directory set|show|test", cmdDirectory, []string{"set", "show", "test"}},
+		{"settings", "On-premises integration switches: settings show|set --writeback yes|no --unlock yes|no", cmdSettings, []string{"show", "set"}},
+		{"user", "helpdesk actions: user show|reset|unlock LOGIN", cmdUser, []string{"show", "reset", "unlock"}},
+		{"sspr", "self-service policy: sspr show|set [--enabled none|all|group:DN] [--methods email,app,questions] [--required 1|2] …", cmdSSPR, []string{"show", "set"}},
+		{"mail", "mail server: mail set --host H --port P --tls none|starttls|tls --from ADDR …; mail test --to ADDR", cmdMail, []string{"set", "test"}},
+		{"audit", "the audit log: audit export --format csv|jsonl [--since --until --activity …]; audit verify", cmdAudit, []string{"export", "verify"}},
+		{"healthcheck", "exit 0 when the portal at --listen answers /healthz (for container health checks)", cmdHealthcheck, nil},
+		{"version", "print the version", cmdVersion, nil},
 	}
+}
+
+func cmdVersion(ctx context.Context, args []string, getenv env, io stdio) error {
+	if err := parse(newFlags("version", io), args); err != nil {
+		return err
+	}
+	fmt.Fprintln(io.out, "writeback", version)
+	return nil
+}
+
+// isHelp reports whether an argument asks for help rather than naming a
+// subcommand or a flag (the flag package itself accepts -h and -help with one
+// or two dashes).
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "--h", "-help", "--help":
+		return true
+	}
+	return false
+}
+
+// printCommandHelp is "writeback <command> --help" for a command with
+// subcommands: the subcommands, and where their flags are described.
+func printCommandHelp(w io.Writer, c command) {
+	fmt.Fprintf(w, "Usage: writeback %s <subcommand> [flags]\n\n%s\n\nSubcommands: %s\n", c.name, c.summary, strings.Join(c.subs, ", "))
+	fmt.Fprintf(w, "Run \"writeback %s <subcommand> --help\" for its flags.\n", c.name)
 }
 
 const helpText = `Writeback: self-service password reset with writeback to your on-premises directory.
@@ -87,7 +114,11 @@ func printHelp(w io.Writer) {
 // returns the exit code.
 func run(ctx context.Context, args []string, getenv env, in io.Reader, out, errOut io.Writer) int {
 	io := stdio{in: in, out: out, err: errOut}
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) >= 2 && args[0] == "help" {
+		// "writeback help admin create" is "writeback admin create --help".
+		args = append(args[1:len(args):len(args)], "--help")
+	}
+	if len(args) == 0 || isHelp(args[0]) {
 		printHelp(out)
 		if len(args) == 0 {
 			return 2
@@ -97,6 +128,12 @@ func run(ctx context.Context, args []string, getenv env, in io.Reader, out, errO
 	for _, c := range commands() {
 		if c.name != args[0] {
 			continue
+		}
+		// A command with subcommands answers --help itself; each subcommand's
+		// flag set answers "<command> <subcommand> --help".
+		if len(c.subs) > 0 && len(args) >= 2 && isHelp(args[1]) {
+			printCommandHelp(out, c)
+			return 0
 		}
 		err := c.run(ctx, args[1:], getenv, io)
 		switch {
@@ -125,10 +162,22 @@ func run(ctx context.Context, args []string, getenv env, in io.Reader, out, errO
 	return 2
 }
 
-// newFlags makes a flag set whose errors become one-line usage errors.
+// newFlags makes a flag set whose errors become one-line usage errors and
+// whose --help prints the flags on standard output (help is an answer, not an
+// error: "writeback serve --help | less" works and exits 0).
 func newFlags(name string, io stdio) *flag.FlagSet {
 	fs := flag.NewFlagSet("writeback "+name, flag.ContinueOnError)
-	fs.SetOutput(io.err)
+	fs.SetOutput(io.out)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: %s [flags]\n", fs.Name())
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprintln(w, "\nFlags:")
+			fs.PrintDefaults()
+		}
+	}
 	return fs
 }
 

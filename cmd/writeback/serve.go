@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,7 +11,9 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/writeback/writeback/handlers"
@@ -20,13 +24,19 @@ import (
 // statusInterval is how often the writeback service status is refreshed.
 const statusInterval = 5 * time.Minute
 
+// defaultShutdownTimeout is the grace period after SIGTERM: below Docker's
+// 10 s between SIGTERM and SIGKILL, so a container stops cleanly by default.
+const defaultShutdownTimeout = 8 * time.Second
+
 type serveConfig struct {
-	listen         string
-	dataDir        string
-	baseURL        *url.URL
-	trustedProxies []netip.Prefix
-	auditStdout    bool
-	auditSyslog    *url.URL // tcp://host:port or udp://host:port
+	listen          string
+	dataDir         string
+	baseURL         *url.URL
+	trustedProxies  []netip.Prefix
+	auditStdout     bool
+	auditSyslog     *url.URL    // tcp://, udp:// or tls://host:port
+	auditSyslogTLS  *tls.Config // for tls://: the roots of --audit-syslog-ca, or nil for the system roots
+	shutdownTimeout time.Duration
 }
 
 func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
@@ -36,17 +46,44 @@ func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
 	base := fs.String("base-url", getenv("WRITEBACK_BASE_URL"), "public URL of the portal, the only source of absolute links (env WRITEBACK_BASE_URL; default http://<listen>)")
 	proxies := fs.String("trusted-proxy", getenv("WRITEBACK_TRUSTED_PROXIES"), "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is honoured (env WRITEBACK_TRUSTED_PROXIES)")
 	stdoutFwd := fs.Bool("audit-stdout", getenv("WRITEBACK_AUDIT_STDOUT") == "1" || getenv("WRITEBACK_AUDIT_STDOUT") == "true", "also write each audit event as a JSON line on standard output (env WRITEBACK_AUDIT_STDOUT=1)")
-	syslogFwd := fs.String("audit-syslog", getenv("WRITEBACK_AUDIT_SYSLOG"), "also send each audit event to a syslog server (RFC 5424), e.g. tcp://siem.example.com:6514 or udp://10.0.0.5:514 (env WRITEBACK_AUDIT_SYSLOG)")
+	syslogFwd := fs.String("audit-syslog", getenv("WRITEBACK_AUDIT_SYSLOG"), "also send each audit event to a syslog server (RFC 5424), e.g. tls://siem.example.com:6514, tcp://10.0.0.5:514 or udp://10.0.0.5:514 (env WRITEBACK_AUDIT_SYSLOG)")
+	syslogCA := fs.String("audit-syslog-ca", getenv("WRITEBACK_AUDIT_SYSLOG_CA"), "PEM file with the CA certificates that verify a tls:// syslog server (env WRITEBACK_AUDIT_SYSLOG_CA; default: the system roots)")
+	shutdownTimeout := fs.Duration("shutdown-timeout", defaultShutdownTimeout, "grace period after SIGTERM or Ctrl-C for requests, background work and audit forwarding to finish (env WRITEBACK_SHUTDOWN_TIMEOUT)")
+	if v := getenv("WRITEBACK_SHUTDOWN_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return serveConfig{}, usagef("WRITEBACK_SHUTDOWN_TIMEOUT %q: want a duration such as 8s", v)
+		}
+		*shutdownTimeout = d
+	}
 	if err := parse(fs, args); err != nil {
 		return serveConfig{}, err
 	}
-	cfg := serveConfig{listen: *listen, dataDir: *data, auditStdout: *stdoutFwd}
+	cfg := serveConfig{listen: *listen, dataDir: *data, auditStdout: *stdoutFwd, shutdownTimeout: *shutdownTimeout}
+	if cfg.shutdownTimeout <= 0 {
+		return cfg, usagef("--shutdown-timeout %s: want a positive duration such as 8s", cfg.shutdownTimeout)
+	}
 	if *syslogFwd != "" {
 		su, err := url.Parse(*syslogFwd)
-		if err != nil || (su.Scheme != "tcp" && su.Scheme != "udp") || su.Port() == "" || su.Hostname() == "" {
-			return cfg, usagef("--audit-syslog %q: want tcp://host:port or udp://host:port", *syslogFwd)
+		if err != nil || (su.Scheme != "tcp" && su.Scheme != "udp" && su.Scheme != "tls") || su.Port() == "" || su.Hostname() == "" ||
+			(su.Path != "" && su.Path != "/") || su.RawQuery != "" || su.User != nil {
+			return cfg, usagef("--audit-syslog %q: want tls://host:port, tcp://host:port or udp://host:port", *syslogFwd)
 		}
 		cfg.auditSyslog = su
+	}
+	if *syslogCA != "" {
+		if cfg.auditSyslog == nil || cfg.auditSyslog.Scheme != "tls" {
+			return cfg, usagef("--audit-syslog-ca needs a tls:// --audit-syslog")
+		}
+		pem, err := os.ReadFile(*syslogCA)
+		if err != nil {
+			return cfg, usagef("--audit-syslog-ca %q: %v", *syslogCA, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return cfg, usagef("--audit-syslog-ca %q: no PEM certificate in the file", *syslogCA)
+		}
+		cfg.auditSyslogTLS = &tls.Config{RootCAs: pool}
 	}
 	if _, _, err := net.SplitHostPort(cfg.listen); err != nil {
 		return cfg, usagef("--listen %q: want host:port, e.g. 127.0.0.1:8080", cfg.listen)
@@ -91,20 +128,30 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	if err != nil {
 		return err
 	}
-	defer a.Close()
+	// Everything started below is stopped by stop, on every way out, within
+	// one grace period that starts when shutdown does.
+	sd := &shutdown{app: a}
+	var deadline time.Time // set when the signal comes
+	defer func() {
+		if deadline.IsZero() { // returning early: stop what was started
+			deadline = time.Now().Add(cfg.shutdownTimeout)
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		sd.stop(ctx)
+	}()
 
 	if cfg.auditStdout {
-		fwd := audit.NewStdoutForwarder(io.out)
-		defer fwd.Close(context.WithoutCancel(ctx))
-		defer a.db.OnAudit(fwd.Forward)()
+		fwd := audit.NewStdoutForwarder(io.out, a.log)
+		sd.forwarder("stdout", a.db.OnAudit(fwd.Forward), fwd.Close)
 	}
 	if cfg.auditSyslog != nil {
-		fwd, err := audit.NewSyslogForwarder(cfg.auditSyslog.Scheme, cfg.auditSyslog.Host, audit.SyslogOptions{})
+		network := cfg.auditSyslog.Scheme
+		fwd, err := audit.NewSyslogForwarder(network, cfg.auditSyslog.Host, audit.SyslogOptions{Logger: a.log, TLS: cfg.auditSyslogTLS})
 		if err != nil {
 			return fmt.Errorf("audit syslog forwarding: %w", err)
 		}
-		defer fwd.Close(context.WithoutCancel(ctx))
-		defer a.db.OnAudit(fwd.Forward)()
+		sd.forwarder("syslog", a.db.OnAudit(fwd.Forward), fwd.Close)
 	}
 	// Links in e-mails come only from the configured base URL.
 	a.ss = selfservice.New(a.db, a.wb, a.keys, a.log, cfg.baseURL.String())
@@ -123,30 +170,121 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 
 	a.log.Info("listening", "addr", ln.Addr().String(), "base_url", cfg.baseURL.String(), "data", cfg.dataDir)
 	if tok, err := a.admins.NewSetupToken(ctx); err != nil {
+		ln.Close()
 		return err
 	} else if tok != "" {
 		fmt.Fprintf(io.out, "\nNo administrator exists yet. Open this one-time link within the hour to create the first Global Administrator:\n\n    %s/setup?token=%s\n\n", cfg.baseURL.String(), tok)
 	}
 
-	go a.housekeeping(ctx)
-	go a.wb.Monitor(ctx, statusInterval)
-	go a.audit.Maintain(ctx, 24*time.Hour, a.settings.RetentionDays)
+	// Background work does not stop on ctx (the signal) directly: shutdown
+	// first lets requests finish, then cancels it and waits for it.
+	bg := sd.background()
+	sd.goBackground(func() { a.housekeeping(bg) })
+	sd.goBackground(func() { a.wb.Monitor(bg, statusInterval) })
+	sd.goBackground(func() { a.audit.Maintain(bg, 24*time.Hour, a.settings.RetentionDays) })
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	var serveErr error
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
+		serveErr = fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	a.log.Info("shutting down")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	a.log.Info("shutting down", "grace", cfg.shutdownTimeout.String())
+	deadline = time.Now().Add(cfg.shutdownTimeout)
+	shutCtx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if err := hs.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shutdown: %w", err)
+		// Requests still running at the deadline are cut off; go on stopping
+		// the rest rather than leaving it to the kill that follows.
+		a.log.Warn("requests still running at the end of the grace period were cut off", "err", err)
+		hs.Close()
+		sd.unclean = true
 	}
-	a.log.Info("stopped")
+	if serveErr != nil {
+		return serveErr
+	}
 	return nil
+}
+
+// shutdown stops what serve started, in the order that loses nothing:
+// background work and e-mail sends first (they write audit events), then the
+// audit forwarders (they send what is queued), then the database. Each step
+// gives up when the grace period ends, so a stuck SIEM, directory or mail
+// server cannot keep the process from exiting.
+type shutdown struct {
+	app        *app
+	cancelBG   context.CancelFunc
+	bg         sync.WaitGroup
+	forwarders []stoppable
+	// unclean: requests were still running when the grace period ended, so
+	// the database may still be in use.
+	unclean bool
+}
+
+type stoppable struct {
+	name   string
+	remove func()
+	close  func(context.Context) error
+}
+
+// background returns the context of background work; stop cancels it.
+func (s *shutdown) background() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancelBG = cancel
+	return ctx
+}
+
+// goBackground runs f in a goroutine that stop waits for.
+func (s *shutdown) goBackground(f func()) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		f()
+	}()
+}
+
+// forwarder registers an audit forwarder: remove unhooks it from the
+// database, close drains it.
+func (s *shutdown) forwarder(name string, remove func(), close func(context.Context) error) {
+	s.forwarders = append(s.forwarders, stoppable{name, remove, close})
+}
+
+func (s *shutdown) stop(ctx context.Context) {
+	log := s.app.log
+	if s.cancelBG != nil {
+		s.cancelBG()
+	}
+	idle := make(chan struct{})
+	go func() {
+		s.bg.Wait()
+		s.app.ss.Wait()
+		close(idle)
+	}()
+	clean := !s.unclean
+	select {
+	case <-idle:
+	case <-ctx.Done():
+		clean = false
+		log.Warn("background work or e-mail sends still running at the end of the grace period; exiting without waiting for them")
+	}
+	for _, f := range s.forwarders {
+		f.remove()
+		if err := f.close(ctx); err != nil {
+			log.Warn("audit forwarder did not stop cleanly", "forwarder", f.name, "err", err)
+		}
+	}
+	s.app.wb.Close()
+	if !clean {
+		// database/sql's Close waits for queries in progress, which is what
+		// just timed out; SQLite's journal keeps the file consistent without it.
+		return
+	}
+	if err := s.app.db.Close(); err != nil {
+		log.Warn("close database", "err", err)
+	}
+	log.Info("stopped")
 }
 
 // housekeeping runs periodic background work until ctx ends.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -22,12 +23,12 @@ import (
 // request that produced the event; register it with store.DB.OnAudit so it
 // only sees committed events:
 //
-//	fwd, err := audit.NewSyslogForwarder("tcp", "siem.example:514", audit.SyslogOptions{Logger: log})
+//	fwd, err := audit.NewSyslogForwarder("tls", "siem.example:6514", audit.SyslogOptions{Logger: log})
 //	...
 //	db.OnAudit(fwd.Forward)
-//	defer fwd.Close(shutdownCtx) // sends what is queued
+//	defer fwd.Close(shutdownCtx) // sends what is queued, gives up when shutdownCtx ends
 //
-// Plain TCP and UDP only: TLS (RFC 5425) is not implemented.
+// Syslog goes over UDP, TCP or TLS (RFC 5425, verified like any TLS client).
 type Forwarder interface {
 	Forward(store.AuditEvent)
 }
@@ -109,24 +110,45 @@ func (q *queue) warnDrops() {
 	q.lastWarn, q.warnedDropped = time.Now(), d
 }
 
+// abortWait bounds how long Close waits, once its context has ended, for a
+// delivery in progress to notice that it must stop. Deliveries that can be
+// interrupted (the syslog connection) return at once; a writer that cannot
+// (a stuck standard output) is left behind rather than holding up shutdown.
+const abortWait = time.Second
+
 // closeAndWait stops accepting events and lets run drain the queue until
-// ctx ends, then stops it and counts what was left as dropped.
-func (q *queue) closeAndWait(ctx context.Context, stop chan struct{}, once *sync.Once) {
+// ctx ends. Then it calls abort, which must make run return soon (close its
+// stop channel, interrupt a write in progress), and waits at most abortWait
+// for that. What was left in the queue counts as dropped, and drops are
+// reported to the operator log. It reports whether run has returned.
+func (q *queue) closeAndWait(ctx context.Context, abort func()) bool {
 	q.mu.Lock()
 	if !q.closed {
 		q.closed = true
 		close(q.ch)
 	}
 	q.mu.Unlock()
+	returned := true
 	select {
 	case <-q.done:
 	case <-ctx.Done():
-		once.Do(func() { close(stop) })
-		<-q.done
+		abort()
+		select {
+		case <-q.done:
+		case <-time.After(abortWait):
+			returned = false
+		}
 	}
 	for range q.ch {
 		q.dropped.Add(1)
 	}
+	if d := q.dropped.Load(); d > 0 {
+		// Always said at the end, even if a warning went out a moment ago:
+		// this is the total the operator compares with the database.
+		q.log.Warn("audit forwarder stopped; events were dropped (the audit log in the database has them all)",
+			"forwarder", q.name, "dropped_total", d, "sent_total", q.sent.Load(), "delivery_stuck", !returned)
+	}
+	return returned
 }
 
 // StdoutForwarder writes each event as one JSON line (JSONEvent) to a
@@ -138,9 +160,14 @@ type StdoutForwarder struct {
 	stopOnce sync.Once
 }
 
-// NewStdoutForwarder starts a forwarder writing to w. Close it to flush.
-func NewStdoutForwarder(w io.Writer) *StdoutForwarder {
-	f := &StdoutForwarder{q: newQueue(DefaultQueueSize, nil, "stdout"), bw: bufio.NewWriter(w), stop: make(chan struct{})}
+// ErrStuck is returned by Close when a delivery in progress could not be
+// interrupted in time; the forwarder was abandoned (the process may exit).
+var ErrStuck = errors.New("audit: forwarder still busy delivering when its close deadline passed")
+
+// NewStdoutForwarder starts a forwarder writing to w; log (may be nil) hears
+// about dropped events. Close it to flush.
+func NewStdoutForwarder(w io.Writer, log *slog.Logger) *StdoutForwarder {
+	f := &StdoutForwarder{q: newQueue(DefaultQueueSize, log, "stdout"), bw: bufio.NewWriter(w), stop: make(chan struct{})}
 	enc := newJSONEncoder(f.bw)
 	go f.q.run(func(e store.AuditEvent) bool {
 		if err := enc.Encode(NewJSONEvent(e)); err != nil {
@@ -161,9 +188,12 @@ func (f *StdoutForwarder) Forward(e store.AuditEvent) { f.q.put(e) }
 // Dropped returns how many events were lost because the queue was full.
 func (f *StdoutForwarder) Dropped() uint64 { return f.q.dropped.Load() }
 
-// Close writes what is queued, giving up when ctx ends, and stops.
+// Close writes what is queued, giving up when ctx ends, and stops. A write
+// to w that blocks past ctx is abandoned and Close returns ErrStuck.
 func (f *StdoutForwarder) Close(ctx context.Context) error {
-	f.q.closeAndWait(ctx, f.stop, &f.stopOnce)
+	if !f.q.closeAndWait(ctx, func() { f.stopOnce.Do(func() { close(f.stop) }) }) {
+		return ErrStuck // the writer goroutine still owns bw
+	}
 	return f.bw.Flush()
 }
 
@@ -176,6 +206,11 @@ const (
 
 // SyslogOptions tunes NewSyslogForwarder. The zero value works.
 type SyslogOptions struct {
+	// TLS is the client configuration for network "tls" (default: the
+	// system roots, the host of addr as server name, TLS 1.2 or later).
+	// Certificate verification cannot be switched off: a configuration with
+	// InsecureSkipVerify is refused.
+	TLS          *tls.Config
 	Facility     int    // default FacilityAuthPriv
 	Hostname     string // default os.Hostname()
 	AppName      string // default "writeback"
@@ -190,35 +225,60 @@ type SyslogOptions struct {
 
 // SyslogForwarder sends each event as an RFC 5424 message whose MSG is the
 // event as JSON (JSONEvent): over UDP one message per datagram (RFC 5426),
-// over TCP with octet-counting framing (RFC 6587). It reconnects with
-// backoff; while the server is away events wait in the queue, and when the
-// queue is full new ones are dropped and counted rather than slowing the
-// portal. Delivery is at most once: an event written to a connection that
-// then breaks can be lost.
+// over TCP with octet-counting framing (RFC 6587), over TLS the same framing
+// (RFC 5425). It reconnects with backoff; while the server is away events
+// wait in the queue, and when the queue is full new ones are dropped and
+// counted rather than slowing the portal. Delivery is at most once: an event
+// written to a connection that then breaks can be lost.
 type SyslogForwarder struct {
 	network, addr string
 	opt           SyslogOptions
 	q             *queue
 	stop          chan struct{}
 	stopOnce      sync.Once
-	conn          net.Conn // deliver goroutine only
-	pid           string
+	// stopCtx ends when Close gives up; it cancels a dial or TLS handshake
+	// in progress.
+	stopCtx    context.Context
+	cancelStop context.CancelFunc
+	mu         sync.Mutex // guards conn against Close interrupting a write
+	conn       net.Conn
+	pid        string
 }
 
-// ErrNetwork is returned for a network other than "tcp" or "udp".
-var ErrNetwork = errors.New("audit: syslog network must be tcp or udp")
+// ErrNetwork is returned for a network other than "tcp", "udp" or "tls".
+var ErrNetwork = errors.New("audit: syslog network must be tcp, udp or tls")
 
 // NewSyslogForwarder starts forwarding to a syslog server at addr
-// ("host:port") over network "tcp" or "udp". It does not wait for the
-// server: connecting happens, and is retried, in the background.
+// ("host:port") over network "tcp", "udp" or "tls" (TCP with TLS, see
+// SyslogOptions.TLS). It does not wait for the server: connecting happens,
+// and is retried, in the background.
 func NewSyslogForwarder(network, addr string, opt SyslogOptions) (*SyslogForwarder, error) {
 	switch network {
-	case "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6":
+	case "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6", "tls":
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrNetwork, network)
 	}
-	if _, _, err := net.SplitHostPort(addr); err != nil {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
 		return nil, fmt.Errorf("audit: syslog address %q: %w", addr, err)
+	}
+	if network == "tls" {
+		var c *tls.Config
+		if opt.TLS != nil {
+			if opt.TLS.InsecureSkipVerify {
+				return nil, errors.New("audit: syslog over TLS always verifies the server certificate (InsecureSkipVerify is refused)")
+			}
+			c = opt.TLS.Clone()
+		} else {
+			c = &tls.Config{}
+		}
+		if c.ServerName == "" {
+			c.ServerName = host
+		}
+		c.MinVersion = max(c.MinVersion, tls.VersionTLS12)
+		opt.TLS = c
+	} else if opt.TLS != nil {
+		return nil, fmt.Errorf("audit: a TLS configuration was given for network %q (use \"tls\")", network)
 	}
 	if opt.Facility == 0 {
 		opt.Facility = FacilityAuthPriv
@@ -244,6 +304,7 @@ func NewSyslogForwarder(network, addr string, opt SyslogOptions) (*SyslogForward
 		stop: make(chan struct{}),
 		pid:  strconv.Itoa(os.Getpid()),
 	}
+	f.stopCtx, f.cancelStop = context.WithCancel(context.Background())
 	go f.q.run(f.deliver, f.stop)
 	return f, nil
 }
@@ -259,13 +320,32 @@ func (f *SyslogForwarder) Sent() uint64 { return f.q.sent.Load() }
 func (f *SyslogForwarder) Dropped() uint64 { return f.q.dropped.Load() }
 
 // Close sends what is queued, giving up when ctx ends, and closes the
-// connection.
+// connection. Giving up interrupts a connection attempt or a write that is
+// waiting for an unresponsive server, so Close returns soon after ctx ends;
+// the events not sent are counted as dropped and logged.
 func (f *SyslogForwarder) Close(ctx context.Context) error {
-	f.q.closeAndWait(ctx, f.stop, &f.stopOnce)
+	f.q.closeAndWait(ctx, f.abort)
+	f.cancelStop()
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.conn != nil {
-		return f.conn.Close()
+		err := f.conn.Close()
+		f.conn = nil
+		return err
 	}
 	return nil
+}
+
+// abort makes the deliver goroutine stop: no more retries, the dial in
+// progress is cancelled and a blocked write fails at once.
+func (f *SyslogForwarder) abort() {
+	f.stopOnce.Do(func() { close(f.stop) })
+	f.cancelStop()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conn != nil {
+		_ = f.conn.SetDeadline(time.Unix(1, 0))
+	}
 }
 
 const (
@@ -283,12 +363,22 @@ func (f *SyslogForwarder) deliver(e store.AuditEvent) bool {
 		if err == nil {
 			return true
 		}
+		f.mu.Lock()
 		if f.conn != nil {
 			_ = f.conn.Close()
 			f.conn = nil
 		}
+		f.mu.Unlock()
+		select {
+		case <-f.stop:
+			return false
+		default:
+		}
 		f.opt.logger().Warn("audit syslog forwarding failed", "network", f.network, "address", f.addr,
 			"retry_in", backoff.String(), "err", err)
+		// Events arriving meanwhile may overflow the queue: say so now, not
+		// only after the server is back.
+		f.q.warnDrops()
 		select {
 		case <-time.After(backoff):
 		case <-f.stop:
@@ -305,19 +395,42 @@ func (o SyslogOptions) logger() *slog.Logger {
 	return o.Logger
 }
 
+// dial connects (and for TLS, handshakes) within DialTimeout; Close
+// cancels it through stopCtx.
+func (f *SyslogForwarder) dial() (net.Conn, error) {
+	d := &net.Dialer{Timeout: f.opt.DialTimeout}
+	if f.network == "tls" {
+		return (&tls.Dialer{NetDialer: d, Config: f.opt.TLS}).DialContext(f.stopCtx, "tcp", f.addr)
+	}
+	return d.DialContext(f.stopCtx, f.network, f.addr)
+}
+
 func (f *SyslogForwarder) write(msg []byte) error {
-	if f.conn == nil {
-		c, err := net.DialTimeout(f.network, f.addr, f.opt.DialTimeout)
-		if err != nil {
+	f.mu.Lock()
+	c := f.conn
+	f.mu.Unlock()
+	if c == nil {
+		var err error
+		if c, err = f.dial(); err != nil {
 			return err
 		}
+		f.mu.Lock()
 		f.conn = c
+		f.mu.Unlock()
+		// Close may have given up while the dial was finishing: then the
+		// deadline below would overwrite its interruption.
+		if f.stopCtx.Err() != nil {
+			return f.stopCtx.Err()
+		}
 	}
-	if err := f.conn.SetWriteDeadline(time.Now().Add(f.opt.WriteTimeout)); err != nil {
+	if err := c.SetWriteDeadline(time.Now().Add(f.opt.WriteTimeout)); err != nil {
 		return err
 	}
+	if f.stopCtx.Err() != nil { // Close interrupted us between the two steps
+		return f.stopCtx.Err()
+	}
 	if f.isUDP() {
-		_, err := f.conn.Write(msg)
+		_, err := c.Write(msg)
 		return err
 	}
 	// RFC 6587 octet counting: "MSG-LEN SP SYSLOG-MSG", no trailer, so a
@@ -326,7 +439,7 @@ func (f *SyslogForwarder) write(msg []byte) error {
 	frame = strconv.AppendInt(frame, int64(len(msg)), 10)
 	frame = append(frame, ' ')
 	frame = append(frame, msg...)
-	_, err := f.conn.Write(frame)
+	_, err := c.Write(frame)
 	return err
 }
 

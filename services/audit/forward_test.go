@@ -334,7 +334,7 @@ func TestForwardAfterCommit(t *testing.T) {
 	ctx := context.Background()
 	db := newDB(t)
 	var out syncBuffer
-	stdout := NewStdoutForwarder(&out)
+	stdout := NewStdoutForwarder(&out, nil)
 	addr, frames, _, _ := tcpServer(t)
 	sys, err := NewSyslogForwarder("tcp", addr, SyslogOptions{})
 	if err != nil {

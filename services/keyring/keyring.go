@@ -29,6 +29,12 @@ type Keyring struct {
 
 // LoadOrCreate reads the key file in dir, creating it (mode 0600) with a
 // fresh random key when it does not exist yet. created reports a new key.
+//
+// The file appears complete or not at all: the key is written to a temporary
+// file in dir, synced, and then linked into place, and dir is synced. A crash
+// or a full disk never leaves an empty or half-written key file that would
+// stop the next start (or, worse, be taken for a key), and of two processes
+// starting at once exactly one creates the key and both use it.
 func LoadOrCreate(dir string) (k *Keyring, created bool, err error) {
 	path := filepath.Join(dir, FileName)
 	b, err := os.ReadFile(path)
@@ -37,19 +43,12 @@ func LoadOrCreate(dir string) (k *Keyring, created bool, err error) {
 		if _, err := rand.Read(master); err != nil {
 			return nil, false, fmt.Errorf("keyring: generate key: %w", err)
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		err := writeNew(dir, path, []byte(hex.EncodeToString(master)+"\n"))
+		if errors.Is(err, fs.ErrExist) { // another process won the race: use its key
+			return LoadOrCreate(dir)
+		}
 		if err != nil {
-			if errors.Is(err, fs.ErrExist) { // another process won the race
-				return LoadOrCreate(dir)
-			}
 			return nil, false, fmt.Errorf("keyring: create %s: %w", path, err)
-		}
-		if _, err := f.WriteString(hex.EncodeToString(master) + "\n"); err != nil {
-			f.Close()
-			return nil, false, fmt.Errorf("keyring: write %s: %w", path, err)
-		}
-		if err := f.Close(); err != nil {
-			return nil, false, fmt.Errorf("keyring: write %s: %w", path, err)
 		}
 		return &Keyring{master: master}, true, nil
 	}
@@ -61,6 +60,70 @@ func LoadOrCreate(dir string) (k *Keyring, created bool, err error) {
 		return nil, false, fmt.Errorf("keyring: %s is not a 64-character hex key", path)
 	}
 	return &Keyring{master: master}, false, nil
+}
+
+// beforePublish, when set (tests), runs after the temporary file is written
+// and synced, before it becomes the key file; an error aborts the write as
+// a crash or a failed sync would.
+var beforePublish func(tmp string) error
+
+// writeNew creates path with data atomically and without replacing an
+// existing file (fs.ErrExist then): temporary file in the same directory,
+// fsync, hard link to path (which, unlike rename, fails when path exists),
+// fsync of the directory. The temporary file is removed in every case.
+func writeNew(dir, path string, data []byte) (err error) {
+	tmp, err := os.CreateTemp(dir, "."+FileName+"-*.tmp") // mode 0600
+	if err != nil {
+		return err
+	}
+	defer func() {
+		tmp.Close()
+		if rmErr := os.Remove(tmp.Name()); rmErr != nil && err == nil && !errors.Is(rmErr, fs.ErrNotExist) {
+			err = rmErr
+		}
+	}()
+	if err := tmp.Chmod(0o600); err != nil { // whatever the umask
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if beforePublish != nil {
+		if err := beforePublish(tmp.Name()); err != nil {
+			return err
+		}
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		// Some file systems (certain network and container volumes) have no
+		// hard links: fall back to rename, refusing to replace a key that
+		// exists by now (a race only two simultaneous first starts can lose).
+		if _, statErr := os.Lstat(path); statErr == nil {
+			return fs.ErrExist
+		}
+		if err := os.Rename(tmp.Name(), path); err != nil {
+			return err
+		}
+	}
+	return syncDir(dir)
+}
+
+// syncDir makes the new directory entry durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // New builds a keyring from a 32-byte master key (tests).
