@@ -227,11 +227,12 @@ func waitStatus(t *testing.T, f fixture, want settings.ServiceState, within time
 func TestMonitorNoticesOutage(t *testing.T) {
 	env := testbed.Load(t)
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(env.AD.URL, "ldaps://"))
-	target := net.JoinHostPort("127.0.0.2", port) // the DC's certificate is for 127.0.0.2
+	host := env.AD.Host() // the DC's certificate names this address
+	target := net.JoinHostPort(host, port)
 
 	setup := func(t *testing.T, interval time.Duration) (fixture, *proxy, testbed.TestUser) {
 		f := newFixture(t)
-		p := newProxy(t, "127.0.0.2:0", target)
+		p := newProxy(t, net.JoinHostPort(host, "0"), target)
 		ctx := context.Background()
 		if _, err := f.wb.SaveConnection(ctx, audit.CommandLine, 0, writeback.Input{Type: directory.TypeAD,
 			URLs: []string{"ldaps://" + p.ln.Addr().String()}, CAPEM: env.CAPEM(), BindDN: env.AD.BindDN,
