@@ -63,9 +63,9 @@ test: lint
 
 # Every `func FuzzX(f *testing.F)` in the repository (found by `go test -list`), fuzzed for FUZZTIME each. A crash
 # fails the run and leaves its input under the package's testdata/fuzz/FuzzX/: fix the bug and commit that file as
-# a seed. See scripts/fuzz.sh.
+# a seed. See testbed/fuzz.sh.
 fuzz:
-	@GO=$(GO) bash scripts/fuzz.sh $(FUZZTIME)
+	@GO=$(GO) bash testbed/fuzz.sh $(FUZZTIME)
 
 # Speed targets live here, never in timed tests: writeback reset latency and rate at 1 and 8
 # callers against the test DC beside a bare LDAP modify (services/directory), and the audit log

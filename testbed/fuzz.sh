@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/fuzz.sh DURATION: runs every `func FuzzX(f *testing.F)` in the repository for DURATION each (`make fuzz`
+# testbed/fuzz.sh DURATION: runs every `func FuzzX(f *testing.F)` in the repository for DURATION each (`make fuzz`
 # with FUZZTIME, `make test` with FUZZTIME_TEST). Targets are found by `go test -list` in every package whose tests
 # declare one, so a new target is picked up without touching this file. Go fuzzes one target per `go test -fuzz`.
 #
@@ -9,7 +9,7 @@
 # with no failing input written, is reported and not counted.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-fuzztime=${1:?usage: scripts/fuzz.sh DURATION (e.g. 60s)}
+fuzztime=${1:?usage: testbed/fuzz.sh DURATION (e.g. 60s)}
 GO=${GO:-go}
 
 start=$SECONDS
