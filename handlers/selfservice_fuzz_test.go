@@ -71,6 +71,7 @@ func (fakeDirectory) Unlock(context.Context, directory.User) (directory.Result, 
 // in-process SMTP sink, driven without a network: fast enough to fuzz.
 type fuzzPortal struct {
 	db     *store.DB
+	admins *admins.Service
 	ss     *selfservice.Service
 	h      http.Handler
 	cookie string
@@ -136,7 +137,7 @@ func newFuzzPortal(tb testing.TB) *fuzzPortal {
 	base, _ := url.Parse("http://portal.test")
 	srv := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: keys.Derive("h"), CookieBlockKey: keys.Derive("b")}, log,
 		handlers.Deps{Admins: adm, Settings: set, Writeback: wb, SelfService: ss, Audit: audit.NewLog(db, log)})
-	p := &fuzzPortal{db: db, ss: ss, h: srv.Routes(), logs: logs}
+	p := &fuzzPortal{db: db, admins: adm, ss: ss, h: srv.Routes(), logs: logs}
 	rec := p.serve(httptest.NewRequest(http.MethodGet, "/", nil))
 	for _, c := range rec.Result().Cookies() {
 		p.cookie = c.Name + "=" + c.Value
