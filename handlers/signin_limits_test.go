@@ -342,7 +342,7 @@ func TestSignInFailureOnOurSide(t *testing.T) {
 		change func(in *writeback.Input)
 		detail string
 	}{
-		{"unreachable", func(in *writeback.Input) { in.URLs = []string{env.DeadURL} }, "127.0.0.1:1"},
+		{"unreachable", func(in *writeback.Input) { in.URLs = []string{env.DeadURL} }, strings.TrimPrefix(env.DeadURL, "ldaps://")},
 		{"service account refused", func(in *writeback.Input) { in.BindPassword = "Not-The-Service-Password-1" }, "52e"},
 	}
 	for _, tc := range cases {
