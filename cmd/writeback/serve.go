@@ -21,8 +21,10 @@ import (
 	"github.com/writeback/writeback/services/selfservice"
 )
 
-// statusInterval is how often the writeback service status is refreshed.
-const statusInterval = 5 * time.Minute
+// statusInterval is how often the writeback service status is refreshed
+// while nothing else happens: an outage shows on the panel within a minute
+// even when no request runs into it (one that does shows it at once).
+const statusInterval = time.Minute
 
 // defaultShutdownTimeout is the grace period after SIGTERM: below Docker's
 // 10 s between SIGTERM and SIGKILL, so a container stops cleanly by default.
