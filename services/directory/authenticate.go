@@ -27,23 +27,11 @@ func (c *Client) Authenticate(ctx context.Context, login, password string) (User
 	if err != nil {
 		return User{}, Result{}, err
 	}
-	var u User
-	res, err := c.run(ctx, "authenticate", func(s *session) error {
-		e, err := s.findEntry(login)
-		if err != nil {
-			return err
-		}
-		cur, err := s.user(e)
-		if err != nil {
-			return err
-		}
-		if err := s.authenticate(cur, password); err != nil {
-			return err
-		}
-		u = cur
-		return nil
-	})
-	return u, res, err
+	u, res, err := c.Find(ctx, login)
+	if err != nil {
+		return User{}, res, err
+	}
+	return c.AuthenticateUser(ctx, u, password)
 }
 
 // Candidate is what the portal learns about an account before it sends the
@@ -200,9 +188,12 @@ func (c *Client) AuthenticateUser(ctx context.Context, u User, password string) 
 }
 
 // ChangeUser sets a new password for u (as found by Resolve), who proves it
-// with the current one, like Change: protected, disabled and locked accounts
-// are refused before the current password is sent. It returns the user as
-// read back after the change.
+// with the current one. Protected, disabled and locked accounts are refused
+// before the current password is sent. AD: one Modify deleting the old
+// unicodePwd and adding the new, sent by the service account (so it works
+// while the password is expired or must be changed). OpenLDAP: a bind as the
+// user on a separate connection, then Password Modify with the old password.
+// It returns the user as read back after the change.
 func (c *Client) ChangeUser(ctx context.Context, u User, oldPassword, newPassword string) (User, Result, error) {
 	if err := checkPassword("change", "current password", oldPassword); err != nil {
 		return User{}, Result{}, err

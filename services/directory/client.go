@@ -169,58 +169,23 @@ func (c *Client) Reset(ctx context.Context, u User, newPassword string, opt Rese
 	})
 }
 
-// Change sets a new password for the user login names, who proves it with
-// the current one. AD: one Modify deleting the old unicodePwd and adding the
-// new, sent by the service account (so it works while the password is
-// expired or must be changed). OpenLDAP: a bind as the user on a separate
-// connection, then Password Modify with the old password. It returns the
-// user as read back after the change.
+// Change finds the user login names and changes their password with
+// ChangeUser. It sends the current password as soon as the login resolves:
+// callers that face people (and must keep under the directory's lockout
+// threshold) use Resolve, reserve an attempt, then ChangeUser.
 func (c *Client) Change(ctx context.Context, login, oldPassword, newPassword string) (User, Result, error) {
 	if err := checkPassword("change", "current password", oldPassword); err != nil {
-		return User{}, Result{}, err
-	}
-	if err := checkPassword("change", "new password", newPassword); err != nil {
 		return User{}, Result{}, err
 	}
 	login, err := identifierArg("change", login, "Enter a user name or e-mail address.")
 	if err != nil {
 		return User{}, Result{}, err
 	}
-	if oldPassword == newPassword {
-		return User{}, Result{}, fail(CodePolicy, "The new password must be different from the current one.",
-			&OpError{Op: "change", Rule: "history", Err: errors.New("new password equals the current one")})
+	u, res, err := c.Find(ctx, login)
+	if err != nil {
+		return User{}, res, err
 	}
-	var u User
-	res, err := c.run(ctx, "change", func(s *session) error {
-		e, err := s.findEntry(login)
-		if err != nil {
-			return err
-		}
-		cur, err := s.user(e)
-		if err != nil {
-			return err
-		}
-		if err := refuse(s, cur, true); err != nil {
-			return err
-		}
-		if c.cfg.Type == TypeAD {
-			err = s.changeAD(cur, e, oldPassword, newPassword)
-		} else {
-			err = s.changeOpenLDAP(cur, e, oldPassword, newPassword)
-		}
-		if err != nil {
-			return err
-		}
-		// Read back on the same server: the change is there even if
-		// replication has not reached the others yet.
-		e, err = s.getEntry(cur.DN)
-		if err != nil {
-			return err
-		}
-		u, err = s.user(e)
-		return err
-	})
-	return u, res, err
+	return c.ChangeUser(ctx, u, oldPassword, newPassword)
 }
 
 // Unlock ends a lockout of u. Disabled and protected accounts are refused. AD:
