@@ -9,10 +9,6 @@ import (
 	"github.com/writeback/writeback/services/audit"
 )
 
-func cmdAdmin(ctx context.Context, args []string, getenv env, io stdio) error {
-	return subcommands(ctx, args, getenv, io, []subcommand{{"create", adminCreate}, {"list", adminList}, {"disable", adminDisable}})
-}
-
 func adminCreate(ctx context.Context, args []string, getenv env, io stdio) error {
 	fs := newFlags("admin create", io)
 	data := dataFlag(fs.StringVar, getenv)

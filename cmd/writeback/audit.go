@@ -13,10 +13,6 @@ import (
 	"github.com/writeback/writeback/store"
 )
 
-func cmdAudit(ctx context.Context, args []string, getenv env, io stdio) error {
-	return subcommands(ctx, args, getenv, io, []subcommand{{"export", auditExport}, {"verify", auditVerify}})
-}
-
 func auditVerify(ctx context.Context, args []string, getenv env, io stdio) error {
 	fs := newFlags("audit verify", io)
 	data := dataFlag(fs.StringVar, getenv)

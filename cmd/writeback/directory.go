@@ -19,10 +19,6 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
-func cmdDirectory(ctx context.Context, args []string, getenv env, io stdio) error {
-	return subcommands(ctx, args, getenv, io, []subcommand{{"set", directorySet}, {"show", directoryShow}, {"test", directoryTest}})
-}
-
 func onOff(flagName, v string) (bool, error) {
 	switch strings.ToLower(v) {
 	case "on", "yes", "true":
@@ -216,10 +212,6 @@ func directoryTest(ctx context.Context, args []string, getenv env, io stdio) err
 	}
 	fmt.Fprintln(io.out, "every check passed")
 	return nil
-}
-
-func cmdSettings(ctx context.Context, args []string, getenv env, io stdio) error {
-	return subcommands(ctx, args, getenv, io, []subcommand{{"show", settingsShow}, {"set", settingsSet}})
 }
 
 func settingsShow(ctx context.Context, args []string, getenv env, io stdio) error {

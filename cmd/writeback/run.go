@@ -21,28 +21,38 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
+// runFunc is a command or subcommand: its arguments after its name.
+type runFunc func(ctx context.Context, args []string, getenv env, io stdio) error
+
+// command is one command of the command line: either run, or subs, the
+// subcommands that run dispatches to and that "writeback <name> --help" lists
+// (one table for both, so help cannot list what dispatch does not accept).
 type command struct {
 	name, summary string
-	run           func(ctx context.Context, args []string, getenv env, io stdio) error
-	// subs are the subcommands of a command that has them, in the order its
-	// own dispatch lists them: "writeback <name> --help" prints them, and a
-	// test checks that the dispatch accepts exactly these.
-	subs []string
+	run           runFunc
+	subs          []subcommand
 }
 
 func commands() []command {
 	return []command{
-		{"serve", "run the portal (--listen, --data, --base-url, --trusted-proxy, --audit-syslog …)", cmdServe, nil},
-		{"migrate", "apply database migrations in the data folder and exit", cmdMigrate, nil},
-		{"admin", "manage administrators: admin create|list|disable", cmdAdmin, []string{"create", "list", "disable"}},
-		{"directory", "the directory connection: directory set|show|test", cmdDirectory, []string{"set", "show", "test"}},
-		{"settings", "On-premises integration switches: settings show|set --writeback yes|no --unlock yes|no", cmdSettings, []string{"show", "set"}},
-		{"user", "helpdesk actions: user show|reset|unlock LOGIN", cmdUser, []string{"show", "reset", "unlock"}},
-		{"sspr", "self-service policy: sspr show|set [--enabled none|all|group:DN] [--methods email,app,questions] [--required 1|2] …", cmdSSPR, []string{"show", "set"}},
-		{"mail", "mail server: mail set --host H --port P --tls none|starttls|tls --from ADDR …; mail test --to ADDR", cmdMail, []string{"set", "test"}},
-		{"audit", "the audit log: audit export --format csv|jsonl [--since --until --activity …]; audit verify", cmdAudit, []string{"export", "verify"}},
-		{"healthcheck", "exit 0 when the portal at --listen answers /healthz (for container health checks)", cmdHealthcheck, nil},
-		{"version", "print the version", cmdVersion, nil},
+		{name: "serve", summary: "run the portal (--listen, --data, --base-url, --trusted-proxy, --audit-syslog …)", run: cmdServe},
+		{name: "migrate", summary: "apply database migrations in the data folder and exit", run: cmdMigrate},
+		{name: "admin", summary: "manage administrators: admin create|list|disable",
+			subs: []subcommand{{"create", adminCreate}, {"list", adminList}, {"disable", adminDisable}}},
+		{name: "directory", summary: "the directory connection: directory set|show|test",
+			subs: []subcommand{{"set", directorySet}, {"show", directoryShow}, {"test", directoryTest}}},
+		{name: "settings", summary: "On-premises integration switches: settings show|set --writeback yes|no --unlock yes|no",
+			subs: []subcommand{{"show", settingsShow}, {"set", settingsSet}}},
+		{name: "user", summary: "helpdesk actions: user show|reset|unlock LOGIN",
+			subs: []subcommand{{"show", userShow}, {"reset", userReset}, {"unlock", userUnlock}}},
+		{name: "sspr", summary: "self-service policy: sspr show|set [--enabled none|all|group:DN] [--methods email,app,questions] [--required 1|2] …",
+			subs: []subcommand{{"show", ssprShow}, {"set", ssprSet}}},
+		{name: "mail", summary: "mail server: mail set --host H --port P --tls none|starttls|tls --from ADDR …; mail test --to ADDR",
+			subs: []subcommand{{"set", mailSet}, {"test", mailTest}}},
+		{name: "audit", summary: "the audit log: audit export --format csv|jsonl [--since --until --activity …]; audit verify",
+			subs: []subcommand{{"export", auditExport}, {"verify", auditVerify}}},
+		{name: "healthcheck", summary: "exit 0 when the portal at --listen answers /healthz (for container health checks)", run: cmdHealthcheck},
+		{name: "version", summary: "print the version", run: cmdVersion},
 	}
 }
 
@@ -68,7 +78,7 @@ func isHelp(arg string) bool {
 // printCommandHelp is "writeback <command> --help" for a command with
 // subcommands: the subcommands, and where their flags are described.
 func printCommandHelp(w io.Writer, c command) {
-	fmt.Fprintf(w, "Usage: writeback %s <subcommand> [flags]\n\n%s\n\nSubcommands: %s\n", c.name, c.summary, strings.Join(c.subs, ", "))
+	fmt.Fprintf(w, "Usage: writeback %s <subcommand> [flags]\n\n%s\n\nSubcommands: %s\n", c.name, c.summary, strings.Join(subNames(c.subs), ", "))
 	fmt.Fprintf(w, "Run \"writeback %s <subcommand> --help\" for its flags.\n", c.name)
 }
 
@@ -135,7 +145,12 @@ func run(ctx context.Context, args []string, getenv env, in io.Reader, out, errO
 			printCommandHelp(out, c)
 			return 0
 		}
-		err := c.run(ctx, args[1:], getenv, io)
+		var err error
+		if len(c.subs) > 0 {
+			err = subcommands(ctx, args[1:], getenv, io, c.subs)
+		} else {
+			err = c.run(ctx, args[1:], getenv, io)
+		}
 		switch {
 		case err == nil:
 			return 0
@@ -218,15 +233,20 @@ func envOr(getenv env, key, def string) string {
 // subcommand is one verb of a command with several (admin create, …).
 type subcommand struct {
 	name string
-	run  func(ctx context.Context, args []string, getenv env, io stdio) error
+	run  runFunc
 }
 
-// subcommands runs the subcommand named by args[0].
-func subcommands(ctx context.Context, args []string, getenv env, io stdio, subs []subcommand) error {
+func subNames(subs []subcommand) []string {
 	names := make([]string, len(subs))
 	for i, s := range subs {
 		names[i] = s.name
 	}
+	return names
+}
+
+// subcommands runs the subcommand named by args[0].
+func subcommands(ctx context.Context, args []string, getenv env, io stdio, subs []subcommand) error {
+	names := subNames(subs)
 	want := strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 	if len(args) == 0 {
 		return usagef("want a subcommand: %s", want)

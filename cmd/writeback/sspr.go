@@ -12,10 +12,6 @@ import (
 	"github.com/writeback/writeback/services/selfservice"
 )
 
-func cmdMail(ctx context.Context, args []string, getenv env, io stdio) error {
-	return subcommands(ctx, args, getenv, io, []subcommand{{"set", mailSet}, {"test", mailTest}})
-}
-
 func mailSet(ctx context.Context, args []string, getenv env, io stdio) error {
 	fs := newFlags("mail set", io)
 	data := dataFlag(fs.StringVar, getenv)
@@ -97,10 +93,6 @@ func mailTest(ctx context.Context, args []string, getenv env, io stdio) error {
 	}
 	fmt.Fprintf(io.out, "sent a test mail to %s\n", *to)
 	return nil
-}
-
-func cmdSSPR(ctx context.Context, args []string, getenv env, io stdio) error {
-	return subcommands(ctx, args, getenv, io, []subcommand{{"show", ssprShow}, {"set", ssprSet}})
 }
 
 func ssprShow(ctx context.Context, args []string, getenv env, io stdio) error {

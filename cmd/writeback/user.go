@@ -11,11 +11,20 @@ import (
 	"github.com/writeback/writeback/services/directory"
 )
 
-func cmdUser(ctx context.Context, args []string, getenv env, io stdio) error {
-	if len(args) == 0 {
-		return usagef("want a subcommand: show, reset or unlock")
-	}
-	sub, rest := args[0], args[1:]
+func userShow(ctx context.Context, args []string, getenv env, io stdio) error {
+	return cmdUser(ctx, "show", args, getenv, io)
+}
+
+func userReset(ctx context.Context, args []string, getenv env, io stdio) error {
+	return cmdUser(ctx, "reset", args, getenv, io)
+}
+
+func userUnlock(ctx context.Context, args []string, getenv env, io stdio) error {
+	return cmdUser(ctx, "unlock", args, getenv, io)
+}
+
+// cmdUser is "writeback user show|reset|unlock": they share LOGIN and --data.
+func cmdUser(ctx context.Context, sub string, rest []string, getenv env, io stdio) error {
 	// LOGIN may come before or after the flags.
 	login := ""
 	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
@@ -29,8 +38,6 @@ func cmdUser(ctx context.Context, args []string, getenv env, io stdio) error {
 	case "reset":
 		stdin = fs.Bool("password-stdin", false, "read the new password from standard input (required)")
 		mustChange = fs.Bool("must-change", false, "require a change at next sign-in")
-	default:
-		return usagef("unknown subcommand %q: want show, reset or unlock", sub)
 	}
 	if err := parseFlags(fs, rest); err != nil {
 		return err
