@@ -181,9 +181,9 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	// Background work does not stop on ctx (the signal) directly: shutdown
 	// first lets requests finish, then cancels it and waits for it.
 	bg := sd.background()
-	sd.goBackground(func() { a.housekeeping(bg) })
-	sd.goBackground(func() { a.wb.Monitor(bg, statusInterval) })
-	sd.goBackground(func() { a.audit.Maintain(bg, 24*time.Hour, a.settings.RetentionDays) })
+	sd.work.Go(func() { a.housekeeping(bg) })
+	sd.work.Go(func() { a.wb.Monitor(bg, statusInterval) })
+	sd.work.Go(func() { a.audit.Maintain(bg, 24*time.Hour, a.settings.RetentionDays) })
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -204,10 +204,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 		hs.Close()
 		sd.unclean = true
 	}
-	if serveErr != nil {
-		return serveErr
-	}
-	return nil
+	return serveErr
 }
 
 // shutdown stops what serve started, in the order that loses nothing:
@@ -218,7 +215,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 type shutdown struct {
 	app        *app
 	cancelBG   context.CancelFunc
-	bg         sync.WaitGroup
+	work       sync.WaitGroup // background work started with work.Go
 	forwarders []stoppable
 	// unclean: requests were still running when the grace period ended, so
 	// the database may still be in use.
@@ -231,20 +228,12 @@ type stoppable struct {
 	close  func(context.Context) error
 }
 
-// background returns the context of background work; stop cancels it.
+// background returns the context of the work started with work.Go; stop
+// cancels it.
 func (s *shutdown) background() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancelBG = cancel
 	return ctx
-}
-
-// goBackground runs f in a goroutine that stop waits for.
-func (s *shutdown) goBackground(f func()) {
-	s.bg.Add(1)
-	go func() {
-		defer s.bg.Done()
-		f()
-	}()
 }
 
 // forwarder registers an audit forwarder: remove unhooks it from the
@@ -260,7 +249,7 @@ func (s *shutdown) stop(ctx context.Context) {
 	}
 	idle := make(chan struct{})
 	go func() {
-		s.bg.Wait()
+		s.work.Wait()
 		s.app.ss.Wait()
 		close(idle)
 	}()

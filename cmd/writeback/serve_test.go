@@ -283,7 +283,7 @@ func TestShutdownJoinsBackgroundWork(t *testing.T) {
 	sd := &shutdown{app: a}
 	bg := sd.background()
 	finished := make(chan error, 1)
-	sd.goBackground(func() {
+	sd.work.Go(func() {
 		<-bg.Done()
 		time.Sleep(200 * time.Millisecond) // finishing its last write
 		finished <- a.db.SQL().PingContext(context.Background())
@@ -312,7 +312,7 @@ func TestShutdownJoinsBackgroundWork(t *testing.T) {
 	sd2.background()
 	release := make(chan struct{})
 	defer close(release)
-	sd2.goBackground(func() { <-release }) // ignores cancellation
+	sd2.work.Go(func() { <-release }) // ignores cancellation
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel2()
 	start := time.Now()
