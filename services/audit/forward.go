@@ -234,10 +234,8 @@ type SyslogForwarder struct {
 	network, addr string
 	opt           SyslogOptions
 	q             *queue
-	stop          chan struct{}
-	stopOnce      sync.Once
-	// stopCtx ends when Close gives up; it cancels a dial or TLS handshake
-	// in progress.
+	// stopCtx ends when Close gives up: no more retries, and a dial or TLS
+	// handshake in progress is cancelled.
 	stopCtx    context.Context
 	cancelStop context.CancelFunc
 	mu         sync.Mutex // guards conn against Close interrupting a write
@@ -300,12 +298,11 @@ func NewSyslogForwarder(network, addr string, opt SyslogOptions) (*SyslogForward
 	}
 	f := &SyslogForwarder{
 		network: network, addr: addr, opt: opt,
-		q:    newQueue(opt.QueueSize, opt.Logger, "syslog "+network+" "+addr),
-		stop: make(chan struct{}),
-		pid:  strconv.Itoa(os.Getpid()),
+		q:   newQueue(opt.QueueSize, opt.Logger, "syslog "+network+" "+addr),
+		pid: strconv.Itoa(os.Getpid()),
 	}
 	f.stopCtx, f.cancelStop = context.WithCancel(context.Background())
-	go f.q.run(f.deliver, f.stop)
+	go f.q.run(f.deliver, f.stopCtx.Done())
 	return f, nil
 }
 
@@ -339,7 +336,6 @@ func (f *SyslogForwarder) Close(ctx context.Context) error {
 // abort makes the deliver goroutine stop: no more retries, the dial in
 // progress is cancelled and a blocked write fails at once.
 func (f *SyslogForwarder) abort() {
-	f.stopOnce.Do(func() { close(f.stop) })
 	f.cancelStop()
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -369,10 +365,8 @@ func (f *SyslogForwarder) deliver(e store.AuditEvent) bool {
 			f.conn = nil
 		}
 		f.mu.Unlock()
-		select {
-		case <-f.stop:
+		if f.stopCtx.Err() != nil {
 			return false
-		default:
 		}
 		f.opt.logger().Warn("audit syslog forwarding failed", "network", f.network, "address", f.addr,
 			"retry_in", backoff.String(), "err", err)
@@ -381,7 +375,7 @@ func (f *SyslogForwarder) deliver(e store.AuditEvent) bool {
 		f.q.warnDrops()
 		select {
 		case <-time.After(backoff):
-		case <-f.stop:
+		case <-f.stopCtx.Done():
 			return false
 		}
 		backoff = min(backoff*2, maxBackoff)
@@ -417,16 +411,14 @@ func (f *SyslogForwarder) write(msg []byte) error {
 		f.mu.Lock()
 		f.conn = c
 		f.mu.Unlock()
-		// Close may have given up while the dial was finishing: then the
-		// deadline below would overwrite its interruption.
-		if f.stopCtx.Err() != nil {
-			return f.stopCtx.Err()
-		}
 	}
 	if err := c.SetWriteDeadline(time.Now().Add(f.opt.WriteTimeout)); err != nil {
 		return err
 	}
-	if f.stopCtx.Err() != nil { // Close interrupted us between the two steps
+	// abort cancels stopCtx before it sets its past deadline on conn: had it
+	// given up before the deadline above replaced its own (while the dial
+	// was finishing, or since), this sees it.
+	if f.stopCtx.Err() != nil {
 		return f.stopCtx.Err()
 	}
 	if f.isUDP() {
