@@ -3,11 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
 	"net"
-	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -262,28 +258,8 @@ func TestServeForwardsAuditToStdout(t *testing.T) {
 	data := t.TempDir()
 	cli(t, "a long admin password\n", "admin", "create", "--data", data, "--email", "ada@example.com", "--name", "Ada", "--role", "global-admin")
 	s := startServer(t, data, "--audit-stdout")
-	// A failed sign-in, through a session with a CSRF token like a browser's.
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar}
-	page, err := c.Get("http://" + s.addr + "/login")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(page.Body)
-	page.Body.Close()
-	tok := regexp.MustCompile(`name="csrf_token" value="([0-9a-f]+)"`).FindStringSubmatch(string(body))
-	if tok == nil {
-		t.Fatal("no token")
-	}
-	resp, err := c.PostForm("http://"+s.addr+"/login", url.Values{"csrf_token": {tok[1]}, "email": {"ada@example.com"}, "password": {"wrong-password-here"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) && !strings.Contains(s.out.String(), `"activity":"Administrator sign-in"`) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	failedSignIn(t, s.addr)
+	waitOutput(t, s, `"activity":"Administrator sign-in"`)
 	out := s.out.String()
 	if !strings.Contains(out, `"activity":"Administrator sign-in"`) || !strings.Contains(out, `"result":"failure"`) {
 		t.Errorf("no forwarded event on stdout:\n%s", out)
