@@ -23,7 +23,9 @@ if [[ $(id -u) -ne 0 ]]; then
 	exit 1
 fi
 
-locks=${WRITEBACK_TESTBED_LOCKS:-/tmp/writeback-testbed-locks}
+# One lock folder for every run on the machine, whatever TMPDIR says: a run that looked elsewhere would not see the
+# others' claims.
+locks=/tmp/writeback-testbed-locks
 mkdir -p "$locks"
 
 listening() { # $1 host, $2 port: does anything accept connections there?
