@@ -63,7 +63,6 @@ type Service struct {
 	verifyHash func(encoded, answer string) (bool, error)
 
 	codeKey []byte
-	limits  signInLimits
 
 	dummyOnce sync.Once
 	dummyHash string
@@ -75,7 +74,7 @@ type Service struct {
 func New(db *store.DB, wb *writeback.Service, keys *keyring.Keyring, log *slog.Logger, baseURL string) *Service {
 	return &Service{db: db, wb: wb, dir: writebackDirectory{wb}, keys: keys, log: log, baseURL: strings.TrimSuffix(baseURL, "/"), now: time.Now,
 		TimeFloor: DefaultTimeFloor, AnswerParams: admins.DefaultHashParams, codeKey: keys.Derive("sspr-codes"),
-		limits: newSignInLimits(), verifyHash: admins.VerifyPassword, bg: context.WithoutCancel(context.Background()),
+		verifyHash: admins.VerifyPassword, bg: context.WithoutCancel(context.Background()),
 		ReportFailure: func(_ context.Context, err error) { wb.NoteFailure(err) }}
 }
 

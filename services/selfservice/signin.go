@@ -16,20 +16,16 @@ import (
 	"github.com/writeback/writeback/store"
 )
 
-// signInLimits keep directory-password guessing through the portal (/change
-// and /register) below the directory's lockout threshold: a wrong password
-// typed here counts toward the directory's lockout, and the portal must never
-// be the thing that locks an account. The budget per account comes from the
+// Directory-password guessing through the portal (/change and /register)
+// stays below the directory's lockout threshold: a wrong password typed here
+// counts toward the directory's lockout, and the portal must never be the
+// thing that locks an account. The budget per account comes from the
 // directory's policy (ratelimit.BudgetFor); the limit per client address is
-// the portal's own. Both are counted in the database.
-type signInLimits struct {
-	addressMax    int
-	addressWindow time.Duration
-}
-
-func newSignInLimits() signInLimits {
-	return signInLimits{addressMax: 20, addressWindow: 15 * time.Minute}
-}
+// the portal's own, below. Both are counted in the database.
+const (
+	signInAddressMax    = 20
+	signInAddressWindow = 15 * time.Minute
+)
 
 // Answers of a directory-password sign-in. They are the same whether the
 // account exists or not.
@@ -142,7 +138,7 @@ func (s *Service) beginSignIn(ctx context.Context, activity, typed string, from 
 		}
 	}
 	addr := ratelimit.Limit{Bucket: store.BucketDirectoryAddress, Key: s.mac("signin-address", from.ClientIP),
-		Max: s.limits.addressMax, Window: s.limits.addressWindow, Outside: -1}
+		Max: signInAddressMax, Window: signInAddressWindow, Outside: -1}
 	now := s.now()
 	att, ref, err := ratelimit.Reserve(ctx, s.db, now, addr, si.account)
 	if err != nil {
