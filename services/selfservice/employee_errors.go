@@ -50,7 +50,8 @@ func ourSide(err error) bool {
 // failed records a failed self-service step: an audit row whose details keep
 // the raw diagnostic (server, LDAP result, the directory's message, or the
 // error text) for administrators. A failure on the portal's side also goes to
-// the operator log and to ReportFailure when set. e names the step; its Result
+// the operator log and, when the directory failed, to the writeback service's
+// status panel (writeback.Service.NoteFailure). e names the step; its Result
 // and (unless set) Reason are filled in here.
 func (s *Service) failed(ctx context.Context, e audit.Entry, err error) {
 	e.Result = audit.Failure
@@ -71,7 +72,5 @@ func (s *Service) failed(ctx context.Context, e audit.Entry, err error) {
 		return
 	}
 	s.log.Warn("self-service step failed", "activity", e.Activity, "step", e.Details["step"], "correlation_id", e.CorrelationID, "err", err)
-	if s.ReportFailure != nil {
-		s.ReportFailure(ctx, err)
-	}
+	s.wb.NoteFailure(err)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/store"
 )
 
@@ -242,8 +243,6 @@ func TestUnlockOutcomes(t *testing.T) {
 	t.Run("failed then retried", func(t *testing.T) {
 		fx := newFixture(t, Methods{App: true}, alice)
 		fx.registerApp(alice, appSecret)
-		var reported []error
-		fx.s.ReportFailure = func(_ context.Context, err error) { reported = append(reported, err) }
 		fail := true
 		fx.dir.unlock = func(directory.User) (directory.Result, error) {
 			if fail {
@@ -266,8 +265,11 @@ func TestUnlockOutcomes(t *testing.T) {
 			!strings.Contains(rows[0].Details, "dc1.example.test") || rows[0].TargetName != "Alice Example (alice)" {
 			t.Errorf("audit of the failed unlock: %+v", rows)
 		}
-		if len(reported) != 1 {
-			t.Errorf("ReportFailure heard %d failures", len(reported))
+		// The administrators' status panel hears of it at once (the
+		// directory client reports no missing right by itself).
+		if st, err := settings.New(fx.db).Status(ctx); err != nil || st.State != settings.StateError ||
+			st.Message != errs.MessageOf(refused) || !strings.Contains(strings.Join(st.Details, " "), "unlock") {
+			t.Errorf("status panel after the failed unlock: %+v (%v)", st, err)
 		}
 		fail = false
 		if err := fx.s.Unlock(ctx, id, "b", audit.Actor{}); err != nil {
