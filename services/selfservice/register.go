@@ -63,7 +63,7 @@ func (s *Service) StartRegister(ctx context.Context, login, password, browser st
 	if err = s.finish(ctx, si, err, true); err != nil {
 		details := map[string]any{}
 		writeback.AddDiagnostics(details, err)
-		if signInOurSide(err) {
+		if ourSide(err, true) {
 			details["error"] = err.Error()
 			s.recordSignIn(ctx, si, audit.Failure, "sign-in failed on our side: "+errs.MessageOf(err), details, si.found)
 			return "", errSignInOurSide

@@ -32,7 +32,7 @@ const (
 var (
 	// errSignInOurSide is every failure that is the portal's or the
 	// directory's, not the person's; the audit row holds the detail.
-	errSignInOurSide = errs.E(errs.Unavailable, "Something is wrong on our side. Try again later or contact your helpdesk.", nil)
+	errSignInOurSide = errs.E(errs.Unavailable, MsgOurSide, nil)
 	// errSingleStrike: the directory locks at the first wrong password, so
 	// no password is ever sent.
 	errSingleStrike = errs.E(errs.Forbidden, "Your organization's directory locks an account after a single wrong password, "+
@@ -55,22 +55,6 @@ func signInThrottled(ref *ratelimit.Refusal, now time.Time) error {
 	}
 	return errs.E(errs.TooMany, "Too many wrong passwords. To keep your account from being locked, wait "+mins+
 		" and try again, or reset your password instead.", nil)
-}
-
-// signInOurSide tells failures on the portal's side (directory unreachable,
-// service account refused or lacking a right, TLS, the database) from the
-// person's own (wrong password, unknown, locked, disabled account).
-func signInOurSide(err error) bool {
-	var oe *directory.OpError
-	if errors.As(err, &oe) {
-		switch oe.Code {
-		case directory.CodeNotPermitted, directory.CodeInsecure, directory.CodeServiceAccount, directory.CodeCertificate,
-			directory.CodeUnavailable, directory.CodeInternal, directory.CodeInvalid:
-			return true
-		}
-	}
-	k := errs.KindOf(err)
-	return k == errs.Unavailable || k == errs.Internal
 }
 
 // signIn is one attempt to sign in with a directory password, reserved in
