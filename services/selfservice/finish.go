@@ -30,10 +30,8 @@ func (s *Service) SetPassword(ctx context.Context, id, browser, password, confir
 	if fl.Kind != KindReset || fl.DoneMS != 0 || len(fl.verified) < p.Required || !fl.Eligible {
 		return ErrFlowGone
 	}
-	if blocked, err := s.blocked(ctx, fl.Flow); err != nil {
+	if err := s.notBlocked(ctx, s.db, fl.Flow); err != nil {
 		return err
-	} else if blocked {
-		return errBlocked
 	}
 	if password == "" {
 		return errs.FieldErrors(map[string]string{"password": "Enter a new password."})
@@ -110,10 +108,8 @@ func (s *Service) unlock(ctx context.Context, id, browser string, from audit.Act
 	if fl.DoneMS != 0 {
 		return nil
 	}
-	if blocked, err := s.blocked(ctx, fl.Flow); err != nil {
+	if err := s.notBlocked(ctx, s.db, fl.Flow); err != nil {
 		return err
-	} else if blocked {
-		return errBlocked
 	}
 	e := entry(audit.ActivityUnlockSelfService, from, fl.Flow, nil)
 	st, err := s.dir.State(ctx)

@@ -188,16 +188,25 @@ func key(f store.Flow) string {
 	return "login:" + strings.ToLower(f.Login)
 }
 
+// blockReader reads blocks: the database (*store.DB), or a transaction
+// (*store.Tx) that goes on to write what the block allows.
+type blockReader interface {
+	BlockedUntil(ctx context.Context, userID string) (int64, error)
+}
+
 // blocked tells whether the account of f is blocked from self-service now.
-func (s *Service) blocked(ctx context.Context, f store.Flow) (bool, error) {
-	until, err := s.db.BlockedUntil(ctx, key(f))
+func (s *Service) blocked(ctx context.Context, r blockReader, f store.Flow) (bool, error) {
+	until, err := r.BlockedUntil(ctx, key(f))
 	return until > s.now().UnixMilli(), err
 }
 
-// blockedTx is blocked, read inside a transaction.
-func (s *Service) blockedTx(ctx context.Context, tx *store.Tx, f store.Flow) (bool, error) {
-	until, err := tx.BlockedUntil(ctx, key(f))
-	return until > s.now().UnixMilli(), err
+// notBlocked returns errBlocked while the account of f is blocked.
+func (s *Service) notBlocked(ctx context.Context, r blockReader, f store.Flow) error {
+	blocked, err := s.blocked(ctx, r, f)
+	if err == nil && blocked {
+		err = errBlocked
+	}
+	return err
 }
 
 // name is how audit rows name the person of a flow: the account it resolved
@@ -280,7 +289,7 @@ func (s *Service) Start(ctx context.Context, kind, login, browser string, from a
 		return "", err
 	}
 	f.Eligible = reason == ""
-	if blocked, err := s.blocked(ctx, f); err != nil {
+	if blocked, err := s.blocked(ctx, s.db, f); err != nil {
 		return "", err
 	} else if blocked {
 		reason, f.Eligible = "blocked from self-service", false
@@ -365,7 +374,7 @@ func (s *Service) View(ctx context.Context, id, browser string) (View, error) {
 	if err != nil {
 		return View{}, err
 	}
-	blocked, err := s.blocked(ctx, fl.Flow)
+	blocked, err := s.blocked(ctx, s.db, fl.Flow)
 	if err != nil {
 		return View{}, err
 	}
@@ -470,10 +479,8 @@ func (s *Service) Choose(ctx context.Context, id, browser, method string, from a
 	if fl.DoneMS != 0 {
 		return nil
 	}
-	if blocked, err := s.blocked(ctx, fl.Flow); err != nil {
+	if err := s.notBlocked(ctx, s.db, fl.Flow); err != nil {
 		return err
-	} else if blocked {
-		return errBlocked
 	}
 	if method != "" && (!slices.Contains(p.Methods.List(), method) || slices.Contains(fl.verified, method)) {
 		return errs.Invalidf("Choose one of the methods on the page.")
@@ -489,10 +496,8 @@ func (s *Service) Choose(ctx context.Context, id, browser, method string, from a
 	}
 	// method "" goes back to the choice of methods.
 	return s.updateFlow(ctx, id, browser, func(tx *store.Tx, fl *flow) error {
-		if blocked, err := s.blockedTx(ctx, tx, fl.Flow); err != nil {
+		if err := s.notBlocked(ctx, tx, fl.Flow); err != nil {
 			return err
-		} else if blocked {
-			return errBlocked
 		}
 		if fl.DoneMS == 0 && !slices.Contains(fl.verified, method) {
 			fl.st.Pending, fl.st.Questions = method, questions
