@@ -19,11 +19,7 @@ import (
 // or MsgOurSide, and may try again.
 func (s *Service) SetPassword(ctx context.Context, id, browser, password, confirm string, from audit.Actor) (err error) {
 	defer func() { err = EmployeeError(err) }()
-	fl, err := s.loadFlow(ctx, id, browser)
-	if err != nil {
-		return err
-	}
-	p, _, err := s.Policy(ctx)
+	fl, p, err := s.loadStep(ctx, id, browser)
 	if err != nil {
 		return err
 	}
@@ -90,15 +86,16 @@ func (s *Service) ensureWriteback(ctx context.Context) error {
 // person may call it again ("Try again"). An account that turns out not to
 // be locked is left alone, and the flow ends saying so.
 func (s *Service) Unlock(ctx context.Context, id, browser string, from audit.Actor) error {
-	return EmployeeError(s.unlock(ctx, id, browser, from))
+	p, _, err := s.Policy(ctx)
+	if err != nil {
+		return EmployeeError(err)
+	}
+	return EmployeeError(s.unlock(ctx, id, browser, p, from))
 }
 
-func (s *Service) unlock(ctx context.Context, id, browser string, from audit.Actor) error {
+// unlock is Unlock under the policy p the caller read.
+func (s *Service) unlock(ctx context.Context, id, browser string, p Policy, from audit.Actor) error {
 	fl, err := s.loadFlow(ctx, id, browser)
-	if err != nil {
-		return err
-	}
-	p, _, err := s.Policy(ctx)
 	if err != nil {
 		return err
 	}

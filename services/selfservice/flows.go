@@ -125,6 +125,16 @@ func (s *Service) loadFlow(ctx context.Context, id, browser string) (flow, error
 	return s.checkFlow(f, err, browser)
 }
 
+// loadStep reads the flow of a step and the policy the step runs under.
+func (s *Service) loadStep(ctx context.Context, id, browser string) (flow, Policy, error) {
+	fl, err := s.loadFlow(ctx, id, browser)
+	if err != nil {
+		return flow{}, Policy{}, err
+	}
+	p, _, err := s.Policy(ctx)
+	return fl, p, err
+}
+
 // checkFlow refuses a flow that is unknown, expired or bound to another
 // browser session, and decodes its state.
 func (s *Service) checkFlow(f store.Flow, err error, browser string) (flow, error) {
@@ -366,11 +376,7 @@ func (s *Service) available(ctx context.Context, p Policy, u directory.User) ([]
 // View returns the current step of a flow. A blocked account's flows show
 // the blocked step, whenever they were opened.
 func (s *Service) View(ctx context.Context, id, browser string) (View, error) {
-	fl, err := s.loadFlow(ctx, id, browser)
-	if err != nil {
-		return View{}, err
-	}
-	p, _, err := s.Policy(ctx)
+	fl, p, err := s.loadStep(ctx, id, browser)
 	if err != nil {
 		return View{}, err
 	}
@@ -468,11 +474,7 @@ func (s *Service) Choose(ctx context.Context, id, browser, method string, from a
 	start := time.Now()
 	defer s.floor(ctx, start)
 	defer func() { err = EmployeeError(err) }()
-	fl, err := s.loadFlow(ctx, id, browser)
-	if err != nil {
-		return err
-	}
-	p, _, err := s.Policy(ctx)
+	fl, p, err := s.loadStep(ctx, id, browser)
 	if err != nil {
 		return err
 	}
@@ -490,7 +492,7 @@ func (s *Service) Choose(ctx context.Context, id, browser, method string, from a
 	case MethodQuestions:
 		questions = s.questionsFor(ctx, fl.Flow, p)
 	case MethodEmail:
-		if err := s.sendCode(ctx, fl.Flow, from); err != nil {
+		if err := s.sendCode(ctx, fl.Flow, p, from); err != nil {
 			return err
 		}
 	}
@@ -556,7 +558,7 @@ var ErrTooManyCodes = errs.E(errs.TooMany, "Too many codes were requested. Wait 
 // sendCode creates a code for the flow and e-mails it in the background to
 // every destination that is under its limit. The limits are counted in the
 // transaction that stores the code, so two requests cannot both pass them.
-func (s *Service) sendCode(ctx context.Context, f store.Flow, from audit.Actor) error {
+func (s *Service) sendCode(ctx context.Context, f store.Flow, p Policy, from audit.Actor) error {
 	now := s.now()
 	since := now.Add(-time.Hour).UnixMilli()
 	dests, err := s.destinations(ctx, f)
@@ -599,7 +601,6 @@ func (s *Service) sendCode(ctx context.Context, f store.Flow, from audit.Actor) 
 	if len(send) == 0 {
 		return nil
 	}
-	p, _, _ := s.Policy(ctx)
 	s.sendAsync(f, from, send, func(to string) mail.Message { return mail.VerificationCode(to, orgName(p), code, CodeTTL) })
 	return nil
 }

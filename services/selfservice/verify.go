@@ -198,7 +198,7 @@ func (s *Service) rightGuess(ctx context.Context, id, browser, method string, sl
 	case outcome != nil:
 		return outcome
 	case done:
-		return s.unlock(ctx, id, browser, from)
+		return s.unlock(ctx, id, browser, p, from)
 	}
 	return nil
 }
