@@ -170,7 +170,7 @@ func (s *Service) notify(ctx context.Context, f store.Flow, from audit.Actor, u 
 	// Sent in the background: f without its ID, so a failure is only audited.
 	bg := store.Flow{UserID: f.UserID, UserDN: f.UserDN, Login: f.Login, Account: f.Account, CorrelationID: f.CorrelationID}
 	if p.NotifyUsers {
-		if dests, err := s.destinations(ctx, f); err == nil && len(dests) > 0 {
+		if dests, err := s.addresses(ctx, u); err == nil && len(dests) > 0 {
 			s.sendAsync(bg, from, dests, func(to string) mail.Message {
 				if reset {
 					return mail.PasswordReset(to, orgName(p), u.DisplayName, when, s.baseURL)

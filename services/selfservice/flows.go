@@ -408,19 +408,28 @@ func (s *Service) View(ctx context.Context, id, browser string) (View, error) {
 	default:
 		v.Step = StepChoose
 	}
-	if len(fl.verified) > 0 && fl.Eligible && !blocked {
-		// Having proved one method, the person may see where codes go.
-		if dests, err := s.destinations(ctx, fl.Flow); err == nil {
+	// Having proved one method, the person may see where codes go; on the
+	// password step, the rules a new password must meet. Both come from
+	// the account, read once.
+	masked := len(fl.verified) > 0 && fl.Eligible && !blocked && fl.UserID != ""
+	policy := v.Step == StepPassword && fl.Eligible
+	if !masked && !policy {
+		return v, nil
+	}
+	u, err := s.flowUser(ctx, fl.Flow)
+	if err != nil {
+		return v, nil
+	}
+	if masked {
+		if dests, err := s.addresses(ctx, u); err == nil {
 			for _, d := range dests {
 				v.Masked = append(v.Masked, Mask(d))
 			}
 		}
 	}
-	if v.Step == StepPassword && fl.Eligible {
-		if u, err := s.flowUser(ctx, fl.Flow); err == nil {
-			if pol, err := s.dir.Policy(ctx, u); err == nil {
-				v.Policy, v.HasPolicy = pol, true
-			}
+	if policy {
+		if pol, err := s.dir.Policy(ctx, u); err == nil {
+			v.Policy, v.HasPolicy = pol, true
 		}
 	}
 	return v, nil
@@ -438,8 +447,8 @@ func (s *Service) flowUser(ctx context.Context, f store.Flow) (directory.User, e
 	return u, nil
 }
 
-// destinations are the addresses verification codes go to: the directory
-// e-mail attribute and a registered alternate address.
+// destinations are the addresses verification codes for the flow f go to
+// (see addresses); none when f cannot verify.
 func (s *Service) destinations(ctx context.Context, f store.Flow) ([]string, error) {
 	if !f.Eligible || f.UserID == "" {
 		return nil, nil
@@ -448,17 +457,23 @@ func (s *Service) destinations(ctx context.Context, f store.Flow) ([]string, err
 	if err != nil {
 		return nil, err
 	}
+	return s.addresses(ctx, u)
+}
+
+// addresses are where codes and notices for u go: the directory e-mail
+// attribute and a registered alternate address.
+func (s *Service) addresses(ctx context.Context, u directory.User) ([]string, error) {
 	var out []string
 	if u.Email != "" {
 		out = append(out, u.Email)
 	}
-	regs, err := s.db.Methods(ctx, f.UserID)
+	regs, err := s.db.Methods(ctx, u.ID)
 	if err != nil {
 		return nil, err
 	}
 	for _, m := range regs {
 		if m.Method == MethodEmail {
-			if pt, err := s.keys.Open(methodContext(f.UserID, MethodEmail), m.Secret); err == nil && !slices.ContainsFunc(out, func(a string) bool { return strings.EqualFold(a, string(pt)) }) {
+			if pt, err := s.keys.Open(methodContext(u.ID, MethodEmail), m.Secret); err == nil && !slices.ContainsFunc(out, func(a string) bool { return strings.EqualFold(a, string(pt)) }) {
 				out = append(out, string(pt))
 			}
 		}

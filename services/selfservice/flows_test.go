@@ -488,3 +488,45 @@ func TestTriesLeftReadsRight(t *testing.T) {
 		}
 	}
 }
+
+// TestStepsReadTheAccountOnce: a step re-reads the person's directory entry
+// once, however many things it needs from it — the password page (where
+// codes go, and the password policy), and a reset or unlock (the write, and
+// where the notice goes).
+func TestStepsReadTheAccountOnce(t *testing.T) {
+	ctx := context.Background()
+	for _, kind := range []string{KindReset, KindUnlock} {
+		t.Run(kind, func(t *testing.T) {
+			fx := newFixture(t, Methods{App: true}, alice)
+			fx.registerApp(alice, appSecret)
+			id := fx.start(kind, "alice", "b")
+			fx.choose(id, "b", MethodApp)
+			gets := fx.dir.count("get")
+			code, _ := totp.GenerateCode(appSecret, time.Now())
+			if err := fx.s.Verify(ctx, id, "b", MethodApp, code, nil, audit.Actor{}); err != nil {
+				t.Fatal(err)
+			}
+			if kind == KindUnlock {
+				if n := fx.dir.count("get") - gets; n != 1 || fx.dir.count("unlock") != 1 {
+					t.Errorf("the unlock read the account %d times, want 1", n)
+				}
+				return
+			}
+			gets = fx.dir.count("get")
+			v := fx.view(id, "b")
+			if v.Step != StepPassword || !v.HasPolicy || len(v.Masked) != 1 {
+				t.Fatalf("password page: %+v", v)
+			}
+			if n := fx.dir.count("get") - gets; n != 1 {
+				t.Errorf("the password page read the account %d times, want 1", n)
+			}
+			gets = fx.dir.count("get")
+			if err := fx.s.SetPassword(ctx, id, "b", "Passw0rd!x", "Passw0rd!x", audit.Actor{}); err != nil {
+				t.Fatal(err)
+			}
+			if n := fx.dir.count("get") - gets; n != 1 || fx.dir.count("reset") != 1 {
+				t.Errorf("the reset read the account %d times, want 1", n)
+			}
+		})
+	}
+}
