@@ -37,8 +37,8 @@ const (
 // Service runs self-service.
 type Service struct {
 	db      *store.DB
-	wb      *writeback.Service // for /change and /register sign-in, and the status panel
-	dir     Directory          // for everything else
+	wb      *writeback.Service // its client for sign-ins with a directory password (beginSignIn); its status panel
+	dir     Directory          // everything else of the directory: switches, lookups, reads, resets, unlocks
 	keys    *keyring.Keyring
 	log     *slog.Logger
 	baseURL string
@@ -157,8 +157,9 @@ func (s *Service) record(ctx context.Context, e audit.Entry) {
 	}
 }
 
-// SetDirectory replaces the directory the reset, unlock and registration
-// flows use (tests).
+// SetDirectory replaces the directory of every step but the sign-in with a
+// directory password on /change and /register, which keeps using the
+// writeback service's client (tests).
 func (s *Service) SetDirectory(d Directory) { s.dir = d }
 
 // SetClock replaces the clock (tests).
