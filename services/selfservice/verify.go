@@ -77,7 +77,7 @@ func (s *Service) Verify(ctx context.Context, id, browser, method string, code s
 		err = errs.Invalidf("Choose a method first.")
 	}
 	if err != nil {
-		if rerr := s.db.ReleaseFailure(ctx, slot); rerr != nil {
+		if rerr := s.db.InTx(ctx, func(tx *store.Tx) error { return tx.ReleaseFailure(ctx, slot) }); rerr != nil {
 			s.log.Error("self-service: release a failure reservation", "err", rerr)
 		}
 		return err
