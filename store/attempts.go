@@ -105,17 +105,6 @@ func (db *DB) ReserveAttempt(ctx context.Context, nowMS int64, limits []AttemptL
 	return r, nil
 }
 
-// CountAttempts returns how many attempts bucket/key holds after sinceMS.
-func (db *DB) CountAttempts(ctx context.Context, bucket, key string, sinceMS int64) (int, error) {
-	var n int
-	err := db.sql.QueryRowContext(ctx, `SELECT count(*) FROM signin_attempts WHERE bucket = ? AND key = ? AND time_ms > ?`,
-		bucket, key, sinceMS).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("store: count sign-in attempts: %w", err)
-	}
-	return n, nil
-}
-
 // SettleAttempt keeps a reservation as a counted failure (the password was
 // checked and was wrong, or the account could not sign in).
 func (db *DB) SettleAttempt(ctx context.Context, ids []int64) error {

@@ -256,14 +256,6 @@ func (tx *Tx) SettleFailure(ctx context.Context, id int64) error {
 
 // ReleaseFailure removes a reservation: the guess was right, or was never
 // evaluated.
-func (db *DB) ReleaseFailure(ctx context.Context, id int64) error {
-	if _, err := db.sql.ExecContext(ctx, `DELETE FROM sspr_failures WHERE rowid = ? AND pending = 1`, id); err != nil {
-		return fmt.Errorf("store: release failure: %w", err)
-	}
-	return nil
-}
-
-// ReleaseFailure removes a reservation inside a transaction.
 func (tx *Tx) ReleaseFailure(ctx context.Context, id int64) error {
 	if _, err := tx.tx.ExecContext(ctx, `DELETE FROM sspr_failures WHERE rowid = ? AND pending = 1`, id); err != nil {
 		return fmt.Errorf("store: release failure: %w", err)

@@ -24,7 +24,6 @@ type Store interface {
 	ReserveAttempt(ctx context.Context, nowMS int64, limits []store.AttemptLimit) (store.Reservation, error)
 	SettleAttempt(ctx context.Context, ids []int64) error
 	ReleaseAttempt(ctx context.Context, ids []int64) error
-	ClearAttempts(ctx context.Context, bucket, key string) error
 }
 
 // Limit is one budget: at most Max attempts per Window for one key of a

@@ -34,7 +34,7 @@ func (s *Service) Change(ctx context.Context, login, current, next, confirm stri
 		return errs.FieldErrors(fields)
 	}
 	if err := s.ensureWriteback(ctx); err != nil {
-		if signInOurSide(err) {
+		if ourSide(err, true) {
 			return s.signInFailed(ctx, newSignIn(audit.ActivityChangeSelfService, typed, from), "writeback state not readable", err)
 		}
 		return err
@@ -57,7 +57,7 @@ func (s *Service) Change(ctx context.Context, login, current, next, confirm stri
 		return nil
 	}
 	writeback.AddDiagnostics(details, err)
-	if signInOurSide(err) {
+	if ourSide(err, true) {
 		details["error"] = err.Error()
 		s.recordSignIn(ctx, si, audit.Failure, "password change failed on our side: "+errs.MessageOf(err), details, si.found)
 		return errSignInOurSide

@@ -7,10 +7,15 @@ import (
 	"github.com/writeback/writeback/services/writeback"
 )
 
-// Directory is what the reset, unlock and registration flows need of the
-// on-premises directory and its switches. The writeback service provides it
-// (writebackDirectory); tests give a fake, so the flows' rules get fast tests
-// beside the ones against real directories.
+// Directory is what self-service needs of the on-premises directory and its
+// switches: every step of the reset, unlock and registration flows, and the
+// switches /change and /register check. The sign-in with a person's own
+// directory password (/change, /register: Resolve, then the bind or the
+// change) is not part of it: beginSignIn takes the writeback service's
+// client for it, and it is tested against the real directories only. The
+// writeback service provides Directory (writebackDirectory); tests give a
+// fake, so the flows' rules get fast tests beside the ones against real
+// directories.
 type Directory interface {
 	// State reads both writeback switches and whether a connection exists.
 	State(ctx context.Context) (writeback.State, error)

@@ -26,31 +26,53 @@ const MsgOurSide = "Something is wrong on our side. Try again later or contact y
 // cause for the operator log. Record the detail for administrators before
 // calling this (Service.failed does).
 func EmployeeError(err error) error {
-	if !ourSide(err) || errs.MessageOf(err) == MsgOurSide {
+	if !ourSide(err, false) || errs.MessageOf(err) == MsgOurSide {
 		return err
 	}
 	return errs.E(errs.Unavailable, MsgOurSide, err)
 }
 
-func isDirectoryError(err error) bool {
-	var oe *directory.OpError
-	return errors.As(err, &oe)
-}
-
 // ourSide tells whether err is a failure of the portal or the directory
-// rather than something the person did (see EmployeeError).
-func ourSide(err error) bool {
+// rather than something the person did: an Unavailable or Internal error,
+// or a directory error other than a policy refusal of their password.
+//
+// signIn says that err answers a sign-in with the person's own directory
+// password (/change, /register). There the directory's answers about the
+// account — wrong password, unknown or ambiguous name, locked, disabled,
+// expired or protected account, a concurrent change — are the person's
+// too; only the portal's connection, rights and requests are ours. Every
+// other step acts on an account resolved and verified before, so there any
+// such answer is a failure on our side (see EmployeeError).
+func ourSide(err error, signIn bool) bool {
 	if err == nil {
 		return false
 	}
-	k := errs.KindOf(err)
-	return k == errs.Unavailable || k == errs.Internal || (isDirectoryError(err) && k != errs.Policy)
+	switch errs.KindOf(err) {
+	case errs.Unavailable, errs.Internal:
+		return true
+	case errs.Policy:
+		return false
+	}
+	var oe *directory.OpError
+	if !errors.As(err, &oe) {
+		return false
+	}
+	if !signIn {
+		return true
+	}
+	switch oe.Code {
+	case directory.CodeNotPermitted, directory.CodeInsecure, directory.CodeServiceAccount, directory.CodeCertificate,
+		directory.CodeUnavailable, directory.CodeInternal, directory.CodeInvalid:
+		return true
+	}
+	return false
 }
 
 // failed records a failed self-service step: an audit row whose details keep
 // the raw diagnostic (server, LDAP result, the directory's message, or the
 // error text) for administrators. A failure on the portal's side also goes to
-// the operator log and to ReportFailure when set. e names the step; its Result
+// the operator log and, when the directory failed, to the writeback service's
+// status panel (writeback.Service.NoteFailure). e names the step; its Result
 // and (unless set) Reason are filled in here.
 func (s *Service) failed(ctx context.Context, e audit.Entry, err error) {
 	e.Result = audit.Failure
@@ -67,11 +89,9 @@ func (s *Service) failed(ctx context.Context, e audit.Entry, err error) {
 		e.Details["error"] = err.Error()
 	}
 	s.record(ctx, e)
-	if !ourSide(err) {
+	if !ourSide(err, false) {
 		return
 	}
 	s.log.Warn("self-service step failed", "activity", e.Activity, "step", e.Details["step"], "correlation_id", e.CorrelationID, "err", err)
-	if s.ReportFailure != nil {
-		s.ReportFailure(ctx, err)
-	}
+	s.wb.NoteFailure(err)
 }

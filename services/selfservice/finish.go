@@ -19,21 +19,15 @@ import (
 // or MsgOurSide, and may try again.
 func (s *Service) SetPassword(ctx context.Context, id, browser, password, confirm string, from audit.Actor) (err error) {
 	defer func() { err = EmployeeError(err) }()
-	fl, err := s.loadFlow(ctx, id, browser)
-	if err != nil {
-		return err
-	}
-	p, _, err := s.Policy(ctx)
+	fl, p, err := s.loadStep(ctx, id, browser)
 	if err != nil {
 		return err
 	}
 	if fl.Kind != KindReset || fl.DoneMS != 0 || len(fl.verified) < p.Required || !fl.Eligible {
 		return ErrFlowGone
 	}
-	if blocked, err := s.blocked(ctx, fl.Flow); err != nil {
+	if err := s.notBlocked(ctx, s.db, fl.Flow); err != nil {
 		return err
-	} else if blocked {
-		return errBlocked
 	}
 	if password == "" {
 		return errs.FieldErrors(map[string]string{"password": "Enter a new password."})
@@ -92,15 +86,16 @@ func (s *Service) ensureWriteback(ctx context.Context) error {
 // person may call it again ("Try again"). An account that turns out not to
 // be locked is left alone, and the flow ends saying so.
 func (s *Service) Unlock(ctx context.Context, id, browser string, from audit.Actor) error {
-	return EmployeeError(s.unlock(ctx, id, browser, from))
+	p, _, err := s.Policy(ctx)
+	if err != nil {
+		return EmployeeError(err)
+	}
+	return EmployeeError(s.unlock(ctx, id, browser, p, from))
 }
 
-func (s *Service) unlock(ctx context.Context, id, browser string, from audit.Actor) error {
+// unlock is Unlock under the policy p the caller read.
+func (s *Service) unlock(ctx context.Context, id, browser string, p Policy, from audit.Actor) error {
 	fl, err := s.loadFlow(ctx, id, browser)
-	if err != nil {
-		return err
-	}
-	p, _, err := s.Policy(ctx)
 	if err != nil {
 		return err
 	}
@@ -110,10 +105,8 @@ func (s *Service) unlock(ctx context.Context, id, browser string, from audit.Act
 	if fl.DoneMS != 0 {
 		return nil
 	}
-	if blocked, err := s.blocked(ctx, fl.Flow); err != nil {
+	if err := s.notBlocked(ctx, s.db, fl.Flow); err != nil {
 		return err
-	} else if blocked {
-		return errBlocked
 	}
 	e := entry(audit.ActivityUnlockSelfService, from, fl.Flow, nil)
 	st, err := s.dir.State(ctx)
@@ -177,7 +170,7 @@ func (s *Service) notify(ctx context.Context, f store.Flow, from audit.Actor, u 
 	// Sent in the background: f without its ID, so a failure is only audited.
 	bg := store.Flow{UserID: f.UserID, UserDN: f.UserDN, Login: f.Login, Account: f.Account, CorrelationID: f.CorrelationID}
 	if p.NotifyUsers {
-		if dests, err := s.destinations(ctx, f); err == nil && len(dests) > 0 {
+		if dests, err := s.addresses(ctx, u); err == nil && len(dests) > 0 {
 			s.sendAsync(bg, from, dests, func(to string) mail.Message {
 				if reset {
 					return mail.PasswordReset(to, orgName(p), u.DisplayName, when, s.baseURL)

@@ -125,6 +125,16 @@ func (s *Service) loadFlow(ctx context.Context, id, browser string) (flow, error
 	return s.checkFlow(f, err, browser)
 }
 
+// loadStep reads the flow of a step and the policy the step runs under.
+func (s *Service) loadStep(ctx context.Context, id, browser string) (flow, Policy, error) {
+	fl, err := s.loadFlow(ctx, id, browser)
+	if err != nil {
+		return flow{}, Policy{}, err
+	}
+	p, _, err := s.Policy(ctx)
+	return fl, p, err
+}
+
 // checkFlow refuses a flow that is unknown, expired or bound to another
 // browser session, and decodes its state.
 func (s *Service) checkFlow(f store.Flow, err error, browser string) (flow, error) {
@@ -188,16 +198,25 @@ func key(f store.Flow) string {
 	return "login:" + strings.ToLower(f.Login)
 }
 
+// blockReader reads blocks: the database (*store.DB), or a transaction
+// (*store.Tx) that goes on to write what the block allows.
+type blockReader interface {
+	BlockedUntil(ctx context.Context, userID string) (int64, error)
+}
+
 // blocked tells whether the account of f is blocked from self-service now.
-func (s *Service) blocked(ctx context.Context, f store.Flow) (bool, error) {
-	until, err := s.db.BlockedUntil(ctx, key(f))
+func (s *Service) blocked(ctx context.Context, r blockReader, f store.Flow) (bool, error) {
+	until, err := r.BlockedUntil(ctx, key(f))
 	return until > s.now().UnixMilli(), err
 }
 
-// blockedTx is blocked, read inside a transaction.
-func (s *Service) blockedTx(ctx context.Context, tx *store.Tx, f store.Flow) (bool, error) {
-	until, err := tx.BlockedUntil(ctx, key(f))
-	return until > s.now().UnixMilli(), err
+// notBlocked returns errBlocked while the account of f is blocked.
+func (s *Service) notBlocked(ctx context.Context, r blockReader, f store.Flow) error {
+	blocked, err := s.blocked(ctx, r, f)
+	if err == nil && blocked {
+		err = errBlocked
+	}
+	return err
 }
 
 // name is how audit rows name the person of a flow: the account it resolved
@@ -280,7 +299,7 @@ func (s *Service) Start(ctx context.Context, kind, login, browser string, from a
 		return "", err
 	}
 	f.Eligible = reason == ""
-	if blocked, err := s.blocked(ctx, f); err != nil {
+	if blocked, err := s.blocked(ctx, s.db, f); err != nil {
 		return "", err
 	} else if blocked {
 		reason, f.Eligible = "blocked from self-service", false
@@ -357,15 +376,11 @@ func (s *Service) available(ctx context.Context, p Policy, u directory.User) ([]
 // View returns the current step of a flow. A blocked account's flows show
 // the blocked step, whenever they were opened.
 func (s *Service) View(ctx context.Context, id, browser string) (View, error) {
-	fl, err := s.loadFlow(ctx, id, browser)
+	fl, p, err := s.loadStep(ctx, id, browser)
 	if err != nil {
 		return View{}, err
 	}
-	p, _, err := s.Policy(ctx)
-	if err != nil {
-		return View{}, err
-	}
-	blocked, err := s.blocked(ctx, fl.Flow)
+	blocked, err := s.blocked(ctx, s.db, fl.Flow)
 	if err != nil {
 		return View{}, err
 	}
@@ -393,19 +408,28 @@ func (s *Service) View(ctx context.Context, id, browser string) (View, error) {
 	default:
 		v.Step = StepChoose
 	}
-	if len(fl.verified) > 0 && fl.Eligible && !blocked {
-		// Having proved one method, the person may see where codes go.
-		if dests, err := s.destinations(ctx, fl.Flow); err == nil {
+	// Having proved one method, the person may see where codes go; on the
+	// password step, the rules a new password must meet. Both come from
+	// the account, read once.
+	masked := len(fl.verified) > 0 && fl.Eligible && !blocked && fl.UserID != ""
+	policy := v.Step == StepPassword && fl.Eligible
+	if !masked && !policy {
+		return v, nil
+	}
+	u, err := s.flowUser(ctx, fl.Flow)
+	if err != nil {
+		return v, nil
+	}
+	if masked {
+		if dests, err := s.addresses(ctx, u); err == nil {
 			for _, d := range dests {
 				v.Masked = append(v.Masked, Mask(d))
 			}
 		}
 	}
-	if v.Step == StepPassword && fl.Eligible {
-		if u, err := s.flowUser(ctx, fl.Flow); err == nil {
-			if pol, err := s.dir.Policy(ctx, u); err == nil {
-				v.Policy, v.HasPolicy = pol, true
-			}
+	if policy {
+		if pol, err := s.dir.Policy(ctx, u); err == nil {
+			v.Policy, v.HasPolicy = pol, true
 		}
 	}
 	return v, nil
@@ -423,8 +447,8 @@ func (s *Service) flowUser(ctx context.Context, f store.Flow) (directory.User, e
 	return u, nil
 }
 
-// destinations are the addresses verification codes go to: the directory
-// e-mail attribute and a registered alternate address.
+// destinations are the addresses verification codes for the flow f go to
+// (see addresses); none when f cannot verify.
 func (s *Service) destinations(ctx context.Context, f store.Flow) ([]string, error) {
 	if !f.Eligible || f.UserID == "" {
 		return nil, nil
@@ -433,17 +457,23 @@ func (s *Service) destinations(ctx context.Context, f store.Flow) ([]string, err
 	if err != nil {
 		return nil, err
 	}
+	return s.addresses(ctx, u)
+}
+
+// addresses are where codes and notices for u go: the directory e-mail
+// attribute and a registered alternate address.
+func (s *Service) addresses(ctx context.Context, u directory.User) ([]string, error) {
 	var out []string
 	if u.Email != "" {
 		out = append(out, u.Email)
 	}
-	regs, err := s.db.Methods(ctx, f.UserID)
+	regs, err := s.db.Methods(ctx, u.ID)
 	if err != nil {
 		return nil, err
 	}
 	for _, m := range regs {
 		if m.Method == MethodEmail {
-			if pt, err := s.keys.Open(methodContext(f.UserID, MethodEmail), m.Secret); err == nil && !slices.ContainsFunc(out, func(a string) bool { return strings.EqualFold(a, string(pt)) }) {
+			if pt, err := s.keys.Open(methodContext(u.ID, MethodEmail), m.Secret); err == nil && !slices.ContainsFunc(out, func(a string) bool { return strings.EqualFold(a, string(pt)) }) {
 				out = append(out, string(pt))
 			}
 		}
@@ -459,21 +489,15 @@ func (s *Service) Choose(ctx context.Context, id, browser, method string, from a
 	start := time.Now()
 	defer s.floor(ctx, start)
 	defer func() { err = EmployeeError(err) }()
-	fl, err := s.loadFlow(ctx, id, browser)
-	if err != nil {
-		return err
-	}
-	p, _, err := s.Policy(ctx)
+	fl, p, err := s.loadStep(ctx, id, browser)
 	if err != nil {
 		return err
 	}
 	if fl.DoneMS != 0 {
 		return nil
 	}
-	if blocked, err := s.blocked(ctx, fl.Flow); err != nil {
+	if err := s.notBlocked(ctx, s.db, fl.Flow); err != nil {
 		return err
-	} else if blocked {
-		return errBlocked
 	}
 	if method != "" && (!slices.Contains(p.Methods.List(), method) || slices.Contains(fl.verified, method)) {
 		return errs.Invalidf("Choose one of the methods on the page.")
@@ -483,16 +507,14 @@ func (s *Service) Choose(ctx context.Context, id, browser, method string, from a
 	case MethodQuestions:
 		questions = s.questionsFor(ctx, fl.Flow, p)
 	case MethodEmail:
-		if err := s.sendCode(ctx, fl.Flow, from); err != nil {
+		if err := s.sendCode(ctx, fl.Flow, p, from); err != nil {
 			return err
 		}
 	}
 	// method "" goes back to the choice of methods.
 	return s.updateFlow(ctx, id, browser, func(tx *store.Tx, fl *flow) error {
-		if blocked, err := s.blockedTx(ctx, tx, fl.Flow); err != nil {
+		if err := s.notBlocked(ctx, tx, fl.Flow); err != nil {
 			return err
-		} else if blocked {
-			return errBlocked
 		}
 		if fl.DoneMS == 0 && !slices.Contains(fl.verified, method) {
 			fl.st.Pending, fl.st.Questions = method, questions
@@ -551,7 +573,7 @@ var ErrTooManyCodes = errs.E(errs.TooMany, "Too many codes were requested. Wait 
 // sendCode creates a code for the flow and e-mails it in the background to
 // every destination that is under its limit. The limits are counted in the
 // transaction that stores the code, so two requests cannot both pass them.
-func (s *Service) sendCode(ctx context.Context, f store.Flow, from audit.Actor) error {
+func (s *Service) sendCode(ctx context.Context, f store.Flow, p Policy, from audit.Actor) error {
 	now := s.now()
 	since := now.Add(-time.Hour).UnixMilli()
 	dests, err := s.destinations(ctx, f)
@@ -594,7 +616,6 @@ func (s *Service) sendCode(ctx context.Context, f store.Flow, from audit.Actor) 
 	if len(send) == 0 {
 		return nil
 	}
-	p, _, _ := s.Policy(ctx)
 	s.sendAsync(f, from, send, func(to string) mail.Message { return mail.VerificationCode(to, orgName(p), code, CodeTTL) })
 	return nil
 }

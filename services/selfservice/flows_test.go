@@ -17,6 +17,7 @@ import (
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/store"
 )
 
@@ -242,8 +243,6 @@ func TestUnlockOutcomes(t *testing.T) {
 	t.Run("failed then retried", func(t *testing.T) {
 		fx := newFixture(t, Methods{App: true}, alice)
 		fx.registerApp(alice, appSecret)
-		var reported []error
-		fx.s.ReportFailure = func(_ context.Context, err error) { reported = append(reported, err) }
 		fail := true
 		fx.dir.unlock = func(directory.User) (directory.Result, error) {
 			if fail {
@@ -266,8 +265,11 @@ func TestUnlockOutcomes(t *testing.T) {
 			!strings.Contains(rows[0].Details, "dc1.example.test") || rows[0].TargetName != "Alice Example (alice)" {
 			t.Errorf("audit of the failed unlock: %+v", rows)
 		}
-		if len(reported) != 1 {
-			t.Errorf("ReportFailure heard %d failures", len(reported))
+		// The administrators' status panel hears of it at once (the
+		// directory client reports no missing right by itself).
+		if st, err := settings.New(fx.db).Status(ctx); err != nil || st.State != settings.StateError ||
+			st.Message != errs.MessageOf(refused) || !strings.Contains(strings.Join(st.Details, " "), "unlock") {
+			t.Errorf("status panel after the failed unlock: %+v (%v)", st, err)
 		}
 		fail = false
 		if err := fx.s.Unlock(ctx, id, "b", audit.Actor{}); err != nil {
@@ -484,5 +486,47 @@ func TestTriesLeftReadsRight(t *testing.T) {
 		if got := triesLeft(n); got != want {
 			t.Errorf("triesLeft(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// TestStepsReadTheAccountOnce: a step re-reads the person's directory entry
+// once, however many things it needs from it — the password page (where
+// codes go, and the password policy), and a reset or unlock (the write, and
+// where the notice goes).
+func TestStepsReadTheAccountOnce(t *testing.T) {
+	ctx := context.Background()
+	for _, kind := range []string{KindReset, KindUnlock} {
+		t.Run(kind, func(t *testing.T) {
+			fx := newFixture(t, Methods{App: true}, alice)
+			fx.registerApp(alice, appSecret)
+			id := fx.start(kind, "alice", "b")
+			fx.choose(id, "b", MethodApp)
+			gets := fx.dir.count("get")
+			code, _ := totp.GenerateCode(appSecret, time.Now())
+			if err := fx.s.Verify(ctx, id, "b", MethodApp, code, nil, audit.Actor{}); err != nil {
+				t.Fatal(err)
+			}
+			if kind == KindUnlock {
+				if n := fx.dir.count("get") - gets; n != 1 || fx.dir.count("unlock") != 1 {
+					t.Errorf("the unlock read the account %d times, want 1", n)
+				}
+				return
+			}
+			gets = fx.dir.count("get")
+			v := fx.view(id, "b")
+			if v.Step != StepPassword || !v.HasPolicy || len(v.Masked) != 1 {
+				t.Fatalf("password page: %+v", v)
+			}
+			if n := fx.dir.count("get") - gets; n != 1 {
+				t.Errorf("the password page read the account %d times, want 1", n)
+			}
+			gets = fx.dir.count("get")
+			if err := fx.s.SetPassword(ctx, id, "b", "Passw0rd!x", "Passw0rd!x", audit.Actor{}); err != nil {
+				t.Fatal(err)
+			}
+			if n := fx.dir.count("get") - gets; n != 1 || fx.dir.count("reset") != 1 {
+				t.Errorf("the reset read the account %d times, want 1", n)
+			}
+		})
 	}
 }

@@ -63,7 +63,7 @@ func (s *Service) StartRegister(ctx context.Context, login, password, browser st
 	if err = s.finish(ctx, si, err, true); err != nil {
 		details := map[string]any{}
 		writeback.AddDiagnostics(details, err)
-		if signInOurSide(err) {
+		if ourSide(err, true) {
 			details["error"] = err.Error()
 			s.recordSignIn(ctx, si, audit.Failure, "sign-in failed on our side: "+errs.MessageOf(err), details, si.found)
 			return "", errSignInOurSide
@@ -296,7 +296,7 @@ func (s *Service) ConfirmAltEmail(ctx context.Context, id, browser, code string,
 	if err != nil {
 		return ErrFlowGone
 	}
-	return s.register(ctx, id, browser, from, MethodEmail, addr, 0, func(st *flowState) bool {
+	return s.register(ctx, fl, browser, from, MethodEmail, addr, 0, func(st *flowState) bool {
 		ok := st.AltEmailSealed == fl.st.AltEmailSealed
 		st.AltEmailSealed = ""
 		return ok
@@ -348,7 +348,7 @@ func (s *Service) ConfirmApp(ctx context.Context, id, browser, code string, from
 	if !ok {
 		return errs.FieldErrors(map[string]string{"app_code": "That code is not right. Enter the 6-digit code the app shows now."})
 	}
-	return s.register(ctx, id, browser, from, MethodApp, secret, step, func(st *flowState) bool {
+	return s.register(ctx, fl, browser, from, MethodApp, secret, step, func(st *flowState) bool {
 		ok := st.AppSecretSealed == fl.st.AppSecretSealed
 		st.AppSecretSealed = ""
 		return ok
@@ -359,7 +359,8 @@ func (s *Service) ConfirmApp(ctx context.Context, id, browser, code string, from
 // salted argon2id hashes of the normalised answers.
 func (s *Service) SaveQuestions(ctx context.Context, id, browser string, questions, answers []string, from audit.Actor) (err error) {
 	defer func() { err = EmployeeError(err) }()
-	if _, err := s.registerFlow(ctx, id, browser); err != nil {
+	fl, err := s.registerFlow(ctx, id, browser)
+	if err != nil {
 		return err
 	}
 	p, _, err := s.Policy(ctx)
@@ -404,23 +405,20 @@ func (s *Service) SaveQuestions(ctx context.Context, id, browser string, questio
 		return errs.FieldErrors(fields)
 	}
 	b, _ := json.Marshal(out)
-	return s.register(ctx, id, browser, from, MethodQuestions, b, 0, nil)
+	return s.register(ctx, fl, browser, from, MethodQuestions, b, 0, nil)
 }
 
-// register stores a method and records "User registered security info", in
-// one transaction with the flow it reads again. settle, when set, clears what
+// register stores a method for the person of the registration flow fl (as
+// the caller read it) and records "User registered security info", in one
+// transaction with the flow it reads again. settle, when set, clears what
 // awaited confirmation and reports whether it is still what was confirmed
 // (a concurrent confirmation or a new secret means it is not).
-func (s *Service) register(ctx context.Context, id, browser string, from audit.Actor, method string, secret []byte, lastStep int64, settle func(*flowState) bool) error {
-	fl, err := s.registerFlow(ctx, id, browser)
-	if err != nil {
-		return err
-	}
+func (s *Service) register(ctx context.Context, fl flow, browser string, from audit.Actor, method string, secret []byte, lastStep int64, settle func(*flowState) bool) error {
 	sealed, err := s.keys.Seal(methodContext(fl.UserID, method), secret)
 	if err != nil {
 		return err
 	}
-	return s.updateFlow(ctx, id, browser, func(tx *store.Tx, fl *flow) error {
+	return s.updateFlow(ctx, fl.ID, browser, func(tx *store.Tx, fl *flow) error {
 		if settle != nil && !settle(&fl.st) {
 			return ErrFlowGone
 		}

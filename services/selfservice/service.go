@@ -37,8 +37,8 @@ const (
 // Service runs self-service.
 type Service struct {
 	db      *store.DB
-	wb      *writeback.Service // for /change and /register sign-in
-	dir     Directory          // for everything else
+	wb      *writeback.Service // its client for sign-ins with a directory password (beginSignIn); its status panel
+	dir     Directory          // everything else of the directory: switches, lookups, reads, resets, unlocks
 	keys    *keyring.Keyring
 	log     *slog.Logger
 	baseURL string
@@ -49,11 +49,6 @@ type Service struct {
 	TimeFloor time.Duration
 	// AnswerParams is the argon2id cost of security-question answers.
 	AnswerParams admins.HashParams
-	// ReportFailure, when set, hears of every failure on the portal's side
-	// of a self-service step (directory unreachable, service account
-	// refused, mail not sent) after it is audited. New sets it to show
-	// directory failures on the writeback service status panel.
-	ReportFailure func(ctx context.Context, err error)
 
 	// evaluating, when set (tests), is called each time a guess is about to
 	// be checked against what is stored, after its failure is reserved.
@@ -63,7 +58,6 @@ type Service struct {
 	verifyHash func(encoded, answer string) (bool, error)
 
 	codeKey []byte
-	limits  signInLimits
 
 	dummyOnce sync.Once
 	dummyHash string
@@ -75,8 +69,7 @@ type Service struct {
 func New(db *store.DB, wb *writeback.Service, keys *keyring.Keyring, log *slog.Logger, baseURL string) *Service {
 	return &Service{db: db, wb: wb, dir: writebackDirectory{wb}, keys: keys, log: log, baseURL: strings.TrimSuffix(baseURL, "/"), now: time.Now,
 		TimeFloor: DefaultTimeFloor, AnswerParams: admins.DefaultHashParams, codeKey: keys.Derive("sspr-codes"),
-		limits: newSignInLimits(), verifyHash: admins.VerifyPassword, bg: context.WithoutCancel(context.Background()),
-		ReportFailure: func(_ context.Context, err error) { wb.NoteFailure(err) }}
+		verifyHash: admins.VerifyPassword, bg: context.WithoutCancel(context.Background())}
 }
 
 // Wait waits for e-mails being sent in the background (shutdown, tests).
@@ -164,8 +157,9 @@ func (s *Service) record(ctx context.Context, e audit.Entry) {
 	}
 }
 
-// SetDirectory replaces the directory the reset, unlock and registration
-// flows use (tests).
+// SetDirectory replaces the directory of every step but the sign-in with a
+// directory password on /change and /register, which keeps using the
+// writeback service's client (tests).
 func (s *Service) SetDirectory(d Directory) { s.dir = d }
 
 // SetClock replaces the clock (tests).

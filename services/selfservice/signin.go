@@ -16,27 +16,23 @@ import (
 	"github.com/writeback/writeback/store"
 )
 
-// signInLimits keep directory-password guessing through the portal (/change
-// and /register) below the directory's lockout threshold: a wrong password
-// typed here counts toward the directory's lockout, and the portal must never
-// be the thing that locks an account. The budget per account comes from the
+// Directory-password guessing through the portal (/change and /register)
+// stays below the directory's lockout threshold: a wrong password typed here
+// counts toward the directory's lockout, and the portal must never be the
+// thing that locks an account. The budget per account comes from the
 // directory's policy (ratelimit.BudgetFor); the limit per client address is
-// the portal's own. Both are counted in the database.
-type signInLimits struct {
-	addressMax    int
-	addressWindow time.Duration
-}
-
-func newSignInLimits() signInLimits {
-	return signInLimits{addressMax: 20, addressWindow: 15 * time.Minute}
-}
+// the portal's own, below. Both are counted in the database.
+const (
+	signInAddressMax    = 20
+	signInAddressWindow = 15 * time.Minute
+)
 
 // Answers of a directory-password sign-in. They are the same whether the
 // account exists or not.
 var (
 	// errSignInOurSide is every failure that is the portal's or the
 	// directory's, not the person's; the audit row holds the detail.
-	errSignInOurSide = errs.E(errs.Unavailable, "Something is wrong on our side. Try again later or contact your helpdesk.", nil)
+	errSignInOurSide = errs.E(errs.Unavailable, MsgOurSide, nil)
 	// errSingleStrike: the directory locks at the first wrong password, so
 	// no password is ever sent.
 	errSingleStrike = errs.E(errs.Forbidden, "Your organization's directory locks an account after a single wrong password, "+
@@ -59,22 +55,6 @@ func signInThrottled(ref *ratelimit.Refusal, now time.Time) error {
 	}
 	return errs.E(errs.TooMany, "Too many wrong passwords. To keep your account from being locked, wait "+mins+
 		" and try again, or reset your password instead.", nil)
-}
-
-// signInOurSide tells failures on the portal's side (directory unreachable,
-// service account refused or lacking a right, TLS, the database) from the
-// person's own (wrong password, unknown, locked, disabled account).
-func signInOurSide(err error) bool {
-	var oe *directory.OpError
-	if errors.As(err, &oe) {
-		switch oe.Code {
-		case directory.CodeNotPermitted, directory.CodeInsecure, directory.CodeServiceAccount, directory.CodeCertificate,
-			directory.CodeUnavailable, directory.CodeInternal, directory.CodeInvalid:
-			return true
-		}
-	}
-	k := errs.KindOf(err)
-	return k == errs.Unavailable || k == errs.Internal
 }
 
 // signIn is one attempt to sign in with a directory password, reserved in
@@ -142,7 +122,7 @@ func (s *Service) beginSignIn(ctx context.Context, activity, typed string, from 
 		}
 	}
 	addr := ratelimit.Limit{Bucket: store.BucketDirectoryAddress, Key: s.mac("signin-address", from.ClientIP),
-		Max: s.limits.addressMax, Window: s.limits.addressWindow, Outside: -1}
+		Max: signInAddressMax, Window: signInAddressWindow, Outside: -1}
 	now := s.now()
 	att, ref, err := ratelimit.Reserve(ctx, s.db, now, addr, si.account)
 	if err != nil {

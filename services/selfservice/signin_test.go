@@ -33,27 +33,45 @@ func TestSignInThrottledSaysHowLong(t *testing.T) {
 	}
 }
 
-func TestSignInOurSide(t *testing.T) {
+// TestOurSide: the one classifier, at a sign-in with the person's own
+// password and at every other step. At a sign-in the directory's answers
+// about the account are the person's; later they are ours.
+func TestOurSide(t *testing.T) {
 	dirErr := func(code directory.Code, kind errs.Kind) error {
 		return errs.E(kind, "x", &directory.OpError{Code: code, Err: errors.New("x")})
 	}
 	cases := []struct {
-		err  error
-		want bool
+		err          error
+		signIn, flow bool
 	}{
-		{dirErr(directory.CodeBadPassword, errs.Unauthorized), false},
-		{dirErr(directory.CodeLocked, errs.Forbidden), false},
-		{dirErr(directory.CodeNotFound, errs.NotFound), false},
-		{dirErr(directory.CodePolicy, errs.Policy), false},
-		{dirErr(directory.CodeNotPermitted, errs.Forbidden), true},
-		{dirErr(directory.CodeServiceAccount, errs.Unavailable), true},
-		{dirErr(directory.CodeInsecure, errs.Forbidden), true},
-		{dirErr(directory.CodeUnavailable, errs.Unavailable), true},
-		{errors.New("store: commit: disk I/O error"), true},
+		{dirErr(directory.CodeBadPassword, errs.Unauthorized), false, true},
+		{dirErr(directory.CodeLocked, errs.Forbidden), false, true},
+		{dirErr(directory.CodeDisabled, errs.Forbidden), false, true},
+		{dirErr(directory.CodeExpired, errs.Forbidden), false, true},
+		{dirErr(directory.CodeProtected, errs.Forbidden), false, true},
+		{dirErr(directory.CodeNotFound, errs.NotFound), false, true},
+		{dirErr(directory.CodeAmbiguous, errs.Conflict), false, true},
+		{dirErr(directory.CodeConflict, errs.Conflict), false, true},
+		{dirErr(directory.CodePolicy, errs.Policy), false, false},
+		{dirErr(directory.CodeNotPermitted, errs.Forbidden), true, true},
+		{dirErr(directory.CodeInsecure, errs.Forbidden), true, true},
+		{dirErr(directory.CodeInvalid, errs.Invalid), true, true},
+		{dirErr(directory.CodeServiceAccount, errs.Unavailable), true, true},
+		{dirErr(directory.CodeCertificate, errs.Unavailable), true, true},
+		{dirErr(directory.CodeUnavailable, errs.Unavailable), true, true},
+		{dirErr(directory.CodeInternal, errs.Internal), true, true},
+		{errors.New("store: commit: disk I/O error"), true, true},
+		{ErrNoMail, true, true},
+		{errs.E(errs.Unauthorized, "That code is not right.", nil), false, false},
+		{errs.FieldErrors(map[string]string{"login": "Enter your user name."}), false, false},
+		{nil, false, false},
 	}
 	for _, c := range cases {
-		if got := signInOurSide(c.err); got != c.want {
-			t.Errorf("%v: our side %v, want %v", c.err, got, c.want)
+		if got := ourSide(c.err, true); got != c.signIn {
+			t.Errorf("%v at a sign-in: our side %v, want %v", c.err, got, c.signIn)
+		}
+		if got := ourSide(c.err, false); got != c.flow {
+			t.Errorf("%v in a flow: our side %v, want %v", c.err, got, c.flow)
 		}
 	}
 }

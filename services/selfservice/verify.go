@@ -44,10 +44,8 @@ func (s *Service) Verify(ctx context.Context, id, browser, method string, code s
 		if fl, err = s.checkFlow(f, err, browser); err != nil {
 			return err
 		}
-		if blocked, err := s.blockedTx(ctx, tx, fl.Flow); err != nil {
+		if err := s.notBlocked(ctx, tx, fl.Flow); err != nil {
 			return err
-		} else if blocked {
-			return errBlocked
 		}
 		if fl.DoneMS != 0 || method == "" || fl.st.Pending != method {
 			return errs.Invalidf("Choose a method first.")
@@ -79,7 +77,7 @@ func (s *Service) Verify(ctx context.Context, id, browser, method string, code s
 		err = errs.Invalidf("Choose a method first.")
 	}
 	if err != nil {
-		if rerr := s.db.ReleaseFailure(ctx, slot); rerr != nil {
+		if rerr := s.db.InTx(ctx, func(tx *store.Tx) error { return tx.ReleaseFailure(ctx, slot) }); rerr != nil {
 			s.log.Error("self-service: release a failure reservation", "err", rerr)
 		}
 		return err
@@ -91,14 +89,10 @@ func (s *Service) Verify(ctx context.Context, id, browser, method string, code s
 }
 
 // reserveGuess checks, inside tx, that the account of f may have one more
-// guess evaluated, and reserves its failure.
+// guess evaluated, and reserves its failure. The caller checked the block
+// in the same transaction.
 func (s *Service) reserveGuess(ctx context.Context, tx *store.Tx, f store.Flow) (int64, error) {
 	now := s.now()
-	if blocked, err := s.blockedTx(ctx, tx, f); err != nil {
-		return 0, err
-	} else if blocked {
-		return 0, errBlocked
-	}
 	settled, pending, err := tx.Failures(ctx, key(f), now.Add(-FailureWindow).UnixMilli())
 	if err != nil {
 		return 0, err
@@ -134,7 +128,7 @@ func (s *Service) wrongGuess(ctx context.Context, f store.Flow, from audit.Actor
 			return nil
 		}
 		blocked = true
-		if already, err := s.blockedTx(ctx, tx, f); err != nil || already {
+		if already, err := s.blocked(ctx, tx, f); err != nil || already {
 			return err
 		}
 		until := now.Add(BlockFor)
@@ -175,7 +169,7 @@ func (s *Service) rightGuess(ctx context.Context, id, browser, method string, sl
 		if err != nil {
 			return err
 		}
-		if blocked, err := s.blockedTx(ctx, tx, fl.Flow); err != nil {
+		if blocked, err := s.blocked(ctx, tx, fl.Flow); err != nil {
 			return err
 		} else if blocked {
 			outcome = errBlocked
@@ -204,7 +198,7 @@ func (s *Service) rightGuess(ctx context.Context, id, browser, method string, sl
 	case outcome != nil:
 		return outcome
 	case done:
-		return s.unlock(ctx, id, browser, from)
+		return s.unlock(ctx, id, browser, p, from)
 	}
 	return nil
 }
