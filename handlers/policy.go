@@ -207,12 +207,25 @@ func (s *Server) mailView(w http.ResponseWriter, r *http.Request) (web.MailView,
 	v := web.MailView{Page: s.page(w, r, "mail", "Password reset", "Mail server", "The SMTP server that sends verification codes and notifications."),
 		Version: meta.Version, Host: m.Host, Port: m.Port, TLS: string(m.TLS), From: m.From, Username: m.Username,
 		HasPassword: m.PasswordSealed != "", CAPEM: m.CAPEM, UpdatedBy: meta.UpdatedBy, UpdatedAt: meta.UpdatedAt}
-	st, err := s.selfservice.MailStatus(r.Context())
+	st, err := s.mailStatus(r.Context(), meta)
 	if err != nil {
 		return web.MailView{}, err
 	}
 	v.LastSendOK, v.LastSendMessage, v.LastSendAt = st.OK, st.Message, st.At
 	return v, nil
+}
+
+// mailStatus is the outcome of the last send, as the Mail server page and
+// the setup checklist report it: a failure from before the mail settings
+// were last saved is left out (zero), since it was news about the server
+// as it was then, and the save is usually its fix. A success stays: no mail
+// has failed since.
+func (s *Server) mailStatus(ctx context.Context, settings settingsMeta) (selfservice.MailStatus, error) {
+	st, err := s.selfservice.MailStatus(ctx)
+	if err != nil || (!st.OK && st.At.Before(settings.UpdatedAt)) {
+		return selfservice.MailStatus{}, err
+	}
+	return st, nil
 }
 
 func (s *Server) mailForm(w http.ResponseWriter, r *http.Request) error {

@@ -164,3 +164,51 @@ func TestMailStatusTime(t *testing.T) {
 		t.Errorf("after a failed mail: %q %s (it failed at %s)", label, at, failed)
 	}
 }
+
+// TestMailFailureForgottenOnSave: a failed delivery is news about the
+// mail server it went to. Once the settings are saved again (the fix), the
+// Mail server page and the setup checklist stop reporting it until a mail
+// to the new settings fails too.
+func TestMailFailureForgottenOnSave(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	c := h.client().signedIn(admins.GlobalAdmin)
+	useServer := func(port int) {
+		t.Helper()
+		_, meta, _ := h.ss.MailSettings(ctx)
+		if _, err := h.ss.SaveMail(ctx, audit.CommandLine, meta.Version, selfservice.MailInput{Host: "127.0.0.1", Port: port, TLS: mail.TLSNone, From: "portal@example.com"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failing := func() (page, checklist bool) {
+		t.Helper()
+		p := c.get("/admin/password-reset/mail-server")
+		items, _, _ := setupOn(t, c)
+		return strings.Contains(between(p.Body, `data-testid="mail-status"`, "</section>"), "could not be sent"), items["mail"].state == "failed"
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	useServer(dead)
+	if err := h.ss.SendTestMail(ctx, audit.CommandLine, "ada@example.com"); err == nil {
+		t.Fatal("a mail to a closed port was sent")
+	}
+	if page, list := failing(); !page || !list {
+		t.Fatalf("after the failure: page shows it %v, checklist %v", page, list)
+	}
+	sink := mailtest.Start(t, mailtest.Options{})
+	_, port := sink.Addr()
+	useServer(port)
+	if page, list := failing(); page || list {
+		t.Errorf("after saving another server: page still shows the old failure %v, checklist %v", page, list)
+	}
+	if err := h.ss.SendTestMail(ctx, audit.CommandLine, "ada@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if p := c.get("/admin/password-reset/mail-server"); !strings.Contains(between(p.Body, `data-testid="mail-status"`, "</section>"), "Sending works") {
+		t.Errorf("after a good mail:\n%s", between(p.Body, "<main", "</main>"))
+	}
+}
