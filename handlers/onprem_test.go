@@ -71,7 +71,7 @@ func TestOnPremWritebackNeedsDirectory(t *testing.T) {
 	}
 }
 
-var setupItemRE = regexp.MustCompile(`<li class="status" data-testid="setup-(\w+)" data-state="(\w+)">(.*?)</li>`)
+var setupItemRE = regexp.MustCompile(`<li data-testid="setup-(\w+)" data-state="(\w+)">(.*?)</li>`)
 
 type setupLine struct{ state, html string }
 
