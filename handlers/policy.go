@@ -38,16 +38,12 @@ var policyPages = map[string]policyPage{
 		[]string{"helpdesk", "org_name"}},
 }
 
-// policyTargetID is the audit target of every policy save (pages and the
-// command line alike).
-const policyTargetID = "self-service-password-reset"
-
 // lastPolicyChange finds who last changed one of fields, and when. The five
 // policy pages share one settings document, whose own "last saved" would
 // show a Notifications save on the Properties page; the audit log records
 // which fields each save changed. Zero when no retained event changed them.
 func (s *Server) lastPolicyChange(ctx context.Context, fields []string) (string, time.Time, error) {
-	f := store.AuditFilter{Activities: []string{audit.ActivityUpdateSSPRPolicy}, TargetID: policyTargetID}
+	f := store.AuditFilter{Activities: []string{audit.ActivityUpdateSSPRPolicy}, TargetID: selfservice.PolicyTargetID}
 	var cur store.Cursor
 	// Policy saves are rare; a few pages back is far enough in practice,
 	// and bounds the cost of a page view.
