@@ -216,9 +216,9 @@ func (s *Server) mailView(w http.ResponseWriter, r *http.Request) (web.MailView,
 // were last saved is left out (zero), since it was news about the server
 // as it was then, and the save is usually its fix. A success stays: no mail
 // has failed since.
-func (s *Server) mailStatus(ctx context.Context, settings settingsMeta) (selfservice.MailStatus, error) {
+func (s *Server) mailStatus(ctx context.Context, saved settingsMeta) (selfservice.MailStatus, error) {
 	st, err := s.selfservice.MailStatus(ctx)
-	if err != nil || (!st.OK && st.At.Before(settings.UpdatedAt)) {
+	if err != nil || (!st.OK && st.At.Before(saved.UpdatedAt)) {
 		return selfservice.MailStatus{}, err
 	}
 	return st, nil
