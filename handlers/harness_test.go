@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/writeback/writeback/handlers"
@@ -29,16 +30,82 @@ var cheap = admins.HashParams{Memory: 1024, Time: 1, Threads: 1}
 
 const testPassword = "correct horse battery"
 
-type harness struct {
-	t        *testing.T
+// portal is the portal's services over a fresh database, wired as serve
+// wires them, with cheap password hashing; the harness serves it over
+// HTTP, the fuzz targets call its handler directly.
+type portal struct {
 	db       *store.DB
+	keys     *keyring.Keyring
+	log      *slog.Logger
+	logs     *safeBuffer
 	admins   *admins.Service
 	settings *settings.Service
-	srv      *httptest.Server
 	wb       *writeback.Service
 	ss       *selfservice.Service
 	audit    *audit.Log
-	logs     *strings.Builder
+}
+
+// testBaseURL is the portal's base URL in tests.
+const testBaseURL = "http://portal.test"
+
+func newPortal(tb testing.TB) *portal {
+	tb.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(tb.TempDir(), store.FileName))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	if _, err := db.Migrate(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	logs := &safeBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	adm, err := admins.New(db, log, cheap)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	set := settings.New(db)
+	keys := keyring.New(make([]byte, 32))
+	wb := writeback.New(db, set, keys, log)
+	tb.Cleanup(func() { wb.Close() })
+	ss := selfservice.New(db, wb, keys, log, testBaseURL)
+	ss.TimeFloor, ss.AnswerParams = 0, cheap
+	tb.Cleanup(ss.Wait)
+	return &portal{db: db, keys: keys, log: log, logs: logs, admins: adm, settings: set, wb: wb, ss: ss, audit: audit.NewLog(db, log)}
+}
+
+// handler is the portal's HTTP handler, trusting the given proxies.
+func (p *portal) handler(trusted []netip.Prefix) http.Handler {
+	base, _ := url.Parse(testBaseURL)
+	s := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: p.keys.Derive("h"), CookieBlockKey: p.keys.Derive("b"), TrustedProxies: trusted}, p.log,
+		handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit})
+	return s.Routes()
+}
+
+// safeBuffer is a log destination that background work (mail sends, the
+// health monitor) may write to while a test reads it.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type harness struct {
+	*portal
+	t   *testing.T
+	srv *httptest.Server
 }
 
 func newHarness(t *testing.T) *harness { return newHarnessWith(t, nil) }
@@ -46,41 +113,11 @@ func newHarness(t *testing.T) *harness { return newHarnessWith(t, nil) }
 // newHarnessWith builds a harness whose server trusts the given proxies.
 func newHarnessWith(t *testing.T, trusted []netip.Prefix) *harness {
 	t.Helper()
-	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	logs := &strings.Builder{}
-	log := slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, nil))
-	adm, err := admins.New(db, log, cheap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := settings.New(db)
-	keys := keyring.New(make([]byte, 32))
-	base, _ := url.Parse("http://portal.test")
-	wb := writeback.New(db, set, keys, log)
-	t.Cleanup(func() { wb.Close() })
-	auditLog := audit.NewLog(db, log)
-	ss := selfservice.New(db, wb, keys, log, base.String())
-	ss.TimeFloor = 0
-	ss.AnswerParams = cheap
-	t.Cleanup(ss.Wait)
-	s := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: keys.Derive("h"), CookieBlockKey: keys.Derive("b"), TrustedProxies: trusted}, log,
-		handlers.Deps{Admins: adm, Settings: set, Writeback: wb, SelfService: ss, Audit: auditLog})
-	srv := httptest.NewServer(s.Routes())
+	p := newPortal(t)
+	srv := httptest.NewServer(p.handler(trusted))
 	t.Cleanup(srv.Close)
-	return &harness{t: t, db: db, admins: adm, settings: set, srv: srv, logs: logs, wb: wb, ss: ss, audit: auditLog}
+	return &harness{portal: p, t: t, srv: srv}
 }
-
-type lockedWriter struct{ w io.Writer }
-
-func (l *lockedWriter) Write(p []byte) (int, error) { return l.w.Write(p) }
 
 // addAdmin creates an administrator directly through the service.
 func (h *harness) addAdmin(email string, role admins.Role) store.Admin {

@@ -123,7 +123,9 @@ func safeMethod(r *http.Request) bool {
 // answering it with a fresh cookie would replace the session the browser
 // holds — signing an administrator out or breaking an employee's reset from
 // any web page. Such a request keeps no session at all: it has no CSRF
-// secret, so the CSRF check refuses it, and nothing is written back.
+// secret, so the CSRF check refuses it, and nothing is written back. This
+// is the one place that guarantees a refusal sets no cookie: no session is
+// saved on an unsafe request before its handler runs.
 func (s *Server) session(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		safe := safeMethod(r)
@@ -183,13 +185,6 @@ func crossSiteSubresource(r *http.Request) bool {
 
 var errCSRF = errs.E(errs.Forbidden, "This form has expired or did not come from this portal. Go back, reload the page and try again.", nil)
 
-// refuse answers a request that must change nothing, and writes no cookie:
-// a refusal never replaces the session a browser holds.
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
-	w.Header().Del("Set-Cookie")
-	s.renderError(w, r, err)
-}
-
 // crossOrigin refuses state-changing requests that come from another
 // origin (Fetch metadata / Origin, via net/http's CrossOriginProtection).
 // It runs before the session is loaded, so a refusal touches no session.
@@ -197,7 +192,7 @@ func (s *Server) crossOrigin(next http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.log.InfoContext(r.Context(), "cross-origin request refused", "route", routeOf(r), "client_ip", s.clientIP(r))
-		s.refuse(w, r, errCSRF)
+		s.renderError(w, r, errCSRF)
 	}))
 	return cop.Handler(next)
 }
@@ -221,7 +216,7 @@ func (s *Server) csrf(next http.Handler) http.Handler {
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				s.refuse(w, r, err)
+				s.renderError(w, r, err)
 				return
 			}
 		}
@@ -232,7 +227,7 @@ func (s *Server) csrf(next http.Handler) http.Handler {
 		}
 		if st.csrf == "" || subtle.ConstantTimeCompare([]byte(got), []byte(st.csrf)) != 1 {
 			s.log.InfoContext(r.Context(), "csrf token refused", "route", routeOf(r), "client_ip", s.clientIP(r))
-			s.refuse(w, r, errCSRF)
+			s.renderError(w, r, errCSRF)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -26,21 +26,23 @@ func safeNext(next string) string {
 	if next == "" || len(next) > maxNext {
 		return defaultNext
 	}
+	// url.Parse refuses control characters; a user part needs "//", and an
+	// opaque part a scheme.
 	u, err := url.Parse(next)
-	if err != nil || u.Scheme != "" || u.Opaque != "" || u.User != nil || u.Host != "" || u.Fragment != "" ||
-		strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\#") || hasCTL(next) {
+	if err != nil || u.Scheme != "" || u.Host != "" || u.Fragment != "" ||
+		strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\#") {
 		return defaultNext
 	}
-	// Check the path as decoded once (what this server routes on) and
-	// every further decoding of it (what a browser or a proxy might make of
-	// it), until decoding changes nothing.
-	if !decodesSafely(u.Path) {
+	// The path as decoded once is what this server routes on; every further
+	// decoding is what a browser or a proxy might make of it.
+	if !everyDecoding(u.Path, adminPath) {
 		return defaultNext
 	}
 	out := u.EscapedPath()
 	if u.RawQuery != "" {
+		// Nothing this portal reads from its query needs a control character.
 		q, err := url.ParseQuery(u.RawQuery)
-		if err != nil || !queryDecodesSafely(u.RawQuery) {
+		if err != nil || !everyDecoding(u.RawQuery, func(s string) bool { return !hasCTL(s) }) {
 			return defaultNext
 		}
 		if safeQuery(u.RawQuery) {
@@ -52,38 +54,23 @@ func safeNext(next string) string {
 	return out
 }
 
-// decodesSafely checks p (the path as decoded once, which this server
-// routes on) and every further decoding of it (what a browser, a proxy or a
-// second parse might make of it), until decoding changes nothing.
-func decodesSafely(p string) bool {
+// everyDecoding reports whether ok holds for s and for every further
+// percent-decoding of it, until decoding changes nothing. A decoding that
+// fails, or a value still changing after five decodings (nobody needs
+// that), does not pass.
+func everyDecoding(s string, ok func(string) bool) bool {
 	for range 5 {
-		if !adminPath(p) {
+		if !ok(s) {
 			return false
 		}
-		q, err := url.PathUnescape(p)
+		next, err := url.PathUnescape(s)
 		if err != nil {
 			return false
 		}
-		if q == p {
+		if next == s {
 			return true
 		}
-		p = q
-	}
-	return false // still changing after five decodings: nobody needs that
-}
-
-// queryDecodesSafely checks that no decoding of a query string holds a
-// control character: nothing this portal reads from its query needs one.
-func queryDecodesSafely(q string) bool {
-	for range 5 {
-		if hasCTL(q) {
-			return false
-		}
-		next, err := url.PathUnescape(q)
-		if err != nil || next == q {
-			return err == nil
-		}
-		q = next
+		s = next
 	}
 	return false
 }

@@ -51,11 +51,11 @@ func (s *Server) setupChecklist(ctx context.Context, o settings.OnPrem, st setti
 	if err != nil {
 		return nil, err
 	}
-	ms, _, err := s.selfservice.MailSettings(ctx)
+	ms, msMeta, err := s.selfservice.MailSettings(ctx)
 	if err != nil {
 		return nil, err
 	}
-	mst, err := s.selfservice.MailStatus(ctx)
+	mst, err := s.mailStatus(ctx, msMeta)
 	if err != nil {
 		return nil, err
 	}

@@ -71,7 +71,7 @@ func TestOnPremWritebackNeedsDirectory(t *testing.T) {
 	}
 }
 
-var setupItemRE = regexp.MustCompile(`<li class="status" data-testid="setup-(\w+)" data-state="(\w+)">(.*?)</li>`)
+var setupItemRE = regexp.MustCompile(`<li data-testid="setup-(\w+)" data-state="(\w+)">(.*?)</li>`)
 
 type setupLine struct{ state, html string }
 
@@ -118,8 +118,17 @@ func TestOnPremSetupChecklist(t *testing.T) {
 		t.Errorf("summary %q", summary)
 	}
 
-	// A connection whose test fails, with the connector switch off.
+	// A connection saved but not tested yet, the portal's switch still No.
 	h.connectDirectory(t, false)
+	items, _, _ = setupOn(t, c)
+	if got := items["directory"]; got.state != "missing" || !strings.Contains(got.html, "not tested yet") {
+		t.Errorf("untested connection: %+v", got)
+	}
+	if got := items["writeback"]; got.state != "missing" || !strings.Contains(got.html, "is No") || !strings.Contains(got.html, `href="#writeback"`) {
+		t.Errorf("writeback switch No: %+v", got)
+	}
+
+	// A connection whose test fails, with the connector switch off.
 	if err := h.settings.SetStatus(ctx, settings.ServiceStatus{State: settings.StateError, Message: "Bind: the service account password is wrong.", CheckedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +150,16 @@ func TestOnPremSetupChecklist(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, pm, _ := h.ss.Policy(ctx)
+	if _, err := h.ss.SavePolicy(ctx, audit.CommandLine, pm.Version, "Properties", func(p *selfservice.Policy) {
+		p.Enabled, p.Group = selfservice.EnabledGroup, "CN=SSPR Users,DC=example,DC=com"
+	}); err != nil {
+		t.Fatal(err)
+	}
+	items, _, _ = setupOn(t, c)
+	if got := items["properties"]; got.state != "done" || !strings.Contains(got.html, "members of CN=SSPR Users,DC=example,DC=com") {
+		t.Errorf("enabled for a group: %+v", got)
+	}
+	_, pm, _ = h.ss.Policy(ctx)
 	if _, err := h.ss.SavePolicy(ctx, audit.CommandLine, pm.Version, "Properties", func(p *selfservice.Policy) { p.Enabled = selfservice.EnabledAll }); err != nil {
 		t.Fatal(err)
 	}

@@ -38,16 +38,12 @@ var policyPages = map[string]policyPage{
 		[]string{"helpdesk", "org_name"}},
 }
 
-// policyTargetID is the audit target of every policy save (pages and the
-// command line alike).
-const policyTargetID = "self-service-password-reset"
-
 // lastPolicyChange finds who last changed one of fields, and when. The five
 // policy pages share one settings document, whose own "last saved" would
 // show a Notifications save on the Properties page; the audit log records
 // which fields each save changed. Zero when no retained event changed them.
 func (s *Server) lastPolicyChange(ctx context.Context, fields []string) (string, time.Time, error) {
-	f := store.AuditFilter{Activities: []string{audit.ActivityUpdateSSPRPolicy}, TargetID: policyTargetID}
+	f := store.AuditFilter{Activities: []string{audit.ActivityUpdateSSPRPolicy}, TargetID: selfservice.PolicyTargetID}
 	var cur store.Cursor
 	// Policy saves are rare; a few pages back is far enough in practice,
 	// and bounds the cost of a page view.
@@ -207,12 +203,25 @@ func (s *Server) mailView(w http.ResponseWriter, r *http.Request) (web.MailView,
 	v := web.MailView{Page: s.page(w, r, "mail", "Password reset", "Mail server", "The SMTP server that sends verification codes and notifications."),
 		Version: meta.Version, Host: m.Host, Port: m.Port, TLS: string(m.TLS), From: m.From, Username: m.Username,
 		HasPassword: m.PasswordSealed != "", CAPEM: m.CAPEM, UpdatedBy: meta.UpdatedBy, UpdatedAt: meta.UpdatedAt}
-	st, err := s.selfservice.MailStatus(r.Context())
+	st, err := s.mailStatus(r.Context(), meta)
 	if err != nil {
 		return web.MailView{}, err
 	}
 	v.LastSendOK, v.LastSendMessage, v.LastSendAt = st.OK, st.Message, st.At
 	return v, nil
+}
+
+// mailStatus is the outcome of the last send, as the Mail server page and
+// the setup checklist report it: a failure from before the mail settings
+// were last saved is left out (zero), since it was news about the server
+// as it was then, and the save is usually its fix. A success stays: no mail
+// has failed since.
+func (s *Server) mailStatus(ctx context.Context, saved settingsMeta) (selfservice.MailStatus, error) {
+	st, err := s.selfservice.MailStatus(ctx)
+	if err != nil || (!st.OK && st.At.Before(saved.UpdatedAt)) {
+		return selfservice.MailStatus{}, err
+	}
+	return st, nil
 }
 
 func (s *Server) mailForm(w http.ResponseWriter, r *http.Request) error {

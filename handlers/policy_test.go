@@ -2,14 +2,18 @@ package handlers_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/mail"
+	"github.com/writeback/writeback/services/mail/mailtest"
 	"github.com/writeback/writeback/services/selfservice"
 )
 
@@ -96,5 +100,115 @@ func TestMailPageServerChangeNeedsPassword(t *testing.T) {
 	}
 	if p := c.post(path, form("localhost", "new-secret-Pa55")); p.Status != http.StatusSeeOther {
 		t.Errorf("server change with its password: %d", p.Status)
+	}
+}
+
+var mailStatusAtRE = regexp.MustCompile(`<p class="meta"[^>]*>\s*([^<]*?)\s*<time datetime="([^"]+)"`)
+
+// TestMailStatusTime: the Mail server page's delivery panel says what its
+// time means. A good delivery is recorded only when it ends a failure (or
+// is the first), so after several good mails the time is when sending
+// started to work, not the last attempt; after a failure it is the failed
+// attempt.
+func TestMailStatusTime(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	c := h.client().signedIn(admins.GlobalAdmin)
+	const path = "/admin/password-reset/mail-server"
+	status := func() (string, time.Time) {
+		t.Helper()
+		m := mailStatusAtRE.FindStringSubmatch(between(c.get(path).Body, `data-testid="mail-status"`, "</section>"))
+		if m == nil {
+			t.Fatal("no delivery time on the Mail server page")
+		}
+		at, err := time.Parse(time.RFC3339, m[2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m[1], at
+	}
+	useServer := func(port int) {
+		t.Helper()
+		_, meta, _ := h.ss.MailSettings(ctx)
+		if _, err := h.ss.SaveMail(ctx, audit.CommandLine, meta.Version, selfservice.MailInput{Host: "127.0.0.1", Port: port, TLS: mail.TLSNone, From: "portal@example.com"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sink := mailtest.Start(t, mailtest.Options{})
+	_, port := sink.Addr()
+	useServer(port)
+	if err := h.ss.SendTestMail(ctx, audit.CommandLine, "ada@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // the page shows whole seconds
+	second := time.Now().Truncate(time.Second)
+	if err := h.ss.SendTestMail(ctx, audit.CommandLine, "ada@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if label, at := status(); label != "No failed mail since" || !at.Before(second) {
+		t.Errorf("after two good mails: %q %s (the second was sent at %s)", label, at, second)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // nothing listens there now
+	useServer(dead)
+	failed := time.Now().Truncate(time.Second)
+	if err := h.ss.SendTestMail(ctx, audit.CommandLine, "ada@example.com"); err == nil {
+		t.Fatal("a mail to a closed port was sent")
+	}
+	if label, at := status(); label != "Last attempt" || at.Before(failed) {
+		t.Errorf("after a failed mail: %q %s (it failed at %s)", label, at, failed)
+	}
+}
+
+// TestMailFailureForgottenOnSave: a failed delivery is news about the
+// mail server it went to. Once the settings are saved again (the fix), the
+// Mail server page and the setup checklist stop reporting it until a mail
+// to the new settings fails too.
+func TestMailFailureForgottenOnSave(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	c := h.client().signedIn(admins.GlobalAdmin)
+	useServer := func(port int) {
+		t.Helper()
+		_, meta, _ := h.ss.MailSettings(ctx)
+		if _, err := h.ss.SaveMail(ctx, audit.CommandLine, meta.Version, selfservice.MailInput{Host: "127.0.0.1", Port: port, TLS: mail.TLSNone, From: "portal@example.com"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failing := func() (page, checklist bool) {
+		t.Helper()
+		p := c.get("/admin/password-reset/mail-server")
+		items, _, _ := setupOn(t, c)
+		return strings.Contains(between(p.Body, `data-testid="mail-status"`, "</section>"), "could not be sent"), items["mail"].state == "failed"
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	useServer(dead)
+	if err := h.ss.SendTestMail(ctx, audit.CommandLine, "ada@example.com"); err == nil {
+		t.Fatal("a mail to a closed port was sent")
+	}
+	if page, list := failing(); !page || !list {
+		t.Fatalf("after the failure: page shows it %v, checklist %v", page, list)
+	}
+	sink := mailtest.Start(t, mailtest.Options{})
+	_, port := sink.Addr()
+	useServer(port)
+	if page, list := failing(); page || list {
+		t.Errorf("after saving another server: page still shows the old failure %v, checklist %v", page, list)
+	}
+	if err := h.ss.SendTestMail(ctx, audit.CommandLine, "ada@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if p := c.get("/admin/password-reset/mail-server"); !strings.Contains(between(p.Body, `data-testid="mail-status"`, "</section>"), "Sending works") {
+		t.Errorf("after a good mail:\n%s", between(p.Body, "<main", "</main>"))
 	}
 }

@@ -3,28 +3,20 @@ package handlers_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
-	"github.com/writeback/writeback/handlers"
-	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
-	"github.com/writeback/writeback/services/keyring"
 	"github.com/writeback/writeback/services/mail"
 	"github.com/writeback/writeback/services/mail/mailtest"
 	"github.com/writeback/writeback/services/selfservice"
-	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/services/writeback"
-	"github.com/writeback/writeback/store"
 )
 
 // fakeDirectory is a healthy directory holding one user, alice.
@@ -70,74 +62,29 @@ func (fakeDirectory) Unlock(context.Context, directory.User) (directory.Result, 
 // fuzzPortal is the portal with a real store, a fake directory and an
 // in-process SMTP sink, driven without a network: fast enough to fuzz.
 type fuzzPortal struct {
-	db     *store.DB
-	admins *admins.Service
-	ss     *selfservice.Service
+	*portal
 	h      http.Handler
 	cookie string
 	csrf   string
-	logs   *safeBuffer
 	ip     atomic.Uint32
-}
-
-// safeBuffer is a log destination that background mail sends may write to
-// while a test reads it.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func newFuzzPortal(tb testing.TB) *fuzzPortal {
 	tb.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(tb.TempDir(), store.FileName))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	logs := &safeBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, nil))
-	adm, err := admins.New(db, log, cheap)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	set := settings.New(db)
-	keys := keyring.New(make([]byte, 32))
-	wb := writeback.New(db, set, keys, log)
-	tb.Cleanup(func() { wb.Close() })
-	ss := selfservice.New(db, wb, keys, log, "http://portal.test")
-	ss.TimeFloor, ss.AnswerParams = 0, cheap
-	ss.SetDirectory(fakeDirectory{})
-	tb.Cleanup(ss.Wait)
-	if _, err := ss.SavePolicy(ctx, audit.CommandLine, 0, "test", func(p *selfservice.Policy) {
+	p := &fuzzPortal{portal: newPortal(tb)}
+	p.ss.SetDirectory(fakeDirectory{})
+	if _, err := p.ss.SavePolicy(ctx, audit.CommandLine, 0, "test", func(p *selfservice.Policy) {
 		p.Enabled, p.Methods, p.Required, p.NotifyUsers = selfservice.EnabledAll, selfservice.Methods{Email: true, App: true, Questions: true}, 1, true
 	}); err != nil {
 		tb.Fatal(err)
 	}
 	sink := mailtest.Start(tb, mailtest.Options{})
 	host, port := sink.Addr()
-	if _, err := ss.SaveMail(ctx, audit.CommandLine, 0, selfservice.MailInput{Host: host, Port: port, TLS: mail.TLSNone, From: "portal@example.com"}); err != nil {
+	if _, err := p.ss.SaveMail(ctx, audit.CommandLine, 0, selfservice.MailInput{Host: host, Port: port, TLS: mail.TLSNone, From: "portal@example.com"}); err != nil {
 		tb.Fatal(err)
 	}
-	base, _ := url.Parse("http://portal.test")
-	srv := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: keys.Derive("h"), CookieBlockKey: keys.Derive("b")}, log,
-		handlers.Deps{Admins: adm, Settings: set, Writeback: wb, SelfService: ss, Audit: audit.NewLog(db, log)})
-	p := &fuzzPortal{db: db, admins: adm, ss: ss, h: srv.Routes(), logs: logs}
+	p.h = p.handler(nil)
 	rec := p.serve(httptest.NewRequest(http.MethodGet, "/", nil))
 	for _, c := range rec.Result().Cookies() {
 		p.cookie = c.Name + "=" + c.Value

@@ -209,6 +209,10 @@ func (s *Service) Policy(ctx context.Context) (Policy, settings.Meta, error) {
 	return p, m, err
 }
 
+// PolicyTargetID is the audit target of every policy save, whichever page
+// or command made it: the policy pages find their own last change by it.
+const PolicyTargetID = "self-service-password-reset"
+
 // SavePolicy applies change to the stored policy if it is still at
 // expectVersion, validates the result and records "Update self-service
 // password reset policy" with each changed value.
@@ -226,7 +230,7 @@ func (s *Service) SavePolicy(ctx context.Context, actor audit.Actor, expectVersi
 			return old, nil, nil
 		}
 		return next, []audit.Entry{{Category: audit.CategoryPolicy, Activity: audit.ActivityUpdateSSPRPolicy,
-			Target: audit.Target{Type: "Policy", ID: "self-service-password-reset", Name: page}, Details: d}}, nil
+			Target: audit.Target{Type: "Policy", ID: PolicyTargetID, Name: page}, Details: d}}, nil
 	})
 	return changed, err
 }
