@@ -64,6 +64,12 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 		title = "Not allowed"
 	case http.StatusNotFound:
 		title = "Page not found"
+	case http.StatusUnprocessableEntity:
+		title = "Check what was typed"
+	case http.StatusTooManyRequests:
+		title = "Too many attempts"
+	case http.StatusServiceUnavailable:
+		title = "Not available right now"
 	}
 	if status >= 500 && status != http.StatusInternalServerError {
 		s.log.ErrorContext(r.Context(), "request failed", "route", routeOf(r), "err", err)
