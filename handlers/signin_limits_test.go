@@ -18,6 +18,7 @@ import (
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/selfservice"
+	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/store"
 	"github.com/writeback/writeback/testbed"
@@ -382,6 +383,10 @@ func TestSignInFailureOnOurSide(t *testing.T) {
 				if r.Result != audit.Failure || !strings.Contains(r.Details, tc.detail) {
 					t.Errorf("%s row lacks the diagnostic %q: %s %s", r.Activity, tc.detail, r.Reason, r.Details)
 				}
+			}
+			// The administrators' status panel hears of it at once.
+			if st, err := s.settings.Status(ctx); err != nil || st.State != settings.StateError {
+				t.Errorf("status panel after the failure: %+v (%v)", st, err)
 			}
 		})
 	}
