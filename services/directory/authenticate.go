@@ -59,9 +59,9 @@ type Candidate struct {
 // the domain's or default policy in the Candidate beside the error, so a
 // caller can treat unknown names exactly like accounts.
 func (c *Client) Resolve(ctx context.Context, login string) (Candidate, Result, error) {
-	login = strings.TrimSpace(login)
-	if login == "" {
-		return Candidate{}, Result{}, invalid("resolve", "Enter a user name or e-mail address.")
+	login, err := identifierArg("resolve", login, "Enter a user name or e-mail address.")
+	if err != nil {
+		return Candidate{}, Result{}, err
 	}
 	var cand Candidate
 	res, err := c.run(ctx, "resolve", func(s *session) error {

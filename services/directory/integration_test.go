@@ -468,6 +468,12 @@ func TestControlCharactersRefused(t *testing.T) {
 				}
 				_, err = c.Search(ctx(t), login, 10)
 				wantCode(t, err, directory.CodeInvalid, errs.Invalid)
+				// The sign-in pages' lookup, before any password is sent.
+				cand, _, err := c.Resolve(ctx(t), login)
+				wantCode(t, err, directory.CodeInvalid, errs.Invalid)
+				if !directory.IsIdentifierError(err) || cand.User.DN != "" {
+					t.Errorf("Resolve(%q) = %q, %v; want an identifier error and no account", login, cand.User.DN, err)
+				}
 				_, _, err = c.Authenticate(ctx(t), login, tu.Password)
 				wantCode(t, err, directory.CodeInvalid, errs.Invalid)
 				_, _, err = c.Change(ctx(t), login, tu.Password, testbed.RandomPassword())
