@@ -11,29 +11,6 @@ import (
 	"github.com/writeback/writeback/services/errs"
 )
 
-// Authenticate checks a person's own password by binding as them on a fresh
-// connection (never a pooled one) and returns their account. A password that
-// is right but must be changed first (AD 532/773, ppolicy changeAfterReset)
-// is CodeExpired, so callers can send the person to the change page.
-//
-// It sends the password as soon as the login resolves: callers that must
-// keep under the directory's lockout threshold use Resolve, reserve an
-// attempt, then AuthenticateUser.
-func (c *Client) Authenticate(ctx context.Context, login, password string) (User, Result, error) {
-	if err := checkPassword("authenticate", "password", password); err != nil {
-		return User{}, Result{}, err
-	}
-	login, err := identifierArg("authenticate", login, "Enter a user name or e-mail address.")
-	if err != nil {
-		return User{}, Result{}, err
-	}
-	u, res, err := c.Find(ctx, login)
-	if err != nil {
-		return User{}, res, err
-	}
-	return c.AuthenticateUser(ctx, u, password)
-}
-
 // Candidate is what the portal learns about an account before it sends the
 // person's own password to the directory, so that it can keep its attempts
 // under the directory's lockout threshold.
@@ -163,8 +140,11 @@ func failureCount(t Type, e *ldap.Entry, p Policy, policyKnown bool, now time.Ti
 }
 
 // AuthenticateUser checks the password of u (as found by Resolve) by binding
-// as u on a fresh connection, like Authenticate. It re-reads u by DN first
-// and fails with CodeNotFound when the entry now has another ID.
+// as u on a fresh connection (never a pooled one) and returns the account. A
+// password that is right but must be changed first (AD 532/773, ppolicy
+// changeAfterReset) is CodeExpired, so callers can send the person to the
+// change page. It re-reads u by DN first and fails with CodeNotFound when the
+// entry now has another ID.
 func (c *Client) AuthenticateUser(ctx context.Context, u User, password string) (User, Result, error) {
 	if err := checkPassword("authenticate", "password", password); err != nil {
 		return User{}, Result{}, err

@@ -169,25 +169,6 @@ func (c *Client) Reset(ctx context.Context, u User, newPassword string, opt Rese
 	})
 }
 
-// Change finds the user login names and changes their password with
-// ChangeUser. It sends the current password as soon as the login resolves:
-// callers that face people (and must keep under the directory's lockout
-// threshold) use Resolve, reserve an attempt, then ChangeUser.
-func (c *Client) Change(ctx context.Context, login, oldPassword, newPassword string) (User, Result, error) {
-	if err := checkPassword("change", "current password", oldPassword); err != nil {
-		return User{}, Result{}, err
-	}
-	login, err := identifierArg("change", login, "Enter a user name or e-mail address.")
-	if err != nil {
-		return User{}, Result{}, err
-	}
-	u, res, err := c.Find(ctx, login)
-	if err != nil {
-		return User{}, res, err
-	}
-	return c.ChangeUser(ctx, u, oldPassword, newPassword)
-}
-
 // Unlock ends a lockout of u. Disabled and protected accounts are refused. AD:
 // lockoutTime=0; OpenLDAP: pwdAccountLockedTime deleted (already unlocked is
 // success).

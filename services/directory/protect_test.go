@@ -25,7 +25,7 @@ func wantProtected(t *testing.T, c *directory.Client, login, password, want stri
 	wantCode(t, err, directory.CodeProtected, errs.Forbidden)
 	_, err = c.Unlock(ctx(t), u)
 	wantCode(t, err, directory.CodeProtected, errs.Forbidden)
-	_, _, err = c.Change(ctx(t), login, "Wrong-"+password, "Other-"+password)
+	_, _, err = change(ctx(t), c, login, "Wrong-"+password, "Other-"+password)
 	wantCode(t, err, directory.CodeProtected, errs.Forbidden)
 }
 
