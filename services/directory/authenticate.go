@@ -51,7 +51,7 @@ func (c *Client) Resolve(ctx context.Context, login string) (Candidate, Result, 
 			e = nil // the domain's policy, as for an account without its own
 		}
 		var perr error
-		cand.Policy, perr = s.lockoutPolicy(e)
+		cand.Policy, perr = s.entryPolicy(e)
 		if perr != nil {
 			if codeOf(perr) != CodeNotPermitted {
 				return perr
@@ -72,9 +72,9 @@ func (c *Client) Resolve(ctx context.Context, login string) (Candidate, Result, 
 	return cand, res, err
 }
 
-// lockoutPolicy returns the policy of the entry e (nil: the domain's or
-// default policy), classified like Policy's errors.
-func (s *session) lockoutPolicy(e *ldap.Entry) (Policy, error) {
+// entryPolicy returns the policy of the entry e (nil: the domain's or
+// default policy), for Policy and Resolve.
+func (s *session) entryPolicy(e *ldap.Entry) (Policy, error) {
 	var p Policy
 	var oe *OpError
 	if s.c.cfg.Type == TypeAD {
@@ -84,7 +84,8 @@ func (s *session) lockoutPolicy(e *ldap.Entry) (Policy, error) {
 	}
 	if oe != nil {
 		if errors.Is(oe, errPSOUnreadable) {
-			return Policy{}, fail(CodeNotPermitted, "A fine-grained password policy applies to this account, but the portal's service account may not read it.", oe)
+			return Policy{}, fail(CodeNotPermitted, "A fine-grained password policy applies to this account, but the portal's service account may not read it. "+
+				"Grant it read access to the policy in the Password Settings Container.", oe)
 		}
 		return Policy{}, generic(oe, s.ctx)
 	}

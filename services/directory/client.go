@@ -199,26 +199,14 @@ func (c *Client) Policy(ctx context.Context, u User) (Policy, error) {
 	var p Policy
 	_, err := c.run(ctx, "policy", func(s *session) error {
 		var e *ldap.Entry
+		var err error
 		if u.DN != "" {
-			var err error
 			if e, err = s.getEntry(u.DN); err != nil {
 				return err
 			}
 		}
-		var oe *OpError
-		if c.cfg.Type == TypeAD {
-			p, oe = s.adPolicy(e)
-		} else {
-			p, oe = s.openLDAPPolicy(e)
-		}
-		if oe != nil {
-			if errors.Is(oe, errPSOUnreadable) {
-				return fail(CodeNotPermitted, "A fine-grained password policy applies to this account, but the portal's service account may not read it. "+
-					"Grant it read access to the policy in the Password Settings Container.", oe)
-			}
-			return generic(oe, s.ctx)
-		}
-		return nil
+		p, err = s.entryPolicy(e)
+		return err
 	})
 	return p, err
 }
