@@ -141,9 +141,8 @@ type adProtection struct {
 	all     []protectedGroup // groups, then the configured excluded groups not among them
 	primary map[uint32]string
 	// nested remembers, for primaryGroupTTL, which protected group a primary
-	// group is nested in (nil: none): most accounts share Domain Users, and
-	// asking for its nested memberships costs the DC more than the rest of a
-	// lookup.
+	// group is nested in (nil: none): most accounts share Domain Users, so
+	// its walk up (a search or two) is not repeated on every lookup.
 	nested map[string]nestedVerdict
 }
 
