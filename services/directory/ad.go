@@ -20,6 +20,7 @@ func adUserAttributes() []string {
 	return []string{
 		"objectGUID", "sAMAccountName", "userAccountControl", "msDS-User-Account-Control-Computed", "pwdLastSet",
 		"lockoutTime", "msDS-UserPasswordExpiryTimeComputed", "adminCount", "primaryGroupID", "msDS-ResultantPSO",
+		"memberOf", // the account's own groups, for the protection check
 	}
 }
 

@@ -11,29 +11,6 @@ import (
 	"github.com/writeback/writeback/services/errs"
 )
 
-// Authenticate checks a person's own password by binding as them on a fresh
-// connection (never a pooled one) and returns their account. A password that
-// is right but must be changed first (AD 532/773, ppolicy changeAfterReset)
-// is CodeExpired, so callers can send the person to the change page.
-//
-// It sends the password as soon as the login resolves: callers that must
-// keep under the directory's lockout threshold use Resolve, reserve an
-// attempt, then AuthenticateUser.
-func (c *Client) Authenticate(ctx context.Context, login, password string) (User, Result, error) {
-	if err := checkPassword("authenticate", "password", password); err != nil {
-		return User{}, Result{}, err
-	}
-	login, err := identifierArg("authenticate", login, "Enter a user name or e-mail address.")
-	if err != nil {
-		return User{}, Result{}, err
-	}
-	u, res, err := c.Find(ctx, login)
-	if err != nil {
-		return User{}, res, err
-	}
-	return c.AuthenticateUser(ctx, u, password)
-}
-
 // Candidate is what the portal learns about an account before it sends the
 // person's own password to the directory, so that it can keep its attempts
 // under the directory's lockout threshold.
@@ -59,9 +36,9 @@ type Candidate struct {
 // the domain's or default policy in the Candidate beside the error, so a
 // caller can treat unknown names exactly like accounts.
 func (c *Client) Resolve(ctx context.Context, login string) (Candidate, Result, error) {
-	login = strings.TrimSpace(login)
-	if login == "" {
-		return Candidate{}, Result{}, invalid("resolve", "Enter a user name or e-mail address.")
+	login, err := identifierArg("resolve", login, "Enter a user name or e-mail address.")
+	if err != nil {
+		return Candidate{}, Result{}, err
 	}
 	var cand Candidate
 	res, err := c.run(ctx, "resolve", func(s *session) error {
@@ -74,7 +51,7 @@ func (c *Client) Resolve(ctx context.Context, login string) (Candidate, Result, 
 			e = nil // the domain's policy, as for an account without its own
 		}
 		var perr error
-		cand.Policy, perr = s.lockoutPolicy(e)
+		cand.Policy, perr = s.entryPolicy(e)
 		if perr != nil {
 			if codeOf(perr) != CodeNotPermitted {
 				return perr
@@ -95,9 +72,9 @@ func (c *Client) Resolve(ctx context.Context, login string) (Candidate, Result, 
 	return cand, res, err
 }
 
-// lockoutPolicy returns the policy of the entry e (nil: the domain's or
-// default policy), classified like Policy's errors.
-func (s *session) lockoutPolicy(e *ldap.Entry) (Policy, error) {
+// entryPolicy returns the policy of the entry e (nil: the domain's or
+// default policy), for Policy and Resolve.
+func (s *session) entryPolicy(e *ldap.Entry) (Policy, error) {
 	var p Policy
 	var oe *OpError
 	if s.c.cfg.Type == TypeAD {
@@ -107,7 +84,8 @@ func (s *session) lockoutPolicy(e *ldap.Entry) (Policy, error) {
 	}
 	if oe != nil {
 		if errors.Is(oe, errPSOUnreadable) {
-			return Policy{}, fail(CodeNotPermitted, "A fine-grained password policy applies to this account, but the portal's service account may not read it.", oe)
+			return Policy{}, fail(CodeNotPermitted, "A fine-grained password policy applies to this account, but the portal's service account may not read it. "+
+				"Grant it read access to the policy in the Password Settings Container.", oe)
 		}
 		return Policy{}, generic(oe, s.ctx)
 	}
@@ -163,8 +141,11 @@ func failureCount(t Type, e *ldap.Entry, p Policy, policyKnown bool, now time.Ti
 }
 
 // AuthenticateUser checks the password of u (as found by Resolve) by binding
-// as u on a fresh connection, like Authenticate. It re-reads u by DN first
-// and fails with CodeNotFound when the entry now has another ID.
+// as u on a fresh connection (never a pooled one) and returns the account. A
+// password that is right but must be changed first (AD 532/773, ppolicy
+// changeAfterReset) is CodeExpired, so callers can send the person to the
+// change page. It re-reads u by DN first and fails with CodeNotFound when the
+// entry now has another ID.
 func (c *Client) AuthenticateUser(ctx context.Context, u User, password string) (User, Result, error) {
 	if err := checkPassword("authenticate", "password", password); err != nil {
 		return User{}, Result{}, err

@@ -38,6 +38,39 @@ func BenchmarkReset(b *testing.B) {
 	}
 }
 
+// BenchmarkFindAD measures a lookup on AD, protection check included, for a
+// user in no group but the primary one and for a user in ten groups that
+// are each in one more: the in-chain matching rule made the second cost as
+// much as a password write.
+func BenchmarkFindAD(b *testing.B) {
+	env := testbed.Load(b)
+	dc := dirCases(env)[0]
+	c := newClient(b, config(env, dc))
+	var groups []string
+	for range 10 {
+		outer, inner := env.NewADGroup(b, ""), env.NewADGroup(b, "")
+		env.AddADMember(b, outer, inner)
+		groups = append(groups, inner)
+	}
+	for _, bc := range []struct {
+		name   string
+		groups []string
+	}{{"no groups", nil}, {"ten groups", groups}} {
+		b.Run(bc.name, func(b *testing.B) {
+			tu := dc.newUser(b, testbed.UserOptions{Groups: bc.groups})
+			if _, _, err := c.Find(context.Background(), tu.Login); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, _, err := c.Find(context.Background(), tu.Login); err != nil {
+					b.Fatalf("find %d: %v", i, err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkBareModify measures the bare password write over one open,
 // bound connection: a unicodePwd Replace on AD, Password Modify on OpenLDAP.
 func BenchmarkBareModify(b *testing.B) {

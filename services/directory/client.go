@@ -169,25 +169,6 @@ func (c *Client) Reset(ctx context.Context, u User, newPassword string, opt Rese
 	})
 }
 
-// Change finds the user login names and changes their password with
-// ChangeUser. It sends the current password as soon as the login resolves:
-// callers that face people (and must keep under the directory's lockout
-// threshold) use Resolve, reserve an attempt, then ChangeUser.
-func (c *Client) Change(ctx context.Context, login, oldPassword, newPassword string) (User, Result, error) {
-	if err := checkPassword("change", "current password", oldPassword); err != nil {
-		return User{}, Result{}, err
-	}
-	login, err := identifierArg("change", login, "Enter a user name or e-mail address.")
-	if err != nil {
-		return User{}, Result{}, err
-	}
-	u, res, err := c.Find(ctx, login)
-	if err != nil {
-		return User{}, res, err
-	}
-	return c.ChangeUser(ctx, u, oldPassword, newPassword)
-}
-
 // Unlock ends a lockout of u. Disabled and protected accounts are refused. AD:
 // lockoutTime=0; OpenLDAP: pwdAccountLockedTime deleted (already unlocked is
 // success).
@@ -218,26 +199,14 @@ func (c *Client) Policy(ctx context.Context, u User) (Policy, error) {
 	var p Policy
 	_, err := c.run(ctx, "policy", func(s *session) error {
 		var e *ldap.Entry
+		var err error
 		if u.DN != "" {
-			var err error
 			if e, err = s.getEntry(u.DN); err != nil {
 				return err
 			}
 		}
-		var oe *OpError
-		if c.cfg.Type == TypeAD {
-			p, oe = s.adPolicy(e)
-		} else {
-			p, oe = s.openLDAPPolicy(e)
-		}
-		if oe != nil {
-			if errors.Is(oe, errPSOUnreadable) {
-				return fail(CodeNotPermitted, "A fine-grained password policy applies to this account, but the portal's service account may not read it. "+
-					"Grant it read access to the policy in the Password Settings Container.", oe)
-			}
-			return generic(oe, s.ctx)
-		}
-		return nil
+		p, err = s.entryPolicy(e)
+		return err
 	})
 	return p, err
 }

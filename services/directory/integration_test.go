@@ -102,6 +102,16 @@ func find(t *testing.T, c *directory.Client, login string) directory.User {
 	return u
 }
 
+// change changes login's password as the portal does, less its attempt
+// budget: the lookup, then ChangeUser.
+func change(ctx context.Context, c *directory.Client, login, oldPassword, newPassword string) (directory.User, directory.Result, error) {
+	u, res, err := c.Find(ctx, login)
+	if err != nil {
+		return directory.User{}, res, err
+	}
+	return c.ChangeUser(ctx, u, oldPassword, newPassword)
+}
+
 func TestResetThenBind(t *testing.T) {
 	env := testbed.Load(t)
 	for _, dc := range dirCases(env) {
@@ -169,7 +179,7 @@ func TestResetMustChangeThenChange(t *testing.T) {
 			}
 			// A user who must change can still change with the temporary password.
 			final := testbed.RandomPassword()
-			after, res, err := c.Change(ctx(t), tu.Login, temp, final)
+			after, res, err := change(ctx(t), c, tu.Login, temp, final)
 			if err != nil {
 				t.Fatalf("Change: %v", err)
 			}
@@ -191,14 +201,14 @@ func TestChange(t *testing.T) {
 			tu := dc.newUser(t, testbed.UserOptions{})
 
 			t.Run("wrong current password", func(t *testing.T) {
-				_, _, err := c.Change(ctx(t), tu.Login, "Not-The-Password-1", testbed.RandomPassword())
+				_, _, err := change(ctx(t), c, tu.Login, "Not-The-Password-1", testbed.RandomPassword())
 				wantCode(t, err, directory.CodeBadPassword, errs.Unauthorized)
 				if !strings.Contains(errs.MessageOf(err), "current password is not correct") {
 					t.Fatalf("message %q", errs.MessageOf(err))
 				}
 			})
 			t.Run("too short", func(t *testing.T) {
-				_, _, err := c.Change(ctx(t), tu.Login, tu.Password, "Ab1-x")
+				_, _, err := change(ctx(t), c, tu.Login, tu.Password, "Ab1-x")
 				oe := wantCode(t, err, directory.CodePolicy, errs.Policy)
 				if msg := errs.MessageOf(err); !strings.Contains(msg, "too short: at least 7 characters") {
 					t.Fatalf("message %q", msg)
@@ -209,7 +219,7 @@ func TestChange(t *testing.T) {
 			})
 			t.Run("with the old password", func(t *testing.T) {
 				newPw := testbed.RandomPassword()
-				u, _, err := c.Change(ctx(t), tu.Login, tu.Password, newPw)
+				u, _, err := change(ctx(t), c, tu.Login, tu.Password, newPw)
 				if err != nil {
 					t.Fatalf("Change: %v", err)
 				}
@@ -227,10 +237,10 @@ func TestChange(t *testing.T) {
 			t.Run("reused", func(t *testing.T) {
 				// Change away and back again: the history refuses it.
 				next := testbed.RandomPassword()
-				if _, _, err := c.Change(ctx(t), tu.Login, tu.Password, next); err != nil {
+				if _, _, err := change(ctx(t), c, tu.Login, tu.Password, next); err != nil {
 					t.Fatalf("Change: %v", err)
 				}
-				_, _, err := c.Change(ctx(t), tu.Login, next, tu.Password)
+				_, _, err := change(ctx(t), c, tu.Login, next, tu.Password)
 				wantCode(t, err, directory.CodePolicy, errs.Policy)
 				t.Logf("reuse refused: %s", errs.MessageOf(err))
 				if dc.typ == directory.TypeOpenLDAP && !strings.Contains(errs.MessageOf(err), "not used recently") {
@@ -283,7 +293,7 @@ func TestNonASCIIPassword(t *testing.T) {
 				t.Fatalf("bind with %q: %v", pw, err)
 			}
 			next := "Ünïcode-Päss-2ß"
-			if _, _, err := c.Change(ctx(t), tu.Login, pw, next); err != nil {
+			if _, _, err := change(ctx(t), c, tu.Login, pw, next); err != nil {
 				t.Fatalf("Change from a non-ASCII password: %v", err)
 			}
 			if err := env.BindAs(t, dc.d, tu.DN, next); err != nil {
@@ -308,7 +318,7 @@ func TestLockUnlock(t *testing.T) {
 				t.Fatalf("LockedUntil %v is not about 30 minutes away", u.LockedUntil)
 			}
 			// A locked user cannot change the password.
-			_, _, err := c.Change(ctx(t), tu.Login, tu.Password, testbed.RandomPassword())
+			_, _, err := change(ctx(t), c, tu.Login, tu.Password, testbed.RandomPassword())
 			wantCode(t, err, directory.CodeLocked, errs.Forbidden)
 
 			res, err := c.Unlock(ctx(t), u)
@@ -368,7 +378,7 @@ func TestDisabledRefused(t *testing.T) {
 			wantCode(t, err, directory.CodeDisabled, errs.Forbidden)
 			_, err = c.Reset(ctx(t), u, testbed.RandomPassword(), directory.ResetOptions{Unlock: true})
 			wantCode(t, err, directory.CodeDisabled, errs.Forbidden)
-			_, _, err = c.Change(ctx(t), tu.Login, tu.Password, testbed.RandomPassword())
+			_, _, err = change(ctx(t), c, tu.Login, tu.Password, testbed.RandomPassword())
 			wantCode(t, err, directory.CodeDisabled, errs.Forbidden)
 			if u = find(t, c, tu.Login); !u.Disabled {
 				t.Fatalf("no longer disabled: %+v", u)
@@ -431,7 +441,7 @@ func TestProtectedRefused(t *testing.T) {
 		}
 		_, err := c.Reset(ctx(t), u, testbed.RandomPassword(), directory.ResetOptions{})
 		wantCode(t, err, directory.CodeProtected, errs.Forbidden)
-		_, _, err = c.Change(ctx(t), tu.Login, tu.Password, testbed.RandomPassword())
+		_, _, err = change(ctx(t), c, tu.Login, tu.Password, testbed.RandomPassword())
 		wantCode(t, err, directory.CodeProtected, errs.Forbidden)
 	})
 }
@@ -468,10 +478,12 @@ func TestControlCharactersRefused(t *testing.T) {
 				}
 				_, err = c.Search(ctx(t), login, 10)
 				wantCode(t, err, directory.CodeInvalid, errs.Invalid)
-				_, _, err = c.Authenticate(ctx(t), login, tu.Password)
+				// The sign-in pages' lookup, before any password is sent.
+				cand, _, err := c.Resolve(ctx(t), login)
 				wantCode(t, err, directory.CodeInvalid, errs.Invalid)
-				_, _, err = c.Change(ctx(t), login, tu.Password, testbed.RandomPassword())
-				wantCode(t, err, directory.CodeInvalid, errs.Invalid)
+				if !directory.IsIdentifierError(err) || cand.User.DN != "" {
+					t.Errorf("Resolve(%q) = %q, %v; want an identifier error and no account", login, cand.User.DN, err)
+				}
 			}
 			if u := find(t, c, "  "+tu.Login+" "); u.DN != tu.DN {
 				t.Errorf("the plain login with spaces finds %q", u.DN)
@@ -629,7 +641,7 @@ func TestStartTLSAndPlain(t *testing.T) {
 			if msg := errs.MessageOf(err); !strings.Contains(msg, "only written over LDAPS or StartTLS") {
 				t.Fatalf("message %q", msg)
 			}
-			_, _, err = plain.Change(ctx(t), tu.Login, newPw, testbed.RandomPassword())
+			_, _, err = change(ctx(t), plain, tu.Login, newPw, testbed.RandomPassword())
 			wantCode(t, err, directory.CodeInsecure, errs.Forbidden)
 			if err := env.BindAs(t, dc.d, tu.DN, newPw); err != nil {
 				t.Fatalf("the password changed over plain LDAP: %v", err)
@@ -1055,9 +1067,9 @@ func TestNoPasswordInLogsOrErrors(t *testing.T) {
 			u := find(t, c, tu.Login)
 			_, err = c.Reset(ctx(t), u, "Ab1-short"[:5], directory.ResetOptions{})
 			keep(err)
-			_, _, err = c.Change(ctx(t), tu.Login, "Wr0ng-Current-x", "Pässwörd-Ω1x")
+			_, _, err = change(ctx(t), c, tu.Login, "Wr0ng-Current-x", "Pässwörd-Ω1x")
 			keep(err)
-			_, _, err = c.Change(ctx(t), tu.Login, tu.Password, "Pässwörd-Ω1x")
+			_, _, err = change(ctx(t), c, tu.Login, tu.Password, "Pässwörd-Ω1x")
 			keep(err)
 			bad := cfg
 			bad.BindPassword = "Wr0ng-Current-x"

@@ -25,7 +25,7 @@ func wantProtected(t *testing.T, c *directory.Client, login, password, want stri
 	wantCode(t, err, directory.CodeProtected, errs.Forbidden)
 	_, err = c.Unlock(ctx(t), u)
 	wantCode(t, err, directory.CodeProtected, errs.Forbidden)
-	_, _, err = c.Change(ctx(t), login, "Wrong-"+password, "Other-"+password)
+	_, _, err = change(ctx(t), c, login, "Wrong-"+password, "Other-"+password)
 	wantCode(t, err, directory.CodeProtected, errs.Forbidden)
 }
 
@@ -73,8 +73,10 @@ func TestADProtectedGroups(t *testing.T) {
 	})
 
 	t.Run("primary group nested in Account Operators", func(t *testing.T) {
-		g := env.NewADGroup(t, "")
-		env.AddADMember(t, builtin("Account Operators"), g)
+		// Two levels down, so that a direct-membership check would miss it.
+		mid, g := env.NewADGroup(t, ""), env.NewADGroup(t, "")
+		env.AddADMember(t, builtin("Account Operators"), mid)
+		env.AddADMember(t, mid, g)
 		tu := env.NewADUser(t, testbed.UserOptions{})
 		env.SetADPrimaryGroup(t, tu, g)
 		// Only the primary group leads to Account Operators: memberOf no longer holds g.

@@ -128,7 +128,11 @@ func WithTypeDefaults(in Input, from directory.Type) Input {
 	if in.Type == from {
 		return in
 	}
-	prev, next := directory.Defaults(from, ""), directory.Defaults(in.Type, "")
+	base := ""
+	if bases := clean(in.BaseDNs); len(bases) > 0 {
+		base = bases[0]
+	}
+	prev, next := directory.Defaults(from, ""), directory.Defaults(in.Type, base)
 	// An empty filter means the type's default already.
 	if f := strings.TrimSpace(in.UserFilter); f != "" && f == prev.UserFilter {
 		in.UserFilter = next.UserFilter
@@ -137,8 +141,8 @@ func WithTypeDefaults(in Input, from directory.Type) Input {
 		in.LoginAttributes = next.LoginAttributes
 	}
 	switch {
-	case in.Type == directory.TypeAD && len(clean(in.ExcludedGroups)) == 0 && len(clean(in.BaseDNs)) > 0:
-		in.ExcludedGroups = directory.DefaultADExcludedGroups(directory.DomainDN(clean(in.BaseDNs)[0]))
+	case len(clean(in.ExcludedGroups)) == 0 && base != "":
+		in.ExcludedGroups = next.ExcludedGroups // AD's protected groups in the base DN's domain
 	case in.Type != directory.TypeAD && isADDefaults(in.ExcludedGroups):
 		in.ExcludedGroups = nil
 	}

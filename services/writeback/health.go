@@ -31,12 +31,16 @@ const (
 // health is the status monitor's state.
 type health struct {
 	kick chan struct{} // an operation found the directory unusable: check soon
+	// retry and gap are outageRetry and minCheckGap (shorter in tests).
+	retry, gap time.Duration
 
 	mu    sync.Mutex
 	noted time.Time // when an operation last recorded an outage
 }
 
-func newHealth() health { return health{kick: make(chan struct{}, 1)} }
+func newHealth() health {
+	return health{kick: make(chan struct{}, 1), retry: outageRetry, gap: minCheckGap}
+}
 
 // NoteFailure tells the status panel that a real operation outside this
 // package (a self-service step) met a failure of the directory on the
@@ -136,7 +140,7 @@ func (s *Service) Monitor(ctx context.Context, interval time.Duration) {
 		started := time.Now()
 		wait := interval
 		if !s.refresh(ctx) {
-			wait = min(interval, outageRetry)
+			wait = min(interval, s.health.retry)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -146,7 +150,7 @@ func (s *Service) Monitor(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		case <-s.health.kick:
 			t.Stop()
-			if gap := minCheckGap - time.Since(started); gap > 0 {
+			if gap := s.health.gap - time.Since(started); gap > 0 {
 				select {
 				case <-ctx.Done():
 					return

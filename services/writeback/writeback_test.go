@@ -230,8 +230,13 @@ func TestMonitorNoticesOutage(t *testing.T) {
 	host := env.AD.Host() // the DC's certificate names this address
 	target := net.JoinHostPort(host, port)
 
-	setup := func(t *testing.T, interval time.Duration) (fixture, *proxy, testbed.TestUser) {
+	// setup saves a connection through a proxy to the DC and starts the
+	// monitor; retry, when not zero, shortens its re-check while failing.
+	setup := func(t *testing.T, interval, retry time.Duration) (fixture, *proxy, testbed.TestUser) {
 		f := newFixture(t)
+		if retry > 0 {
+			writeback.SetMonitorTimings(f.wb, retry, retry)
+		}
 		p := newProxy(t, net.JoinHostPort(host, "0"), target)
 		ctx := context.Background()
 		if _, err := f.wb.SaveConnection(ctx, audit.CommandLine, 0, writeback.Input{Type: directory.TypeAD,
@@ -250,7 +255,7 @@ func TestMonitorNoticesOutage(t *testing.T) {
 
 	t.Run("a failed operation", func(t *testing.T) {
 		// The periodic check is far away: only the failed lookup can tell.
-		f, p, u := setup(t, time.Hour)
+		f, p, u := setup(t, time.Hour, 0)
 		if _, err := f.wb.Lookup(context.Background(), u.Login); err != nil {
 			t.Fatalf("lookup while the DC is there: %v", err)
 		}
@@ -266,13 +271,31 @@ func TestMonitorNoticesOutage(t *testing.T) {
 	})
 
 	t.Run("the periodic check", func(t *testing.T) {
-		f, p, _ := setup(t, 200*time.Millisecond)
+		// What the monitor did before it knew of failed operations too: a
+		// regression check of its loop, not of anything new.
+		f, p, _ := setup(t, 200*time.Millisecond, 0)
 		p.close()
 		st := waitStatus(t, f, settings.StateError, 5*time.Second)
 		if !strings.Contains(st.Message, "Reachable") {
 			t.Errorf("status message %q", st.Message)
 		}
 		// The DC is back at the same address.
+		newProxy(t, p.ln.Addr().String(), target)
+		waitStatus(t, f, settings.StateConnected, 5*time.Second)
+	})
+
+	t.Run("the recovery, long before the next periodic check", func(t *testing.T) {
+		// While the last check failed the monitor checks again every retry,
+		// not every interval, so the panel turns back soon after the DC does.
+		f, p, u := setup(t, time.Hour, 100*time.Millisecond)
+		p.close()
+		if _, err := f.wb.Lookup(context.Background(), u.Login); errs.KindOf(err) != errs.Unavailable {
+			t.Fatalf("lookup with the DC gone: %v", err)
+		}
+		waitStatus(t, f, settings.StateError, 2*time.Second)
+		// The monitor's own check (kicked by the lookup) fails too, then
+		// re-checks; the DC comes back at the same address.
+		time.Sleep(500 * time.Millisecond)
 		newProxy(t, p.ln.Addr().String(), target)
 		waitStatus(t, f, settings.StateConnected, 5*time.Second)
 	})
