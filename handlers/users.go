@@ -59,7 +59,7 @@ func (s *Server) userView(w http.ResponseWriter, r *http.Request, u directory.Us
 	case !st.Writeback:
 		v.WhyNot = st.Reason + " Reset and unlock are disabled until writeback is on."
 	case u.Protected:
-		v.CanAct, v.WhyNot = false, "This account is protected ("+u.ProtectedReason+"): Writeback never resets or unlocks it."
+		v.CanAct, v.WhyNot = false, "This account is protected: "+u.ProtectedReason+". Writeback never resets or unlocks it."
 	case u.Disabled:
 		v.CanAct, v.WhyNot = false, "This account is disabled in the directory: Writeback never resets or unlocks a disabled account."
 	}

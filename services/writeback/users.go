@@ -88,7 +88,7 @@ func (s *Service) act(ctx context.Context, actor audit.Actor, activity, login st
 	}
 	target = audit.Target{Type: "User", ID: u.ID, DN: u.DN, Name: displayName(u)}
 	if u.Protected {
-		return fail(errs.E(errs.Forbidden, "This account is protected ("+u.ProtectedReason+"): Writeback never resets or unlocks it. Use your directory's own tools.", nil),
+		return fail(errs.E(errs.Forbidden, "This account is protected: "+u.ProtectedReason+". Writeback never resets or unlocks it. Use your directory's own tools.", nil),
 			map[string]any{"protected": u.ProtectedReason})
 	}
 	if u.Disabled {
