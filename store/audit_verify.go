@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -137,52 +138,165 @@ func (db *DB) PruneAudit(ctx context.Context, beforeMS int64, actor AuditActor) 
 	return removed, nil
 }
 
-// VerifyResult is the outcome of VerifyAudit.
+// VerifyResult is the outcome of a verification.
 type VerifyResult struct {
 	Checked    int64  // events read
 	AnchorID   int64  // the chain starts after this event ID (0: never pruned)
+	FromID     int64  // the walk started after this event: AnchorID for a full check, the checkpoint for an incremental one
+	Full       bool   // the whole chain was read (false: only what followed the checkpoint)
 	LastGoodID int64  // the newest event up to which the chain is intact
 	OK         bool   // the whole chain is intact
 	BrokenID   int64  // the first event altered, inserted or deleted
 	Problem    string // e.g. "event 42 was altered"; "" when OK
+
+	lastGoodHash string // the hash of LastGoodID, for the checkpoint
 }
 
-// VerifyAudit walks the hash chain in ID order from the anchor, streaming,
-// and reports the first event that was altered, inserted or deleted. It reads
-// one snapshot, so appends while it runs are not checked and do not disturb
-// it. An error is returned only when the check itself could not run.
+// Pace spreads a full verification over time so that it does not take a
+// core from the pages while it runs: after every Chunk events it rests for
+// Rest times as long as reading them took, so it uses at most 1/(1+Rest) of
+// one core. Each chunk is read in its own snapshot, so no read transaction
+// stays open for the whole walk (a long one would keep SQLite's write-ahead
+// log from being checkpointed). The zero Pace reads everything in one go
+// from one snapshot.
+type Pace struct {
+	Chunk int
+	Rest  float64
+}
+
+// VerifyAudit is VerifyAuditFull at full speed: the whole chain from the
+// anchor, in one snapshot.
 func (db *DB) VerifyAudit(ctx context.Context) (VerifyResult, error) {
+	return db.VerifyAuditFull(ctx, Pace{})
+}
+
+// VerifyAuditFull walks the whole hash chain in ID order from the anchor,
+// streaming, and reports the first event that was altered, inserted or
+// deleted. Appends while it runs are not checked and do not disturb it. When
+// the chain is intact it moves the checkpoint (AuditCheckpoint) to the
+// newest event checked, so the next incremental check starts there. An
+// error is returned only when the check itself could not run.
+func (db *DB) VerifyAuditFull(ctx context.Context, p Pace) (VerifyResult, error) {
+	// A prune between two chunks removes events the walk may already have
+	// passed and moves the anchor: start again from the new anchor. Prunes
+	// run at most daily, so a second restart means something is wrong.
+	for range 3 {
+		res, err := db.walkFull(ctx, p)
+		if errors.Is(err, errAnchorMoved) {
+			continue
+		}
+		if err != nil {
+			return VerifyResult{}, fmt.Errorf("store: verify audit: %w", err)
+		}
+		if res.OK {
+			if err := db.saveCheckpoint(ctx, res, true); err != nil {
+				return res, err
+			}
+		}
+		return res, nil
+	}
+	return VerifyResult{}, fmt.Errorf("store: verify audit: the log was pruned three times while it was being verified")
+}
+
+var errAnchorMoved = errors.New("the prune anchor moved during the walk")
+
+func (db *DB) walkFull(ctx context.Context, p Pace) (VerifyResult, error) {
+	var v *chainVerifier
+	var after int64 // the newest event pushed
+	for {
+		t0 := time.Now()
+		n, err := db.readChunk(ctx, p.Chunk, func(ctx context.Context, q auditReader) (int64, error) {
+			anchor, err := latestAnchor(ctx, q)
+			if err != nil {
+				return 0, err
+			}
+			if v == nil {
+				v = newChainVerifier(anchor)
+				v.res.Full = true
+				// Read every row, even one with an ID at or below the
+				// anchor's (which should not exist), so that it is reported.
+				after = math.MinInt64
+			} else if anchor != v.anchor {
+				return 0, errAnchorMoved
+			}
+			return after, nil
+		}, func(e *AuditEvent) bool {
+			after = e.ID
+			return v.push(e)
+		})
+		if err != nil {
+			return VerifyResult{}, err
+		}
+		if v.res.Problem != "" {
+			return v.res, nil
+		}
+		if p.Chunk <= 0 || n < int64(p.Chunk) {
+			v.finish()
+			return v.res, nil
+		}
+		if err := rest(ctx, time.Duration(float64(time.Since(t0))*p.Rest)); err != nil {
+			return VerifyResult{}, err
+		}
+	}
+}
+
+// auditReader is what a chunk reads with: a read transaction.
+type auditReader interface {
+	rowQuerier
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// readChunk opens one read snapshot, asks start for the ID to read after
+// (start may refuse with an error), and passes up to limit events after it
+// (all when limit <= 0) to push in ID order until push returns false. It
+// returns how many it read.
+func (db *DB) readChunk(ctx context.Context, limit int, start func(context.Context, auditReader) (int64, error), push func(*AuditEvent) bool) (int64, error) {
 	// A read transaction (plain BEGIN, even with _txlock=immediate) gives the
 	// anchor and the events from one snapshot without blocking writers.
 	stx, err := db.sql.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return VerifyResult{}, fmt.Errorf("store: verify audit: %w", err)
+		return 0, err
 	}
 	defer stx.Rollback()
-	anchor, err := latestAnchor(ctx, stx)
+	after, err := start(ctx, stx)
 	if err != nil {
-		return VerifyResult{}, fmt.Errorf("store: verify audit: %w", err)
+		return 0, err
 	}
-	rows, err := stx.QueryContext(ctx, `SELECT `+auditCols+` FROM audit_events ORDER BY id`)
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	rows, err := stx.QueryContext(ctx, `SELECT `+auditCols+` FROM audit_events WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
 	if err != nil {
-		return VerifyResult{}, fmt.Errorf("store: verify audit: %w", err)
+		return 0, err
 	}
 	defer rows.Close()
-	v := newChainVerifier(anchor)
+	var n int64
 	for rows.Next() {
 		e, err := scanAudit(rows)
 		if err != nil {
-			return VerifyResult{}, fmt.Errorf("store: verify audit: %w", err)
+			return n, err
 		}
-		if !v.push(&e) {
-			return v.res, nil
+		n++
+		if !push(&e) {
+			return n, nil
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return VerifyResult{}, fmt.Errorf("store: verify audit: %w", err)
+	return n, rows.Err()
+}
+
+// rest waits d or until ctx ends.
+func rest(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
 	}
-	v.finish()
-	return v.res, nil
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // chainVerifier checks events one at a time, holding one back so that a
@@ -195,6 +309,9 @@ type chainVerifier struct {
 	prevID, prevPrevID     int64
 	prevHash, prevPrevHash string
 	pending                *AuditEvent
+	// trustPrev: prev is the checkpoint, verified before and confirmed
+	// unchanged, so a mismatch with the next event is that event's fault.
+	trustPrev bool
 
 	res VerifyResult
 }
@@ -203,7 +320,7 @@ func newChainVerifier(a AuditAnchor) *chainVerifier {
 	return &chainVerifier{
 		anchor: a, confirmed: a.ID == 0,
 		prevID: a.ID, prevHash: a.Hash, prevPrevID: -1,
-		res: VerifyResult{AnchorID: a.ID, LastGoodID: a.ID},
+		res: VerifyResult{AnchorID: a.ID, FromID: a.ID, LastGoodID: a.ID},
 	}
 }
 
@@ -258,6 +375,9 @@ func (v *chainVerifier) check(e, next *AuditEvent) bool {
 		// Links correctly but its ID does not follow: written with a new ID.
 		v.fail(e.ID, v.prevID, fmt.Sprintf("an event was inserted after %d (event %d does not follow it)", v.prevID, e.ID))
 		return false
+	case !linked && v.trustPrev:
+		v.fail(e.ID, v.prevID, fmt.Sprintf("event %d was altered", e.ID))
+		return false
 	case !linked && v.prevPrevHash != "" && e.PrevHash == v.prevPrevHash:
 		// e links past its predecessor, which therefore does not belong.
 		v.fail(v.prevID, v.prevPrevID, fmt.Sprintf("an event was inserted before %d", e.ID))
@@ -291,6 +411,7 @@ func (v *chainVerifier) check(e, next *AuditEvent) bool {
 	}
 	v.prevPrevID, v.prevPrevHash = v.prevID, v.prevHash
 	v.prevID, v.prevHash = e.ID, e.Hash
-	v.res.LastGoodID = e.ID
+	v.trustPrev = false
+	v.res.LastGoodID, v.res.lastGoodHash = e.ID, e.Hash
 	return true
 }
