@@ -195,10 +195,20 @@ func (s *Server) auditList(w http.ResponseWriter, r *http.Request) error {
 		// The error itself is in the operator log (see audit.Log.Maintain);
 		// its text is not for a page.
 		v.Integrity = "The integrity check could not run. The server log has the reason; use Verify now to try again."
+	case in.Result.OK && in.Result.Full:
+		v.Integrity, v.IntegrityOK = fmt.Sprintf("Integrity verified up to event %d (full check of %s events at %s).",
+			in.Result.LastGoodID, web.Comma(int(in.Result.Checked)), web.UTC(in.At)), true
 	case in.Result.OK:
-		v.Integrity, v.IntegrityOK = fmt.Sprintf("Integrity verified up to event %d (%s events checked at %s).", in.Result.LastGoodID, web.Comma(int(in.Result.Checked)), web.UTC(in.At)), true
-	default:
+		last := "no full check yet"
+		if !in.LastFull.IsZero() {
+			last = "last full check at " + web.UTC(in.LastFull)
+		}
+		v.Integrity, v.IntegrityOK = fmt.Sprintf("Integrity verified up to event %d (incremental check of the %s events after event %d at %s; %s).",
+			in.Result.LastGoodID, web.Comma(int(in.Result.Checked)), in.Result.FromID, web.UTC(in.At), last), true
+	case in.Result.Full:
 		v.Integrity = fmt.Sprintf("Integrity check failed: %s. Events are verified up to event %d.", in.Result.Problem, in.Result.LastGoodID)
+	default:
+		v.Integrity = fmt.Sprintf("Integrity check failed: %s. Events are verified up to event %d. Verify now reads the whole chain.", in.Result.Problem, in.Result.LastGoodID)
 	}
 	if v.Viewer.IsGlobal() {
 		ret, meta, err := s.settings.Retention(r.Context())
@@ -316,14 +326,15 @@ func (s *Server) auditSettings(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// auditVerify runs the integrity check now, for anyone who may read the log.
+// auditVerify runs the full integrity check now (every event, not only those
+// since the last check), for anyone who may read the log.
 func (s *Server) auditVerify(w http.ResponseWriter, r *http.Request) error {
 	res, err := s.audit.Verify(r.Context())
 	switch {
 	case err != nil:
 		return err
 	case res.OK:
-		s.flash(w, r, fmt.Sprintf("Integrity verified: %s events, chain intact up to event %d.", web.Comma(int(res.Checked)), res.LastGoodID))
+		s.flash(w, r, fmt.Sprintf("Integrity verified: %s events, chain intact up to event %d (full check).", web.Comma(int(res.Checked)), res.LastGoodID))
 	default:
 		s.flash(w, r, "Integrity check failed: "+res.Problem+".")
 	}

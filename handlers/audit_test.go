@@ -158,8 +158,16 @@ func TestAuditFiltersDetailCorrelationAndRoles(t *testing.T) {
 	if p := reader.post("/admin/audit/verify", url.Values{"csrf_token": {reader.csrf("/")}}); p.Status != http.StatusSeeOther {
 		t.Errorf("verify now: %d", p.Status)
 	}
-	if p := reader.get("/admin/audit"); !strings.Contains(p.Body, "Integrity verified:") || !strings.Contains(p.Body, "Integrity verified up to event") {
+	if p := reader.get("/admin/audit"); !strings.Contains(p.Body, "Integrity verified:") || !strings.Contains(p.Body, "Integrity verified up to event") ||
+		!strings.Contains(p.Body, "(full check of") || !strings.Contains(p.Body, "reads every event (a full check)") {
 		t.Errorf("integrity not shown:\n%s", between(p.Body, `data-testid="integrity"`, "</form>"))
+	}
+	// The checks at start and daily are incremental, and say so.
+	if _, err := h.audit.VerifyIncremental(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if p := reader.get("/admin/audit"); !strings.Contains(p.Body, "incremental check of the 0 events after event") || !strings.Contains(p.Body, "last full check at") {
+		t.Errorf("incremental check not shown:\n%s", between(p.Body, `data-testid="integrity"`, "</form>"))
 	}
 	if _, err := h.db.SQL().Exec(`UPDATE audit_events SET reason = 'edited' WHERE id = 2`); err != nil {
 		t.Fatal(err)

@@ -49,7 +49,7 @@ func commands() []command {
 			subs: []subcommand{{"show", ssprShow}, {"set", ssprSet}}},
 		{name: "mail", summary: "mail server: mail set --host H --port P --tls none|starttls|tls --from ADDR …; mail test --to ADDR",
 			subs: []subcommand{{"set", mailSet}, {"test", mailTest}}},
-		{name: "audit", summary: "the audit log: audit export --format csv|jsonl [--since --until --activity …]; audit verify",
+		{name: "audit", summary: "the audit log: audit export --format csv|jsonl [--since --until --activity …]; audit verify [--full]",
 			subs: []subcommand{{"export", auditExport}, {"verify", auditVerify}}},
 		{name: "healthcheck", summary: "exit 0 when the portal at --listen answers /healthz (for container health checks)", run: cmdHealthcheck},
 		{name: "version", summary: "print the version", run: cmdVersion},
@@ -107,7 +107,7 @@ Examples:
       --username portal --password-file smtp.pw
   writeback mail test --to you@example.com
   writeback audit export --format csv --since 2026-11-01 --activity "Reset password (self-service)" > resets.csv
-  writeback audit verify
+  writeback audit verify          # what was appended since the last check; --full reads every event
   writeback sspr set --enabled all --methods email,app --required 1 --notify-users yes --helpdesk help@example.com
 `
 

@@ -18,6 +18,11 @@ type Log struct {
 	log *slog.Logger
 	now func() time.Time
 
+	// pace spreads the background checks (Maintain) over time; fullEvery
+	// is how often Maintain also reads the whole chain.
+	pace      store.Pace
+	fullEvery time.Duration
+
 	mu        sync.Mutex
 	integrity Integrity
 }
@@ -26,12 +31,28 @@ type Log struct {
 type Integrity struct {
 	Checked bool
 	At      time.Time
-	Result  store.VerifyResult
+	Result  store.VerifyResult // Result.Full tells a full check from an incremental one
 	Err     string
+	// LastFull is when the last full check that found the chain intact
+	// ended (zero: none yet), from the checkpoint in the database.
+	LastFull time.Time
 }
 
+// BackgroundPace is how Maintain reads the chain in full: 2,000 events at a
+// time, resting four times as long as each chunk took, so the check takes at
+// most a fifth of one core from the pages (a million events: about 25 s
+// instead of 5 s at full speed).
+var BackgroundPace = store.Pace{Chunk: 2000, Rest: 4}
+
+// FullCheckEvery is how often Maintain reads the whole chain, besides the
+// incremental checks at start and daily: the only check that finds an old
+// event altered in place.
+const FullCheckEvery = 7 * 24 * time.Hour
+
 // NewLog builds the audit log service.
-func NewLog(db *store.DB, log *slog.Logger) *Log { return &Log{db: db, log: log, now: time.Now} }
+func NewLog(db *store.DB, log *slog.Logger) *Log {
+	return &Log{db: db, log: log, now: time.Now, pace: BackgroundPace, fullEvery: FullCheckEvery}
+}
 
 // Query returns one page of events, newest first.
 func (l *Log) Query(ctx context.Context, f store.AuditFilter, after store.Cursor, limit int) ([]store.AuditEvent, store.Cursor, error) {
@@ -94,24 +115,40 @@ func (l *Log) Export(ctx context.Context, w io.Writer, format string, f store.Au
 	return n, err
 }
 
-// Verify checks the whole chain now and keeps the result for Integrity.
+// Verify checks the whole chain now, at full speed (the Verify now button,
+// audit verify --full), and keeps the result for Integrity.
 func (l *Log) Verify(ctx context.Context) (store.VerifyResult, error) {
-	res, err := l.db.VerifyAudit(ctx)
+	return l.keep(ctx, func() (store.VerifyResult, error) { return l.db.VerifyAudit(ctx) })
+}
+
+// VerifyIncremental checks the events appended since the last check that
+// found the chain intact, after confirming that that check's checkpoint
+// still stands (store.DB.VerifyAuditIncremental); with no checkpoint yet it
+// checks everything. It keeps the result for Integrity.
+func (l *Log) VerifyIncremental(ctx context.Context) (store.VerifyResult, error) {
+	return l.keep(ctx, func() (store.VerifyResult, error) { return l.db.VerifyAuditIncremental(ctx, store.Pace{}) })
+}
+
+func (l *Log) keep(ctx context.Context, verify func() (store.VerifyResult, error)) (store.VerifyResult, error) {
+	res, err := verify()
 	in := Integrity{Checked: true, At: l.now().UTC(), Result: res}
 	if err != nil {
 		in.Err = err.Error()
+	}
+	if cp, ok, cerr := l.db.AuditCheckpoint(ctx); cerr == nil && ok && cp.FullMS > 0 {
+		in.LastFull = time.UnixMilli(cp.FullMS).UTC()
 	}
 	l.mu.Lock()
 	l.integrity = in
 	l.mu.Unlock()
 	if err == nil && !res.OK {
-		l.log.Error("audit log integrity check failed", "problem", res.Problem, "broken_id", res.BrokenID)
+		l.log.Error("audit log integrity check failed", "problem", res.Problem, "broken_id", res.BrokenID, "full", res.Full)
 	}
 	return res, err
 }
 
-// Integrity returns the last verification (verifying a million events takes
-// seconds, so pages show the last result rather than running one).
+// Integrity returns the last verification (verifying a million events in
+// full takes seconds, so pages show the last result rather than running one).
 func (l *Log) Integrity() Integrity {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -124,7 +161,12 @@ func (l *Log) PruneOlderThan(ctx context.Context, days int) (int64, error) {
 }
 
 // Maintain prunes events older than retentionDays() and verifies the chain,
-// at start and then every interval, until ctx ends.
+// at start and then every interval, until ctx ends. Each verification is
+// incremental: it reads only what was appended since the last one, so a
+// start or the daily check costs next to nothing however long the log is.
+// When the last full check is older than FullCheckEvery (or there has been
+// none) it then reads the whole chain too, paced (BackgroundPace) so that
+// the pages keep their speed while it runs.
 func (l *Log) Maintain(ctx context.Context, every time.Duration, retentionDays func(context.Context) (int, error)) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -139,8 +181,14 @@ func (l *Log) Maintain(ctx context.Context, every time.Duration, retentionDays f
 		} else if n > 0 {
 			l.log.Info("pruned audit log", "removed", n)
 		}
-		if _, err := l.Verify(ctx); err != nil && ctx.Err() == nil {
+		res, err := l.keep(ctx, func() (store.VerifyResult, error) { return l.db.VerifyAuditIncremental(ctx, l.pace) })
+		if err != nil && ctx.Err() == nil {
 			l.log.Error("verify audit log", "err", err)
+		}
+		if err == nil && res.OK && !res.Full && l.fullDue(ctx) {
+			if _, err := l.keep(ctx, func() (store.VerifyResult, error) { return l.db.VerifyAuditFull(ctx, l.pace) }); err != nil && ctx.Err() == nil {
+				l.log.Error("verify audit log in full", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -148,6 +196,15 @@ func (l *Log) Maintain(ctx context.Context, every time.Duration, retentionDays f
 		case <-t.C:
 		}
 	}
+}
+
+// fullDue reports whether the last full check is older than fullEvery.
+func (l *Log) fullDue(ctx context.Context) bool {
+	cp, ok, err := l.db.AuditCheckpoint(ctx)
+	if err != nil || !ok {
+		return false // nothing verified yet, or an empty log: the incremental check read it all
+	}
+	return l.now().Sub(time.UnixMilli(cp.FullMS)) >= l.fullEvery
 }
 
 // ActivityUpdateRetention is recorded when the retention period changes.
