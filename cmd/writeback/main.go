@@ -11,6 +11,8 @@ import (
 )
 
 func main() {
+	// Process-wide, so here and not in run: tests call run in one process.
+	limitMemory(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()

@@ -50,9 +50,24 @@ func newGate(running, queue int, wait time.Duration) *gate {
 	return &gate{run: make(chan struct{}, running), admit: make(chan struct{}, running+max(queue, 0)), wait: wait}
 }
 
-// hashes is the portal's gate: as many running hashes as Go may run threads
-// at once, 16 times as many waiting, for at most 5 seconds.
-var hashes = newGate(runtime.GOMAXPROCS(0), 16*runtime.GOMAXPROCS(0), 5*time.Second)
+// HashMemoryBudget is how much argon2id memory the running hashes may hold
+// at once: 40 MiB, two hashes with DefaultHashParams. With the process's
+// other memory (about 17 MB at rest) it keeps a burst of failed sign-ins or
+// security-question answers under 100 MB however many cores the machine
+// has; each hash is CPU-bound, so on a small machine the cores are the bound
+// first.
+const HashMemoryBudget = 40 << 20
+
+// hashSlots is how many hashes of memKiB each may run at once: one per core
+// (GOMAXPROCS, procs), no more than the budget holds, and at least one.
+func hashSlots(procs int, memKiB uint32, budget int64) int {
+	return max(1, min(procs, int(budget/max(int64(memKiB)<<10, 1))))
+}
+
+// hashes is the portal's gate: as many running hashes as hashSlots allows
+// for DefaultHashParams (every hash the portal makes uses them), 16 times
+// as many waiting, for at most 5 seconds.
+var hashes = newGate(hashSlots(runtime.GOMAXPROCS(0), DefaultHashParams.Memory, HashMemoryBudget), 16*runtime.GOMAXPROCS(0), 5*time.Second)
 
 // do runs f when a turn is free, or returns ErrBusy.
 func (g *gate) do(f func()) error {

@@ -170,3 +170,31 @@ func TestHashWaitIsBounded(t *testing.T) {
 		t.Fatalf("waiting caller: %v after %v", err, time.Since(start))
 	}
 }
+
+// TestHashSlots: the number of hashes running at once follows the cores on
+// a small machine and the memory budget on a big one.
+func TestHashSlots(t *testing.T) {
+	def := DefaultHashParams.Memory
+	cases := []struct {
+		procs  int
+		memKiB uint32
+		want   int
+	}{
+		{1, def, 1},
+		{2, def, 2},
+		{4, def, 2},
+		{64, def, 2},
+		{64, 1024, 40},
+		{8, 1024, 8},
+		{4, 64 * 1024, 1}, // bigger than the budget: one at a time, never none
+		{4, 0, 4},
+	}
+	for _, c := range cases {
+		if got := hashSlots(c.procs, c.memKiB, HashMemoryBudget); got != c.want {
+			t.Errorf("hashSlots(%d, %d KiB) = %d, want %d", c.procs, c.memKiB, got, c.want)
+		}
+	}
+	if n := cap(hashes.run); int64(n)*int64(def)<<10 > HashMemoryBudget && n > 1 {
+		t.Errorf("the portal's gate runs %d hashes of %d KiB at once, over the %d-byte budget", n, def, HashMemoryBudget)
+	}
+}
