@@ -13,7 +13,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"math"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -330,5 +332,26 @@ func TestStatusKB(t *testing.T) {
 	}
 	if f := startFigure("x", 15*time.Millisecond, "f", 3*time.Millisecond); f.Met {
 		t.Errorf("15 ms met the < 15 ms target: %+v", f)
+	}
+}
+
+// TestLimitMemory: main sets the soft memory limit, unless the operator
+// chose one with GOMEMLIMIT.
+func TestLimitMemory(t *testing.T) {
+	old := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(old) })
+	debug.SetMemoryLimit(math.MaxInt64)
+	limitMemory(func(k string) string {
+		if k == "GOMEMLIMIT" {
+			return "1GiB"
+		}
+		return ""
+	})
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Fatalf("with GOMEMLIMIT set the limit became %d", got)
+	}
+	limitMemory(noenv)
+	if got := debug.SetMemoryLimit(-1); got != memoryLimit || memoryLimit >= 100<<20 {
+		t.Fatalf("limit %d, want %d (under 100 MiB)", got, memoryLimit)
 	}
 }

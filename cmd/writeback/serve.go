@@ -181,9 +181,17 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	// Background work does not stop on ctx (the signal) directly: shutdown
 	// first lets requests finish, then cancels it and waits for it.
 	bg := sd.background()
-	sd.work.Go(func() { a.housekeeping(bg) })
 	sd.work.Go(func() { a.wb.Monitor(bg, statusInterval) })
-	sd.work.Go(func() { a.audit.Maintain(bg, 24*time.Hour, a.settings.RetentionDays) })
+	sd.work.Go(func() {
+		if pause(bg, maintenanceDelay) {
+			a.housekeeping(bg)
+		}
+	})
+	sd.work.Go(func() {
+		if pause(bg, maintenanceDelay) {
+			a.audit.Maintain(bg, 24*time.Hour, a.settings.RetentionDays)
+		}
+	})
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -276,6 +284,25 @@ func (s *shutdown) stop(ctx context.Context) {
 		log.Warn("close database", "err", err)
 	}
 	log.Info("stopped")
+}
+
+// maintenanceDelay is how long after the listener opens the start-up
+// housekeeping and audit maintenance (prune, chain check) wait: none of it
+// is urgent, and on a small machine it would take the CPU and the database
+// from the first requests, which after a restart are a load balancer's
+// health checks and people waiting for a page.
+const maintenanceDelay = time.Second
+
+// pause waits d; false when ctx ended first.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // housekeeping runs periodic background work until ctx ends.
