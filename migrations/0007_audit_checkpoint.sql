@@ -20,3 +20,9 @@ CREATE TABLE audit_checkpoint (
     verified_ms INTEGER NOT NULL CHECK (verified_ms > 0), -- when that check ended
     full_ms     INTEGER NOT NULL DEFAULT 0 CHECK (full_ms >= 0) -- when the last full check ended; 0: never
 ) STRICT;
+
+-- An incremental check counts the events up to the checkpoint to find any
+-- that were deleted. Counted in the table itself, an ID range reads every
+-- row (about 0.3 s for a million events); counted in this index of IDs
+-- alone, it reads a few megabytes (about 5 ms).
+CREATE INDEX audit_ids ON audit_events (id);

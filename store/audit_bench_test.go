@@ -22,6 +22,7 @@ import (
 
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/store"
+	"github.com/writeback/writeback/testbed/bench"
 )
 
 // BenchmarkAuditLog is the audit log benchmark of `make bench`; it is not a
@@ -86,7 +87,7 @@ func BenchmarkAuditLog(b *testing.B) {
 	benchQueries(b, ctx, db, end)
 	benchDaily(b, ctx, db, end)
 	benchExport(b, ctx, db, total)
-	benchVerify(b, ctx, db)
+	benchVerify(b, ctx, db, total, end)
 	benchWriters(b, ctx, db)
 }
 
@@ -220,15 +221,101 @@ func benchExport(b *testing.B, ctx context.Context, db *store.DB, total int64) {
 	fmt.Fprintf(os.Stdout, "JSONL export: %.0f rows/s\n", float64(total)/time.Since(t0).Seconds())
 }
 
-func benchVerify(b *testing.B, ctx context.Context, db *store.DB) {
+// benchVerify measures what a start and the daily check cost now (an
+// incremental check after a day's appends) beside a full check of the whole
+// log (what every start cost before), and the audit page's rate with two
+// callers while the background's paced full check runs, beside the same with
+// no check running (and, for information, while an unpaced one runs).
+func benchVerify(b *testing.B, ctx context.Context, db *store.DB, total, end int64) {
 	t0 := time.Now()
-	res, err := db.VerifyAudit(ctx)
+	full, err := db.VerifyAuditFull(ctx, store.Pace{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	el := time.Since(t0)
-	fmt.Fprintf(os.Stdout, "verify: %d events in %s (%.0f events/s), ok=%v %s\n", res.Checked, el.Round(time.Millisecond),
-		float64(res.Checked)/el.Seconds(), res.OK, res.Problem)
+	fullT := time.Since(t0)
+	fmt.Fprintf(os.Stdout, "\nfull verify: %d events in %s (%.0f events/s), ok=%v %s\n", full.Checked, fullT.Round(time.Millisecond),
+		float64(full.Checked)/fullT.Seconds(), full.OK, full.Problem)
+	if !full.OK {
+		b.Fatalf("the benchmark log does not verify: %s", full.Problem)
+	}
+
+	// A day's appends (the log holds a year), then the check a start or
+	// the daily round makes; five times, the median counts.
+	perDay := max(int(total/365), 1)
+	var incs []float64
+	var inc store.VerifyResult
+	for round := range 5 {
+		for done := 0; done < perDay; {
+			err := db.InTx(ctx, func(tx *store.Tx) error {
+				for i := 0; i < 200 && done < perDay; i++ {
+					if _, err := audit.Record(ctx, tx, audit.Entry{
+						Category: audit.CategoryUserManagement, Activity: audit.ActivityResetSelfService,
+						Actor:   audit.Actor{Type: "user", ID: "u" + strconv.Itoa(i), Name: "Day user", ClientIP: "10.0.0.9"},
+						Target:  audit.Target{Type: "User", ID: "u" + strconv.Itoa(i), Name: "Day user"},
+						Details: map[string]any{"round": round, "n": done},
+					}); err != nil {
+						return err
+					}
+					done++
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		t0 := time.Now()
+		inc, err = db.VerifyAuditIncremental(ctx, store.Pace{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		incs = append(incs, float64(time.Since(t0)))
+		if !inc.OK || inc.Full || inc.Checked != int64(perDay) {
+			b.Fatalf("incremental check after %d appends: %+v", perDay, inc)
+		}
+	}
+	incT := time.Duration(bench.Median(incs))
+	figs := []bench.Figure{{
+		Name:  fmt.Sprintf("start-up/daily chain check, incremental (+%d events)", perDay),
+		Value: bench.Ms(incT), Floor: fmt.Sprintf("full check, %dk events %s", full.Checked/1000, bench.Ms(fullT)),
+		Ratio: fmt.Sprintf("%.2f%%", 100*float64(incT)/float64(fullT)), Target: "< 100 ms", Met: incT < 100*time.Millisecond,
+	}}
+
+	// Pages while a check runs: two callers reading the first page of the
+	// last 7 days, as the audit page does.
+	const callers, calls = 2, 60
+	page := func() (bench.Timing, error) {
+		return bench.Run(callers, calls, func(int, int) error {
+			_, _, err := db.QueryAudit(ctx, store.AuditFilter{SinceMS: end - 7*day, UntilMS: end}, store.Cursor{}, 50)
+			return err
+		})
+	}
+	during := func(p store.Pace) func(int) (bench.Timing, error) {
+		return func(int) (bench.Timing, error) {
+			vctx, cancel := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() { defer close(done); _, _ = db.VerifyAuditFull(vctx, p) }()
+			time.Sleep(20 * time.Millisecond) // under way
+			t, err := page()
+			cancel()
+			<-done
+			return t, err
+		}
+	}
+	res, err := bench.Interleave(5, func(int) (bench.Timing, error) { return page() }, during(audit.BackgroundPace), during(store.Pace{}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	idle, paced, unpaced := res.All(0).Stats(), res.All(1).Stats(), res.All(2).Stats()
+	ratio := res.MedianRatio(1, 0, bench.PerSec)
+	fmt.Fprintf(os.Stdout, "audit page, %d callers: %.0f/s idle, %.0f/s during the paced full check, %.0f/s during an unpaced one (%.2f× idle)\n",
+		callers, idle.PerSec, paced.PerSec, unpaced.PerSec, res.MedianRatio(2, 0, bench.PerSec))
+	figs = append(figs, bench.Figure{
+		Name:  fmt.Sprintf("audit page rate during the paced full check, %d callers", callers),
+		Value: fmt.Sprintf("%.0f/s", paced.PerSec), Floor: fmt.Sprintf("no check running %.0f/s", idle.PerSec),
+		Ratio: bench.Times(ratio), Target: "≥ 0.80×", Met: ratio >= 0.8,
+	})
+	bench.Print(os.Stdout, "Audit chain verification (store)", figs)
 }
 
 func benchWriters(b *testing.B, ctx context.Context, db *store.DB) {
