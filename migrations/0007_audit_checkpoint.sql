@@ -22,7 +22,7 @@ CREATE TABLE audit_checkpoint (
 ) STRICT;
 
 -- An incremental check counts the events up to the checkpoint to find any
--- that were deleted. Counted in the table itself, an ID range reads every
--- row (about 0.3 s for a million events); counted in this index of IDs
--- alone, it reads a few megabytes (about 5 ms).
+-- that were deleted. SQLite counts a table by counting the cells of its
+-- smallest index: with this index of IDs alone that takes about 5 ms for a
+-- million events instead of 30 ms in the narrowest index before it.
 CREATE INDEX audit_ids ON audit_events (id);

@@ -154,18 +154,26 @@ func checkCheckpoint(ctx context.Context, q auditReader, anchor AuditAnchor, cp 
 		return fail(cp.EventID, anchor.ID, fmt.Sprintf("event %d was altered after it was verified", cp.EventID))
 	}
 	// Nothing between the anchor and the checkpoint is missing. IDs are
-	// unique, so the count is short only if some were deleted. It is
-	// counted in the index of IDs alone (migration 0007), not in the table.
-	count := func(upTo int64) (int64, error) {
-		var n int64
-		err := q.QueryRowContext(ctx, `SELECT count(*) FROM audit_events INDEXED BY audit_ids WHERE id > ? AND id <= ?`, anchor.ID, upTo).Scan(&n)
-		return n, err
-	}
-	n, err := count(cp.EventID)
-	if err != nil {
+	// unique, so the count is short only if some were deleted. The oldest
+	// event follows the anchor (above), so that count is every event less
+	// those after the checkpoint: SQLite counts a whole table by counting
+	// the cells of its smallest index, the index of IDs alone (migration
+	// 0007): about 5 ms for a million events, where stepping through an ID
+	// range takes 75 ms in that index and 300 ms in the table. The events
+	// after the checkpoint are few.
+	var total, newer int64
+	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM audit_events`).Scan(&total); err != nil {
 		return err
 	}
-	if n < cp.EventID-anchor.ID {
+	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM audit_events WHERE id > ?`, cp.EventID).Scan(&newer); err != nil {
+		return err
+	}
+	if total-newer < cp.EventID-anchor.ID {
+		count := func(upTo int64) (int64, error) {
+			var n int64
+			err := q.QueryRowContext(ctx, `SELECT count(*) FROM audit_events INDEXED BY audit_ids WHERE id > ? AND id <= ?`, anchor.ID, upTo).Scan(&n)
+			return n, err
+		}
 		// Find the first gap: the smallest m with fewer than m-anchor events
 		// up to it (log(n) counts, only on failure).
 		lo, hi := anchor.ID+1, cp.EventID // the answer lies in [lo, hi]
