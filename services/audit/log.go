@@ -22,6 +22,8 @@ type Log struct {
 	// is how often Maintain also reads the whole chain.
 	pace      store.Pace
 	fullEvery time.Duration
+	// roundDone, when set (tests), is called after each round of Maintain.
+	roundDone func()
 
 	mu        sync.Mutex
 	integrity Integrity
@@ -189,6 +191,9 @@ func (l *Log) Maintain(ctx context.Context, every time.Duration, retentionDays f
 			if _, err := l.keep(ctx, func() (store.VerifyResult, error) { return l.db.VerifyAuditFull(ctx, l.pace) }); err != nil && ctx.Err() == nil {
 				l.log.Error("verify audit log in full", "err", err)
 			}
+		}
+		if l.roundDone != nil {
+			l.roundDone()
 		}
 		select {
 		case <-ctx.Done():

@@ -23,26 +23,17 @@ func policyEntries(n int) []Entry {
 func maintainOnce(t *testing.T, l *Log) Integrity {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	round := make(chan struct{})
+	l.roundDone = func() { close(round) }
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		l.Maintain(ctx, time.Hour, func(context.Context) (int, error) { return 3650, nil })
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for !l.Integrity().Checked {
-		if time.Now().After(deadline) {
-			t.Fatal("Maintain did not verify within 10 s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	// The full check, when one is due, follows the incremental one in the
-	// same round: wait for the round to end before reading the result.
-	for {
-		in := l.Integrity()
-		time.Sleep(50 * time.Millisecond)
-		if l.Integrity() == in {
-			break
-		}
+	select {
+	case <-round:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Maintain did not finish its first round within 30 s")
 	}
 	cancel()
 	<-done
