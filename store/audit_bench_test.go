@@ -283,7 +283,7 @@ func benchVerify(b *testing.B, ctx context.Context, db *store.DB, total, end int
 
 	// Pages while a check runs: two callers reading the first page of the
 	// last 7 days, as the audit page does.
-	const callers, calls = 2, 60
+	const callers, calls = 2, 600 // long enough to span several of the paced check's chunk-and-rest cycles
 	page := func() (bench.Timing, error) {
 		return bench.Run(callers, calls, func(int, int) error {
 			_, _, err := db.QueryAudit(ctx, store.AuditFilter{SinceMS: end - 7*day, UntilMS: end}, store.Cursor{}, 50)
