@@ -264,3 +264,26 @@ func TestVerifyPacedMatchesOneGo(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyPacedAcrossAPrune: a prune between two chunks of a paced full
+// check (the events it passed are gone, the anchor moved) makes it start
+// again from the new anchor, and it still finds the chain intact.
+func TestVerifyPacedAcrossAPrune(t *testing.T) {
+	ctx := context.Background()
+	db := chainDB(t, 30)
+	chunks := 0
+	db.afterChunk = func() {
+		if chunks++; chunks == 2 {
+			if _, err := db.PruneAudit(ctx, 1_000_010, AuditActor{Type: "system", ID: "system"}); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	res, err := db.VerifyAuditFull(ctx, Pace{Chunk: 4})
+	if err != nil || !res.OK || !res.Full || res.AnchorID != 10 || res.Checked != 21 || res.LastGoodID != 31 {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	if cp, _, _ := db.AuditCheckpoint(ctx); cp.EventID != 31 || cp.AnchorID != 10 {
+		t.Fatalf("checkpoint %+v", cp)
+	}
+}

@@ -237,6 +237,9 @@ func (db *DB) walkFull(ctx context.Context, p Pace) (VerifyResult, error) {
 		if err := rest(ctx, time.Duration(float64(time.Since(t0))*p.Rest)); err != nil {
 			return VerifyResult{}, err
 		}
+		if db.afterChunk != nil {
+			db.afterChunk()
+		}
 	}
 }
 

@@ -29,6 +29,9 @@ type DB struct {
 	sql   *sql.DB
 	now   func() time.Time
 	hooks auditHooks // OnAudit callbacks
+	// afterChunk, when set (tests), runs between two chunks of a paced
+	// verification.
+	afterChunk func()
 }
 
 // FileName is the database file inside the data folder.
