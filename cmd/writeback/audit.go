@@ -38,12 +38,19 @@ func auditVerify(ctx context.Context, args []string, getenv env, io stdio) error
 		return fmt.Errorf("audit log integrity check failed: %s (verified up to event %d%s)", res.Problem, res.LastGoodID, hint)
 	}
 	if res.Full {
-		fmt.Fprintf(io.out, "audit log verified: %d events, chain intact up to event %d (full check)\n", res.Checked, res.LastGoodID)
+		fmt.Fprintf(io.out, "audit log verified: %s, chain intact up to event %d (full check)\n", events(res.Checked), res.LastGoodID)
 		return nil
 	}
-	fmt.Fprintf(io.out, "audit log verified: %d events appended since the last verification at event %d, chain intact up to event %d (incremental check; --full reads every event)\n",
-		res.Checked, res.FromID, res.LastGoodID)
+	fmt.Fprintf(io.out, "audit log verified: %s appended since the last verification at event %d, chain intact up to event %d (incremental check; --full reads every event)\n",
+		events(res.Checked), res.FromID, res.LastGoodID)
 	return nil
+}
+
+func events(n int64) string {
+	if n == 1 {
+		return "1 event"
+	}
+	return fmt.Sprintf("%d events", n)
 }
 
 // parseTimeFlag accepts a date (UTC midnight) or an RFC 3339 time.

@@ -70,6 +70,9 @@ func TestAuditVerifyIncremental(t *testing.T) {
 		t.Fatalf("second verify: %d %q %q", code, out, errOut)
 	}
 	createAdmins(t, data, "g@example.com")
+	if code, out, _ := cli(t, "", "audit", "verify", "--data", data); code != 0 || !strings.Contains(out, "verified: 1 event appended") {
+		t.Fatalf("third verify: %q", out)
+	}
 	execSQL(t, data, `UPDATE audit_events SET actor_name = 'someone else' WHERE id = 7`)
 	code, _, errOut = cli(t, "", "audit", "verify", "--data", data)
 	if code == 0 || !strings.Contains(errOut, "event 7 was altered") || !strings.Contains(errOut, "--full") {
