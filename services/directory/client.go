@@ -30,7 +30,8 @@ type Client struct {
 	policies map[string]cachedPolicy // by source DN
 	defaults map[string]cachedDN     // OpenLDAP default policy DN, by server
 
-	onOutage atomic.Pointer[func(error)]
+	onOutage  atomic.Pointer[func(error)]
+	onRequest atomic.Pointer[func(Request)]
 }
 
 // OnOutage makes the client call f, synchronously, whenever an operation

@@ -262,6 +262,7 @@ func (c *Client) acquire(ctx context.Context, srv *server, fresh bool) (pc *pcon
 				continue
 			}
 			if idle > checkIdleAfter {
+				c.note(Request{Op: "ping", Kind: KindSearch, Server: srv.u.raw})
 				if err := pc.guard(ctx, func() error {
 					_, err := pc.conn.Search(ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0,
 						false, "(objectClass=*)", []string{"1.1"}, nil))
@@ -275,6 +276,7 @@ func (c *Client) acquire(ctx context.Context, srv *server, fresh bool) (pc *pcon
 			return pc, true, nil
 		}
 	}
+	c.note(Request{Op: "dial", Kind: KindDial, Server: srv.u.raw})
 	pc, err = connect(ctx, srv.u, srv.startTLS, srv.tls)
 	if err != nil {
 		return nil, false, classifyConnect(ctx, "dial", srv.u, err)
@@ -288,6 +290,7 @@ func (c *Client) acquire(ctx context.Context, srv *server, fresh bool) (pc *pcon
 
 // bindService binds pc as the service account.
 func (c *Client) bindService(ctx context.Context, srv *server, pc *pconn) error {
+	c.note(Request{Op: "bind", Kind: KindBind, Server: srv.u.raw})
 	err := pc.guard(ctx, func() error {
 		_, err := pc.conn.SimpleBind(&ldap.SimpleBindRequest{Username: c.cfg.BindDN, Password: c.cfg.BindPassword})
 		return err
@@ -376,6 +379,7 @@ func (pc *pconn) opError(op, server string, err error) *OpError {
 }
 
 func (s *session) search(req *ldap.SearchRequest) (*ldap.SearchResult, *OpError) {
+	s.c.note(Request{Op: s.op, Kind: KindSearch, Server: s.srv.u.raw})
 	var res *ldap.SearchResult
 	err := s.pc.guard(s.ctx, func() error {
 		var err error
@@ -389,6 +393,7 @@ func (s *session) search(req *ldap.SearchRequest) (*ldap.SearchResult, *OpError)
 }
 
 func (s *session) modify(req *ldap.ModifyRequest) ([]ldap.Control, *OpError) {
+	s.c.note(Request{Op: s.op, Kind: KindModify, Server: s.srv.u.raw})
 	s.wrote = true
 	var res *ldap.ModifyResult
 	err := s.pc.guard(s.ctx, func() error {
@@ -403,6 +408,7 @@ func (s *session) modify(req *ldap.ModifyRequest) ([]ldap.Control, *OpError) {
 }
 
 func (s *session) extended(conn *pconn, req *ldap.ExtendedRequest) ([]ldap.Control, *OpError) {
+	s.c.note(Request{Op: s.op, Kind: KindExtended, Server: s.srv.u.raw})
 	s.wrote = true
 	var res *ldap.ExtendedResponse
 	err := conn.guard(s.ctx, func() error {
