@@ -114,11 +114,8 @@ func (c *Client) Find(ctx context.Context, login string) (User, Result, error) {
 	}
 	var u User
 	res, err := c.run(ctx, "find", func(s *session) error {
-		e, err := s.findEntry(login)
-		if err != nil {
-			return err
-		}
-		u, err = s.user(e)
+		var err error
+		u, _, err = s.findUser(login)
 		return err
 	})
 	return u, res, err
@@ -170,6 +167,79 @@ func (c *Client) Reset(ctx context.Context, u User, newPassword string, opt Rese
 	})
 }
 
+// ResetLogin finds login and sets its new password in one session, on one
+// pooled connection: a single search reads the account with its state and
+// what protects it (AD: its own groups, primary group and adminCount, the
+// nesting of groups coming from a cache of at most a minute; OpenLDAP: one
+// more search over all the excluded groups when any are configured), the
+// refusals of Reset apply to that fresh state, and the write follows, as in
+// Reset. It returns the account as read right before the write, also when
+// the reset is refused (Protected or Disabled then says why) or fails; a
+// zero User when no account was found.
+func (c *Client) ResetLogin(ctx context.Context, login, newPassword string, opt ResetOptions) (User, Result, error) {
+	login, err := identifierArg("reset", login, "Enter a user name or e-mail address.")
+	if err != nil {
+		return User{}, Result{}, err
+	}
+	if err := checkPassword("reset", "new password", newPassword); err != nil {
+		return User{}, Result{}, err
+	}
+	var u User
+	res, err := c.run(ctx, "reset", func(s *session) error {
+		var e *ldap.Entry
+		var err error
+		if u, e, err = s.findUser(login); err != nil {
+			return err
+		}
+		if err := refuse(s, u, false); err != nil {
+			return err
+		}
+		if c.cfg.Type == TypeAD {
+			return s.resetAD(u, e, newPassword, opt)
+		}
+		return s.resetOpenLDAP(u, e, newPassword, opt)
+	})
+	return u, res, err
+}
+
+// UnlockLogin finds login and ends its lockout in one session, reading the
+// account once right before the write, as ResetLogin does; the refusals of
+// Unlock apply. It returns the account as read before the write.
+func (c *Client) UnlockLogin(ctx context.Context, login string) (User, Result, error) {
+	login, err := identifierArg("unlock", login, "Enter a user name or e-mail address.")
+	if err != nil {
+		return User{}, Result{}, err
+	}
+	var u User
+	res, err := c.run(ctx, "unlock", func(s *session) error {
+		var err error
+		if u, _, err = s.findUser(login); err != nil {
+			return err
+		}
+		if err := refuse(s, u, false); err != nil {
+			return err
+		}
+		if c.cfg.Type == TypeAD {
+			return s.unlockAD(u)
+		}
+		return s.unlockOpenLDAP(u)
+	})
+	return u, res, err
+}
+
+// findUser is Find within a session: the entry of login and its User.
+func (s *session) findUser(login string) (User, *ldap.Entry, error) {
+	e, err := s.findEntry(login)
+	if err != nil {
+		return User{}, nil, err
+	}
+	u, err := s.user(e)
+	if err != nil {
+		return User{}, nil, err
+	}
+	return u, e, nil
+}
+
 // Unlock ends a lockout of u. Disabled and protected accounts are refused. AD:
 // lockoutTime=0; OpenLDAP: pwdAccountLockedTime deleted (already unlocked is
 // success).
@@ -195,13 +265,18 @@ func (c *Client) Unlock(ctx context.Context, u User) (Result, error) {
 // Policy returns the password and lockout policy that applies to u: on AD the
 // domain policy or the user's fine-grained policy (msDS-ResultantPSO); on
 // OpenLDAP the user's pwdPolicySubentry or the default policy. A zero User
-// gives the domain (default) policy.
+// gives the domain (default) policy. A User this client read (Find, Get,
+// Search…) names its policy already, so the user is not read again; the
+// policies themselves are cached for a minute.
 func (c *Client) Policy(ctx context.Context, u User) (Policy, error) {
 	var p Policy
 	_, err := c.run(ctx, "policy", func(s *session) error {
 		var e *ldap.Entry
 		var err error
-		if u.DN != "" {
+		switch {
+		case u.DN != "" && u.policyKnown:
+			e = c.policyEntry(u)
+		case u.DN != "":
 			if e, err = s.getEntry(u.DN); err != nil {
 				return err
 			}
@@ -210,6 +285,25 @@ func (c *Client) Policy(ctx context.Context, u User) (Policy, error) {
 		return err
 	})
 	return p, err
+}
+
+// policyAttribute names the attribute of a user entry that points to the
+// user's own policy: AD's constructed msDS-ResultantPSO, OpenLDAP's
+// pwdPolicySubentry. Nothing else of the entry decides the policy.
+func (c *Client) policyAttribute() string {
+	if c.cfg.Type == TypeAD {
+		return "msDS-ResultantPSO"
+	}
+	return "pwdPolicySubentry"
+}
+
+// policyEntry stands in for u's entry where only its policy matters.
+func (c *Client) policyEntry(u User) *ldap.Entry {
+	attrs := map[string][]string{}
+	if u.policySource != "" {
+		attrs[c.policyAttribute()] = []string{u.policySource}
+	}
+	return ldap.NewEntry(u.DN, attrs)
 }
 
 // current re-reads u on the session's server and checks it is still the same
@@ -337,9 +431,11 @@ func (c *Client) userAttributes() []string {
 // user turns an entry into a User, reading what else the state needs.
 func (s *session) user(e *ldap.Entry) (User, error) {
 	u := User{
-		DN:          e.DN,
-		DisplayName: firstNonEmpty(e.GetEqualFoldAttributeValue("displayName"), e.GetEqualFoldAttributeValue("cn")),
-		Email:       e.GetEqualFoldAttributeValue(s.c.cfg.RecoveryEmailAttribute),
+		DN:           e.DN,
+		DisplayName:  firstNonEmpty(e.GetEqualFoldAttributeValue("displayName"), e.GetEqualFoldAttributeValue("cn")),
+		Email:        e.GetEqualFoldAttributeValue(s.c.cfg.RecoveryEmailAttribute),
+		policySource: e.GetEqualFoldAttributeValue(s.c.policyAttribute()),
+		policyKnown:  true,
 	}
 	for _, a := range s.c.cfg.LoginAttributes {
 		if v := e.GetEqualFoldAttributeValue(a); v != "" {

@@ -346,6 +346,13 @@ type User struct {
 	LockedUntil time.Time
 	// PasswordLastSet is zero when unknown or when a change is required.
 	PasswordLastSet time.Time
+
+	// policySource is the DN of the user's own password policy (AD
+	// msDS-ResultantPSO, OpenLDAP pwdPolicySubentry), empty for the domain's
+	// or default one; policyKnown tells it was read with the rest, so Policy
+	// need not read the user again.
+	policySource string
+	policyKnown  bool
 }
 
 // Policy is the password and lockout policy that applies to one user.

@@ -36,7 +36,7 @@ func TestADProtectionWalk(t *testing.T) {
 		if oe != nil {
 			return oe
 		}
-		reached, complete, oe := s.ancestry(p.nc, []string{inner})
+		reached, complete, oe := s.ancestry(p, []string{inner})
 		if oe != nil {
 			return oe
 		}
@@ -48,11 +48,11 @@ func TestADProtectionWalk(t *testing.T) {
 		if !complete {
 			t.Errorf("the walk from %s reads as incomplete", inner)
 		}
-		if _, complete, _ := s.ancestry(p.nc, []string{inner, missing}); complete {
+		if _, complete, _ := s.ancestry(p, []string{inner, missing}); complete {
 			t.Errorf("a walk over a group that cannot be read reads as complete")
 		}
 		// The account's groups as a walk could not follow them: the DC answers.
-		g, oe := s.firstProtected(p.nc, tu.DN, []string{missing}, p.all)
+		g, oe := s.firstProtected(p, tu.DN, []string{missing}, p.all)
 		if oe != nil {
 			return oe
 		}
