@@ -94,6 +94,8 @@ func TestDirectoryCommandsAgainstRealDirectories(t *testing.T) {
 			}
 			if code, out, errOut := cli(t, "", "user", "unlock", user.Login, "--data", data); code != 0 {
 				t.Fatalf("unlock: %s %s", out, errOut)
+			} else if !strings.Contains(out, "locked                No") {
+				t.Errorf("unlock prints the state before it:\n%s", out)
 			}
 			if tc.locked(t, user) {
 				t.Error("still locked")

@@ -415,7 +415,11 @@ func (s *session) adProtected(e *ldap.Entry, u *User) *OpError {
 // protected group on every lookup (a user in ten groups took 50 ms on Samba);
 // where the walk cannot see everything it asks the DC after all (inChain).
 func (s *session) firstProtected(p *adProtection, dn string, starts []string, groups []protectedGroup) (*protectedGroup, *OpError) {
-	reached, complete, oe := s.ancestry(p, starts)
+	stop := make(map[string]bool, len(groups))
+	for _, g := range groups {
+		stop[dnKey(g.dn)] = true
+	}
+	reached, complete, oe := s.ancestry(p, starts, stop)
 	if oe != nil {
 		return nil, oe
 	}
@@ -436,20 +440,24 @@ func (s *session) firstProtected(p *adProtection, dn string, starts []string, gr
 // level of nesting, for all the level's groups not cached. complete is false
 // when a group could not be read (it is outside the naming context or hidden
 // from the service account) or its memberOf came in ranges (AD sends ranges
-// past 1500 values); such groups are not cached.
-func (s *session) ancestry(p *adProtection, dns []string) (reached map[string]bool, complete bool, oe *OpError) {
+// past 1500 values); such groups are not cached. The walk ends early, as
+// complete, once it reaches one of stop (by dnKey): the account is
+// protected, whatever lies further up.
+func (s *session) ancestry(p *adProtection, dns []string, stop map[string]bool) (reached map[string]bool, complete bool, oe *OpError) {
 	reached = map[string]bool{}
 	var level []string
+	stopped := false
 	add := func(dn string) {
 		if k := dnKey(dn); !reached[k] {
 			reached[k] = true
 			level = append(level, dn)
+			stopped = stopped || stop[k]
 		}
 	}
 	for _, dn := range dns {
 		add(dn)
 	}
-	for len(level) > 0 {
+	for len(level) > 0 && !stopped {
 		this := level
 		level = nil
 		var unknown []string
@@ -466,6 +474,9 @@ func (s *session) ancestry(p *adProtection, dns []string) (reached map[string]bo
 		}
 		s.srv.mu.Unlock()
 		for part := range slices.Chunk(unknown, 64) {
+			if stopped {
+				break
+			}
 			var f strings.Builder
 			f.WriteString("(|")
 			for _, dn := range part {
