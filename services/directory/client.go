@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -173,9 +174,12 @@ func (c *Client) Reset(ctx context.Context, u User, newPassword string, opt Rese
 // nesting of groups coming from a cache of at most a minute; OpenLDAP: one
 // more search over all the excluded groups when any are configured), the
 // refusals of Reset apply to that fresh state, and the write follows, as in
-// Reset. It returns the account as read right before the write, also when
-// the reset is refused (Protected or Disabled then says why) or fails; a
-// zero User when no account was found.
+// Reset. On AD the read leaves out the constructed attributes, which triple
+// a search's cost on Samba and which no reset needs (see session.lean).
+// It returns the account as read right before the write, also when the
+// reset is refused (Protected or Disabled then says why) or fails; a zero
+// User when no account was found. Its PasswordExpired is not read on AD;
+// read the account again to show its state.
 func (c *Client) ResetLogin(ctx context.Context, login, newPassword string, opt ResetOptions) (User, Result, error) {
 	login, err := identifierArg("reset", login, "Enter a user name or e-mail address.")
 	if err != nil {
@@ -186,6 +190,7 @@ func (c *Client) ResetLogin(ctx context.Context, login, newPassword string, opt 
 	}
 	var u User
 	res, err := c.run(ctx, "reset", func(s *session) error {
+		s.lean = true
 		var e *ldap.Entry
 		var err error
 		if u, e, err = s.findUser(login); err != nil {
@@ -212,6 +217,7 @@ func (c *Client) UnlockLogin(ctx context.Context, login string) (User, Result, e
 	}
 	var u User
 	res, err := c.run(ctx, "unlock", func(s *session) error {
+		s.lean = true
 		var err error
 		if u, _, err = s.findUser(login); err != nil {
 			return err
@@ -353,7 +359,7 @@ func (s *session) findEntry(login string) (*ldap.Entry, error) {
 	var order []string
 	for _, base := range cfg.BaseDNs {
 		req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, 0, false,
-			filter, s.c.userAttributes(), nil)
+			filter, s.userAttributes(), nil)
 		res, oe := s.search(req)
 		if oe != nil {
 			switch oe.LDAPResult {
@@ -404,7 +410,7 @@ func (s *session) getEntry(dn string) (*ldap.Entry, error) {
 		return nil, notFound(dn + " is outside the base DNs")
 	}
 	req := ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
-		s.c.cfg.UserFilter, s.c.userAttributes(), nil)
+		s.c.cfg.UserFilter, s.userAttributes(), nil)
 	res, oe := s.search(req)
 	if oe != nil {
 		if oe.LDAPResult == ldap.LDAPResultNoSuchObject {
@@ -428,6 +434,16 @@ func (c *Client) userAttributes() []string {
 	return append(attrs, openLDAPUserAttributes()...)
 }
 
+// userAttributes lists what the session's user reads ask for: without AD's
+// constructed attributes in a lean session (see session.lean).
+func (s *session) userAttributes() []string {
+	attrs := s.c.userAttributes()
+	if s.lean && s.c.cfg.Type == TypeAD {
+		attrs = slices.DeleteFunc(attrs, func(a string) bool { return slices.Contains(adConstructedAttributes, a) })
+	}
+	return attrs
+}
+
 // user turns an entry into a User, reading what else the state needs.
 func (s *session) user(e *ldap.Entry) (User, error) {
 	u := User{
@@ -435,7 +451,8 @@ func (s *session) user(e *ldap.Entry) (User, error) {
 		DisplayName:  firstNonEmpty(e.GetEqualFoldAttributeValue("displayName"), e.GetEqualFoldAttributeValue("cn")),
 		Email:        e.GetEqualFoldAttributeValue(s.c.cfg.RecoveryEmailAttribute),
 		policySource: e.GetEqualFoldAttributeValue(s.c.policyAttribute()),
-		policyKnown:  true,
+		// A lean read on AD did not ask for msDS-ResultantPSO.
+		policyKnown: !s.lean || s.c.cfg.Type != TypeAD,
 	}
 	for _, a := range s.c.cfg.LoginAttributes {
 		if v := e.GetEqualFoldAttributeValue(a); v != "" {

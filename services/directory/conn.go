@@ -358,6 +358,12 @@ type session struct {
 	pc    *pconn
 	op    string
 	wrote bool // a write was sent: the operation must not be repeated elsewhere
+	// lean sessions read users without AD's constructed attributes: the
+	// state an action decides on (disabled, protected, the account's
+	// identity) is in plain ones, the lock comes from lockoutTime (see
+	// adState), and the fine-grained policy is read only to explain a
+	// refused password (see withPSO).
+	lean bool
 }
 
 // opError describes a failed request on pc. A request that fails while the

@@ -2,6 +2,8 @@ package writeback_test
 
 import (
 	"context"
+	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -12,8 +14,10 @@ import (
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/keyring"
 	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/services/writeback"
+	"github.com/writeback/writeback/store"
 	"github.com/writeback/writeback/testbed"
 )
 
@@ -33,12 +37,22 @@ func testDirs(env testbed.Env) []testDir {
 	}
 }
 
-// helpdesk saves a connection to d (with in's extra settings) and turns
-// writeback on.
-func helpdesk(t *testing.T, env testbed.Env, d testDir, in writeback.Input) fixture {
+// helpdesk makes a writeback service with a connection to d (with in's
+// extra settings) and writeback on.
+func helpdesk(t testing.TB, env testbed.Env, d testDir, in writeback.Input) fixture {
 	t.Helper()
 	ctx := context.Background()
-	f := newFixture(t)
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	set := settings.New(db)
+	f := fixture{db: db, set: set, wb: writeback.New(db, set, keyring.New(make([]byte, 32)), slog.New(slog.DiscardHandler))}
+	t.Cleanup(func() { f.wb.Close() })
 	in.Type, in.URLs, in.CAPEM = d.typ, []string{d.d.URL}, env.CAPEM()
 	in.BindDN, in.BindPassword, in.PasswordWriteback = d.d.BindDN, d.d.BindPassword, true
 	if len(in.BaseDNs) == 0 {
