@@ -235,7 +235,9 @@ func (c *Client) UnlockLogin(ctx context.Context, login string) (User, Result, e
 
 // findUser is Find within a session: the entry of login and its User.
 func (s *session) findUser(login string) (User, *ldap.Entry, error) {
+	wait := s.prefetch()
 	e, err := s.findEntry(login)
+	wait()
 	if err != nil {
 		return User{}, nil, err
 	}
@@ -499,4 +501,42 @@ func firstNonEmpty(vs ...string) string {
 		}
 	}
 	return ""
+}
+
+// prefetch starts, beside the session's first search, the reads the
+// protection and state checks make once per server and then cache (the
+// service account's ID; AD's root DSE and protected groups; OpenLDAP's root
+// DSE and default password policy)
+// when they are not cached: a new process, such as a command-line reset,
+// would otherwise wait for each in turn. They share the session's
+// connection, which answers requests in any order. It is best effort: what
+// fails here the check reads again in turn, and reports. The function it
+// returns waits for them.
+func (s *session) prefetch() (wait func()) {
+	now := time.Now()
+	s.srv.mu.Lock()
+	svcCached := !s.srv.svcIDAt.IsZero() && now.Sub(s.srv.svcIDAt) < protectedTTL
+	protCached := s.srv.prot != nil && now.Sub(s.srv.protAt) < protectedTTL
+	dseCached := s.srv.dse != nil && now.Sub(s.srv.dseAt) < rootDSETTL
+	s.srv.mu.Unlock()
+	var reads []func()
+	if !svcCached {
+		reads = append(reads, func() { s.serviceAccountID() })
+	}
+	switch {
+	case s.c.cfg.Type == TypeAD && !protCached:
+		reads = append(reads, func() { _, _ = s.adProtectionInfo() })
+	case s.c.cfg.Type != TypeAD && !dseCached:
+		// The default policy, which most accounts' state is read against,
+		// is found from the root DSE.
+		reads = append(reads, func() { _, _ = s.openLDAPPolicy(nil) })
+	}
+	if len(reads) == 0 {
+		return func() {}
+	}
+	var wg sync.WaitGroup
+	for _, r := range reads {
+		wg.Go(r)
+	}
+	return wg.Wait
 }

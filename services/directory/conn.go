@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
@@ -63,7 +64,9 @@ type pconn struct {
 	conn     *ldap.Conn
 	tlsState tls.ConnectionState
 	lastUsed time.Time
-	broken   bool
+	// broken is set by a request the context cut short (guard); requests
+	// on one connection may run at once (session.prefetch).
+	broken atomic.Bool
 }
 
 func (pc *pconn) close() {
@@ -82,7 +85,7 @@ func (pc *pconn) guard(ctx context.Context, f func() error) error {
 	stop := context.AfterFunc(ctx, func() { _ = pc.raw.Close() })
 	err := f()
 	if !stop() {
-		pc.broken = true
+		pc.broken.Store(true)
 		if err != nil {
 			err = errors.Join(ctx.Err(), err)
 		}
@@ -324,7 +327,7 @@ func (s *server) pop() *pconn {
 
 // release returns pc to the pool when it is still good.
 func (s *server) release(pc *pconn, healthy bool) {
-	if !healthy || pc.broken || pc.conn.IsClosing() {
+	if !healthy || pc.broken.Load() || pc.conn.IsClosing() {
 		pc.close()
 		return
 	}

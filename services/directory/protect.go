@@ -69,6 +69,13 @@ type sid struct {
 
 var builtinSID = sid{authority: 5, subs: []uint32{32}}
 
+// ridDomainUsers is the RID of Domain Users, every account's primary group
+// unless an administrator chose another.
+const ridDomainUsers = 513
+
+// ridBuiltinUsers is the RID of Builtin\Users, which Domain Users is in.
+const ridBuiltinUsers = 545
+
 // parseSID reads the binary form of a SID (objectSid).
 func parseSID(b []byte) (sid, bool) {
 	if len(b) < 8 || b[0] != 1 || len(b) != 8+4*int(b[1]) {
@@ -206,17 +213,34 @@ func (s *session) adProtectionInfo() (*adProtection, *OpError) {
 			f.WriteString("(objectSid=" + set.domain.child(rid).filterValue() + ")")
 		}
 	}
-	f.WriteString(")")
+	// Domain Users too, the primary group of nearly every account, and
+	// Builtin\Users, which it is a member of, with every group's memberOf:
+	// the first protection check then needs no search for the primary group
+	// nor for the nesting of Domain Users.
+	domainUsers := domain.child(ridDomainUsers)
+	f.WriteString("(objectSid=" + domainUsers.filterValue() + ")(objectSid=" + builtinSID.child(ridBuiltinUsers).filterValue() + "))")
 	res, oe = s.search(ldap.NewSearchRequest(nc, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-		f.String(), []string{"objectSid"}, nil))
+		f.String(), []string{"objectSid", "memberOf"}, nil))
 	if oe != nil {
 		return nil, oe
 	}
 	p = &adProtection{nc: nc, domain: domain, primary: map[uint32]string{}, parents: map[string]groupParents{}}
 	found := map[string]string{}
+	now := time.Now()
 	for _, e := range res.Entries {
-		if g, ok := parseSID(e.GetRawAttributeValue("objectSid")); ok {
+		g, ok := parseSID(e.GetRawAttributeValue("objectSid"))
+		if !ok {
+			continue
+		}
+		switch g.String() {
+		case domainUsers.String():
+			p.primary[ridDomainUsers] = e.DN
+		case builtinSID.child(ridBuiltinUsers).String():
+		default:
 			found[g.String()] = e.DN
+		}
+		if !rangedMemberOf(e) {
+			p.parents[dnKey(e.DN)] = groupParents{dns: e.GetEqualFoldAttributeValues("memberOf"), at: now}
 		}
 	}
 	for _, g := range order {
