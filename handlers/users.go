@@ -103,21 +103,18 @@ func (s *Server) userShow(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// userActionFailed re-renders the user page with the plain reason. found is
-// the account as the action read it, when it refused without writing
-// anything; otherwise (found zero) the user is read again. When it cannot be
-// (gone, the directory down, a name that is not one), the error page says
-// why: the action's reason if there was one, else the lookup's.
-func (s *Server) userActionFailed(w http.ResponseWriter, r *http.Request, login string, found directory.User, actErr error, fields map[string]string) error {
-	u := found
-	if u.DN == "" {
-		var err error
-		if u, err = s.writeback.Lookup(r.Context(), login); err != nil {
-			if actErr != nil {
-				return actErr
-			}
-			return err
+// userActionFailed re-renders the user page with the plain reason, from a
+// fresh read of the user (a helpdesk action reads only what it needs to
+// decide). When the user cannot be read again (gone, the directory down, a
+// name that is not one), the error page says why: the action's reason if
+// there was one, else the lookup's.
+func (s *Server) userActionFailed(w http.ResponseWriter, r *http.Request, login string, actErr error, fields map[string]string) error {
+	u, err := s.writeback.Lookup(r.Context(), login)
+	if err != nil {
+		if actErr != nil {
+			return actErr
 		}
+		return err
 	}
 	v, err := s.userView(w, r, u)
 	if err != nil {
@@ -140,18 +137,6 @@ func (s *Server) userActionFailed(w http.ResponseWriter, r *http.Request, login 
 	return nil
 }
 
-// unchanged is the account a failed action read, when the failure leaves it
-// as read (refused: protected, disabled, not permitted, a password the
-// directory would not take), so the page need not read it again; zero when
-// the action may have changed it.
-func unchanged(u directory.User, err error) directory.User {
-	switch errs.KindOf(err) {
-	case errs.Forbidden, errs.Policy, errs.Invalid:
-		return u
-	}
-	return directory.User{}
-}
-
 func (s *Server) userReset(w http.ResponseWriter, r *http.Request) error {
 	login, err := loginParam(r)
 	if err != nil {
@@ -160,9 +145,9 @@ func (s *Server) userReset(w http.ResponseWriter, r *http.Request) error {
 	pw, confirm := r.PostFormValue("password"), r.PostFormValue("confirm")
 	switch {
 	case pw == "":
-		return s.userActionFailed(w, r, login, directory.User{}, nil, map[string]string{"password": "Enter the new password."})
+		return s.userActionFailed(w, r, login, nil, map[string]string{"password": "Enter the new password."})
 	case pw != confirm:
-		return s.userActionFailed(w, r, login, directory.User{}, nil, map[string]string{"confirm": "The two passwords are not the same."})
+		return s.userActionFailed(w, r, login, nil, map[string]string{"confirm": "The two passwords are not the same."})
 	}
 	u, err := s.writeback.AdminReset(r.Context(), s.actor(r), login, pw, r.PostFormValue("must_change") == "yes")
 	if err != nil {
@@ -170,9 +155,9 @@ func (s *Server) userReset(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if errs.KindOf(err) == errs.Policy {
-			return s.userActionFailed(w, r, login, u, nil, map[string]string{"password": "The directory refused this password: " + errs.MessageOf(err)})
+			return s.userActionFailed(w, r, login, nil, map[string]string{"password": "The directory refused this password: " + errs.MessageOf(err)})
 		}
-		return s.userActionFailed(w, r, login, unchanged(u, err), err, nil)
+		return s.userActionFailed(w, r, login, err, nil)
 	}
 	msg := "Password reset for " + userRow(u).DisplayName + "."
 	if r.PostFormValue("must_change") == "yes" {
@@ -193,7 +178,7 @@ func (s *Server) userUnlock(w http.ResponseWriter, r *http.Request) error {
 		if errs.KindOf(err) == errs.Internal {
 			return err
 		}
-		return s.userActionFailed(w, r, login, unchanged(u, err), err, nil)
+		return s.userActionFailed(w, r, login, err, nil)
 	}
 	s.flash(w, r, "Unlocked "+userRow(u).DisplayName+". The password was not changed.")
 	http.Redirect(w, r, string(web.UserHref(u.Login)), http.StatusSeeOther)

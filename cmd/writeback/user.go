@@ -78,29 +78,13 @@ func cmdUser(ctx context.Context, sub string, rest []string, getenv env, io stdi
 			return err
 		}
 		fmt.Fprintf(io.out, "password reset for %s\n", u.Login)
-		u = stateAfter(ctx, a, u, io)
 	case "unlock":
 		if u, err = a.wb.AdminUnlock(ctx, audit.CommandLine, login); err != nil {
 			return err
 		}
 		fmt.Fprintf(io.out, "unlocked %s; the password was not changed\n", u.Login)
-		u = stateAfter(ctx, a, u, io)
 	}
 	return printUser(io, u)
-}
-
-// stateAfter reads the account again after an action, for the state it
-// prints: the action returns the account as read before its write, and what
-// the directory did besides (AD may require a change after a reset) shows
-// only in a fresh read. When that read fails, the state before is printed,
-// and said to be.
-func stateAfter(ctx context.Context, a *app, before directory.User, io stdio) directory.User {
-	after, err := a.wb.Lookup(ctx, before.Login)
-	if err != nil || after.ID != before.ID {
-		fmt.Fprintf(io.err, "writeback: the account could not be read again; its state before the change follows\n")
-		return before
-	}
-	return after
 }
 
 func printUser(io stdio, u directory.User) error {

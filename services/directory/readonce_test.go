@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -213,5 +214,31 @@ func TestExcludedGroupsOneSearch(t *testing.T) {
 	c = newClient(t, cfg)
 	if u := find(t, c, plain.Login); !u.Protected || !strings.Contains(u.ProtectedReason, add.DN) {
 		t.Errorf("a uniqueMember of an excluded group reads as %v %q", u.Protected, u.ProtectedReason)
+	}
+}
+
+// TestAfterReset: what a reset or an unlock is known to leave, without
+// reading the account again.
+func TestAfterReset(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	locked := directory.User{Login: "alice", Locked: true, LockedUntil: now.Add(time.Hour), PasswordExpired: true,
+		PasswordLastSet: now.Add(-time.Hour), Protected: false}
+	for _, tc := range []struct {
+		name string
+		got  directory.User
+		want directory.User
+	}{
+		{"reset and unlock", locked.AfterReset(directory.ResetOptions{Unlock: true}, now),
+			directory.User{Login: "alice", PasswordLastSet: now}},
+		{"reset, must change", locked.AfterReset(directory.ResetOptions{Unlock: true, MustChange: true}, now),
+			directory.User{Login: "alice", MustChange: true}},
+		{"reset, lock kept", locked.AfterReset(directory.ResetOptions{}, now),
+			directory.User{Login: "alice", Locked: true, LockedUntil: now.Add(time.Hour), PasswordLastSet: now}},
+		{"unlock", locked.AfterUnlock(),
+			directory.User{Login: "alice", PasswordExpired: true, PasswordLastSet: now.Add(-time.Hour)}},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, tc.got, tc.want)
+		}
 	}
 }

@@ -32,23 +32,33 @@ func (s *Service) Lookup(ctx context.Context, login string) (directory.User, err
 // The account is read once, right before the write, on the connection that
 // writes (directory.Client.ResetLogin), so an account that became protected
 // or disabled since the page was loaded is refused. It returns the account
-// as read before the write: show its state after a fresh Lookup. On a
-// failure it returns that account too when one was found.
+// as the reset left it (directory.User.AfterReset, not read again); on a
+// failure, the account as read, when one was found.
 func (s *Service) AdminReset(ctx context.Context, actor audit.Actor, login, password string, mustChange bool) (directory.User, error) {
-	return s.act(ctx, actor, audit.ActivityResetByAdmin, login, func(cl *directory.Client, login string) (directory.User, directory.Result, map[string]any, error) {
-		u, res, err := cl.ResetLogin(ctx, login, password, directory.ResetOptions{MustChange: mustChange, Unlock: true})
+	opt := directory.ResetOptions{MustChange: mustChange, Unlock: true}
+	u, err := s.act(ctx, actor, audit.ActivityResetByAdmin, login, func(cl *directory.Client, login string) (directory.User, directory.Result, map[string]any, error) {
+		u, res, err := cl.ResetLogin(ctx, login, password, opt)
 		return u, res, map[string]any{"must_change_at_next_logon": mustChange, "was_locked": u.Locked}, err
 	})
+	if err != nil {
+		return u, err
+	}
+	return u.AfterReset(opt, s.now()), nil
 }
 
 // AdminUnlock unlocks a user's account without changing the password and
 // records "Unlock user account (by admin)". Like AdminReset it reads the
-// account once, right before the write, and returns it as read then.
+// account once, right before the write, and returns it as the unlock left
+// it.
 func (s *Service) AdminUnlock(ctx context.Context, actor audit.Actor, login string) (directory.User, error) {
-	return s.act(ctx, actor, audit.ActivityUnlockByAdmin, login, func(cl *directory.Client, login string) (directory.User, directory.Result, map[string]any, error) {
+	u, err := s.act(ctx, actor, audit.ActivityUnlockByAdmin, login, func(cl *directory.Client, login string) (directory.User, directory.Result, map[string]any, error) {
 		u, res, err := cl.UnlockLogin(ctx, login)
 		return u, res, map[string]any{"was_locked": u.Locked}, err
 	})
+	if err != nil {
+		return u, err
+	}
+	return u.AfterUnlock(), nil
 }
 
 // typedName is what an audit row names when no account matched: the typed
