@@ -506,12 +506,11 @@ func firstNonEmpty(vs ...string) string {
 // prefetch starts, beside the session's first search, the reads the
 // protection and state checks make once per server and then cache (the
 // service account's ID; AD's root DSE and protected groups; OpenLDAP's root
-// DSE and default password policy)
-// when they are not cached: a new process, such as a command-line reset,
-// would otherwise wait for each in turn. They share the session's
-// connection, which answers requests in any order. It is best effort: what
-// fails here the check reads again in turn, and reports. The function it
-// returns waits for them.
+// DSE and default password policy) when they are not cached: a new process,
+// such as a command-line reset, would otherwise wait for each in turn. They
+// share the session's connection, which answers requests in any order. It
+// is best effort: what fails here the check reads again in turn, and
+// reports. The function it returns waits for them.
 func (s *session) prefetch() (wait func()) {
 	now := time.Now()
 	s.srv.mu.Lock()
