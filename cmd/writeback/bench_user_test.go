@@ -60,19 +60,19 @@ func runProcess(bin, stdin string, args ...string) error {
 // TLS connection and bind, the same write). The two alternate in rounds and
 // the verdict is the median of the rounds' p50 ratios. It runs only with
 // WRITEBACK_BENCH=1 (make bench); WRITEBACK_BENCH_OPS sets the resets of
-// each kind per directory (default 48). It ignores b.N.
+// each kind per directory (default and most 96). It ignores b.N.
 func BenchmarkCommandLineReset(b *testing.B) {
 	if !bench.Enabled() {
 		b.Skip("set WRITEBACK_BENCH=1 (make bench does) to run the command-line reset benchmark against the test bed")
 	}
 	env := testbed.Load(b)
-	ops := 48
+	ops := 96
 	if v := os.Getenv("WRITEBACK_BENCH_OPS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 8 {
 			b.Fatalf("WRITEBACK_BENCH_OPS=%q: want a number ≥ 8", v)
 		}
-		ops = min(n, 48)
+		ops = min(n, 96)
 	}
 	const rounds = 8
 	tmp := b.TempDir()
