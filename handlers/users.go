@@ -103,10 +103,11 @@ func (s *Server) userShow(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// userActionFailed re-renders the user page with the plain reason. When the
-// user cannot be read again (gone, the directory down, a name that is not
-// one), the error page says why: the action's reason if there was one, else
-// the lookup's.
+// userActionFailed re-renders the user page with the plain reason, from a
+// fresh read of the user (a helpdesk action reads only what it needs to
+// decide). When the user cannot be read again (gone, the directory down, a
+// name that is not one), the error page says why: the action's reason if
+// there was one, else the lookup's.
 func (s *Server) userActionFailed(w http.ResponseWriter, r *http.Request, login string, actErr error, fields map[string]string) error {
 	u, err := s.writeback.Lookup(r.Context(), login)
 	if err != nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/go-ldap/ldap/v3"
@@ -279,4 +281,102 @@ func TestUserPageErrors(t *testing.T) {
 			t.Errorf("the status panel did not notice the outage: %s", between(p.Body, `data-testid="service-panel"`, "</section>"))
 		}
 	})
+}
+
+// sentRequests records what the portal's directory client sends.
+type sentRequests struct {
+	mu   sync.Mutex
+	list []directory.Request
+}
+
+func recordRequests(t *testing.T, wb *writeback.Service) *sentRequests {
+	t.Helper()
+	cl, _, err := wb.Client(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &sentRequests{}
+	cl.OnRequest(func(q directory.Request) {
+		r.mu.Lock()
+		r.list = append(r.list, q)
+		r.mu.Unlock()
+	})
+	t.Cleanup(func() { cl.OnRequest(nil) })
+	return r
+}
+
+// take returns what was sent since the last take, as op/kind words.
+func (r *sentRequests) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, q := range r.list {
+		out = append(out, q.Op+"/"+q.Kind)
+	}
+	r.list = nil
+	return out
+}
+
+// TestUserPagesReadOnce: the helpdesk's user page reads the account once
+// (its policy comes with it), a reset or unlock reads it once right before
+// the write and not again after. Counted in the steady state, after a first
+// page load.
+func TestUserPagesReadOnce(t *testing.T) {
+	env := testbed.Load(t)
+	for _, d := range directories(env) {
+		t.Run(d.name, func(t *testing.T) {
+			h := newHarness(t)
+			hd := helpdeskOn(t, h, env, d, writeback.Input{})
+			u := d.newUser(t, testbed.UserOptions{})
+			if p := hd.get(userPath(u.Login)); p.Status != http.StatusOK {
+				t.Fatalf("first page load: %d", p.Status)
+			}
+			rec := recordRequests(t, h.wb)
+
+			want := func(what string, got []string, exp ...string) {
+				t.Helper()
+				if !slices.Equal(got, exp) {
+					t.Errorf("%s sent %v, want %v", what, got, exp)
+				}
+			}
+			write := "reset/modify"
+			if d.typ == "openldap" {
+				write = "reset/extended"
+			}
+			if p := hd.get(userPath(u.Login)); p.Status != http.StatusOK || !strings.Contains(p.Body, "minimum length") {
+				t.Fatalf("user page: %d, no policy shown", p.Status)
+			}
+			want("the user page", rec.take(), "find/search")
+
+			csrf := hd.csrf("/")
+			rec.take()
+			pw := testbed.RandomPassword()
+			if p := hd.post(userPath(u.Login)+"/reset", url.Values{"csrf_token": {csrf}, "password": {pw}, "confirm": {pw}}); p.Status != http.StatusSeeOther {
+				t.Fatalf("reset: %d", p.Status)
+			}
+			want("a reset", rec.take(), "reset/search", write)
+			if p := hd.post(userPath(u.Login)+"/unlock", url.Values{"csrf_token": {csrf}}); p.Status != http.StatusSeeOther {
+				t.Fatalf("unlock: %d", p.Status)
+			}
+			want("an unlock", rec.take(), "unlock/search", "unlock/modify")
+
+			if d.typ == "ad" {
+				env.AddADMember(t, "CN=Backup Operators,CN=Builtin,"+env.AD.BaseDN, u.DN)
+			} else {
+				admin := env.AdminConn(t, d.dir)
+				mod := ldap.NewModifyRequest(u.DN, nil)
+				mod.Replace("pwdAccountLockedTime", []string{"000001010000Z"})
+				if err := admin.Modify(mod); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p := hd.post(userPath(u.Login)+"/reset", url.Values{"csrf_token": {csrf}, "password": {pw + "x"}, "confirm": {pw + "x"}})
+			if p.Status != http.StatusForbidden {
+				t.Fatalf("reset of an account made protected or disabled: %d", p.Status)
+			}
+			// The refusal reads the account once before it would write;
+			// the page that says why reads it afresh, policy included.
+			want("a refused reset and its page", rec.take(), "reset/search", "find/search")
+		})
+	}
 }

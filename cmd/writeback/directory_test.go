@@ -94,6 +94,8 @@ func TestDirectoryCommandsAgainstRealDirectories(t *testing.T) {
 			}
 			if code, out, errOut := cli(t, "", "user", "unlock", user.Login, "--data", data); code != 0 {
 				t.Fatalf("unlock: %s %s", out, errOut)
+			} else if !strings.Contains(out, "locked                No") {
+				t.Errorf("unlock prints the state before it:\n%s", out)
 			}
 			if tc.locked(t, user) {
 				t.Error("still locked")
@@ -114,8 +116,10 @@ func TestDirectoryCommandsAgainstRealDirectories(t *testing.T) {
 				t.Errorf("bind with the new password: %v", err)
 			}
 			// Must change at next logon.
-			if code, _, errOut := cli(t, "M0re-"+testbed.RandomPassword()+"\n", "user", "reset", user.Login, "--password-stdin", "--must-change", "--data", data); code != 0 {
+			if code, out, errOut := cli(t, "M0re-"+testbed.RandomPassword()+"\n", "user", "reset", user.Login, "--password-stdin", "--must-change", "--data", data); code != 0 {
 				t.Fatalf("reset --must-change: %s", errOut)
+			} else if !strings.Contains(out, "must change password  Yes") || !strings.Contains(out, "locked                No") {
+				t.Errorf("reset --must-change prints:\n%s", out)
 			}
 			if _, out, _ := cli(t, "", "user", "show", user.Login, "--data", data); !strings.Contains(out, "must change password  Yes") {
 				t.Errorf("must change not shown:\n%s", out)

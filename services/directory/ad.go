@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +24,10 @@ func adUserAttributes() []string {
 		"memberOf", // the account's own groups, for the protection check
 	}
 }
+
+// adConstructedAttributes are the user attributes AD computes on every read
+// that asks for them: on Samba each adds about half the cost of the search.
+var adConstructedAttributes = []string{"msDS-User-Account-Control-Computed", "msDS-UserPasswordExpiryTimeComputed", "msDS-ResultantPSO"}
 
 // userAccountControl and msDS-User-Account-Control-Computed bits.
 const (
@@ -53,6 +58,27 @@ func (s *session) adState(e *ldap.Entry, u *User) *OpError {
 		u.MustChange = true
 	} else {
 		u.PasswordLastSet = parseFiletime(pls)
+	}
+	if s.lean {
+		// Without msDS-User-Account-Control-Computed: lockoutTime stays set
+		// after a lock ends (until the next sign-in), so a stamp counts
+		// while the domain's lockout duration has not passed since it (zero:
+		// until an administrator unlocks). A fine-grained policy's own
+		// duration is not looked at; this feeds only the audit row's
+		// was_locked, as every reset and unlock clears lockoutTime anyway.
+		if lt := parseFiletime(e.GetEqualFoldAttributeValue("lockoutTime")); !lt.IsZero() {
+			p, oe := s.adPolicy(nil)
+			switch {
+			case oe != nil:
+				s.c.log.Warn("directory: cannot read the lockout duration", "server", s.srv.u.raw, "err", oe)
+				u.Locked = true
+			case p.LockoutDuration == 0:
+				u.Locked = true
+			case time.Now().Before(lt.Add(p.LockoutDuration)):
+				u.Locked, u.LockedUntil = true, lt.Add(p.LockoutDuration)
+			}
+		}
+		return nil
 	}
 	if u.Locked {
 		if lt := parseFiletime(e.GetEqualFoldAttributeValue("lockoutTime")); !lt.IsZero() {
@@ -117,6 +143,24 @@ func (s *session) adPolicy(e *ldap.Entry) (Policy, *OpError) {
 	p.HistoryEnforcedOnReset = hints && p.HistoryLength > 0
 	s.c.storePolicy(key, p)
 	return p, nil
+}
+
+// withPSO returns e with its msDS-ResultantPSO, read now when a lean
+// session left it out, so the policy that explains a refusal is the one
+// that applies.
+func (s *session) withPSO(e *ldap.Entry) *ldap.Entry {
+	if !s.lean || e == nil {
+		return e
+	}
+	res, oe := s.search(ldap.NewSearchRequest(e.DN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+		"(objectClass=*)", []string{"msDS-ResultantPSO"}, nil))
+	if oe != nil || len(res.Entries) != 1 {
+		s.c.log.Warn("directory: cannot read the fine-grained policy of an account", "server", s.srv.u.raw, "dn", e.DN, "err", oe)
+		return e
+	}
+	cp := *e
+	cp.Attributes = append(slices.Clone(e.Attributes), res.Entries[0].Attributes...)
+	return &cp
 }
 
 // errPSOUnreadable marks a fine-grained policy the service account may not read.
@@ -219,7 +263,7 @@ func (s *session) adWriteError(oe *OpError, cur User, e *ldap.Entry, pw string, 
 		return fail(CodeLocked, "This account is locked after too many wrong passwords.", oe)
 	case hasCode && code == adErrPasswordRestriction,
 		!hasCode && oe.LDAPResult == ldap.LDAPResultConstraintViolation:
-		p, poe := s.adPolicy(e)
+		p, poe := s.adPolicy(s.withPSO(e))
 		if poe != nil {
 			s.c.log.Warn("directory: cannot read the password policy to explain a refusal", "server", s.srv.u.raw, "err", poe)
 		}

@@ -291,10 +291,12 @@ func (c *Client) MemberOf(ctx context.Context, u User, groupDN string) (bool, er
 // could not connect, and err is already classified; otherwise err is the
 // bind's own result and the caller closes the connection.
 func (s *session) userBind(dn, password string) (*pconn, *ldap.SimpleBindResult, error) {
+	s.c.note(Request{Op: s.op, Kind: KindDial, Server: s.srv.u.raw})
 	uc, err := connect(s.ctx, s.srv.u, s.srv.startTLS, s.srv.tls)
 	if err != nil {
 		return nil, nil, classifyConnect(s.ctx, s.op, s.srv.u, err)
 	}
+	s.c.note(Request{Op: s.op, Kind: KindBind, Server: s.srv.u.raw})
 	var bres *ldap.SimpleBindResult
 	err = uc.guard(s.ctx, func() error {
 		var err error

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,7 +31,8 @@ type Client struct {
 	policies map[string]cachedPolicy // by source DN
 	defaults map[string]cachedDN     // OpenLDAP default policy DN, by server
 
-	onOutage atomic.Pointer[func(error)]
+	onOutage  atomic.Pointer[func(error)]
+	onRequest atomic.Pointer[func(Request)]
 }
 
 // OnOutage makes the client call f, synchronously, whenever an operation
@@ -113,11 +115,8 @@ func (c *Client) Find(ctx context.Context, login string) (User, Result, error) {
 	}
 	var u User
 	res, err := c.run(ctx, "find", func(s *session) error {
-		e, err := s.findEntry(login)
-		if err != nil {
-			return err
-		}
-		u, err = s.user(e)
+		var err error
+		u, _, err = s.findUser(login)
 		return err
 	})
 	return u, res, err
@@ -169,6 +168,86 @@ func (c *Client) Reset(ctx context.Context, u User, newPassword string, opt Rese
 	})
 }
 
+// ResetLogin finds login and sets its new password in one session, on one
+// pooled connection: a single search reads the account with its state and
+// what protects it (AD: its own groups, primary group and adminCount, the
+// nesting of groups coming from a cache of at most a minute; OpenLDAP: one
+// more search over all the excluded groups when any are configured), the
+// refusals of Reset apply to that fresh state, and the write follows, as in
+// Reset. On AD the read leaves out the constructed attributes, which triple
+// a search's cost on Samba and which no reset needs (see session.lean).
+// It returns the account as read right before the write, also when the
+// reset is refused (Protected or Disabled then says why) or fails; a zero
+// User when no account was found. Its PasswordExpired is not read on AD;
+// read the account again to show its state.
+func (c *Client) ResetLogin(ctx context.Context, login, newPassword string, opt ResetOptions) (User, Result, error) {
+	login, err := identifierArg("reset", login, "Enter a user name or e-mail address.")
+	if err != nil {
+		return User{}, Result{}, err
+	}
+	if err := checkPassword("reset", "new password", newPassword); err != nil {
+		return User{}, Result{}, err
+	}
+	var u User
+	res, err := c.run(ctx, "reset", func(s *session) error {
+		s.lean = true
+		var e *ldap.Entry
+		var err error
+		if u, e, err = s.findUser(login); err != nil {
+			return err
+		}
+		if err := refuse(s, u, false); err != nil {
+			return err
+		}
+		if c.cfg.Type == TypeAD {
+			return s.resetAD(u, e, newPassword, opt)
+		}
+		return s.resetOpenLDAP(u, e, newPassword, opt)
+	})
+	return u, res, err
+}
+
+// UnlockLogin finds login and ends its lockout in one session, reading the
+// account once right before the write, as ResetLogin does; the refusals of
+// Unlock apply. It returns the account as read before the write.
+func (c *Client) UnlockLogin(ctx context.Context, login string) (User, Result, error) {
+	login, err := identifierArg("unlock", login, "Enter a user name or e-mail address.")
+	if err != nil {
+		return User{}, Result{}, err
+	}
+	var u User
+	res, err := c.run(ctx, "unlock", func(s *session) error {
+		s.lean = true
+		var err error
+		if u, _, err = s.findUser(login); err != nil {
+			return err
+		}
+		if err := refuse(s, u, false); err != nil {
+			return err
+		}
+		if c.cfg.Type == TypeAD {
+			return s.unlockAD(u)
+		}
+		return s.unlockOpenLDAP(u)
+	})
+	return u, res, err
+}
+
+// findUser is Find within a session: the entry of login and its User.
+func (s *session) findUser(login string) (User, *ldap.Entry, error) {
+	wait := s.prefetch()
+	e, err := s.findEntry(login)
+	wait()
+	if err != nil {
+		return User{}, nil, err
+	}
+	u, err := s.user(e)
+	if err != nil {
+		return User{}, nil, err
+	}
+	return u, e, nil
+}
+
 // Unlock ends a lockout of u. Disabled and protected accounts are refused. AD:
 // lockoutTime=0; OpenLDAP: pwdAccountLockedTime deleted (already unlocked is
 // success).
@@ -194,13 +273,18 @@ func (c *Client) Unlock(ctx context.Context, u User) (Result, error) {
 // Policy returns the password and lockout policy that applies to u: on AD the
 // domain policy or the user's fine-grained policy (msDS-ResultantPSO); on
 // OpenLDAP the user's pwdPolicySubentry or the default policy. A zero User
-// gives the domain (default) policy.
+// gives the domain (default) policy. A User this client read (Find, Get,
+// Search…) names its policy already, so the user is not read again; the
+// policies themselves are cached for a minute.
 func (c *Client) Policy(ctx context.Context, u User) (Policy, error) {
 	var p Policy
 	_, err := c.run(ctx, "policy", func(s *session) error {
 		var e *ldap.Entry
 		var err error
-		if u.DN != "" {
+		switch {
+		case u.DN != "" && u.policyKnown:
+			e = c.policyEntry(u)
+		case u.DN != "":
 			if e, err = s.getEntry(u.DN); err != nil {
 				return err
 			}
@@ -209,6 +293,25 @@ func (c *Client) Policy(ctx context.Context, u User) (Policy, error) {
 		return err
 	})
 	return p, err
+}
+
+// policyAttribute names the attribute of a user entry that points to the
+// user's own policy: AD's constructed msDS-ResultantPSO, OpenLDAP's
+// pwdPolicySubentry. Nothing else of the entry decides the policy.
+func (c *Client) policyAttribute() string {
+	if c.cfg.Type == TypeAD {
+		return "msDS-ResultantPSO"
+	}
+	return "pwdPolicySubentry"
+}
+
+// policyEntry stands in for u's entry where only its policy matters.
+func (c *Client) policyEntry(u User) *ldap.Entry {
+	attrs := map[string][]string{}
+	if u.policySource != "" {
+		attrs[c.policyAttribute()] = []string{u.policySource}
+	}
+	return ldap.NewEntry(u.DN, attrs)
 }
 
 // current re-reads u on the session's server and checks it is still the same
@@ -258,7 +361,7 @@ func (s *session) findEntry(login string) (*ldap.Entry, error) {
 	var order []string
 	for _, base := range cfg.BaseDNs {
 		req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, 0, false,
-			filter, s.c.userAttributes(), nil)
+			filter, s.userAttributes(), nil)
 		res, oe := s.search(req)
 		if oe != nil {
 			switch oe.LDAPResult {
@@ -309,7 +412,7 @@ func (s *session) getEntry(dn string) (*ldap.Entry, error) {
 		return nil, notFound(dn + " is outside the base DNs")
 	}
 	req := ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
-		s.c.cfg.UserFilter, s.c.userAttributes(), nil)
+		s.c.cfg.UserFilter, s.userAttributes(), nil)
 	res, oe := s.search(req)
 	if oe != nil {
 		if oe.LDAPResult == ldap.LDAPResultNoSuchObject {
@@ -333,12 +436,25 @@ func (c *Client) userAttributes() []string {
 	return append(attrs, openLDAPUserAttributes()...)
 }
 
+// userAttributes lists what the session's user reads ask for: without AD's
+// constructed attributes in a lean session (see session.lean).
+func (s *session) userAttributes() []string {
+	attrs := s.c.userAttributes()
+	if s.lean && s.c.cfg.Type == TypeAD {
+		attrs = slices.DeleteFunc(attrs, func(a string) bool { return slices.Contains(adConstructedAttributes, a) })
+	}
+	return attrs
+}
+
 // user turns an entry into a User, reading what else the state needs.
 func (s *session) user(e *ldap.Entry) (User, error) {
 	u := User{
-		DN:          e.DN,
-		DisplayName: firstNonEmpty(e.GetEqualFoldAttributeValue("displayName"), e.GetEqualFoldAttributeValue("cn")),
-		Email:       e.GetEqualFoldAttributeValue(s.c.cfg.RecoveryEmailAttribute),
+		DN:           e.DN,
+		DisplayName:  firstNonEmpty(e.GetEqualFoldAttributeValue("displayName"), e.GetEqualFoldAttributeValue("cn")),
+		Email:        e.GetEqualFoldAttributeValue(s.c.cfg.RecoveryEmailAttribute),
+		policySource: e.GetEqualFoldAttributeValue(s.c.policyAttribute()),
+		// A lean read on AD did not ask for msDS-ResultantPSO.
+		policyKnown: !s.lean || s.c.cfg.Type != TypeAD,
 	}
 	for _, a := range s.c.cfg.LoginAttributes {
 		if v := e.GetEqualFoldAttributeValue(a); v != "" {
@@ -385,4 +501,41 @@ func firstNonEmpty(vs ...string) string {
 		}
 	}
 	return ""
+}
+
+// prefetch starts, beside the session's first search, the reads the
+// protection and state checks make once per server and then cache (the
+// service account's ID; AD's root DSE and protected groups; OpenLDAP's root
+// DSE and default password policy) when they are not cached: a new process,
+// such as a command-line reset, would otherwise wait for each in turn. They
+// share the session's connection, which answers requests in any order. It
+// is best effort: what fails here the check reads again in turn, and
+// reports. The function it returns waits for them.
+func (s *session) prefetch() (wait func()) {
+	now := time.Now()
+	s.srv.mu.Lock()
+	svcCached := !s.srv.svcIDAt.IsZero() && now.Sub(s.srv.svcIDAt) < protectedTTL
+	protCached := s.srv.prot != nil && now.Sub(s.srv.protAt) < protectedTTL
+	dseCached := s.srv.dse != nil && now.Sub(s.srv.dseAt) < rootDSETTL
+	s.srv.mu.Unlock()
+	var reads []func()
+	if !svcCached {
+		reads = append(reads, func() { s.serviceAccountID() })
+	}
+	switch {
+	case s.c.cfg.Type == TypeAD && !protCached:
+		reads = append(reads, func() { _, _ = s.adProtectionInfo() })
+	case s.c.cfg.Type != TypeAD && !dseCached:
+		// The default policy, which most accounts' state is read against,
+		// is found from the root DSE.
+		reads = append(reads, func() { _, _ = s.openLDAPPolicy(nil) })
+	}
+	if len(reads) == 0 {
+		return func() {}
+	}
+	var wg sync.WaitGroup
+	for _, r := range reads {
+		wg.Go(r)
+	}
+	return wg.Wait
 }

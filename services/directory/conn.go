@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
@@ -63,7 +64,9 @@ type pconn struct {
 	conn     *ldap.Conn
 	tlsState tls.ConnectionState
 	lastUsed time.Time
-	broken   bool
+	// broken is set by a request the context cut short (guard); requests
+	// on one connection may run at once (session.prefetch).
+	broken atomic.Bool
 }
 
 func (pc *pconn) close() {
@@ -82,7 +85,7 @@ func (pc *pconn) guard(ctx context.Context, f func() error) error {
 	stop := context.AfterFunc(ctx, func() { _ = pc.raw.Close() })
 	err := f()
 	if !stop() {
-		pc.broken = true
+		pc.broken.Store(true)
 		if err != nil {
 			err = errors.Join(ctx.Err(), err)
 		}
@@ -262,6 +265,7 @@ func (c *Client) acquire(ctx context.Context, srv *server, fresh bool) (pc *pcon
 				continue
 			}
 			if idle > checkIdleAfter {
+				c.note(Request{Op: "ping", Kind: KindSearch, Server: srv.u.raw})
 				if err := pc.guard(ctx, func() error {
 					_, err := pc.conn.Search(ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0,
 						false, "(objectClass=*)", []string{"1.1"}, nil))
@@ -275,6 +279,7 @@ func (c *Client) acquire(ctx context.Context, srv *server, fresh bool) (pc *pcon
 			return pc, true, nil
 		}
 	}
+	c.note(Request{Op: "dial", Kind: KindDial, Server: srv.u.raw})
 	pc, err = connect(ctx, srv.u, srv.startTLS, srv.tls)
 	if err != nil {
 		return nil, false, classifyConnect(ctx, "dial", srv.u, err)
@@ -288,6 +293,7 @@ func (c *Client) acquire(ctx context.Context, srv *server, fresh bool) (pc *pcon
 
 // bindService binds pc as the service account.
 func (c *Client) bindService(ctx context.Context, srv *server, pc *pconn) error {
+	c.note(Request{Op: "bind", Kind: KindBind, Server: srv.u.raw})
 	err := pc.guard(ctx, func() error {
 		_, err := pc.conn.SimpleBind(&ldap.SimpleBindRequest{Username: c.cfg.BindDN, Password: c.cfg.BindPassword})
 		return err
@@ -321,7 +327,7 @@ func (s *server) pop() *pconn {
 
 // release returns pc to the pool when it is still good.
 func (s *server) release(pc *pconn, healthy bool) {
-	if !healthy || pc.broken || pc.conn.IsClosing() {
+	if !healthy || pc.broken.Load() || pc.conn.IsClosing() {
 		pc.close()
 		return
 	}
@@ -355,6 +361,12 @@ type session struct {
 	pc    *pconn
 	op    string
 	wrote bool // a write was sent: the operation must not be repeated elsewhere
+	// lean sessions read users without AD's constructed attributes: the
+	// state an action decides on (disabled, protected, the account's
+	// identity) is in plain ones, the lock comes from lockoutTime (see
+	// adState), and the fine-grained policy is read only to explain a
+	// refused password (see withPSO).
+	lean bool
 }
 
 // opError describes a failed request on pc. A request that fails while the
@@ -376,6 +388,7 @@ func (pc *pconn) opError(op, server string, err error) *OpError {
 }
 
 func (s *session) search(req *ldap.SearchRequest) (*ldap.SearchResult, *OpError) {
+	s.c.note(Request{Op: s.op, Kind: KindSearch, Server: s.srv.u.raw})
 	var res *ldap.SearchResult
 	err := s.pc.guard(s.ctx, func() error {
 		var err error
@@ -389,6 +402,7 @@ func (s *session) search(req *ldap.SearchRequest) (*ldap.SearchResult, *OpError)
 }
 
 func (s *session) modify(req *ldap.ModifyRequest) ([]ldap.Control, *OpError) {
+	s.c.note(Request{Op: s.op, Kind: KindModify, Server: s.srv.u.raw})
 	s.wrote = true
 	var res *ldap.ModifyResult
 	err := s.pc.guard(s.ctx, func() error {
@@ -403,6 +417,7 @@ func (s *session) modify(req *ldap.ModifyRequest) ([]ldap.Control, *OpError) {
 }
 
 func (s *session) extended(conn *pconn, req *ldap.ExtendedRequest) ([]ldap.Control, *OpError) {
+	s.c.note(Request{Op: s.op, Kind: KindExtended, Server: s.srv.u.raw})
 	s.wrote = true
 	var res *ldap.ExtendedResponse
 	err := conn.guard(s.ctx, func() error {

@@ -346,6 +346,35 @@ type User struct {
 	LockedUntil time.Time
 	// PasswordLastSet is zero when unknown or when a change is required.
 	PasswordLastSet time.Time
+
+	// policySource is the DN of the user's own password policy (AD
+	// msDS-ResultantPSO, OpenLDAP pwdPolicySubentry), empty for the domain's
+	// or default one; policyKnown tells it was read with the rest, so Policy
+	// need not read the user again.
+	policySource string
+	policyKnown  bool
+}
+
+// AfterReset is u as a successful reset with opt leaves it, without reading
+// it again: the password set at now (or to be changed at next sign-in with
+// opt.MustChange), no longer expired, and unlocked with opt.Unlock.
+func (u User) AfterReset(opt ResetOptions, now time.Time) User {
+	u.PasswordExpired, u.MustChange = false, opt.MustChange
+	u.PasswordLastSet = now
+	if opt.MustChange {
+		u.PasswordLastSet = time.Time{}
+	}
+	if opt.Unlock {
+		u = u.AfterUnlock()
+	}
+	return u
+}
+
+// AfterUnlock is u as a successful unlock leaves it, without reading it
+// again.
+func (u User) AfterUnlock() User {
+	u.Locked, u.LockedUntil = false, time.Time{}
+	return u
 }
 
 // Policy is the password and lockout policy that applies to one user.

@@ -254,7 +254,10 @@ func (s *session) resetOpenLDAP(cur User, e *ldap.Entry, pw string, opt ResetOpt
 			s.c.log.Warn("directory: cannot clear pwdReset after a reset", "server", s.srv.u.raw, "dn", cur.DN, "err", oe)
 		}
 	}
-	if opt.Unlock {
+	// Only a lock the read just saw is lifted: slapd keeps no
+	// pwdAccountLockedTime on an account that is not locked, and deleting
+	// one that is absent would be a second write on every reset.
+	if opt.Unlock && e.GetEqualFoldAttributeValue("pwdAccountLockedTime") != "" {
 		if err := s.unlockOpenLDAP(cur); err != nil {
 			return err
 		}

@@ -69,6 +69,13 @@ type sid struct {
 
 var builtinSID = sid{authority: 5, subs: []uint32{32}}
 
+// ridDomainUsers is the RID of Domain Users, every account's primary group
+// unless an administrator chose another.
+const ridDomainUsers = 513
+
+// ridBuiltinUsers is the RID of Builtin\Users, which Domain Users is in.
+const ridBuiltinUsers = 545
+
 // parseSID reads the binary form of a SID (objectSid).
 func parseSID(b []byte) (sid, bool) {
 	if len(b) < 8 || b[0] != 1 || len(b) != 8+4*int(b[1]) {
@@ -140,20 +147,26 @@ type adProtection struct {
 	groups  []protectedGroup // found by SID
 	all     []protectedGroup // groups, then the configured excluded groups not among them
 	primary map[uint32]string
-	// nested remembers, for primaryGroupTTL, which protected group a primary
-	// group is nested in (nil: none): most accounts share Domain Users, so
-	// its walk up (a search or two) is not repeated on every lookup.
-	nested map[string]nestedVerdict
+	// parents remembers, for groupNestingTTL, the groups each group is a
+	// direct member of (its memberOf), by dnKey: the walk up from an
+	// account's groups then costs no search on most lookups, and the one
+	// search before a write reads only the account. The account's own
+	// memberOf, primaryGroupID and adminCount are read fresh every time.
+	parents map[string]groupParents
 }
 
-type nestedVerdict struct {
-	g  *protectedGroup
-	at time.Time
+type groupParents struct {
+	dns []string
+	at  time.Time
 }
 
-// primaryGroupTTL bounds how long a primary group's nested memberships are
-// reused: a group nested into a protected group counts within a minute.
-const primaryGroupTTL = time.Minute
+// groupNestingTTL bounds how long a group's own memberships are reused: a
+// group nested into a protected group counts within a minute, while an
+// account put into a group (protected or nested in one) counts at once.
+const groupNestingTTL = time.Minute
+
+// maxCachedGroups bounds the parents cache; past it the cache starts anew.
+const maxCachedGroups = 10000
 
 // adProtectionInfo finds the domain's SID and its protected groups on the
 // session's server, at most every protectedTTL.
@@ -200,17 +213,34 @@ func (s *session) adProtectionInfo() (*adProtection, *OpError) {
 			f.WriteString("(objectSid=" + set.domain.child(rid).filterValue() + ")")
 		}
 	}
-	f.WriteString(")")
+	// Domain Users too, the primary group of nearly every account, and
+	// Builtin\Users, which it is a member of, with every group's memberOf:
+	// the first protection check then needs no search for the primary group
+	// nor for the nesting of Domain Users.
+	domainUsers := domain.child(ridDomainUsers)
+	f.WriteString("(objectSid=" + domainUsers.filterValue() + ")(objectSid=" + builtinSID.child(ridBuiltinUsers).filterValue() + "))")
 	res, oe = s.search(ldap.NewSearchRequest(nc, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-		f.String(), []string{"objectSid"}, nil))
+		f.String(), []string{"objectSid", "memberOf"}, nil))
 	if oe != nil {
 		return nil, oe
 	}
-	p = &adProtection{nc: nc, domain: domain, primary: map[uint32]string{}, nested: map[string]nestedVerdict{}}
+	p = &adProtection{nc: nc, domain: domain, primary: map[uint32]string{}, parents: map[string]groupParents{}}
 	found := map[string]string{}
+	now := time.Now()
 	for _, e := range res.Entries {
-		if g, ok := parseSID(e.GetRawAttributeValue("objectSid")); ok {
+		g, ok := parseSID(e.GetRawAttributeValue("objectSid"))
+		if !ok {
+			continue
+		}
+		switch g.String() {
+		case domainUsers.String():
+			p.primary[ridDomainUsers] = e.DN
+		case builtinSID.child(ridBuiltinUsers).String():
+		default:
 			found[g.String()] = e.DN
+		}
+		if !rangedMemberOf(e) {
+			p.parents[dnKey(e.DN)] = groupParents{dns: e.GetEqualFoldAttributeValues("memberOf"), at: now}
 		}
 	}
 	for _, g := range order {
@@ -362,7 +392,7 @@ func (s *session) adProtected(e *ldap.Entry, u *User) *OpError {
 	if rangedMemberOf(e) {
 		g, oe = s.inChain(e.DN, groups)
 	} else {
-		g, oe = s.firstProtected(p.nc, e.DN, e.GetEqualFoldAttributeValues("memberOf"), groups)
+		g, oe = s.firstProtected(p, e.DN, e.GetEqualFoldAttributeValues("memberOf"), groups)
 	}
 	if oe != nil {
 		return unsure("the account's nested group memberships", oe)
@@ -393,18 +423,8 @@ func (s *session) adProtected(e *ldap.Entry, u *User) *OpError {
 			return nil
 		}
 	}
-	s.srv.mu.Lock()
-	v, ok := p.nested[strings.ToLower(pg)]
-	s.srv.mu.Unlock()
-	if ok && time.Since(v.at) < primaryGroupTTL {
-		g = v.g
-	} else {
-		if g, oe = s.firstProtected(p.nc, pg, []string{pg}, groups); oe != nil {
-			return unsure("the nested group memberships of the account's primary group", oe)
-		}
-		s.srv.mu.Lock()
-		p.nested[strings.ToLower(pg)] = nestedVerdict{g: g, at: time.Now()}
-		s.srv.mu.Unlock()
+	if g, oe = s.firstProtected(p, pg, []string{pg}, groups); oe != nil {
+		return unsure("the nested group memberships of the account's primary group", oe)
 	}
 	if g != nil {
 		u.Protected, u.ProtectedReason = true, "primary group "+pg+" is a member of "+g.describe()
@@ -418,8 +438,12 @@ func (s *session) adProtected(e *ldap.Entry, u *User) *OpError {
 // in-chain matching rule, which walks the account's groups once for each
 // protected group on every lookup (a user in ten groups took 50 ms on Samba);
 // where the walk cannot see everything it asks the DC after all (inChain).
-func (s *session) firstProtected(nc, dn string, starts []string, groups []protectedGroup) (*protectedGroup, *OpError) {
-	reached, complete, oe := s.ancestry(nc, starts)
+func (s *session) firstProtected(p *adProtection, dn string, starts []string, groups []protectedGroup) (*protectedGroup, *OpError) {
+	stop := make(map[string]bool, len(groups))
+	for _, g := range groups {
+		stop[dnKey(g.dn)] = true
+	}
+	reached, complete, oe := s.ancestry(p, starts, stop)
 	if oe != nil {
 		return nil, oe
 	}
@@ -435,33 +459,55 @@ func (s *session) firstProtected(nc, dn string, starts []string, groups []protec
 }
 
 // ancestry returns the groups dns and every group they are nested in, by
-// dnKey: one search under the naming context nc per level of nesting, for
-// the memberOf of the level's groups. complete is false when a group could
-// not be read (it is outside nc or hidden from the service account) or its
-// memberOf came in ranges (AD sends ranges past 1500 values).
-func (s *session) ancestry(nc string, dns []string) (reached map[string]bool, complete bool, oe *OpError) {
+// dnKey: the memberOf of each group comes from p's cache while fresh (see
+// groupNestingTTL), else from one search under the naming context per
+// level of nesting, for all the level's groups not cached. complete is false
+// when a group could not be read (it is outside the naming context or hidden
+// from the service account) or its memberOf came in ranges (AD sends ranges
+// past 1500 values); such groups are not cached. The walk ends early, as
+// complete, once it reaches one of stop (by dnKey): the account is
+// protected, whatever lies further up.
+func (s *session) ancestry(p *adProtection, dns []string, stop map[string]bool) (reached map[string]bool, complete bool, oe *OpError) {
 	reached = map[string]bool{}
 	var level []string
+	stopped := false
 	add := func(dn string) {
 		if k := dnKey(dn); !reached[k] {
 			reached[k] = true
 			level = append(level, dn)
+			stopped = stopped || stop[k]
 		}
 	}
 	for _, dn := range dns {
 		add(dn)
 	}
-	for len(level) > 0 {
+	for len(level) > 0 && !stopped {
 		this := level
 		level = nil
-		for part := range slices.Chunk(this, 64) {
+		var unknown []string
+		now := time.Now()
+		s.srv.mu.Lock()
+		for _, dn := range this {
+			if gp, ok := p.parents[dnKey(dn)]; ok && now.Sub(gp.at) < groupNestingTTL {
+				for _, m := range gp.dns {
+					add(m)
+				}
+			} else {
+				unknown = append(unknown, dn)
+			}
+		}
+		s.srv.mu.Unlock()
+		for part := range slices.Chunk(unknown, 64) {
+			if stopped {
+				break
+			}
 			var f strings.Builder
 			f.WriteString("(|")
 			for _, dn := range part {
 				f.WriteString("(distinguishedName=" + ldap.EscapeFilter(dn) + ")")
 			}
 			f.WriteString(")")
-			res, oe := s.search(ldap.NewSearchRequest(nc, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+			res, oe := s.search(ldap.NewSearchRequest(p.nc, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
 				f.String(), []string{"memberOf"}, nil))
 			if oe != nil {
 				return nil, false, oe
@@ -473,13 +519,25 @@ func (s *session) ancestry(nc string, dns []string) (reached map[string]bool, co
 				if rangedMemberOf(e) {
 					return reached, false, nil
 				}
-				for _, m := range e.GetEqualFoldAttributeValues("memberOf") {
+				ms := e.GetEqualFoldAttributeValues("memberOf")
+				p.remember(s.srv, e.DN, ms, now)
+				for _, m := range ms {
 					add(m)
 				}
 			}
 		}
 	}
 	return reached, true, nil
+}
+
+// remember caches the direct memberships of the group dn.
+func (p *adProtection) remember(srv *server, dn string, memberOf []string, at time.Time) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if len(p.parents) >= maxCachedGroups {
+		clear(p.parents)
+	}
+	p.parents[dnKey(dn)] = groupParents{dns: slices.Clone(memberOf), at: at}
 }
 
 // rangedMemberOf tells whether e's memberOf came in ranges
@@ -533,7 +591,8 @@ func (s *session) inChain(dn string, groups []protectedGroup) (*protectedGroup, 
 
 // openLDAPProtected marks members of an excluded group, from memberOf when
 // the memberof overlay provides it, else from the groups' member and
-// uniqueMember values (direct membership only).
+// uniqueMember values (direct membership only): one search for every
+// excluded group at once (see excludedGroupsWith).
 func (s *session) openLDAPProtected(e *ldap.Entry, u *User) *OpError {
 	groups := s.c.cfg.ExcludedGroups
 	if len(groups) == 0 {
@@ -547,20 +606,96 @@ func (s *session) openLDAPProtected(e *ldap.Entry, u *User) *OpError {
 			}
 		}
 	}
-	v := ldap.EscapeFilter(e.DN)
+	in, oe := s.excludedGroupsWith(e.DN, groups)
+	if oe != nil {
+		return oe
+	}
+	// The first in the configured order, so the reason names the same group
+	// every time.
 	for _, g := range groups {
-		res, oe := s.search(ldap.NewSearchRequest(g, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
-			"(|(member="+v+")(uniqueMember="+v+"))", []string{"1.1"}, nil))
-		if oe != nil {
-			if oe.LDAPResult == ldap.LDAPResultNoSuchObject {
-				continue
-			}
-			return oe
-		}
-		if len(res.Entries) > 0 {
+		if in[dnKey(g)] {
 			u.Protected, u.ProtectedReason = true, "member of "+g
 			return nil
 		}
 	}
 	return nil
+}
+
+// excludedGroupsWith returns, by dnKey, which of groups list dn as a member
+// or uniqueMember. Groups under one common ancestor (the usual case: one
+// naming context) take one subtree search there, selecting the groups by
+// entryDN; groups that do not exist or that the service account may not
+// read are simply not found, as a base search on each would not find them.
+func (s *session) excludedGroupsWith(dn string, groups []string) (map[string]bool, *OpError) {
+	in := map[string]bool{}
+	v := ldap.EscapeFilter(dn)
+	for base, part := range groupsByAncestor(groups) {
+		var f strings.Builder
+		f.WriteString("(&(|(member=" + v + ")(uniqueMember=" + v + "))(|")
+		for _, g := range part {
+			f.WriteString("(entryDN=" + ldap.EscapeFilter(g) + ")")
+		}
+		f.WriteString("))")
+		scope := ldap.ScopeWholeSubtree
+		if len(part) == 1 && sameDN(base, part[0]) {
+			scope = ldap.ScopeBaseObject
+		}
+		res, oe := s.search(ldap.NewSearchRequest(base, scope, ldap.NeverDerefAliases, 0, 0, false,
+			f.String(), []string{"1.1"}, nil))
+		if oe != nil {
+			if oe.LDAPResult == ldap.LDAPResultNoSuchObject {
+				continue
+			}
+			return nil, oe
+		}
+		for _, e := range res.Entries {
+			in[dnKey(e.DN)] = true
+		}
+	}
+	return in, nil
+}
+
+// groupsByAncestor sorts group DNs under their longest common ancestor: one
+// base for groups that share at least their last RDN, and each group that
+// shares nothing (or does not parse) as its own base.
+func groupsByAncestor(groups []string) map[string][]string {
+	out := map[string][]string{}
+	type parsed struct {
+		raw string
+		dn  *ldap.DN
+	}
+	bySuffix := map[string][]parsed{} // by the last RDN
+	var order []string
+	for _, g := range groups {
+		d, err := ldap.ParseDN(g)
+		if err != nil || len(d.RDNs) == 0 {
+			out[g] = append(out[g], g)
+			continue
+		}
+		k := strings.ToLower(d.RDNs[len(d.RDNs)-1].String())
+		if _, ok := bySuffix[k]; !ok {
+			order = append(order, k)
+		}
+		bySuffix[k] = append(bySuffix[k], parsed{g, d})
+	}
+	for _, k := range order {
+		ps := bySuffix[k]
+		common := ps[0].dn.RDNs
+		for _, p := range ps[1:] {
+			n := 0
+			for n < len(common) && n < len(p.dn.RDNs) &&
+				strings.EqualFold(common[len(common)-1-n].String(), p.dn.RDNs[len(p.dn.RDNs)-1-n].String()) {
+				n++
+			}
+			common = common[len(common)-n:]
+		}
+		base := (&ldap.DN{RDNs: common}).String()
+		if len(ps) == 1 {
+			base = ps[0].raw
+		}
+		for _, p := range ps {
+			out[base] = append(out[base], p.raw)
+		}
+	}
+	return out
 }

@@ -29,20 +29,36 @@ func (s *Service) Lookup(ctx context.Context, login string) (directory.User, err
 // AdminReset sets a user's password on behalf of a helpdesk administrator.
 // It honours both switches, refuses protected and disabled accounts, also
 // unlocks (AD does not on reset), and records "Reset password (by admin)".
+// The account is read once, right before the write, on the connection that
+// writes (directory.Client.ResetLogin), so an account that became protected
+// or disabled since the page was loaded is refused. It returns the account
+// as the reset left it (directory.User.AfterReset, not read again); on a
+// failure, the account as read, when one was found.
 func (s *Service) AdminReset(ctx context.Context, actor audit.Actor, login, password string, mustChange bool) (directory.User, error) {
-	return s.act(ctx, actor, audit.ActivityResetByAdmin, login, func(cl *directory.Client, u directory.User) (directory.Result, map[string]any, error) {
-		res, err := cl.Reset(ctx, u, password, directory.ResetOptions{MustChange: mustChange, Unlock: true})
-		return res, map[string]any{"must_change_at_next_logon": mustChange, "was_locked": u.Locked}, err
+	opt := directory.ResetOptions{MustChange: mustChange, Unlock: true}
+	u, err := s.act(ctx, actor, audit.ActivityResetByAdmin, login, func(cl *directory.Client, login string) (directory.User, directory.Result, map[string]any, error) {
+		u, res, err := cl.ResetLogin(ctx, login, password, opt)
+		return u, res, map[string]any{"must_change_at_next_logon": mustChange, "was_locked": u.Locked}, err
 	})
+	if err != nil {
+		return u, err
+	}
+	return u.AfterReset(opt, s.now()), nil
 }
 
 // AdminUnlock unlocks a user's account without changing the password and
-// records "Unlock user account (by admin)".
+// records "Unlock user account (by admin)". Like AdminReset it reads the
+// account once, right before the write, and returns it as the unlock left
+// it.
 func (s *Service) AdminUnlock(ctx context.Context, actor audit.Actor, login string) (directory.User, error) {
-	return s.act(ctx, actor, audit.ActivityUnlockByAdmin, login, func(cl *directory.Client, u directory.User) (directory.Result, map[string]any, error) {
-		res, err := cl.Unlock(ctx, u)
-		return res, map[string]any{"was_locked": u.Locked}, err
+	u, err := s.act(ctx, actor, audit.ActivityUnlockByAdmin, login, func(cl *directory.Client, login string) (directory.User, directory.Result, map[string]any, error) {
+		u, res, err := cl.UnlockLogin(ctx, login)
+		return u, res, map[string]any{"was_locked": u.Locked}, err
 	})
+	if err != nil {
+		return u, err
+	}
+	return u.AfterUnlock(), nil
 }
 
 // typedName is what an audit row names when no account matched: the typed
@@ -57,57 +73,56 @@ func typedName(login string) string {
 	return strconv.QuoteToASCII(login)
 }
 
-// act runs one helpdesk action with its checks and its audit row. The row
-// names the account that was found (its ID, DN and name), and the typed text
-// only when none was.
+// act runs one helpdesk action with its checks and its audit row. do finds
+// the account and writes in one directory session and returns the account
+// it found, refused or not. The row names that account (its ID, DN and
+// name), and the typed text only when none was found.
 func (s *Service) act(ctx context.Context, actor audit.Actor, activity, login string,
-	do func(*directory.Client, directory.User) (directory.Result, map[string]any, error)) (directory.User, error) {
+	do func(*directory.Client, string) (directory.User, directory.Result, map[string]any, error)) (directory.User, error) {
 	target := audit.Target{Type: "User", Name: typedName(login)}
-	fail := func(err error, details map[string]any) (directory.User, error) {
+	fail := func(u directory.User, err error, details map[string]any) (directory.User, error) {
 		s.recordAction(ctx, actor, activity, target, err, details)
-		return directory.User{}, err
+		return u, err
 	}
 	login, err := directory.NormalizeIdentifier(login)
 	if err != nil {
-		return fail(err, nil)
+		return fail(directory.User{}, err, nil)
 	}
 	st, err := s.State(ctx)
 	if err != nil {
 		return directory.User{}, err
 	}
 	if !st.Writeback {
-		return fail(errOff(st), nil)
+		return fail(directory.User{}, errOff(st), nil)
 	}
 	cl, _, err := s.Client(ctx)
 	if err != nil {
-		return fail(err, nil)
+		return fail(directory.User{}, err, nil)
 	}
-	u, _, err := cl.Find(ctx, login)
-	if err != nil {
-		return fail(err, nil)
+	u, res, details, err := do(cl, login)
+	if u.DN == "" {
+		// Nothing found (or the directory could not be asked): the row
+		// names what was typed, with no details of an account.
+		return fail(u, err, nil)
 	}
 	target = audit.Target{Type: "User", ID: u.ID, DN: u.DN, Name: displayName(u)}
-	if u.Protected {
-		return fail(errs.E(errs.Forbidden, "This account is protected: "+u.ProtectedReason+". Writeback never resets or unlocks it. Use your directory's own tools.", nil),
+	switch {
+	case err != nil && u.Protected:
+		// The client refused before writing; say so in the helpdesk's words.
+		return fail(u, errs.E(errs.Forbidden, "This account is protected: "+u.ProtectedReason+". Writeback never resets or unlocks it. Use your directory's own tools.", err),
 			map[string]any{"protected": u.ProtectedReason})
+	case err != nil && u.Disabled:
+		return fail(u, errs.E(errs.Forbidden, "This account is disabled in the directory. Enable it there first; Writeback never unlocks or resets a disabled account.", err), nil)
 	}
-	if u.Disabled {
-		return fail(errs.E(errs.Forbidden, "This account is disabled in the directory. Enable it there first; Writeback never unlocks or resets a disabled account.", nil), nil)
-	}
-	res, details, err := do(cl, u)
 	if details == nil {
 		details = map[string]any{}
 	}
 	details["server"] = res.Server
 	if err != nil {
-		return fail(err, details)
+		return fail(u, err, details)
 	}
 	s.recordAction(ctx, actor, activity, target, nil, details)
-	after, _, gerr := cl.Get(ctx, u.DN)
-	if gerr != nil {
-		return u, nil // the action worked; the re-read is only for display
-	}
-	return after, nil
+	return u, nil
 }
 
 func (s *Service) recordAction(ctx context.Context, actor audit.Actor, activity string, target audit.Target, actErr error, details map[string]any) {
