@@ -254,13 +254,19 @@ func displayName(u directory.User) string {
 }
 
 // Start begins a reset or unlock for whatever login was typed. It answers
-// the same, in about the same time, whether or not the account exists, is
+// the same, in the same time, whether or not the account exists, is
 // protected, or has no method: an ineligible flow simply never verifies.
-// Text that is not a possible login (control characters, too long) is
-// refused with a field error before anything reaches the directory.
+// Every account found does the same work (see ineligible); a login that
+// finds none, which costs the directory less, is padded to the time of a
+// found one (see Pacer). Text that is not a possible login (control
+// characters, too long) is refused with a field error before anything
+// reaches the directory.
 func (s *Service) Start(ctx context.Context, kind, login, browser string, from audit.Actor) (id string, err error) {
-	start := time.Now()
-	defer s.floor(ctx, start)
+	step, out := "start reset", outPadded
+	if kind == KindUnlock {
+		step = "start unlock"
+	}
+	defer s.paced(ctx, s.Pacer.begin(step), &out)
 	defer func() { err = EmployeeError(err) }()
 	if kind != KindReset && kind != KindUnlock {
 		return "", errs.Invalidf("unknown flow")
@@ -279,10 +285,11 @@ func (s *Service) Start(ctx context.Context, kind, login, browser string, from a
 	now := s.now()
 	f := store.Flow{ID: randomID(), Kind: kind, BrowserHash: BrowserHash(browser), Login: login, CorrelationID: randomID()[:32],
 		CreatedMS: now.UnixMilli(), ExpiresMS: now.Add(FlowTTL).UnixMilli()}
-	reason := ""
+	reason, found := "", false
 	u, err := s.dir.Lookup(ctx, login)
 	switch k := errs.KindOf(err); {
 	case err == nil:
+		found = true
 		f.UserID, f.UserDN, f.Account = u.ID, u.DN, displayName(u)
 		var cause error
 		if reason, cause = s.ineligible(ctx, av.Policy, u); cause != nil {
@@ -319,33 +326,35 @@ func (s *Service) Start(ctx context.Context, kind, login, browser string, from a
 	if err != nil {
 		return "", fmt.Errorf("selfservice: start: %w", err)
 	}
+	if found {
+		out = outReal
+	}
 	return f.ID, nil
 }
 
 // ineligible returns why u cannot use self-service, or "". cause is set when
 // the reason is a failure on our side (directory, store) rather than the
-// account's.
+// account's. It reads the group membership and the methods of every account,
+// a protected or disabled one too, so that the time of the step does not
+// tell which reason applies.
 func (s *Service) ineligible(ctx context.Context, p Policy, u directory.User) (reason string, cause error) {
+	member, merr := true, error(nil)
+	if p.Enabled == EnabledGroup {
+		member, merr = s.dir.MemberOf(ctx, u, p.Group)
+	}
+	have, herr := s.available(ctx, p, u)
 	switch {
 	case u.Protected:
 		return "protected account: " + u.ProtectedReason, nil
 	case u.Disabled:
 		return "disabled account", nil
-	}
-	if p.Enabled == EnabledGroup {
-		ok, err := s.dir.MemberOf(ctx, u, p.Group)
-		if err != nil {
-			return "group membership could not be read", err
-		}
-		if !ok {
-			return "not a member of the self-service group", nil
-		}
-	}
-	have, err := s.available(ctx, p, u)
-	if err != nil {
-		return "methods could not be read", err
-	}
-	if len(have) < p.Required {
+	case merr != nil:
+		return "group membership could not be read", merr
+	case !member:
+		return "not a member of the self-service group", nil
+	case herr != nil:
+		return "methods could not be read", herr
+	case len(have) < p.Required:
 		return fmt.Sprintf("has %d of the %d required methods", len(have), p.Required), nil
 	}
 	return "", nil
@@ -484,10 +493,14 @@ func (s *Service) addresses(ctx context.Context, u directory.User) ([]string, er
 func methodContext(userID, method string) string { return "sspr.method:" + method + ":" + userID }
 
 // Choose picks the next method. For e-mail it sends a code (or, for a flow
-// that can never verify, pretends to, taking the same time).
+// that can never verify, pretends to, taking the same time: the flow of an
+// account reads where codes go, the others are padded to the time that
+// takes; see Pacer). Questions are picked the same way.
 func (s *Service) Choose(ctx context.Context, id, browser, method string, from audit.Actor) (err error) {
-	start := time.Now()
-	defer s.floor(ctx, start)
+	out := outPadded
+	if method == MethodEmail || method == MethodQuestions {
+		defer s.paced(ctx, s.Pacer.begin("choose "+method), &out)
+	}
 	defer func() { err = EmployeeError(err) }()
 	fl, p, err := s.loadStep(ctx, id, browser)
 	if err != nil {
@@ -501,6 +514,12 @@ func (s *Service) Choose(ctx context.Context, id, browser, method string, from a
 	}
 	if method != "" && (!slices.Contains(p.Methods.List(), method) || slices.Contains(fl.verified, method)) {
 		return errs.Invalidf("Choose one of the methods on the page.")
+	}
+	if fl.Eligible && fl.UserID != "" {
+		// The flow of an account reads its addresses or its questions
+		// below, whatever comes of it (too many codes is the same answer
+		// for every flow).
+		out = outReal
 	}
 	var questions []string
 	switch method {

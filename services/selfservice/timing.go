@@ -1,0 +1,192 @@
+package selfservice
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/writeback/writeback/services/directory"
+)
+
+// Uniform timing. A public step that could tell whether an account exists
+// (start a reset or unlock, send a code, change a password, sign in to
+// register) must take the same time for an unknown, protected or
+// method-less account, a wrong password and a right one. A fixed floor (the
+// old 600 ms) buys that by making every answer slow. The Pacer instead
+// learns what the step costs when it does an account's real work — the
+// directory search that finds it, the password write the directory checks —
+// and pads only the outcomes that skip that work to a duration drawn from
+// those recent real ones. The real path pays what it costs; the others take
+// what it takes, with the same spread, not only the same median.
+//
+// What marks an outcome as real is the work it did, not whether it
+// succeeded: a wrong current password is sent to the directory like a right
+// one and costs the same there, so both are recorded and neither is padded.
+// Outcomes that did the work are never padded (padding them would take the
+// larger of two draws of the same distribution and shift it); outcomes that
+// skipped it are always padded.
+
+// Defaults of a Pacer.
+const (
+	// DefaultPadStart is what every outcome of a step, real or not, takes
+	// at least while fewer than paceWarm real durations of it are known (a
+	// fresh process, a new directory): more than a real step normally
+	// takes, so that nothing answers faster before there is anything to
+	// match.
+	DefaultPadStart = 250 * time.Millisecond
+	// DefaultPadMax caps a pad, so that a directory that was slow for a
+	// while does not hold every padded answer for as long.
+	DefaultPadMax = 2 * time.Second
+	// paceSamples is how many recent real durations a step keeps: enough for
+	// a spread, few enough to follow the directory's latency within
+	// minutes of use.
+	paceSamples = 64
+	// paceWarm is how many real durations a step needs before padded
+	// outcomes are drawn from them and the real path stops being padded.
+	paceWarm = 8
+	// paceKeys bounds the rings kept (steps × directories).
+	paceKeys = 64
+)
+
+// Pacer pads the outcomes of public steps that skipped an account's real
+// work to the observed durations of the outcomes that did it: one ring of
+// recent real durations per step and directory. It is safe for concurrent
+// use. A pad is the last thing a step does, after its directory connections
+// went back to the pool and its hashing and transactions ended, so a pad
+// holds nothing but the request.
+type Pacer struct {
+	start, max time.Duration
+
+	mu    sync.Mutex
+	rings map[string]*ring
+
+	// now, sleep and pick are the clock, the wait and the random draw
+	// (replaced in tests).
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration)
+	pick  func(n int) int
+}
+
+// NewPacer returns a Pacer that pads to start until a step has seen enough
+// real durations, and never pads beyond DefaultPadMax. Production uses
+// DefaultPadStart; tests use 0 so that a fresh process does not wait.
+func NewPacer(start time.Duration) *Pacer {
+	return &Pacer{start: start, max: DefaultPadMax, rings: map[string]*ring{}, now: time.Now, sleep: sleepCtx, pick: rand.IntN}
+}
+
+// ring holds the last paceSamples real durations of one step.
+type ring struct {
+	d    [paceSamples]time.Duration
+	n    int // how many are filled
+	next int // where the next one goes
+}
+
+func (r *ring) add(d time.Duration) {
+	r.d[r.next] = d
+	r.next = (r.next + 1) % len(r.d)
+	r.n = min(r.n+1, len(r.d))
+}
+
+// outcome is how a paced step ended, for the Pacer.
+type outcome int
+
+const (
+	// outPadded: the step skipped an account's real work (unknown account;
+	// protected, disabled or locked account refused before anything was
+	// sent; a refusal before the account was looked at). It is padded to
+	// a recorded duration.
+	outPadded outcome = iota
+	// outReal: the step did an account's real work and gives the answer the
+	// padded outcomes give (a found account; a wrong password the directory
+	// checked). Its duration is recorded; it is not padded once the step is
+	// warm.
+	outReal
+	// outShown: the step did the work and its answer tells what happened by
+	// itself (a password changed, a sign-in that succeeded, a new password
+	// the directory refused after accepting the current one): neither
+	// recorded nor padded.
+	outShown
+)
+
+// pace is one run of a paced step, begun by Pacer.begin and ended by end.
+type pace struct {
+	p     *Pacer
+	step  string
+	start time.Time
+}
+
+// begin starts timing a step.
+func (p *Pacer) begin(step string) pace {
+	return pace{p: p, step: step, start: p.now()}
+}
+
+// end finishes the step against the directory dir (steps of different
+// directories cost differently, and a new directory starts afresh). A real
+// outcome's duration is recorded; a padded one waits until it has taken a
+// recorded real duration drawn at random. While the step has fewer than
+// paceWarm real durations, real and padded outcomes both take the start
+// value. A cancelled request stops waiting.
+func (pc pace) end(ctx context.Context, dir string, o outcome) {
+	if o == outShown {
+		return
+	}
+	p := pc.p
+	elapsed := p.now().Sub(pc.start)
+	target := p.target(dir+"\x00"+pc.step, elapsed, o == outReal)
+	if d := min(target, p.max) - elapsed; d > 0 {
+		p.sleep(ctx, d)
+	}
+}
+
+// target records a real duration and returns the duration the outcome
+// should take in all.
+func (p *Pacer) target(key string, elapsed time.Duration, isReal bool) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.rings[key]
+	if r == nil {
+		if len(p.rings) >= paceKeys {
+			clear(p.rings) // an old directory's steps: start afresh
+		}
+		r = &ring{}
+		p.rings[key] = r
+	}
+	n := r.n
+	if isReal {
+		r.add(elapsed)
+	}
+	switch {
+	case n < paceWarm:
+		return p.start
+	case isReal:
+		return 0
+	}
+	return r.d[p.pick(n)]
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// reachedDirectory tells whether the directory itself answered a password
+// write or bind: a success, or a refusal that carries the directory's
+// result code (a wrong password, a policy, a lockout the directory found).
+// A refusal made before anything was sent (a protected, disabled or locked
+// account; a client-side check) did not cost the directory's work, and a
+// network failure (go-ldap's codes from 200 up) may have cost anything.
+func reachedDirectory(err error) bool {
+	if err == nil {
+		return true
+	}
+	var oe *directory.OpError
+	return errors.As(err, &oe) && oe.LDAPResult > 0 && oe.LDAPResult < ldap.ErrorNetwork
+}
