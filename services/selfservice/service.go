@@ -75,14 +75,18 @@ func New(db *store.DB, wb *writeback.Service, keys *keyring.Keyring, log *slog.L
 // Wait waits for e-mails being sent in the background (shutdown, tests).
 func (s *Service) Wait() { s.sends.Wait() }
 
-// paced ends a step begun with s.Pacer.begin against the directory the
-// portal uses now, with the outcome *o (see outcome). Call it deferred.
-func (s *Service) paced(ctx context.Context, pc pace, o *outcome) {
+// paced ends a step begun with s.Pacer.begin with the outcome *o (see
+// endPace); deferred, for steps paced as a whole.
+func (s *Service) paced(ctx context.Context, pc pace, o *outcome) { s.endPace(ctx, pc, *o) }
+
+// endPace ends a paced step (or the part of one where accounts differ)
+// against the directory the portal uses now, with the outcome o.
+func (s *Service) endPace(ctx context.Context, pc pace, o outcome) {
 	dir := ""
-	if *o != outShown {
+	if o != outShown {
 		dir = s.directoryKey(ctx)
 	}
-	pc.end(ctx, dir, *o)
+	pc.end(ctx, dir, o)
 }
 
 // directoryKey names the directory the steps run against: its type and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -63,11 +64,16 @@ type Pacer struct {
 
 	mu    sync.Mutex
 	rings map[string]*ring
+	// late holds by how much recent waits overran what was asked: timers
+	// fire late (by up to the scheduler's granularity, more on a busy
+	// machine), and a padded answer that is always that much later than
+	// the real one it copies would stand out. Waits ask for that much less.
+	late ring
 
-	// now, sleep and pick are the clock, the wait and the random draw
-	// (replaced in tests).
+	// now, sleep and pick are the clock, the wait (false when the request
+	// ended first) and the random draw (replaced in tests).
 	now   func() time.Time
-	sleep func(ctx context.Context, d time.Duration)
+	sleep func(ctx context.Context, d time.Duration) bool
 	pick  func(n int) int
 }
 
@@ -137,9 +143,28 @@ func (pc pace) end(ctx context.Context, dir string, o outcome) {
 	p := pc.p
 	elapsed := p.now().Sub(pc.start)
 	target := p.target(dir+"\x00"+pc.step, elapsed, o == outReal)
-	if d := min(target, p.max) - elapsed; d > 0 {
-		p.sleep(ctx, d)
+	d := min(target, p.max) - elapsed - p.lateness()
+	if d <= 0 {
+		return
 	}
+	t0 := p.now()
+	if p.sleep(ctx, d) {
+		p.mu.Lock()
+		p.late.add(max(0, p.now().Sub(t0)-d))
+		p.mu.Unlock()
+	}
+}
+
+// lateness is the median of the recent overruns of waits.
+func (p *Pacer) lateness() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.late.n == 0 {
+		return 0
+	}
+	s := slices.Clone(p.late.d[:p.late.n])
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // target records a real duration and returns the duration the outcome
@@ -168,12 +193,14 @@ func (p *Pacer) target(key string, elapsed time.Duration, isReal bool) time.Dura
 	return r.d[p.pick(n)]
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) {
+func sleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return true
 	case <-ctx.Done():
+		return false
 	}
 }
 
