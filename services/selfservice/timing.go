@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -70,10 +71,12 @@ type Pacer struct {
 	// the real one it copies would stand out. Waits ask for that much less.
 	late ring
 
-	// now, sleep and pick are the clock, the wait (false when the request
-	// ended first) and the random draw (replaced in tests).
+	// now, sleep, spin and pick are the clock, the wait (false when the
+	// request ended first), the wait for the last moments of a pad and the
+	// random draw (replaced in tests).
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) bool
+	spin  func(ctx context.Context, deadline time.Time)
 	pick  func(n int) int
 }
 
@@ -81,7 +84,7 @@ type Pacer struct {
 // real durations, and never pads beyond DefaultPadMax. Production uses
 // DefaultPadStart; tests use 0 so that a fresh process does not wait.
 func NewPacer(start time.Duration) *Pacer {
-	return &Pacer{start: start, max: DefaultPadMax, rings: map[string]*ring{}, now: time.Now, sleep: sleepCtx, pick: rand.IntN}
+	return &Pacer{start: start, max: DefaultPadMax, rings: map[string]*ring{}, now: time.Now, sleep: sleepCtx, spin: spinUntil, pick: rand.IntN}
 }
 
 // ring holds the last paceSamples real durations of one step.
@@ -141,17 +144,45 @@ func (pc pace) end(ctx context.Context, dir string, o outcome) {
 		return
 	}
 	p := pc.p
-	elapsed := p.now().Sub(pc.start)
+	now := p.now()
+	elapsed := now.Sub(pc.start)
 	target := p.target(dir+"\x00"+pc.step, elapsed, o == outReal)
-	d := min(target, p.max) - elapsed - p.lateness()
-	if d <= 0 {
+	deadline := pc.start.Add(min(target, p.max))
+	if !deadline.After(now) {
 		return
 	}
-	t0 := p.now()
-	if p.sleep(ctx, d) {
+	// Sleep until shortly before the deadline (by as much as waits
+	// overrun), then spin the rest: pads of a fraction of a millisecond
+	// (a lookup that finds nothing against one that finds an account)
+	// are as exact as long ones, instead of all rounded to a timer's tick.
+	if d := deadline.Sub(now) - p.lateness(); d > 0 {
+		if !p.sleep(ctx, d) {
+			return
+		}
+		woke := p.now()
 		p.mu.Lock()
-		p.late.add(max(0, p.now().Sub(t0)-d))
+		p.late.add(max(0, woke.Sub(now)-d))
 		p.mu.Unlock()
+	}
+	p.spin(ctx, deadline)
+}
+
+// maxSpin bounds the spinning at the end of a pad; a pad that still has
+// longer to go (a late timer under heavy load) sleeps the rest.
+const maxSpin = 2 * time.Millisecond
+
+// spinUntil waits for deadline by yielding the processor in a loop.
+func spinUntil(ctx context.Context, deadline time.Time) {
+	for {
+		left := time.Until(deadline)
+		switch {
+		case left <= 0 || ctx.Err() != nil:
+			return
+		case left > maxSpin:
+			sleepCtx(ctx, left-maxSpin)
+		default:
+			runtime.Gosched()
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -22,8 +23,9 @@ type fakePace struct {
 	mu    sync.Mutex
 	now   time.Time
 	slept []time.Duration
-	picks []int         // the draws the test wants, in order; empty: the last index
-	late  time.Duration // how late every wait wakes up
+	spun  []time.Duration // the last moments of pads, spun
+	picks []int           // the draws the test wants, in order; empty: the last index
+	late  time.Duration   // how late every wait wakes up
 }
 
 func newFakePace(start time.Duration) *fakePace {
@@ -35,6 +37,14 @@ func newFakePace(start time.Duration) *fakePace {
 		fp.slept = append(fp.slept, d)
 		fp.now = fp.now.Add(d + fp.late)
 		return true
+	}
+	fp.p.spin = func(ctx context.Context, deadline time.Time) {
+		fp.mu.Lock()
+		defer fp.mu.Unlock()
+		if d := deadline.Sub(fp.now); d > 0 {
+			fp.spun = append(fp.spun, d)
+			fp.now = deadline
+		}
 	}
 	fp.p.pick = func(n int) int {
 		fp.mu.Lock()
@@ -55,13 +65,13 @@ func (fp *fakePace) run(dir, step string, took time.Duration, o outcome) time.Du
 	pc := fp.p.begin(step)
 	fp.mu.Lock()
 	fp.now = fp.now.Add(took)
-	n := len(fp.slept)
+	n, m := len(fp.slept), len(fp.spun)
 	fp.mu.Unlock()
 	pc.end(context.Background(), dir, o)
 	fp.mu.Lock()
 	defer fp.mu.Unlock()
 	var waited time.Duration
-	for _, d := range fp.slept[n:] {
+	for _, d := range append(slices.Clone(fp.slept[n:]), fp.spun[m:]...) {
 		waited += d
 	}
 	return waited
@@ -139,6 +149,7 @@ func TestPacerDrawsFromEveryRecordedSample(t *testing.T) {
 	got := map[time.Duration]int{}
 	p.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	p.sleep = func(_ context.Context, d time.Duration) bool { got[d]++; return true }
+	p.spin = func(context.Context, time.Time) {}
 	for i := range paceSamples {
 		pc := p.begin("choose email")
 		now = now.Add(time.Duration(i+1) * time.Millisecond)
@@ -220,10 +231,11 @@ func TestPacerAllowsForLateTimers(t *testing.T) {
 			t.Errorf("wait %d: took %v, want the 17ms drawn", i+1, d)
 		}
 	}
-	// A pad shorter than the lateness is not waited at all.
+	// A pad shorter than the lateness is spun, not slept: still exact.
 	fp.picks = []int{0}
-	if w := fp.run("ad", "start reset", ms(9.5), outPadded); w != 0 {
-		t.Errorf("a 0.5ms pad with 1ms late timers waited %v", w)
+	slept := len(fp.slept)
+	if w := fp.run("ad", "start reset", ms(9.5), outPadded); w != ms(.5) || len(fp.slept) != slept {
+		t.Errorf("a 0.5ms pad with 1ms late timers waited %v, slept %v", w, fp.slept[slept:])
 	}
 }
 
@@ -493,5 +505,22 @@ func TestChangeRefusesTheSamePasswordForEveryone(t *testing.T) {
 		if f["password"] != "The new password must be different from the current one." {
 			t.Errorf("%s: %v (fields %v)", login, err, f)
 		}
+	}
+}
+
+func TestSpinUntil(t *testing.T) {
+	for _, d := range []time.Duration{300 * time.Microsecond, 5 * time.Millisecond} {
+		start := time.Now()
+		spinUntil(context.Background(), start.Add(d))
+		if el := time.Since(start); el < d || el > d+time.Second {
+			t.Errorf("spin for %v took %v", d, el)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	start := time.Now()
+	spinUntil(ctx, start.Add(time.Minute))
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("a cancelled request spun %v", el)
 	}
 }
