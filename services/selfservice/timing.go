@@ -68,7 +68,8 @@ type Pacer struct {
 	// late holds by how much recent waits overran what was asked: timers
 	// fire late (by up to the scheduler's granularity, more on a busy
 	// machine), and a padded answer that is always that much later than
-	// the real one it copies would stand out. Waits ask for that much less.
+	// the real one it copies would stand out. Waits ask for that much less
+	// (see lateness) and spin the rest.
 	late ring
 
 	// now, sleep, spin and pick are the clock, the wait (false when the
@@ -186,7 +187,10 @@ func spinUntil(ctx context.Context, deadline time.Time) {
 	}
 }
 
-// lateness is the median of the recent overruns of waits.
+// lateness is how much earlier than the deadline a pad stops sleeping:
+// the 90th percentile of the recent overruns of waits (at most maxSpin),
+// so that few waits end after the deadline (which would shift the padded
+// times up) and the rest is spun.
 func (p *Pacer) lateness() time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -195,7 +199,7 @@ func (p *Pacer) lateness() time.Duration {
 	}
 	s := slices.Clone(p.late.d[:p.late.n])
 	slices.Sort(s)
-	return s[len(s)/2]
+	return min(s[len(s)*9/10], maxSpin)
 }
 
 // target records a real duration and returns the duration the outcome
