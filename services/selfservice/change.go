@@ -16,13 +16,11 @@ import (
 //
 // Its time tells nothing either (see Pacer): a wrong current password the
 // directory checked is recorded; an unknown, protected, disabled or locked
-// account, which the directory never sees, and every refusal before the
-// directory, take the time of one of those. A change that went through, or
+// account, which the directory never sees, and every refusal after the
+// form was checked, take the time of one of those. A change that went through, or
 // a new password the directory refused after accepting the current one,
 // says so in its answer, and takes what it costs.
 func (s *Service) Change(ctx context.Context, login, current, next, confirm string, from audit.Actor) error {
-	out := outPadded
-	defer s.paced(ctx, s.Pacer.begin("change"), &out)
 	fields := map[string]string{}
 	typed, err := directory.NormalizeIdentifier(login)
 	if err != nil {
@@ -43,6 +41,10 @@ func (s *Service) Change(ctx context.Context, login, current, next, confirm stri
 	if len(fields) > 0 {
 		return errs.FieldErrors(fields)
 	}
+	// From here on the account matters: paced (what comes before answers
+	// the same whoever is named).
+	out := outPadded
+	defer s.paced(ctx, s.Pacer.begin("change"), &out)
 	if err := s.ensureWriteback(ctx); err != nil {
 		if ourSide(err, true) {
 			return s.signInFailed(ctx, newSignIn(audit.ActivityChangeSelfService, typed, from), "writeback state not readable", err)

@@ -32,12 +32,10 @@ import (
 // against the account's budget (see beginSignIn) before the password is sent.
 //
 // Its time tells nothing (see Pacer): a wrong password the directory checked
-// is recorded; an unknown account, and every refusal before the directory,
-// take the time of one of those. A sign-in that succeeded (or a password
+// is recorded; an unknown account, and every refusal after the form was
+// checked, take the time of one of those. A sign-in that succeeded (or a password
 // that is right but must be changed) says so in its answer.
 func (s *Service) StartRegister(ctx context.Context, login, password, browser string, from audit.Actor) (string, error) {
-	out := outPadded
-	defer s.paced(ctx, s.Pacer.begin("register"), &out)
 	fields := map[string]string{}
 	typed, err := directory.NormalizeIdentifier(login)
 	if err != nil {
@@ -49,6 +47,10 @@ func (s *Service) StartRegister(ctx context.Context, login, password, browser st
 	if len(fields) > 0 {
 		return "", errs.FieldErrors(fields)
 	}
+	// From here on the account matters: paced (what comes before answers
+	// the same whoever is named).
+	out := outPadded
+	defer s.paced(ctx, s.Pacer.begin("register"), &out)
 	av, err := s.Available(ctx, KindRegister)
 	if err != nil {
 		return "", s.signInFailed(ctx, newSignIn(audit.ActivityRegisterSecurity, typed, from), "self-service state not readable", err)

@@ -524,3 +524,29 @@ func TestSpinUntil(t *testing.T) {
 		t.Errorf("a cancelled request spun %v", el)
 	}
 }
+
+// TestChangePacedAfterTheForm: a form refused for what was typed answers
+// the same whoever is named and is not paced; from the lookup on, an
+// outcome that did not reach the directory (here: no directory connection
+// at all) is padded.
+func TestChangePacedAfterTheForm(t *testing.T) {
+	fx := newFixture(t, Methods{Email: true}, alice)
+	fp := fx.paceFixture("change")
+	from := audit.Actor{ClientIP: "192.0.2.9"}
+	got := fp.outcomeOf(t, "change", fp.samples("change"), func() {
+		if err := fx.s.Change(context.Background(), "alice", "Old-Passw0rd", "New-Passw0rd", "Other-Passw0rd", from); len(errs.FieldsOf(err)) == 0 {
+			t.Errorf("mismatched confirmation: %v", err)
+		}
+	})
+	if got != outShown {
+		t.Errorf("refused form: %s, want neither padded nor recorded", outcomeName(got))
+	}
+	got = fp.outcomeOf(t, "change", fp.samples("change"), func() {
+		if err := fx.s.Change(context.Background(), "alice", "Old-Passw0rd", "New-Passw0rd", "New-Passw0rd", from); err == nil {
+			t.Error("a change without a directory connection succeeded")
+		}
+	})
+	if got != outPadded {
+		t.Errorf("no directory: %s, want padded", outcomeName(got))
+	}
+}
