@@ -79,13 +79,16 @@ type Pacer struct {
 	sleep func(ctx context.Context, d time.Duration) bool
 	spin  func(ctx context.Context, deadline time.Time)
 	pick  func(n int) int
+	// steer turns on the correction of padded medians (see correct); off
+	// in tests of exact draws.
+	steer bool
 }
 
 // NewPacer returns a Pacer that pads to start until a step has seen enough
 // real durations, and never pads beyond DefaultPadMax. Production uses
 // DefaultPadStart; tests use 0 so that a fresh process does not wait.
 func NewPacer(start time.Duration) *Pacer {
-	return &Pacer{start: start, max: DefaultPadMax, rings: map[string]*ring{}, now: time.Now, sleep: sleepCtx, spin: spinUntil, pick: rand.IntN}
+	return &Pacer{start: start, max: DefaultPadMax, rings: map[string]*ring{}, now: time.Now, sleep: sleepCtx, spin: spinUntil, pick: rand.IntN, steer: true}
 }
 
 // ring holds the last paceSamples real durations of one step.
@@ -93,6 +96,20 @@ type ring struct {
 	d    [paceSamples]time.Duration
 	n    int // how many are filled
 	next int // where the next one goes
+	// shift is taken off every draw for a padded outcome. A padded outcome
+	// that has already taken longer than its draw cannot be shortened, so
+	// padded times come out a little later than the real ones when the two
+	// paths cost nearly the same (an OpenLDAP lookup that finds nothing,
+	// against one that finds an account); shift steers the median of the
+	// padded times back to the median of the real ones (see correct).
+	shift time.Duration
+}
+
+// median of the filled samples (r.n > 0).
+func (r *ring) median() time.Duration {
+	s := slices.Clone(r.d[:r.n])
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 func (r *ring) add(d time.Duration) {
@@ -147,18 +164,25 @@ func (pc pace) end(ctx context.Context, dir string, o outcome) {
 	p := pc.p
 	now := p.now()
 	elapsed := now.Sub(pc.start)
-	target := p.target(dir+"\x00"+pc.step, elapsed, o == outReal)
+	key := dir + "\x00" + pc.step
+	target, median, steer := p.target(key, elapsed, o == outReal)
 	deadline := pc.start.Add(min(target, p.max))
-	if !deadline.After(now) {
+	if deadline.After(now) && !p.wait(ctx, now, deadline) {
 		return
 	}
-	// Sleep until shortly before the deadline (by as much as waits
-	// overrun), then spin the rest: pads of a fraction of a millisecond
-	// (a lookup that finds nothing against one that finds an account)
-	// are as exact as long ones, instead of all rounded to a timer's tick.
+	if steer && p.steer {
+		p.correct(key, p.now().Sub(pc.start), median)
+	}
+}
+
+// wait waits from now until deadline: it sleeps until shortly before (by
+// as much as waits overrun), then spins the rest, so that pads of a
+// fraction of a millisecond are as exact as long ones instead of all
+// rounded to a timer's tick. It is false when the request ended first.
+func (p *Pacer) wait(ctx context.Context, now, deadline time.Time) bool {
 	if d := deadline.Sub(now) - p.lateness(); d > 0 {
 		if !p.sleep(ctx, d) {
-			return
+			return false
 		}
 		woke := p.now()
 		p.mu.Lock()
@@ -166,6 +190,28 @@ func (pc pace) end(ctx context.Context, dir string, o outcome) {
 		p.mu.Unlock()
 	}
 	p.spin(ctx, deadline)
+	return ctx.Err() == nil
+}
+
+// correct moves the shift of the ring key by a small step after a padded
+// outcome took took in all: down when it was over the real median, up when
+// it was not, so that half the padded outcomes end up on either side of
+// the real median (a stochastic approximation of the median). The shift
+// stays within the median either way.
+func (p *Pacer) correct(key string, took, median time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.rings[key]
+	if r == nil {
+		return
+	}
+	step := max(median/256, time.Microsecond)
+	if took > median {
+		r.shift += step
+	} else {
+		r.shift -= step
+	}
+	r.shift = max(-median, min(r.shift, median))
 }
 
 // maxSpin bounds the spinning at the end of a pad; a pad that still has
@@ -203,8 +249,9 @@ func (p *Pacer) lateness() time.Duration {
 }
 
 // target records a real duration and returns the duration the outcome
-// should take in all.
-func (p *Pacer) target(key string, elapsed time.Duration, isReal bool) time.Duration {
+// should take in all; for a padded outcome drawn from the ring also the
+// ring's median, and steer true (see correct).
+func (p *Pacer) target(key string, elapsed time.Duration, isReal bool) (target, median time.Duration, steer bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	r := p.rings[key]
@@ -221,11 +268,11 @@ func (p *Pacer) target(key string, elapsed time.Duration, isReal bool) time.Dura
 	}
 	switch {
 	case n < paceWarm:
-		return p.start
+		return p.start, 0, false
 	case isReal:
-		return 0
+		return 0, 0, false
 	}
-	return r.d[p.pick(n)]
+	return max(0, r.d[p.pick(n)]-r.shift), r.median(), true
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

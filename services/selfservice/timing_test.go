@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -30,6 +31,7 @@ type fakePace struct {
 
 func newFakePace(start time.Duration) *fakePace {
 	fp := &fakePace{p: NewPacer(start), now: time.Unix(1_800_000_000, 0)}
+	fp.p.steer = false // exact draws; TestPacerSteersPaddedMedian turns it on
 	fp.p.now = func() time.Time { fp.mu.Lock(); defer fp.mu.Unlock(); return fp.now }
 	fp.p.sleep = func(ctx context.Context, d time.Duration) bool {
 		fp.mu.Lock()
@@ -144,6 +146,7 @@ func TestPacerDrawsFromEveryRecordedSample(t *testing.T) {
 	// duration about equally often: the distribution matches, not only the
 	// median.
 	p := NewPacer(0)
+	p.steer = false
 	var mu sync.Mutex
 	now := time.Unix(0, 0)
 	got := map[time.Duration]int{}
@@ -206,6 +209,42 @@ func TestPacerKeepsTheLatestSamplesPerStepAndDirectory(t *testing.T) {
 	fp.picks = []int{0}
 	if w := fp.run("ldap", "start reset", 0, outPadded); w != ms(10) {
 		t.Errorf("other directory: waited %v, want its own 10ms", w)
+	}
+}
+
+// TestPacerSteersPaddedMedian: when a padded outcome's own cost is close to
+// what a real one costs (here: the same spread, 16 ms cheaper), "wait until
+// the draw" alone often ends later than the draw, and the padded median
+// lands over the real one; the steering brings it back.
+func TestPacerSteersPaddedMedian(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	fp := newFakePace(0)
+	fp.p.pick = func(n int) int { return rnd.IntN(n) }
+	for i := range paceSamples {
+		fp.run("ldap", "start reset", ms(float64(i+1)), outReal) // 1…64 ms, median 33
+	}
+	took := func(steer bool) time.Duration {
+		fp.p.steer = steer
+		var out []time.Duration
+		for i := range 6000 {
+			own := max(0, ms(float64(1+rnd.IntN(paceSamples)-16)))
+			pc := fp.p.begin("start reset")
+			fp.mu.Lock()
+			fp.now = fp.now.Add(own)
+			fp.mu.Unlock()
+			pc.end(context.Background(), "ldap", outPadded)
+			if i >= 3000 { // once steered
+				out = append(out, fp.p.now().Sub(pc.start))
+			}
+		}
+		slices.Sort(out)
+		return out[len(out)/2]
+	}
+	if m := took(false); m < ms(36) {
+		t.Fatalf("unsteered median %v: the test does not show the shift it is about", m)
+	}
+	if m := took(true); m < ms(31) || m > ms(35) {
+		t.Errorf("steered median of padded outcomes %v, want the real median 33ms", m)
 	}
 }
 
