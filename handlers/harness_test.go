@@ -70,7 +70,7 @@ func newPortal(tb testing.TB) *portal {
 	wb := writeback.New(db, set, keys, log)
 	tb.Cleanup(func() { wb.Close() })
 	ss := selfservice.New(db, wb, keys, log, testBaseURL)
-	ss.TimeFloor, ss.AnswerParams = 0, cheap
+	ss.Pacer, ss.AnswerParams = selfservice.NewPacer(0), cheap
 	tb.Cleanup(ss.Wait)
 	return &portal{db: db, keys: keys, log: log, logs: logs, admins: adm, settings: set, wb: wb, ss: ss, audit: audit.NewLog(db, log)}
 }

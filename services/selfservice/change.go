@@ -2,7 +2,6 @@ package selfservice
 
 import (
 	"context"
-	"time"
 
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/directory"
@@ -14,9 +13,14 @@ import (
 // password expired or must be changed. Every attempt is counted against the
 // account's budget, below the directory's lockout threshold, before the
 // current password goes to the directory (see beginSignIn), and audited.
+//
+// Its time tells nothing either (see Pacer): a wrong current password the
+// directory checked is recorded; an unknown, protected, disabled or locked
+// account, which the directory never sees, and every refusal after the
+// form was checked, take the time of one of those. A change that went through, or
+// a new password the directory refused after accepting the current one,
+// says so in its answer, and takes what it costs.
 func (s *Service) Change(ctx context.Context, login, current, next, confirm string, from audit.Actor) error {
-	start := time.Now()
-	defer s.floor(ctx, start)
 	fields := map[string]string{}
 	typed, err := directory.NormalizeIdentifier(login)
 	if err != nil {
@@ -29,10 +33,18 @@ func (s *Service) Change(ctx context.Context, login, current, next, confirm stri
 		fields["password"] = "Enter a new password."
 	} else if next != confirm {
 		fields["confirm"] = "The two new passwords are not the same."
+	} else if next == current {
+		// Checked here, before the lookup: the directory client refuses it
+		// only for accounts it found, which would tell them apart.
+		fields["password"] = "The new password must be different from the current one."
 	}
 	if len(fields) > 0 {
 		return errs.FieldErrors(fields)
 	}
+	// From here on the account matters: paced (what comes before answers
+	// the same whoever is named).
+	out := outPadded
+	defer s.paced(ctx, s.Pacer.begin("change"), &out)
 	if err := s.ensureWriteback(ctx); err != nil {
 		if ourSide(err, true) {
 			return s.signInFailed(ctx, newSignIn(audit.ActivityChangeSelfService, typed, from), "writeback state not readable", err)
@@ -54,6 +66,7 @@ func (s *Service) Change(ctx context.Context, login, current, next, confirm stri
 	details := map[string]any{"server": res.Server}
 	if err == nil {
 		s.recordSignIn(ctx, si, audit.Success, "", details, true)
+		out = outShown
 		return nil
 	}
 	writeback.AddDiagnostics(details, err)
@@ -65,6 +78,9 @@ func (s *Service) Change(ctx context.Context, login, current, next, confirm stri
 	s.recordSignIn(ctx, si, audit.Failure, errs.MessageOf(err), details, si.found)
 	switch errs.KindOf(err) {
 	case errs.Policy:
+		if reachedDirectory(err) {
+			out = outShown
+		}
 		return errs.FieldErrors(map[string]string{"password": errs.MessageOf(err)})
 	case errs.Unauthorized, errs.NotFound, errs.Conflict, errs.Forbidden:
 	default:
@@ -73,5 +89,8 @@ func (s *Service) Change(ctx context.Context, login, current, next, confirm stri
 	// One answer whether the account is unknown, locked, disabled or
 	// protected or the password was wrong: nothing here may tell a stranger
 	// about an account. The audit row keeps the reason.
+	if si.found && reachedDirectory(err) {
+		out = outReal
+	}
 	return errs.FieldErrors(map[string]string{"current": "That user name and current password don't match, or this account can't change its password here. If you are locked out, unlock your account or reset your password instead."})
 }

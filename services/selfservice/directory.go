@@ -2,6 +2,7 @@ package selfservice
 
 import (
 	"context"
+	"strings"
 
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/writeback"
@@ -36,6 +37,16 @@ type Directory interface {
 // writebackDirectory is the Directory of a running portal: the writeback
 // service's switches and its client for the stored connection.
 type writebackDirectory struct{ wb *writeback.Service }
+
+// key names the stored connection's directory for the Pacer: its type and
+// servers, so that saving other settings keeps what was learned.
+func (d writebackDirectory) key(ctx context.Context) string {
+	c, _, err := d.wb.Connection(ctx)
+	if err != nil {
+		return ""
+	}
+	return string(c.Type) + " " + strings.Join(c.URLs, " ")
+}
 
 func (d writebackDirectory) State(ctx context.Context) (writeback.State, error) {
 	return d.wb.State(ctx)

@@ -82,6 +82,7 @@ func (d *fakeDir) Get(ctx context.Context, dn string) (directory.User, error) {
 }
 
 func (d *fakeDir) MemberOf(ctx context.Context, u directory.User, groupDN string) (bool, error) {
+	d.called("member-of")
 	return true, nil
 }
 
@@ -137,7 +138,7 @@ func newFixture(t *testing.T, methods Methods, users ...directory.User) *fixture
 	wb := writeback.New(db, settings.New(db), keys, log)
 	t.Cleanup(func() { wb.Close() })
 	s := New(db, wb, keys, log, "http://portal.test")
-	s.TimeFloor, s.AnswerParams = 0, cheap
+	s.Pacer, s.AnswerParams = NewPacer(0), cheap
 	t.Cleanup(s.Wait)
 	d := &fakeDir{users: users}
 	s.SetDirectory(d)

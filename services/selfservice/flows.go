@@ -254,13 +254,15 @@ func displayName(u directory.User) string {
 }
 
 // Start begins a reset or unlock for whatever login was typed. It answers
-// the same, in about the same time, whether or not the account exists, is
+// the same, in the same time, whether or not the account exists, is
 // protected, or has no method: an ineligible flow simply never verifies.
-// Text that is not a possible login (control characters, too long) is
-// refused with a field error before anything reaches the directory.
+// Every account found does the same work (see ineligible); for a login that
+// finds none, which costs the directory less, the lookup is padded to the
+// time it takes for a found one (see Pacer). Only that part is paced: what
+// follows is the same for every flow. Text that is not a possible login
+// (control characters, too long) is refused with a field error before
+// anything reaches the directory.
 func (s *Service) Start(ctx context.Context, kind, login, browser string, from audit.Actor) (id string, err error) {
-	start := time.Now()
-	defer s.floor(ctx, start)
 	defer func() { err = EmployeeError(err) }()
 	if kind != KindReset && kind != KindUnlock {
 		return "", errs.Invalidf("unknown flow")
@@ -279,10 +281,16 @@ func (s *Service) Start(ctx context.Context, kind, login, browser string, from a
 	now := s.now()
 	f := store.Flow{ID: randomID(), Kind: kind, BrowserHash: BrowserHash(browser), Login: login, CorrelationID: randomID()[:32],
 		CreatedMS: now.UnixMilli(), ExpiresMS: now.Add(FlowTTL).UnixMilli()}
+	step := "start reset"
+	if kind == KindUnlock {
+		step = "start unlock"
+	}
+	pc, out := s.Pacer.begin(step), outPadded
 	reason := ""
 	u, err := s.dir.Lookup(ctx, login)
 	switch k := errs.KindOf(err); {
 	case err == nil:
+		out = outReal
 		f.UserID, f.UserDN, f.Account = u.ID, u.DN, displayName(u)
 		var cause error
 		if reason, cause = s.ineligible(ctx, av.Policy, u); cause != nil {
@@ -295,9 +303,11 @@ func (s *Service) Start(ctx context.Context, kind, login, browser string, from a
 	default:
 		// The directory is unreachable or refused the portal: the same
 		// answer for everyone, the detail for administrators.
+		s.endPace(ctx, pc, outPadded)
 		s.failed(ctx, entry(audit.ActivitySelfServiceProgress, from, f, map[string]any{"step": "start " + kind}), err)
 		return "", err
 	}
+	s.endPace(ctx, pc, out)
 	f.Eligible = reason == ""
 	if blocked, err := s.blocked(ctx, s.db, f); err != nil {
 		return "", err
@@ -324,28 +334,27 @@ func (s *Service) Start(ctx context.Context, kind, login, browser string, from a
 
 // ineligible returns why u cannot use self-service, or "". cause is set when
 // the reason is a failure on our side (directory, store) rather than the
-// account's.
+// account's. It reads the group membership and the methods of every account,
+// a protected or disabled one too, so that the time of the step does not
+// tell which reason applies.
 func (s *Service) ineligible(ctx context.Context, p Policy, u directory.User) (reason string, cause error) {
+	member, merr := true, error(nil)
+	if p.Enabled == EnabledGroup {
+		member, merr = s.dir.MemberOf(ctx, u, p.Group)
+	}
+	have, herr := s.available(ctx, p, u)
 	switch {
 	case u.Protected:
 		return "protected account: " + u.ProtectedReason, nil
 	case u.Disabled:
 		return "disabled account", nil
-	}
-	if p.Enabled == EnabledGroup {
-		ok, err := s.dir.MemberOf(ctx, u, p.Group)
-		if err != nil {
-			return "group membership could not be read", err
-		}
-		if !ok {
-			return "not a member of the self-service group", nil
-		}
-	}
-	have, err := s.available(ctx, p, u)
-	if err != nil {
-		return "methods could not be read", err
-	}
-	if len(have) < p.Required {
+	case merr != nil:
+		return "group membership could not be read", merr
+	case !member:
+		return "not a member of the self-service group", nil
+	case herr != nil:
+		return "methods could not be read", herr
+	case len(have) < p.Required:
 		return fmt.Sprintf("has %d of the %d required methods", len(have), p.Required), nil
 	}
 	return "", nil
@@ -484,10 +493,10 @@ func (s *Service) addresses(ctx context.Context, u directory.User) ([]string, er
 func methodContext(userID, method string) string { return "sspr.method:" + method + ":" + userID }
 
 // Choose picks the next method. For e-mail it sends a code (or, for a flow
-// that can never verify, pretends to, taking the same time).
+// that can never verify, pretends to, taking the same time: the flow of an
+// account reads where codes go, and for the others that part is padded to
+// the time it takes; see Pacer). Questions are picked the same way.
 func (s *Service) Choose(ctx context.Context, id, browser, method string, from audit.Actor) (err error) {
-	start := time.Now()
-	defer s.floor(ctx, start)
 	defer func() { err = EmployeeError(err) }()
 	fl, p, err := s.loadStep(ctx, id, browser)
 	if err != nil {
@@ -502,12 +511,22 @@ func (s *Service) Choose(ctx context.Context, id, browser, method string, from a
 	if method != "" && (!slices.Contains(p.Methods.List(), method) || slices.Contains(fl.verified, method)) {
 		return errs.Invalidf("Choose one of the methods on the page.")
 	}
-	var questions []string
-	switch method {
-	case MethodQuestions:
-		questions = s.questionsFor(ctx, fl.Flow, p)
-	case MethodEmail:
-		if err := s.sendCode(ctx, fl.Flow, p, from); err != nil {
+	var questions, dests []string
+	var destErr error
+	if method == MethodEmail || method == MethodQuestions {
+		pc, out := s.Pacer.begin("choose "+method), outPadded
+		if fl.Eligible && fl.UserID != "" {
+			out = outReal // reads the account's addresses or questions
+		}
+		if method == MethodQuestions {
+			questions = s.questionsFor(ctx, fl.Flow, p)
+		} else {
+			dests, destErr = s.destinations(ctx, fl.Flow)
+		}
+		s.endPace(ctx, pc, out)
+	}
+	if method == MethodEmail {
+		if err := s.sendCode(ctx, fl.Flow, p, dests, destErr, from); err != nil {
 			return err
 		}
 	}
@@ -567,16 +586,20 @@ func (s *Service) answers(ctx context.Context, userID string) (map[string]string
 	return nil, nil
 }
 
+// sendDelay is how long a mail waits before it is built and sent: longer
+// than the rest of the answer takes.
+const sendDelay = 50 * time.Millisecond
+
 // ErrTooManyCodes is the answer when codes are asked for too often.
 var ErrTooManyCodes = errs.E(errs.TooMany, "Too many codes were requested. Wait an hour, or use another method.", nil)
 
 // sendCode creates a code for the flow and e-mails it in the background to
-// every destination that is under its limit. The limits are counted in the
-// transaction that stores the code, so two requests cannot both pass them.
-func (s *Service) sendCode(ctx context.Context, f store.Flow, p Policy, from audit.Actor) error {
+// every destination that is under its limit; dests and err are what
+// destinations gave. The limits are counted in the transaction that stores
+// the code, so two requests cannot both pass them.
+func (s *Service) sendCode(ctx context.Context, f store.Flow, p Policy, dests []string, err error, from audit.Actor) error {
 	now := s.now()
 	since := now.Add(-time.Hour).UnixMilli()
-	dests, err := s.destinations(ctx, f)
 	if err != nil {
 		// The person gets the same page as anyone (a code "sent"), the
 		// administrators the reason.
@@ -590,6 +613,13 @@ func (s *Service) sendCode(ctx context.Context, f store.Flow, p Policy, from aud
 			return err
 		} else if n >= CodesPerUser {
 			return ErrTooManyCodes
+		}
+		if len(dests) == 0 {
+			// The same count as for an account with one address, so
+			// that the step costs the same (its answer is the same).
+			if _, err := tx.CountCodes(ctx, true, s.mac("dest", ""), since); err != nil {
+				return err
+			}
 		}
 		for _, d := range dests {
 			if c, err := tx.CountCodes(ctx, true, s.mac("dest", strings.ToLower(d)), since); err != nil {
@@ -621,12 +651,16 @@ func (s *Service) sendCode(ctx context.Context, f store.Flow, p Policy, from aud
 }
 
 // sendAsync sends mail without holding up the answer (its time would tell
-// whether an account exists). A failure is audited and reported, never
-// shown: a page that said so would only appear for real accounts.
+// whether an account exists). It starts only after sendDelay: building
+// and sending a mail takes the CPU, and on a small machine that would slow
+// the answer it follows, which would tell that a code went out. A failure
+// is audited and reported, never shown: a page that said so would only
+// appear for real accounts.
 func (s *Service) sendAsync(f store.Flow, from audit.Actor, to []string, msg func(to string) mail.Message) {
 	s.sends.Add(1)
 	go func() {
 		defer s.sends.Done()
+		time.Sleep(sendDelay)
 		ctx, cancel := context.WithTimeout(s.bg, 45*time.Second)
 		defer cancel()
 		snd, err := s.sender(ctx)

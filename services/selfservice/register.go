@@ -30,9 +30,12 @@ import (
 // StartRegister signs a person in with their directory password and opens a
 // registration flow bound to their browser session. The attempt is counted
 // against the account's budget (see beginSignIn) before the password is sent.
+//
+// Its time tells nothing (see Pacer): a wrong password the directory checked
+// is recorded; an unknown account, and every refusal after the form was
+// checked, take the time of one of those. A sign-in that succeeded (or a password
+// that is right but must be changed) says so in its answer.
 func (s *Service) StartRegister(ctx context.Context, login, password, browser string, from audit.Actor) (string, error) {
-	start := time.Now()
-	defer s.floor(ctx, start)
 	fields := map[string]string{}
 	typed, err := directory.NormalizeIdentifier(login)
 	if err != nil {
@@ -44,6 +47,10 @@ func (s *Service) StartRegister(ctx context.Context, login, password, browser st
 	if len(fields) > 0 {
 		return "", errs.FieldErrors(fields)
 	}
+	// From here on the account matters: paced (what comes before answers
+	// the same whoever is named).
+	out := outPadded
+	defer s.paced(ctx, s.Pacer.begin("register"), &out)
 	av, err := s.Available(ctx, KindRegister)
 	if err != nil {
 		return "", s.signInFailed(ctx, newSignIn(audit.ActivityRegisterSecurity, typed, from), "self-service state not readable", err)
@@ -56,8 +63,10 @@ func (s *Service) StartRegister(ctx context.Context, login, password, browser st
 		return "", err
 	}
 	u, err := directory.User{}, si.findErr
+	reached := false
 	if si.found {
 		u, _, err = si.cl.AuthenticateUser(ctx, si.cand.User, password)
+		reached = reachedDirectory(err)
 	}
 	// A successful bind resets the directory's bad-password count.
 	if err = s.finish(ctx, si, err, true); err != nil {
@@ -71,12 +80,19 @@ func (s *Service) StartRegister(ctx context.Context, login, password, browser st
 		s.recordSignIn(ctx, si, audit.Failure, "sign-in failed: "+errs.MessageOf(err), details, si.found)
 		var oe *directory.OpError
 		if errors.As(err, &oe) && oe.Code == directory.CodeExpired {
+			if reached {
+				out = outShown
+			}
 			return "", err // the password was right: say it must be changed first
 		}
 		// Unknown, locked or disabled: the same words as a wrong password, so
 		// nothing here tells a stranger about an account.
+		if reached {
+			out = outReal
+		}
 		return "", errs.E(errs.Unauthorized, "That user name and password don't match.", err)
 	}
+	out = outShown // signed in: every answer from here on needs the password
 	if why := s.registrationBlocker(ctx, av.Policy, u.Protected, u.ProtectedReason); why != "" {
 		return "", errs.E(errs.Forbidden, why, nil)
 	}

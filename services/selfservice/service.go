@@ -23,15 +23,14 @@ import (
 
 // Limits of the self-service flows.
 const (
-	FlowTTL          = 15 * time.Minute
-	CodeTTL          = 10 * time.Minute
-	CodeTries        = 5
-	FailureWindow    = time.Hour
-	FailuresToBlock  = 5
-	BlockFor         = 24 * time.Hour
-	CodesPerUser     = 5 // e-mails with codes per account per hour
-	CodesPerAddress  = 5 // per destination address per hour
-	DefaultTimeFloor = 600 * time.Millisecond
+	FlowTTL         = 15 * time.Minute
+	CodeTTL         = 10 * time.Minute
+	CodeTries       = 5
+	FailureWindow   = time.Hour
+	FailuresToBlock = 5
+	BlockFor        = 24 * time.Hour
+	CodesPerUser    = 5 // e-mails with codes per account per hour
+	CodesPerAddress = 5 // per destination address per hour
 )
 
 // Service runs self-service.
@@ -44,9 +43,10 @@ type Service struct {
 	baseURL string
 	now     func() time.Time
 
-	// TimeFloor is the least time the steps that could tell whether an
-	// account exists take, so every answer takes about as long.
-	TimeFloor time.Duration
+	// Pacer makes the steps that could tell whether an account exists take
+	// indistinguishable time (see timing.go). Tests may replace it before
+	// the service is used (NewPacer(0): no wait in a fresh process).
+	Pacer *Pacer
 	// AnswerParams is the argon2id cost of security-question answers.
 	AnswerParams admins.HashParams
 
@@ -68,21 +68,34 @@ type Service struct {
 // New builds the service. baseURL is the only source of links in e-mails.
 func New(db *store.DB, wb *writeback.Service, keys *keyring.Keyring, log *slog.Logger, baseURL string) *Service {
 	return &Service{db: db, wb: wb, dir: writebackDirectory{wb}, keys: keys, log: log, baseURL: strings.TrimSuffix(baseURL, "/"), now: time.Now,
-		TimeFloor: DefaultTimeFloor, AnswerParams: admins.DefaultHashParams, codeKey: keys.Derive("sspr-codes"),
+		Pacer: NewPacer(DefaultPadStart), AnswerParams: admins.DefaultHashParams, codeKey: keys.Derive("sspr-codes"),
 		verifyHash: admins.VerifyPassword, bg: context.WithoutCancel(context.Background())}
 }
 
 // Wait waits for e-mails being sent in the background (shutdown, tests).
 func (s *Service) Wait() { s.sends.Wait() }
 
-// floor pads a step to the time floor, measured from start.
-func (s *Service) floor(ctx context.Context, start time.Time) {
-	if d := s.TimeFloor - time.Since(start); d > 0 {
-		select {
-		case <-time.After(d):
-		case <-ctx.Done():
-		}
+// paced ends a step begun with s.Pacer.begin with the outcome *o (see
+// endPace); deferred, for steps paced as a whole.
+func (s *Service) paced(ctx context.Context, pc pace, o *outcome) { s.endPace(ctx, pc, *o) }
+
+// endPace ends a paced step (or the part of one where accounts differ)
+// against the directory the portal uses now, with the outcome o.
+func (s *Service) endPace(ctx context.Context, pc pace, o outcome) {
+	dir := ""
+	if o != outShown {
+		dir = s.directoryKey(ctx)
 	}
+	pc.end(ctx, dir, o)
+}
+
+// directoryKey names the directory the steps run against: its type and
+// servers ("" when unknown, as with a fake in tests).
+func (s *Service) directoryKey(ctx context.Context) string {
+	if k, ok := s.dir.(interface{ key(context.Context) string }); ok {
+		return k.key(ctx)
+	}
+	return ""
 }
 
 func randomID() string {
