@@ -19,6 +19,7 @@ type Config struct {
 // Config reads a settings document; a document never saved comes back with
 // Version 0 and Value "".
 func (db *DB) Config(ctx context.Context, name string) (Config, error) {
+	db.docs.reads.Add(1)
 	return readConfig(ctx, db.sql, name)
 }
 
@@ -46,7 +47,8 @@ func readConfig(ctx context.Context, q querier, name string) (Config, error) {
 
 // PutConfig writes a settings document if its stored version still equals
 // expectVersion (0 for a document never saved) and returns the new version.
-// A mismatch returns ErrConflict and writes nothing.
+// A mismatch returns ErrConflict and writes nothing. Once the transaction
+// commits, the settings cache (CachedConfig) serves nothing older.
 func (tx *Tx) PutConfig(ctx context.Context, name string, expectVersion int64, value, updatedBy string) (int64, error) {
 	cur, err := tx.Config(ctx, name)
 	if err != nil {
@@ -63,5 +65,9 @@ func (tx *Tx) PutConfig(ctx context.Context, name string, expectVersion int64, v
 	if err != nil {
 		return 0, fmt.Errorf("store: put config %s: %w", name, err)
 	}
+	if tx.saved == nil {
+		tx.saved = map[string]int64{}
+	}
+	tx.saved[name] = next
 	return next, nil
 }

@@ -29,6 +29,7 @@ type DB struct {
 	sql   *sql.DB
 	now   func() time.Time
 	hooks auditHooks // OnAudit callbacks
+	docs  *docCache  // decoded settings documents (configcache.go)
 }
 
 // FileName is the database file inside the data folder.
@@ -53,11 +54,14 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		sdb.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	return &DB{sql: sdb, now: time.Now}, nil
+	return &DB{sql: sdb, now: time.Now, docs: newDocCache()}, nil
 }
 
 // Close closes the database.
-func (db *DB) Close() error { return db.sql.Close() }
+func (db *DB) Close() error {
+	db.docs.close()
+	return db.sql.Close()
+}
 
 // SQL exposes the underlying handle for read-only health checks and tests.
 func (db *DB) SQL() *sql.DB { return db.sql }
@@ -72,7 +76,8 @@ func (db *DB) nowMS() int64 { return db.now().UTC().UnixMilli() }
 type Tx struct {
 	tx       *sql.Tx
 	db       *DB
-	appended []AuditEvent // passed to OnAudit callbacks once committed
+	appended []AuditEvent     // passed to OnAudit callbacks once committed
+	saved    map[string]int64 // settings documents saved, by version: the cache learns of them once committed
 }
 
 // InTx runs fn in one immediate transaction, committing when fn returns nil.
@@ -89,6 +94,7 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 	if err := stx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
+	db.committed(tx.saved)
 	db.hooks.fire(tx.appended)
 	return nil
 }
