@@ -1,0 +1,136 @@
+package settings
+
+import (
+	"context"
+	"reflect"
+
+	"github.com/writeback/writeback/store"
+)
+
+// decoded is what the store's settings cache keeps for one document of type T.
+type decoded[T any] struct {
+	v    T
+	meta Meta
+}
+
+// Get is Load served from memory: the document is decoded once per version
+// (starting from def, as Load starts from what v holds) and kept, and every
+// caller gets a deep copy of its own, so that changing a slice or map of the
+// value changes nothing for another caller. A save through Update or
+// PutReading is seen by the next Get as soon as its transaction has
+// committed; a save by another process on the same database (a command, a
+// replica) within store.DefaultConfigRecheck (see store.DB.CachedConfig).
+//
+// Every reader of one document must use the same T and the same def: the
+// cache keeps one decoded value per document name.
+func Get[T any](ctx context.Context, db *store.DB, name string, def T) (T, Meta, error) {
+	v, c, err := db.CachedConfig(ctx, name, func(c store.Config) (any, error) {
+		x := deepCopy(def)
+		m, err := Decode(c, &x)
+		return decoded[T]{v: x, meta: m}, err
+	})
+	if err != nil {
+		return deepCopy(def), Meta{}, err
+	}
+	d, ok := v.(decoded[T])
+	if !ok {
+		// Another reader keeps this document as another type (a mistake
+		// the rule above forbids): still right, only without the cache.
+		x := deepCopy(def)
+		m, err := Decode(c, &x)
+		return x, m, err
+	}
+	return deepCopy(d.v), d.meta, nil
+}
+
+// deepCopy copies v so that the copy shares no slice, map or pointer
+// target with v (through exported fields; unexported ones, such as a
+// time.Time's location, are copied as they are: they are never changed).
+func deepCopy[T any](v T) T {
+	rv := reflect.ValueOf(&v).Elem()
+	if !hasRefs(rv.Type()) {
+		return v
+	}
+	var out T
+	reflect.ValueOf(&out).Elem().Set(copyValue(rv))
+	return out
+}
+
+// hasRefs tells whether a value of type t can share memory with a copy of it
+// made by assignment.
+func hasRefs(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Slice, reflect.Map, reflect.Pointer, reflect.Interface:
+		return true
+	case reflect.Array:
+		return hasRefs(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if f := t.Field(i); f.IsExported() && hasRefs(f.Type) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func copyValue(v reflect.Value) reflect.Value {
+	t := v.Type()
+	if !hasRefs(t) {
+		return v
+	}
+	switch v.Kind() {
+	case reflect.Slice:
+		if v.IsNil() {
+			return v
+		}
+		out := reflect.MakeSlice(t, v.Len(), v.Len())
+		if !hasRefs(t.Elem()) {
+			reflect.Copy(out, v)
+			return out
+		}
+		for i := range v.Len() {
+			out.Index(i).Set(copyValue(v.Index(i)))
+		}
+		return out
+	case reflect.Map:
+		if v.IsNil() {
+			return v
+		}
+		out := reflect.MakeMapWithSize(t, v.Len())
+		for it := v.MapRange(); it.Next(); {
+			out.SetMapIndex(copyValue(it.Key()), copyValue(it.Value()))
+		}
+		return out
+	case reflect.Pointer:
+		if v.IsNil() {
+			return v
+		}
+		out := reflect.New(t.Elem())
+		out.Elem().Set(copyValue(v.Elem()))
+		return out
+	case reflect.Interface:
+		if v.IsNil() {
+			return v
+		}
+		out := reflect.New(t).Elem()
+		out.Set(copyValue(v.Elem()))
+		return out
+	case reflect.Array:
+		out := reflect.New(t).Elem()
+		for i := range v.Len() {
+			out.Index(i).Set(copyValue(v.Index(i)))
+		}
+		return out
+	case reflect.Struct:
+		out := reflect.New(t).Elem()
+		out.Set(v) // unexported fields as they are
+		for i := range v.NumField() {
+			if f := t.Field(i); f.IsExported() && hasRefs(f.Type) {
+				out.Field(i).Set(copyValue(v.Field(i)))
+			}
+		}
+		return out
+	}
+	return v
+}
