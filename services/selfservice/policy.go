@@ -202,11 +202,9 @@ func (p Policy) normalize() Policy {
 	return p
 }
 
-// Policy reads the policy (the defaults when never saved).
+// Policy reads the policy (the defaults when never saved), from memory.
 func (s *Service) Policy(ctx context.Context) (Policy, settings.Meta, error) {
-	p := DefaultPolicy()
-	m, err := settings.Load(ctx, s.db, policyName, &p)
-	return p, m, err
+	return settings.Get(ctx, s.db, policyName, DefaultPolicy())
 }
 
 // PolicyTargetID is the audit target of every policy save, whichever page

@@ -69,11 +69,10 @@ func InputOf(c Connection) Input {
 		RecoveryEmailAttribute: c.RecoveryEmailAttribute, ExcludedGroups: c.ExcludedGroups, PasswordWriteback: c.PasswordWriteback}
 }
 
-// Connection reads the stored connection.
+// Connection reads the stored connection, from memory (decoded once per
+// version: see settings.Get).
 func (s *Service) Connection(ctx context.Context) (Connection, settings.Meta, error) {
-	var c Connection
-	m, err := settings.Load(ctx, s.db, connectionName, &c)
-	return c, m, err
+	return settings.Get(ctx, s.db, connectionName, Connection{})
 }
 
 // config turns a stored connection (and a plain password) into a client config.
