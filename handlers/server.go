@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 
+	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 
 	"github.com/writeback/writeback/services/admins"
@@ -94,6 +95,11 @@ type Server struct {
 // New builds the server.
 func New(cfg Config, log *slog.Logger, d Deps) *Server {
 	cs := sessions.NewCookieStore(cfg.CookieHashKey, cfg.CookieBlockKey)
+	for _, c := range cs.Codecs {
+		if sc, ok := c.(*securecookie.SecureCookie); ok {
+			sc.SetSerializer(sessionSerializer{})
+		}
+	}
 	secure := cfg.BaseURL != nil && cfg.BaseURL.Scheme == "https"
 	name := cookieName
 	if secure {
