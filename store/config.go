@@ -20,21 +20,30 @@ type Config struct {
 // Version 0 and Value "".
 func (db *DB) Config(ctx context.Context, name string) (Config, error) {
 	db.docs.reads.Add(1)
-	return readConfig(ctx, db.sql, name)
+	return readConfig(ctx, db, name)
 }
 
 // Config reads a settings document inside a transaction.
 func (tx *Tx) Config(ctx context.Context, name string) (Config, error) {
-	return readConfig(ctx, tx.tx, name)
+	return readConfig(ctx, tx, name)
 }
 
 type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func readConfig(ctx context.Context, q querier, name string) (Config, error) {
+// configQuerier is a DB (through its prepared statements) or a transaction.
+type configQuerier interface {
+	queryRow(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (tx *Tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return tx.tx.QueryRowContext(ctx, query, args...)
+}
+
+func readConfig(ctx context.Context, q configQuerier, name string) (Config, error) {
 	c := Config{Name: name}
-	err := q.QueryRowContext(ctx, `SELECT value, version, updated_ms, updated_by FROM config WHERE name = ?`, name).
+	err := q.queryRow(ctx, `SELECT value, version, updated_ms, updated_by FROM config WHERE name = ?`, name).
 		Scan(&c.Value, &c.Version, &c.UpdatedMS, &c.UpdatedBy)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, nil

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -36,9 +35,6 @@ type docCache struct {
 	gen      int64        // the generation the last recheck saw (under checking)
 
 	reads atomic.Int64 // documents read from the database
-
-	stmtMu sync.Mutex
-	genQ   *sql.Stmt // prepared once: a recheck should not parse SQL
 }
 
 type docEntry struct {
@@ -74,7 +70,7 @@ func (db *DB) CachedConfig(ctx context.Context, name string, decode func(Config)
 	if fresh {
 		return e.value, e.cfg, nil
 	}
-	c, err := readConfig(ctx, db.sql, name)
+	c, err := readConfig(ctx, db, name)
 	dc.reads.Add(1)
 	if err != nil {
 		return nil, c, err
@@ -158,12 +154,8 @@ func (db *DB) recheckConfig(ctx context.Context) error {
 		return nil
 	}
 	defer dc.checking.Store(false)
-	q, err := db.genStmt(ctx)
-	if err != nil {
-		return err
-	}
 	var gen int64
-	if err := q.QueryRowContext(ctx).Scan(&gen); err != nil {
+	if err := db.queryRow(ctx, `SELECT coalesce(sum(version), 0) FROM config`).Scan(&gen); err != nil {
 		return fmt.Errorf("store: config generation: %w", err)
 	}
 	if gen != dc.gen {
@@ -178,29 +170,6 @@ func (db *DB) recheckConfig(ctx context.Context) error {
 	}
 	dc.checked.Store(now)
 	return nil
-}
-
-func (db *DB) genStmt(ctx context.Context) (*sql.Stmt, error) {
-	dc := db.docs
-	dc.stmtMu.Lock()
-	defer dc.stmtMu.Unlock()
-	if dc.genQ == nil {
-		q, err := db.sql.PrepareContext(ctx, `SELECT coalesce(sum(version), 0) FROM config`)
-		if err != nil {
-			return nil, fmt.Errorf("store: prepare config generation: %w", err)
-		}
-		dc.genQ = q
-	}
-	return dc.genQ, nil
-}
-
-func (dc *docCache) close() {
-	dc.stmtMu.Lock()
-	defer dc.stmtMu.Unlock()
-	if dc.genQ != nil {
-		dc.genQ.Close()
-		dc.genQ = nil
-	}
 }
 
 // committed raises the floors of the documents a committed transaction

@@ -30,6 +30,7 @@ type DB struct {
 	now   func() time.Time
 	hooks auditHooks // OnAudit callbacks
 	docs  *docCache  // decoded settings documents (configcache.go)
+	stmts stmtCache  // prepared statements of the hottest reads (stmts.go)
 }
 
 // FileName is the database file inside the data folder.
@@ -59,7 +60,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 
 // Close closes the database.
 func (db *DB) Close() error {
-	db.docs.close()
+	db.stmts.close()
 	return db.sql.Close()
 }
 

@@ -30,7 +30,7 @@ func (db *DB) InsertSession(ctx context.Context, s Session) error {
 // SessionByHash reads a session.
 func (db *DB) SessionByHash(ctx context.Context, idHash string) (Session, error) {
 	var s Session
-	err := db.sql.QueryRowContext(ctx, `SELECT id_hash, admin_id, created_ms, last_seen_ms, client_ip, user_agent
+	err := db.queryRow(ctx, `SELECT id_hash, admin_id, created_ms, last_seen_ms, client_ip, user_agent
 		FROM admin_sessions WHERE id_hash = ?`, idHash).Scan(&s.IDHash, &s.AdminID, &s.CreatedMS, &s.LastSeenMS, &s.ClientIP, &s.UserAgent)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s, ErrNotFound
