@@ -50,6 +50,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	sdb.SetMaxOpenConns(8)
+	// Keep them all when idle (database/sql keeps 2 by default): under load
+	// every connection beyond those was closed after its query and opened
+	// again, pragmas and prepared statements included, for the next one.
+	sdb.SetMaxIdleConns(8)
 	sdb.SetConnMaxIdleTime(5 * time.Minute)
 	if err := sdb.PingContext(ctx); err != nil {
 		sdb.Close()

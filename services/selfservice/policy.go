@@ -87,6 +87,12 @@ type Policy struct {
 	OrgName             string   `json:"org_name"`
 }
 
+// Clone copies the policy without sharing its questions.
+func (p Policy) Clone() Policy {
+	p.Questions = slices.Clone(p.Questions)
+	return p
+}
+
 // DefaultPolicy is what a new portal starts with: self-service off until a
 // Global Administrator turns it on.
 func DefaultPolicy() Policy {

@@ -3,6 +3,7 @@ package settings
 import (
 	"context"
 	"reflect"
+	"sync"
 
 	"github.com/writeback/writeback/store"
 )
@@ -43,10 +44,26 @@ func Get[T any](ctx context.Context, db *store.DB, name string, def T) (T, Meta,
 	return deepCopy(d.v), d.meta, nil
 }
 
+// Cloner is a document type that copies itself: its Clone returns a value
+// that shares no slice, map or pointer target with the original. Get uses
+// it instead of copying by reflection, which costs more than the rest of a
+// read; a test checks every document type's Clone against the reflection.
+type Cloner[T any] interface {
+	Clone() T
+}
+
 // deepCopy copies v so that the copy shares no slice, map or pointer
 // target with v (through exported fields; unexported ones, such as a
 // time.Time's location, are copied as they are: they are never changed).
 func deepCopy[T any](v T) T {
+	if c, ok := any(v).(Cloner[T]); ok {
+		return c.Clone()
+	}
+	return reflectCopy(v)
+}
+
+// reflectCopy is deepCopy for types without a Clone method.
+func reflectCopy[T any](v T) T {
 	rv := reflect.ValueOf(&v).Elem()
 	if !hasRefs(rv.Type()) {
 		return v
@@ -56,9 +73,22 @@ func deepCopy[T any](v T) T {
 	return out
 }
 
+// refTypes remembers hasRefs per type: walking a struct's fields by
+// reflection on every read was most of a read's cost.
+var refTypes sync.Map // reflect.Type → bool
+
 // hasRefs tells whether a value of type t can share memory with a copy of it
 // made by assignment.
 func hasRefs(t reflect.Type) bool {
+	if v, ok := refTypes.Load(t); ok {
+		return v.(bool)
+	}
+	r := typeHasRefs(t)
+	refTypes.Store(t, r)
+	return r
+}
+
+func typeHasRefs(t reflect.Type) bool {
 	switch t.Kind() {
 	case reflect.Slice, reflect.Map, reflect.Pointer, reflect.Interface:
 		return true

@@ -3,13 +3,16 @@ package settings_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/services/settings"
+	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/store"
 )
 
@@ -176,4 +179,124 @@ func TestPutReadingSeenAtOnce(t *testing.T) {
 			t.Errorf("after writing %s: %+v %v", state, st, err)
 		}
 	}
+}
+
+// TestDocumentClonesShareNothing: every settings document type either has
+// nothing a copy could share (no slice, map or pointer) or a Clone method
+// whose copy equals the original and shares none of them, with every field
+// filled in: a field added to a document without a line in its Clone fails
+// here.
+func TestDocumentClonesShareNothing(t *testing.T) {
+	for _, doc := range []any{writeback.Connection{}, selfservice.Policy{}, selfservice.MailSettings{}, selfservice.MailStatus{},
+		settings.OnPrem{}, settings.ServiceStatus{}, settings.Retention{}} {
+		v := reflect.New(reflect.TypeOf(doc)).Elem()
+		fill(v)
+		name := v.Type().String()
+		clone := v.Addr().MethodByName("Clone")
+		if !clone.IsValid() {
+			if p := refPath(v, name); p != "" {
+				t.Errorf("%s holds %s but has no Clone method: every read copies it by reflection", name, p)
+			}
+			continue
+		}
+		c := clone.Call(nil)[0]
+		if !reflect.DeepEqual(c.Interface(), v.Interface()) {
+			t.Errorf("%s.Clone() differs from the original:\n got %+v\nwant %+v", name, c, v)
+		}
+		if p := sharedPath(v, c, name); p != "" {
+			t.Errorf("%s.Clone() shares %s with the original", name, p)
+		}
+	}
+}
+
+// fill sets every exported field of v to a non-zero value, slices and maps
+// with two elements.
+func fill(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString("x")
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		v.SetInt(1)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		v.SetUint(1)
+	case reflect.Float32, reflect.Float64:
+		v.SetFloat(1)
+	case reflect.Slice:
+		s := reflect.MakeSlice(v.Type(), 2, 2)
+		for i := range 2 {
+			fill(s.Index(i))
+		}
+		v.Set(s)
+	case reflect.Map:
+		m := reflect.MakeMap(v.Type())
+		k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+		fill(k)
+		fill(e)
+		m.SetMapIndex(k, e)
+		v.Set(m)
+	case reflect.Pointer:
+		p := reflect.New(v.Type().Elem())
+		fill(p.Elem())
+		v.Set(p)
+	case reflect.Struct:
+		if v.Type() == reflect.TypeFor[time.Time]() {
+			v.Set(reflect.ValueOf(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)))
+			return
+		}
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				fill(v.Field(i))
+			}
+		}
+	}
+}
+
+// refPath names the first slice, map or pointer reachable from v.
+func refPath(v reflect.Value, path string) string {
+	switch v.Kind() {
+	case reflect.Slice, reflect.Map, reflect.Pointer, reflect.Interface:
+		return path
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if f := v.Type().Field(i); f.IsExported() {
+				if p := refPath(v.Field(i), path+"."+f.Name); p != "" {
+					return p
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// sharedPath names the first slice, map or pointer target a and b share.
+func sharedPath(a, b reflect.Value, path string) string {
+	switch a.Kind() {
+	case reflect.Slice:
+		if a.Len() > 0 && a.Pointer() == b.Pointer() {
+			return path
+		}
+		for i := range min(a.Len(), b.Len()) {
+			if p := sharedPath(a.Index(i), b.Index(i), fmt.Sprintf("%s[%d]", path, i)); p != "" {
+				return p
+			}
+		}
+	case reflect.Map, reflect.Pointer:
+		if !a.IsNil() && a.Pointer() == b.Pointer() {
+			return path
+		}
+		if a.Kind() == reflect.Pointer && !a.IsNil() && !b.IsNil() {
+			return sharedPath(a.Elem(), b.Elem(), "*"+path)
+		}
+	case reflect.Struct:
+		for i := range a.NumField() {
+			if f := a.Type().Field(i); f.IsExported() {
+				if p := sharedPath(a.Field(i), b.Field(i), path+"."+f.Name); p != "" {
+					return p
+				}
+			}
+		}
+	}
+	return ""
 }

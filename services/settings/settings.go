@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/writeback/writeback/services/audit"
@@ -191,6 +192,12 @@ type ServiceStatus struct {
 	Message   string       `json:"message"`
 	CheckedAt time.Time    `json:"checked_at"`
 	Details   []string     `json:"details,omitempty"`
+}
+
+// Clone copies the status without sharing its details.
+func (s ServiceStatus) Clone() ServiceStatus {
+	s.Details = slices.Clone(s.Details)
+	return s
 }
 
 const statusName = "writeback_status"

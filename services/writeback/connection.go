@@ -37,6 +37,13 @@ type Connection struct {
 	PasswordWriteback bool `json:"password_writeback"`
 }
 
+// Clone copies the connection without sharing its lists.
+func (c Connection) Clone() Connection {
+	c.URLs, c.BaseDNs = slices.Clone(c.URLs), slices.Clone(c.BaseDNs)
+	c.LoginAttributes, c.ExcludedGroups = slices.Clone(c.LoginAttributes), slices.Clone(c.ExcludedGroups)
+	return c
+}
+
 // Configured reports whether a connection has been saved.
 func (c Connection) Configured() bool { return len(c.URLs) > 0 && c.BindDN != "" }
 
