@@ -20,7 +20,9 @@ func (s *Server) Routes() http.Handler {
 	r.Use(s.recoverer)
 	r.Use(s.securityHeaders)
 	r.Use(s.limitBody(1 << 20))
-	r.Use(s.logRequests)
+	if !s.cfg.NoRequestLog {
+		r.Use(s.logRequests)
+	}
 	r.NotFound(s.handle(func(w http.ResponseWriter, r *http.Request) error { return errNotFound }))
 	r.MethodNotAllowed(s.handle(func(w http.ResponseWriter, r *http.Request) error { return errNotFound }))
 

@@ -76,6 +76,9 @@ type Config struct {
 	CookieHashKey  []byte         // 32 bytes, signs the session cookie
 	CookieBlockKey []byte         // 32 bytes, encrypts the session cookie
 	Health         func(ctx context.Context) error
+	// NoRequestLog turns off the log line per request (errors are still
+	// logged): under load those lines are most of what the portal writes.
+	NoRequestLog bool
 }
 
 // Server holds every handler's dependencies.
