@@ -91,6 +91,7 @@ type Server struct {
 	selfservice SelfService
 	audit       AuditLog
 	cookies     *sessions.CookieStore
+	cookieCache *cookieCache
 	cookieName  string
 	secure      bool
 }
@@ -112,11 +113,14 @@ func New(cfg Config, log *slog.Logger, d Deps) *Server {
 	// __Host- prefix requires exactly that).
 	cs.Options = &sessions.Options{
 		Path:     "/",
-		MaxAge:   int(admins.AbsoluteTimeout.Seconds()),
 		HttpOnly: true,
 		Secure:   secure,
 		SameSite: http.SameSiteLaxMode,
 	}
-	return &Server{cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback, selfservice: d.SelfService, audit: d.Audit, cookies: cs,
+	// The cookie's Max-Age, and the oldest timestamp the decoder accepts
+	// (which the decoded-cookie cache must know: it keeps no entry longer).
+	maxAge := admins.AbsoluteTimeout
+	cs.MaxAge(int(maxAge.Seconds()))
+	return &Server{cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback, selfservice: d.SelfService, audit: d.Audit, cookies: cs, cookieCache: newCookieCache(maxAge),
 		cookieName: name, secure: secure}
 }
