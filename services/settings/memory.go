@@ -25,13 +25,37 @@ type decoded[T any] struct {
 // Every reader of one document must use the same T and the same def: the
 // cache keeps one decoded value per document name.
 func Get[T any](ctx context.Context, db *store.DB, name string, def T) (T, Meta, error) {
+	d, shared, err := cached(ctx, db, name, def)
+	if err != nil || !shared {
+		return d.v, d.meta, err
+	}
+	return deepCopy(d.v), d.meta, nil
+}
+
+// Peek is Get without the copy, for the hottest reads of a field or two
+// (whether writeback is on): f is called with the value every reader
+// shares and must only read it, keeping no slice, map or pointer of it
+// after it returns.
+func Peek[T any](ctx context.Context, db *store.DB, name string, def T, f func(v *T)) (Meta, error) {
+	d, _, err := cached(ctx, db, name, def)
+	if err != nil {
+		return d.meta, err
+	}
+	f(&d.v)
+	return d.meta, nil
+}
+
+// cached is the document's decoded value; shared tells whether it is the
+// cache's own (to be copied before it is handed out) rather than one
+// decoded for this caller. On an error it is a copy of def.
+func cached[T any](ctx context.Context, db *store.DB, name string, def T) (d decoded[T], shared bool, err error) {
 	v, c, err := db.CachedConfig(ctx, name, func(c store.Config) (any, error) {
 		x := deepCopy(def)
 		m, err := Decode(c, &x)
 		return decoded[T]{v: x, meta: m}, err
 	})
 	if err != nil {
-		return deepCopy(def), Meta{}, err
+		return decoded[T]{v: deepCopy(def)}, false, err
 	}
 	d, ok := v.(decoded[T])
 	if !ok {
@@ -39,9 +63,9 @@ func Get[T any](ctx context.Context, db *store.DB, name string, def T) (T, Meta,
 		// the rule above forbids): still right, only without the cache.
 		x := deepCopy(def)
 		m, err := Decode(c, &x)
-		return x, m, err
+		return decoded[T]{v: x, meta: m}, false, err
 	}
-	return deepCopy(d.v), d.meta, nil
+	return d, true, nil
 }
 
 // Cloner is a document type that copies itself: its Clone returns a value

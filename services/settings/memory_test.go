@@ -300,3 +300,30 @@ func sharedPath(a, b reflect.Value, path string) string {
 	}
 	return ""
 }
+
+// TestPeek: Peek reads the same value as Get, fresh after a save, without
+// reading the database again.
+func TestPeek(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	db.SetConfigRecheck(time.Hour)
+	for i, name := range []string{"first", "second"} {
+		if _, _, err := settings.Update(ctx, db, "doc", int64(i), audit.CommandLine, doc{}, func(doc) (doc, []audit.Entry, error) {
+			return doc{Name: name, List: []string{name}}, []audit.Entry{{Category: audit.CategoryPolicy, Activity: "test"}}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var seen string
+		m, err := settings.Peek(ctx, db, "doc", doc{}, func(d *doc) { seen = d.Name + "/" + d.List[0] })
+		if err != nil || seen != name+"/"+name || m.Version != int64(i+1) {
+			t.Errorf("after save %d: %q v%d %v", i+1, seen, m.Version, err)
+		}
+	}
+	reads := db.ConfigReads()
+	for range 5 {
+		settings.Peek(ctx, db, "doc", doc{}, func(*doc) {})
+	}
+	if n := db.ConfigReads() - reads; n != 0 {
+		t.Errorf("%d database reads", n)
+	}
+}
