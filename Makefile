@@ -28,10 +28,13 @@ build:
 run: build
 	./$(BIN) serve $(ARGS)
 
+# templ's *_templ.go and the gzip/brotli variants of static/ (static/internal/compress); both are committed.
 generate:
 	$(GO) tool templ generate
+	$(GO) generate ./static/
 
-# gofmt, go vet, templ output that matches the .templ sources, go.mod/go.sum tidy, and the committed-file hygiene
+# gofmt, go vet, templ output that matches the .templ sources, precompressed static assets that hold their assets,
+# go.mod/go.sum tidy, and the committed-file hygiene
 # (no binary at the root, nothing secret or bulky sent into an image build).
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_templ.go$$')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -39,6 +42,8 @@ lint:
 	$(GO) tool templ generate >/dev/null
 	@git diff --exit-code -- '*_templ.go' || { echo "templ output is stale: run 'make generate' and commit it"; exit 1; }
 	@untracked=$$(git ls-files --others --exclude-standard -- '*_templ.go'); if [ -n "$$untracked" ]; then echo "uncommitted templ output: $$untracked"; exit 1; fi
+	$(GO) run ./static/internal/compress -check -dir static
+	@untracked=$$(git ls-files --others --exclude-standard -- 'static/*.gz' 'static/*.br'); if [ -n "$$untracked" ]; then echo "uncommitted precompressed assets: $$untracked"; exit 1; fi
 	@$(GO) mod tidy -diff >/dev/null 2>&1 || { $(GO) mod tidy -diff; echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit the result"; exit 1; }
 	@if git ls-files --error-unmatch writeback >/dev/null 2>&1; then echo "a built binary 'writeback' is committed at the root: git rm --cached writeback"; exit 1; fi
 	@for p in .git data bin test-output '**/writeback.key' '**/*.test'; do \

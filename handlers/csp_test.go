@@ -66,6 +66,9 @@ func TestStaticNoListing(t *testing.T) {
 		"/static/%2e%2e/go.mod": http.StatusNotFound,
 		"/static/..%2fembed.go": http.StatusNotFound,
 		"/static/embed.go":      http.StatusNotFound,
+		"/static/app.css.gz":    http.StatusNotFound, // variants are served by negotiation only
+		"/static/app.js.br":     http.StatusNotFound,
+		"/static/internal/":     http.StatusNotFound,
 	} {
 		p := c.get(path)
 		if p.Status != want {

@@ -130,8 +130,8 @@ func (s *Server) session(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		safe := safeMethod(r)
 		start := safe && !crossSiteSubresource(r)
-		sess, err := s.cookies.Get(r, s.cookieName)
-		if err != nil { // tampered or from an old key: start over
+		sess, err := s.loadSession(r)
+		if err != nil { // tampered, too old or from an old key: start over
 			sess, _ = s.cookies.New(r, s.cookieName)
 		}
 		st := &reqState{sess: sess}

@@ -1,9 +1,7 @@
 package handlers
 
 import (
-	"io/fs"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -22,7 +20,9 @@ func (s *Server) Routes() http.Handler {
 	r.Use(s.recoverer)
 	r.Use(s.securityHeaders)
 	r.Use(s.limitBody(1 << 20))
-	r.Use(s.logRequests)
+	if !s.cfg.NoRequestLog {
+		r.Use(s.logRequests)
+	}
 	r.NotFound(s.handle(func(w http.ResponseWriter, r *http.Request) error { return errNotFound }))
 	r.MethodNotAllowed(s.handle(func(w http.ResponseWriter, r *http.Request) error { return errNotFound }))
 
@@ -100,20 +100,4 @@ func (s *Server) Routes() http.Handler {
 		})
 	})
 	return r
-}
-
-// staticFiles serves the embedded assets under /static/: files only. A
-// folder (/static/ itself included) is answered with the portal's 404
-// page rather than a listing of what is inside.
-func (s *Server) staticFiles(fsys fs.FS) http.Handler {
-	files := http.StripPrefix("/static/", http.FileServerFS(fsys))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		name := strings.TrimPrefix(r.URL.Path, "/static/")
-		if fi, err := fs.Stat(fsys, name); err != nil || fi.IsDir() || strings.HasSuffix(name, "/") {
-			s.renderError(w, r, errNotFound)
-			return
-		}
-		w.Header().Set("Cache-Control", "public, max-age=3600")
-		files.ServeHTTP(w, r)
-	})
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 
+	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 
 	"github.com/writeback/writeback/services/admins"
@@ -75,6 +76,9 @@ type Config struct {
 	CookieHashKey  []byte         // 32 bytes, signs the session cookie
 	CookieBlockKey []byte         // 32 bytes, encrypts the session cookie
 	Health         func(ctx context.Context) error
+	// NoRequestLog turns off the log line per request (errors are still
+	// logged): under load those lines are most of what the portal writes.
+	NoRequestLog bool
 }
 
 // Server holds every handler's dependencies.
@@ -87,6 +91,7 @@ type Server struct {
 	selfservice SelfService
 	audit       AuditLog
 	cookies     *sessions.CookieStore
+	cookieCache *cookieCache
 	cookieName  string
 	secure      bool
 }
@@ -94,6 +99,11 @@ type Server struct {
 // New builds the server.
 func New(cfg Config, log *slog.Logger, d Deps) *Server {
 	cs := sessions.NewCookieStore(cfg.CookieHashKey, cfg.CookieBlockKey)
+	for _, c := range cs.Codecs {
+		if sc, ok := c.(*securecookie.SecureCookie); ok {
+			sc.SetSerializer(sessionSerializer{})
+		}
+	}
 	secure := cfg.BaseURL != nil && cfg.BaseURL.Scheme == "https"
 	name := cookieName
 	if secure {
@@ -103,11 +113,14 @@ func New(cfg Config, log *slog.Logger, d Deps) *Server {
 	// __Host- prefix requires exactly that).
 	cs.Options = &sessions.Options{
 		Path:     "/",
-		MaxAge:   int(admins.AbsoluteTimeout.Seconds()),
 		HttpOnly: true,
 		Secure:   secure,
 		SameSite: http.SameSiteLaxMode,
 	}
-	return &Server{cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback, selfservice: d.SelfService, audit: d.Audit, cookies: cs,
+	// The cookie's Max-Age, and the oldest timestamp the decoder accepts
+	// (which the decoded-cookie cache must know: it keeps no entry longer).
+	maxAge := admins.AbsoluteTimeout
+	cs.MaxAge(int(maxAge.Seconds()))
+	return &Server{cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback, selfservice: d.SelfService, audit: d.Audit, cookies: cs, cookieCache: newCookieCache(maxAge),
 		cookieName: name, secure: secure}
 }

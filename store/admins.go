@@ -57,7 +57,7 @@ func (db *DB) AdminByEmail(ctx context.Context, email string) (Admin, error) {
 
 // AdminByID finds an administrator by ID.
 func (db *DB) AdminByID(ctx context.Context, id int64) (Admin, error) {
-	a, err := scanAdmin(db.sql.QueryRowContext(ctx, `SELECT `+adminCols+` FROM admins WHERE id = ?`, id))
+	a, err := scanAdmin(db.queryRow(ctx, `SELECT `+adminCols+` FROM admins WHERE id = ?`, id))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		err = fmt.Errorf("store: admin by id: %w", err)
 	}

@@ -32,6 +32,8 @@ type DB struct {
 	// afterChunk, when set (tests), runs between two chunks of a paced
 	// verification.
 	afterChunk func()
+	docs  *docCache  // decoded settings documents (configcache.go)
+	stmts stmtCache  // prepared statements of the hottest reads (stmts.go)
 }
 
 // FileName is the database file inside the data folder.
@@ -51,16 +53,23 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	sdb.SetMaxOpenConns(8)
+	// Keep them all when idle (database/sql keeps 2 by default): under load
+	// every connection beyond those was closed after its query and opened
+	// again, pragmas and prepared statements included, for the next one.
+	sdb.SetMaxIdleConns(8)
 	sdb.SetConnMaxIdleTime(5 * time.Minute)
 	if err := sdb.PingContext(ctx); err != nil {
 		sdb.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	return &DB{sql: sdb, now: time.Now}, nil
+	return &DB{sql: sdb, now: time.Now, docs: newDocCache()}, nil
 }
 
 // Close closes the database.
-func (db *DB) Close() error { return db.sql.Close() }
+func (db *DB) Close() error {
+	db.stmts.close()
+	return db.sql.Close()
+}
 
 // SQL exposes the underlying handle for read-only health checks and tests.
 func (db *DB) SQL() *sql.DB { return db.sql }
@@ -75,7 +84,8 @@ func (db *DB) nowMS() int64 { return db.now().UTC().UnixMilli() }
 type Tx struct {
 	tx       *sql.Tx
 	db       *DB
-	appended []AuditEvent // passed to OnAudit callbacks once committed
+	appended []AuditEvent     // passed to OnAudit callbacks once committed
+	saved    map[string]int64 // settings documents saved, by version: the cache learns of them once committed
 }
 
 // InTx runs fn in one immediate transaction, committing when fn returns nil.
@@ -92,6 +102,7 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 	if err := stx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
+	db.committed(tx.saved)
 	db.hooks.fire(tx.appended)
 	return nil
 }

@@ -30,7 +30,7 @@ func (db *DB) InsertSession(ctx context.Context, s Session) error {
 // SessionByHash reads a session.
 func (db *DB) SessionByHash(ctx context.Context, idHash string) (Session, error) {
 	var s Session
-	err := db.sql.QueryRowContext(ctx, `SELECT id_hash, admin_id, created_ms, last_seen_ms, client_ip, user_agent
+	err := db.queryRow(ctx, `SELECT id_hash, admin_id, created_ms, last_seen_ms, client_ip, user_agent
 		FROM admin_sessions WHERE id_hash = ?`, idHash).Scan(&s.IDHash, &s.AdminID, &s.CreatedMS, &s.LastSeenMS, &s.ClientIP, &s.UserAgent)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s, ErrNotFound
@@ -39,6 +39,28 @@ func (db *DB) SessionByHash(ctx context.Context, idHash string) (Session, error)
 		return s, fmt.Errorf("store: session: %w", err)
 	}
 	return s, nil
+}
+
+// SessionAdmin reads a session and its administrator in one query: the
+// read every signed-in request makes. The session's ClientIP and UserAgent
+// are left empty. A session always has its administrator (the foreign key
+// deletes sessions with it), so no row is ErrNotFound: no such session.
+func (db *DB) SessionAdmin(ctx context.Context, idHash string) (Session, Admin, error) {
+	s := Session{IDHash: idHash}
+	var a Admin
+	var dis int
+	err := db.queryRow(ctx, `SELECT s.admin_id, s.created_ms, s.last_seen_ms,
+		a.id, a.email, a.name, a.role, a.password_hash, a.disabled, a.created_ms, a.updated_ms
+		FROM admin_sessions s JOIN admins a ON a.id = s.admin_id WHERE s.id_hash = ?`, idHash).
+		Scan(&s.AdminID, &s.CreatedMS, &s.LastSeenMS, &a.ID, &a.Email, &a.Name, &a.Role, &a.PasswordHash, &dis, &a.CreatedMS, &a.UpdatedMS)
+	a.Disabled = dis == 1
+	if errors.Is(err, sql.ErrNoRows) {
+		return s, a, ErrNotFound
+	}
+	if err != nil {
+		return s, a, fmt.Errorf("store: session and admin: %w", err)
+	}
+	return s, a, nil
 }
 
 // TouchSession moves a session's last-seen time forward.

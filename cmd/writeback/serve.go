@@ -39,6 +39,8 @@ type serveConfig struct {
 	auditSyslog     *url.URL    // tcp://, udp:// or tls://host:port
 	auditSyslogTLS  *tls.Config // for tls://: the roots of --audit-syslog-ca, or nil for the system roots
 	shutdownTimeout time.Duration
+	logLevel        slog.Level
+	requestLog      bool // a log line per request (at Info)
 }
 
 func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
@@ -58,10 +60,22 @@ func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
 		}
 		*shutdownTimeout = d
 	}
+	logLevel := fs.String("log-level", envOr(getenv, "WRITEBACK_LOG_LEVEL", "info"), "the least level of the operator log: debug, info, warn or error (env WRITEBACK_LOG_LEVEL)")
+	requestLog := fs.String("request-log", envOr(getenv, "WRITEBACK_REQUEST_LOG", "on"), "on: a log line (at info) per request; off: none, errors are still logged (env WRITEBACK_REQUEST_LOG)")
 	if err := parse(fs, args); err != nil {
 		return serveConfig{}, err
 	}
 	cfg := serveConfig{listen: *listen, dataDir: *data, auditStdout: *stdoutFwd, shutdownTimeout: *shutdownTimeout}
+	if err := cfg.logLevel.UnmarshalText([]byte(*logLevel)); err != nil || strings.ContainsAny(*logLevel, "+-") {
+		return cfg, usagef("--log-level %q: want debug, info, warn or error", *logLevel)
+	}
+	switch *requestLog {
+	case "on":
+		cfg.requestLog = true
+	case "off":
+	default:
+		return cfg, usagef("--request-log %q: want on or off", *requestLog)
+	}
 	if cfg.shutdownTimeout <= 0 {
 		return cfg, usagef("--shutdown-timeout %s: want a positive duration such as 8s", cfg.shutdownTimeout)
 	}
@@ -126,7 +140,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	if err != nil {
 		return err
 	}
-	a, err := openAppLevel(ctx, cfg.dataDir, io.err, slog.LevelInfo)
+	a, err := openAppLevel(ctx, cfg.dataDir, io.err, cfg.logLevel)
 	if err != nil {
 		return err
 	}
@@ -160,7 +174,8 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	srv := handlers.New(handlers.Config{
 		BaseURL: cfg.baseURL, TrustedProxies: cfg.trustedProxies,
 		CookieHashKey: a.keys.Derive("cookie-hash"), CookieBlockKey: a.keys.Derive("cookie-block"),
-		Health: func(ctx context.Context) error { return a.db.SQL().PingContext(ctx) },
+		Health:       func(ctx context.Context) error { return a.db.SQL().PingContext(ctx) },
+		NoRequestLog: !cfg.requestLog,
 	}, a.log, handlers.Deps{Admins: a.admins, Settings: a.settings, Writeback: a.wb, SelfService: a.ss, Audit: a.audit})
 
 	ln, err := net.Listen("tcp", cfg.listen)

@@ -359,7 +359,9 @@ func (s *Service) Resolve(ctx context.Context, rawID string) (store.Admin, error
 		return store.Admin{}, ErrNoSession
 	}
 	h := hashToken(rawID)
-	sess, err := s.db.SessionByHash(ctx, h)
+	// One query for the session and its administrator: every signed-in
+	// request makes it.
+	sess, a, err := s.db.SessionAdmin(ctx, h)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Admin{}, ErrNoSession
 	}
@@ -367,17 +369,9 @@ func (s *Service) Resolve(ctx context.Context, rawID string) (store.Admin, error
 		return store.Admin{}, err
 	}
 	now := s.now()
-	if now.Sub(time.UnixMilli(sess.LastSeenMS)) >= IdleTimeout || now.Sub(time.UnixMilli(sess.CreatedMS)) >= AbsoluteTimeout {
+	if now.Sub(time.UnixMilli(sess.LastSeenMS)) >= IdleTimeout || now.Sub(time.UnixMilli(sess.CreatedMS)) >= AbsoluteTimeout || a.Disabled {
 		_ = s.db.DeleteSession(ctx, h)
 		return store.Admin{}, ErrNoSession
-	}
-	a, err := s.db.AdminByID(ctx, sess.AdminID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && a.Disabled) {
-		_ = s.db.DeleteSession(ctx, h)
-		return store.Admin{}, ErrNoSession
-	}
-	if err != nil {
-		return store.Admin{}, err
 	}
 	// Touch at most once a minute to keep reads cheap.
 	if now.Sub(time.UnixMilli(sess.LastSeenMS)) > time.Minute {

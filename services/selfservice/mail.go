@@ -77,11 +77,9 @@ type MailInput struct {
 	CAPEM         string
 }
 
-// MailSettings reads the mail server settings.
+// MailSettings reads the mail server settings, from memory.
 func (s *Service) MailSettings(ctx context.Context) (MailSettings, settings.Meta, error) {
-	var m MailSettings
-	meta, err := settings.Load(ctx, s.db, mailName, &m)
-	return m, meta, err
+	return settings.Get(ctx, s.db, mailName, MailSettings{})
 }
 
 // SaveMail validates and saves the mail server if still at expectVersion,
@@ -174,8 +172,7 @@ const mailStatusName = "mail_status"
 
 // MailStatus reads the outcome of the last send; At is zero before the first.
 func (s *Service) MailStatus(ctx context.Context) (MailStatus, error) {
-	var st MailStatus
-	_, err := settings.Load(ctx, s.db, mailStatusName, &st)
+	st, _, err := settings.Get(ctx, s.db, mailStatusName, MailStatus{})
 	return st, err
 }
 

@@ -87,6 +87,12 @@ type Policy struct {
 	OrgName             string   `json:"org_name"`
 }
 
+// Clone copies the policy without sharing its questions.
+func (p Policy) Clone() Policy {
+	p.Questions = slices.Clone(p.Questions)
+	return p
+}
+
 // DefaultPolicy is what a new portal starts with: self-service off until a
 // Global Administrator turns it on.
 func DefaultPolicy() Policy {
@@ -202,11 +208,9 @@ func (p Policy) normalize() Policy {
 	return p
 }
 
-// Policy reads the policy (the defaults when never saved).
+// Policy reads the policy (the defaults when never saved), from memory.
 func (s *Service) Policy(ctx context.Context) (Policy, settings.Meta, error) {
-	p := DefaultPolicy()
-	m, err := settings.Load(ctx, s.db, policyName, &p)
-	return p, m, err
+	return settings.Get(ctx, s.db, policyName, DefaultPolicy())
 }
 
 // PolicyTargetID is the audit target of every policy save, whichever page

@@ -1,6 +1,7 @@
 // Package settings reads and saves the portal's settings documents with
 // optimistic concurrency, and records every change in the audit log in the
-// same transaction.
+// same transaction. Readers use Get, which serves a document from memory,
+// decoded once per version and handed out as a copy (memory.go).
 package settings
 
 import (
@@ -8,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/writeback/writeback/services/audit"
@@ -46,7 +48,8 @@ type Service struct {
 // New builds the settings service.
 func New(db *store.DB) *Service { return &Service{db: db} }
 
-// Load reads a JSON settings document into v (left as is when never saved).
+// Load reads a JSON settings document into v (left as is when never saved)
+// from the database, decoding it every time; Get serves it from memory.
 func Load[T any](ctx context.Context, db *store.DB, name string, v *T) (Meta, error) {
 	c, err := db.Config(ctx, name)
 	if err != nil {
@@ -129,10 +132,9 @@ func Conflict(cur store.Config) error {
 		cur.UpdatedBy, time.UnixMilli(cur.UpdatedMS).UTC().Format("2006-01-02 15:04:05 UTC")), store.ErrConflict)
 }
 
-// OnPrem reads the On-premises integration settings.
+// OnPrem reads the On-premises integration settings, from memory.
 func (s *Service) OnPrem(ctx context.Context) (OnPrem, Meta, error) {
-	var o OnPrem
-	m, err := Load(ctx, s.db, onPremName, &o)
+	o, m, err := Get(ctx, s.db, onPremName, OnPrem{})
 	return o.Normalize(), m, err
 }
 
@@ -192,12 +194,17 @@ type ServiceStatus struct {
 	Details   []string     `json:"details,omitempty"`
 }
 
+// Clone copies the status without sharing its details.
+func (s ServiceStatus) Clone() ServiceStatus {
+	s.Details = slices.Clone(s.Details)
+	return s
+}
+
 const statusName = "writeback_status"
 
 // Status reads the last writeback service status.
 func (s *Service) Status(ctx context.Context) (ServiceStatus, error) {
-	st := ServiceStatus{State: StateNotConfigured, Message: "No directory connection has been set up yet."}
-	_, err := Load(ctx, s.db, statusName, &st)
+	st, _, err := Get(ctx, s.db, statusName, ServiceStatus{State: StateNotConfigured, Message: "No directory connection has been set up yet."})
 	return st, err
 }
 
@@ -237,9 +244,7 @@ const retentionName = "audit"
 
 // Retention reads the audit log retention.
 func (s *Service) Retention(ctx context.Context) (Retention, Meta, error) {
-	r := Retention{Days: DefaultRetentionDays}
-	m, err := Load(ctx, s.db, retentionName, &r)
-	return r, m, err
+	return Get(ctx, s.db, retentionName, Retention{Days: DefaultRetentionDays})
 }
 
 // RetentionDays is Retention for the pruning job.

@@ -37,6 +37,13 @@ type Connection struct {
 	PasswordWriteback bool `json:"password_writeback"`
 }
 
+// Clone copies the connection without sharing its lists.
+func (c Connection) Clone() Connection {
+	c.URLs, c.BaseDNs = slices.Clone(c.URLs), slices.Clone(c.BaseDNs)
+	c.LoginAttributes, c.ExcludedGroups = slices.Clone(c.LoginAttributes), slices.Clone(c.ExcludedGroups)
+	return c
+}
+
 // Configured reports whether a connection has been saved.
 func (c Connection) Configured() bool { return len(c.URLs) > 0 && c.BindDN != "" }
 
@@ -69,11 +76,10 @@ func InputOf(c Connection) Input {
 		RecoveryEmailAttribute: c.RecoveryEmailAttribute, ExcludedGroups: c.ExcludedGroups, PasswordWriteback: c.PasswordWriteback}
 }
 
-// Connection reads the stored connection.
+// Connection reads the stored connection, from memory (decoded once per
+// version: see settings.Get).
 func (s *Service) Connection(ctx context.Context) (Connection, settings.Meta, error) {
-	var c Connection
-	m, err := settings.Load(ctx, s.db, connectionName, &c)
-	return c, m, err
+	return settings.Get(ctx, s.db, connectionName, Connection{})
 }
 
 // config turns a stored connection (and a plain password) into a client config.

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/settings"
 )
 
 // State says whether passwords and unlocks may be written, and why not.
@@ -20,17 +21,21 @@ func (s *Service) State(ctx context.Context) (State, error) {
 	if err != nil {
 		return State{}, err
 	}
-	c, _, err := s.Connection(ctx)
-	if err != nil {
+	// Two fields of the connection: read in place, not copied (every
+	// employee page asks).
+	var configured, connectorOn bool
+	if _, err := settings.Peek(ctx, s.db, connectionName, Connection{}, func(c *Connection) {
+		configured, connectorOn = c.Configured(), c.PasswordWriteback
+	}); err != nil {
 		return State{}, err
 	}
-	st := State{Configured: c.Configured()}
+	st := State{Configured: configured}
 	switch {
 	case !st.Configured:
 		st.Reason = "No directory connection is configured yet."
 	case !o.Writeback:
 		st.Reason = "Password writeback is off: \"Write back passwords to your on-premises directory\" is No under Password reset › On-premises integration."
-	case !c.PasswordWriteback:
+	case !connectorOn:
 		st.Reason = "Password writeback is off in the directory connection (Optional features › Password writeback)."
 	default:
 		st.Writeback = true

@@ -1,0 +1,61 @@
+package handlers_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/writeback/writeback/handlers"
+)
+
+// TestRequestLog: by default every page view leaves one line naming its
+// route, never its path or query; with NoRequestLog there is none, while a
+// failure is still logged; a logger above Info drops the lines too.
+func TestRequestLog(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		off   bool
+		level slog.Level
+		want  bool
+	}{
+		{"default", false, slog.LevelInfo, true},
+		{"request log off", true, slog.LevelInfo, false},
+		{"level warn", false, slog.LevelWarn, false},
+		{"level debug", false, slog.LevelDebug, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPortal(t)
+			var logs safeBuffer
+			log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: tc.level}))
+			base, _ := url.Parse(testBaseURL)
+			h := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: p.keys.Derive("h"), CookieBlockKey: p.keys.Derive("b"), NoRequestLog: tc.off,
+				Health: func(ctx context.Context) error { return errBoom }}, log,
+				handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit}).Routes()
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/reset?token=secret-in-query", nil))
+			if rec.Code != http.StatusOK {
+				t.Fatalf("status %d", rec.Code)
+			}
+			out := logs.String()
+			if got := strings.Contains(out, "msg=request") && strings.Contains(out, "route=/reset"); got != tc.want {
+				t.Errorf("request line logged %v, want %v:\n%s", got, tc.want, out)
+			}
+			if strings.Contains(out, "secret-in-query") {
+				t.Errorf("the query string was logged:\n%s", out)
+			}
+			// A failure is an operator's business whatever the request log.
+			rec = httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+			if rec.Code != http.StatusServiceUnavailable || !strings.Contains(logs.String(), "health check failed") {
+				t.Errorf("failed health check: status %d, logs:\n%s", rec.Code, logs.String())
+			}
+		})
+	}
+}
+
+var errBoom = errors.New("boom")
