@@ -32,8 +32,8 @@ type DB struct {
 	// afterChunk, when set (tests), runs between two chunks of a paced
 	// verification.
 	afterChunk func()
-	docs  *docCache  // decoded settings documents (configcache.go)
-	stmts stmtCache  // prepared statements of the hottest reads (stmts.go)
+	docs       *docCache // decoded settings documents (configcache.go)
+	stmts      stmtCache // prepared statements of the hottest reads (stmts.go)
 }
 
 // FileName is the database file inside the data folder.
