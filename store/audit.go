@@ -96,7 +96,7 @@ func (tx *Tx) AppendAudit(ctx context.Context, e *AuditEvent) error {
 	}
 	var lastID int64
 	var lastHash string
-	head, ins, err := tx.db.auditStmts(ctx)
+	head, ins, err := tx.db.auditStatements(ctx)
 	if err != nil {
 		return fmt.Errorf("store: append audit event: %w", err)
 	}
@@ -191,7 +191,7 @@ const (
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 )
 
-func (db *DB) auditStmts(ctx context.Context) (head, insert *sql.Stmt, err error) {
+func (db *DB) auditStatements(ctx context.Context) (head, insert *sql.Stmt, err error) {
 	c := &db.stmt
 	c.mu.Lock()
 	defer c.mu.Unlock()
