@@ -48,7 +48,8 @@ func TestInTxWaitEndsWithContext(t *testing.T) {
 	}
 }
 
-// A panic inside a transaction does not keep the write slot taken.
+// A panic inside a transaction leaves neither the write slot nor SQLite's
+// write lock taken.
 func TestInTxPanicFreesTheSlot(t *testing.T) {
 	db := migrated(t, filepath.Join(t.TempDir(), store.FileName))
 	func() {
