@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 )
 
 // AuditEvent is one row of the audit log.
@@ -95,7 +96,11 @@ func (tx *Tx) AppendAudit(ctx context.Context, e *AuditEvent) error {
 	}
 	var lastID int64
 	var lastHash string
-	err := tx.tx.QueryRowContext(ctx, `SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&lastID, &lastHash)
+	head, ins, err := tx.db.auditStatements(ctx)
+	if err != nil {
+		return fmt.Errorf("store: append audit event: %w", err)
+	}
+	err = tx.tx.StmtContext(ctx, head).QueryRowContext(ctx).Scan(&lastID, &lastHash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		lastID, lastHash, err = tx.chainAnchor(ctx)
@@ -108,9 +113,7 @@ func (tx *Tx) AppendAudit(ctx context.Context, e *AuditEvent) error {
 	e.ID = lastID + 1
 	e.PrevHash = lastHash
 	e.Hash = ContentHash(*e)
-	_, err = tx.tx.ExecContext(ctx, `INSERT INTO audit_events (id, time_ms, category, activity, actor_type, actor_id, actor_name,
-		target_type, target_id, target_dn, target_name, result, reason, client_ip, user_agent, correlation_id, details, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = tx.tx.StmtContext(ctx, ins).ExecContext(ctx,
 		e.ID, e.TimeMS, e.Category, e.Activity, e.ActorType, e.ActorID, e.ActorName,
 		e.TargetType, e.TargetID, e.TargetDN, e.TargetName, e.Result, e.Reason,
 		e.ClientIP, e.UserAgent, e.CorrelationID, e.Details, e.PrevHash, e.Hash)
@@ -169,4 +172,40 @@ func (db *DB) RecentAudit(ctx context.Context, activity string, limit int) ([]Au
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// auditStmts holds AppendAudit's two statements, prepared once per
+// database (database/sql then prepares each once per pooled connection, and
+// closes them with the connections): modernc's SQLite parses every
+// statement it is given as text anew, and parsing took a quarter of an
+// append (0.26 → 0.20 ms p50 here).
+type auditStmts struct {
+	mu           sync.Mutex
+	head, insert *sql.Stmt
+}
+
+const (
+	auditHeadSQL   = `SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1`
+	auditInsertSQL = `INSERT INTO audit_events (id, time_ms, category, activity, actor_type, actor_id, actor_name,
+		target_type, target_id, target_dn, target_name, result, reason, client_ip, user_agent, correlation_id, details, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
+func (db *DB) auditStatements(ctx context.Context) (head, insert *sql.Stmt, err error) {
+	c := &db.stmt
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.head == nil {
+		if c.head, err = db.sql.PrepareContext(ctx, auditHeadSQL); err != nil {
+			c.head = nil
+			return nil, nil, err
+		}
+	}
+	if c.insert == nil {
+		if c.insert, err = db.sql.PrepareContext(ctx, auditInsertSQL); err != nil {
+			c.insert = nil
+			return nil, nil, err
+		}
+	}
+	return c.head, c.insert, nil
 }

@@ -27,6 +27,8 @@ var ErrConflict = errors.New("store: version conflict")
 // DB is the portal's database.
 type DB struct {
 	sql   *sql.DB
+	slot  writeSlot  // one write transaction at a time (writeslot.go)
+	stmt  auditStmts // AppendAudit's prepared statements (audit.go)
 	now   func() time.Time
 	hooks auditHooks // OnAudit callbacks
 	// afterChunk, when set (tests), runs between two chunks of a paced
@@ -89,11 +91,21 @@ type Tx struct {
 }
 
 // InTx runs fn in one immediate transaction, committing when fn returns nil.
+// The transactions of one process take turns (see writeSlot); waiting for
+// the turn ends with ctx.
 func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
+	if err := db.slot.acquire(ctx); err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	defer db.slot.release()
 	stx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
+	// Should fn panic, the transaction must not stay open: it would keep
+	// SQLite's write lock and every later write would fail. After a commit
+	// this does nothing (sql.ErrTxDone).
+	defer func() { _ = stx.Rollback() }()
 	tx := &Tx{tx: stx, db: db}
 	if err := fn(tx); err != nil {
 		_ = stx.Rollback()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"strings"
@@ -88,7 +89,10 @@ func cmdUser(ctx context.Context, sub string, rest []string, getenv env, io stdi
 }
 
 func printUser(io stdio, u directory.User) error {
-	tw := tabwriter.NewWriter(io.out, 0, 4, 2, ' ', 0)
+	// tabwriter's Flush writes cell by cell: unbuffered, that was some 60
+	// write calls to standard output.
+	out := bufio.NewWriter(io.out)
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
 	row("login", u.Login)
 	row("name", u.DisplayName)
@@ -107,5 +111,8 @@ func printUser(io stdio, u directory.User) error {
 		prot += " (" + u.ProtectedReason + ")"
 	}
 	row("protected", prot)
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return out.Flush()
 }
