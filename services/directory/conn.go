@@ -25,6 +25,7 @@ const (
 	checkIdleAfter   = 30 * time.Second
 	maxIdleTime      = 5 * time.Minute
 	rootDSETTL       = 10 * time.Minute
+	sessionCacheSize = 64 // TLS sessions kept per server for resumption
 )
 
 // OIDs the package looks for.
@@ -56,6 +57,11 @@ type server struct {
 	protAt  time.Time
 	svcID   string
 	svcIDAt time.Time
+
+	// users holds idle connections for binds as a person (see userConn),
+	// apart from the service account's: never handed to anything but a
+	// new bind as a person.
+	users []*pconn
 }
 
 // pconn is one LDAP connection.
@@ -67,6 +73,9 @@ type pconn struct {
 	// broken is set by a request the context cut short (guard); requests
 	// on one connection may run at once (session.prefetch).
 	broken atomic.Bool
+	// asUser marks a connection taken for a bind as a person: it never
+	// goes back to the service account's pool (see release).
+	asUser bool
 }
 
 func (pc *pconn) close() {
@@ -152,7 +161,10 @@ func (e *connectError) Unwrap() error { return e.err }
 // tlsConfigFor builds the TLS configuration for host: always verified,
 // against caPEM or the system roots.
 func tlsConfigFor(caPEM, host string) (*tls.Config, error) {
-	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	// The session cache lets a new connection resume an earlier TLS session
+	// (a pool refilling, a connection for binds as people) instead of
+	// a full handshake; the certificate was verified when the session began.
+	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(sessionCacheSize)}
 	if strings.TrimSpace(caPEM) != "" {
 		pool, err := parseCAPEM(caPEM)
 		if err != nil {
@@ -327,7 +339,7 @@ func (s *server) pop() *pconn {
 
 // release returns pc to the pool when it is still good.
 func (s *server) release(pc *pconn, healthy bool) {
-	if !healthy || pc.broken.Load() || pc.conn.IsClosing() {
+	if !healthy || pc.asUser || pc.broken.Load() || pc.conn.IsClosing() {
 		pc.close()
 		return
 	}
@@ -344,8 +356,8 @@ func (s *server) release(pc *pconn, healthy bool) {
 
 func (s *server) closeIdle() {
 	s.mu.Lock()
-	idle := s.idle
-	s.idle = nil
+	idle := append(s.idle, s.users...)
+	s.idle, s.users = nil, nil
 	s.closed = true
 	s.mu.Unlock()
 	for _, pc := range idle {
@@ -367,6 +379,9 @@ type session struct {
 	// adState), and the fine-grained policy is read only to explain a
 	// refused password (see withPSO).
 	lean bool
+	// extraAttrs are read by the session's user searches besides
+	// userAttributes (Resolve: the directory's count of wrong passwords).
+	extraAttrs []string
 }
 
 // opError describes a failed request on pc. A request that fails while the
