@@ -68,7 +68,7 @@ type signIn struct {
 	cl       *directory.Client
 	cand     directory.Candidate
 	found    bool
-	findErr  error // why the login resolved to no account
+	findErr  error              // why the login resolved to no account
 	att      *ratelimit.Attempt // the reserved attempt; nil until admit reserved it
 	refused  error              // why admit refused the attempt (what the person sees)
 	account  ratelimit.Limit
