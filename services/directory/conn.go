@@ -25,7 +25,6 @@ const (
 	checkIdleAfter   = 30 * time.Second
 	maxIdleTime      = 5 * time.Minute
 	rootDSETTL       = 10 * time.Minute
-	sessionCacheSize = 64 // TLS sessions kept per server for resumption
 )
 
 // OIDs the package looks for.
@@ -161,10 +160,7 @@ func (e *connectError) Unwrap() error { return e.err }
 // tlsConfigFor builds the TLS configuration for host: always verified,
 // against caPEM or the system roots.
 func tlsConfigFor(caPEM, host string) (*tls.Config, error) {
-	// The session cache lets a new connection resume an earlier TLS session
-	// (a pool refilling, a connection for binds as people) instead of
-	// a full handshake; the certificate was verified when the session began.
-	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(sessionCacheSize)}
+	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 	if strings.TrimSpace(caPEM) != "" {
 		pool, err := parseCAPEM(caPEM)
 		if err != nil {
