@@ -11,7 +11,8 @@ import (
 // Directory is what self-service needs of the on-premises directory and its
 // switches: every step of the reset, unlock and registration flows, and the
 // switches /change and /register check. The sign-in with a person's own
-// directory password (/change, /register: Resolve, then the bind or the
+// directory password (/change, /register: ChangeLogin or AuthenticateLogin,
+// which resolve the login, let admit count the attempt, then bind or
 // change) is not part of it: beginSignIn takes the writeback service's
 // client for it, and it is tested against the real directories only. The
 // writeback service provides Directory (writebackDirectory); tests give a
