@@ -31,7 +31,8 @@ type Candidate struct {
 
 // Resolve looks login up as the service account, like Find, and reads the
 // lockout policy that applies and the directory's own count of wrong
-// passwords. It sends no password of the person. A login that matches
+// passwords. On AD the User's PasswordExpired is not read (a bind or a
+// change says so). It sends no password of the person. A login that matches
 // nothing (CodeNotFound) or several entries (CodeAmbiguous) still returns
 // the domain's or default policy in the Candidate beside the error, so a
 // caller can treat unknown names exactly like accounts.
@@ -56,7 +57,17 @@ func (c *Client) Resolve(ctx context.Context, login string) (Candidate, Result, 
 func (s *session) resolve(login string) (Candidate, *ldap.Entry, error) {
 	cand := Candidate{Failures: -1}
 	s.extraAttrs = failureAttributes(s.c.cfg.Type)
-	defer func() { s.extraAttrs = nil }()
+	if s.c.cfg.Type == TypeAD {
+		// Of AD's constructed attributes, each of which adds about half
+		// the cost of the search on Samba, only the fine-grained policy is
+		// needed: it sets the budget of wrong passwords. The lock is
+		// computed from lockoutTime and that policy's duration, as AD
+		// computes UF_LOCKOUT (see adLocked); whether the password expired
+		// the bind or the change tells.
+		s.lean = true
+		s.extraAttrs = append(s.extraAttrs, "msDS-ResultantPSO")
+	}
+	defer func() { s.extraAttrs, s.lean = nil, false }()
 	e, ferr := s.findEntry(login)
 	if ferr != nil {
 		if k := errs.KindOf(ferr); k != errs.NotFound && k != errs.Conflict {
@@ -78,6 +89,12 @@ func (s *session) resolve(login string) (Candidate, *ldap.Entry, error) {
 	u, err := s.user(e)
 	if err != nil {
 		return cand, nil, err
+	}
+	if s.c.cfg.Type == TypeAD {
+		u.policyKnown = true // msDS-ResultantPSO was read
+		if cand.PolicyErr == nil {
+			u.Locked, u.LockedUntil = adLocked(parseFiletime(e.GetEqualFoldAttributeValue("lockoutTime")), cand.Policy.LockoutDuration, time.Now())
+		}
 	}
 	cand.User = u
 	cand.Failures = failureCount(s.c.cfg.Type, e, cand.Policy, cand.PolicyErr == nil, time.Now())
@@ -102,6 +119,22 @@ func (s *session) entryPolicy(e *ldap.Entry) (Policy, error) {
 		return Policy{}, generic(oe, s.ctx)
 	}
 	return p, nil
+}
+
+// adLocked tells whether an AD account locked at lt (zero: never, or
+// unlocked) is still locked at now under a lockout duration of dur (zero:
+// until an administrator unlocks it), as AD computes UF_LOCKOUT in
+// msDS-User-Account-Control-Computed, and until when.
+func adLocked(lt time.Time, dur time.Duration, now time.Time) (bool, time.Time) {
+	switch {
+	case lt.IsZero():
+		return false, time.Time{}
+	case dur == 0:
+		return true, time.Time{}
+	case now.Before(lt.Add(dur)):
+		return true, lt.Add(dur)
+	}
+	return false, time.Time{}
 }
 
 // failureAttributes are what failureCount reads from a user entry.

@@ -454,11 +454,11 @@ func (c *Client) userAttributes() []string {
 // userAttributes lists what the session's user reads ask for: without AD's
 // constructed attributes in a lean session (see session.lean).
 func (s *session) userAttributes() []string {
-	attrs := append(s.c.userAttributes(), s.extraAttrs...)
+	attrs := s.c.userAttributes()
 	if s.lean && s.c.cfg.Type == TypeAD {
 		attrs = slices.DeleteFunc(attrs, func(a string) bool { return slices.Contains(adConstructedAttributes, a) })
 	}
-	return attrs
+	return append(attrs, s.extraAttrs...)
 }
 
 // user turns an entry into a User, reading what else the state needs.
