@@ -51,8 +51,9 @@ func (fakeDirectory) Policy(context.Context, directory.User) (directory.Policy, 
 	return directory.Policy{MinLength: 7}, nil
 }
 
-func (fakeDirectory) Reset(context.Context, directory.User, string, directory.ResetOptions) (directory.Result, error) {
-	return directory.Result{Server: "ldaps://fake"}, nil
+func (d fakeDirectory) Reset(ctx context.Context, u directory.User, _ string, _ directory.ResetOptions) (directory.User, directory.Result, error) {
+	cur, err := d.Get(ctx, u.DN)
+	return cur, directory.Result{Server: "ldaps://fake"}, err
 }
 
 func (fakeDirectory) Unlock(context.Context, directory.User) (directory.Result, error) {

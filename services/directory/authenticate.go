@@ -31,7 +31,8 @@ type Candidate struct {
 
 // Resolve looks login up as the service account, like Find, and reads the
 // lockout policy that applies and the directory's own count of wrong
-// passwords. It sends no password of the person. A login that matches
+// passwords. On AD the User's PasswordExpired is not read (a bind or a
+// change says so). It sends no password of the person. A login that matches
 // nothing (CodeNotFound) or several entries (CodeAmbiguous) still returns
 // the domain's or default policy in the Candidate beside the error, so a
 // caller can treat unknown names exactly like accounts.
@@ -42,34 +43,62 @@ func (c *Client) Resolve(ctx context.Context, login string) (Candidate, Result, 
 	}
 	var cand Candidate
 	res, err := c.run(ctx, "resolve", func(s *session) error {
-		cand = Candidate{Failures: -1}
-		e, ferr := s.findEntry(login)
-		if ferr != nil {
-			if k := errs.KindOf(ferr); k != errs.NotFound && k != errs.Conflict {
-				return ferr
-			}
-			e = nil // the domain's policy, as for an account without its own
-		}
-		var perr error
-		cand.Policy, perr = s.entryPolicy(e)
-		if perr != nil {
-			if codeOf(perr) != CodeNotPermitted {
-				return perr
-			}
-			cand.PolicyErr = perr
-		}
-		if ferr != nil {
-			return ferr
-		}
-		u, err := s.user(e)
-		if err != nil {
-			return err
-		}
-		cand.User = u
-		cand.Failures = s.failures(e.DN, cand.Policy, cand.PolicyErr == nil)
-		return nil
+		var err error
+		cand, _, err = s.resolve(login)
+		return err
 	})
 	return cand, res, err
+}
+
+// resolve is Resolve within a session, with the entry it read (nil when
+// none was found). One search reads the account with its state and the
+// directory's count of wrong passwords; the protection check and the
+// policy come from it (and from what they cache).
+func (s *session) resolve(login string) (Candidate, *ldap.Entry, error) {
+	cand := Candidate{Failures: -1}
+	s.extraAttrs = failureAttributes(s.c.cfg.Type)
+	if s.c.cfg.Type == TypeAD {
+		// Of AD's constructed attributes, each of which adds about half
+		// the cost of the search on Samba, only the fine-grained policy is
+		// needed: it sets the budget of wrong passwords. The lock is
+		// computed from lockoutTime and that policy's duration, as AD
+		// computes UF_LOCKOUT (see adLocked); whether the password expired
+		// the bind or the change tells.
+		s.lean = true
+		s.extraAttrs = append(s.extraAttrs, "msDS-ResultantPSO")
+	}
+	defer func() { s.extraAttrs, s.lean = nil, false }()
+	e, ferr := s.findEntry(login)
+	if ferr != nil {
+		if k := errs.KindOf(ferr); k != errs.NotFound && k != errs.Conflict {
+			return cand, nil, ferr
+		}
+		e = nil // the domain's policy, as for an account without its own
+	}
+	var perr error
+	cand.Policy, perr = s.entryPolicy(e)
+	if perr != nil {
+		if codeOf(perr) != CodeNotPermitted {
+			return cand, nil, perr
+		}
+		cand.PolicyErr = perr
+	}
+	if ferr != nil {
+		return cand, nil, ferr
+	}
+	u, err := s.user(e)
+	if err != nil {
+		return cand, nil, err
+	}
+	if s.c.cfg.Type == TypeAD {
+		u.policyKnown = true // msDS-ResultantPSO was read
+		if cand.PolicyErr == nil {
+			u.Locked, u.LockedUntil = adLocked(parseFiletime(e.GetEqualFoldAttributeValue("lockoutTime")), cand.Policy.LockoutDuration, time.Now())
+		}
+	}
+	cand.User = u
+	cand.Failures = failureCount(s.c.cfg.Type, e, cand.Policy, cand.PolicyErr == nil, time.Now())
+	return cand, e, nil
 }
 
 // entryPolicy returns the policy of the entry e (nil: the domain's or
@@ -92,21 +121,28 @@ func (s *session) entryPolicy(e *ldap.Entry) (Policy, error) {
 	return p, nil
 }
 
-// failures reads the directory's count of wrong passwords for dn (see
-// failureCount); -1 when it cannot be read. A failure to read is no reason
-// to refuse the sign-in: the portal's own budget still holds.
-func (s *session) failures(dn string, p Policy, policyKnown bool) int {
-	attrs := []string{"pwdFailureTime"}
-	if s.c.cfg.Type == TypeAD {
-		attrs = []string{"badPwdCount", "badPasswordTime"}
+// adLocked tells whether an AD account locked at lt (zero: never, or
+// unlocked) is still locked at now under a lockout duration of dur (zero:
+// until an administrator unlocks it), as AD computes UF_LOCKOUT in
+// msDS-User-Account-Control-Computed, and until when.
+func adLocked(lt time.Time, dur time.Duration, now time.Time) (bool, time.Time) {
+	switch {
+	case lt.IsZero():
+		return false, time.Time{}
+	case dur == 0:
+		return true, time.Time{}
+	case now.Before(lt.Add(dur)):
+		return true, lt.Add(dur)
 	}
-	res, oe := s.search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
-		"(objectClass=*)", attrs, nil))
-	if oe != nil || len(res.Entries) != 1 {
-		s.c.log.Warn("directory: cannot read the count of wrong passwords", "server", s.srv.u.raw, "dn", dn, "err", oe)
-		return -1
+	return false, time.Time{}
+}
+
+// failureAttributes are what failureCount reads from a user entry.
+func failureAttributes(t Type) []string {
+	if t == TypeAD {
+		return []string{"badPwdCount", "badPasswordTime"}
 	}
-	return failureCount(s.c.cfg.Type, res.Entries[0], p, policyKnown, time.Now())
+	return []string{"pwdFailureTime"}
 }
 
 // failureCount reads the directory's own count of wrong passwords from e:
@@ -140,12 +176,112 @@ func failureCount(t Type, e *ldap.Entry, p Policy, policyKnown bool, now time.Ti
 	return n
 }
 
+// Admit is what ChangeLogin and AuthenticateLogin call once the login is
+// resolved and before the person's password goes anywhere: with the
+// Candidate, and the reason the login resolved to no account
+// (CodeNotFound, CodeAmbiguous; nil when it did). The caller counts the
+// attempt there; an error stops the operation, which returns it as it is.
+// It is called at most once per operation, on the session's connection
+// (which it must not use), also for names that resolved to nothing, so
+// that those cost what an account costs up to that point.
+type Admit func(cand Candidate, notFound error) error
+
+// ChangeLogin resolves login as Resolve does, lets admit count the attempt,
+// and changes the password of the account found, in one session on one
+// server: the search that resolved the account is the only read before the
+// write (its state and protection decide the refusals of ChangeUser), and
+// nothing is read after it. It returns the Candidate (the account as read
+// before the change). A login that resolves to nothing returns its error
+// after admit accepted the attempt, and sends nothing more.
+func (c *Client) ChangeLogin(ctx context.Context, login, oldPassword, newPassword string, admit Admit) (Candidate, Result, error) {
+	login, err := identifierArg("change", login, "Enter a user name or e-mail address.")
+	if err != nil {
+		return Candidate{}, Result{}, err
+	}
+	var cand Candidate
+	res, err := c.run(ctx, "change", c.admitted(login, admit, &cand, func(s *session, e *ldap.Entry) error {
+		if err := changeArgs(oldPassword, newPassword); err != nil {
+			return err
+		}
+		if err := refuse(s, cand.User, true); err != nil {
+			return err
+		}
+		if c.cfg.Type == TypeAD {
+			return s.changeAD(cand.User, e, oldPassword, newPassword)
+		}
+		return s.changeOpenLDAP(cand.User, e, oldPassword, newPassword)
+	}))
+	return cand, res, err
+}
+
+// AuthenticateLogin resolves login as Resolve does, lets admit count the
+// attempt, and checks password by a bind as the account found (see
+// AuthenticateUser), in one session on one server: the search that resolved
+// the account is the only read. It returns the Candidate.
+func (c *Client) AuthenticateLogin(ctx context.Context, login, password string, admit Admit) (Candidate, Result, error) {
+	login, err := identifierArg("authenticate", login, "Enter a user name or e-mail address.")
+	if err != nil {
+		return Candidate{}, Result{}, err
+	}
+	var cand Candidate
+	res, err := c.run(ctx, "authenticate", c.admitted(login, admit, &cand, func(s *session, _ *ldap.Entry) error {
+		if err := checkPassword("authenticate", "password", password); err != nil {
+			return err
+		}
+		return s.authenticate(cand.User, password)
+	}))
+	return cand, res, err
+}
+
+// admitted is the body of ChangeLogin and AuthenticateLogin for run:
+// resolve login into *cand, call admit once (a retry of the body on another
+// connection does not count the attempt again), then act on the entry.
+func (c *Client) admitted(login string, admit Admit, cand *Candidate, act func(*session, *ldap.Entry) error) func(*session) error {
+	done := false
+	return func(s *session) error {
+		var e *ldap.Entry
+		var err error
+		*cand, e, err = s.resolve(login)
+		if err != nil {
+			if k := errs.KindOf(err); k != errs.NotFound && k != errs.Conflict {
+				return err
+			}
+		}
+		if !done {
+			done = true
+			if aerr := admit(*cand, err); aerr != nil {
+				return aerr
+			}
+		}
+		if err != nil {
+			return err
+		}
+		return act(s, e)
+	}
+}
+
+// changeArgs checks the passwords of a change before anything is sent.
+func changeArgs(oldPassword, newPassword string) error {
+	if err := checkPassword("change", "current password", oldPassword); err != nil {
+		return err
+	}
+	if err := checkPassword("change", "new password", newPassword); err != nil {
+		return err
+	}
+	if oldPassword == newPassword {
+		return fail(CodePolicy, "The new password must be different from the current one.",
+			&OpError{Op: "change", Rule: "history", Err: errors.New("new password equals the current one")})
+	}
+	return nil
+}
+
 // AuthenticateUser checks the password of u (as found by Resolve) by binding
-// as u on a fresh connection (never a pooled one) and returns the account. A
-// password that is right but must be changed first (AD 532/773, ppolicy
-// changeAfterReset) is CodeExpired, so callers can send the person to the
-// change page. It re-reads u by DN first and fails with CodeNotFound when the
-// entry now has another ID.
+// as u on a connection kept for binds as people (never the service
+// account's; see userConn) and returns the account. A password that is
+// right but must be changed first (AD 532/773, ppolicy changeAfterReset) is
+// CodeExpired, so callers can send the person to the change page. It
+// re-reads u by DN first and fails with CodeNotFound when the entry now has
+// another ID. AuthenticateLogin does the same without the second read.
 func (c *Client) AuthenticateUser(ctx context.Context, u User, password string) (User, Result, error) {
 	if err := checkPassword("authenticate", "password", password); err != nil {
 		return User{}, Result{}, err
@@ -173,21 +309,16 @@ func (c *Client) AuthenticateUser(ctx context.Context, u User, password string) 
 // before the current password is sent. AD: one Modify deleting the old
 // unicodePwd and adding the new, sent by the service account (so it works
 // while the password is expired or must be changed). OpenLDAP: a bind as the
-// user on a separate connection, then Password Modify with the old password.
-// It returns the user as read back after the change.
+// user on a connection kept for binds as people (see userConn), then
+// Password Modify with the old password. It re-reads u by DN first (failing
+// with CodeNotFound when the entry now has another ID) and returns the
+// account as read then; ChangeLogin does the same without the second read.
 func (c *Client) ChangeUser(ctx context.Context, u User, oldPassword, newPassword string) (User, Result, error) {
-	if err := checkPassword("change", "current password", oldPassword); err != nil {
-		return User{}, Result{}, err
-	}
-	if err := checkPassword("change", "new password", newPassword); err != nil {
+	if err := changeArgs(oldPassword, newPassword); err != nil {
 		return User{}, Result{}, err
 	}
 	if u.DN == "" {
 		return User{}, Result{}, invalid("change", "No account was given.")
-	}
-	if oldPassword == newPassword {
-		return User{}, Result{}, fail(CodePolicy, "The new password must be different from the current one.",
-			&OpError{Op: "change", Rule: "history", Err: errors.New("new password equals the current one")})
 	}
 	var out User
 	res, err := c.run(ctx, "change", func(s *session) error {
@@ -203,15 +334,7 @@ func (c *Client) ChangeUser(ctx context.Context, u User, oldPassword, newPasswor
 		} else {
 			err = s.changeOpenLDAP(cur, e, oldPassword, newPassword)
 		}
-		if err != nil {
-			return err
-		}
-		// Read back on the same server: the change is there even if
-		// replication has not reached the others yet.
-		if e, err = s.getEntry(cur.DN); err != nil {
-			return err
-		}
-		out, err = s.user(e)
+		out = cur
 		return err
 	})
 	return out, res, err
@@ -223,7 +346,7 @@ func (s *session) authenticate(cur User, password string) error {
 	if uc == nil {
 		return err // could not connect
 	}
-	defer uc.close()
+	s.doneUser(uc, err)
 	if err == nil && bres != nil {
 		if pp := ppolicyControl(bres.Controls); pp != nil && pp.Error == 2 { // changeAfterReset
 			return fail(CodeExpired, "You must change your password before you can use it here. Change it first.",
@@ -285,16 +408,16 @@ func (c *Client) MemberOf(ctx context.Context, u User, groupDN string) (bool, er
 	return member, err
 }
 
-// userBind binds as dn with the person's own password on a fresh connection
-// to the session's server (never a pooled one: it must not stay bound as
-// them), asking for the ppolicy response control. A nil connection means it
-// could not connect, and err is already classified; otherwise err is the
-// bind's own result and the caller closes the connection.
+// userBind binds as dn with the person's own password, asking for the
+// ppolicy response control, on a connection from userConn (never one of the
+// service account's: it must not stay bound as them). A nil connection
+// means it could not connect, and err is already classified; otherwise err
+// is the bind's own result and the caller hands the connection back with
+// doneUser after its last request.
 func (s *session) userBind(dn, password string) (*pconn, *ldap.SimpleBindResult, error) {
-	s.c.note(Request{Op: s.op, Kind: KindDial, Server: s.srv.u.raw})
-	uc, err := connect(s.ctx, s.srv.u, s.srv.startTLS, s.srv.tls)
+	uc, err := s.userConn()
 	if err != nil {
-		return nil, nil, classifyConnect(s.ctx, s.op, s.srv.u, err)
+		return nil, nil, err
 	}
 	s.c.note(Request{Op: s.op, Kind: KindBind, Server: s.srv.u.raw})
 	var bres *ldap.SimpleBindResult

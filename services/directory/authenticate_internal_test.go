@@ -38,3 +38,25 @@ func TestFailureCount(t *testing.T) {
 		})
 	}
 }
+
+func TestADLocked(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name   string
+		lt     time.Time
+		dur    time.Duration
+		locked bool
+		until  time.Time
+	}{
+		{"never locked", time.Time{}, 30 * time.Minute, false, time.Time{}},
+		{"within the duration", now.Add(-10 * time.Minute), 30 * time.Minute, true, now.Add(20 * time.Minute)},
+		{"after the duration", now.Add(-31 * time.Minute), 30 * time.Minute, false, time.Time{}},
+		{"until an administrator unlocks", now.Add(-48 * time.Hour), 0, true, time.Time{}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if locked, until := adLocked(c.lt, c.dur, now); locked != c.locked || !until.Equal(c.until) {
+				t.Fatalf("adLocked = %v, %v; want %v, %v", locked, until, c.locked, c.until)
+			}
+		})
+	}
+}

@@ -1,6 +1,8 @@
 package directory_test
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +90,65 @@ func TestAuthenticateAndChangeUser(t *testing.T) {
 			}
 			if err := env.BindAs(t, dc.d, tu.DN, next); err != nil {
 				t.Fatalf("bind with the new password: %v", err)
+			}
+		})
+	}
+}
+
+// TestChangeLoginAdmits: ChangeLogin and AuthenticateLogin call admit once,
+// after the lookup and before any password is sent, also for a name that
+// finds nothing; a refusal by admit, and a locked account, send nothing
+// more than that lookup; a wrong current password counts once toward the
+// directory's lockout.
+func TestChangeLoginAdmits(t *testing.T) {
+	env := testbed.Load(t)
+	for _, dc := range dirCases(env) {
+		t.Run(dc.name, func(t *testing.T) {
+			c := newClient(t, config(env, dc))
+			tu := dc.newUser(t, testbed.UserOptions{})
+			if _, _, err := c.Resolve(ctx(t), tu.Login); err != nil { // warm: pool, policy, protection
+				t.Fatal(err)
+			}
+			rec := recordSent(c)
+			var calls []string
+			admit := func(refuse error) directory.Admit {
+				return func(cand directory.Candidate, notFound error) error {
+					calls = append(calls, fmt.Sprintf("%s %v", cand.User.Login, notFound != nil && errs.KindOf(notFound) == errs.NotFound))
+					return refuse
+				}
+			}
+			no := errs.E(errs.TooMany, "wait", nil)
+			if _, _, err := c.ChangeLogin(ctx(t), tu.Login, tu.Password, testbed.RandomPassword(), admit(no)); err != no {
+				t.Fatalf("refused by admit: %v", err)
+			}
+			if _, _, err := c.AuthenticateLogin(ctx(t), tu.Login, tu.Password, admit(no)); err != no {
+				t.Fatalf("refused by admit: %v", err)
+			}
+			if got := rec.take(); !slices.Equal(got, []string{"change/search", "authenticate/search"}) {
+				t.Errorf("refused attempts sent %v", got)
+			}
+			nobody := "nobody-" + testbed.RandomLogin()
+			_, _, err := c.ChangeLogin(ctx(t), nobody, tu.Password, testbed.RandomPassword(), admit(nil))
+			wantCode(t, err, directory.CodeNotFound, errs.NotFound)
+			if got := rec.take(); !slices.Equal(got, []string{"change/search"}) {
+				t.Errorf("an unknown name sent %v", got)
+			}
+			if want := []string{tu.Login + " false", tu.Login + " false", " true"}; !slices.Equal(calls, want) {
+				t.Errorf("admit calls %q, want %q", calls, want)
+			}
+
+			_, _, err = c.ChangeLogin(ctx(t), tu.Login, "Wrong-Passw0rd-x", testbed.RandomPassword(), admit(nil))
+			wantCode(t, err, directory.CodeBadPassword, errs.Unauthorized)
+			if cand, _, err := c.Resolve(ctx(t), tu.Login); err != nil || cand.Failures != 1 {
+				t.Errorf("after one wrong current password the directory counts %d, %v; want 1", cand.Failures, err)
+			}
+
+			dc.lock(t, tu)
+			rec.take()
+			cand, _, err := c.ChangeLogin(ctx(t), tu.Login, tu.Password, testbed.RandomPassword(), admit(nil))
+			wantCode(t, err, directory.CodeLocked, errs.Forbidden)
+			if got := rec.take(); !cand.User.Locked || !slices.Equal(got, []string{"change/search"}) {
+				t.Errorf("a locked account: %+v, sent %v", cand.User, got)
 			}
 		})
 	}

@@ -147,14 +147,27 @@ func (c *Client) Get(ctx context.Context, dn string) (User, Result, error) {
 // pwdLastSet=0 when opt.MustChange. OpenLDAP: the Password Modify extended
 // operation with the ppolicy control, then pwdReset as opt.MustChange says.
 func (c *Client) Reset(ctx context.Context, u User, newPassword string, opt ResetOptions) (Result, error) {
+	_, res, err := c.ResetUser(ctx, u, newPassword, opt)
+	return res, err
+}
+
+// ResetUser is Reset returning the account as read on the server right
+// before the write (also when the reset is refused or fails after the
+// read; a zero User when it could not be read), so that a caller needs no
+// read of its own. When the entry at u.DN now has another ID than u.ID, the
+// error is CodeNotFound and the User returned is that other entry's.
+func (c *Client) ResetUser(ctx context.Context, u User, newPassword string, opt ResetOptions) (User, Result, error) {
 	if err := checkPassword("reset", "new password", newPassword); err != nil {
-		return Result{}, err
+		return User{}, Result{}, err
 	}
 	if u.DN == "" {
-		return Result{}, invalid("reset", "No account was given.")
+		return User{}, Result{}, invalid("reset", "No account was given.")
 	}
-	return c.run(ctx, "reset", func(s *session) error {
-		cur, e, err := s.current(u)
+	var cur User
+	res, err := c.run(ctx, "reset", func(s *session) error {
+		var e *ldap.Entry
+		var err error
+		cur, e, err = s.current(u)
 		if err != nil {
 			return err
 		}
@@ -166,6 +179,7 @@ func (c *Client) Reset(ctx context.Context, u User, newPassword string, opt Rese
 		}
 		return s.resetOpenLDAP(cur, e, newPassword, opt)
 	})
+	return cur, res, err
 }
 
 // ResetLogin finds login and sets its new password in one session, on one
@@ -315,7 +329,8 @@ func (c *Client) policyEntry(u User) *ldap.Entry {
 }
 
 // current re-reads u on the session's server and checks it is still the same
-// account (same ID) as the one the caller looked up.
+// account (same ID) as the one the caller looked up; when it is not, it
+// returns the other account's User beside the error.
 func (s *session) current(u User) (User, *ldap.Entry, error) {
 	e, err := s.getEntry(u.DN)
 	if err != nil {
@@ -326,7 +341,7 @@ func (s *session) current(u User) (User, *ldap.Entry, error) {
 		return User{}, nil, err
 	}
 	if u.ID != "" && !strings.EqualFold(u.ID, cur.ID) {
-		return User{}, nil, fail(CodeNotFound, "The account changed since it was looked up; look it up again.",
+		return cur, nil, fail(CodeNotFound, "The account changed since it was looked up; look it up again.",
 			&OpError{Op: s.op, Server: s.srv.u.raw, Err: fmt.Errorf("%s now has ID %s, not %s", cur.DN, cur.ID, u.ID)})
 	}
 	return cur, e, nil
@@ -443,7 +458,7 @@ func (s *session) userAttributes() []string {
 	if s.lean && s.c.cfg.Type == TypeAD {
 		attrs = slices.DeleteFunc(attrs, func(a string) bool { return slices.Contains(adConstructedAttributes, a) })
 	}
-	return attrs
+	return append(attrs, s.extraAttrs...)
 }
 
 // user turns an entry into a User, reading what else the state needs.

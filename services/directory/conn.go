@@ -56,6 +56,11 @@ type server struct {
 	protAt  time.Time
 	svcID   string
 	svcIDAt time.Time
+
+	// users holds idle connections for binds as a person (see userConn),
+	// apart from the service account's: never handed to anything but a
+	// new bind as a person.
+	users []*pconn
 }
 
 // pconn is one LDAP connection.
@@ -67,6 +72,9 @@ type pconn struct {
 	// broken is set by a request the context cut short (guard); requests
 	// on one connection may run at once (session.prefetch).
 	broken atomic.Bool
+	// asUser marks a connection taken for a bind as a person: it never
+	// goes back to the service account's pool (see release).
+	asUser bool
 }
 
 func (pc *pconn) close() {
@@ -327,7 +335,7 @@ func (s *server) pop() *pconn {
 
 // release returns pc to the pool when it is still good.
 func (s *server) release(pc *pconn, healthy bool) {
-	if !healthy || pc.broken.Load() || pc.conn.IsClosing() {
+	if !healthy || pc.asUser || pc.broken.Load() || pc.conn.IsClosing() {
 		pc.close()
 		return
 	}
@@ -344,8 +352,8 @@ func (s *server) release(pc *pconn, healthy bool) {
 
 func (s *server) closeIdle() {
 	s.mu.Lock()
-	idle := s.idle
-	s.idle = nil
+	idle := append(s.idle, s.users...)
+	s.idle, s.users = nil, nil
 	s.closed = true
 	s.mu.Unlock()
 	for _, pc := range idle {
@@ -367,6 +375,9 @@ type session struct {
 	// adState), and the fine-grained policy is read only to explain a
 	// refused password (see withPSO).
 	lean bool
+	// extraAttrs are read by the session's user searches besides
+	// userAttributes (Resolve: the directory's count of wrong passwords).
+	extraAttrs []string
 }
 
 // opError describes a failed request on pc. A request that fails while the

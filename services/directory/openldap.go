@@ -265,17 +265,18 @@ func (s *session) resetOpenLDAP(cur User, e *ldap.Entry, pw string, opt ResetOpt
 	return nil
 }
 
-// changeOpenLDAP binds as the user on a separate connection (so the pooled
-// ones stay bound as the service account) and changes the password with
-// Password Modify, giving the old one. With the ppolicy control a user whose
-// password must be changed may still bind to do this.
+// changeOpenLDAP binds as the user on a connection kept for binds as people
+// (so the pooled ones stay bound as the service account; see userConn) and
+// changes the password with Password Modify, giving the old one. With the
+// ppolicy control a user whose password must be changed may still bind to
+// do this.
 func (s *session) changeOpenLDAP(cur User, e *ldap.Entry, oldPw, newPw string) error {
 	uc, bres, err := s.userBind(cur.DN, oldPw)
 	if uc == nil {
 		return err // could not connect
 	}
-	defer uc.close()
 	if err != nil {
+		s.doneUser(uc, err)
 		oe := newOpError(s.op, s.srv.u.raw, err)
 		if oe.Code == CodeUnavailable {
 			return generic(oe, s.ctx)
@@ -299,8 +300,10 @@ func (s *session) changeOpenLDAP(cur User, e *ldap.Entry, oldPw, newPw string) e
 
 	ctrls, oe := s.extended(uc, passwordModifyRequest(cur.DN, oldPw, newPw))
 	if oe != nil {
+		s.doneUser(uc, oe.Err)
 		return s.openLDAPWriteError(oe, ctrls, cur, e, true)
 	}
+	s.doneUser(uc, nil)
 	return nil
 }
 

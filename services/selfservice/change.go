@@ -55,10 +55,12 @@ func (s *Service) Change(ctx context.Context, login, current, next, confirm stri
 	if err != nil {
 		return err
 	}
-	var res directory.Result
-	err = si.findErr
-	if si.found {
-		_, res, err = si.cl.ChangeUser(ctx, si.cand.User, current, next)
+	// One directory session: the search that finds the account (its state
+	// and protection with it), the attempt counted, then the change.
+	_, res, err := si.cl.ChangeLogin(ctx, typed, current, next, s.admit(ctx, si))
+	var done bool
+	if done, err = s.admitted(ctx, si, err); !done {
+		return err
 	}
 	// AD does not reset its bad-password count on a password change, so
 	// the portal keeps its own count too.

@@ -11,7 +11,8 @@ import (
 // Directory is what self-service needs of the on-premises directory and its
 // switches: every step of the reset, unlock and registration flows, and the
 // switches /change and /register check. The sign-in with a person's own
-// directory password (/change, /register: Resolve, then the bind or the
+// directory password (/change, /register: ChangeLogin or AuthenticateLogin,
+// which resolve the login, let admit count the attempt, then bind or
 // change) is not part of it: beginSignIn takes the writeback service's
 // client for it, and it is tested against the real directories only. The
 // writeback service provides Directory (writebackDirectory); tests give a
@@ -28,8 +29,11 @@ type Directory interface {
 	MemberOf(ctx context.Context, u directory.User, groupDN string) (bool, error)
 	// Policy reads the password policy that applies to u.
 	Policy(ctx context.Context, u directory.User) (directory.Policy, error)
-	// Reset writes a new password for u.
-	Reset(ctx context.Context, u directory.User, password string, opt directory.ResetOptions) (directory.Result, error)
+	// Reset writes a new password for u (its DN and ID are enough): it
+	// reads the account on the server it writes, refuses it when its ID is
+	// no longer u.ID (CodeNotFound) or it is protected or disabled, and
+	// returns it as read (a zero User when it could not be read).
+	Reset(ctx context.Context, u directory.User, password string, opt directory.ResetOptions) (directory.User, directory.Result, error)
 	// Unlock ends a lockout of u.
 	Unlock(ctx context.Context, u directory.User) (directory.Result, error)
 }
@@ -77,12 +81,12 @@ func (d writebackDirectory) Policy(ctx context.Context, u directory.User) (direc
 	return d.wb.Policy(ctx, u)
 }
 
-func (d writebackDirectory) Reset(ctx context.Context, u directory.User, password string, opt directory.ResetOptions) (directory.Result, error) {
+func (d writebackDirectory) Reset(ctx context.Context, u directory.User, password string, opt directory.ResetOptions) (directory.User, directory.Result, error) {
 	cl, _, err := d.wb.Client(ctx)
 	if err != nil {
-		return directory.Result{}, err
+		return directory.User{}, directory.Result{}, err
 	}
-	return cl.Reset(ctx, u, password, opt)
+	return cl.ResetUser(ctx, u, password, opt)
 }
 
 func (d writebackDirectory) Unlock(ctx context.Context, u directory.User) (directory.Result, error) {

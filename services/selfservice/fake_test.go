@@ -70,6 +70,11 @@ func (d *fakeDir) Lookup(ctx context.Context, login string) (directory.User, err
 
 func (d *fakeDir) Get(ctx context.Context, dn string) (directory.User, error) {
 	d.called("get")
+	return d.read(dn)
+}
+
+// read is a read of the entry dn (counted by the caller).
+func (d *fakeDir) read(dn string) (directory.User, error) {
 	if d.get != nil {
 		return d.get(dn)
 	}
@@ -90,12 +95,23 @@ func (d *fakeDir) Policy(ctx context.Context, u directory.User) (directory.Polic
 	return directory.Policy{MinLength: 7, Complexity: true}, nil
 }
 
-func (d *fakeDir) Reset(ctx context.Context, u directory.User, password string, opt directory.ResetOptions) (directory.Result, error) {
+// Reset reads the account as the real client does (counted as a "get"),
+// refuses another ID at the DN, then writes.
+func (d *fakeDir) Reset(ctx context.Context, u directory.User, password string, opt directory.ResetOptions) (directory.User, directory.Result, error) {
+	d.called("get")
+	cur, err := d.read(u.DN)
+	if err != nil {
+		return directory.User{}, directory.Result{}, err
+	}
+	if u.ID != "" && cur.ID != u.ID {
+		return cur, directory.Result{}, errs.E(errs.NotFound, "The account changed since it was looked up; look it up again.", &directory.OpError{Op: "reset", Code: directory.CodeNotFound})
+	}
 	d.called("reset")
 	if d.reset != nil {
-		return d.reset(u, password)
+		res, err := d.reset(cur, password)
+		return cur, res, err
 	}
-	return directory.Result{Server: "ldaps://fake"}, nil
+	return cur, directory.Result{Server: "ldaps://fake"}, nil
 }
 
 func (d *fakeDir) Unlock(ctx context.Context, u directory.User) (directory.Result, error) {

@@ -41,14 +41,19 @@ func (s *Service) SetPassword(ctx context.Context, id, browser, password, confir
 		s.failed(ctx, e, err)
 		return err
 	}
-	u, err := s.flowUser(ctx, fl.Flow)
-	if err != nil {
+	// One read: Reset reads the account on the server it writes, checks it
+	// is still the flow's (same ID), refuses a protected or disabled one,
+	// and returns it as read.
+	u, res, err := s.dir.Reset(ctx, directory.User{DN: fl.UserDN, ID: fl.UserID}, password, directory.ResetOptions{Unlock: true})
+	if u.DN == "" || u.ID != fl.UserID {
+		if u.DN != "" {
+			err = ErrFlowGone // another account at the flow's DN now
+		}
 		e.Details["step"] = "re-read the account"
 		s.failed(ctx, e, err)
 		return err
 	}
 	e.Target = audit.Target{Type: "User", ID: u.ID, DN: u.DN, Name: displayName(u)}
-	res, err := s.dir.Reset(ctx, u, password, directory.ResetOptions{Unlock: true})
 	e.Details["server"], e.Details["was_locked"] = res.Server, u.Locked
 	if err != nil {
 		s.failed(ctx, e, err)

@@ -530,3 +530,29 @@ func TestStepsReadTheAccountOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestSetPasswordAnotherAccountAtTheDN: when the flow's DN now holds
+// another account (deleted and re-created under the same name), the
+// password step writes nothing and the flow is gone.
+func TestSetPasswordAnotherAccountAtTheDN(t *testing.T) {
+	ctx := context.Background()
+	fx := newFixture(t, Methods{App: true}, alice)
+	fx.registerApp(alice, appSecret)
+	id := fx.start(KindReset, "alice", "b")
+	fx.choose(id, "b", MethodApp)
+	code, _ := totp.GenerateCode(appSecret, time.Now())
+	if err := fx.s.Verify(ctx, id, "b", MethodApp, code, nil, audit.Actor{}); err != nil {
+		t.Fatal(err)
+	}
+	other := alice
+	other.ID = "S-1-5-21-someone-else"
+	fx.dir.get = func(string) (directory.User, error) { return other, nil }
+	err := fx.s.SetPassword(ctx, id, "b", "Passw0rd!x", "Passw0rd!x", audit.Actor{})
+	if !errors.Is(err, ErrFlowGone) || fx.dir.count("reset") != 0 {
+		t.Fatalf("SetPassword: %v, %d writes", err, fx.dir.count("reset"))
+	}
+	rows := fx.audit(audit.ActivityResetSelfService)
+	if len(rows) != 1 || rows[0].Result != "failure" || !strings.Contains(rows[0].Details, "re-read the account") {
+		t.Errorf("audit: %+v", rows)
+	}
+}

@@ -62,12 +62,15 @@ func (s *Service) StartRegister(ctx context.Context, login, password, browser st
 	if err != nil {
 		return "", err
 	}
-	u, err := directory.User{}, si.findErr
-	reached := false
-	if si.found {
-		u, _, err = si.cl.AuthenticateUser(ctx, si.cand.User, password)
-		reached = reachedDirectory(err)
+	// One directory session: the search that finds the account, the
+	// attempt counted, then the bind.
+	_, _, err = si.cl.AuthenticateLogin(ctx, typed, password, s.admit(ctx, si))
+	var done bool
+	if done, err = s.admitted(ctx, si, err); !done {
+		return "", err
 	}
+	u := si.cand.User
+	reached := si.found && reachedDirectory(err)
 	// A successful bind resets the directory's bad-password count.
 	if err = s.finish(ctx, si, err, true); err != nil {
 		details := map[string]any{}

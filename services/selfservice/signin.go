@@ -68,8 +68,9 @@ type signIn struct {
 	cl       *directory.Client
 	cand     directory.Candidate
 	found    bool
-	findErr  error // why the login resolved to no account
-	att      *ratelimit.Attempt
+	findErr  error              // why the login resolved to no account
+	att      *ratelimit.Attempt // the reserved attempt; nil until admit reserved it
+	refused  error              // why admit refused the attempt (what the person sees)
 	account  ratelimit.Limit
 }
 
@@ -78,11 +79,11 @@ func newSignIn(activity, typed string, from audit.Actor) *signIn {
 	return &signIn{activity: activity, corr: randomID()[:32], from: from, typed: typed}
 }
 
-// beginSignIn resolves the normalised login as the service account, reads the
-// lockout policy that applies, and reserves the attempt. A name that resolves
-// to nothing gets a budget of its own, the size of an account's, so the
-// answers and their number are the same as for a real account. Every refusal
-// is audited here; the returned error is what the person sees.
+// beginSignIn starts a sign-in attempt with the normalised login: the
+// directory client it runs on. The client's ChangeLogin or
+// AuthenticateLogin then resolves the login and calls admit (which counts
+// the attempt) before the password is sent, in one directory session; see
+// admitted for what to do with its answer.
 func (s *Service) beginSignIn(ctx context.Context, activity, typed string, from audit.Actor) (*signIn, error) {
 	si := newSignIn(activity, typed, from)
 	cl, _, err := s.wb.Client(ctx)
@@ -90,22 +91,52 @@ func (s *Service) beginSignIn(ctx context.Context, activity, typed string, from 
 		return nil, s.signInFailed(ctx, si, "directory connection not usable", err)
 	}
 	si.cl = cl
-	cand, _, err := cl.Resolve(ctx, typed)
-	switch k := errs.KindOf(err); {
-	case err == nil:
-		si.cand, si.found = cand, true
-	case k == errs.NotFound || k == errs.Conflict:
-		si.cand, si.findErr = cand, err
-	default:
-		return nil, s.signInFailed(ctx, si, "directory lookup failed", err)
+	return si, nil
+}
+
+// admit is the directory.Admit of the attempt si: it takes the resolved
+// login (or the reason it resolved to nothing), reads the lockout policy
+// that applies, and reserves the attempt. A name that resolves to nothing
+// gets a budget of its own, the size of an account's, so the answers and
+// their number are the same as for a real account. Every refusal is
+// audited here and kept in si.refused; it is what the person sees.
+func (s *Service) admit(ctx context.Context, si *signIn) directory.Admit {
+	return func(cand directory.Candidate, notFound error) error {
+		if notFound == nil {
+			si.cand, si.found = cand, true
+		} else {
+			si.cand, si.findErr = cand, notFound
+		}
+		si.refused = s.reserve(ctx, si)
+		return si.refused
 	}
+}
+
+// admitted sorts out the answer err of the sign-in operation of si: done
+// is false when the attempt never got to the password (admit refused it,
+// or the directory lookup failed), and err is then what the person sees.
+// Otherwise err is the directory's answer (nil, a wrong password, a
+// refusal, or the reason the login resolved to nothing) for finish.
+func (s *Service) admitted(ctx context.Context, si *signIn, err error) (done bool, _ error) {
+	switch {
+	case si.att != nil:
+		return true, err
+	case si.refused != nil:
+		return false, si.refused
+	}
+	return false, s.signInFailed(ctx, si, "directory lookup failed", err)
+}
+
+// reserve counts the attempt si in the budgets of its account (or typed
+// name) and client address.
+func (s *Service) reserve(ctx context.Context, si *signIn) error {
 	p := si.cand.Policy
 	b := ratelimit.BudgetFor(p.LockoutThreshold, p.LockoutWindow, p.LockoutDuration, si.cand.PolicyErr == nil)
 	if b.Refuse {
 		s.recordSignIn(ctx, si, audit.Failure, "refused: the directory locks an account after one wrong password", nil, false)
-		return nil, errSingleStrike
+		return errSingleStrike
 	}
-	si.account = ratelimit.Limit{Bucket: store.BucketDirectoryName, Key: s.mac("signin-name", strings.ToLower(typed)),
+	si.account = ratelimit.Limit{Bucket: store.BucketDirectoryName, Key: s.mac("signin-name", strings.ToLower(si.typed)),
 		Max: b.Max, Window: b.Window, Outside: -1}
 	if si.found {
 		id := si.cand.User.ID
@@ -121,12 +152,12 @@ func (s *Service) beginSignIn(ctx context.Context, activity, typed string, from 
 			si.account.Outside = si.cand.Failures
 		}
 	}
-	addr := ratelimit.Limit{Bucket: store.BucketDirectoryAddress, Key: s.mac("signin-address", from.ClientIP),
+	addr := ratelimit.Limit{Bucket: store.BucketDirectoryAddress, Key: s.mac("signin-address", si.from.ClientIP),
 		Max: signInAddressMax, Window: signInAddressWindow, Outside: -1}
 	now := s.now()
 	att, ref, err := ratelimit.Reserve(ctx, s.db, now, addr, si.account)
 	if err != nil {
-		return nil, s.signInFailed(ctx, si, "sign-in attempt could not be counted", err)
+		return s.signInFailed(ctx, si, "sign-in attempt could not be counted", err)
 	}
 	if ref != nil {
 		why := "throttled: too many wrong passwords for this account"
@@ -137,10 +168,10 @@ func (s *Service) beginSignIn(ctx context.Context, activity, typed string, from 
 			why = fmt.Sprintf("throttled: the directory already counts %d wrong passwords", si.account.Outside)
 		}
 		s.recordSignIn(ctx, si, audit.Failure, why, map[string]any{"budget": si.account.Max, "window": si.account.Window.String()}, false)
-		return nil, signInThrottled(ref, now)
+		return signInThrottled(ref, now)
 	}
 	si.att = att
-	return si, nil
+	return nil
 }
 
 // finish settles the attempt after the directory answered err (nil: the
