@@ -266,7 +266,7 @@ func classifyConnect(ctx context.Context, op string, u serverURL, err error) *er
 // pooled tells which it was.
 func (c *Client) acquire(ctx context.Context, srv *server, fresh bool) (pc *pconn, pooled bool, err error) {
 	if !fresh {
-		for pc := srv.pop(); pc != nil; pc = srv.pop() {
+		for pc := srv.popFrom(&srv.idle); pc != nil; pc = srv.popFrom(&srv.idle) {
 			idle := time.Since(pc.lastUsed)
 			if pc.conn.IsClosing() || idle > maxIdleTime {
 				pc.close()
@@ -322,12 +322,14 @@ func (c *Client) bindService(ctx context.Context, srv *server, pc *pconn) error 
 		". Check the service account under the directory settings.", oe)
 }
 
-func (s *server) pop() *pconn {
+// popFrom takes the most recently released connection off one of the
+// server's pools (idle for the service account, users for binds as people).
+func (s *server) popFrom(pool *[]*pconn) *pconn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if n := len(s.idle); n > 0 {
-		pc := s.idle[n-1]
-		s.idle = s.idle[:n-1]
+	if n := len(*pool); n > 0 {
+		pc := (*pool)[n-1]
+		*pool = (*pool)[:n-1]
 		return pc
 	}
 	return nil

@@ -28,7 +28,7 @@ import (
 // works, otherwise a new one. It is not bound.
 func (s *session) userConn() (*pconn, error) {
 	srv := s.srv
-	for pc := srv.popUser(); pc != nil; pc = srv.popUser() {
+	for pc := srv.popFrom(&srv.users); pc != nil; pc = srv.popFrom(&srv.users) {
 		idle := time.Since(pc.lastUsed)
 		if pc.conn.IsClosing() || pc.broken.Load() || idle > maxIdleTime {
 			pc.close()
@@ -76,17 +76,6 @@ func serverAnswered(err error) bool {
 	}
 	var le *ldap.Error
 	return errors.As(err, &le) && le.ResultCode < ldap.ErrorNetwork && !isNetworkError(err)
-}
-
-func (s *server) popUser() *pconn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if n := len(s.users); n > 0 {
-		pc := s.users[n-1]
-		s.users = s.users[:n-1]
-		return pc
-	}
-	return nil
 }
 
 // releaseUser returns pc to the pool for binds as people when it is still

@@ -107,9 +107,9 @@ func TestUserBindsStayApart(t *testing.T) {
 	}
 
 	// Released as the service account's by mistake: closed, not pooled.
-	pc := srv.popUser()
+	pc := srv.popFrom(&srv.users)
 	srv.release(pc, true)
-	if !pc.conn.IsClosing() || srv.pop() == pc {
+	if !pc.conn.IsClosing() || srv.popFrom(&srv.idle) == pc {
 		t.Error("a connection bound as a person went into the service account's pool")
 	}
 }
@@ -147,7 +147,7 @@ func TestUserConnClosedAfterFailure(t *testing.T) {
 		t.Fatalf("after a wrong password %d connections idle, want 1", n)
 	}
 	// A network failure.
-	uc = srv.popUser()
+	uc = srv.popFrom(&srv.users)
 	s.doneUser(uc, ldap.NewError(ldap.ErrorNetwork, errors.New("connection reset")))
 	if n := len(srv.users); n != 0 || !uc.conn.IsClosing() {
 		t.Fatalf("a connection with a network failure was kept (%d idle)", n)
