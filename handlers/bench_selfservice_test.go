@@ -607,26 +607,24 @@ func timed(f func() error) func() (time.Duration, error) {
 }
 
 // alternate makes n tries of each kind, round-robin, reversing the order
-// every other round so that no kind always goes first, and returns each
-// kind's times.
+// every other round so that no kind always goes first (bench.Interleave
+// with one try per kind and round), and returns each kind's times.
 func alternate(b *testing.B, n int, kinds ...func() (time.Duration, error)) [][]time.Duration {
 	b.Helper()
+	rounds := make([]func(int) (bench.Timing, error), len(kinds))
+	for k, try := range kinds {
+		rounds[k] = func(int) (bench.Timing, error) {
+			d, err := try()
+			return bench.Timing{Lat: []time.Duration{d}, Wall: d}, err
+		}
+	}
+	r, err := bench.Interleave(n, rounds...)
+	if err != nil {
+		b.Fatal(err)
+	}
 	out := make([][]time.Duration, len(kinds))
-	order := make([]int, len(kinds))
-	for i := range n {
-		for j := range order {
-			order[j] = j
-			if i%2 == 1 {
-				order[j] = len(kinds) - 1 - j
-			}
-		}
-		for _, k := range order {
-			d, err := kinds[k]()
-			if err != nil {
-				b.Fatalf("try %d of kind %d: %v", i, k, err)
-			}
-			out[k] = append(out[k], d)
-		}
+	for k := range kinds {
+		out[k] = r.All(k).Lat
 	}
 	return out
 }
