@@ -32,8 +32,9 @@ type DB struct {
 	// afterChunk, when set (tests), runs between two chunks of a paced
 	// verification.
 	afterChunk func()
-	docs       *docCache // decoded settings documents (configcache.go)
-	stmts      stmtCache // prepared statements of the hottest reads (stmts.go)
+	docs       *docCache    // decoded settings documents (configcache.go)
+	stmts      stmtCache    // prepared statements of the hottest reads (stmts.go)
+	sessions   sessionCache // the last read of each signed-in session (sessioncache.go)
 }
 
 // FileName is the database file inside the data folder.
@@ -68,6 +69,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 // Close closes the database.
 func (db *DB) Close() error {
 	db.stmts.close()
+	_ = db.sessions.close()
 	return db.sql.Close()
 }
 

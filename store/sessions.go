@@ -45,7 +45,13 @@ func (db *DB) SessionByHash(ctx context.Context, idHash string) (Session, error)
 // read every signed-in request makes. The session's ClientIP and UserAgent
 // are left empty. A session always has its administrator (the foreign key
 // deletes sessions with it), so no row is ErrNotFound: no such session.
+// While nothing at all was committed to the database since the last read
+// of the same session, that read's rows are returned (sessioncache.go).
 func (db *DB) SessionAdmin(ctx context.Context, idHash string) (Session, Admin, error) {
+	return db.cachedSessionAdmin(ctx, idHash)
+}
+
+func (db *DB) readSessionAdmin(ctx context.Context, idHash string) (Session, Admin, error) {
 	s := Session{IDHash: idHash}
 	var a Admin
 	var dis int
