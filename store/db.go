@@ -63,7 +63,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		sdb.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	return &DB{sql: sdb, now: time.Now, docs: newDocCache()}, nil
+	db := &DB{sql: sdb, now: time.Now, docs: newDocCache()}
+	db.sessions.init()
+	return db, nil
 }
 
 // Close closes the database.
@@ -88,6 +90,7 @@ type Tx struct {
 	db       *DB
 	appended []AuditEvent     // passed to OnAudit callbacks once committed
 	saved    map[string]int64 // settings documents saved, by version: the cache learns of them once committed
+	sessions bool             // sessions or administrators written: cached sessions are read again once committed
 }
 
 // InTx runs fn in one immediate transaction, committing when fn returns nil.
@@ -101,7 +104,12 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 		_ = stx.Rollback()
 		return err
 	}
-	if err := stx.Commit(); err != nil {
+	err = stx.Commit()
+	if tx.sessions {
+		// Also after a failed commit: whether it took is not known.
+		db.sessions.changed()
+	}
+	if err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	db.committed(tx.saved)

@@ -6,82 +6,136 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // sessionCacheMax bounds the sessions held; past it the cache starts over.
 const sessionCacheMax = 4096
 
 // sessionCache keeps the rows SessionAdmin read, for the next signed-in
-// request of the same session, as long as the database did not change at
-// all since: each entry carries SQLite's data_version at the time of its
-// read, and an entry is served only while a fresh PRAGMA data_version on a
-// connection of its own still returns that value. data_version changes with
-// every commit made by any other connection, of this process's pool or of
-// another process on the same file, so a sign-out, a password change, an
-// administrator disabled or removed (or any other write) is seen by the
-// next read exactly as a read of the rows would see it. The check is one
-// prepared pragma instead of a join of two tables and eleven columns.
+// request of the same session: one join of two tables and eleven columns
+// per request was the largest cost of a signed-in page after its template.
+//
+// An entry is served only while the generation it was read under is
+// current. The generation moves
+//   - after every write of this DB to sessions or administrators (a
+//     sign-in's touch, a sign-out, expiry, and in a transaction, once it
+//     commits: a password change, a role change, an administrator disabled,
+//     all sessions ended), so this process sees its own changes at once;
+//   - when SQLite's data_version, asked on a connection of its own at most
+//     once per recheck interval (DefaultConfigRecheck, as for settings
+//     documents), says that any other connection committed anything: a
+//     `writeback` command or another process on the same data folder. Its
+//     changes are seen within the interval.
 type sessionCache struct {
-	mu      sync.Mutex // serialises the pinned connection
-	conn    *sql.Conn  // never used for anything but the pragma
-	stmt    *sql.Stmt
-	broken  bool // opening failed: read through without the cache
-	closed  bool
+	gen     atomic.Int64
 	entries sync.Map // id hash → sessionEntry
 	n       atomic.Int64
+
+	start    time.Time    // base of checked, on the monotonic clock
+	recheck  atomic.Int64 // a time.Duration
+	checked  atomic.Int64 // nanoseconds after start of the last data_version check; -1 before the first
+	checking atomic.Bool
+
+	mu      sync.Mutex // the pinned connection, under checking
+	conn    *sql.Conn  // never used for anything but the pragma
+	stmt    *sql.Stmt
+	version int64 // data_version at the last check
+	closed  bool
 
 	reads atomic.Int64 // joins run (tests)
 }
 
 type sessionEntry struct {
-	version int64
-	sess    Session
-	admin   Admin
+	gen   int64
+	sess  Session
+	admin Admin
+}
+
+func (c *sessionCache) init() {
+	c.start = time.Now()
+	c.recheck.Store(int64(DefaultConfigRecheck))
+	c.checked.Store(-1)
+}
+
+// changed moves the generation: whatever the cache holds is read again.
+func (c *sessionCache) changed() { c.gen.Add(1) }
+
+// SetSessionRecheck sets how long cached sessions are trusted before the
+// database is asked whether another connection or process committed
+// anything (DefaultConfigRecheck; 0: at every read). Writes through this DB
+// are seen at once whatever it is.
+func (db *DB) SetSessionRecheck(d time.Duration) { db.sessions.recheck.Store(int64(max(d, 0))) }
+
+// recheckSessions asks SQLite's data_version, at most once per recheck
+// interval and by one caller at a time, and moves the generation when it
+// changed. When it cannot be asked the generation moves every time, so
+// nothing stale is served.
+func (db *DB) recheckSessions(ctx context.Context) {
+	c := &db.sessions
+	now := time.Since(c.start).Nanoseconds()
+	if last := c.checked.Load(); last >= 0 && now-last < c.recheck.Load() {
+		return
+	}
+	if !c.checking.CompareAndSwap(false, true) {
+		return
+	}
+	defer c.checking.Store(false)
+	v, err := db.dataVersion(ctx)
+	if err != nil {
+		c.changed()
+		c.checked.Store(-1)
+		return
+	}
+	c.mu.Lock()
+	if v != c.version || c.checked.Load() < 0 {
+		c.version = v
+		c.changed()
+	}
+	c.mu.Unlock()
+	c.checked.Store(now)
 }
 
 // dataVersion returns the database's data_version as the pinned
-// connection sees it, and false when it cannot be had (then nothing is
-// served from the cache).
-func (db *DB) dataVersion(ctx context.Context) (int64, bool) {
+// connection sees it.
+func (db *DB) dataVersion(ctx context.Context) (int64, error) {
 	c := &db.sessions
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.broken || c.closed {
-		return 0, false
+	if c.closed {
+		return 0, sql.ErrConnDone
 	}
 	if c.conn == nil {
 		conn, err := db.sql.Conn(context.WithoutCancel(ctx))
 		if err != nil {
-			return 0, false
+			return 0, err
 		}
 		st, err := conn.PrepareContext(ctx, `PRAGMA data_version`)
 		if err != nil {
 			conn.Close()
-			c.broken = true
-			return 0, false
+			return 0, err
 		}
 		c.conn, c.stmt = conn, st
 	}
 	var v int64
 	if err := c.stmt.QueryRowContext(ctx).Scan(&v); err != nil {
-		return 0, false
+		return 0, err
 	}
-	return v, true
+	return v, nil
 }
 
 // cachedSessionAdmin serves SessionAdmin from the cache or reads it.
 func (db *DB) cachedSessionAdmin(ctx context.Context, idHash string) (Session, Admin, error) {
 	c := &db.sessions
-	v, ok := db.dataVersion(ctx)
-	if ok {
-		if e, hit := c.entries.Load(idHash); hit && e.(sessionEntry).version == v {
-			e := e.(sessionEntry)
-			return e.sess, e.admin, nil
-		}
+	db.recheckSessions(ctx)
+	g := c.gen.Load()
+	if e, hit := c.entries.Load(idHash); hit && e.(sessionEntry).gen == g {
+		e := e.(sessionEntry)
+		return e.sess, e.admin, nil
 	}
 	s, a, err := db.readSessionAdmin(ctx, idHash)
 	c.reads.Add(1)
-	if err != nil || !ok {
+	if err != nil {
 		// A session not found is not kept: a sign-in adds it.
 		return s, a, err
 	}
@@ -89,9 +143,9 @@ func (db *DB) cachedSessionAdmin(ctx context.Context, idHash string) (Session, A
 		c.entries.Clear()
 		c.n.Store(1)
 	}
-	// Read after the version: a commit in between makes the entry newer
-	// than its version says, and the next check misses it. Never older.
-	c.entries.Store(idHash, sessionEntry{version: v, sess: s, admin: a})
+	// Tagged with the generation from before the read: a change committed
+	// meanwhile has moved it, and the entry is never served.
+	c.entries.Store(idHash, sessionEntry{gen: g, sess: s, admin: a})
 	return s, a, nil
 }
 

@@ -5,20 +5,25 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/writeback/writeback/store"
 )
 
 // TestSessionAdminCache: a signed-in session read again while nothing was
-// committed is served without a read; every change to the session or its
-// administrator — through this DB, its raw handle, in a transaction, or by
-// another process on the same file — is seen by the very next read.
+// written is served without a read; every change to the session or its
+// administrator through this DB, directly or in a transaction, is seen by
+// the very next read however long the cache trusts what it holds; a change
+// by another process on the same file (or any other connection) at the next
+// recheck: at once with a recheck at every read, after the interval
+// otherwise.
 func TestSessionAdminCache(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), store.FileName)
 	db := migrated(t, path)
 	other := open(t, path) // another process on the same data folder
 	t.Cleanup(func() { other.Close() })
+	db.SetSessionRecheck(time.Hour) // this process's own writes need no recheck
 
 	newSession := func(email, hash string) int64 {
 		t.Helper()
@@ -96,6 +101,7 @@ func TestSessionAdminCache(t *testing.T) {
 		t.Errorf("after all sessions ended: %v", err)
 	}
 
+	db.SetSessionRecheck(0)
 	id = newSession("c@example.com", "s3")
 	warm("s3")
 	if _, err := other.SQL().ExecContext(ctx, `UPDATE admins SET disabled = 1 WHERE id = ?`, id); err != nil {
@@ -119,5 +125,18 @@ func TestSessionAdminCache(t *testing.T) {
 	}
 	if _, _, err := read("s4"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("after another process signed the session out: %v", err)
+	}
+
+	// With an interval, another process's change is seen once it passed.
+	const interval = 50 * time.Millisecond
+	db.SetSessionRecheck(interval)
+	newSession("e@example.com", "s5")
+	warm("s5")
+	if _, err := db.SQL().ExecContext(ctx, `DELETE FROM admin_sessions WHERE id_hash = 's5'`); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(interval + 10*time.Millisecond)
+	if _, _, err := read("s5"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a recheck interval after another connection's change: %v", err)
 	}
 }
