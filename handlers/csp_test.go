@@ -2,7 +2,9 @@ package handlers_test
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -77,5 +79,36 @@ func TestStaticNoListing(t *testing.T) {
 		if want == http.StatusNotFound && (strings.Contains(p.Body, "app.css</a>") || !strings.Contains(p.Body, "Page not found")) {
 			t.Errorf("GET %s is not the portal's 404 page:\n%s", path, p.Body)
 		}
+	}
+}
+
+// TestPagesCarryLength: a rendered page goes out with its Content-Length,
+// in one piece rather than chunked, and the security headers every answer
+// shares stay as they are whatever one answer does to its own copy.
+func TestPagesCarryLength(t *testing.T) {
+	h := newHarness(t)
+	anon := h.client()
+	admin := h.client().signedIn(admins.GlobalAdmin)
+	for c, path := range map[*client]string{anon: "/reset", admin: onPremPath} {
+		p := c.get(path)
+		if p.Status != http.StatusOK || !strings.Contains(p.Body, "</html>") {
+			t.Fatalf("GET %s: %d", path, p.Status)
+		}
+		if got, want := p.Header.Get("Content-Length"), strconv.Itoa(len(p.Body)); got != want {
+			t.Errorf("GET %s: Content-Length %q, want %s", path, got, want)
+		}
+	}
+	// One answer adding to its CSP (as a handler might) leaves the next
+	// answer's alone.
+	rec := httptest.NewRecorder()
+	h.handler(nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/reset", nil))
+	rec.Header().Add("Content-Security-Policy", "extra")
+	rec.Header()["X-Frame-Options"] = append(rec.Header()["X-Frame-Options"], "extra")
+	p := anon.get("/reset")
+	if csp := p.Header.Values("Content-Security-Policy"); len(csp) != 1 || strings.Contains(csp[0], "extra") {
+		t.Errorf("CSP after another answer added to its own: %q", csp)
+	}
+	if xfo := p.Header.Values("X-Frame-Options"); len(xfo) != 1 || xfo[0] != "DENY" {
+		t.Errorf("X-Frame-Options: %q", xfo)
 	}
 }

@@ -43,18 +43,33 @@ func state(r *http.Request) *reqState {
 	return st
 }
 
+// The security headers every answer carries, each value a slice of its own
+// shared by all answers: setting them allocated one slice per header and
+// request. A slice of length and capacity one is never changed in place:
+// Header.Add appends to a copy, Set and Clone replace or copy it.
+var (
+	hdrCSP = []string{"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+		"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"}
+	hdrNoSniff     = []string{"nosniff"}
+	hdrDeny        = []string{"DENY"}
+	hdrSameOrigin  = []string{"same-origin"}
+	hdrPermissions = []string{"camera=(), microphone=(), geolocation=(), payment=()"}
+	hdrHSTS        = []string{"max-age=31536000; includeSubDomains"}
+	hdrHTML        = []string{"text/html; charset=utf-8"}
+	hdrNoStore     = []string{"no-store"}
+)
+
 func (s *Server) securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
-			"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "same-origin")
-		h.Set("Cross-Origin-Opener-Policy", "same-origin")
-		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+		h["Content-Security-Policy"] = hdrCSP
+		h["X-Content-Type-Options"] = hdrNoSniff
+		h["X-Frame-Options"] = hdrDeny
+		h["Referrer-Policy"] = hdrSameOrigin
+		h["Cross-Origin-Opener-Policy"] = hdrSameOrigin
+		h["Permissions-Policy"] = hdrPermissions
 		if s.secure {
-			h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+			h["Strict-Transport-Security"] = hdrHSTS
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"maps"
 	"net/http"
+	"net/textproto"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -110,11 +112,11 @@ func copyValues(v map[any]any) map[any]any {
 // sessions.CookieStore.Get makes it, but through the cache. A cookie that
 // does not decode gives a new session and the error, as Get does.
 func (s *Server) loadSession(r *http.Request) (*sessions.Session, error) {
-	c, err := r.Cookie(s.cookieName)
-	if err != nil {
+	value, ok := requestCookie(r, s.cookieName)
+	if !ok {
 		return s.cookies.New(r, s.cookieName)
 	}
-	if vals, ok := s.cookieCache.get(c.Value); ok {
+	if vals, ok := s.cookieCache.get(value); ok {
 		sess := sessions.NewSession(s.cookies, s.cookieName)
 		opts := *s.cookies.Options
 		sess.Options, sess.Values, sess.IsNew = &opts, vals, false
@@ -122,7 +124,67 @@ func (s *Server) loadSession(r *http.Request) (*sessions.Session, error) {
 	}
 	sess, err := s.cookies.New(r, s.cookieName)
 	if err == nil {
-		s.cookieCache.put(c.Value, sess.Values)
+		s.cookieCache.put(value, sess.Values)
 	}
 	return sess, err
+}
+
+// fastCookies: the request's cookie is looked up in place (requestCookie)
+// unless the operator changed net/http's cookie limit, which only r.Cookie
+// knows how to apply.
+var fastCookies = !strings.Contains(os.Getenv("GODEBUG"), "httpcookiemaxnum")
+
+// cookieFastMax is the most cookies requestCookie looks through itself
+// (net/http's default limit is 3,000); beyond it r.Cookie decides.
+const cookieFastMax = 100
+
+// requestCookie returns the value of the first valid cookie called name, as
+// r.Cookie(name) does, without parsing every cookie into a *http.Cookie
+// (two allocations and most of the session lookup's time). name must be a
+// valid cookie name.
+func requestCookie(r *http.Request, name string) (string, bool) {
+	lines := r.Header["Cookie"]
+	n := 0
+	for _, line := range lines {
+		n += strings.Count(line, ";") + 1
+	}
+	if !fastCookies || n > cookieFastMax {
+		c, err := r.Cookie(name)
+		if err != nil {
+			return "", false
+		}
+		return c.Value, true
+	}
+	for _, line := range lines {
+		line = textproto.TrimString(line)
+		var part string
+		for len(line) > 0 {
+			part, line, _ = strings.Cut(line, ";")
+			part = textproto.TrimString(part)
+			if part == "" {
+				continue
+			}
+			k, v, _ := strings.Cut(part, "=")
+			if textproto.TrimString(k) != name {
+				continue
+			}
+			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			if validCookieValue(v) {
+				return v, true
+			}
+		}
+	}
+	return "", false
+}
+
+// validCookieValue is net/http's rule for the bytes of a cookie value.
+func validCookieValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; b < 0x20 || b >= 0x7f || b == '"' || b == ';' || b == '\\' {
+			return false
+		}
+	}
+	return true
 }

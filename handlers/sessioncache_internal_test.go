@@ -3,6 +3,8 @@ package handlers
 import (
 	"encoding/base64"
 	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,4 +55,62 @@ func TestCookieCache(t *testing.T) {
 	if n := len(c.m); n > maxCachedCookies || n < maxCachedCookies/2 {
 		t.Errorf("%d entries kept", n)
 	}
+}
+
+// cookieCases are Cookie header lines requestCookie must read as r.Cookie
+// does: quotes, spaces, bad bytes, repeats, empty values, several lines.
+var cookieCases = [][]string{
+	nil,
+	{""},
+	{"wb_session=abc"},
+	{"a=1; wb_session=abc; b=2"},
+	{" wb_session = abc "},
+	{"wb_session=\"abc\""},
+	{"wb_session=\"abc"},
+	{"wb_session=\""},
+	{"wb_session=a\\b; wb_session=good"},
+	{"wb_session=a b"},
+	{"wb_session=a\"b"},
+	{"wb_session="},
+	{"wb_session"},
+	{"wb_sessionx=1; xwb_session=2"},
+	{";;wb_session=1;;"},
+	{"x=1", "wb_session=second-line"},
+	{"wb_session=first", "wb_session=second"},
+	{"wb_session=\x7f; wb_session=ok"},
+	{"\twb_session=tab\t"},
+	{"WB_SESSION=upper"},
+	{"wb_session=a=b=c"},
+}
+
+// TestRequestCookie: the cookie looked up in place is the one r.Cookie
+// returns, for every case and for more cookies than it looks through.
+func TestRequestCookie(t *testing.T) {
+	many := strings.Repeat("x=1; ", cookieFastMax) + "wb_session=late"
+	for _, lines := range append(cookieCases, []string{many}) {
+		checkRequestCookie(t, lines)
+	}
+}
+
+func checkRequestCookie(t *testing.T, lines []string) {
+	t.Helper()
+	r := &http.Request{Header: http.Header{}}
+	if lines != nil {
+		r.Header["Cookie"] = lines
+	}
+	want, err := r.Cookie("wb_session")
+	got, ok := requestCookie(r, "wb_session")
+	if ok != (err == nil) || (ok && got != want.Value) {
+		t.Errorf("%q: got %q %v, r.Cookie %v %v", lines, got, ok, want, err)
+	}
+}
+
+// FuzzRequestCookie compares requestCookie with r.Cookie on any header.
+func FuzzRequestCookie(f *testing.F) {
+	for _, c := range cookieCases {
+		f.Add(strings.Join(c, "\n"))
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		checkRequestCookie(t, strings.Split(s, "\n"))
+	})
 }

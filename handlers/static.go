@@ -9,6 +9,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // staticCacheControl lets browsers keep an asset for an hour and then ask
@@ -39,6 +40,18 @@ type representation struct {
 // loadAssets reads every asset of fsys with the variants that are smaller
 // than it. The files themselves are the embedded ones (static.FS): this
 // only builds the table, once, so that a request costs a map lookup.
+// assetTypes are the content types of the portal's own assets: the mime
+// package would read the system's type tables (a few milliseconds of every
+// start) to say the same.
+var assetTypes = map[string]string{
+	".css":   "text/css; charset=utf-8",
+	".js":    "text/javascript; charset=utf-8",
+	".svg":   "image/svg+xml",
+	".png":   "image/png",
+	".ico":   "image/vnd.microsoft.icon",
+	".woff2": "font/woff2",
+}
+
 func loadAssets(fsys fs.FS) (map[string]*asset, error) {
 	out := map[string]*asset{}
 	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
@@ -54,7 +67,10 @@ func loadAssets(fsys fs.FS) (map[string]*asset, error) {
 		if err != nil {
 			return err
 		}
-		ct := mime.TypeByExtension(path.Ext(name))
+		ct := assetTypes[path.Ext(name)]
+		if ct == "" {
+			ct = mime.TypeByExtension(path.Ext(name))
+		}
 		if ct == "" {
 			ct = http.DetectContentType(body)
 		}
@@ -84,14 +100,21 @@ func newRepresentation(coding string, body []byte) representation {
 // is served in the best encoding the client accepts (Accept-Encoding with
 // its q-values), with Vary: Accept-Encoding and the representation's strong
 // ETag, and 304 Not Modified when If-None-Match names it.
+//
+// The assets are read and hashed in the background, beside the rest of the
+// start-up: a request for one waits for them, nothing else does.
 func (s *Server) staticFiles(fsys fs.FS) http.Handler {
-	assets, err := loadAssets(fsys)
-	if err != nil {
-		// The files are embedded in the binary: this cannot fail at run time.
-		panic("handlers: static assets: " + err.Error())
-	}
+	load := sync.OnceValue(func() map[string]*asset {
+		assets, err := loadAssets(fsys)
+		if err != nil {
+			// The files are embedded in the binary: this cannot fail at run time.
+			panic("handlers: static assets: " + err.Error())
+		}
+		return assets
+	})
+	go load()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a := assets[strings.TrimPrefix(r.URL.Path, "/static/")]
+		a := load()[strings.TrimPrefix(r.URL.Path, "/static/")]
 		if a == nil {
 			s.renderError(w, r, errNotFound)
 			return

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"mime"
 	"testing"
 	"testing/fstest"
 )
@@ -30,5 +31,15 @@ func TestLoadAssetsServesOnlySmallerVariants(t *testing.T) {
 	}
 	if rep, ok := a.choose([]string{"br, identity;q=0"}); ok {
 		t.Errorf("br only: chose %q", rep.coding)
+	}
+}
+
+// TestAssetTypes: the built-in content types of the portal's own assets are
+// the ones the mime package gives (which start-up no longer asks).
+func TestAssetTypes(t *testing.T) {
+	for _, ext := range []string{".css", ".js", ".svg"} {
+		if got, want := assetTypes[ext], mime.TypeByExtension(ext); got != want {
+			t.Errorf("%s: %q, mime says %q", ext, got, want)
+		}
 	}
 }

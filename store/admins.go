@@ -141,6 +141,7 @@ func (tx *Tx) UpdateAdmin(ctx context.Context, a Admin) error {
 	if a.Disabled {
 		dis = 1
 	}
+	tx.sessions = true
 	res, err := tx.tx.ExecContext(ctx, `UPDATE admins SET name = ?, role = ?, disabled = ?, password_hash = ?, updated_ms = ? WHERE id = ?`,
 		a.Name, a.Role, dis, a.PasswordHash, tx.db.nowMS(), a.ID)
 	if err != nil {

@@ -34,8 +34,9 @@ type DB struct {
 	// afterChunk, when set (tests), runs between two chunks of a paced
 	// verification.
 	afterChunk func()
-	docs       *docCache // decoded settings documents (configcache.go)
-	stmts      stmtCache // prepared statements of the hottest reads (stmts.go)
+	docs       *docCache    // decoded settings documents (configcache.go)
+	stmts      stmtCache    // prepared statements of the hottest reads (stmts.go)
+	sessions   sessionCache // the last read of each signed-in session (sessioncache.go)
 }
 
 // FileName is the database file inside the data folder.
@@ -64,12 +65,15 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		sdb.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	return &DB{sql: sdb, now: time.Now, docs: newDocCache()}, nil
+	db := &DB{sql: sdb, now: time.Now, docs: newDocCache()}
+	db.sessions.init()
+	return db, nil
 }
 
 // Close closes the database.
 func (db *DB) Close() error {
 	db.stmts.close()
+	_ = db.sessions.close()
 	return db.sql.Close()
 }
 
@@ -88,6 +92,7 @@ type Tx struct {
 	db       *DB
 	appended []AuditEvent     // passed to OnAudit callbacks once committed
 	saved    map[string]int64 // settings documents saved, by version: the cache learns of them once committed
+	sessions bool             // sessions or administrators written: cached sessions are read again once committed
 }
 
 // InTx runs fn in one immediate transaction, committing when fn returns nil.
@@ -111,7 +116,12 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 		_ = stx.Rollback()
 		return err
 	}
-	if err := stx.Commit(); err != nil {
+	err = stx.Commit()
+	if tx.sessions {
+		// Also after a failed commit: whether it took is not known.
+		db.sessions.changed()
+	}
+	if err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	db.committed(tx.saved)

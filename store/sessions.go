@@ -45,7 +45,13 @@ func (db *DB) SessionByHash(ctx context.Context, idHash string) (Session, error)
 // read every signed-in request makes. The session's ClientIP and UserAgent
 // are left empty. A session always has its administrator (the foreign key
 // deletes sessions with it), so no row is ErrNotFound: no such session.
+// While nothing at all was committed to the database since the last read
+// of the same session, that read's rows are returned (sessioncache.go).
 func (db *DB) SessionAdmin(ctx context.Context, idHash string) (Session, Admin, error) {
+	return db.cachedSessionAdmin(ctx, idHash)
+}
+
+func (db *DB) readSessionAdmin(ctx context.Context, idHash string) (Session, Admin, error) {
 	s := Session{IDHash: idHash}
 	var a Admin
 	var dis int
@@ -65,7 +71,9 @@ func (db *DB) SessionAdmin(ctx context.Context, idHash string) (Session, Admin, 
 
 // TouchSession moves a session's last-seen time forward.
 func (db *DB) TouchSession(ctx context.Context, idHash string, ms int64) error {
-	if _, err := db.sql.ExecContext(ctx, `UPDATE admin_sessions SET last_seen_ms = ? WHERE id_hash = ?`, ms, idHash); err != nil {
+	_, err := db.sql.ExecContext(ctx, `UPDATE admin_sessions SET last_seen_ms = ? WHERE id_hash = ?`, ms, idHash)
+	db.sessions.changed()
+	if err != nil {
 		return fmt.Errorf("store: touch session: %w", err)
 	}
 	return nil
@@ -73,7 +81,9 @@ func (db *DB) TouchSession(ctx context.Context, idHash string, ms int64) error {
 
 // DeleteSession ends one session.
 func (db *DB) DeleteSession(ctx context.Context, idHash string) error {
-	if _, err := db.sql.ExecContext(ctx, `DELETE FROM admin_sessions WHERE id_hash = ?`, idHash); err != nil {
+	_, err := db.sql.ExecContext(ctx, `DELETE FROM admin_sessions WHERE id_hash = ?`, idHash)
+	db.sessions.changed()
+	if err != nil {
 		return fmt.Errorf("store: delete session: %w", err)
 	}
 	return nil
@@ -81,6 +91,7 @@ func (db *DB) DeleteSession(ctx context.Context, idHash string) error {
 
 // DeleteSessionsOf ends every session of an administrator.
 func (tx *Tx) DeleteSessionsOf(ctx context.Context, adminID int64) error {
+	tx.sessions = true
 	if _, err := tx.tx.ExecContext(ctx, `DELETE FROM admin_sessions WHERE admin_id = ?`, adminID); err != nil {
 		return fmt.Errorf("store: delete sessions of admin: %w", err)
 	}
@@ -91,6 +102,7 @@ func (tx *Tx) DeleteSessionsOf(ctx context.Context, adminID int64) error {
 // before createdBefore (both in Unix milliseconds).
 func (db *DB) DeleteExpiredSessions(ctx context.Context, idleBefore, createdBefore int64) (int64, error) {
 	res, err := db.sql.ExecContext(ctx, `DELETE FROM admin_sessions WHERE last_seen_ms < ? OR created_ms < ?`, idleBefore, createdBefore)
+	db.sessions.changed()
 	if err != nil {
 		return 0, fmt.Errorf("store: delete expired sessions: %w", err)
 	}

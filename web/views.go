@@ -3,9 +3,15 @@
 package web
 
 import (
+	"context"
 	"sort"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/a-h/templ"
 )
 
 // Viewer is the signed-in administrator, as pages show them.
@@ -339,4 +345,43 @@ type MailView struct {
 	LastSendOK      bool
 	LastSendMessage string
 	LastSendAt      time.Time
+}
+
+// navKey is what the navigation's HTML depends on: the viewer's rights and
+// the current entry.
+type navKey struct {
+	helpdesk, global bool
+	nav              string
+}
+
+// navCache holds the navigation's HTML by navKey: the same few kilobytes on
+// every admin page, built once instead of a slice of sections and some
+// thirty escaped strings per request. navCacheMax bounds it (keys come from
+// handlers' constants, so it never fills in practice).
+var (
+	navCache    sync.Map // navKey → templ.Component
+	navCacheLen atomic.Int32
+)
+
+const navCacheMax = 64
+
+// sideNav is the navigation for v with nav current, rendered once per
+// navKey.
+func sideNav(v *Viewer, nav string) templ.Component {
+	if v == nil {
+		return templ.NopComponent
+	}
+	k := navKey{helpdesk: v.IsHelpdesk(), global: v.IsGlobal(), nav: nav}
+	if c, ok := navCache.Load(k); ok {
+		return c.(templ.Component)
+	}
+	var b strings.Builder
+	if err := navEntries(v, nav).Render(context.Background(), &b); err != nil || navCacheLen.Load() >= navCacheMax {
+		return navEntries(v, nav)
+	}
+	c := templ.Raw(b.String())
+	if _, loaded := navCache.LoadOrStore(k, c); !loaded {
+		navCacheLen.Add(1)
+	}
+	return c
 }

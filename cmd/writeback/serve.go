@@ -185,9 +185,13 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	hs := &http.Server{Handler: srv.Routes(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 
+	// Answer at once: the log line and the setup token's read come after
+	// (they are part of every start's time to its first answer otherwise).
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
 	a.log.Info("listening", "addr", ln.Addr().String(), "base_url", cfg.baseURL.String(), "data", cfg.dataDir)
 	if tok, err := a.admins.NewSetupToken(ctx); err != nil {
-		ln.Close()
+		hs.Close()
 		return err
 	} else if tok != "" {
 		fmt.Fprintf(io.out, "\nNo administrator exists yet. Open this one-time link within the hour to create the first Global Administrator:\n\n    %s/setup?token=%s\n\n", cfg.baseURL.String(), tok)
@@ -208,8 +212,6 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 		}
 	})
 
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
 	var serveErr error
 	select {
 	case err := <-errc:
