@@ -1,18 +1,12 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/writeback/writeback/testbed"
 )
 
 // showRow returns the value of one row of "directory show".
@@ -84,7 +78,7 @@ func TestDirectorySetServerChangeNeedsPassword(t *testing.T) {
 		"--bind-dn", "CN=svc,OU=Service,DC=example,DC=com", "--bind-password-file", pw, "--base-dn", "OU=People,DC=example,DC=com"); code != 0 {
 		t.Fatalf("set: %s", errOut)
 	}
-	ca := writeFile(t, "ca.pem", testCAPEM(t))
+	ca := writeFile(t, "ca.pem", testbed.SelfSignedCAPEM(t))
 	for _, args := range [][]string{
 		{"--url", "ldaps://evil.example.net"},
 		{"--ca-file", ca},
@@ -114,21 +108,4 @@ func TestUserCommandsRefuseControlCharacters(t *testing.T) {
 			t.Errorf("user %s alice\\x00junk: %d %q", sub, code, errOut)
 		}
 	}
-}
-
-// testCAPEM returns a fresh self-signed CA certificate in PEM.
-func testCAPEM(t *testing.T) string {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "someone else's CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/store"
+	"github.com/writeback/writeback/testbed"
 )
 
 // TestClientKeptUntilTheConnectionChanges: the directory client (its
@@ -27,7 +28,7 @@ func TestClientKeptUntilTheConnectionChanges(t *testing.T) {
 	save := func(wb *writeback.Service, version int64, url string) {
 		t.Helper()
 		if _, err := wb.SaveConnection(ctx, audit.CommandLine, version, writeback.Input{Type: directory.TypeAD, URLs: []string{url},
-			CAPEM: testCAPEM(t), BindDN: "CN=svc,DC=example,DC=com", BindPassword: "service password", BaseDNs: []string{"OU=People,DC=example,DC=com"},
+			CAPEM: testbed.SelfSignedCAPEM(t), BindDN: "CN=svc,DC=example,DC=com", BindPassword: "service password", BaseDNs: []string{"OU=People,DC=example,DC=com"},
 			PasswordWriteback: true}); err != nil {
 			t.Fatal(err)
 		}

@@ -2,15 +2,8 @@ package writeback_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"path/filepath"
 	"slices"
@@ -116,7 +109,7 @@ func TestStoredPasswordStaysWithItsServer(t *testing.T) {
 		{"new URL", func(in *writeback.Input) { in.URLs = []string{"ldaps://evil.example.net"} }, true},
 		{"one more URL", func(in *writeback.Input) { in.URLs = append(slices.Clone(in.URLs), "ldaps://dc3.example.com") }, true},
 		{"other port", func(in *writeback.Input) { in.URLs = []string{"ldaps://dc1.example.com:1636"} }, true},
-		{"CA added", func(in *writeback.Input) { in.CAPEM = testCAPEM(t) }, true},
+		{"CA added", func(in *writeback.Input) { in.CAPEM = testbed.SelfSignedCAPEM(t) }, true},
 		{"StartTLS off", func(in *writeback.Input) { in.StartTLS = false }, true},
 		{"reordered", func(in *writeback.Input) { in.URLs = []string{"ldap://dc2.example.com", "LDAPS://DC1.example.com/"} }, false},
 		{"a URL dropped", func(in *writeback.Input) { in.URLs = []string{"ldaps://dc1.example.com"} }, false},
@@ -299,21 +292,4 @@ func TestMonitorNoticesOutage(t *testing.T) {
 		newProxy(t, p.ln.Addr().String(), target)
 		waitStatus(t, f, settings.StateConnected, 5*time.Second)
 	})
-}
-
-// testCAPEM returns a fresh self-signed CA certificate in PEM.
-func testCAPEM(t *testing.T) string {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "someone else's CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
