@@ -163,11 +163,7 @@ func TestSelfServiceUnlockSaysWhatHappened(t *testing.T) {
 			if p := c.get(flow); strings.Contains(p.Body, "was not locked") {
 				t.Fatal("says 'not locked' before any verification")
 			}
-			c.step(flow, "method", url.Values{"method": {"email"}})
-			code := s.code(t, free.Mail)
-			if p := c.step(flow, "verify", url.Values{"method": {"email"}, "code": {code}}); p.Status != http.StatusSeeOther {
-				t.Fatalf("verify: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
-			}
+			s.verifyByEmail(t, c, flow, free.Mail)
 			p := c.get(flow)
 			if !strings.Contains(p.Body, "Your account was not locked") || strings.Contains(p.Body, "Your account is unlocked") {
 				t.Errorf("not-locked account:\n%s", between(p.Body, "<main", "</main>"))
@@ -179,7 +175,7 @@ func TestSelfServiceUnlockSaysWhatHappened(t *testing.T) {
 			c = s.client()
 			flow = c.begin("unlock", locked.Login)
 			c.step(flow, "method", url.Values{"method": {"email"}})
-			code = s.code(t, locked.Mail)
+			code := s.code(t, locked.Mail)
 			p = c.step(flow, "verify", url.Values{"method": {"email"}, "code": {code}})
 			main := between(p.Body, "<main", "</main>")
 			if p.Status != http.StatusServiceUnavailable || !strings.Contains(main, selfservice.MsgOurSide) {
@@ -232,11 +228,7 @@ func TestSelfServiceFailuresOnOurSide(t *testing.T) {
 			user := d.newUser(t, testbed.UserOptions{})
 			c := s.client()
 			flow := c.begin("reset", user.Login)
-			c.step(flow, "method", url.Values{"method": {"email"}})
-			code := s.code(t, user.Mail)
-			if p := c.step(flow, "verify", url.Values{"method": {"email"}, "code": {code}}); p.Status != http.StatusSeeOther {
-				t.Fatalf("verify: %d", p.Status)
-			}
+			s.verifyByEmail(t, c, flow, user.Mail)
 			shows := func(what string, p page) {
 				t.Helper()
 				main := between(p.Body, "<main", "</main>")
