@@ -134,7 +134,10 @@ func TestHelpdeskProtectedAccounts(t *testing.T) {
 					}
 				}
 			}
-			rows, _ := s.db.RecentAudit(context.Background(), audit.ActivitySelfServiceProgress, 50)
+			rows, err := s.db.RecentAudit(context.Background(), audit.ActivitySelfServiceProgress, 50)
+			if err != nil {
+				t.Fatal(err)
+			}
 			eligible := false
 			for _, r := range rows {
 				if r.TargetDN == u.DN && strings.Contains(r.Details, `"eligible":true`) {
