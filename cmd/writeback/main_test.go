@@ -173,13 +173,20 @@ func (s *server) stop(t *testing.T) {
 
 var setupRE = regexp.MustCompile(`(http://\S+/setup\?token=[0-9a-f]{64})`)
 
+// setupLink waits for the setup link serve prints: serve answers health
+// checks as soon as it listens, and prints the link after that.
 func (s *server) setupLink(t *testing.T) string {
 	t.Helper()
-	m := setupRE.FindStringSubmatch(s.out.String())
-	if m == nil {
-		t.Fatalf("no setup link printed:\n%s", s.out.String())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := setupRE.FindStringSubmatch(s.out.String()); m != nil {
+			return m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no setup link printed:\n%s", s.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return m[1]
 }
 
 func TestServeSetupLinkAndShutdown(t *testing.T) {
