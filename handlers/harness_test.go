@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/writeback/writeback/handlers"
@@ -23,6 +22,7 @@ import (
 	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/store"
+	"github.com/writeback/writeback/testbed"
 )
 
 // cheap keeps argon2id fast in tests; production uses DefaultHashParams.
@@ -37,7 +37,7 @@ type portal struct {
 	db       *store.DB
 	keys     *keyring.Keyring
 	log      *slog.Logger
-	logs     *safeBuffer
+	logs     *testbed.SyncBuffer
 	admins   *admins.Service
 	settings *settings.Service
 	wb       *writeback.Service
@@ -59,7 +59,7 @@ func newPortal(tb testing.TB) *portal {
 	if _, err := db.Migrate(ctx); err != nil {
 		tb.Fatal(err)
 	}
-	logs := &safeBuffer{}
+	logs := &testbed.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	adm, err := admins.New(db, log, cheap)
 	if err != nil {
@@ -81,25 +81,6 @@ func (p *portal) handler(trusted []netip.Prefix) http.Handler {
 	s := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: p.keys.Derive("h"), CookieBlockKey: p.keys.Derive("b"), TrustedProxies: trusted}, p.log,
 		handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit})
 	return s.Routes()
-}
-
-// safeBuffer is a log destination that background work (mail sends, the
-// health monitor) may write to while a test reads it.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 type harness struct {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/writeback/writeback/handlers"
+	"github.com/writeback/writeback/testbed"
 )
 
 // TestRequestLog: by default every page view leaves one line naming its
@@ -30,7 +31,7 @@ func TestRequestLog(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPortal(t)
-			var logs safeBuffer
+			var logs testbed.SyncBuffer
 			log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: tc.level}))
 			base, _ := url.Parse(testBaseURL)
 			h := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: p.keys.Derive("h"), CookieBlockKey: p.keys.Derive("b"), NoRequestLog: tc.off,

@@ -7,30 +7,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/writeback/writeback/services/mail/mailtest"
+	"github.com/writeback/writeback/testbed"
 )
-
-// syncBuffer is a bytes.Buffer safe for a server goroutine and a test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func noenv(string) string { return "" }
 
@@ -127,7 +109,7 @@ func freeAddr(t *testing.T) string {
 // server is a running `writeback serve`.
 type server struct {
 	addr   string
-	out    *syncBuffer
+	out    *testbed.SyncBuffer
 	cancel context.CancelFunc
 	done   chan int
 }
@@ -136,7 +118,7 @@ func startServer(t *testing.T, data string, extra ...string) *server {
 	t.Helper()
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{addr: addr, out: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
+	s := &server{addr: addr, out: &testbed.SyncBuffer{}, cancel: cancel, done: make(chan int, 1)}
 	args := append([]string{"serve", "--listen", addr, "--data", data}, extra...)
 	go func() { s.done <- run(ctx, args, noenv, strings.NewReader(""), s.out, s.out) }()
 	deadline := time.Now().Add(15 * time.Second)

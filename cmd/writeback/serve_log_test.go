@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/writeback/writeback/testbed"
 )
 
 // TestServeLogFlags: --log-level and --request-log (and their environment
@@ -21,7 +23,7 @@ func TestServeLogFlags(t *testing.T) {
 		{[]string{"--request-log", "maybe"}, "--request-log"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a bad value accepted would start the server
-		var out, errBuf syncBuffer
+		var out, errBuf testbed.SyncBuffer
 		code := run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0", "--data", t.TempDir()}, tc.args...), noenv, strings.NewReader(""), &out, &errBuf)
 		cancel()
 		if errOut := errBuf.String(); code != 2 || !strings.Contains(errOut, tc.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
@@ -38,7 +40,7 @@ func TestServeLogFlags(t *testing.T) {
 		}
 		// Should the value be accepted, the server would start: stop it, and fail, instead of hanging.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		var out, errBuf syncBuffer
+		var out, errBuf testbed.SyncBuffer
 		code := run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--data", t.TempDir()}, getenv, strings.NewReader(""), &out, &errBuf)
 		cancel()
 		if code != 2 || !strings.Contains(errBuf.String(), flag) {

@@ -23,6 +23,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/writeback/writeback/testbed"
 )
 
 // failedSignIn makes the server record one audit event: a failed administrator sign-in, through a session with a
@@ -245,7 +247,7 @@ func TestServeSyslogFlags(t *testing.T) {
 			// Should a bad value be accepted, the server would start: stop it, and fail, instead of hanging.
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			var out, errBuf syncBuffer
+			var out, errBuf testbed.SyncBuffer
 			args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data", t.TempDir()}, tc.args...)
 			code := run(ctx, args, noenv, strings.NewReader(""), &out, &errBuf)
 			errOut := errBuf.String()
@@ -275,7 +277,7 @@ func TestServeShutdownStopsCleanly(t *testing.T) {
 // that does not stop in time is given up on at the deadline, and then the database is left open rather than
 // waited for.
 func TestShutdownJoinsBackgroundWork(t *testing.T) {
-	var logBuf syncBuffer
+	var logBuf testbed.SyncBuffer
 	a, err := openApp(context.Background(), t.TempDir(), &logBuf)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,11 +11,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/writeback/writeback/store"
+	"github.com/writeback/writeback/testbed"
 )
 
 func testEvent(id int64, result string) store.AuditEvent {
@@ -315,25 +314,12 @@ func TestNewSyslogForwarderRejects(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the forwarder's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // TestForwardAfterCommit wires forwarders to the store as the portal does:
 // committed events reach stdout and syslog, rolled-back ones never do.
 func TestForwardAfterCommit(t *testing.T) {
 	ctx := context.Background()
 	db := newDB(t)
-	var out syncBuffer
+	var out testbed.SyncBuffer
 	stdout := NewStdoutForwarder(&out, nil)
 	addr, frames, _, _ := tcpServer(t)
 	sys, err := NewSyslogForwarder("tcp", addr, SyslogOptions{})

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/writeback/writeback/testbed"
 )
 
 // testCA is a throw-away CA with one server certificate for 127.0.0.1.
@@ -96,8 +98,8 @@ func tlsServer(t *testing.T, ca testCA) (addr string, frames chan []byte, handsh
 	return ln.Addr().String(), frames, handshakeErrs
 }
 
-func testLogger() (*slog.Logger, *syncBuffer) {
-	var b syncBuffer
+func testLogger() (*slog.Logger, *testbed.SyncBuffer) {
+	var b testbed.SyncBuffer
 	return slog.New(slog.NewTextHandler(&b, nil)), &b
 }
 
