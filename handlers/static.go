@@ -37,9 +37,6 @@ type representation struct {
 	length string
 }
 
-// loadAssets reads every asset of fsys with the variants that are smaller
-// than it. The files themselves are the embedded ones (static.FS): this
-// only builds the table, once, so that a request costs a map lookup.
 // assetTypes are the content types of the portal's own assets: the mime
 // package would read the system's type tables (a few milliseconds of every
 // start) to say the same.
@@ -52,6 +49,9 @@ var assetTypes = map[string]string{
 	".woff2": "font/woff2",
 }
 
+// loadAssets reads every asset of fsys with the variants that are smaller
+// than it. The files themselves are the embedded ones (static.FS): this
+// only builds the table, once, so that a request costs a map lookup.
 func loadAssets(fsys fs.FS) (map[string]*asset, error) {
 	out := map[string]*asset{}
 	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {

@@ -28,11 +28,8 @@ type docCache struct {
 	entries map[string]docEntry
 	floor   map[string]int64
 
-	start    time.Time    // base of checked, on the monotonic clock
-	recheck  atomic.Int64 // a time.Duration
-	checked  atomic.Int64 // nanoseconds after start of the last recheck's query; -1 before the first
-	checking atomic.Bool  // a recheck is running
-	gen      int64        // the generation the last recheck saw (under checking)
+	gate recheckGate // when to recheck (recheck.go)
+	gen  int64       // the generation the last recheck saw (under gate.checking)
 
 	reads atomic.Int64 // documents read from the database
 }
@@ -43,9 +40,8 @@ type docEntry struct {
 }
 
 func newDocCache() *docCache {
-	c := &docCache{entries: map[string]docEntry{}, floor: map[string]int64{}, start: time.Now(), gen: -1}
-	c.recheck.Store(int64(DefaultConfigRecheck))
-	c.checked.Store(-1)
+	c := &docCache{entries: map[string]docEntry{}, floor: map[string]int64{}, gen: -1}
+	c.gate.init(DefaultConfigRecheck)
 	return c
 }
 
@@ -109,7 +105,7 @@ func (db *DB) NoteConfigVersion(name string, version int64) {
 // SetConfigRecheck sets how long the cache trusts what it holds before it
 // checks the documents' versions again (DefaultConfigRecheck; 0: at every
 // read). Saves through this DB are seen at once whatever it is.
-func (db *DB) SetConfigRecheck(d time.Duration) { db.docs.recheck.Store(int64(max(d, 0))) }
+func (db *DB) SetConfigRecheck(d time.Duration) { db.docs.gate.set(d) }
 
 // ConfigReads is how many times a settings document was read from the
 // database outside a transaction (by Config, or by CachedConfig when it did
@@ -146,14 +142,11 @@ func (db *DB) ConfigVersions(ctx context.Context) (map[string]int64, error) {
 // others serve what the cache holds meanwhile.
 func (db *DB) recheckConfig(ctx context.Context) error {
 	dc := db.docs
-	now := time.Since(dc.start).Nanoseconds()
-	if last := dc.checked.Load(); last >= 0 && now-last < dc.recheck.Load() {
+	now, ok := dc.gate.enter()
+	if !ok {
 		return nil
 	}
-	if !dc.checking.CompareAndSwap(false, true) {
-		return nil
-	}
-	defer dc.checking.Store(false)
+	defer dc.gate.leave()
 	var gen int64
 	if err := db.queryRow(ctx, `SELECT coalesce(sum(version), 0) FROM config`).Scan(&gen); err != nil {
 		return fmt.Errorf("store: config generation: %w", err)
@@ -168,7 +161,7 @@ func (db *DB) recheckConfig(ctx context.Context) error {
 		}
 		dc.gen = gen
 	}
-	dc.checked.Store(now)
+	dc.gate.checked.Store(now)
 	return nil
 }
 

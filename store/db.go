@@ -27,8 +27,7 @@ var ErrConflict = errors.New("store: version conflict")
 // DB is the portal's database.
 type DB struct {
 	sql   *sql.DB
-	slot  writeSlot  // one write transaction at a time (writeslot.go)
-	stmt  auditStmts // AppendAudit's prepared statements (audit.go)
+	slot  writeSlot // one write transaction at a time (writeslot.go)
 	now   func() time.Time
 	hooks auditHooks // OnAudit callbacks
 	// afterChunk, when set (tests), runs between two chunks of a paced

@@ -32,12 +32,9 @@ type sessionCache struct {
 	entries sync.Map // id hash → sessionEntry
 	n       atomic.Int64
 
-	start    time.Time    // base of checked, on the monotonic clock
-	recheck  atomic.Int64 // a time.Duration
-	checked  atomic.Int64 // nanoseconds after start of the last data_version check; -1 before the first
-	checking atomic.Bool
+	gate recheckGate // when to ask data_version (recheck.go)
 
-	mu      sync.Mutex // the pinned connection, under checking
+	mu      sync.Mutex // the pinned connection, under gate.checking
 	conn    *sql.Conn  // never used for anything but the pragma
 	stmt    *sql.Stmt
 	version int64 // data_version at the last check
@@ -53,9 +50,7 @@ type sessionEntry struct {
 }
 
 func (c *sessionCache) init() {
-	c.start = time.Now()
-	c.recheck.Store(int64(DefaultConfigRecheck))
-	c.checked.Store(-1)
+	c.gate.init(DefaultConfigRecheck)
 }
 
 // changed moves the generation: whatever the cache holds is read again.
@@ -65,7 +60,7 @@ func (c *sessionCache) changed() { c.gen.Add(1) }
 // database is asked whether another connection or process committed
 // anything (DefaultConfigRecheck; 0: at every read). Writes through this DB
 // are seen at once whatever it is.
-func (db *DB) SetSessionRecheck(d time.Duration) { db.sessions.recheck.Store(int64(max(d, 0))) }
+func (db *DB) SetSessionRecheck(d time.Duration) { db.sessions.gate.set(d) }
 
 // recheckSessions asks SQLite's data_version, at most once per recheck
 // interval and by one caller at a time, and moves the generation when it
@@ -73,27 +68,24 @@ func (db *DB) SetSessionRecheck(d time.Duration) { db.sessions.recheck.Store(int
 // nothing stale is served.
 func (db *DB) recheckSessions(ctx context.Context) {
 	c := &db.sessions
-	now := time.Since(c.start).Nanoseconds()
-	if last := c.checked.Load(); last >= 0 && now-last < c.recheck.Load() {
+	now, ok := c.gate.enter()
+	if !ok {
 		return
 	}
-	if !c.checking.CompareAndSwap(false, true) {
-		return
-	}
-	defer c.checking.Store(false)
+	defer c.gate.leave()
 	v, err := db.dataVersion(ctx)
 	if err != nil {
 		c.changed()
-		c.checked.Store(-1)
+		c.gate.checked.Store(-1)
 		return
 	}
 	c.mu.Lock()
-	if v != c.version || c.checked.Load() < 0 {
+	if v != c.version || c.gate.checked.Load() < 0 {
 		c.version = v
 		c.changed()
 	}
 	c.mu.Unlock()
-	c.checked.Store(now)
+	c.gate.checked.Store(now)
 }
 
 // dataVersion returns the database's data_version as the pinned

@@ -7,7 +7,8 @@ import (
 )
 
 // stmtCache holds prepared statements for the reads every request makes
-// (the signed-in session, its administrator): SQLite would otherwise parse
+// (the signed-in session, its administrator) and for AppendAudit's two
+// statements (audit.go): SQLite would otherwise parse
 // the same SQL again each time, which was most of such a read's cost.
 // database/sql prepares a statement on each pooled connection the first
 // time it runs there.

@@ -336,19 +336,24 @@ func (s *server) popFrom(pool *[]*pconn) *pconn {
 }
 
 // release returns pc to the pool when it is still good.
-func (s *server) release(pc *pconn, healthy bool) {
-	if !healthy || pc.asUser || pc.broken.Load() || pc.conn.IsClosing() {
+func (s *server) release(pc *pconn, healthy bool) { s.pushTo(&s.idle, pc, healthy && !pc.asUser) }
+
+// pushTo returns pc to pool, the counterpart of popFrom, when keep and the
+// connection still works (at most maxIdlePerServer of them wait); otherwise
+// it closes pc.
+func (s *server) pushTo(pool *[]*pconn, pc *pconn, keep bool) {
+	if !keep || pc.broken.Load() || pc.conn.IsClosing() {
 		pc.close()
 		return
 	}
 	pc.lastUsed = time.Now()
 	s.mu.Lock()
-	if s.closed || len(s.idle) >= maxIdlePerServer {
+	if s.closed || len(*pool) >= maxIdlePerServer {
 		s.mu.Unlock()
 		pc.close()
 		return
 	}
-	s.idle = append(s.idle, pc)
+	*pool = append(*pool, pc)
 	s.mu.Unlock()
 }
 

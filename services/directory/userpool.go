@@ -80,18 +80,4 @@ func serverAnswered(err error) bool {
 
 // releaseUser returns pc to the pool for binds as people when it is still
 // good (at most maxIdlePerServer of them wait).
-func (s *server) releaseUser(pc *pconn, healthy bool) {
-	if !healthy || !pc.asUser || pc.broken.Load() || pc.conn.IsClosing() {
-		pc.close()
-		return
-	}
-	pc.lastUsed = time.Now()
-	s.mu.Lock()
-	if s.closed || len(s.users) >= maxIdlePerServer {
-		s.mu.Unlock()
-		pc.close()
-		return
-	}
-	s.users = append(s.users, pc)
-	s.mu.Unlock()
-}
+func (s *server) releaseUser(pc *pconn, healthy bool) { s.pushTo(&s.users, pc, healthy && pc.asUser) }

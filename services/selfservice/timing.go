@@ -106,10 +106,13 @@ type ring struct {
 }
 
 // median of the filled samples (r.n > 0).
-func (r *ring) median() time.Duration {
+func (r *ring) median() time.Duration { return r.quantile(1, 2) }
+
+// quantile is the sample at num/den of the filled samples in order (r.n > 0).
+func (r *ring) quantile(num, den int) time.Duration {
 	s := slices.Clone(r.d[:r.n])
 	slices.Sort(s)
-	return s[len(s)/2]
+	return s[len(s)*num/den]
 }
 
 func (r *ring) add(d time.Duration) {
@@ -243,9 +246,7 @@ func (p *Pacer) lateness() time.Duration {
 	if p.late.n == 0 {
 		return 0
 	}
-	s := slices.Clone(p.late.d[:p.late.n])
-	slices.Sort(s)
-	return min(s[len(s)*9/10], maxSpin)
+	return min(p.late.quantile(9, 10), maxSpin)
 }
 
 // target records a real duration and returns the duration the outcome

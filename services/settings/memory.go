@@ -49,11 +49,7 @@ func Peek[T any](ctx context.Context, db *store.DB, name string, def T, f func(v
 // cache's own (to be copied before it is handed out) rather than one
 // decoded for this caller. On an error it is a copy of def.
 func cached[T any](ctx context.Context, db *store.DB, name string, def T) (d decoded[T], shared bool, err error) {
-	v, c, err := db.CachedConfig(ctx, name, func(c store.Config) (any, error) {
-		x := deepCopy(def)
-		m, err := Decode(c, &x)
-		return decoded[T]{v: x, meta: m}, err
-	})
+	v, c, err := db.CachedConfig(ctx, name, func(c store.Config) (any, error) { return decode(c, def) })
 	if err != nil {
 		return decoded[T]{v: deepCopy(def)}, false, err
 	}
@@ -61,11 +57,17 @@ func cached[T any](ctx context.Context, db *store.DB, name string, def T) (d dec
 	if !ok {
 		// Another reader keeps this document as another type (a mistake
 		// the rule above forbids): still right, only without the cache.
-		x := deepCopy(def)
-		m, err := Decode(c, &x)
-		return decoded[T]{v: x, meta: m}, false, err
+		d, err := decode(c, def)
+		return d, false, err
 	}
 	return d, true, nil
+}
+
+// decode decodes the document c into a copy of def.
+func decode[T any](c store.Config, def T) (decoded[T], error) {
+	x := deepCopy(def)
+	m, err := Decode(c, &x)
+	return decoded[T]{v: x, meta: m}, err
 }
 
 // Cloner is a document type that copies itself: its Clone returns a value
