@@ -436,6 +436,9 @@ func (p Policy) String() string {
 type Result struct {
 	// Server is the URL of the server used.
 	Server string
+	// Agent names the writeback agent that performed the operation; empty
+	// for a direct connection.
+	Agent string
 }
 
 // ResetOptions tune a password reset.

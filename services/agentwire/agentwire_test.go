@@ -1,0 +1,129 @@
+package agentwire_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/writeback/writeback/services/agentwire"
+	"github.com/writeback/writeback/services/directory"
+	"github.com/writeback/writeback/services/errs"
+)
+
+func newIdentity(t *testing.T) *agentwire.Identity {
+	t.Helper()
+	id, err := agentwire.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func TestSealOpensOnlyForItsJobAndField(t *testing.T) {
+	id, other := newIdentity(t), newIdentity(t)
+	sealed, err := agentwire.Seal(id.Public(), "job-1", agentwire.FieldPassword, []byte("Winter-2026!x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(sealed, []byte("Winter")) {
+		t.Fatal("the sealed value holds the password in clear")
+	}
+	pt, err := id.Open("job-1", agentwire.FieldPassword, sealed)
+	if err != nil || string(pt) != "Winter-2026!x" {
+		t.Fatalf("Open = %q, %v", pt, err)
+	}
+	for name, open := range map[string]func() ([]byte, error){
+		"another job":   func() ([]byte, error) { return id.Open("job-2", agentwire.FieldPassword, sealed) },
+		"another field": func() ([]byte, error) { return id.Open("job-1", agentwire.FieldOldPassword, sealed) },
+		"another agent": func() ([]byte, error) { return other.Open("job-1", agentwire.FieldPassword, sealed) },
+		"tampered": func() ([]byte, error) {
+			b := bytes.Clone(sealed)
+			b[len(b)-1] ^= 1
+			return id.Open("job-1", agentwire.FieldPassword, b)
+		},
+	} {
+		if _, err := open(); err == nil {
+			t.Errorf("%s: Open succeeded", name)
+		}
+	}
+}
+
+func TestIdentityRoundTrip(t *testing.T) {
+	id := newIdentity(t)
+	b, err := json.Marshal(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := agentwire.ParseIdentity(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(back.Public().SignKey, id.Public().SignKey) || !bytes.Equal(back.Public().SealKey, id.Public().SealKey) {
+		t.Fatal("the parsed identity has other keys")
+	}
+	if _, err := agentwire.ParseIdentity([]byte(`{"sign_seed":"AAAA","seal_key":"AAAA"}`)); err == nil {
+		t.Fatal("a damaged identity parsed")
+	}
+}
+
+func TestProofs(t *testing.T) {
+	id, other := newIdentity(t), newIdentity(t)
+	sig := id.SignEnroll("tok")
+	if err := agentwire.VerifyEnroll("tok", id.Public(), sig); err != nil {
+		t.Fatalf("valid enrolment proof refused: %v", err)
+	}
+	if err := agentwire.VerifyEnroll("other", id.Public(), sig); !errors.Is(err, agentwire.ErrBadProof) {
+		t.Errorf("proof for another token: %v", err)
+	}
+	// Someone who saw the request cannot swap in keys of their own.
+	mixed := agentwire.Public{SignKey: id.Public().SignKey, SealKey: other.Public().SealKey}
+	if err := agentwire.VerifyEnroll("tok", mixed, sig); !errors.Is(err, agentwire.ErrBadProof) {
+		t.Errorf("proof with a swapped sealing key: %v", err)
+	}
+	nonce := bytes.Repeat([]byte{7}, 32)
+	c := id.SignConnect("agent-1", nonce)
+	if err := agentwire.VerifyConnect("agent-1", nonce, id.Public(), c); err != nil {
+		t.Fatalf("valid connect proof refused: %v", err)
+	}
+	if err := agentwire.VerifyConnect("agent-2", nonce, id.Public(), c); err == nil {
+		t.Error("connect proof accepted for another agent ID")
+	}
+	if err := agentwire.VerifyConnect("agent-1", bytes.Repeat([]byte{8}, 32), id.Public(), c); err == nil {
+		t.Error("connect proof accepted for another nonce")
+	}
+	if err := agentwire.VerifyConnect("agent-1", nonce, other.Public(), c); err == nil {
+		t.Error("connect proof accepted with another agent's key")
+	}
+}
+
+func TestErrorRoundTrip(t *testing.T) {
+	orig := errs.E(errs.Policy, "The new password does not meet the password policy.",
+		&directory.OpError{Op: "reset", Code: directory.CodePolicy, Rule: "length", LDAPResult: 19, Diagnostic: "0000052D: Constraint violation", Server: "ldaps://dc1"})
+	b, err := json.Marshal(agentwire.EncodeError(orig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w agentwire.Error
+	if err := json.Unmarshal(b, &w); err != nil {
+		t.Fatal(err)
+	}
+	back := w.Err()
+	if errs.KindOf(back) != errs.Policy || errs.MessageOf(back) != errs.MessageOf(orig) {
+		t.Fatalf("kind/message = %v %q", errs.KindOf(back), errs.MessageOf(back))
+	}
+	var oe *directory.OpError
+	if !errors.As(back, &oe) || oe.Code != directory.CodePolicy || oe.Rule != "length" || oe.Diagnostic != "0000052D: Constraint violation" || oe.Server != "ldaps://dc1" {
+		t.Fatalf("OpError = %+v", oe)
+	}
+
+	refused := agentwire.EncodeError(errs.E(errs.Forbidden, "Password writeback is turned off on the agent.",
+		&agentwire.RefusedError{Reason: agentwire.RefusedWritebackOff}))
+	var re *agentwire.RefusedError
+	if err := refused.Err(); !errors.As(err, &re) || re.Reason != agentwire.RefusedWritebackOff || errs.KindOf(err) != errs.Forbidden {
+		t.Fatalf("refusal = %v", err)
+	}
+	if agentwire.EncodeError(nil) != nil || (*agentwire.Error)(nil).Err() != nil {
+		t.Fatal("nil does not stay nil")
+	}
+}
