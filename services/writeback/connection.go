@@ -34,7 +34,7 @@ type Connection struct {
 	// Mode is ModeDirect (also when empty: connections saved before there
 	// were modes) or ModeAgents. In agents mode the connection holds no
 	// URL, CA, bind DN or password.
-	Mode string         `json:"mode,omitempty"`
+	Mode                   string         `json:"mode,omitempty"`
 	Type                   directory.Type `json:"type"`
 	URLs                   []string       `json:"urls"`
 	StartTLS               bool           `json:"start_tls"`
