@@ -7,10 +7,13 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/writeback"
+	"github.com/writeback/writeback/testbed/browser"
 )
 
 // fakeAgents is writeback.Agents whose counts the test sets; the pages here
@@ -185,5 +188,55 @@ func TestOnPremAgentsPanel(t *testing.T) {
 	h2.connectDirectory(t, true)
 	if p := h2.client().signedIn(admins.GlobalAdmin).get(onPremPath); strings.Contains(p.Body, `data-testid="agents-state"`) {
 		t.Error("an agents line in direct mode")
+	}
+}
+
+// TestBrowserDirectoryModeHidesDirectFields: with JavaScript, choosing
+// Through writeback agents hides the direct settings (they are ignored) and
+// Direct shows them again, without a page load; saving agents mode from the
+// browser stores it without servers or service account.
+func TestBrowserDirectoryModeHidesDirectFields(t *testing.T) {
+	h := newHarness(t)
+	h.addAdmin("ada@example.com", admins.GlobalAdmin)
+	h.connectDirectory(t, true)
+	ctx := browser.New(t)
+	hidden := `document.getElementById('direct-fields').hidden`
+	browser.Step(t, ctx, "sign in",
+		chromedp.Navigate(h.srv.URL+"/admin/directory"),
+		chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), "ada@example.com"),
+		chromedp.SendKeys(chromedp.ID("password"), testPassword),
+		chromedp.Click(chromedp.CSS(`[data-testid=sign-in]`)),
+		chromedp.WaitVisible(chromedp.ID("mode")),
+	)
+	if browser.Eval[bool](t, ctx, hidden) || !browser.Eval[bool](t, ctx, `document.getElementById('direct-fields-note').hidden`) {
+		t.Fatal("direct mode: the direct settings are hidden, or the note shows")
+	}
+	browser.Step(t, ctx, "choose agents", chromedp.Click(chromedp.CSS(`label[for=mode-agents]`)), chromedp.WaitNotVisible(chromedp.ID("urls")))
+	browser.Shot(t, ctx, "directory-agents-mode")
+	if !browser.Eval[bool](t, ctx, hidden) {
+		t.Fatal("agents chosen: the direct settings still show")
+	}
+	browser.Step(t, ctx, "choose direct again", chromedp.Click(chromedp.CSS(`label[for=mode-direct]`)), chromedp.WaitVisible(chromedp.ID("urls")))
+	browser.Step(t, ctx, "save agents mode",
+		chromedp.Click(chromedp.CSS(`label[for=mode-agents]`)),
+		chromedp.WaitNotVisible(chromedp.ID("urls")),
+		chromedp.Click(chromedp.CSS(`[data-testid=save]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=flash]`)),
+	)
+	c, _, err := h.wb.Connection(context.Background())
+	if err != nil || !c.Agents() || len(c.URLs) != 0 || c.HasPassword() {
+		t.Errorf("stored %+v, %v", c, err)
+	}
+	// The stored agents mode shows with the direct settings hidden.
+	if !browser.Eval[bool](t, ctx, `document.getElementById('mode-agents').checked`) || !browser.Eval[bool](t, ctx, hidden) {
+		t.Error("after the save: agents not chosen, or the direct settings show")
+	}
+	// No agent is connected (this portal has none): the writeback panel
+	// says so.
+	browser.Step(t, ctx, "on-premises integration", chromedp.Navigate(h.srv.URL+onPremPath), chromedp.WaitVisible(chromedp.CSS(`[data-testid=agents-state]`)))
+	browser.Shot(t, ctx, "onprem-no-agent")
+	if got := browser.Text(t, ctx, `[data-testid=agents-state]`); !strings.Contains(got, "Writeback unavailable: no agent connected.") {
+		t.Errorf("agents line %q", got)
 	}
 }

@@ -50,11 +50,9 @@ func agentsState(st writeback.State) *web.AgentsState {
 	if !st.Agents {
 		return nil
 	}
-	a := &web.AgentsState{Connected: st.AgentsConnected, Writeback: st.AgentsWriteback}
-	if st.Outage || (st.AgentsConnected > 0 && st.AgentsWriteback == 0) {
-		a.Unavailable = st.Reason
-	}
-	return a
+	// Said whatever the portal switch: it is the agents' own state.
+	return &web.AgentsState{Connected: st.AgentsConnected, Writeback: st.AgentsWriteback,
+		Unavailable: writeback.AgentsReason(st.AgentsConnected, st.AgentsWriteback)}
 }
 
 // setupChecklist says what is still missing before an employee's reset can

@@ -638,7 +638,7 @@ func modeChoice(v DirectoryView) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 56, "> <label for=\"mode-agents\">Through writeback agents</label></div><p class=\"help\" id=\"mode-help\"><strong>Direct</strong>: the portal connects to your directory servers with a service account. <strong>Through writeback agents</strong>: agents inside your network hold the directory connection and connect out to the portal, so the portal holds no directory URL or credential and needs no firewall path to your domain controllers. <a href=\"/admin/agents\" data-testid=\"agents-link\">Writeback agents</a></p>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 56, "> <label for=\"mode-agents\">Through writeback agents</label></div><p class=\"help\" id=\"mode-help\"><strong>Direct</strong>: the portal connects to your directory servers with a service account. <strong>Through writeback agents</strong>: agents inside your network hold the directory connection and connect out to the portal, so the portal holds no directory URL or credential and needs no firewall path to your domain controllers. Agents are enrolled and watched under <a href=\"/admin/agents\" data-testid=\"agents-link\">Writeback agents</a>.</p>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

@@ -19,6 +19,21 @@ const (
 	ReasonAgentsOff = "Writeback unavailable: the agents have password writeback turned off."
 )
 
+// AgentsReason says why writeback agents cannot write, given how many are
+// connected and how many of those have password writeback on: ReasonNoAgent,
+// ReasonAgentOff or ReasonAgentsOff; empty when one can write.
+func AgentsReason(connected, writeback int) string {
+	switch {
+	case connected == 0:
+		return ReasonNoAgent
+	case writeback > 0:
+		return ""
+	case connected == 1:
+		return ReasonAgentOff
+	}
+	return ReasonAgentsOff
+}
+
 // State says whether passwords and unlocks may be written, and why not.
 type State struct {
 	Configured bool
@@ -68,13 +83,8 @@ func (s *Service) State(ctx context.Context) (State, error) {
 		st.Reason = "No directory connection is configured yet."
 	case !o.Writeback:
 		st.Reason = "Password writeback is off: \"Write back passwords to your on-premises directory\" is No under Password reset › On-premises integration."
-	case agents && st.AgentsConnected == 0:
-		st.Reason, st.Outage = ReasonNoAgent, true
 	case agents && !connectorOn:
-		st.Reason = ReasonAgentOff
-		if st.AgentsConnected > 1 {
-			st.Reason = ReasonAgentsOff
-		}
+		st.Reason, st.Outage = AgentsReason(st.AgentsConnected, st.AgentsWriteback), st.AgentsConnected == 0
 	case !connectorOn:
 		st.Reason = "Password writeback is off in the directory connection (Optional features › Password writeback)."
 	default:
