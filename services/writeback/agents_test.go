@@ -485,3 +485,35 @@ func TestHealthThroughAgents(t *testing.T) {
 		t.Errorf("status %+v", st)
 	}
 }
+
+// TestModeChangeRefreshesStatus: switching to agents mode makes the
+// monitor check through the agents soon, not at its next periodic check,
+// so the panel stops telling of the direct connection.
+func TestModeChangeRefreshesStatus(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	// Neither the periodic check nor the re-check while failing comes
+	// within the test: only the mode change can make the monitor check.
+	writeback.SetMonitorTimings(f.wb, time.Hour, 10*time.Millisecond)
+	f.wb.UseAgents(&fakeAgents{t: t, connected: func() (int, int) { return 1, 1 },
+		test: func(string) directory.Checklist {
+			return directory.Checklist{OK: true, Items: []directory.Check{{Name: "Agent agent-berlin (dc-host)", OK: true}}}
+		}})
+	in := directInput()
+	in.URLs = []string{"ldaps://127.0.0.1:1"} // refused at once
+	if _, err := f.wb.SaveConnection(ctx, audit.CommandLine, 0, in); err != nil {
+		t.Fatal(err)
+	}
+	mctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { f.wb.Monitor(mctx, time.Hour); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitStatus(t, f, settings.StateError, 10*time.Second)
+	if _, err := f.wb.SaveConnection(ctx, audit.CommandLine, f.version(t), writeback.Input{Mode: writeback.ModeAgents}); err != nil {
+		t.Fatal(err)
+	}
+	st := waitStatus(t, f, settings.StateConnected, 3*time.Second)
+	if len(st.Details) != 1 || !strings.Contains(st.Details[0], "agent-berlin") {
+		t.Errorf("status %+v", st)
+	}
+}

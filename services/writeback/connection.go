@@ -263,7 +263,9 @@ func (s *Service) SaveConnection(ctx context.Context, actor audit.Actor, expectV
 	if in.Mode != ModeDirect && in.Mode != ModeAgents {
 		return false, errs.FieldErrors(map[string]string{"mode": msgMode})
 	}
+	modeChanged := false
 	changed, _, err := settings.Update(ctx, s.db, connectionName, expectVersion, actor, Connection{}, func(old Connection) (Connection, []audit.Entry, error) {
+		modeChanged = old.ModeOrDefault() != in.Mode
 		if in.Mode == ModeAgents {
 			return agentsConnection(old)
 		}
@@ -306,6 +308,11 @@ func (s *Service) SaveConnection(ctx context.Context, actor audit.Actor, expectV
 	})
 	if changed {
 		s.dropClient()
+		if modeChanged {
+			// The status panel still tells of the other way of reaching the
+			// directory: the monitor checks the new one soon.
+			s.kickMonitor()
+		}
 	}
 	return changed, err
 }
