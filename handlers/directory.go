@@ -13,7 +13,7 @@ import (
 	"github.com/writeback/writeback/web"
 )
 
-const directoryLead = "Connect Writeback to your on-premises directory: the servers, the service account it writes with, which users it serves, and whether password writeback is on."
+const directoryLead = "Connect Writeback to your on-premises directory: directly (the servers, the service account it writes with, which users it serves, and whether password writeback is on) or through writeback agents inside your network."
 
 func (s *Server) directoryView(w http.ResponseWriter, r *http.Request) (web.DirectoryView, error) {
 	c, meta, err := s.writeback.Connection(r.Context())
@@ -33,6 +33,10 @@ func (s *Server) directoryView(w http.ResponseWriter, r *http.Request) (web.Dire
 }
 
 func fillConnection(v *web.DirectoryView, in writeback.Input) {
+	v.Mode = in.Mode
+	if v.Mode == "" {
+		v.Mode = writeback.ModeDirect
+	}
 	v.Type = string(in.Type)
 	v.URLs = strings.Join(in.URLs, "\n")
 	v.Security = securityOf(in)
@@ -72,14 +76,16 @@ func lines(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' })
 }
 
-// connectionInput reads the form, checking that the chosen security matches
-// the URL schemes.
+// connectionInput reads the form, checking the mode and, in direct mode,
+// that the chosen security matches the URL schemes (in agents mode the
+// servers are ignored: saving clears them).
 func connectionInput(r *http.Request) (writeback.Input, map[string]string, error) {
 	if err := r.ParseMultipartForm(256 << 10); err != nil && !errors.Is(err, http.ErrNotMultipart) {
 		return writeback.Input{}, nil, errs.E(errs.Invalid, "The form could not be read. Reload the page and try again.", err)
 	}
 	fields := map[string]string{}
 	in := writeback.Input{
+		Mode:                   r.PostFormValue("mode"),
 		Type:                   directory.Type(r.PostFormValue("type")),
 		URLs:                   lines(r.PostFormValue("urls")),
 		CAPEM:                  r.PostFormValue("ca_pem"),
@@ -101,6 +107,15 @@ func connectionInput(r *http.Request) (writeback.Input, map[string]string, error
 		if len(strings.TrimSpace(string(b))) > 0 {
 			in.CAPEM = string(b)
 		}
+	}
+	switch in.Mode {
+	case writeback.ModeAgents:
+		return in, fields, nil
+	case writeback.ModeDirect, "":
+		// A form from before there were modes is direct.
+		in.Mode = writeback.ModeDirect
+	default:
+		fields["mode"] = "Choose Direct or Through writeback agents."
 	}
 	want := ""
 	switch r.PostFormValue("security") {
@@ -183,7 +198,11 @@ func (s *Server) directorySave(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.flash(w, r, "Saved the directory connection. Use Test connection to check it.")
+	msg := "Saved the directory connection. Use Test connection to check it."
+	if in.Mode == writeback.ModeAgents {
+		msg = "Saved: the directory is reached through writeback agents, and the portal holds no server URL, CA certificate or service account. Use Test connection to check it through an agent."
+	}
+	s.flash(w, r, msg)
 	http.Redirect(w, r, "/admin/directory", http.StatusSeeOther)
 	return nil
 }

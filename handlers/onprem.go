@@ -9,6 +9,7 @@ import (
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/services/settings"
+	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/web"
 )
 
@@ -29,20 +30,36 @@ func (s *Server) onPremView(w http.ResponseWriter, r *http.Request) (web.OnPremV
 	if err != nil {
 		return web.OnPremView{}, err
 	}
-	setup, err := s.setupChecklist(r.Context(), o, st)
+	wst, err := s.writeback.State(r.Context())
+	if err != nil {
+		return web.OnPremView{}, err
+	}
+	setup, err := s.setupChecklist(r.Context(), o, st, wst)
 	if err != nil {
 		return web.OnPremView{}, err
 	}
 	p := s.page(w, r, "onprem", "Password reset", "On-premises integration", onPremLead)
 	return web.OnPremView{Page: p, Writeback: o.Writeback, Unlock: o.Unlock, Version: meta.Version,
-		UpdatedBy: meta.UpdatedBy, UpdatedAt: meta.UpdatedAt, Setup: setup,
+		UpdatedBy: meta.UpdatedBy, UpdatedAt: meta.UpdatedAt, Setup: setup, Agents: agentsState(wst),
 		Status: web.ServiceStatus{State: string(st.State), Message: st.Message, CheckedAt: st.CheckedAt, Details: st.Details}}, nil
+}
+
+// agentsState is the writeback agents' line of the writeback panel; nil in
+// direct mode.
+func agentsState(st writeback.State) *web.AgentsState {
+	if !st.Agents {
+		return nil
+	}
+	// Said whatever the portal switch: it is the agents' own state.
+	return &web.AgentsState{Connected: st.AgentsConnected, Writeback: st.AgentsWriteback,
+		Unavailable: writeback.AgentsReason(st.AgentsConnected, st.AgentsWriteback)}
 }
 
 // setupChecklist says what is still missing before an employee's reset can
 // work, in the order an administrator sets it up: directory connection,
-// Properties, Authentication methods, Mail server, and writeback itself.
-func (s *Server) setupChecklist(ctx context.Context, o settings.OnPrem, st settings.ServiceStatus) ([]web.SetupItem, error) {
+// Properties, Authentication methods, Mail server, and writeback itself
+// (wst: in agents mode, whether an agent can write).
+func (s *Server) setupChecklist(ctx context.Context, o settings.OnPrem, st settings.ServiceStatus, wst writeback.State) ([]web.SetupItem, error) {
 	conn, _, err := s.writeback.Connection(ctx)
 	if err != nil {
 		return nil, err
@@ -64,11 +81,16 @@ func (s *Server) setupChecklist(ctx context.Context, o settings.OnPrem, st setti
 		propsHref   = "/admin/password-reset/properties"
 		methodsHref = "/admin/password-reset/authentication-methods"
 		mailHref    = "/admin/password-reset/mail-server"
+		agentsHref  = "/admin/agents"
 	)
 	dir := web.SetupItem{Key: "directory", Title: "Directory connection", Href: dirHref, LinkText: "Directory connection"}
 	switch {
 	case !conn.Configured():
 		dir.State, dir.Text = web.SetupMissing, "No directory is connected yet."
+	case conn.Agents() && wst.AgentsConnected == 0:
+		dir.State, dir.Text, dir.Href, dir.LinkText = web.SetupFailed, "Through writeback agents, and no agent is connected.", agentsHref, "Writeback agents"
+	case conn.Agents() && st.State == settings.StateConnected:
+		dir.State, dir.Text = web.SetupDone, "Through writeback agents ("+plural(wst.AgentsConnected, "agent", "agents")+" connected); the last connection test passed."
 	case st.State == settings.StateConnected:
 		dir.State, dir.Text = web.SetupDone, "Connected to "+strings.Join(conn.URLs, ", ")+"; the last connection test passed."
 	case st.State == settings.StateError:
@@ -115,6 +137,12 @@ func (s *Server) setupChecklist(ctx context.Context, o settings.OnPrem, st setti
 		wb.State, wb.Text, wb.Href, wb.LinkText = web.SetupMissing, "Can be switched on once a directory is connected.", dirHref, "Directory connection"
 	case !o.Writeback:
 		wb.State, wb.Text, wb.Href, wb.LinkText = web.SetupMissing, "\"Write back passwords to your on-premises directory\" is No.", "#writeback", "Change it below"
+	case conn.Agents() && !wst.Writeback:
+		// No agent connected, or none with its switch on: the agents page
+		// shows which and what they say.
+		wb.State, wb.Text, wb.Href, wb.LinkText = web.SetupMissing, wst.Reason, agentsHref, "Writeback agents"
+	case conn.Agents():
+		wb.State, wb.Text = web.SetupDone, "Passwords and unlocks are written to your on-premises directory through "+plural(wst.AgentsWriteback, "writeback agent", "writeback agents")+"."
 	case !conn.PasswordWriteback:
 		wb.State, wb.Text, wb.Href, wb.LinkText = web.SetupMissing, "Password writeback is off in the directory connection (Optional features).", dirHref, "Directory connection"
 	default:

@@ -297,10 +297,11 @@ type sentRequests struct {
 
 func recordRequests(t *testing.T, wb *writeback.Service) *sentRequests {
 	t.Helper()
-	cl, _, err := wb.Client(context.Background())
+	d, _, err := wb.Client(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
+	cl := d.(*directory.Client) // a direct connection: its requests can be watched
 	r := &sentRequests{}
 	cl.OnRequest(func(q directory.Request) {
 		r.mu.Lock()

@@ -18,6 +18,22 @@
     wbNo.addEventListener("change", sync);
     wbYes.addEventListener("change", sync);
   }
+  // Directory connection: through writeback agents the direct settings are
+  // ignored (saving clears them), so they are hidden while that is chosen.
+  // Without this file they stay visible with a note saying so.
+  var modeDirect = document.getElementById("mode-direct");
+  var modeAgents = document.getElementById("mode-agents");
+  var directFields = document.getElementById("direct-fields");
+  if (modeDirect && modeAgents && directFields) {
+    var directNote = document.getElementById("direct-fields-note");
+    var syncMode = function () {
+      directFields.hidden = modeAgents.checked;
+      if (directNote) { directNote.hidden = modeDirect.checked; }
+    };
+    modeDirect.addEventListener("change", syncMode);
+    modeAgents.addEventListener("change", syncMode);
+    syncMode();
+  }
   // Confirm destructive buttons that ask for it.
   document.querySelectorAll("[data-confirm]").forEach(function (el) {
     el.addEventListener("click", function (ev) {

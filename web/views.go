@@ -150,6 +150,32 @@ type OnPremView struct {
 	// NoDirectory is set when a switch was refused because no directory
 	// connection exists: its error then links to that page.
 	NoDirectory bool
+	// Agents is the writeback agents' state when the directory is reached
+	// through them; nil in direct mode.
+	Agents *AgentsState
+}
+
+// AgentsState is the writeback agents as the writeback panel shows them.
+type AgentsState struct {
+	Connected int // agents connected now
+	Writeback int // of those, with password writeback on
+	// Unavailable says why writeback cannot run through them ("Writeback
+	// unavailable: no agent connected."), empty when it can.
+	Unavailable string
+}
+
+// Summary is one sentence on the agents: how many are connected and how
+// many of those write passwords.
+func (a AgentsState) Summary() string {
+	switch {
+	case a.Connected == 0:
+		return "No writeback agent is connected."
+	case a.Connected == 1 && a.Writeback == 1:
+		return "1 writeback agent is connected, with password writeback on."
+	case a.Connected == 1:
+		return "1 writeback agent is connected, with password writeback off."
+	}
+	return strconv.Itoa(a.Connected) + " writeback agents are connected, " + strconv.Itoa(a.Writeback) + " of them with password writeback on."
 }
 
 // Setup item states.
@@ -232,7 +258,9 @@ type ErrorView struct {
 // DirectoryView is the Directory connection page.
 type DirectoryView struct {
 	Page
-	Version                int64
+	Version int64
+	// Mode is "direct" or "agents" (writeback.ModeDirect, ModeAgents).
+	Mode                   string
 	Type                   string
 	URLs                   string // one per line
 	Security               string // ldaps, starttls, none

@@ -47,7 +47,7 @@ func (s *Service) Change(ctx context.Context, login, current, next, confirm stri
 	defer s.paced(ctx, s.Pacer.begin("change"), &out)
 	if err := s.ensureWriteback(ctx); err != nil {
 		if ourSide(err, true) {
-			return s.signInFailed(ctx, newSignIn(audit.ActivityChangeSelfService, typed, from), "writeback state not readable", err)
+			return s.signInFailed(ctx, newSignIn(audit.ActivityChangeSelfService, typed, from), "writeback not usable", err)
 		}
 		return err
 	}
@@ -58,6 +58,7 @@ func (s *Service) Change(ctx context.Context, login, current, next, confirm stri
 	// One directory session: the search that finds the account (its state
 	// and protection with it), the attempt counted, then the change.
 	_, res, err := si.cl.ChangeLogin(ctx, typed, current, next, s.admit(ctx, si))
+	si.res = res
 	var done bool
 	if done, err = s.admitted(ctx, si, err); !done {
 		return err
@@ -65,7 +66,7 @@ func (s *Service) Change(ctx context.Context, login, current, next, confirm stri
 	// AD does not reset its bad-password count on a password change, so
 	// the portal keeps its own count too.
 	err = s.finish(ctx, si, err, false)
-	details := map[string]any{"server": res.Server}
+	details := writeback.AddResult(nil, res)
 	if err == nil {
 		s.recordSignIn(ctx, si, audit.Success, "", details, true)
 		out = outShown

@@ -14,10 +14,10 @@ import (
 // directory password (/change, /register: ChangeLogin or AuthenticateLogin,
 // which resolve the login, let admit count the attempt, then bind or
 // change) is not part of it: beginSignIn takes the writeback service's
-// client for it, and it is tested against the real directories only. The
-// writeback service provides Directory (writebackDirectory); tests give a
-// fake, so the flows' rules get fast tests beside the ones against real
-// directories.
+// directory.Directory for it (the LDAP client, or the writeback agents;
+// tests give the service a fake of the agents). The writeback service
+// provides Directory (writebackDirectory); tests give a fake, so the flows'
+// rules get fast tests beside the ones against real directories.
 type Directory interface {
 	// State reads both writeback switches and whether a connection exists.
 	State(ctx context.Context) (writeback.State, error)
@@ -39,15 +39,19 @@ type Directory interface {
 }
 
 // writebackDirectory is the Directory of a running portal: the writeback
-// service's switches and its client for the stored connection.
+// service's switches and its directory for the stored connection.
 type writebackDirectory struct{ wb *writeback.Service }
 
 // key names the stored connection's directory for the Pacer: its type and
-// servers, so that saving other settings keeps what was learned.
+// servers, or the agents (which answer in their own time), so that saving
+// other settings keeps what was learned.
 func (d writebackDirectory) key(ctx context.Context) string {
 	c, _, err := d.wb.Connection(ctx)
 	if err != nil {
 		return ""
+	}
+	if c.Agents() {
+		return writeback.ModeAgents
 	}
 	return string(c.Type) + " " + strings.Join(c.URLs, " ")
 }

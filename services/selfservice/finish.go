@@ -10,6 +10,7 @@ import (
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/mail"
+	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/store"
 )
 
@@ -46,6 +47,7 @@ func (s *Service) SetPassword(ctx context.Context, id, browser, password, confir
 	// and returns it as read.
 	u, res, err := s.dir.Reset(ctx, directory.User{DN: fl.UserDN, ID: fl.UserID}, password, directory.ResetOptions{Unlock: true})
 	if u.DN == "" || u.ID != fl.UserID {
+		writeback.AddAgent(e.Details, res)
 		if u.DN != "" {
 			err = ErrFlowGone // another account at the flow's DN now
 		}
@@ -54,7 +56,8 @@ func (s *Service) SetPassword(ctx context.Context, id, browser, password, confir
 		return err
 	}
 	e.Target = audit.Target{Type: "User", ID: u.ID, DN: u.DN, Name: displayName(u)}
-	e.Details["server"], e.Details["was_locked"] = res.Server, u.Locked
+	e.Details["was_locked"] = u.Locked
+	writeback.AddResult(e.Details, res)
 	if err != nil {
 		s.failed(ctx, e, err)
 		if errs.KindOf(err) == errs.Policy {
@@ -75,10 +78,17 @@ func (s *Service) SetPassword(ctx context.Context, id, browser, password, confir
 	return nil
 }
 
+// ensureWriteback refuses a write while writeback is off. No agent being
+// connected (agents mode) is an outage on our side, not a setting: it is
+// an Unavailable error carrying the administrators' reason, which the
+// person sees as MsgOurSide (EmployeeError) and the audit row keeps.
 func (s *Service) ensureWriteback(ctx context.Context) error {
 	st, err := s.dir.State(ctx)
 	if err != nil {
 		return err
+	}
+	if st.Outage {
+		return errs.E(errs.Unavailable, st.Reason, nil)
 	}
 	if !st.Writeback {
 		return errs.E(errs.Forbidden, "Self-service password reset is not available right now: writing passwords to the directory has been turned off. Contact your helpdesk.", nil)
@@ -140,7 +150,7 @@ func (s *Service) unlock(ctx context.Context, id, browser string, p Policy, from
 	e.Details["was_locked"] = u.Locked
 	if u.Locked {
 		res, err := s.dir.Unlock(ctx, u)
-		e.Details["server"] = res.Server
+		writeback.AddResult(e.Details, res)
 		if err != nil {
 			s.failed(ctx, e, err)
 			return err

@@ -64,7 +64,7 @@ func (s *Service) StartRegister(ctx context.Context, login, password, browser st
 	}
 	// One directory session: the search that finds the account, the
 	// attempt counted, then the bind.
-	_, _, err = si.cl.AuthenticateLogin(ctx, typed, password, s.admit(ctx, si))
+	_, si.res, err = si.cl.AuthenticateLogin(ctx, typed, password, s.admit(ctx, si))
 	var done bool
 	if done, err = s.admitted(ctx, si, err); !done {
 		return "", err

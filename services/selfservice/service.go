@@ -36,7 +36,7 @@ const (
 // Service runs self-service.
 type Service struct {
 	db      *store.DB
-	wb      *writeback.Service // its client for sign-ins with a directory password (beginSignIn); its status panel
+	wb      *writeback.Service // its directory for sign-ins with a directory password (beginSignIn); its status panel
 	dir     Directory          // everything else of the directory: switches, lookups, reads, resets, unlocks
 	keys    *keyring.Keyring
 	log     *slog.Logger
@@ -172,7 +172,7 @@ func (s *Service) record(ctx context.Context, e audit.Entry) {
 
 // SetDirectory replaces the directory of every step but the sign-in with a
 // directory password on /change and /register, which keeps using the
-// writeback service's client (tests).
+// writeback service's directory (tests).
 func (s *Service) SetDirectory(d Directory) { s.dir = d }
 
 // SetClock replaces the clock (tests).

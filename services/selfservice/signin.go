@@ -65,7 +65,8 @@ type signIn struct {
 	corr     string
 	from     audit.Actor
 	typed    string
-	cl       *directory.Client
+	cl       directory.Directory
+	res      directory.Result // where the sign-in operation ran, once it answered
 	cand     directory.Candidate
 	found    bool
 	findErr  error              // why the login resolved to no account
@@ -80,7 +81,8 @@ func newSignIn(activity, typed string, from audit.Actor) *signIn {
 }
 
 // beginSignIn starts a sign-in attempt with the normalised login: the
-// directory client it runs on. The client's ChangeLogin or
+// directory it runs on (the LDAP client, or the writeback agents). Its
+// ChangeLogin or
 // AuthenticateLogin then resolves the login and calls admit (which counts
 // the attempt) before the password is sent, in one directory session; see
 // admitted for what to do with its answer.
@@ -206,7 +208,8 @@ func (s *Service) signInFailed(ctx context.Context, si *signIn, what string, err
 }
 
 // recordSignIn writes the audit row of a sign-in step: the resolved account
-// when there is one, the typed text only when nothing matched. checked
+// when there is one, the typed text only when nothing matched, and the
+// writeback agent that ran the operation when one did. checked
 // ("password_checked" in the details) says whether the attempt got past the
 // budget and its password was handed to the directory client, which still
 // refuses a locked, disabled or protected account before sending it on a
@@ -216,6 +219,7 @@ func (s *Service) recordSignIn(ctx context.Context, si *signIn, result, reason s
 		details = map[string]any{}
 	}
 	details["password_checked"] = checked
+	writeback.AddAgent(details, si.res)
 	actor := si.from
 	actor.Type, actor.Name = "user", si.typed
 	target := audit.Target{Type: "User", Name: si.typed}

@@ -17,9 +17,24 @@ const connectionName = "directory"
 // sealContext binds the sealed password to its place in the database.
 const sealContext = "directory.bind_password"
 
+// Directory modes: how the portal reaches the on-premises directory.
+const (
+	// ModeDirect: the portal holds the servers and the service account and
+	// opens LDAP connections itself. An empty mode means direct.
+	ModeDirect = "direct"
+	// ModeAgents: writeback agents inside the company network hold the
+	// directory connection and dial out to the portal; the portal holds no
+	// directory URL or credential and never connects to a DC.
+	ModeAgents = "agents"
+)
+
 // Connection is the stored directory connection. The service-account
 // password is only ever held sealed.
 type Connection struct {
+	// Mode is ModeDirect (also when empty: connections saved before there
+	// were modes) or ModeAgents. In agents mode the connection holds no
+	// URL, CA, bind DN or password.
+	Mode                   string         `json:"mode,omitempty"`
 	Type                   directory.Type `json:"type"`
 	URLs                   []string       `json:"urls"`
 	StartTLS               bool           `json:"start_tls"`
@@ -44,8 +59,22 @@ func (c Connection) Clone() Connection {
 	return c
 }
 
-// Configured reports whether a connection has been saved.
-func (c Connection) Configured() bool { return len(c.URLs) > 0 && c.BindDN != "" }
+// Configured reports whether a connection has been saved: servers with a
+// service account in direct mode, or agents mode (the agents hold the rest).
+func (c Connection) Configured() bool {
+	return c.Agents() || (len(c.URLs) > 0 && c.BindDN != "")
+}
+
+// Agents reports whether the directory is reached through writeback agents.
+func (c Connection) Agents() bool { return c.Mode == ModeAgents }
+
+// ModeOrDefault is the connection's mode, ModeDirect when none is stored.
+func (c Connection) ModeOrDefault() string {
+	if c.Mode == "" {
+		return ModeDirect
+	}
+	return c.Mode
+}
 
 // HasPassword reports whether a service-account password is stored.
 func (c Connection) HasPassword() bool { return c.BindPasswordSealed != "" }
@@ -54,6 +83,9 @@ func (c Connection) HasPassword() bool { return c.BindPasswordSealed != "" }
 // BindPassword keeps the stored one (the password is write-only), as long as
 // it goes to the same servers (see SaveConnection).
 type Input struct {
+	// Mode is ModeDirect (or empty) or ModeAgents. Agents mode needs none
+	// of the server and service-account fields, and saving it clears them.
+	Mode                   string
 	Type                   directory.Type
 	URLs                   []string
 	StartTLS               bool
@@ -71,7 +103,7 @@ type Input struct {
 // InputOf is the stored connection as an Input, without a password: what a
 // form or a command starts from.
 func InputOf(c Connection) Input {
-	return Input{Type: c.Type, URLs: c.URLs, StartTLS: c.StartTLS, CAPEM: c.CAPEM, BindDN: c.BindDN,
+	return Input{Mode: c.ModeOrDefault(), Type: c.Type, URLs: c.URLs, StartTLS: c.StartTLS, CAPEM: c.CAPEM, BindDN: c.BindDN,
 		BaseDNs: c.BaseDNs, UserFilter: c.UserFilter, LoginAttributes: c.LoginAttributes,
 		RecoveryEmailAttribute: c.RecoveryEmailAttribute, ExcludedGroups: c.ExcludedGroups, PasswordWriteback: c.PasswordWriteback}
 }
@@ -115,6 +147,15 @@ func (in Input) normalize() Input {
 	in.BindDN, in.UserFilter = strings.TrimSpace(in.BindDN), strings.TrimSpace(in.UserFilter)
 	in.RecoveryEmailAttribute = strings.TrimSpace(in.RecoveryEmailAttribute)
 	in.CAPEM = strings.TrimSpace(in.CAPEM)
+	in.Mode = strings.ToLower(strings.TrimSpace(in.Mode))
+	if in.Mode == "" {
+		in.Mode = ModeDirect
+	}
+	if in.Mode == ModeAgents {
+		// The agents hold the directory connection: nothing here may point
+		// at a server or carry a credential.
+		in.URLs, in.StartTLS, in.CAPEM, in.BindDN, in.BindPassword = nil, false, "", "", ""
+	}
 	return in
 }
 
@@ -201,15 +242,33 @@ func serverChanged(old Connection, next Input) bool {
 	return strings.TrimSpace(old.CAPEM) != strings.TrimSpace(next.CAPEM) || tlsChanged
 }
 
+// msgMode is the mode field error for a mode that is neither.
+const msgMode = "Choose Direct or Through writeback agents."
+
 // SaveConnection validates and saves a connection if it is still at
 // expectVersion, and records "Update directory connection" with old → new
 // values (the password only as "changed"). The same validation serves the
 // page and the command line: the per-type defaults of WithTypeDefaults, and
 // a new password whenever the servers, their CA or the TLS setting changed,
 // so a stored password never reaches a server it was not entered for.
+//
+// In agents mode nothing of the servers or the service account is needed
+// or kept: saving it clears the URLs, CA, bind DN and password. The other
+// fields (type, search bases, filter, attributes, excluded groups, the
+// connector switch) are the agents' business then; they keep what was
+// stored, whatever was submitted, so only values validated in direct mode
+// are ever stored and a switch back to direct starts from them.
 func (s *Service) SaveConnection(ctx context.Context, actor audit.Actor, expectVersion int64, in Input) (bool, error) {
 	in = in.normalize()
+	if in.Mode != ModeDirect && in.Mode != ModeAgents {
+		return false, errs.FieldErrors(map[string]string{"mode": msgMode})
+	}
+	modeChanged := false
 	changed, _, err := settings.Update(ctx, s.db, connectionName, expectVersion, actor, Connection{}, func(old Connection) (Connection, []audit.Entry, error) {
+		modeChanged = old.ModeOrDefault() != in.Mode
+		if in.Mode == ModeAgents {
+			return agentsConnection(old)
+		}
 		from := old.Type
 		if !old.Configured() {
 			from = ""
@@ -230,7 +289,7 @@ func (s *Service) SaveConnection(ctx context.Context, actor audit.Actor, expectV
 				return old, nil, err
 			}
 		}
-		next := Connection{Type: in.Type, URLs: in.URLs, StartTLS: in.StartTLS, CAPEM: in.CAPEM, BindDN: in.BindDN,
+		next := Connection{Mode: ModeDirect, Type: in.Type, URLs: in.URLs, StartTLS: in.StartTLS, CAPEM: in.CAPEM, BindDN: in.BindDN,
 			BindPasswordSealed: sealed, BaseDNs: in.BaseDNs, UserFilter: in.UserFilter, LoginAttributes: in.LoginAttributes,
 			RecoveryEmailAttribute: in.RecoveryEmailAttribute, ExcludedGroups: in.ExcludedGroups, PasswordWriteback: in.PasswordWriteback}
 		verr := config(next, password).Validate()
@@ -245,23 +304,48 @@ func (s *Service) SaveConnection(ctx context.Context, actor audit.Actor, expectV
 		if verr != nil {
 			return old, nil, verr
 		}
-		d := diff(old, next, in.BindPassword != "")
-		if len(d) == 0 {
-			return old, nil, nil
-		}
-		return next, []audit.Entry{{Category: audit.CategoryDirectoryManagement, Activity: audit.ActivityUpdateDirectory,
-			Target: audit.Target{Type: "Directory", ID: "on-premises", Name: strings.Join(next.URLs, ", ")}, Details: d}}, nil
+		return saved(old, next, in.BindPassword != "")
 	})
 	if changed {
 		s.dropClient()
+		if modeChanged {
+			// The status panel still tells of the other way of reaching the
+			// directory: the monitor checks the new one soon.
+			s.kickMonitor()
+		}
 	}
 	return changed, err
+}
+
+// agentsConnection is old switched to agents mode: no servers, CA, service
+// account or password; everything else as stored.
+func agentsConnection(old Connection) (Connection, []audit.Entry, error) {
+	next := old.Clone()
+	next.Mode = ModeAgents
+	next.URLs, next.StartTLS, next.CAPEM, next.BindDN, next.BindPasswordSealed = nil, false, "", "", ""
+	return saved(old, next, false)
+}
+
+// saved is what settings.Update stores for next: next with its audit row,
+// or old unchanged when nothing differs.
+func saved(old, next Connection, passwordChanged bool) (Connection, []audit.Entry, error) {
+	d := diff(old, next, passwordChanged)
+	if len(d) == 0 {
+		return old, nil, nil
+	}
+	name := strings.Join(next.URLs, ", ")
+	if next.Agents() {
+		name = "writeback agents"
+	}
+	return next, []audit.Entry{{Category: audit.CategoryDirectoryManagement, Activity: audit.ActivityUpdateDirectory,
+		Target: audit.Target{Type: "Directory", ID: "on-premises", Name: name}, Details: d}}, nil
 }
 
 // diff lists what changed between two connections for the audit log.
 func diff(old, next Connection, passwordChanged bool) audit.Changes {
 	d := audit.Changes{}
 	add := d.Add
+	add("mode", old.ModeOrDefault(), next.ModeOrDefault())
 	add("type", old.Type, next.Type)
 	add("urls", old.URLs, next.URLs)
 	add("start_tls", old.StartTLS, next.StartTLS)
@@ -269,8 +353,11 @@ func diff(old, next Connection, passwordChanged bool) audit.Changes {
 		d["trusted_ca_certificates"] = "changed"
 	}
 	add("bind_dn", old.BindDN, next.BindDN)
-	if passwordChanged {
+	switch {
+	case passwordChanged:
 		d["bind_password"] = "changed"
+	case old.BindPasswordSealed != "" && next.BindPasswordSealed == "":
+		d["bind_password"] = "cleared"
 	}
 	add("base_dns", old.BaseDNs, next.BaseDNs)
 	add("user_filter", old.UserFilter, next.UserFilter)

@@ -24,3 +24,29 @@ func AddDiagnostics(details map[string]any, err error) {
 		}
 	}
 }
+
+// AddResult records in audit details where an operation ran: the server
+// (always, as rows have since before agents) and, when a writeback agent
+// performed it, the agent's name (the "OnPremisesAgent" detail). It
+// returns details, made when nil.
+func AddResult(details map[string]any, res directory.Result) map[string]any {
+	if details == nil {
+		details = map[string]any{}
+	}
+	details["server"] = res.Server
+	return AddAgent(details, res)
+}
+
+// AddAgent records the agent of res in audit details when one performed
+// the operation, and nothing else; it returns details, made when needed
+// (nil stays nil when there is no agent to record).
+func AddAgent(details map[string]any, res directory.Result) map[string]any {
+	if res.Agent == "" {
+		return details
+	}
+	if details == nil {
+		details = map[string]any{}
+	}
+	details["agent"] = res.Agent
+	return details
+}

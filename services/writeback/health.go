@@ -53,14 +53,20 @@ func (s *Service) NoteFailure(err error) {
 	}
 }
 
-// noteOutage is the directory client's OnOutage function: a real operation
-// (a helpdesk lookup, a self-service reset, …) could not use the directory,
-// so the status says so at once, and the monitor runs its full check soon.
-func (s *Service) noteOutage(err error) {
+// kickMonitor makes the monitor run its check soon (at most one request
+// waits: more add nothing).
+func (s *Service) kickMonitor() {
 	select {
 	case s.health.kick <- struct{}{}:
 	default:
 	}
+}
+
+// noteOutage is the directory client's OnOutage function: a real operation
+// (a helpdesk lookup, a self-service reset, …) could not use the directory,
+// so the status says so at once, and the monitor runs its full check soon.
+func (s *Service) noteOutage(err error) {
+	s.kickMonitor()
 	s.health.mu.Lock()
 	if time.Since(s.health.noted) < outageNoteEvery {
 		s.health.mu.Unlock()

@@ -1,12 +1,15 @@
 // Package writeback joins the directory connection the administrators
-// configure to the directory client: it stores the connection (with the
-// service-account password encrypted), decides whether writeback is on
-// (both the portal switch and the connector switch), keeps the
-// "On-premises writeback service" status fresh, and performs the helpdesk
-// reset and unlock with their audit rows. Every later flow goes through it.
+// configure to the directory the portal uses: it stores the connection
+// (with the service-account password encrypted), hands out the
+// directory.Directory for it (an LDAP client in direct mode, the injected
+// writeback agents in agents mode), decides whether writeback is on (the
+// portal switch and the connector switch, or the agents' switches), keeps
+// the "On-premises writeback service" status fresh, and performs the
+// helpdesk reset and unlock with their audit rows. Every later flow goes
+// through it.
 //
 // The files follow those seams: connection.go stores the connection,
-// service.go holds the client built from it, state.go the two switches,
+// service.go holds the directory built from it, state.go the switches,
 // health.go the status monitor, users.go the helpdesk actions and errors.go
 // what directory errors leave in the audit log.
 package writeback
@@ -35,6 +38,7 @@ type Service struct {
 	mu            sync.Mutex
 	client        *directory.Client
 	clientVersion int64
+	agents        Agents // set by UseAgents; used in agents mode
 
 	health health
 }
@@ -44,7 +48,36 @@ func New(db *store.DB, set *settings.Service, keys *keyring.Keyring, log *slog.L
 	return &Service{db: db, settings: set, keys: keys, log: log, now: time.Now, health: newHealth()}
 }
 
-// Close releases the directory connections.
+// Agents is the portal's writeback agents as the service uses them: the
+// directory operations, each run by one connected agent, and how many agents
+// are connected and how many of those have password writeback on. The
+// portal's agent hub implements it.
+type Agents interface {
+	directory.Directory
+	Connected() (connected, writeback int)
+}
+
+// UseAgents gives the service the writeback agents that serve a connection
+// in agents mode. The service does not close them (their owner does); a
+// process that never calls it (a command) finds agents mode unavailable.
+func (s *Service) UseAgents(a Agents) {
+	s.mu.Lock()
+	s.agents = a
+	s.mu.Unlock()
+	if a != nil {
+		a.OnOutage(s.noteOutage)
+	}
+}
+
+// usedAgents returns the injected agents, nil when there are none.
+func (s *Service) usedAgents() Agents {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.agents
+}
+
+// Close releases the direct connection's LDAP connections (not the agents:
+// see UseAgents).
 func (s *Service) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -59,15 +92,28 @@ func (s *Service) Close() error {
 // ErrNotConfigured means no directory connection has been saved.
 var ErrNotConfigured = errs.E(errs.Unavailable, "No directory connection is configured yet. A Global Administrator sets it up under Directory connection.", nil)
 
-// Client returns the directory client for the stored connection, building
-// it anew when the connection changed.
-func (s *Service) Client(ctx context.Context) (*directory.Client, Connection, error) {
+// ErrNoAgents is Client's answer in agents mode when the process has no
+// writeback agents to use (UseAgents was not called).
+var ErrNoAgents = errs.E(errs.Unavailable, "The directory connection goes through writeback agents, and this process has none: "+
+	"only the running portal reaches the directory through its agents.", nil)
+
+// Client returns the directory for the stored connection: in direct mode
+// the LDAP client, built anew when the connection changed; in agents mode
+// the writeback agents given to UseAgents (ErrNoAgents without them).
+func (s *Service) Client(ctx context.Context) (directory.Directory, Connection, error) {
 	c, meta, err := s.Connection(ctx)
 	if err != nil {
 		return nil, c, err
 	}
 	if !c.Configured() {
 		return nil, c, ErrNotConfigured
+	}
+	if c.Agents() {
+		a := s.usedAgents()
+		if a == nil {
+			return nil, c, ErrNoAgents
+		}
+		return a, c, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

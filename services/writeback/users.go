@@ -36,7 +36,7 @@ func (s *Service) Lookup(ctx context.Context, login string) (directory.User, err
 // failure, the account as read, when one was found.
 func (s *Service) AdminReset(ctx context.Context, actor audit.Actor, login, password string, mustChange bool) (directory.User, error) {
 	opt := directory.ResetOptions{MustChange: mustChange, Unlock: true}
-	u, err := s.act(ctx, actor, audit.ActivityResetByAdmin, login, func(cl *directory.Client, login string) (directory.User, directory.Result, map[string]any, error) {
+	u, err := s.act(ctx, actor, audit.ActivityResetByAdmin, login, func(cl directory.Directory, login string) (directory.User, directory.Result, map[string]any, error) {
 		u, res, err := cl.ResetLogin(ctx, login, password, opt)
 		return u, res, map[string]any{"must_change_at_next_logon": mustChange, "was_locked": u.Locked}, err
 	})
@@ -51,7 +51,7 @@ func (s *Service) AdminReset(ctx context.Context, actor audit.Actor, login, pass
 // account once, right before the write, and returns it as the unlock left
 // it.
 func (s *Service) AdminUnlock(ctx context.Context, actor audit.Actor, login string) (directory.User, error) {
-	u, err := s.act(ctx, actor, audit.ActivityUnlockByAdmin, login, func(cl *directory.Client, login string) (directory.User, directory.Result, map[string]any, error) {
+	u, err := s.act(ctx, actor, audit.ActivityUnlockByAdmin, login, func(cl directory.Directory, login string) (directory.User, directory.Result, map[string]any, error) {
 		u, res, err := cl.UnlockLogin(ctx, login)
 		return u, res, map[string]any{"was_locked": u.Locked}, err
 	})
@@ -78,7 +78,7 @@ func typedName(login string) string {
 // it found, refused or not. The row names that account (its ID, DN and
 // name), and the typed text only when none was found.
 func (s *Service) act(ctx context.Context, actor audit.Actor, activity, login string,
-	do func(*directory.Client, string) (directory.User, directory.Result, map[string]any, error)) (directory.User, error) {
+	do func(directory.Directory, string) (directory.User, directory.Result, map[string]any, error)) (directory.User, error) {
 	target := audit.Target{Type: "User", Name: typedName(login)}
 	fail := func(u directory.User, err error, details map[string]any) (directory.User, error) {
 		s.recordAction(ctx, actor, activity, target, err, details)
@@ -102,22 +102,20 @@ func (s *Service) act(ctx context.Context, actor audit.Actor, activity, login st
 	u, res, details, err := do(cl, login)
 	if u.DN == "" {
 		// Nothing found (or the directory could not be asked): the row
-		// names what was typed, with no details of an account.
-		return fail(u, err, nil)
+		// names what was typed, with no details of an account, but with
+		// the agent that answered, if one did.
+		return fail(u, err, AddAgent(nil, res))
 	}
 	target = audit.Target{Type: "User", ID: u.ID, DN: u.DN, Name: displayName(u)}
 	switch {
 	case err != nil && u.Protected:
 		// The client refused before writing; say so in the helpdesk's words.
 		return fail(u, errs.E(errs.Forbidden, "This account is protected: "+u.ProtectedReason+". Writeback never resets or unlocks it. Use your directory's own tools.", err),
-			map[string]any{"protected": u.ProtectedReason})
+			AddAgent(map[string]any{"protected": u.ProtectedReason}, res))
 	case err != nil && u.Disabled:
-		return fail(u, errs.E(errs.Forbidden, "This account is disabled in the directory. Enable it there first; Writeback never unlocks or resets a disabled account.", err), nil)
+		return fail(u, errs.E(errs.Forbidden, "This account is disabled in the directory. Enable it there first; Writeback never unlocks or resets a disabled account.", err), AddAgent(nil, res))
 	}
-	if details == nil {
-		details = map[string]any{}
-	}
-	details["server"] = res.Server
+	details = AddResult(details, res)
 	if err != nil {
 		return fail(u, err, details)
 	}

@@ -75,10 +75,11 @@ type requests struct {
 
 func record(t *testing.T, wb *writeback.Service) *requests {
 	t.Helper()
-	cl, _, err := wb.Client(context.Background())
+	d, _, err := wb.Client(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
+	cl := d.(*directory.Client) // a direct connection: its requests can be watched
 	r := &requests{}
 	cl.OnRequest(func(q directory.Request) {
 		r.mu.Lock()
