@@ -82,8 +82,9 @@ func (a answer) result() directory.Result {
 func (h *Hub) run(ctx context.Context, c call) answer {
 	parent := ctx
 	deadline := time.Now().Add(orDefault(h.MaxWait, DefaultMaxWait))
+	callers := false // the deadline is the caller's, not the hub's cap
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+		deadline, callers = d, true
 	}
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
@@ -93,9 +94,9 @@ func (h *Hub) run(ctx context.Context, c call) answer {
 		a := h.pick(c.op, tried)
 		if a == nil {
 			if last.agent != "" {
-				return h.outage(parent, c.op, last)
+				return h.outage(parent, callers && ctx.Err() != nil, c.op, last)
 			}
-			return h.outage(parent, c.op, h.noAgent(c.op))
+			return h.outage(parent, false, c.op, h.noAgent(c.op))
 		}
 		tried[a] = true
 		ans, sent, wentAway := h.attempt(ctx, a, c, deadline)
@@ -104,15 +105,16 @@ func (h *Hub) run(ctx context.Context, c call) answer {
 			last = ans
 			continue
 		}
-		return h.outage(parent, c.op, ans)
+		return h.outage(parent, callers && ctx.Err() != nil, c.op, ans)
 	}
 }
 
 // outage calls the OnOutage function when ans means the directory could not
-// be used through the agents, and returns ans.
-func (h *Hub) outage(parent context.Context, op string, ans answer) answer {
+// be used through the agents, and returns ans. Operations the caller gave
+// up on (its context ended, or its own deadline ran out) do not count.
+func (h *Hub) outage(parent context.Context, callerEnded bool, op string, ans answer) answer {
 	f := h.onOutage.Load()
-	if f == nil || ans.err == nil || op == agentwire.OpTest || parent.Err() != nil {
+	if f == nil || ans.err == nil || op == agentwire.OpTest || parent.Err() != nil || callerEnded {
 		return ans
 	}
 	var oe *directory.OpError
