@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 	"unicode"
 
 	"github.com/coder/websocket"
@@ -40,11 +39,9 @@ func (s *Server) agentConnect(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Missing or malformed "+agentwire.HeaderAgentID+" header.", http.StatusUnauthorized)
 		return
 	}
-	// The server's read and write timeouts are for page requests; this
-	// connection stays open, and the hub watches it with heartbeats.
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Time{})
-	_ = rc.SetWriteDeadline(time.Time{})
+	// The server's read and write timeouts are for page requests: the
+	// hijack in Accept clears them on this connection, which stays open;
+	// the hub watches it with heartbeats.
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		// Accept has answered (426 for a plain request, 403 for a foreign origin).

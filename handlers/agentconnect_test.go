@@ -53,6 +53,12 @@ func (r *agentRegistry) note(s string) {
 	r.events = append(r.events, s)
 }
 
+func (r *agentRegistry) seen() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.events...)
+}
+
 func (r *agentRegistry) Connected(ctx context.Context, id string, st agentwire.Status, remote string) error {
 	r.note("connected " + id + " from " + remote)
 	return nil
@@ -220,8 +226,18 @@ func TestAgentThroughWebSocketAgainstRealDirectories(t *testing.T) {
 				}
 				time.Sleep(5 * time.Millisecond)
 			}
-			// Past the server's read and write timeouts, which are for pages.
-			time.Sleep(500 * time.Millisecond)
+			// Past the server's read and write timeouts, which are for pages:
+			// the one connection stays up (the hub drops a dead one only
+			// after DeadAfter), with jobs going both ways.
+			for range 3 {
+				time.Sleep(200 * time.Millisecond)
+				if _, err := p.hub.Search(ctx, "nobody-by-this-name", 1); err != nil {
+					t.Fatalf("search through the agent: %v", err)
+				}
+			}
+			if ev := p.reg.seen(); len(ev) != 1 || !strings.HasPrefix(ev[0], "connected id-dc1") {
+				t.Fatalf("registry events %v, want one connection", ev)
+			}
 
 			tu := c.newUser(t, testbed.UserOptions{})
 			pw := testbed.RandomPassword()
