@@ -24,11 +24,17 @@ type dir struct {
 	directory.Directory // nil: other methods are not called here
 	calls               atomic.Int32
 	lastPw              atomic.Value
+	lastDeadline        atomic.Value
 }
 
 func (d *dir) ResetLogin(ctx context.Context, login, pw string, opt directory.ResetOptions) (directory.User, directory.Result, error) {
 	d.calls.Add(1)
 	d.lastPw.Store(pw)
+	dl, _ := ctx.Deadline()
+	d.lastDeadline.Store(dl)
+	if err := ctx.Err(); err != nil {
+		return directory.User{}, directory.Result{}, err
+	}
 	return directory.User{Login: login, DN: "uid=" + login + ",ou=people,dc=writeback,dc=test"}, directory.Result{Server: "ldaps://dc1"}, nil
 }
 
@@ -175,6 +181,10 @@ func TestLateJobsDropped(t *testing.T) {
 			if r.Error != nil || d.calls.Load() != 1 || d.lastPw.Load() != "Winter-2026!x" {
 				t.Fatalf("result %+v, calls %d", r.Error, d.calls.Load())
 			}
+			// The job runs under its deadline, translated to the agent's clock.
+			if dl := d.lastDeadline.Load().(time.Time); time.Until(dl) < 3*time.Second || time.Until(dl) > 6*time.Second {
+				t.Fatalf("the job ran with %s left, want about 5 s", time.Until(dl))
+			}
 		})
 	}
 }
@@ -189,7 +199,8 @@ func TestPasswordsMustBeSealed(t *testing.T) {
 	for id, body := range map[string]any{
 		"j1": agentwire.Job{Op: agentwire.OpResetLogin, Login: "ann", Deadline: dl},
 		// A password in clear beside the job's fields is refused, not ignored.
-		"j2": map[string]any{"op": agentwire.OpResetLogin, "login": "ann", "deadline": dl, "password": "Winter-2026!x"},
+		"j2": map[string]any{"op": agentwire.OpResetLogin, "login": "ann", "deadline": dl, "new_password": "Winter-2026!x",
+			"sealed": map[string][]byte{agentwire.FieldPassword: p.seal("j2", agentwire.FieldPassword, "Winter-2026!x")}},
 		// Sealed to another agent, or for another job or field.
 		"j3": agentwire.Job{Op: agentwire.OpResetLogin, Login: "ann", Deadline: dl, Sealed: map[string][]byte{agentwire.FieldPassword: otherSealed}},
 		"j4": agentwire.Job{Op: agentwire.OpResetLogin, Login: "ann", Deadline: dl, Sealed: map[string][]byte{agentwire.FieldPassword: p.seal("j1", agentwire.FieldPassword, "Winter-2026!x")}},
