@@ -653,3 +653,18 @@ func TestTestNamesTheAgent(t *testing.T) {
 		t.Fatalf("checklist %+v", l)
 	}
 }
+
+// TestHeartbeatCarriesTheSwitch: an agent whose switch goes off says so in
+// its next heartbeat, and Connected counts it no longer as able to write.
+func TestHeartbeatCarriesTheSwitch(t *testing.T) {
+	h := newHarness(t)
+	a := h.agent("a1", agentOpts{heartbeat: 10 * time.Millisecond})
+	h.connected(a)
+	if c, w := h.hub.Connected(); c != 1 || w != 1 {
+		t.Fatalf("Connected() = %d, %d", c, w)
+	}
+	st := *a.st.Load()
+	st.PasswordWriteback = false
+	a.st.Store(&st)
+	h.waitFor(func() bool { c, w := h.hub.Connected(); return c == 1 && w == 0 }, "the switch off in Connected()")
+}
