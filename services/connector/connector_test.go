@@ -64,7 +64,9 @@ func start(t *testing.T, cfg connector.Config, portalNow time.Time) (*portal, ch
 	ident, _ := agentwire.NewIdentity()
 	cfg.AgentID, cfg.Identity = "id-1", ident
 	if cfg.Status == nil {
-		cfg.Status = func(context.Context) agentwire.Status { return agentwire.Status{PasswordWriteback: true, Configured: true} }
+		cfg.Status = func(context.Context) agentwire.Status {
+			return agentwire.Status{PasswordWriteback: true, Configured: true}
+		}
 	}
 	p, ag := conntest.Pipe()
 	errc := make(chan error, 1)
@@ -218,7 +220,9 @@ func TestWritebackSwitchReadAtEachJob(t *testing.T) {
 	var on atomic.Bool
 	on.Store(true)
 	cfg := cfgWith(d)
-	cfg.Status = func(context.Context) agentwire.Status { return agentwire.Status{PasswordWriteback: on.Load(), Configured: true} }
+	cfg.Status = func(context.Context) agentwire.Status {
+		return agentwire.Status{PasswordWriteback: on.Load(), Configured: true}
+	}
 	now := time.Now()
 	p, _ := start(t, cfg, now)
 	reset := func(id string) agentwire.Result {
@@ -344,4 +348,3 @@ func TestJobFieldsMatchTheWire(t *testing.T) {
 		t.Fatalf("a job with every field refused: %+v", r.Error)
 	}
 }
-
