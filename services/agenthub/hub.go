@@ -131,7 +131,8 @@ type agentConn struct {
 
 	stopOnce sync.Once
 	done     chan struct{}
-	why      string // set before done closes
+	why      string        // set before done closes
+	closed   chan struct{} // closed once Conn.Close returned
 }
 
 // stop ends the connection with code (once; later calls do nothing).
@@ -139,8 +140,13 @@ func (a *agentConn) stop(code int, why string) {
 	a.stopOnce.Do(func() {
 		a.why = why
 		close(a.done)
-		// Close may wait for the agent's close frame: not on the caller's time.
-		go func() { _ = a.c.Close(code, why) }()
+		// Close may wait for the agent's close frame: not on the caller's
+		// time. Serve waits for it, so that the close code reaches the agent
+		// before the handler drops the connection.
+		go func() {
+			defer close(a.closed)
+			_ = a.c.Close(code, why)
+		}()
 	})
 }
 
@@ -180,6 +186,7 @@ func (h *Hub) Serve(ctx context.Context, agentID, remoteAddr string, c Conn) err
 	}
 	err = h.readLoop(ctx, a)
 	h.leave(a)
+	<-a.closed
 	return err
 }
 
@@ -243,7 +250,7 @@ func (h *Hub) handshake(ctx context.Context, agentID, remote string, c Conn) (*a
 	}
 
 	a := &agentConn{id: agentID, name: name, remote: remote, pub: pub, c: c, since: time.Now(), status: hello.Status,
-		jobs: map[string]chan agentwire.Envelope{}, done: make(chan struct{})}
+		jobs: map[string]chan agentwire.Envelope{}, done: make(chan struct{}), closed: make(chan struct{})}
 	// The welcome goes out before the connection can be picked, so that it
 	// is the first message after the challenge.
 	if err := a.write(hctx, agentwire.TypeWelcome, "", agentwire.Welcome{Name: name}); err != nil {
