@@ -23,7 +23,7 @@ func (d *nopDir) Find(context.Context, string) (directory.User, directory.Result
 func (d *nopDir) Get(context.Context, string) (directory.User, directory.Result, error) {
 	return directory.User{}, directory.Result{}, nil
 }
-func (d *nopDir) Search(context.Context, string, int) ([]directory.User, error) { return nil, nil }
+func (d *nopDir) Search(context.Context, string, int) ([]directory.User, error)  { return nil, nil }
 func (d *nopDir) MemberOf(context.Context, directory.User, string) (bool, error) { return false, nil }
 func (d *nopDir) Policy(context.Context, directory.User) (directory.Policy, error) {
 	return directory.Policy{}, nil
@@ -85,7 +85,9 @@ func FuzzJob(f *testing.F) {
 			Directory: func(context.Context) (directory.Directory, []string, error) {
 				return d, []string{"ou=people,dc=writeback,dc=test"}, nil
 			},
-			Status: func(context.Context) agentwire.Status { return agentwire.Status{PasswordWriteback: true, Configured: true} }})
+			Status: func(context.Context) agentwire.Status {
+				return agentwire.Status{PasswordWriteback: true, Configured: true}
+			}})
 		s := &session{a: a, c: nil, running: map[string]chan agentwire.Envelope{"j": make(chan agentwire.Envelope, 1)}}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
