@@ -218,12 +218,12 @@ func testLog(t testing.TB) *slog.Logger {
 
 // harness is a hub with its registry.
 type harness struct {
-	t   *testing.T
+	t   testing.TB
 	hub *agenthub.Hub
 	reg *fakeReg
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	reg := newReg()
 	h := agenthub.New(reg, testLog(t))
 	t.Cleanup(h.Shutdown)
