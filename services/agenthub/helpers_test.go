@@ -138,6 +138,8 @@ type fakeReg struct {
 	agents map[string]regAgent
 	events []string
 	jobs   []string
+	// onAgent, when set, runs after each Agent lookup (outside the lock).
+	onAgent func(id string)
 }
 
 type regAgent struct {
@@ -163,6 +165,13 @@ func (r *fakeReg) revoke(id string) {
 }
 
 func (r *fakeReg) Agent(ctx context.Context, id string) (string, agentwire.Public, bool, error) {
+	r.mu.Lock()
+	hook := r.onAgent
+	r.onAgent = nil
+	r.mu.Unlock()
+	if hook != nil {
+		defer hook(id)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	a, ok := r.agents[id]

@@ -668,3 +668,20 @@ func TestHeartbeatCarriesTheSwitch(t *testing.T) {
 	a.st.Store(&st)
 	h.waitFor(func() bool { c, w := h.hub.Connected(); return c == 1 && w == 0 }, "the switch off in Connected()")
 }
+
+// TestRevokedDuringHandshake: a revocation that commits after the hub
+// looked the agent up, and whose Disconnect found nothing to close yet,
+// still cuts the agent off.
+func TestRevokedDuringHandshake(t *testing.T) {
+	h := newHarness(t)
+	a := h.agent("a1", agentOpts{})
+	h.reg.onAgent = func(id string) {
+		h.reg.revoke(id)
+		h.hub.Disconnect(id)
+	}
+	h.connect(a)
+	if err := wait(t, a.serveErr, "connector"); !errors.Is(err, connector.ErrRevoked) {
+		t.Fatalf("connector: %v, want ErrRevoked", err)
+	}
+	h.waitFor(func() bool { c, _ := h.hub.Connected(); return c == 0 }, "no agent connected")
+}
