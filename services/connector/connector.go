@@ -32,6 +32,15 @@ type Conn interface {
 	Close(code int, reason string) error
 }
 
+// Pinger is a Conn that can check that the portal still answers (a
+// WebSocket ping, answered by a pong while the portal reads). A Conn that
+// implements it is pinged after each heartbeat: the portal sends nothing
+// while it has no job, so without it an agent behind a path that silently
+// drops packets would wait for ever instead of reconnecting.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
 // CloseError is the portal's close frame, as Conn.Read reports it.
 type CloseError struct {
 	Code   int
@@ -337,21 +346,35 @@ func (s *session) send(ctx context.Context, typ, id string, body any) error {
 	return nil
 }
 
-// heartbeats sends the agent's status every HeartbeatEvery until ctx ends.
+// heartbeats sends the agent's status every HeartbeatEvery until ctx ends,
+// and pings the portal after each when the Conn can. A heartbeat that cannot
+// be sent, or a ping not answered, within HeartbeatEvery ends the
+// connection (Run then dials again).
 func (s *session) heartbeats(ctx context.Context) {
-	t := time.NewTicker(s.a.cfg.HeartbeatEvery)
+	every := s.a.cfg.HeartbeatEvery
+	t := time.NewTicker(every)
 	defer t.Stop()
+	pinger, _ := s.c.(Pinger)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.send(ctx, agentwire.TypeHeartbeat, "", s.a.cfg.Status(ctx)); err != nil {
-				if ctx.Err() == nil {
-					s.a.log.Warn("writeback agent: heartbeat not sent", "err", err)
-				}
-				return
+		}
+		hctx, cancel := context.WithTimeout(ctx, every)
+		err := s.send(hctx, agentwire.TypeHeartbeat, "", s.a.cfg.Status(hctx))
+		if err == nil && pinger != nil {
+			if err = pinger.Ping(hctx); err != nil {
+				err = fmt.Errorf("the portal did not answer a ping within %s: %w", every, err)
 			}
+		}
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				s.a.log.Warn("writeback agent: the portal stopped answering; closing the connection", "err", err)
+				_ = s.c.Close(1001, "portal not answering")
+			}
+			return
 		}
 	}
 }

@@ -348,3 +348,22 @@ func TestJobFieldsMatchTheWire(t *testing.T) {
 		t.Fatalf("a job with every field refused: %+v", r.Error)
 	}
 }
+
+// TestSilentPortalDropped: a portal that stops answering (packets dropped
+// on the way) is noticed at the next heartbeat's ping, and the connection
+// ends so that Run dials again.
+func TestSilentPortalDropped(t *testing.T) {
+	cfg := cfgWith(&dir{})
+	cfg.HeartbeatEvery = 30 * time.Millisecond
+	p, errc := start(t, cfg, time.Now())
+	p.read() // the first heartbeat: the portal was there
+	p.end.Freeze()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Fatal("Serve returned nil")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the agent did not notice the silent portal")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/writeback/writeback/services/connector"
 )
@@ -24,6 +25,7 @@ type End struct {
 }
 
 type pipe struct {
+	frozen atomic.Bool
 	mu     sync.Mutex
 	done   chan struct{}
 	errs   [2]error
@@ -63,6 +65,14 @@ func (e *End) Read(ctx context.Context) ([]byte, error) {
 
 // Write sends one message.
 func (e *End) Write(ctx context.Context, msg []byte) error {
+	if e.p.frozen.Load() {
+		select {
+		case <-e.p.done:
+			return e.p.errs[e.side]
+		default:
+			return nil // into the void, as into a socket buffer on a dead path
+		}
+	}
 	select {
 	case <-e.p.done:
 		return e.p.errs[e.side]
@@ -102,3 +112,23 @@ func (e *End) Closed() (closed bool, code int) {
 
 // Done is closed when the connection ends.
 func (e *End) Done() <-chan struct{} { return e.p.done }
+
+// Ping answers at once while the connection is open, as a peer that reads
+// answers a WebSocket ping; after Freeze it blocks until ctx ends.
+func (e *End) Ping(ctx context.Context) error {
+	if e.p.frozen.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	select {
+	case <-e.p.done:
+		return e.p.errs[e.side]
+	default:
+		return nil
+	}
+}
+
+// Freeze makes the connection silently stop carrying anything, as a path
+// that drops packets: writes still succeed but arrive nowhere, and pings
+// go unanswered, until the connection is closed.
+func (e *End) Freeze() { e.p.frozen.Store(true) }
