@@ -116,6 +116,9 @@ func (a agentConn) Close(code int, reason string) error {
 	return a.c.Close(websocket.StatusCode(code), reason)
 }
 
+// Ping makes agentConn a connector.Pinger: the hub's reads answer it.
+func (a agentConn) Ping(ctx context.Context) error { return a.c.Ping(ctx) }
+
 func (p *agentPortal) dial(id string) func(ctx context.Context) (connector.Conn, error) {
 	return func(ctx context.Context) (connector.Conn, error) {
 		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(p.srv.URL, "http")+agentwire.PathConnect,
@@ -213,7 +216,8 @@ func TestAgentThroughWebSocketAgainstRealDirectories(t *testing.T) {
 				Status: func(context.Context) agentwire.Status {
 					return agentwire.Status{Version: "test", Host: "agent.corp.test", PasswordWriteback: true, Configured: true}
 				},
-				MinBackoff: 10 * time.Millisecond,
+				MinBackoff:     10 * time.Millisecond,
+				HeartbeatEvery: 50 * time.Millisecond, // heartbeats and pings while the test runs
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
