@@ -9,6 +9,7 @@ import (
 	"github.com/go-chi/httprate"
 
 	"github.com/writeback/writeback/services/admins"
+	"github.com/writeback/writeback/services/agentwire"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/static"
 )
@@ -27,6 +28,7 @@ func (s *Server) Routes() http.Handler {
 	r.MethodNotAllowed(s.handle(func(w http.ResponseWriter, r *http.Request) error { return errNotFound }))
 
 	r.Get("/healthz", s.healthz)
+	r.Get(agentwire.PathConnect, s.agentConnect) // no session, no cookie: the agent's key is the credential
 	r.Handle("/static/*", s.staticFiles(static.FS))
 
 	r.Group(func(r chi.Router) {

@@ -64,6 +64,9 @@ type Deps struct {
 	Writeback   WritebackService
 	SelfService SelfService
 	Audit       AuditLog
+	// AgentHub takes writeback agents' connections; nil turns the agent
+	// endpoint off.
+	AgentHub AgentHub
 }
 
 // settingsMeta is the version and last change of a settings document.
@@ -90,6 +93,7 @@ type Server struct {
 	writeback   WritebackService
 	selfservice SelfService
 	audit       AuditLog
+	agentHub    AgentHub
 	cookies     *sessions.CookieStore
 	cookieCache *cookieCache
 	cookieName  string
@@ -121,6 +125,6 @@ func New(cfg Config, log *slog.Logger, d Deps) *Server {
 	// (which the decoded-cookie cache must know: it keeps no entry longer).
 	maxAge := admins.AbsoluteTimeout
 	cs.MaxAge(int(maxAge.Seconds()))
-	return &Server{cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback, selfservice: d.SelfService, audit: d.Audit, cookies: cs, cookieCache: newCookieCache(maxAge),
+	return &Server{cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback, selfservice: d.SelfService, audit: d.Audit, agentHub: d.AgentHub, cookies: cs, cookieCache: newCookieCache(maxAge),
 		cookieName: name, secure: secure}
 }

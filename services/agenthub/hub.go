@@ -1,0 +1,431 @@
+// Package agenthub is the portal's side of its writeback agents: it keeps
+// the agents' connections (challenge, proof, heartbeats, replacement,
+// revocation) and is a directory.Directory whose every operation is one
+// job on one healthy connected agent, with passwords sealed to that
+// agent's key. The portal never dials an agent: agents connect to it.
+package agenthub
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/writeback/writeback/services/agentwire"
+)
+
+// Sentinels of this package.
+var (
+	// ErrNoAgent is the cause of every operation that found no agent to
+	// run it.
+	ErrNoAgent = errors.New("writeback unavailable: no agent connected")
+	// ErrUnknownAgent is what Registry.Agent wraps for an ID it does not know.
+	ErrUnknownAgent = errors.New("agenthub: unknown agent")
+)
+
+// Registry is what the hub needs of the enrolled agents (services/agents
+// implements it).
+type Registry interface {
+	// Agent returns an enrolled agent's name and public keys; revoked agents have revoked=true; unknown IDs an error
+	// wrapping agenthub.ErrUnknownAgent.
+	Agent(ctx context.Context, id string) (name string, pub agentwire.Public, revoked bool, err error)
+	Connected(ctx context.Context, id string, st agentwire.Status, remoteAddr string) error
+	Heartbeat(ctx context.Context, id string, st agentwire.Status) error
+	Disconnected(ctx context.Context, id string, reason string) error
+	JobDone(ctx context.Context, id, op string, err error) error // counts "operations in the last hour", keeps the last error
+}
+
+// Conn is an agent's WebSocket as the hub sees it (the handler adapts
+// *websocket.Conn). Close may be called while a Read is blocked, and must
+// make it return.
+type Conn interface {
+	Read(ctx context.Context) ([]byte, error)
+	Write(ctx context.Context, msg []byte) error
+	Close(code int, reason string) error
+}
+
+// Defaults of the hub's timings.
+const (
+	// DefaultMaxWait caps how long a job waits for its agent.
+	DefaultMaxWait = 15 * time.Second
+	// DefaultHandshakeTimeout bounds the wait for an agent's hello.
+	DefaultHandshakeTimeout = 10 * time.Second
+	// registryTimeout bounds each Registry call made outside a request.
+	registryTimeout = 5 * time.Second
+)
+
+// WebSocket close codes the hub uses beside agentwire's.
+const (
+	closeNormal    = 1000
+	closeGoingAway = 1001
+	closeProtocol  = 1002
+	closeInternal  = 1011
+)
+
+// Hub keeps the connected agents and runs directory operations on them.
+// Set the timing fields before the first Serve; zero means the default.
+type Hub struct {
+	// DeadAfter drops an agent that sent nothing for this long (default
+	// agentwire.DeadAfter).
+	DeadAfter time.Duration
+	// MaxWait caps a job's wait for its agent (default DefaultMaxWait).
+	MaxWait time.Duration
+	// HandshakeTimeout bounds the wait for a hello (default
+	// DefaultHandshakeTimeout).
+	HandshakeTimeout time.Duration
+
+	reg Registry
+	log *slog.Logger
+
+	// stateMu orders the Registry's Connected and Disconnected calls, so
+	// that a replaced connection's end never marks its successor gone.
+	stateMu sync.Mutex
+
+	mu     sync.Mutex
+	agents map[string]*agentConn // the current connection of each agent ID
+	seq    uint64                // counts picks, for the round-robin among equals
+	closed bool
+
+	onOutage atomic.Pointer[func(error)]
+	bg       sync.WaitGroup
+}
+
+// New returns a hub whose agents are looked up in reg. log may be nil.
+func New(reg Registry, log *slog.Logger) *Hub {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Hub{reg: reg, log: log, agents: map[string]*agentConn{}}
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// errNotSent: the connection had ended before a message was written.
+var errNotSent = errors.New("connection closed, message not sent")
+
+// agentConn is one connection of one agent.
+type agentConn struct {
+	id, name, remote string
+	pub              agentwire.Public
+	c                Conn
+	since            time.Time
+
+	wmu sync.Mutex // writes take turns
+
+	// Under Hub.mu.
+	status   agentwire.Status
+	inflight int
+	picked   uint64
+
+	jmu  sync.Mutex
+	jobs map[string]chan agentwire.Envelope
+
+	stopOnce sync.Once
+	done     chan struct{}
+	why      string        // set before done closes
+	closed   chan struct{} // closed once Conn.Close returned
+}
+
+// stop ends the connection with code (once; later calls do nothing).
+func (a *agentConn) stop(code int, why string) {
+	a.stopOnce.Do(func() {
+		a.why = why
+		close(a.done)
+		// Close may wait for the agent's close frame: not on the caller's
+		// time. Serve waits for it, so that the close code reaches the agent
+		// before the handler drops the connection.
+		go func() {
+			defer close(a.closed)
+			_ = a.c.Close(code, why)
+		}()
+	})
+}
+
+func (a *agentConn) gone() bool {
+	select {
+	case <-a.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// write sends one message on the connection.
+func (a *agentConn) write(ctx context.Context, typ, id string, body any) error {
+	b, err := agentwire.Encode(typ, id, body)
+	if err != nil {
+		return err
+	}
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	if a.gone() {
+		return fmt.Errorf("agent %s: %w (%s)", a.name, errNotSent, a.why)
+	}
+	if err := a.c.Write(ctx, b); err != nil {
+		return fmt.Errorf("agent %s: send %s: %w", a.name, typ, err)
+	}
+	return nil
+}
+
+// Serve runs one agent connection until it ends: the challenge, the hello
+// with its proof, the welcome, then heartbeats and job messages. It
+// returns why the connection ended; the connection is closed then.
+func (h *Hub) Serve(ctx context.Context, agentID, remoteAddr string, c Conn) error {
+	a, err := h.handshake(ctx, agentID, remoteAddr, c)
+	if err != nil {
+		return err
+	}
+	err = h.readLoop(ctx, a)
+	h.leave(a)
+	<-a.closed
+	return err
+}
+
+// refuse closes a connection whose handshake failed.
+func (h *Hub) refuse(c Conn, agentID, remote string, code int, why string, err error) error {
+	h.log.Warn("agent connection refused", "agent_id", agentID, "remote", remote, "code", code, "reason", why, "err", err)
+	_ = c.Close(code, why)
+	if err == nil {
+		return fmt.Errorf("agenthub: agent %q refused: %s", agentID, why)
+	}
+	return fmt.Errorf("agenthub: agent %q refused: %s: %w", agentID, why, err)
+}
+
+func (h *Hub) handshake(ctx context.Context, agentID, remote string, c Conn) (*agentConn, error) {
+	hctx, cancel := context.WithTimeout(ctx, orDefault(h.HandshakeTimeout, DefaultHandshakeTimeout))
+	defer cancel()
+	nonce := make([]byte, 32)
+	rand.Read(nonce)
+	b, err := agentwire.Encode(agentwire.TypeChallenge, "", agentwire.Challenge{Nonce: nonce, Now: time.Now().UnixMilli()})
+	if err == nil {
+		err = c.Write(hctx, b)
+	}
+	if err != nil {
+		_ = c.Close(closeInternal, "challenge not sent")
+		return nil, fmt.Errorf("agenthub: send challenge: %w", err)
+	}
+	b, err = c.Read(hctx)
+	if err != nil {
+		return nil, h.refuse(c, agentID, remote, closeProtocol, "no hello", err)
+	}
+	env, err := agentwire.Decode(b)
+	var hello agentwire.Hello
+	if err == nil && env.Type != agentwire.TypeHello {
+		err = fmt.Errorf("%q where hello was due", env.Type)
+	}
+	if err == nil {
+		err = agentwire.DecodeBody(env, &hello)
+	}
+	if err != nil {
+		return nil, h.refuse(c, agentID, remote, closeProtocol, "bad hello", err)
+	}
+	if hello.Protocol != agentwire.Version {
+		return nil, h.refuse(c, agentID, remote, agentwire.CloseVersion,
+			fmt.Sprintf("protocol %d, the portal speaks %d", hello.Protocol, agentwire.Version), nil)
+	}
+	if agentID == "" || hello.AgentID != agentID {
+		return nil, h.refuse(c, agentID, remote, agentwire.CloseUnauthorized, "unknown agent", nil)
+	}
+	name, pub, revoked, err := h.reg.Agent(hctx, agentID)
+	switch {
+	case errors.Is(err, ErrUnknownAgent):
+		return nil, h.refuse(c, agentID, remote, agentwire.CloseUnauthorized, "unknown agent", err)
+	case err != nil:
+		return nil, h.refuse(c, agentID, remote, closeInternal, "try again later", err)
+	}
+	if err := agentwire.VerifyConnect(agentID, nonce, pub, hello.Proof); err != nil {
+		return nil, h.refuse(c, agentID, remote, agentwire.CloseUnauthorized, "unknown agent", err)
+	}
+	if revoked {
+		return nil, h.refuse(c, agentID, remote, agentwire.CloseRevoked, "revoked", nil)
+	}
+
+	a := &agentConn{id: agentID, name: name, remote: remote, pub: pub, c: c, since: time.Now(), status: hello.Status,
+		jobs: map[string]chan agentwire.Envelope{}, done: make(chan struct{}), closed: make(chan struct{})}
+	// The welcome goes out before the connection can be picked, so that it
+	// is the first message after the challenge.
+	if err := a.write(hctx, agentwire.TypeWelcome, "", agentwire.Welcome{Name: name}); err != nil {
+		_ = c.Close(closeInternal, "welcome not sent")
+		return nil, fmt.Errorf("agenthub: %w", err)
+	}
+
+	h.stateMu.Lock()
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		h.stateMu.Unlock()
+		a.stop(closeGoingAway, "portal shutting down")
+		return nil, errors.New("agenthub: the hub is shut down")
+	}
+	old := h.agents[agentID]
+	h.agents[agentID] = a
+	h.mu.Unlock()
+	if old != nil {
+		old.stop(agentwire.CloseReplaced, "replaced by a new connection of the same agent")
+		h.log.Info("agent connection replaced", "agent", name, "agent_id", agentID, "old_remote", old.remote, "remote", remote)
+	}
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), registryTimeout)
+	if err := h.reg.Connected(rctx, agentID, hello.Status, remote); err != nil {
+		h.log.Error("record agent connected", "agent", name, "err", err)
+	}
+	// A revocation that committed after the lookup above but before this
+	// connection was listed called Disconnect when there was nothing to
+	// disconnect: look again now that Disconnect would find it.
+	_, _, revoked, err = h.reg.Agent(rctx, agentID)
+	rcancel()
+	h.stateMu.Unlock()
+	if revoked || errors.Is(err, ErrUnknownAgent) {
+		a.stop(agentwire.CloseRevoked, "revoked")
+	}
+	h.log.Info("agent connected", "agent", name, "agent_id", agentID, "remote", remote, "host", hello.Status.Host,
+		"version", hello.Status.Version, "password_writeback", hello.Status.PasswordWriteback, "configured", hello.Status.Configured)
+	return a, nil
+}
+
+// readLoop reads the agent's messages until the connection ends: heartbeats
+// update its state, admit and result messages go to their job.
+func (h *Hub) readLoop(ctx context.Context, a *agentConn) error {
+	deadAfter := orDefault(h.DeadAfter, agentwire.DeadAfter)
+	watchdog := time.AfterFunc(deadAfter, func() {
+		a.stop(closeNormal, fmt.Sprintf("no heartbeat for %s", deadAfter))
+	})
+	defer watchdog.Stop()
+	for {
+		b, err := a.c.Read(ctx)
+		if err != nil {
+			switch {
+			case a.gone():
+				return fmt.Errorf("agenthub: agent %s: %s", a.name, a.why)
+			case ctx.Err() != nil:
+				a.stop(closeGoingAway, "portal shutting down")
+			default:
+				a.stop(closeNormal, "connection lost: "+err.Error())
+			}
+			return fmt.Errorf("agenthub: agent %s: %w", a.name, err)
+		}
+		watchdog.Reset(deadAfter)
+		env, err := agentwire.Decode(b)
+		if err != nil {
+			a.stop(closeProtocol, "unreadable message")
+			return fmt.Errorf("agenthub: agent %s: %w", a.name, err)
+		}
+		switch env.Type {
+		case agentwire.TypeHeartbeat:
+			var st agentwire.Status
+			if err := agentwire.DecodeBody(env, &st); err != nil {
+				h.log.Warn("agent heartbeat unreadable", "agent", a.name, "err", err)
+				continue
+			}
+			h.mu.Lock()
+			a.status = st
+			h.mu.Unlock()
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), registryTimeout)
+			if err := h.reg.Heartbeat(rctx, a.id, st); err != nil {
+				h.log.Error("record agent heartbeat", "agent", a.name, "err", err)
+			}
+			cancel()
+		case agentwire.TypeAdmit, agentwire.TypeResult:
+			a.jmu.Lock()
+			ch := a.jobs[env.ID]
+			a.jmu.Unlock()
+			if ch == nil {
+				h.log.Debug("agent message for no job in flight", "agent", a.name, "type", env.Type, "job", env.ID)
+				continue
+			}
+			select {
+			case ch <- env:
+			default:
+				h.log.Warn("agent sent more than its job expects", "agent", a.name, "type", env.Type, "job", env.ID)
+			}
+		default:
+			h.log.Debug("agent message of unknown type ignored", "agent", a.name, "type", env.Type)
+		}
+	}
+}
+
+// leave forgets a connection that ended and tells the Registry, unless a
+// newer connection of the same agent replaced it.
+func (h *Hub) leave(a *agentConn) {
+	h.stateMu.Lock()
+	defer h.stateMu.Unlock()
+	h.mu.Lock()
+	current := h.agents[a.id] == a
+	if current {
+		delete(h.agents, a.id)
+	}
+	h.mu.Unlock()
+	h.log.Info("agent disconnected", "agent", a.name, "agent_id", a.id, "remote", a.remote, "reason", a.why,
+		"connected_for", time.Since(a.since).Round(time.Second).String())
+	if !current {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), registryTimeout)
+	defer cancel()
+	if err := h.reg.Disconnected(ctx, a.id, a.why); err != nil {
+		h.log.Error("record agent disconnected", "agent", a.name, "err", err)
+	}
+}
+
+// Disconnect closes the agent's connection at once with CloseRevoked (the
+// agent then stops trying). Revoking an agent calls it after the
+// revocation is stored, so that the agent cannot come back.
+func (h *Hub) Disconnect(id string) {
+	h.mu.Lock()
+	a := h.agents[id]
+	h.mu.Unlock()
+	if a != nil {
+		a.stop(agentwire.CloseRevoked, "revoked")
+	}
+}
+
+// Connected counts the connected agents, and among them those that can
+// write: a directory configured and password writeback on.
+func (h *Hub) Connected() (connected, writeback int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, a := range h.agents {
+		if a.gone() {
+			continue
+		}
+		connected++
+		if a.status.Configured && a.status.PasswordWriteback {
+			writeback++
+		}
+	}
+	return connected, writeback
+}
+
+// Shutdown closes every agent connection (the agents reconnect to the next
+// portal process) and refuses new ones, then waits for the hub's
+// background Registry calls.
+func (h *Hub) Shutdown() {
+	h.mu.Lock()
+	h.closed = true
+	all := make([]*agentConn, 0, len(h.agents))
+	for _, a := range h.agents {
+		all = append(all, a)
+	}
+	h.mu.Unlock()
+	for _, a := range all {
+		a.stop(closeGoingAway, "portal shutting down")
+	}
+	h.bg.Wait()
+}
+
+// OnOutage makes the hub call f, synchronously, when an operation finds no
+// agent, times out, loses its agent, or the agent's directory could not be
+// used. Operations the caller gave up on and connection tests do not count.
+func (h *Hub) OnOutage(f func(error)) { h.onOutage.Store(&f) }
+
+// Close does nothing: the hub lives as long as the portal, whichever
+// directory mode is in use; Shutdown ends its connections.
+func (h *Hub) Close() error { return nil }

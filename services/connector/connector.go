@@ -1,0 +1,417 @@
+// Package connector is the writeback agent's side of its connection to the
+// portal: it answers the portal's challenge with the agent's key, sends
+// heartbeats, and runs the portal's jobs on the agent's own directory
+// connection, after its own guards (deadline, sealed passwords, the
+// password writeback switch, a rate limit on writes, the search bases).
+// Run keeps one connection open, reconnecting with backoff.
+//
+// It never imports net/http: the agent program dials the WebSocket and
+// hands a Conn in.
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/writeback/writeback/services/agentwire"
+	"github.com/writeback/writeback/services/directory"
+)
+
+// Conn is the agent's connection to the portal as this package sees it:
+// the WebSocket the agent program dialled. Read must return an error
+// wrapping a *CloseError when the portal closed the connection with a close
+// frame, so that a revocation can be told from a network failure.
+type Conn interface {
+	Read(ctx context.Context) ([]byte, error)
+	Write(ctx context.Context, msg []byte) error
+	Close(code int, reason string) error
+}
+
+// Pinger is a Conn that can check that the portal still answers (a
+// WebSocket ping, answered by a pong while the portal reads). A Conn that
+// implements it is pinged after each heartbeat: the portal sends nothing
+// while it has no job, so without it an agent behind a path that silently
+// drops packets would wait for ever instead of reconnecting.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// CloseError is the portal's close frame, as Conn.Read reports it.
+type CloseError struct {
+	Code   int
+	Reason string
+}
+
+func (e *CloseError) Error() string {
+	return fmt.Sprintf("the portal closed the connection (code %d: %s)", e.Code, e.Reason)
+}
+
+// Why Serve and Run stop.
+var (
+	// ErrRevoked: the portal closed the connection with CloseRevoked. Run
+	// stops; the agent must be enrolled again.
+	ErrRevoked = errors.New("connector: the portal revoked this agent; enrol it again to reconnect")
+	// ErrUnauthorized: the portal does not know this agent ID or its key.
+	ErrUnauthorized = errors.New("connector: the portal does not recognise this agent (unknown agent ID or another key)")
+	// ErrVersion: the portal speaks another protocol version.
+	ErrVersion = errors.New("connector: the portal speaks another protocol version; update the agent or the portal")
+	// ErrReplaced: another connection with this agent's identity took over.
+	ErrReplaced = errors.New("connector: another connection of this agent replaced this one (is a second `writeback-agent run` using the same data folder?)")
+)
+
+// Defaults of Config.
+const (
+	DefaultWritesPerMinute = 120
+	DefaultMinBackoff      = time.Second
+	DefaultMaxBackoff      = time.Minute
+	// handshakeTimeout bounds the wait for the portal's challenge and welcome.
+	handshakeTimeout = 30 * time.Second
+	// maxJob bounds how long a job may run whatever its deadline says: the
+	// portal caps its own wait at 15 s.
+	maxJob = time.Minute
+	// maxConcurrentJobs bounds the jobs running at once; more wait, and
+	// those whose deadline passes meanwhile are refused as late.
+	maxConcurrentJobs = 32
+)
+
+// Config is what an Agent needs.
+type Config struct {
+	// AgentID is the ID the portal gave at enrolment.
+	AgentID string
+	// Identity is the agent's private key pair.
+	Identity *agentwire.Identity
+	// Directory returns the agent's own directory connection and its search
+	// bases; an error when none is configured. It is called for each job.
+	Directory func(ctx context.Context) (directory.Directory, []string, error)
+	// Status reports the agent's version, host, password writeback switch,
+	// whether a directory is configured and which. It is read for the hello,
+	// each heartbeat and each write job, so a switch turned off while Run
+	// runs takes effect with the next job.
+	Status func(ctx context.Context) agentwire.Status
+	// WritesPerMinute is the agent's own limit on writes (resets, unlocks,
+	// changes); 0 means DefaultWritesPerMinute.
+	WritesPerMinute int
+	// Log receives the agent's log lines; nil discards them.
+	Log *slog.Logger
+
+	// HeartbeatEvery is the time between heartbeats; 0 means
+	// agentwire.HeartbeatEvery. Tests shorten it.
+	HeartbeatEvery time.Duration
+	// MinBackoff and MaxBackoff bound Run's wait between attempts (doubling
+	// from the first to the second, with jitter); 0 means the defaults.
+	MinBackoff, MaxBackoff time.Duration
+	// Now is the agent's clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Agent runs the agent's side of the connection.
+type Agent struct {
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	limit *bucket
+	sem   chan struct{}
+}
+
+// New builds an Agent from cfg.
+func New(cfg Config) *Agent {
+	if cfg.WritesPerMinute <= 0 {
+		cfg.WritesPerMinute = DefaultWritesPerMinute
+	}
+	if cfg.HeartbeatEvery <= 0 {
+		cfg.HeartbeatEvery = agentwire.HeartbeatEvery
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = DefaultMinBackoff
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = cfg.MinBackoff
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Agent{cfg: cfg, log: log, now: now, limit: newBucket(cfg.WritesPerMinute, time.Minute, now),
+		sem: make(chan struct{}, maxConcurrentJobs)}
+}
+
+// Run keeps a connection to the portal open: it dials, serves the
+// connection until it ends, and dials again after a wait that starts at
+// MinBackoff and doubles up to MaxBackoff (with jitter, and back to the
+// start after a connection that was welcomed). It returns ErrRevoked when
+// the portal revoked the agent, or ctx's error when ctx ends.
+func (a *Agent) Run(ctx context.Context, dial func(context.Context) (Conn, error)) error {
+	delay := a.cfg.MinBackoff
+	for {
+		c, err := dial(ctx)
+		if err == nil {
+			var welcomed bool
+			welcomed, err = a.serve(ctx, c)
+			if errors.Is(err, ErrRevoked) {
+				a.log.Error("writeback agent: the portal revoked this agent; stopping (enrol it again with `writeback-agent enroll --force`)")
+				return err
+			}
+			if welcomed {
+				delay = a.cfg.MinBackoff
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		wait := jitter(delay)
+		switch {
+		case c == nil:
+			a.log.Warn("writeback agent: the portal is unreachable; trying again", "err", err, "retry_in", wait.Round(time.Millisecond).String())
+		case errors.Is(err, ErrUnauthorized), errors.Is(err, ErrVersion), errors.Is(err, ErrReplaced):
+			a.log.Error("writeback agent: the portal refused the connection; trying again", "err", err, "retry_in", wait.Round(time.Millisecond).String())
+		default:
+			a.log.Warn("writeback agent: the connection to the portal ended; reconnecting", "err", err, "retry_in", wait.Round(time.Millisecond).String())
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		delay = min(2*delay, a.cfg.MaxBackoff)
+	}
+}
+
+// jitter spreads reconnects of many agents: a wait between d/2 and d.
+func jitter(d time.Duration) time.Duration {
+	if d < 2 {
+		return d
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// Serve runs one connection until it ends: the handshake, heartbeats and
+// jobs. It returns ErrRevoked, ErrUnauthorized, ErrVersion or ErrReplaced
+// when the portal closed the connection for that reason, ctx's error when
+// ctx ended, or what broke the connection.
+func (a *Agent) Serve(ctx context.Context, c Conn) error {
+	_, err := a.serve(ctx, c)
+	return err
+}
+
+// session is one connection's state.
+type session struct {
+	a      *Agent
+	c      Conn
+	offset time.Duration // the portal's clock minus ours, learnt from the challenge
+
+	wmu sync.Mutex
+
+	mu      sync.Mutex
+	running map[string]chan agentwire.Envelope // job ID → its admit_result, while it runs
+}
+
+func (a *Agent) serve(ctx context.Context, c Conn) (welcomed bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var jobs sync.WaitGroup
+	defer func() {
+		cancel()
+		jobs.Wait()
+		if ctx.Err() != nil {
+			_ = c.Close(1001, "agent stopping")
+		}
+	}()
+	s := &session{a: a, c: c, running: map[string]chan agentwire.Envelope{}}
+	name, err := s.handshake(ctx)
+	if err != nil {
+		_ = c.Close(1002, "handshake failed")
+		return false, err
+	}
+	a.log.Info("writeback agent: connected to the portal", "name", name, "clock_offset", s.offset.String())
+	go s.heartbeats(ctx)
+	for {
+		b, err := c.Read(ctx)
+		if err != nil {
+			return true, readErr(ctx, err)
+		}
+		env, err := agentwire.Decode(b)
+		if err != nil {
+			a.log.Warn("writeback agent: unreadable message from the portal", "err", err)
+			continue
+		}
+		switch env.Type {
+		case agentwire.TypeJob:
+			arrived := a.now()
+			if !s.start(env.ID) {
+				a.log.Warn("writeback agent: the portal sent a job ID twice; ignored", "job", env.ID)
+				continue
+			}
+			jobs.Add(1)
+			go func() {
+				defer jobs.Done()
+				defer s.finish(env.ID)
+				res := s.job(ctx, env, arrived)
+				if err := s.send(ctx, agentwire.TypeResult, env.ID, res); err != nil {
+					a.log.Warn("writeback agent: could not send a job's result", "job", env.ID, "err", err)
+				}
+			}()
+		case agentwire.TypeAdmitResult:
+			s.deliver(env)
+		default:
+			a.log.Debug("writeback agent: message of unknown type ignored", "type", env.Type)
+		}
+	}
+}
+
+// readErr turns a failed read into Serve's answer.
+func readErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var ce *CloseError
+	if errors.As(err, &ce) {
+		switch ce.Code {
+		case agentwire.CloseRevoked:
+			return ErrRevoked
+		case agentwire.CloseUnauthorized:
+			return ErrUnauthorized
+		case agentwire.CloseVersion:
+			return ErrVersion
+		case agentwire.CloseReplaced:
+			return ErrReplaced
+		}
+	}
+	return fmt.Errorf("connector: read from the portal: %w", err)
+}
+
+// handshake reads the challenge, answers hello and waits for the welcome.
+func (s *session) handshake(ctx context.Context) (name string, err error) {
+	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel()
+	var ch agentwire.Challenge
+	if err := s.expect(hctx, agentwire.TypeChallenge, &ch); err != nil {
+		return "", err
+	}
+	s.offset = time.UnixMilli(ch.Now).Sub(s.a.now())
+	hello := agentwire.Hello{AgentID: s.a.cfg.AgentID, Proof: s.a.cfg.Identity.SignConnect(s.a.cfg.AgentID, ch.Nonce),
+		Protocol: agentwire.Version, Status: s.a.cfg.Status(hctx)}
+	if err := s.send(hctx, agentwire.TypeHello, "", hello); err != nil {
+		return "", err
+	}
+	var w agentwire.Welcome
+	if err := s.expect(hctx, agentwire.TypeWelcome, &w); err != nil {
+		return "", err
+	}
+	return w.Name, nil
+}
+
+// expect reads one message of type typ into v.
+func (s *session) expect(ctx context.Context, typ string, v any) error {
+	b, err := s.c.Read(ctx)
+	if err != nil {
+		return readErr(ctx, err)
+	}
+	env, err := agentwire.Decode(b)
+	if err != nil {
+		return fmt.Errorf("connector: %w", err)
+	}
+	if env.Type != typ {
+		return fmt.Errorf("connector: the portal sent %q where %q was due", env.Type, typ)
+	}
+	if err := agentwire.DecodeBody(env, v); err != nil {
+		return fmt.Errorf("connector: %w", err)
+	}
+	return nil
+}
+
+// send writes one message; writes from jobs and heartbeats take turns.
+func (s *session) send(ctx context.Context, typ, id string, body any) error {
+	b, err := agentwire.Encode(typ, id, body)
+	if err != nil {
+		return err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.c.Write(ctx, b); err != nil {
+		return fmt.Errorf("connector: send %s: %w", typ, err)
+	}
+	return nil
+}
+
+// heartbeats sends the agent's status every HeartbeatEvery until ctx ends,
+// and pings the portal after each when the Conn can. A heartbeat that cannot
+// be sent, or a ping not answered, within HeartbeatEvery ends the
+// connection (Run then dials again).
+func (s *session) heartbeats(ctx context.Context) {
+	every := s.a.cfg.HeartbeatEvery
+	t := time.NewTicker(every)
+	defer t.Stop()
+	pinger, _ := s.c.(Pinger)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		hctx, cancel := context.WithTimeout(ctx, every)
+		err := s.send(hctx, agentwire.TypeHeartbeat, "", s.a.cfg.Status(hctx))
+		if err == nil && pinger != nil {
+			if err = pinger.Ping(hctx); err != nil {
+				err = fmt.Errorf("the portal did not answer a ping within %s: %w", every, err)
+			}
+		}
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				s.a.log.Warn("writeback agent: the portal stopped answering; closing the connection", "err", err)
+				_ = s.c.Close(1001, "portal not answering")
+			}
+			return
+		}
+	}
+}
+
+// start records a running job; false when its ID is already running.
+func (s *session) start(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dup := s.running[id]; dup || id == "" {
+		return false
+	}
+	s.running[id] = make(chan agentwire.Envelope, 1)
+	return true
+}
+
+func (s *session) finish(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.running, id)
+}
+
+// deliver hands an admit_result to its job; one for no job waiting is dropped.
+func (s *session) deliver(env agentwire.Envelope) {
+	s.mu.Lock()
+	ch := s.running[env.ID]
+	s.mu.Unlock()
+	if ch == nil {
+		return
+	}
+	select {
+	case ch <- env:
+	default:
+	}
+}
+
+func (s *session) admitResult(id string) chan agentwire.Envelope {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.running[id]
+}

@@ -1,0 +1,369 @@
+package connector_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/writeback/writeback/services/agentwire"
+	"github.com/writeback/writeback/services/connector"
+	"github.com/writeback/writeback/services/connector/conntest"
+	"github.com/writeback/writeback/services/directory"
+	"github.com/writeback/writeback/services/errs"
+)
+
+// dir is the agent's directory for these tests: only ResetLogin and Find
+// do anything, and every call is counted.
+type dir struct {
+	directory.Directory // nil: other methods are not called here
+	calls               atomic.Int32
+	lastPw              atomic.Value
+	lastDeadline        atomic.Value
+}
+
+func (d *dir) ResetLogin(ctx context.Context, login, pw string, opt directory.ResetOptions) (directory.User, directory.Result, error) {
+	d.calls.Add(1)
+	d.lastPw.Store(pw)
+	dl, _ := ctx.Deadline()
+	d.lastDeadline.Store(dl)
+	if err := ctx.Err(); err != nil {
+		return directory.User{}, directory.Result{}, err
+	}
+	return directory.User{Login: login, DN: "uid=" + login + ",ou=people,dc=writeback,dc=test"}, directory.Result{Server: "ldaps://dc1"}, nil
+}
+
+func (d *dir) Find(ctx context.Context, login string) (directory.User, directory.Result, error) {
+	d.calls.Add(1)
+	return directory.User{Login: login}, directory.Result{Server: "ldaps://dc1"}, nil
+}
+
+// portal is the portal's end, driven by hand.
+type portal struct {
+	t     *testing.T
+	end   *conntest.End
+	ident *agentwire.Identity
+	now   time.Time // the portal's clock at the challenge
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// start runs an agent over a pipe and completes the handshake with the
+// portal's clock at portalNow.
+func start(t *testing.T, cfg connector.Config, portalNow time.Time) (*portal, chan error) {
+	t.Helper()
+	ident, _ := agentwire.NewIdentity()
+	cfg.AgentID, cfg.Identity = "id-1", ident
+	if cfg.Status == nil {
+		cfg.Status = func(context.Context) agentwire.Status {
+			return agentwire.Status{PasswordWriteback: true, Configured: true}
+		}
+	}
+	p, ag := conntest.Pipe()
+	errc := make(chan error, 1)
+	go func() { errc <- connector.New(cfg).Serve(ctxT(t), ag) }()
+	pt := &portal{t: t, end: p, ident: ident, now: portalNow}
+	nonce := make([]byte, 32)
+	pt.send(agentwire.TypeChallenge, "", agentwire.Challenge{Nonce: nonce, Now: portalNow.UnixMilli()})
+	env := pt.read()
+	var h agentwire.Hello
+	if env.Type != agentwire.TypeHello || agentwire.DecodeBody(env, &h) != nil {
+		t.Fatalf("want hello, got %+v", env)
+	}
+	if err := agentwire.VerifyConnect("id-1", nonce, ident.Public(), h.Proof); err != nil || h.Protocol != agentwire.Version {
+		t.Fatalf("hello: proof %v, protocol %d", err, h.Protocol)
+	}
+	pt.send(agentwire.TypeWelcome, "", agentwire.Welcome{Name: "agent-1"})
+	return pt, errc
+}
+
+func (p *portal) send(typ, id string, body any) {
+	p.t.Helper()
+	b, err := agentwire.Encode(typ, id, body)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := p.end.Write(ctxT(p.t), b); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *portal) read() agentwire.Envelope {
+	p.t.Helper()
+	b, err := p.end.Read(ctxT(p.t))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	env, err := agentwire.Decode(b)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return env
+}
+
+// job sends a raw job body and returns the agent's result.
+func (p *portal) job(id string, body any) agentwire.Result {
+	p.t.Helper()
+	p.send(agentwire.TypeJob, id, body)
+	for {
+		env := p.read()
+		if env.Type == agentwire.TypeResult && env.ID == id {
+			var r agentwire.Result
+			if err := agentwire.DecodeBody(env, &r); err != nil {
+				p.t.Fatal(err)
+			}
+			return r
+		}
+	}
+}
+
+func (p *portal) seal(id, field, pw string) []byte {
+	b, err := agentwire.Seal(p.ident.Public(), id, field, []byte(pw))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return b
+}
+
+func wantRefused(t *testing.T, r agentwire.Result, reason string) {
+	t.Helper()
+	var re *agentwire.RefusedError
+	if err := r.Error.Err(); !errors.As(err, &re) || re.Reason != reason {
+		t.Fatalf("want refusal %q, got %+v", reason, r.Error)
+	}
+}
+
+func cfgWith(d *dir) connector.Config {
+	return connector.Config{Directory: func(context.Context) (directory.Directory, []string, error) {
+		return d, []string{"ou=people,dc=writeback,dc=test"}, nil
+	}}
+}
+
+func TestLateJobsDropped(t *testing.T) {
+	hour := time.Hour
+	for _, tc := range []struct {
+		name     string
+		skew     time.Duration // the portal's clock minus the agent's
+		deadline time.Duration // after the portal's now
+		late     bool
+	}{
+		{"in time", 0, 5 * time.Second, false},
+		{"passed", 0, -time.Second, true},
+		// The agent judges by the portal's clock: a portal an hour ahead
+		// sends deadlines an hour ahead of the agent's clock, in time.
+		{"portal clock ahead, in time", hour, 5 * time.Second, false},
+		{"portal clock behind, passed", -hour, -time.Second, true},
+		{"portal clock behind, in time", -hour, 5 * time.Second, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &dir{}
+			now := time.Now().Add(tc.skew)
+			p, _ := start(t, cfgWith(d), now)
+			r := p.job("j1", agentwire.Job{Op: agentwire.OpResetLogin, Login: "ann", Deadline: now.Add(tc.deadline).UnixMilli(),
+				Sealed: map[string][]byte{agentwire.FieldPassword: p.seal("j1", agentwire.FieldPassword, "Winter-2026!x")}})
+			if tc.late {
+				wantRefused(t, r, agentwire.RefusedLate)
+				if d.calls.Load() != 0 {
+					t.Fatal("a late job reached the directory")
+				}
+				if errs.MessageOf(r.Error.Err()) != "Your organisation's directory could not be reached. Nothing was changed." {
+					t.Fatalf("message %q", r.Error.Message)
+				}
+				return
+			}
+			if r.Error != nil || d.calls.Load() != 1 || d.lastPw.Load() != "Winter-2026!x" {
+				t.Fatalf("result %+v, calls %d", r.Error, d.calls.Load())
+			}
+			// The job runs under its deadline, translated to the agent's clock.
+			if dl := d.lastDeadline.Load().(time.Time); time.Until(dl) < 3*time.Second || time.Until(dl) > 6*time.Second {
+				t.Fatalf("the job ran with %s left, want about 5 s", time.Until(dl))
+			}
+		})
+	}
+}
+
+func TestPasswordsMustBeSealed(t *testing.T) {
+	d := &dir{}
+	now := time.Now()
+	p, _ := start(t, cfgWith(d), now)
+	dl := now.Add(5 * time.Second).UnixMilli()
+	other, _ := agentwire.NewIdentity()
+	otherSealed, _ := agentwire.Seal(other.Public(), "j3", agentwire.FieldPassword, []byte("Winter-2026!x"))
+	for id, body := range map[string]any{
+		"j1": agentwire.Job{Op: agentwire.OpResetLogin, Login: "ann", Deadline: dl},
+		// A password in clear beside the job's fields is refused, not ignored.
+		"j2": map[string]any{"op": agentwire.OpResetLogin, "login": "ann", "deadline": dl, "new_password": "Winter-2026!x",
+			"sealed": map[string][]byte{agentwire.FieldPassword: p.seal("j2", agentwire.FieldPassword, "Winter-2026!x")}},
+		// Sealed to another agent, or for another job or field.
+		"j3": agentwire.Job{Op: agentwire.OpResetLogin, Login: "ann", Deadline: dl, Sealed: map[string][]byte{agentwire.FieldPassword: otherSealed}},
+		"j4": agentwire.Job{Op: agentwire.OpResetLogin, Login: "ann", Deadline: dl, Sealed: map[string][]byte{agentwire.FieldPassword: p.seal("j1", agentwire.FieldPassword, "Winter-2026!x")}},
+		"j5": agentwire.Job{Op: agentwire.OpChangeLogin, Login: "ann", Deadline: dl, Sealed: map[string][]byte{agentwire.FieldPassword: p.seal("j5", agentwire.FieldPassword, "Winter-2026!x")}},
+	} {
+		wantRefused(t, p.job(id, body), agentwire.RefusedNotSealed)
+	}
+	if d.calls.Load() != 0 {
+		t.Fatalf("the directory was called %d times", d.calls.Load())
+	}
+}
+
+func TestWritebackSwitchReadAtEachJob(t *testing.T) {
+	d := &dir{}
+	var on atomic.Bool
+	on.Store(true)
+	cfg := cfgWith(d)
+	cfg.Status = func(context.Context) agentwire.Status {
+		return agentwire.Status{PasswordWriteback: on.Load(), Configured: true}
+	}
+	now := time.Now()
+	p, _ := start(t, cfg, now)
+	reset := func(id string) agentwire.Result {
+		return p.job(id, agentwire.Job{Op: agentwire.OpResetLogin, Login: "ann", Deadline: time.Now().Add(5 * time.Second).UnixMilli(),
+			Sealed: map[string][]byte{agentwire.FieldPassword: p.seal(id, agentwire.FieldPassword, "Winter-2026!x")}})
+	}
+	if r := reset("j1"); r.Error != nil {
+		t.Fatal(r.Error)
+	}
+	on.Store(false)
+	wantRefused(t, reset("j2"), agentwire.RefusedWritebackOff)
+	if r := p.job("j3", agentwire.Job{Op: agentwire.OpFind, Login: "ann", Deadline: time.Now().Add(5 * time.Second).UnixMilli()}); r.Error != nil {
+		t.Fatalf("a read with the switch off: %+v", r.Error)
+	}
+	if d.calls.Load() != 2 {
+		t.Fatalf("directory calls %d, want the first reset and the find", d.calls.Load())
+	}
+}
+
+func TestNotConfigured(t *testing.T) {
+	cfg := connector.Config{Directory: func(context.Context) (directory.Directory, []string, error) {
+		return nil, nil, errors.New("no directory connection saved")
+	}}
+	p, _ := start(t, cfg, time.Now())
+	wantRefused(t, p.job("j1", agentwire.Job{Op: agentwire.OpFind, Login: "ann", Deadline: time.Now().Add(5 * time.Second).UnixMilli()}), agentwire.RefusedNotConfigured)
+	r := p.job("j2", agentwire.Job{Op: agentwire.OpTest, Deadline: time.Now().Add(5 * time.Second).UnixMilli()})
+	if r.Checklist == nil || r.Checklist.OK || len(r.Checklist.Items) != 1 {
+		t.Fatalf("test without a directory: %+v", r)
+	}
+}
+
+// logBuf collects log lines.
+type logBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestRunBacksOffAndStopsWhenRevoked(t *testing.T) {
+	logs := &logBuf{}
+	ident, _ := agentwire.NewIdentity()
+	cfg := connector.Config{AgentID: "id-1", Identity: ident, Log: slog.New(slog.NewJSONHandler(logs, nil)),
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 80 * time.Millisecond,
+		Status: func(context.Context) agentwire.Status { return agentwire.Status{} }}
+	var mu sync.Mutex
+	var dials []time.Time
+	const failures = 5
+	done := make(chan error, 1)
+	go func() {
+		done <- connector.New(cfg).Run(ctxT(t), func(ctx context.Context) (connector.Conn, error) {
+			mu.Lock()
+			dials = append(dials, time.Now())
+			n := len(dials)
+			mu.Unlock()
+			if n <= failures {
+				return nil, errors.New("dial tcp 192.0.2.1:443: connect: connection refused")
+			}
+			// Then a portal that revokes the agent at once.
+			p, ag := conntest.Pipe()
+			go func() {
+				b, _ := agentwire.Encode(agentwire.TypeChallenge, "", agentwire.Challenge{Nonce: make([]byte, 32), Now: time.Now().UnixMilli()})
+				p.Write(ctx, b)
+				p.Read(ctx)
+				p.Close(agentwire.CloseRevoked, "revoked")
+			}()
+			return ag, nil
+		})
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not stop")
+	}
+	if !errors.Is(err, connector.ErrRevoked) {
+		t.Fatalf("Run = %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(dials) != failures+1 {
+		t.Fatalf("%d dials, want %d", len(dials), failures+1)
+	}
+	// Waits double from 20 ms to the 80 ms cap, each between half and all of it.
+	want := []time.Duration{20, 40, 80, 80, 80}
+	for i := 1; i < len(dials); i++ {
+		gap, w := dials[i].Sub(dials[i-1]), want[i-1]*time.Millisecond
+		if gap < w/2 || gap > w+500*time.Millisecond {
+			t.Errorf("wait %d: %s, want between %s and %s", i, gap, w/2, w)
+		}
+	}
+	out := logs.String()
+	if strings.Count(out, "the portal is unreachable") != failures || !strings.Contains(out, "connection refused") || !strings.Contains(out, "revoked this agent") {
+		t.Fatalf("log lines:\n%s", out)
+	}
+}
+
+func TestJobFieldsMatchTheWire(t *testing.T) {
+	// The agent's list of known job fields must follow agentwire.Job: a
+	// field added there and not here would be refused as unknown.
+	b, _ := json.Marshal(agentwire.Job{Op: "x", Deadline: 1, Login: "x", DN: "x", User: &directory.User{}, GroupDN: "x", Query: "x", Limit: 1,
+		Sealed: map[string][]byte{"x": {1}}})
+	var m map[string]json.RawMessage
+	json.Unmarshal(b, &m)
+	now := time.Now()
+	p, _ := start(t, cfgWith(&dir{}), now)
+	m["op"], _ = json.Marshal(agentwire.OpFind)
+	m["deadline"], _ = json.Marshal(now.Add(5 * time.Second).UnixMilli())
+	delete(m, "sealed")
+	delete(m, "user")
+	r := p.job("j1", m)
+	if r.Error != nil {
+		t.Fatalf("a job with every field refused: %+v", r.Error)
+	}
+}
+
+// TestSilentPortalDropped: a portal that stops answering (packets dropped
+// on the way) is noticed at the next heartbeat's ping, and the connection
+// ends so that Run dials again.
+func TestSilentPortalDropped(t *testing.T) {
+	cfg := cfgWith(&dir{})
+	cfg.HeartbeatEvery = 30 * time.Millisecond
+	p, errc := start(t, cfg, time.Now())
+	p.read() // the first heartbeat: the portal was there
+	p.end.Freeze()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Fatal("Serve returned nil")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the agent did not notice the silent portal")
+	}
+}
