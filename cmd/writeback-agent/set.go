@@ -9,11 +9,15 @@ import (
 	"github.com/writeback/writeback/cmd/internal/cmdline"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/writeback"
+	"github.com/writeback/writeback/store"
 )
 
 // maxWritesPerMinute bounds --writes-per-minute: far above what one domain
 // controller takes from a reset portal, low enough to still be a limit.
 const maxWritesPerMinute = 100000
+
+// errNoDirectory refuses the switch while there is no connection to switch.
+var errNoDirectory = cmdline.Usagef("--password-writeback needs a directory connection first: run '%s directory set'", program)
 
 // cmdSet changes the agent's own switches: the password writeback switch
 // (the stored connection's connector switch, so that a running `run` sees
@@ -46,6 +50,9 @@ func cmdSet(ctx context.Context, args []string, getenv cmdline.Env, io cmdline.I
 		}
 		rate = n
 	}
+	if set["password-writeback"] && !exists(*data, store.FileName) {
+		return errNoDirectory
+	}
 	cfg, err := readConfig(*data)
 	if err != nil {
 		return err
@@ -62,7 +69,7 @@ func cmdSet(ctx context.Context, args []string, getenv cmdline.Env, io cmdline.I
 			return err
 		}
 		if !cur.Configured() {
-			return cmdline.Usagef("--password-writeback needs a directory connection first: run '%s directory set'", program)
+			return errNoDirectory
 		}
 		in := writeback.InputOf(cur)
 		in.PasswordWriteback = on
