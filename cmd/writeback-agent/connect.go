@@ -121,7 +121,11 @@ func (t *tracker) failed(err error) {
 			st.State = stateDisconnected
 		}
 		st.ConnectedSince = time.Time{}
-		st.LastError, st.LastErrorAt = safeLine(err.Error()), t.now()
+		msg := err.Error()
+		if errs.KindOf(err) != errs.Internal {
+			msg = errs.MessageOf(err) // the one-line explanation, without its cause again
+		}
+		st.LastError, st.LastErrorAt = safeLine(msg), t.now()
 	})
 }
 

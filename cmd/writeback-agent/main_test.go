@@ -304,17 +304,28 @@ func enrol(t *testing.T, p *fakePortal, data string) {
 	}
 }
 
+// statusRows is "status" as its rows.
+func statusRows(t *testing.T, data string) (map[string]string, string) {
+	t.Helper()
+	_, out, _ := cli(t, "", "status", "--data", data)
+	rows := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(line, "  "); ok {
+			rows[k] = strings.TrimSpace(v)
+		}
+	}
+	return rows, out
+}
+
 // statusRow returns one row of "status".
 func statusRow(t *testing.T, data, key string) string {
 	t.Helper()
-	_, out, _ := cli(t, "", "status", "--data", data)
-	for _, line := range strings.Split(out, "\n") {
-		if v, ok := strings.CutPrefix(line, key+"  "); ok {
-			return strings.TrimSpace(v)
-		}
+	rows, out := statusRows(t, data)
+	v, ok := rows[key]
+	if !ok {
+		t.Fatalf("no %s row in:\n%s", key, out)
 	}
-	t.Fatalf("no %s row in:\n%s", key, out)
-	return ""
+	return v
 }
 
 func TestStatusBeforeAndAfterEnrol(t *testing.T) {

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/writeback/writeback/cmd/internal/cmdline"
+	"github.com/writeback/writeback/testbed"
+)
+
+// runAgent starts "writeback-agent run" and returns its stderr and a
+// channel with its exit code.
+func runAgent(t *testing.T, ctx context.Context, data string) (*testbed.SyncBuffer, chan int) {
+	t.Helper()
+	errOut := &testbed.SyncBuffer{}
+	done := make(chan int, 1)
+	ctx, cancel := context.WithCancel(ctx)
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		done <- run(ctx, []string{"run", "--data", data}, noenv, cmdline.IO{In: strings.NewReader(""), Out: errOut, Err: errOut})
+	}()
+	t.Cleanup(func() { cancel(); <-exited })
+	return errOut, done
+}
+
+// waitRow waits until a row of "status" has the prefix want.
+func waitRow(t *testing.T, data, key, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		rows, _ := statusRows(t, data)
+		got := rows[key]
+		if strings.HasPrefix(got, want) {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status %s is %q, want %q", key, got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRunConnectsAndStopsWhenRevoked: run dials wss:// on the portal's URL
+// with the agent's ID, trusts the CA given at enrolment, answers the
+// challenge with the enrolled key; status says connected; a revocation
+// stops it with a clear line and status says so.
+func TestRunConnectsAndStopsWhenRevoked(t *testing.T) {
+	p := newFakePortal(t)
+	data := filepath.Join(t.TempDir(), "agent-data")
+	enrol(t, p, data)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errOut, done := runAgent(t, ctx, data)
+	got := waitRow(t, data, "run", "connected since ")
+	if !strings.Contains(got, "(pid ") {
+		t.Errorf("run row %q", got)
+	}
+	p.mu.Lock()
+	if len(p.connects) != 1 || p.connects[0] != "agent-0001" || len(p.helloErrs) != 1 || p.helloErrs[0] != nil {
+		t.Errorf("connections %q, hello proofs %v", p.connects, p.helloErrs)
+	}
+	p.mu.Unlock()
+	if code, out, errOut := cli(t, "", "status", "--data", data, "--connected"); code != 0 {
+		t.Errorf("status --connected while connected: %d %q %q", code, out, errOut)
+	}
+
+	close(p.revoke)
+	select {
+	case code := <-done:
+		if code != 1 || !strings.Contains(errOut.String(), "writeback-agent run: the portal revoked this agent: enrol it again") {
+			t.Errorf("after revocation: exit %d, output:\n%s", code, errOut.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("run did not stop after the revocation:\n%s", errOut.String())
+	}
+	if got := statusRow(t, data, "run"); !strings.HasPrefix(got, "stopped: the portal revoked this agent") {
+		t.Errorf("run row after revocation %q", got)
+	}
+}
+
+// TestRunUnreachableAndStopped: with the portal down, run keeps trying and
+// status shows why it is not connected; Ctrl-C (ctx) ends it with exit 0.
+func TestRunUnreachableAndStopped(t *testing.T) {
+	p := newFakePortal(t)
+	data := filepath.Join(t.TempDir(), "agent-data")
+	enrol(t, p, data)
+	p.srv.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	errOut, done := runAgent(t, ctx, data)
+	waitRow(t, data, "last error", "cannot reach the portal at "+p.srv.URL)
+	if got := statusRow(t, data, "run"); !strings.HasPrefix(got, "running (pid ") {
+		t.Errorf("run row while unreachable %q", got)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("stopped: exit %d, output:\n%s", code, errOut.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not stop")
+	}
+	if got := statusRow(t, data, "run"); !strings.HasPrefix(got, "not running (last run ended") {
+		t.Errorf("run row after stop %q", got)
+	}
+}
+
+func TestRunNotEnrolled(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "agent-data")
+	code, _, errOut := cli(t, "", "run", "--data", data)
+	if code != 1 || !strings.Contains(errOut, "this agent is not enrolled: run 'writeback-agent enroll") || !oneLine(errOut) {
+		t.Errorf("run before enrol: %d %q", code, errOut)
+	}
+}
+
+func TestConnectURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://reset.example.com":            "wss://reset.example.com/agent/v1/connect",
+		"https://reset.example.com:8443/sspr/": "wss://reset.example.com:8443/sspr/agent/v1/connect",
+	} {
+		if got, err := connectURL(in); err != nil || got != want {
+			t.Errorf("connectURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := connectURL("http://reset.example.com"); err == nil {
+		t.Error("an http:// portal gave a connect URL")
+	}
+}
