@@ -121,6 +121,9 @@ func (t *tracker) failed(err error) {
 			st.State = stateDisconnected
 		}
 		st.ConnectedSince = time.Time{}
+		if err == nil {
+			return
+		}
 		msg := err.Error()
 		if errs.KindOf(err) != errs.Internal {
 			msg = errs.MessageOf(err) // the one-line explanation, without its cause again
@@ -175,11 +178,16 @@ func (w *wsConn) Write(ctx context.Context, msg []byte) error {
 }
 
 func (w *wsConn) Close(code int, reason string) error {
-	w.end(fmt.Errorf("closed by the agent (%d %s)", code, reason))
+	var err error
+	if code != int(websocket.StatusNormalClosure) && code != int(websocket.StatusGoingAway) {
+		err = fmt.Errorf("the agent closed the connection (code %d: %s)", code, reason)
+	}
+	w.end(err)
 	return w.c.Close(websocket.StatusCode(code), reason)
 }
 
-// end tells the tracker once that this connection is over.
+// end tells the tracker once that this connection is over, and why (nil:
+// the agent is stopping).
 func (w *wsConn) end(err error) {
 	w.mu.Lock()
 	first := !w.ended
@@ -313,6 +321,9 @@ func cmdRun(ctx context.Context, args []string, getenv cmdline.Env, io cmdline.I
 		return err
 	}
 	a.log.Info("writeback agent: starting", "name", cfg.Name, "portal", cfg.Portal, "agent_id", cfg.AgentID, "version", version)
+	if conn, _, err := a.wb.Connection(ctx); err == nil && !conn.Configured() {
+		a.log.Warn("writeback agent: no directory connection yet: the portal sees this agent as not configured and sends it no work; run '" + program + " directory set'")
+	}
 	err = connector.New(connectorConfig(a, cfg, id, a.log)).Run(ctx, dial)
 	switch {
 	case errors.Is(err, connector.ErrRevoked):

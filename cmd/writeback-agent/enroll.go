@@ -73,6 +73,15 @@ func reachError(portal string, err error) error {
 	return errs.E(errs.Unavailable, fmt.Sprintf("cannot reach the portal at %s: %v", portal, err), err)
 }
 
+// validAgentID tells whether the portal's agent ID can be sent back in
+// the HeaderAgentID header: printable ASCII without spaces, bounded.
+func validAgentID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	return strings.IndexFunc(id, func(r rune) bool { return r <= ' ' || r >= 0x7f }) < 0
+}
+
 // safeLine keeps what a server said to one printable line of bounded size.
 func safeLine(s string) string {
 	s = strings.Map(func(r rune) rune {
@@ -212,7 +221,7 @@ func postEnroll(ctx context.Context, client *http.Client, portal *url.URL, body 
 	}
 	switch {
 	case resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusCreated:
-		if err := json.Unmarshal(b, &out); err != nil || out.AgentID == "" {
+		if err := json.Unmarshal(b, &out); err != nil || !validAgentID(out.AgentID) {
 			return out, errs.E(errs.Unavailable, fmt.Sprintf("the portal at %s gave no agent identity (is --portal the portal's URL?)", portal), err)
 		}
 		out.Name = safeLine(out.Name)
