@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -109,6 +112,45 @@ func TestRunUnreachableAndStopped(t *testing.T) {
 	if got := statusRow(t, data, "run"); !strings.HasPrefix(got, "not running (last run ended") {
 		t.Errorf("run row after stop %q", got)
 	}
+}
+
+// TestRunOnePerDataFolder: a second run on a data folder whose run is alive
+// is refused (the two would replace each other's connection forever); the
+// file of a run that died is no obstacle, and status does not call it
+// running.
+func TestRunOnePerDataFolder(t *testing.T) {
+	p := newFakePortal(t)
+	data := filepath.Join(t.TempDir(), "agent-data")
+	enrol(t, p, data)
+	other := exec.Command("sleep", "30")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Process.Kill(); other.Wait() })
+	fake := func(pid int) {
+		b, _ := json.Marshal(runStatus{PID: pid, State: stateConnected, ConnectedSince: time.Now(), UpdatedAt: time.Now()})
+		if err := writeFile(data, statusFile, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fake(other.Process.Pid)
+	code, _, errOut := cli(t, "", "run", "--data", data)
+	if code != 1 || !strings.Contains(errOut, fmt.Sprintf("another writeback-agent run (pid %d) is using", other.Process.Pid)) || !oneLine(errOut) {
+		t.Errorf("second run: %d %q", code, errOut)
+	}
+	if got := statusRow(t, data, "run"); !strings.HasPrefix(got, "connected since") {
+		t.Errorf("run row with a live run %q", got)
+	}
+
+	other.Process.Kill()
+	other.Wait()
+	if got := statusRow(t, data, "run"); !strings.HasPrefix(got, "not running") {
+		t.Errorf("run row after its process died %q", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runAgent(t, ctx, data)
+	waitRow(t, data, "run", "connected since ")
 }
 
 func TestRunNotEnrolled(t *testing.T) {

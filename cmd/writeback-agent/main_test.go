@@ -197,6 +197,7 @@ func TestEnroll(t *testing.T) {
 		{"bad ca file", []string{"--portal", url, "--token", goodToken, "--ca-file", filepath.Join(t.TempDir(), "none.pem")}, "--ca-file", 2},
 		{"system roots", []string{"--portal", url, "--token", goodToken}, "is not trusted: give the CA that issued it with --ca-file", 1},
 		{"wrong ca", []string{"--portal", url, "--token", goodToken, "--ca-file", writeTemp(t, "wrong.pem", testbed.SelfSignedCAPEM(t))}, "is not trusted", 1},
+		{"another host name", []string{"--portal", strings.Replace(url, "127.0.0.1", "localhost", 1), "--token", goodToken, "--ca-file", p.ca}, "is not valid for https://localhost", 1},
 		{"refused token", []string{"--portal", url, "--token", "wbe_used-token", "--ca-file", p.ca}, refusal, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
