@@ -12,13 +12,14 @@ COPY . .
 ARG VERSION=dev
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/writeback ./cmd/writeback \
  && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/writeback-agent ./cmd/writeback-agent \
- && mkdir -p /out/data
+ && mkdir -p /out/data \
+ && mkdir -p -m 0700 /out/agent-data
 
 # The agent: distroless static, non-root; its directory connection, key file and identity live in the /data volume.
 # It only connects out (to the portal's https:// URL and to the directory), so it exposes no port.
 FROM gcr.io/distroless/static-debian12:nonroot AS agent
 COPY --from=build /out/writeback-agent /usr/local/bin/writeback-agent
-COPY --from=build --chown=nonroot:nonroot /out/data /data
+COPY --from=build --chown=nonroot:nonroot /out/agent-data /data
 ENV WRITEBACK_AGENT_DATA=/data
 VOLUME ["/data"]
 USER nonroot:nonroot
