@@ -144,9 +144,17 @@ func (p Program) Set(ctx context.Context, args []string, getenv cmdline.Env, io 
 		in.Type = directory.Type(*typ)
 	}
 	if !toAgents && !hasServer(cur) {
+		// A first connection, or the portal's own after agents mode (which
+		// kept the type and search bases): whatever is not stored yet.
+		stored := map[string]bool{"type": cur.Type != "", "url": len(cur.URLs) > 0, "bind-dn": cur.BindDN != "",
+			"bind-password-file": cur.HasPassword(), "base-dn": len(cur.BaseDNs) > 0}
+		when := "when no connection is stored yet"
+		if agents(cur) {
+			when = "to switch to direct mode (the portal's own connection to the directory)"
+		}
 		for _, req := range []string{"type", "url", "bind-dn", "bind-password-file", "base-dn"} {
-			if !set[req] && (req != "type" || cur.Type == "") {
-				return cmdline.Usagef("--%s is required when no connection is stored yet", req)
+			if !set[req] && !stored[req] {
+				return cmdline.Usagef("--%s is required %s", req, when)
 			}
 		}
 	}

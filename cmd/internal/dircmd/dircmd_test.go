@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -81,12 +82,20 @@ func TestSetMode(t *testing.T) {
 		{"url in agents mode", true, stored, []string{"--mode", "agents", "--url", "ldaps://dc2.example.com"}, "", "--url: in agents mode"},
 		{"bind dn while in agents mode", true, writeback.Connection{Type: directory.TypeAD, Mode: "agents"}, []string{"--bind-dn", "CN=x"}, "", "--bind-dn: in agents mode"},
 		{"switch in agents mode", true, stored, []string{"--mode", "agents", "--password-writeback", "on"}, "", "--password-writeback: in agents mode"},
-		{"back to direct needs the server", true, writeback.Connection{Type: directory.TypeAD, Mode: "agents"}, []string{"--mode", "direct"}, "", "--url is required"},
+		{"back to direct needs the server", true, writeback.Connection{Type: directory.TypeAD, Mode: "agents", BaseDNs: stored.BaseDNs}, []string{"--mode", "direct"}, "", "--url is required to switch to direct mode"},
+		{"back to direct keeps type and bases", true, writeback.Connection{Type: directory.TypeAD, Mode: "agents", BaseDNs: stored.BaseDNs},
+			[]string{"--mode", "direct", "--url", "ldaps://dc1.example.com", "--bind-dn", "CN=svc", "--bind-password-file", "PWFILE"}, "direct", ""},
+		{"first save needs every server flag", true, writeback.Connection{}, []string{"--type", "ad", "--url", "ldaps://dc1"}, "", "--bind-dn is required when no connection is stored yet"},
 		{"no --mode on the agent", false, stored, []string{"--mode", "agents"}, "", "flag provided but not defined: -mode"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeConnections{cur: tc.cur}
-			_, err := runSet(program(f, tc.modes), tc.args...)
+			args := slices.Clone(tc.args)
+			if i := slices.Index(args, "PWFILE"); i >= 0 {
+				args[i] = filepath.Join(t.TempDir(), "pw")
+				os.WriteFile(args[i], []byte("secret\n"), 0o600)
+			}
+			_, err := runSet(program(f, tc.modes), args...)
 			if tc.wantErr != "" {
 				if _, ok := err.(cmdline.UsageError); !ok || !strings.Contains(err.Error(), tc.wantErr) || strings.Contains(err.Error(), "\n") {
 					t.Fatalf("err %v (%T), want a one-line usage error containing %q", err, err, tc.wantErr)
