@@ -101,7 +101,7 @@ func cmdEnroll(ctx context.Context, args []string, getenv cmdline.Env, io cmdlin
 	fs := cmdline.NewFlags(program+" enroll", io.Out)
 	data := dataFlag(fs, getenv)
 	portalFlag := fs.String("portal", "", "the portal's public URL, https://… (the same one people open)")
-	token := fs.String("token", "", "the one-time enrolment token from the portal's Writeback agents page or `writeback agent add` (valid one hour)")
+	token := fs.String("token", "", "the one-time enrolment token from the portal's Writeback agents page or `writeback agent add` (valid one hour); - reads it from standard input")
 	caFile := fs.String("ca-file", "", "PEM file with the CA certificates that verify the portal (default: the system roots)")
 	force := fs.Bool("force", false, "enrol again, replacing this agent's identity (a new key; the old one stops working)")
 	if err := cmdline.Parse(fs, args); err != nil {
@@ -115,6 +115,10 @@ func cmdEnroll(ctx context.Context, args []string, getenv cmdline.Env, io cmdlin
 		return err
 	}
 	tok := strings.TrimSpace(*token)
+	if tok == "-" {
+		// Out of ps and shell history: echo "$TOKEN" | writeback-agent enroll --token - …
+		tok = strings.TrimSpace(cmdline.FirstLine(io.In))
+	}
 	switch {
 	case tok == "":
 		return cmdline.Usagef("--token is required")

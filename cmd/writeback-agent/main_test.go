@@ -214,7 +214,11 @@ func TestEnroll(t *testing.T) {
 		})
 	}
 
-	code, out, errOut := cli(t, "", "enroll", "--data", data, "--portal", url+"/", "--token", goodToken, "--ca-file", p.ca)
+	if code, _, errOut := cli(t, "\n", "enroll", "--data", data, "--portal", url, "--token", "-", "--ca-file", p.ca); code != 2 || !strings.Contains(errOut, "--token is required") {
+		t.Errorf("--token - with nothing on standard input: %d %q", code, errOut)
+	}
+	// The token from standard input (out of ps and shell history).
+	code, out, errOut := cli(t, goodToken+"\n", "enroll", "--data", data, "--portal", url+"/", "--token", "-", "--ca-file", p.ca)
 	if code != 0 || !strings.Contains(out, "enrolled as dc-site-1 with "+url+" (agent ID agent-0001)") {
 		t.Fatalf("enroll: %d %q %q", code, out, errOut)
 	}
