@@ -144,9 +144,35 @@ func (t *tracker) stopped(state string) {
 type wsConn struct {
 	c        *websocket.Conn
 	t        *tracker
+	stop     context.CancelFunc // ends the keepalive
 	mu       sync.Mutex
 	welcomed bool
 	ended    bool
+}
+
+// keepalive pings the portal every interval and drops the connection when
+// a pong does not come back within it: a portal that went silent (a dead
+// proxy, a half-open TCP connection) is noticed in seconds rather than
+// when the operating system gives up on the socket, and the connector
+// dials again.
+func (w *wsConn) keepalive(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, every)
+		err := w.c.Ping(pctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			w.end(fmt.Errorf("the portal did not answer a ping within %s: %w", every, err))
+			w.c.CloseNow()
+			return
+		}
+	}
 }
 
 func (w *wsConn) Read(ctx context.Context) ([]byte, error) {
@@ -154,7 +180,7 @@ func (w *wsConn) Read(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		var ce websocket.CloseError
 		if errors.As(err, &ce) {
-			err = fmt.Errorf("%w", &connector.CloseError{Code: int(ce.Code), Reason: ce.Reason})
+			err = &connector.CloseError{Code: int(ce.Code), Reason: ce.Reason}
 		}
 		w.end(err)
 		return nil, err
@@ -194,6 +220,7 @@ func (w *wsConn) end(err error) {
 	w.ended = true
 	w.mu.Unlock()
 	if first {
+		w.stop()
 		w.t.failed(err)
 	}
 }
@@ -209,8 +236,9 @@ func connectURL(portal string) (string, error) {
 	return u.String() + agentwire.PathConnect, nil
 }
 
-// dialer opens one connection to the portal.
-func dialer(cfg agentConfig, client *http.Client, t *tracker) (func(context.Context) (connector.Conn, error), error) {
+// dialer opens one connection to the portal; the connection pings the
+// portal every pingEvery.
+func dialer(cfg agentConfig, client *http.Client, t *tracker, pingEvery time.Duration) (func(context.Context) (connector.Conn, error), error) {
 	wsURL, err := connectURL(cfg.Portal)
 	if err != nil {
 		return nil, err
@@ -231,7 +259,10 @@ func dialer(cfg agentConfig, client *http.Client, t *tracker) (func(context.Cont
 			return nil, err
 		}
 		c.SetReadLimit(agentwire.MaxMessage)
-		return &wsConn{c: c, t: t}, nil
+		kctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		w := &wsConn{c: c, t: t, stop: stop}
+		go w.keepalive(kctx, pingEvery)
+		return w, nil
 	}, nil
 }
 
@@ -316,7 +347,7 @@ func cmdRun(ctx context.Context, args []string, getenv cmdline.Env, io cmdline.I
 	}
 	defer a.Close()
 	t := newTracker(*data, a.log)
-	dial, err := dialer(cfg, client, t)
+	dial, err := dialer(cfg, client, t, agentwire.HeartbeatEvery)
 	if err != nil {
 		return err
 	}

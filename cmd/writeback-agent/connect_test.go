@@ -4,11 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/writeback/writeback/cmd/internal/cmdline"
 	"github.com/writeback/writeback/testbed"
@@ -172,5 +177,51 @@ func TestConnectURL(t *testing.T) {
 	}
 	if _, err := connectURL("http://reset.example.com"); err == nil {
 		t.Error("an http:// portal gave a connect URL")
+	}
+}
+
+// TestKeepaliveDropsASilentPortal: a portal that stops answering (here: it
+// accepts the WebSocket and never reads, so no pong comes back) is
+// dropped after one ping interval, with the reason in the status file,
+// rather than when the operating system gives up on the socket.
+func TestKeepaliveDropsASilentPortal(t *testing.T) {
+	silent := make(chan struct{})
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		select {
+		case <-silent:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(silent)
+	client := srv.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	data := t.TempDir()
+	tr := newTracker(data, slog.New(slog.DiscardHandler))
+	dial, err := dialer(agentConfig{Portal: srv.URL, AgentID: "agent-0001"}, client, tr, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Read(ctx); err == nil || ctx.Err() != nil {
+		t.Fatalf("read from a silent portal: %v after %s", err, time.Since(start))
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("a silent portal was noticed after %s", d)
+	}
+	st, _ := readStatus(data)
+	if !strings.Contains(st.LastError, "the portal did not answer a ping within 200ms") {
+		t.Errorf("status file's last error %q", st.LastError)
 	}
 }
