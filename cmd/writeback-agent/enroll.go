@@ -101,9 +101,9 @@ func cmdEnroll(ctx context.Context, args []string, getenv cmdline.Env, io cmdlin
 	fs := cmdline.NewFlags(program+" enroll", io.Out)
 	data := dataFlag(fs, getenv)
 	portalFlag := fs.String("portal", "", "the portal's public URL, https://… (the same one people open)")
-	token := fs.String("token", "", "the one-time enrolment token from the portal's Writeback agents page or `writeback agent add` (valid one hour); - reads it from standard input")
+	token := fs.String("token", "", "the one-time enrolment `TOKEN` from the portal's Writeback agents page or 'writeback agent add' (valid one hour); - reads it from standard input")
 	caFile := fs.String("ca-file", "", "PEM file with the CA certificates that verify the portal (default: the system roots)")
-	force := fs.Bool("force", false, "enrol again, replacing this agent's identity (a new key; the old one stops working)")
+	force := fs.Bool("force", false, "enrol again with a new token, replacing this agent's identity with a new key (then revoke the old agent on the portal)")
 	if err := cmdline.Parse(fs, args); err != nil {
 		return err
 	}
@@ -149,7 +149,7 @@ func cmdEnroll(ctx context.Context, args []string, getenv cmdline.Env, io cmdlin
 		if old.enrolled() {
 			what = fmt.Sprintf("this agent is already enrolled as %s with %s", old.Name, old.Portal)
 		}
-		return errs.E(errs.Conflict, what+"; give --force to enrol it again with a new key (the old one stops working)", nil)
+		return errs.E(errs.Conflict, what+"; give --force to enrol it again with a new token and key (then revoke the old agent on the portal)", nil)
 	}
 
 	// The key pair is made here and written only once the portal accepted
