@@ -4,6 +4,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 GO       ?= go
 BIN      := bin/writeback
+AGENT_BIN := bin/writeback-agent
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
@@ -21,8 +22,10 @@ FUZZTIME_TEST ?= 5s
 
 all: build
 
+# Both programs: the portal and the writeback agent that runs inside the company network.
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/writeback
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(AGENT_BIN) ./cmd/writeback-agent
 
 # Build and serve (default 127.0.0.1:8080 with ./data); prints a one-time setup link on first start.
 run: build
@@ -45,8 +48,8 @@ lint:
 	$(GO) run ./static/internal/compress -check -dir static
 	@untracked=$$(git ls-files --others --exclude-standard -- 'static/*.gz' 'static/*.br'); if [ -n "$$untracked" ]; then echo "uncommitted precompressed assets: $$untracked"; exit 1; fi
 	@$(GO) mod tidy -diff >/dev/null 2>&1 || { $(GO) mod tidy -diff; echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit the result"; exit 1; }
-	@if git ls-files --error-unmatch writeback >/dev/null 2>&1; then echo "a built binary 'writeback' is committed at the root: git rm --cached writeback"; exit 1; fi
-	@for p in .git data bin test-output '**/writeback.key' '**/*.test'; do \
+	@for b in writeback writeback-agent; do if git ls-files --error-unmatch $$b >/dev/null 2>&1; then echo "a built binary '$$b' is committed at the root: git rm --cached $$b"; exit 1; fi; done
+	@for p in .git data agent-data bin test-output '**/writeback.key' '**/agent-identity.json' '**/*.test'; do \
 	  grep -qxF -- "$$p" .dockerignore || { echo ".dockerignore must exclude $$p"; exit 1; }; done
 
 testbed-up:
