@@ -217,17 +217,18 @@ func (tx *Tx) RevokeAgent(ctx context.Context, id, by string, nowMS int64) error
 }
 
 // AgentConnected records that an agent opened a connection from remoteAddr
-// at nowMS, with its status.
+// at nowMS, with its status. A revoked or unknown agent gives ErrNotFound
+// (as does AgentHeartbeat).
 func (tx *Tx) AgentConnected(ctx context.Context, id string, st AgentStatus, remoteAddr string, nowMS int64) error {
 	return tx.updateAgent(ctx, "agent connected", `UPDATE agents SET connected_ms = ?, heartbeat_ms = ?, remote_addr = ?,
-		host = ?, version = ?, directory = ?, configured = ?, password_writeback = ? WHERE id = ?`,
+		host = ?, version = ?, directory = ?, configured = ?, password_writeback = ? WHERE id = ? AND revoked_ms IS NULL`,
 		nowMS, nowMS, remoteAddr, st.Host, st.Version, st.Directory, b2i(st.Configured), b2i(st.PasswordWriteback), id)
 }
 
 // AgentHeartbeat records a heartbeat at nowMS with the agent's status.
 func (tx *Tx) AgentHeartbeat(ctx context.Context, id string, st AgentStatus, nowMS int64) error {
 	return tx.updateAgent(ctx, "agent heartbeat", `UPDATE agents SET heartbeat_ms = ?, connected_ms = coalesce(connected_ms, ?),
-		host = ?, version = ?, directory = ?, configured = ?, password_writeback = ? WHERE id = ?`,
+		host = ?, version = ?, directory = ?, configured = ?, password_writeback = ? WHERE id = ? AND revoked_ms IS NULL`,
 		nowMS, nowMS, st.Host, st.Version, st.Directory, b2i(st.Configured), b2i(st.PasswordWriteback), id)
 }
 
