@@ -351,7 +351,7 @@ func (s *Service) info(a store.Agent, now time.Time) Info {
 		LastHeartbeat: ms(a.HeartbeatMS), OpsLastHour: a.OpsLastHour, LastError: a.LastError, LastErrorAt: ms(a.LastErrorMS),
 		Directory: a.Directory, Configured: a.Configured, PasswordWriteback: a.PasswordWriteback, RemoteAddr: a.RemoteAddr,
 		Fingerprint: agentwire.Public{SignKey: a.SignKey, SealKey: a.SealKey}.Fingerprint(),
-		EnrolledAt: ms(a.EnrolledMS), EnrolledBy: a.EnrolledBy, RevokedAt: ms(a.RevokedMS), RevokedBy: a.RevokedBy}
+		EnrolledAt:  ms(a.EnrolledMS), EnrolledBy: a.EnrolledBy, RevokedAt: ms(a.RevokedMS), RevokedBy: a.RevokedBy}
 	if in.State == Connected {
 		in.ConnectedSince = ms(a.ConnectedMS)
 	}
