@@ -69,6 +69,10 @@ var ErrBadProof = errs.E(errs.Unauthorized,
 // hub's own sentinel (agenthub.ErrUnknownAgent) is meant to be this one.
 var ErrUnknownAgent = errors.New("agents: unknown agent")
 
+// ErrRevoked is returned by Heartbeat for an agent revoked meanwhile (by
+// another process, say `writeback agent revoke`): its connection should end.
+var ErrRevoked = errors.New("agents: the agent is revoked")
+
 // Disconnector cuts an agent's connection at once; the agent hub is one.
 // Revoke calls it once the revocation is committed.
 type Disconnector interface {
@@ -531,11 +535,61 @@ func (s *Service) Heartbeat(ctx context.Context, id string, st agentwire.Status)
 	if err != nil {
 		s.putOps(id, ops)
 		if errors.Is(err, store.ErrNotFound) {
+			// Unknown, or revoked since it connected: which one?
+			if _, _, revoked, aerr := s.Agent(ctx, id); aerr == nil && revoked {
+				return fmt.Errorf("agents: heartbeat %q: %w", clean(id, 64), ErrRevoked)
+			}
 			return fmt.Errorf("agents: heartbeat %q: %w", clean(id, 64), ErrUnknownAgent)
 		}
 		return fmt.Errorf("agents: heartbeat: %w", err)
 	}
 	return nil
+}
+
+// WatchRevocations cuts off, every interval until ctx ends, the agents this
+// process holds connections of that were revoked elsewhere: by
+// `writeback agent revoke`, which runs in its own process and cannot reach
+// the hub. (A revocation through this service disconnects at once.)
+func (s *Service) WatchRevocations(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.CheckRevocations(ctx)
+	}
+}
+
+// CheckRevocations is one round of WatchRevocations.
+func (s *Service) CheckRevocations(ctx context.Context) {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.conns))
+	for id := range s.conns {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		_, _, revoked, err := s.Agent(ctx, id)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.WarnContext(ctx, "check agent revocation", "agent_id", id, "err", err)
+			}
+			continue
+		}
+		if !revoked {
+			continue
+		}
+		s.mu.Lock()
+		delete(s.conns, id)
+		s.mu.Unlock()
+		if d := s.disc.Load(); d != nil {
+			(*d).Disconnect(id)
+		}
+		s.log.InfoContext(ctx, "revoked agent cut off", "agent_id", id)
+	}
 }
 
 // Disconnected records that one of an agent's connections ended, and

@@ -334,7 +334,7 @@ func TestRevokeRefusesAndDisconnects(t *testing.T) {
 	if err := f.svc.Connected(ctx, resp.AgentID, st, ""); !errors.Is(err, agents.ErrUnknownAgent) {
 		t.Errorf("a revoked agent connecting: %v", err)
 	}
-	if err := f.svc.Heartbeat(ctx, resp.AgentID, st); !errors.Is(err, agents.ErrUnknownAgent) {
+	if err := f.svc.Heartbeat(ctx, resp.AgentID, st); !errors.Is(err, agents.ErrRevoked) {
 		t.Errorf("a revoked agent's heartbeat: %v", err)
 	}
 	if _, err := f.svc.Revoke(ctx, ada, "Paris"); errs.KindOf(err) != errs.NotFound {
@@ -474,3 +474,62 @@ func TestConnectionStateHeartbeatsAndOperations(t *testing.T) {
 
 // OpsWindowPlus is a little more than the window of counted operations.
 const OpsWindowPlus = agents.OpsWindow + 2*time.Minute
+
+// TestRevokeFromAnotherProcess: `writeback agent revoke` runs in its own
+// process, without the hub; the serving process's watcher cuts the agent
+// off, and its next heartbeat is answered ErrRevoked.
+func TestRevokeFromAnotherProcess(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	paris, _ := f.enroll(t, "Paris")
+	lyon, _ := f.enroll(t, "Lyon")
+	st := agentwire.Status{Version: "1"}
+	for _, id := range []string{paris.AgentID, lyon.AgentID} {
+		if err := f.svc.Connected(ctx, id, st, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cli := agents.New(f.db, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if _, err := cli.Revoke(ctx, audit.CommandLine, "Paris"); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.cut) != 0 {
+		t.Fatal("disconnected before the watcher looked")
+	}
+	f.svc.CheckRevocations(ctx)
+	if len(f.cut) != 1 || f.cut[0] != paris.AgentID {
+		t.Errorf("Disconnect calls %v, want only Paris %s", f.cut, paris.AgentID)
+	}
+	f.svc.CheckRevocations(ctx)
+	if len(f.cut) != 1 {
+		t.Errorf("cut off twice: %v", f.cut)
+	}
+	if err := f.svc.Heartbeat(ctx, paris.AgentID, st); !errors.Is(err, agents.ErrRevoked) {
+		t.Errorf("heartbeat after revocation: %v", err)
+	}
+	if err := f.svc.Heartbeat(ctx, lyon.AgentID, st); err != nil {
+		t.Errorf("Lyon's heartbeat: %v", err)
+	}
+	// The watcher loop itself.
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { f.svc.WatchRevocations(wctx, 10*time.Millisecond); close(done) }()
+	if _, err := cli.Revoke(ctx, audit.CommandLine, "Lyon"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		f.mu.Lock()
+		n := len(f.cut)
+		f.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the watcher did not cut Lyon off")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}
