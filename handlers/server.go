@@ -64,6 +64,10 @@ type Deps struct {
 	Writeback   WritebackService
 	SelfService SelfService
 	Audit       AuditLog
+	// Agents serves the Writeback agents page and AgentEnroll the agents'
+	// enrolment endpoint (both *agents.Service); nil leaves them out.
+	Agents      AgentsService
+	AgentEnroll AgentEnroller
 }
 
 // settingsMeta is the version and last change of a settings document.
@@ -90,6 +94,8 @@ type Server struct {
 	writeback   WritebackService
 	selfservice SelfService
 	audit       AuditLog
+	agents      AgentsService
+	agentEnroll AgentEnroller
 	cookies     *sessions.CookieStore
 	cookieCache *cookieCache
 	cookieName  string
@@ -121,6 +127,7 @@ func New(cfg Config, log *slog.Logger, d Deps) *Server {
 	// (which the decoded-cookie cache must know: it keeps no entry longer).
 	maxAge := admins.AbsoluteTimeout
 	cs.MaxAge(int(maxAge.Seconds()))
-	return &Server{cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback, selfservice: d.SelfService, audit: d.Audit, cookies: cs, cookieCache: newCookieCache(maxAge),
+	return &Server{cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback, selfservice: d.SelfService, audit: d.Audit,
+		agents: d.Agents, agentEnroll: d.AgentEnroll, cookies: cs, cookieCache: newCookieCache(maxAge),
 		cookieName: name, secure: secure}
 }
