@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -140,5 +142,48 @@ func TestAgentBadInput(t *testing.T) {
 	var n int
 	if err := db.SQL().QueryRow(`SELECT count(*) FROM agent_tokens`).Scan(&n); err != nil || n != 1 {
 		t.Errorf("%d tokens after the refusals, want 1 (%v)", n, err)
+	}
+}
+
+// TestServeEnrolsAgentsAddedOnTheCommandLine: a token from `writeback agent
+// add` enrols an agent through the running portal's endpoint, and `agent
+// list` shows it.
+func TestServeEnrolsAgentsAddedOnTheCommandLine(t *testing.T) {
+	data := t.TempDir()
+	s := startServer(t, data)
+	code, out, errOut := cli(t, "", "agent", "add", "--data", data, "--name", "Branch", "--base-url", "http://"+s.addr)
+	if code != 0 {
+		t.Fatalf("add: %s", errOut)
+	}
+	tok := lastLine(out)
+	id, err := agentwire.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(agentwire.EnrollRequest{Token: tok, Public: id.Public(), Proof: id.SignEnroll(tok), Host: "branch-srv", Version: "1.0"})
+	post := func() (int, string) {
+		resp, err := http.Post("http://"+s.addr+agentwire.PathEnroll, "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	status, got := post()
+	var resp agentwire.EnrollResponse
+	if status != http.StatusOK || json.Unmarshal([]byte(got), &resp) != nil || resp.Name != "Branch" {
+		t.Fatalf("enrol: %d %s", status, got)
+	}
+	if status, got := post(); status != http.StatusUnauthorized || !strings.Contains(got, "not valid") {
+		t.Errorf("the same token again: %d %s", status, got)
+	}
+	_, out, _ = cli(t, "", "agent", "list", "--data", data, "--json")
+	var list []struct{ ID, Name, Host string }
+	if json.Unmarshal([]byte(out), &list) != nil || len(list) != 1 || list[0].ID != resp.AgentID || list[0].Host != "branch-srv" {
+		t.Errorf("list: %s", out)
+	}
+	if strings.Contains(s.out.String(), strings.TrimPrefix(tok, agents.TokenPrefix)) {
+		t.Error("the token is in the portal's output")
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/writeback/writeback/handlers"
+	"github.com/writeback/writeback/services/agents"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/selfservice"
 )
@@ -171,12 +172,16 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	}
 	// Links in e-mails come only from the configured base URL.
 	a.ss = selfservice.New(a.db, a.wb, a.keys, a.log, cfg.baseURL.String())
+	// The writeback agents: the page, the enrolment endpoint and (once the
+	// hub is wired) its Registry; the hub is its Disconnector.
+	ag := agents.New(a.db, a.log)
 	srv := handlers.New(handlers.Config{
 		BaseURL: cfg.baseURL, TrustedProxies: cfg.trustedProxies,
 		CookieHashKey: a.keys.Derive("cookie-hash"), CookieBlockKey: a.keys.Derive("cookie-block"),
 		Health:       func(ctx context.Context) error { return a.db.SQL().PingContext(ctx) },
 		NoRequestLog: !cfg.requestLog,
-	}, a.log, handlers.Deps{Admins: a.admins, Settings: a.settings, Writeback: a.wb, SelfService: a.ss, Audit: a.audit})
+	}, a.log, handlers.Deps{Admins: a.admins, Settings: a.settings, Writeback: a.wb, SelfService: a.ss, Audit: a.audit,
+		Agents: ag, AgentEnroll: ag})
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -201,6 +206,16 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	// first lets requests finish, then cancels it and waits for it.
 	bg := sd.background()
 	sd.work.Go(func() { a.wb.Monitor(bg, statusInterval) })
+	sd.work.Go(func() {
+		// `writeback agent revoke` runs in another process: this one cuts
+		// the agent off. At shutdown the agents' operation counts are kept.
+		ag.WatchRevocations(bg, 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := ag.Flush(ctx); err != nil {
+			a.log.Warn("keep the agents' operation counts", "err", err)
+		}
+	})
 	sd.work.Go(func() {
 		if pause(bg, maintenanceDelay) {
 			a.housekeeping(bg)
