@@ -163,7 +163,7 @@ func AgentsPage(v AgentsView) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			if len(v.Agents) == 0 {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 10, "<p class=\"help\" data-testid=\"no-agents\">No agent is enrolled yet. Add one below, then run writeback-agent enroll on a server inside your network that can reach the domain controllers.</p>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 10, "<p class=\"help\" data-testid=\"no-agents\">No agent is enrolled yet. Add one below, then run <code>writeback-agent enroll</code> on a server inside your network that can reach the domain controllers.</p>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
@@ -416,7 +416,7 @@ func AgentsPage(v AgentsView) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 38, "<h2>Add agent</h2><p class=\"help\">Name the agent, for example after its site or server. You get a one-time enrolment token, valid for one hour, to give to writeback-agent enroll on that server. The agent creates its own keys there; the portal never holds its directory password.</p>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 38, "<h2>Add agent</h2><p class=\"help\">Name the agent, for example after its site or server. You get a one-time enrolment token, valid for one hour, to give to <code>writeback-agent enroll</code> on that server. The agent creates its own keys there; the portal never holds its directory password.</p>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
