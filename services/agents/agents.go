@@ -140,11 +140,19 @@ type Service struct {
 	// statusErr is the last error each agent reported in its status, so
 	// that a heartbeat repeating it does not write it again.
 	statusErr map[string]string
+	// jobErr is the last job error written for each agent.
+	jobErr map[string]jobError
+}
+
+type jobError struct {
+	text string
+	at   time.Time
 }
 
 // New builds the service.
 func New(db *store.DB, log *slog.Logger) *Service {
-	return &Service{db: db, log: log, now: time.Now, conns: map[string]int{}, ops: map[string]map[int64]int64{}, statusErr: map[string]string{}}
+	return &Service{db: db, log: log, now: time.Now, conns: map[string]int{}, ops: map[string]map[int64]int64{},
+		statusErr: map[string]string{}, jobErr: map[string]jobError{}}
 }
 
 // SetDisconnector names what Revoke cuts a connected agent off with (the
@@ -442,6 +450,7 @@ func (s *Service) revoke(ctx context.Context, actor audit.Actor, find func(*stor
 	delete(s.conns, a.ID)
 	delete(s.ops, a.ID)
 	delete(s.statusErr, a.ID)
+	delete(s.jobErr, a.ID)
 	s.mu.Unlock()
 	// After the commit: an agent cut off before it would only reconnect
 	// and, still enrolled, be let in again.
@@ -657,6 +666,16 @@ func (s *Service) JobDone(ctx context.Context, id, op string, err error) error {
 	if !ok {
 		return nil
 	}
+	// During an outage every job fails the same way: the error is written
+	// once a minute, not once a job.
+	s.mu.Lock()
+	last := s.jobErr[id]
+	if last.text == text && now.Sub(last.at) < time.Minute {
+		s.mu.Unlock()
+		return nil
+	}
+	s.jobErr[id] = jobError{text: text, at: now}
+	s.mu.Unlock()
 	werr := s.db.InTx(ctx, func(tx *store.Tx) error { return tx.SetAgentError(ctx, id, text, now.UnixMilli()) })
 	if errors.Is(werr, store.ErrNotFound) {
 		return fmt.Errorf("agents: job done %q: %w", clean(id, 64), ErrUnknownAgent)

@@ -20,6 +20,18 @@ import (
 	"github.com/writeback/writeback/store"
 )
 
+// registry is the agent hub's Registry (AGENT10.md §4), which Service
+// implements.
+type registry interface {
+	Agent(ctx context.Context, id string) (name string, pub agentwire.Public, revoked bool, err error)
+	Connected(ctx context.Context, id string, st agentwire.Status, remoteAddr string) error
+	Heartbeat(ctx context.Context, id string, st agentwire.Status) error
+	Disconnected(ctx context.Context, id string, reason string) error
+	JobDone(ctx context.Context, id, op string, err error) error
+}
+
+var _ registry = (*agents.Service)(nil)
+
 var ada = audit.Actor{Type: "admin", ID: "1", Name: "Ada Admin", ClientIP: "192.0.2.1"}
 
 type fixture struct {
@@ -400,6 +412,21 @@ func TestConnectionStateHeartbeatsAndOperations(t *testing.T) {
 	if in := f.info(t, "Paris"); !strings.Contains(in.LastError, agentwire.RefusedWritebackOff) {
 		t.Errorf("after a refusal: %q", in.LastError)
 	}
+	// The same outage again within the minute is not written again; a
+	// minute on, it is (with its new time).
+	refusedAt := f.info(t, "Paris").LastErrorAt
+	_ = f.svc.JobDone(ctx, id, agentwire.OpResetUser, unavailable)
+	firstAt := f.info(t, "Paris").LastErrorAt
+	f.advance(10 * time.Second)
+	_ = f.svc.JobDone(ctx, id, agentwire.OpResetUser, unavailable)
+	if got := f.info(t, "Paris"); !got.LastErrorAt.Equal(firstAt) || !strings.Contains(got.LastError, "i/o timeout") || refusedAt.IsZero() {
+		t.Errorf("the same error 10 s later was written again: %v, first %v", got.LastErrorAt, firstAt)
+	}
+	f.advance(time.Minute)
+	_ = f.svc.JobDone(ctx, id, agentwire.OpResetUser, unavailable)
+	if got := f.info(t, "Paris"); !got.LastErrorAt.Equal(f.clock()) {
+		t.Errorf("a minute later: %v, want %v", got.LastErrorAt, f.clock())
+	}
 	other := agents.New(f.db, slog.New(slog.NewTextHandler(io.Discard, nil))) // another process: sees only what was written
 	other.SetClock(f.clock)
 	count := func() int64 {
@@ -415,10 +442,10 @@ func TestConnectionStateHeartbeatsAndOperations(t *testing.T) {
 	if err := f.svc.Heartbeat(ctx, id, st); err != nil {
 		t.Fatal(err)
 	}
-	if n := count(); n != 6 {
-		t.Errorf("after the heartbeat another process sees %d operations, want 6", n)
+	if n := count(); n != 9 {
+		t.Errorf("after the heartbeat another process sees %d operations, want 9", n)
 	}
-	if in := f.info(t, "Paris"); in.OpsLastHour != 6 {
+	if in := f.info(t, "Paris"); in.OpsLastHour != 9 {
 		t.Errorf("counted twice? %d", in.OpsLastHour)
 	}
 	// An hour on, they have aged out.
@@ -532,4 +559,25 @@ func TestRevokeFromAnotherProcess(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+func TestFlushKeepsCountsNotYetWritten(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	resp, _ := f.enroll(t, "Paris")
+	for range 4 {
+		_ = f.svc.JobDone(ctx, resp.AgentID, agentwire.OpFind, nil)
+	}
+	if err := f.svc.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	other := agents.New(f.db, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	other.SetClock(f.clock)
+	list, err := other.List(ctx)
+	if err != nil || len(list) != 1 || list[0].OpsLastHour != 4 {
+		t.Errorf("after Flush another process sees %+v %v", list, err)
+	}
+	if in := f.info(t, "Paris"); in.OpsLastHour != 4 {
+		t.Errorf("flushed counts counted twice: %d", in.OpsLastHour)
+	}
 }
