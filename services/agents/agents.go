@@ -128,10 +128,11 @@ type Service struct {
 	disc atomic.Pointer[Disconnector]
 
 	mu sync.Mutex
-	// conns counts the open connections of each agent in this process: a
-	// replacing connection may be reported connected before the one it
-	// replaces is reported gone, and the agent stays connected meanwhile.
-	conns map[string]int
+	// conns holds the agents connected to this process's hub. The hub
+	// reports a connection that replaces another as Connected again and
+	// the replaced one's end not at all (AGENT10.md §2, §4): Disconnected
+	// means the agent has no connection left.
+	conns map[string]bool
 	// ops holds operations not yet written, by agent and minute: counting
 	// each one in the database would add a write to every directory
 	// operation; they are written with the agent's next heartbeat (every
@@ -151,7 +152,7 @@ type jobError struct {
 
 // New builds the service.
 func New(db *store.DB, log *slog.Logger) *Service {
-	return &Service{db: db, log: log, now: time.Now, conns: map[string]int{}, ops: map[string]map[int64]int64{},
+	return &Service{db: db, log: log, now: time.Now, conns: map[string]bool{}, ops: map[string]map[int64]int64{},
 		statusErr: map[string]string{}, jobErr: map[string]jobError{}}
 }
 
@@ -484,6 +485,9 @@ func status(st agentwire.Status) store.AgentStatus {
 func (s *Service) Connected(ctx context.Context, id string, st agentwire.Status, remoteAddr string) error {
 	now := s.now()
 	ss := status(st)
+	s.mu.Lock()
+	replaced := s.conns[id]
+	s.mu.Unlock()
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		a, err := tx.AgentByID(ctx, id)
 		if err != nil {
@@ -498,7 +502,7 @@ func (s *Service) Connected(ctx context.Context, id string, st agentwire.Status,
 		_, err = audit.Record(ctx, tx, audit.Entry{Category: audit.CategoryDirectoryManagement, Activity: ActivityConnected,
 			Actor: agentActor(id, a.Name, remoteAddr), Target: target(a),
 			Details: map[string]any{"host": ss.Host, "version": ss.Version, "directory": ss.Directory,
-				"configured": ss.Configured, "password_writeback": ss.PasswordWriteback}})
+				"configured": ss.Configured, "password_writeback": ss.PasswordWriteback, "replaced_connection": replaced}})
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -508,7 +512,7 @@ func (s *Service) Connected(ctx context.Context, id string, st agentwire.Status,
 		return fmt.Errorf("agents: connected: %w", err)
 	}
 	s.mu.Lock()
-	s.conns[id]++
+	s.conns[id] = true
 	s.mu.Unlock()
 	return nil
 }
@@ -601,20 +605,14 @@ func (s *Service) CheckRevocations(ctx context.Context) {
 	}
 }
 
-// Disconnected records that one of an agent's connections ended, and
-// audits it with the reason. The agent counts as disconnected once its
-// last connection in this process ended.
+// Disconnected records that an agent has no connection left (the hub
+// does not report a connection another one replaced), and audits it with
+// the reason.
 func (s *Service) Disconnected(ctx context.Context, id, reason string) error {
 	now := s.now()
 	s.mu.Lock()
-	if s.conns[id] > 0 {
-		s.conns[id]--
-	}
-	last := s.conns[id] == 0
-	if last {
-		delete(s.conns, id)
-		delete(s.statusErr, id)
-	}
+	delete(s.conns, id)
+	delete(s.statusErr, id)
 	s.mu.Unlock()
 	ops := s.takeOps(id)
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
@@ -622,7 +620,7 @@ func (s *Service) Disconnected(ctx context.Context, id, reason string) error {
 		if err != nil {
 			return err
 		}
-		if last && a.RevokedMS == 0 {
+		if a.RevokedMS == 0 {
 			if err := tx.AgentDisconnected(ctx, id); err != nil {
 				return err
 			}
@@ -630,7 +628,7 @@ func (s *Service) Disconnected(ctx context.Context, id, reason string) error {
 		if err := s.writeOps(ctx, tx, id, ops, now); err != nil {
 			return err
 		}
-		d := map[string]any{"revoked": a.RevokedMS != 0, "connections_left": s.open(id)}
+		d := map[string]any{"revoked": a.RevokedMS != 0}
 		if a.ConnectedMS != 0 {
 			d["connected_since"] = ms(a.ConnectedMS).Format(audit.TimeFormat)
 		}
@@ -722,13 +720,6 @@ func (s *Service) Flush(ctx context.Context) error {
 		return fmt.Errorf("agents: flush: %w", err)
 	}
 	return nil
-}
-
-// open is how many connections of an agent this process holds.
-func (s *Service) open(id string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.conns[id]
 }
 
 func minute(t time.Time) int64 { return t.UnixMilli() / 60_000 * 60_000 }

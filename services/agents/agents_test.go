@@ -466,27 +466,25 @@ func TestConnectionStateHeartbeatsAndOperations(t *testing.T) {
 		t.Errorf("reported error %q", in.LastError)
 	}
 
-	// A replacing connection reported before the old one's end: still
-	// connected after the old one ends, disconnected after both.
+	// A connection that replaces another is reported Connected again; only
+	// the current one's end is reported.
 	if err := f.svc.Connected(ctx, id, st, "198.51.100.10"); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.svc.Disconnected(ctx, id, "replaced"); err != nil {
-		t.Fatal(err)
-	}
-	if in := f.info(t, "Paris"); in.State != agents.Connected {
-		t.Errorf("after the old connection ended: %s", in.State)
+	if in := f.info(t, "Paris"); in.State != agents.Connected || in.RemoteAddr != "198.51.100.10" {
+		t.Errorf("after the replacement: %+v", in)
 	}
 	if err := f.svc.Disconnected(ctx, id, "closed by the agent"); err != nil {
 		t.Fatal(err)
 	}
 	if in := f.info(t, "Paris"); in.State != agents.Disconnected || !in.ConnectedSince.IsZero() {
-		t.Errorf("after both ended: %+v", in)
+		t.Errorf("after it ended: %+v", in)
 	}
 	conn, _ := f.db.RecentAudit(ctx, agents.ActivityConnected, 10)
 	disc, _ := f.db.RecentAudit(ctx, agents.ActivityDisconnected, 10)
-	if len(conn) != 2 || len(disc) != 2 || disc[0].Reason != "closed by the agent" || disc[1].Reason != "replaced" {
-		t.Errorf("audit: %d connected, %d disconnected %+v", len(conn), len(disc), disc)
+	if len(conn) != 2 || len(disc) != 1 || disc[0].Reason != "closed by the agent" ||
+		!strings.Contains(conn[0].Details, `"replaced_connection":true`) || !strings.Contains(conn[1].Details, `"replaced_connection":false`) {
+		t.Errorf("audit: %d connected %+v, %d disconnected %+v", len(conn), conn, len(disc), disc)
 	}
 	for _, call := range []error{
 		f.svc.Heartbeat(ctx, "no-such-agent-id-0", st),
