@@ -96,8 +96,7 @@ type Token struct {
 	ExpiresAt time.Time
 }
 
-// Info is one agent as the agents page and `writeback agent list` show it
-// (the JSON is what `agent list --json` prints).
+// Info is one agent as the agents page and `writeback agent list` show it.
 type Info struct {
 	ID                string    `json:"id"`
 	Name              string    `json:"name"`
