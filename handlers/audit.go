@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/writeback/writeback/services/agents"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/selfservice"
@@ -36,7 +37,8 @@ type AuditLog interface {
 var auditCategories = []string{audit.CategoryAuthentication, audit.CategoryAuditLog, audit.CategoryDirectoryManagement,
 	audit.CategoryPolicy, audit.CategoryRoleManagement, audit.CategoryUserManagement}
 
-var auditActivities = append(append([]string{}, audit.Activities...), selfservice.ActivitySendTest, selfservice.ActivityUpdateMail)
+var auditActivities = append(append(append([]string{}, audit.Activities...), selfservice.ActivitySendTest, selfservice.ActivityUpdateMail),
+	agents.Activities...)
 
 const auditPage = 50
 

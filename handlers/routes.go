@@ -30,6 +30,10 @@ func (s *Server) Routes() http.Handler {
 	r.Get("/healthz", s.healthz)
 	r.Get(agentwire.PathConnect, s.agentConnect) // no session, no cookie: the agent's key is the credential
 	r.Handle("/static/*", s.staticFiles(static.FS))
+	// The agents' enrolment: JSON, no cookie, so outside the session and
+	// CSRF middleware below (the one-time token is the credential).
+	r.With(httprate.Limit(10, time.Minute, httprate.WithKeyFuncs(s.clientKey), httprate.WithLimitHandler(enrollTooMany))).
+		Post(agentwire.PathEnroll, s.enrollAgent)
 
 	r.Group(func(r chi.Router) {
 		r.Use(s.crossOrigin)
@@ -92,6 +96,13 @@ func (s *Server) Routes() http.Handler {
 				r.Get("/users/{login}", s.handle(s.userShow))
 				r.Post("/users/{login}/reset", s.handle(s.userReset))
 				r.Post("/users/{login}/unlock", s.handle(s.userUnlock))
+			})
+			r.Group(func(r chi.Router) {
+				r.Use(s.requireRole(admins.GlobalAdmin))
+				r.Get("/agents", s.handle(s.agentsList))
+				r.Post("/agents", s.handle(s.agentsAdd))
+				r.Get("/agents/{id}/revoke", s.handle(s.agentsRevokeForm))
+				r.Post("/agents/{id}/revoke", s.handle(s.agentsRevoke))
 			})
 			r.Group(func(r chi.Router) {
 				r.Use(s.requireRole(admins.GlobalAdmin))

@@ -67,6 +67,10 @@ type Deps struct {
 	// AgentHub takes writeback agents' connections; nil turns the agent
 	// endpoint off.
 	AgentHub AgentHub
+	// Agents serves the Writeback agents page and AgentEnroll the agents'
+	// enrolment endpoint (both *agents.Service); nil leaves them out.
+	Agents      AgentsService
+	AgentEnroll AgentEnroller
 }
 
 // settingsMeta is the version and last change of a settings document.
@@ -94,6 +98,8 @@ type Server struct {
 	selfservice SelfService
 	audit       AuditLog
 	agentHub    AgentHub
+	agents      AgentsService
+	agentEnroll AgentEnroller
 	cookies     *sessions.CookieStore
 	cookieCache *cookieCache
 	cookieName  string
@@ -125,6 +131,7 @@ func New(cfg Config, log *slog.Logger, d Deps) *Server {
 	// (which the decoded-cookie cache must know: it keeps no entry longer).
 	maxAge := admins.AbsoluteTimeout
 	cs.MaxAge(int(maxAge.Seconds()))
-	return &Server{cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback, selfservice: d.SelfService, audit: d.Audit, agentHub: d.AgentHub, cookies: cs, cookieCache: newCookieCache(maxAge),
+	return &Server{cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback, selfservice: d.SelfService, audit: d.Audit,
+		agentHub: d.AgentHub, agents: d.Agents, agentEnroll: d.AgentEnroll, cookies: cs, cookieCache: newCookieCache(maxAge),
 		cookieName: name, secure: secure}
 }

@@ -12,7 +12,7 @@ import (
 func TestSideNavCached(t *testing.T) {
 	for _, role := range []string{"global-admin", "helpdesk-admin", "reports-reader"} {
 		v := &Viewer{Name: "Ada", Role: role}
-		for _, nav := range []string{"onprem", "users", "admins", "audit", "directory", ""} {
+		for _, nav := range []string{"onprem", "users", "admins", "audit", "directory", "agents", ""} {
 			var want strings.Builder
 			if err := navEntries(v, nav).Render(context.Background(), &want); err != nil {
 				t.Fatal(err)

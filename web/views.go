@@ -93,9 +93,11 @@ func Navigation(v *Viewer) []NavSection {
 	}
 	out := []NavSection{{Title: "Password reset", Groups: []NavGroup{{Title: "Manage", Items: manage},
 		{Title: "Activity", Items: []NavItem{{Key: "audit", Label: "Audit logs", Href: "/admin/audit"}}}}}}
-	out = append(out, NavSection{Title: "Hybrid management", Groups: []NavGroup{{Items: []NavItem{
-		{Key: "directory", Label: "Directory connection", Href: "/admin/directory"},
-	}}}})
+	hybrid := []NavItem{{Key: "directory", Label: "Directory connection", Href: "/admin/directory"}}
+	if v.IsGlobal() {
+		hybrid = append(hybrid, NavItem{Key: "agents", Label: "Writeback agents", Href: "/admin/agents"})
+	}
+	out = append(out, NavSection{Title: "Hybrid management", Groups: []NavGroup{{Items: hybrid}}})
 	if v.IsHelpdesk() {
 		out = append(out, NavSection{Title: "Users", Groups: []NavGroup{{Items: []NavItem{
 			{Key: "users", Label: "Directory users", Href: "/admin/users"},

@@ -41,6 +41,8 @@ func commands() []command {
 			subs: []subcommand{{"create", adminCreate}, {"list", adminList}, {"disable", adminDisable}}},
 		{name: "directory", summary: "the directory connection: directory set|show|test",
 			subs: []subcommand{{"set", directorySet}, {"show", directoryShow}, {"test", directoryTest}}},
+		{name: "agent", summary: "writeback agents: agent add --name NAME (a one-time enrolment token) | list [--json] | revoke NAME",
+			subs: []subcommand{{"add", agentAdd}, {"list", agentList}, {"revoke", agentRevoke}}},
 		{name: "settings", summary: "On-premises integration switches: settings show|set --writeback yes|no --unlock yes|no",
 			subs: []subcommand{{"show", settingsShow}, {"set", settingsSet}}},
 		{name: "user", summary: "helpdesk actions: user show|reset|unlock LOGIN",

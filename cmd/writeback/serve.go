@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/writeback/writeback/handlers"
+	"github.com/writeback/writeback/services/agenthub"
+	"github.com/writeback/writeback/services/agents"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/selfservice"
 )
@@ -171,12 +173,21 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	}
 	// Links in e-mails come only from the configured base URL.
 	a.ss = selfservice.New(a.db, a.wb, a.keys, a.log, cfg.baseURL.String())
+	// The writeback agents: the page and the enrolment endpoint, and the
+	// registry of the hub that takes their connections (the hub in turn
+	// cuts off the agents that are revoked). In agents mode every directory
+	// operation goes through the hub.
+	ag := agents.New(a.db, a.log)
+	hub := agenthub.New(ag, a.log)
+	ag.SetDisconnector(hub)
+	a.wb.UseAgents(hub)
 	srv := handlers.New(handlers.Config{
 		BaseURL: cfg.baseURL, TrustedProxies: cfg.trustedProxies,
 		CookieHashKey: a.keys.Derive("cookie-hash"), CookieBlockKey: a.keys.Derive("cookie-block"),
 		Health:       func(ctx context.Context) error { return a.db.SQL().PingContext(ctx) },
 		NoRequestLog: !cfg.requestLog,
-	}, a.log, handlers.Deps{Admins: a.admins, Settings: a.settings, Writeback: a.wb, SelfService: a.ss, Audit: a.audit})
+	}, a.log, handlers.Deps{Admins: a.admins, Settings: a.settings, Writeback: a.wb, SelfService: a.ss, Audit: a.audit,
+		Agents: ag, AgentEnroll: ag, AgentHub: hub})
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -202,6 +213,16 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	bg := sd.background()
 	sd.work.Go(func() { a.wb.Monitor(bg, statusInterval) })
 	sd.work.Go(func() {
+		// `writeback agent revoke` runs in another process: this one cuts
+		// the agent off. At shutdown the agents' operation counts are kept.
+		ag.WatchRevocations(bg, 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := ag.Flush(ctx); err != nil {
+			a.log.Warn("keep the agents' operation counts", "err", err)
+		}
+	})
+	sd.work.Go(func() {
 		if pause(bg, maintenanceDelay) {
 			a.housekeeping(bg)
 		}
@@ -219,6 +240,9 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	case <-ctx.Done():
 	}
 	a.log.Info("shutting down", "grace", cfg.shutdownTimeout.String())
+	// The agents' WebSockets are hijacked connections, which the HTTP
+	// server's Shutdown neither waits for nor closes.
+	hub.Shutdown()
 	deadline = time.Now().Add(cfg.shutdownTimeout)
 	shutCtx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()

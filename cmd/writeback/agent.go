@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/writeback/writeback/services/agents"
+	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/errs"
+)
+
+// agentAdd is `writeback agent add --name NAME`: a one-time enrolment token,
+// alone on the last line of the output so that a script can take it with
+// `tail -n 1`.
+func agentAdd(ctx context.Context, args []string, getenv env, io stdio) error {
+	fs := newFlags("agent add", io)
+	data := dataFlag(fs.StringVar, getenv)
+	name := fs.String("name", "", "the agent's name, as the Writeback agents page shows it (1 to 64 letters, digits, spaces, - _ .)")
+	portal := fs.String("base-url", getenv("WRITEBACK_BASE_URL"), "the portal's public URL, for the enroll command shown (env WRITEBACK_BASE_URL)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if strings.TrimSpace(*name) == "" {
+		return usagef("--name is required")
+	}
+	n, err := agents.ValidateName(*name)
+	if err != nil {
+		return usagef("--name %q: %s", *name, agentFieldMessage(err))
+	}
+	base := "https://PORTAL"
+	if *portal != "" {
+		u, err := url.Parse(*portal)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return usagef("--base-url %q: want the portal's public URL, such as https://reset.example.com", *portal)
+		}
+		base = strings.TrimRight(u.String(), "/")
+	}
+	a, err := openApp(ctx, *data, io.err)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	tok, err := agents.New(a.db, a.log).Add(ctx, audit.CommandLine, n)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(io.out, "Created a one-time enrolment token for the writeback agent %q.\n", tok.Name)
+	fmt.Fprintf(io.out, "It works once, until %s (one hour), and is not shown again.\n", tok.ExpiresAt.UTC().Format("2006-01-02 15:04:05 UTC"))
+	fmt.Fprintln(io.out, "On the server inside your network that will run the agent, enrol it with:")
+	fmt.Fprintf(io.out, "    writeback-agent enroll --portal %s --token %s\n", base, tok.Token)
+	if *portal == "" {
+		fmt.Fprintln(io.out, "(Replace https://PORTAL with the portal's public URL, or give it with --base-url.)")
+	}
+	fmt.Fprintln(io.out, "The token:")
+	fmt.Fprintln(io.out, tok.Token)
+	return nil
+}
+
+// agentFieldMessage is the message of a validation error, without the
+// generic "Some values need your attention".
+func agentFieldMessage(err error) string {
+	if m := errs.FieldsOf(err)["name"]; m != "" {
+		return m
+	}
+	return errs.MessageOf(err)
+}
+
+// agentRow is one line of `agent list --json`: the columns of the table and
+// of the Writeback agents page.
+type agentRow struct {
+	Name              string     `json:"name"`
+	State             string     `json:"state"`
+	Host              string     `json:"host"`
+	Version           string     `json:"version"`
+	ConnectedSince    *time.Time `json:"connected_since"`
+	LastHeartbeat     *time.Time `json:"last_heartbeat"`
+	OpsLastHour       int64      `json:"operations_last_hour"`
+	LastError         string     `json:"last_error"`
+	ID                string     `json:"id"`
+	PasswordWriteback bool       `json:"password_writeback"`
+	Directory         string     `json:"directory"`
+	EnrolledAt        time.Time  `json:"enrolled_at"`
+	RevokedAt         *time.Time `json:"revoked_at"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func agentList(ctx context.Context, args []string, getenv env, io stdio) error {
+	fs := newFlags("agent list", io)
+	data := dataFlag(fs.StringVar, getenv)
+	asJSON := fs.Bool("json", false, "print a JSON array, one object per agent, for scripts")
+	a, err := openParsed(ctx, fs, args, data, io)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	list, err := agents.New(a.db, a.log).List(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		rows := make([]agentRow, 0, len(list))
+		for _, in := range list {
+			rows = append(rows, agentRow{Name: in.Name, State: string(in.State), Host: in.Host, Version: in.Version,
+				ConnectedSince: timePtr(in.ConnectedSince), LastHeartbeat: timePtr(in.LastHeartbeat), OpsLastHour: in.OpsLastHour,
+				LastError: in.LastError, ID: in.ID, PasswordWriteback: in.PasswordWriteback, Directory: in.Directory,
+				EnrolledAt: in.EnrolledAt.UTC(), RevokedAt: timePtr(in.RevokedAt)})
+		}
+		enc := json.NewEncoder(io.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(io.out, `No writeback agents are enrolled. Add one with: writeback agent add --name NAME`)
+		return nil
+	}
+	tw := tabwriter.NewWriter(io.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATE\tHOST\tVERSION\tCONNECTED SINCE\tLAST HEARTBEAT\tOPS (1 H)\tLAST ERROR")
+	for _, in := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(in.Name), in.State, dash(in.Host), dash(in.Version),
+			when(in.ConnectedSince), when(in.LastHeartbeat), strconv.FormatInt(in.OpsLastHour, 10), dash(in.LastError))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05Z")
+}
+
+// agentRevoke is `writeback agent revoke NAME`.
+func agentRevoke(ctx context.Context, args []string, getenv env, io stdio) error {
+	// NAME may come before or after the flags.
+	name := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	fs := newFlags("agent revoke", io)
+	data := dataFlag(fs.StringVar, getenv)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if name == "" && fs.NArg() > 0 {
+		name = fs.Arg(0)
+		if fs.NArg() > 1 {
+			return usagef("unexpected argument %q (quote a name that has spaces)", fs.Arg(1))
+		}
+	} else if fs.NArg() > 0 {
+		return usagef("unexpected argument %q (quote a name that has spaces)", fs.Arg(0))
+	}
+	if strings.TrimSpace(name) == "" {
+		return usagef("name the agent to revoke: writeback agent revoke NAME")
+	}
+	a, err := openApp(ctx, *data, io.err)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	in, err := agents.New(a.db, a.log).Revoke(ctx, audit.CommandLine, name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(io.out, "revoked the writeback agent %s; the portal refuses it from now on and cuts off its connection within seconds\n", in.Name)
+	return nil
+}
