@@ -685,3 +685,35 @@ func TestRevokedDuringHandshake(t *testing.T) {
 	}
 	h.waitFor(func() bool { c, _ := h.hub.Connected(); return c == 0 }, "no agent connected")
 }
+
+// A job reaches the agent with a deadline before the hub's own, so an
+// operation that runs until its deadline is stopped on the agent and its
+// answer (not the hub's timeout) reaches the caller.
+func TestAgentStopsBeforeTheHubGivesUp(t *testing.T) {
+	h := newHarness(t)
+	a := h.agent("a1", agentOpts{})
+	seen := make(chan time.Time, 1)
+	a.dir.resetLogin = func(ctx context.Context, login, pw string, opt directory.ResetOptions) (directory.User, directory.Result, error) {
+		d, _ := ctx.Deadline()
+		seen <- d
+		<-ctx.Done()
+		return directory.User{}, directory.Result{Server: "ldaps://dc1"}, errs.E(errs.Unavailable, "The directory did not answer in time. Please try again in a few minutes.",
+			&directory.OpError{Op: "reset", Code: directory.CodeUnavailable, Server: "ldaps://dc1", Err: ctx.Err()})
+	}
+	h.connected(a)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	callerDeadline, _ := ctx.Deadline()
+	_, res, err := h.hub.ResetLogin(ctx, "ann", "Winter-2026!x", directory.ResetOptions{})
+	agentDeadline := <-seen
+	if margin := callerDeadline.Sub(agentDeadline); margin < 80*time.Millisecond {
+		t.Errorf("the agent's deadline is only %s before the caller's", margin)
+	}
+	var oe *directory.OpError
+	if !errors.As(err, &oe) || oe.Server != "ldaps://dc1" || strings.Contains(oe.Err.Error(), "did not answer the") {
+		t.Fatalf("the caller got the hub's timeout, not the agent's answer: %v", err)
+	}
+	if res.Agent != "a1" || errs.MessageOf(err) != "The directory did not answer in time. Please try again in a few minutes." {
+		t.Fatalf("result %+v, err %v", res, err)
+	}
+}

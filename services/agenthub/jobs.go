@@ -196,6 +196,16 @@ func newJobID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// agentDeadline is the deadline a job carries to the agent: earlier than
+// the hub's own by a fifth of the time left (at most 2 s), so that the agent
+// stops the operation (its directory client closes the socket at the
+// deadline) and its answer arrives while the hub still waits. The hub's
+// timeout, and its "Nothing was changed", is then left for an agent or a
+// network that stopped answering altogether.
+func agentDeadline(deadline, now time.Time) time.Time {
+	return deadline.Add(-min(2*time.Second, deadline.Sub(now)/5))
+}
+
 // attempt runs c on a. sent tells that the job may have reached the agent;
 // wentAway that the connection ended before the agent answered.
 func (h *Hub) attempt(ctx context.Context, a *agentConn, c call, deadline time.Time) (ans answer, sent, wentAway bool) {
@@ -222,7 +232,7 @@ func (h *Hub) attempt(ctx context.Context, a *agentConn, c call, deadline time.T
 	}()
 
 	j := c.job
-	j.Op, j.Deadline = c.op, deadline.UnixMilli()
+	j.Op, j.Deadline = c.op, agentDeadline(deadline, time.Now()).UnixMilli()
 	if len(c.secrets) > 0 {
 		j.Sealed = make(map[string][]byte, len(c.secrets))
 		for f, pw := range c.secrets {
