@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/writeback/writeback/cmd/internal/cmdline"
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
 )
@@ -15,25 +16,25 @@ func adminCreate(ctx context.Context, args []string, getenv env, io stdio) error
 	email := fs.String("email", "", "e-mail address (sign-in name)")
 	name := fs.String("name", "", "display name")
 	role := fs.String("role", "", "global-admin, helpdesk-admin or reports-reader")
-	if err := parse(fs, args); err != nil {
+	if err := cmdline.Parse(fs, args); err != nil {
 		return err
 	}
 	if *email == "" {
-		return usagef("--email is required")
+		return cmdline.Usagef("--email is required")
 	}
 	if *name == "" {
-		return usagef("--name is required")
+		return cmdline.Usagef("--name is required")
 	}
 	r, err := admins.ParseRole(*role)
 	if err != nil {
-		return usagef("--role %q: want global-admin, helpdesk-admin or reports-reader", *role)
+		return cmdline.Usagef("--role %q: want global-admin, helpdesk-admin or reports-reader", *role)
 	}
 	// The password comes from standard input so it never shows in ps or shell history.
-	password := firstLine(io.in)
+	password := firstLine(io.In)
 	if password == "" {
-		return usagef("the password is read from standard input, and none was given")
+		return cmdline.Usagef("the password is read from standard input, and none was given")
 	}
-	a, err := openApp(ctx, *data, io.err)
+	a, err := openApp(ctx, *data, io.Err)
 	if err != nil {
 		return err
 	}
@@ -42,7 +43,7 @@ func adminCreate(ctx context.Context, args []string, getenv env, io stdio) error
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(io.out, "created %s <%s> as %s\n", created.Name, created.Email, r.Label())
+	fmt.Fprintf(io.Out, "created %s <%s> as %s\n", created.Name, created.Email, r.Label())
 	return nil
 }
 
@@ -58,7 +59,7 @@ func adminList(ctx context.Context, args []string, getenv env, io stdio) error {
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(io.out, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(io.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "EMAIL\tNAME\tROLE\tSTATE")
 	for _, ad := range list {
 		st := "active"
@@ -74,13 +75,13 @@ func adminDisable(ctx context.Context, args []string, getenv env, io stdio) erro
 	fs := newFlags("admin disable", io)
 	data := dataFlag(fs.StringVar, getenv)
 	email := fs.String("email", "", "e-mail address of the administrator to disable")
-	if err := parse(fs, args); err != nil {
+	if err := cmdline.Parse(fs, args); err != nil {
 		return err
 	}
 	if *email == "" {
-		return usagef("--email is required")
+		return cmdline.Usagef("--email is required")
 	}
-	a, err := openApp(ctx, *data, io.err)
+	a, err := openApp(ctx, *data, io.Err)
 	if err != nil {
 		return err
 	}
@@ -92,6 +93,6 @@ func adminDisable(ctx context.Context, args []string, getenv env, io stdio) erro
 	if _, err := a.admins.Update(ctx, audit.CommandLine, ad.ID, admins.Role(ad.Role), true); err != nil {
 		return err
 	}
-	fmt.Fprintf(io.out, "disabled %s <%s>; their sessions have ended\n", ad.Name, ad.Email)
+	fmt.Fprintf(io.Out, "disabled %s <%s>; their sessions have ended\n", ad.Name, ad.Email)
 	return nil
 }

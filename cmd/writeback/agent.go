@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/writeback/writeback/cmd/internal/cmdline"
 	"github.com/writeback/writeback/services/agents"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
@@ -23,25 +24,25 @@ func agentAdd(ctx context.Context, args []string, getenv env, io stdio) error {
 	data := dataFlag(fs.StringVar, getenv)
 	name := fs.String("name", "", "the agent's name, as the Writeback agents page shows it (1 to 64 letters, digits, spaces, - _ .)")
 	portal := fs.String("base-url", getenv("WRITEBACK_BASE_URL"), "the portal's public URL, for the enroll command shown (env WRITEBACK_BASE_URL)")
-	if err := parse(fs, args); err != nil {
+	if err := cmdline.Parse(fs, args); err != nil {
 		return err
 	}
 	if strings.TrimSpace(*name) == "" {
-		return usagef("--name is required")
+		return cmdline.Usagef("--name is required")
 	}
 	n, err := agents.ValidateName(*name)
 	if err != nil {
-		return usagef("--name %q: %s", *name, agentFieldMessage(err))
+		return cmdline.Usagef("--name %q: %s", *name, agentFieldMessage(err))
 	}
 	base := "https://PORTAL"
 	if *portal != "" {
 		u, err := url.Parse(*portal)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return usagef("--base-url %q: want the portal's public URL, such as https://reset.example.com", *portal)
+			return cmdline.Usagef("--base-url %q: want the portal's public URL, such as https://reset.example.com", *portal)
 		}
 		base = strings.TrimRight(u.String(), "/")
 	}
-	a, err := openApp(ctx, *data, io.err)
+	a, err := openApp(ctx, *data, io.Err)
 	if err != nil {
 		return err
 	}
@@ -50,15 +51,15 @@ func agentAdd(ctx context.Context, args []string, getenv env, io stdio) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(io.out, "Created a one-time enrolment token for the writeback agent %q.\n", tok.Name)
-	fmt.Fprintf(io.out, "It works once, until %s (one hour), and is not shown again.\n", tok.ExpiresAt.UTC().Format("2006-01-02 15:04:05 UTC"))
-	fmt.Fprintln(io.out, "On the server inside your network that will run the agent, enrol it with:")
-	fmt.Fprintf(io.out, "    writeback-agent enroll --portal %s --token %s\n", base, tok.Token)
+	fmt.Fprintf(io.Out, "Created a one-time enrolment token for the writeback agent %q.\n", tok.Name)
+	fmt.Fprintf(io.Out, "It works once, until %s (one hour), and is not shown again.\n", tok.ExpiresAt.UTC().Format("2006-01-02 15:04:05 UTC"))
+	fmt.Fprintln(io.Out, "On the server inside your network that will run the agent, enrol it with:")
+	fmt.Fprintf(io.Out, "    writeback-agent enroll --portal %s --token %s\n", base, tok.Token)
 	if *portal == "" {
-		fmt.Fprintln(io.out, "(Replace https://PORTAL with the portal's public URL, or give it with --base-url.)")
+		fmt.Fprintln(io.Out, "(Replace https://PORTAL with the portal's public URL, or give it with --base-url.)")
 	}
-	fmt.Fprintln(io.out, "The token:")
-	fmt.Fprintln(io.out, tok.Token)
+	fmt.Fprintln(io.Out, "The token:")
+	fmt.Fprintln(io.Out, tok.Token)
 	return nil
 }
 
@@ -118,15 +119,15 @@ func agentList(ctx context.Context, args []string, getenv env, io stdio) error {
 				LastError: in.LastError, ID: in.ID, PasswordWriteback: in.PasswordWriteback, Directory: in.Directory,
 				EnrolledAt: in.EnrolledAt.UTC(), RevokedAt: timePtr(in.RevokedAt)})
 		}
-		enc := json.NewEncoder(io.out)
+		enc := json.NewEncoder(io.Out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rows)
 	}
 	if len(list) == 0 {
-		fmt.Fprintln(io.out, `No writeback agents are enrolled. Add one with: writeback agent add --name NAME`)
+		fmt.Fprintln(io.Out, `No writeback agents are enrolled. Add one with: writeback agent add --name NAME`)
 		return nil
 	}
-	tw := tabwriter.NewWriter(io.out, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(io.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATE\tHOST\tVERSION\tCONNECTED SINCE\tLAST HEARTBEAT\tOPS (1 H)\tLAST ERROR")
 	for _, in := range list {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(in.Name), in.State, dash(in.Host), dash(in.Version),
@@ -158,21 +159,21 @@ func agentRevoke(ctx context.Context, args []string, getenv env, io stdio) error
 	}
 	fs := newFlags("agent revoke", io)
 	data := dataFlag(fs.StringVar, getenv)
-	if err := parseFlags(fs, args); err != nil {
+	if err := cmdline.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if name == "" && fs.NArg() > 0 {
 		name = fs.Arg(0)
 		if fs.NArg() > 1 {
-			return usagef("unexpected argument %q (quote a name that has spaces)", fs.Arg(1))
+			return cmdline.Usagef("unexpected argument %q (quote a name that has spaces)", fs.Arg(1))
 		}
 	} else if fs.NArg() > 0 {
-		return usagef("unexpected argument %q (quote a name that has spaces)", fs.Arg(0))
+		return cmdline.Usagef("unexpected argument %q (quote a name that has spaces)", fs.Arg(0))
 	}
 	if strings.TrimSpace(name) == "" {
-		return usagef("name the agent to revoke: writeback agent revoke NAME")
+		return cmdline.Usagef("name the agent to revoke: writeback agent revoke NAME")
 	}
-	a, err := openApp(ctx, *data, io.err)
+	a, err := openApp(ctx, *data, io.Err)
 	if err != nil {
 		return err
 	}
@@ -181,6 +182,6 @@ func agentRevoke(ctx context.Context, args []string, getenv env, io stdio) error
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(io.out, "revoked the writeback agent %s; the portal refuses it from now on and cuts off its connection within seconds\n", in.Name)
+	fmt.Fprintf(io.Out, "revoked the writeback agent %s; the portal refuses it from now on and cuts off its connection within seconds\n", in.Name)
 	return nil
 }

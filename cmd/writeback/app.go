@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/writeback/writeback/cmd/internal/cmdline"
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/keyring"
@@ -36,7 +37,7 @@ type app struct {
 // dataFlag registers --data with its environment default.
 func dataFlag(fsAdd func(p *string, name, value, usage string), getenv env) *string {
 	var dir string
-	fsAdd(&dir, "data", envOr(getenv, "WRITEBACK_DATA", "./data"), "data folder holding the SQLite database and the key file (env WRITEBACK_DATA)")
+	fsAdd(&dir, "data", cmdline.EnvOr(getenv, "WRITEBACK_DATA", "./data"), "data folder holding the SQLite database and the key file (env WRITEBACK_DATA)")
 	return &dir
 }
 
@@ -50,7 +51,7 @@ func openApp(ctx context.Context, dataDir string, logOut io.Writer) (*app, error
 // Info, one-shot commands only warnings.
 func openAppLevel(ctx context.Context, dataDir string, logOut io.Writer, level slog.Level) (*app, error) {
 	if dataDir == "" {
-		return nil, usagef("--data must not be empty")
+		return nil, cmdline.Usagef("--data must not be empty")
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data folder %s: %w", dataDir, err)
@@ -104,12 +105,12 @@ func firstLine(r io.Reader) string {
 func secretFile(flagName, path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", usagef("--%s %q: %v", flagName, path, err)
+		return "", cmdline.Usagef("--%s %q: %v", flagName, path, err)
 	}
 	defer f.Close()
 	s := firstLine(f)
 	if s == "" {
-		return "", usagef("--%s %q: the file is empty", flagName, path)
+		return "", cmdline.Usagef("--%s %q: the file is empty", flagName, path)
 	}
 	return s, nil
 }
@@ -117,8 +118,8 @@ func secretFile(flagName, path string) (string, error) {
 // openParsed parses a command's flags (one of them --data) and opens the
 // data folder they name. Callers close the app.
 func openParsed(ctx context.Context, fs *flag.FlagSet, args []string, data *string, io stdio) (*app, error) {
-	if err := parse(fs, args); err != nil {
+	if err := cmdline.Parse(fs, args); err != nil {
 		return nil, err
 	}
-	return openApp(ctx, *data, io.err)
+	return openApp(ctx, *data, io.Err)
 }

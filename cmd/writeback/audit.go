@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/writeback/writeback/cmd/internal/cmdline"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/store"
 )
@@ -38,10 +39,10 @@ func auditVerify(ctx context.Context, args []string, getenv env, io stdio) error
 		return fmt.Errorf("audit log integrity check failed: %s (verified up to event %d%s)", res.Problem, res.LastGoodID, hint)
 	}
 	if res.Full {
-		fmt.Fprintf(io.out, "audit log verified: %s, chain intact up to event %d (full check)\n", events(res.Checked), res.LastGoodID)
+		fmt.Fprintf(io.Out, "audit log verified: %s, chain intact up to event %d (full check)\n", events(res.Checked), res.LastGoodID)
 		return nil
 	}
-	fmt.Fprintf(io.out, "audit log verified: %s appended since the last verification at event %d, chain intact up to event %d (incremental check; --full reads every event)\n",
+	fmt.Fprintf(io.Out, "audit log verified: %s appended since the last verification at event %d, chain intact up to event %d (incremental check; --full reads every event)\n",
 		events(res.Checked), res.FromID, res.LastGoodID)
 	return nil
 }
@@ -64,7 +65,7 @@ func parseTimeFlag(name, v string) (int64, error) {
 	if t, err := time.Parse(time.RFC3339, v); err == nil {
 		return t.UnixMilli(), nil
 	}
-	return 0, usagef("--%s %q: want a date like 2026-11-01 or a time like 2026-11-01T08:00:00Z", name, v)
+	return 0, cmdline.Usagef("--%s %q: want a date like 2026-11-01 or a time like 2026-11-01T08:00:00Z", name, v)
 }
 
 func auditExport(ctx context.Context, args []string, getenv env, io stdio) error {
@@ -81,14 +82,14 @@ func auditExport(ctx context.Context, args []string, getenv env, io stdio) error
 	actor := fs.String("actor", "", "actor ID or name contains")
 	target := fs.String("target", "", "target ID, DN or name contains")
 	text := fs.String("text", "", "free text")
-	if err := parse(fs, args); err != nil {
+	if err := cmdline.Parse(fs, args); err != nil {
 		return err
 	}
 	if *format != audit.FormatCSV && *format != audit.FormatJSONL {
-		return usagef("--format %q: want csv or jsonl", *format)
+		return cmdline.Usagef("--format %q: want csv or jsonl", *format)
 	}
 	if *result != "" && *result != audit.Success && *result != audit.Failure {
-		return usagef("--result %q: want success or failure", *result)
+		return cmdline.Usagef("--result %q: want success or failure", *result)
 	}
 	f := store.AuditFilter{Activities: activities, Categories: categories, Result: *result, Actor: *actor, Target: *target, Text: *text}
 	var err error
@@ -100,16 +101,16 @@ func auditExport(ctx context.Context, args []string, getenv env, io stdio) error
 	}
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	a, err := openApp(ctx, *data, io.err)
+	a, err := openApp(ctx, *data, io.Err)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	w := io.out
+	w := io.Out
 	if *out != "" {
 		file, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
-			return usagef("--out %q: %v", *out, err)
+			return cmdline.Usagef("--out %q: %v", *out, err)
 		}
 		defer file.Close()
 		bw := bufio.NewWriterSize(file, 1<<16)
@@ -121,7 +122,7 @@ func auditExport(ctx context.Context, args []string, getenv env, io stdio) error
 		return err
 	}
 	if *out != "" {
-		fmt.Fprintf(io.err, "exported %d events to %s\n", n, strings.TrimSpace(*out))
+		fmt.Fprintf(io.Err, "exported %d events to %s\n", n, strings.TrimSpace(*out))
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,7 +26,7 @@ func directoryProgram() dircmd.Program {
 		Name:  "writeback",
 		Modes: true,
 		DataFlag: func(fs *flag.FlagSet, getenv cmdline.Env) *string {
-			return dataFlag(fs.StringVar, env(getenv))
+			return dataFlag(fs.StringVar, getenv)
 		},
 		Open: func(ctx context.Context, dataDir string, logOut io.Writer) (dircmd.Connections, func() error, error) {
 			a, err := openApp(ctx, dataDir, logOut)
@@ -39,28 +38,16 @@ func directoryProgram() dircmd.Program {
 	}
 }
 
-// shared runs one of the shared commands with this program's streams; its
-// usage errors are this program's (one line, exit 2).
-func shared(f cmdline.RunFunc) runFunc {
-	return func(ctx context.Context, args []string, getenv env, io stdio) error {
-		err := f(ctx, args, cmdline.Env(getenv), cmdline.IO{In: io.in, Out: io.out, Err: io.err})
-		if ue, ok := errors.AsType[cmdline.UsageError](err); ok {
-			return usageError{ue.Msg}
-		}
-		return err
-	}
-}
-
 func directorySet(ctx context.Context, args []string, getenv env, io stdio) error {
-	return shared(directoryProgram().Set)(ctx, args, getenv, io)
+	return directoryProgram().Set(ctx, args, getenv, io)
 }
 
 func directoryShow(ctx context.Context, args []string, getenv env, io stdio) error {
-	return shared(directoryProgram().Show)(ctx, args, getenv, io)
+	return directoryProgram().Show(ctx, args, getenv, io)
 }
 
 func directoryTest(ctx context.Context, args []string, getenv env, io stdio) error {
-	return shared(directoryProgram().Test)(ctx, args, getenv, io)
+	return directoryProgram().Test(ctx, args, getenv, io)
 }
 
 func settingsShow(ctx context.Context, args []string, getenv env, io stdio) error {
@@ -75,10 +62,10 @@ func settingsShow(ctx context.Context, args []string, getenv env, io stdio) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(io.out, "Write back passwords to your on-premises directory: %s\n", yesNoWord(o.Writeback))
-	fmt.Fprintf(io.out, "Allow users to unlock accounts without resetting their password: %s\n", yesNoWord(o.Unlock))
+	fmt.Fprintf(io.Out, "Write back passwords to your on-premises directory: %s\n", yesNoWord(o.Writeback))
+	fmt.Fprintf(io.Out, "Allow users to unlock accounts without resetting their password: %s\n", yesNoWord(o.Unlock))
 	if meta.UpdatedBy != "" {
-		fmt.Fprintf(io.out, "Last changed by %s at %s\n", meta.UpdatedBy, meta.UpdatedAt.Format("2006-01-02 15:04:05 UTC"))
+		fmt.Fprintf(io.Out, "Last changed by %s at %s\n", meta.UpdatedBy, meta.UpdatedAt.Format("2006-01-02 15:04:05 UTC"))
 	}
 	return nil
 }
@@ -107,11 +94,11 @@ func settingsSet(ctx context.Context, args []string, getenv env, io stdio) error
 			return err
 		}
 		if o.Unlock && !o.Writeback {
-			return usagef("--unlock yes needs --writeback yes: unlocking writes to the directory")
+			return cmdline.Usagef("--unlock yes needs --writeback yes: unlocking writes to the directory")
 		}
 	}
 	if *wbv == "" && *unlock == "" {
-		return usagef("give --writeback and/or --unlock")
+		return cmdline.Usagef("give --writeback and/or --unlock")
 	}
 	if o.Writeback {
 		// The page's rule: with nothing to write to, Yes would change nothing.
@@ -120,7 +107,7 @@ func settingsSet(ctx context.Context, args []string, getenv env, io stdio) error
 			return err
 		}
 		if !conn.Configured() {
-			return usagef("--writeback yes needs a directory connection first: run 'writeback directory set' (or open Directory connection)")
+			return cmdline.Usagef("--writeback yes needs a directory connection first: run 'writeback directory set' (or open Directory connection)")
 		}
 	}
 	changed, _, err := a.settings.SaveOnPrem(ctx, audit.CommandLine, meta.Version, o)
@@ -129,10 +116,10 @@ func settingsSet(ctx context.Context, args []string, getenv env, io stdio) error
 	}
 	o = o.Normalize()
 	if !changed {
-		fmt.Fprintln(io.out, "nothing changed")
+		fmt.Fprintln(io.Out, "nothing changed")
 		return nil
 	}
-	fmt.Fprintf(io.out, "saved: writeback %s, unlock %s\n", yesNoWord(o.Writeback), yesNoWord(o.Unlock))
+	fmt.Fprintf(io.Out, "saved: writeback %s, unlock %s\n", yesNoWord(o.Writeback), yesNoWord(o.Unlock))
 	return nil
 }
 
@@ -143,7 +130,7 @@ func yesNoFlag(name, v string) (bool, error) {
 	case "no":
 		return false, nil
 	}
-	return false, usagef("--%s %q: want yes or no", name, v)
+	return false, cmdline.Usagef("--%s %q: want yes or no", name, v)
 }
 
 func yesNoWord(b bool) string {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/writeback/writeback/cmd/internal/cmdline"
 )
 
 // TestHelpEveryCommand: "--help" (and -h, and "help <command>") works for every command and subcommand the
@@ -25,23 +27,23 @@ func TestHelpEveryCommand(t *testing.T) {
 	}
 	var cases []invocation
 	for _, c := range commands() {
-		subs := subNames(c.subs)
+		subs := cmdline.SubNames(c.Subs)
 		if len(subs) == 0 {
 			for _, h := range []string{"--help", "-h"} {
-				cases = append(cases, invocation{[]string{c.name, h}, "Usage: writeback " + c.name + " [flags]"})
+				cases = append(cases, invocation{[]string{c.Name, h}, "Usage: writeback " + c.Name + " [flags]"})
 			}
-			cases = append(cases, invocation{[]string{"help", c.name}, "Usage: writeback " + c.name})
+			cases = append(cases, invocation{[]string{"help", c.Name}, "Usage: writeback " + c.Name})
 			continue
 		}
 		for _, h := range []string{"--help", "-h", "help"} {
-			cases = append(cases, invocation{[]string{c.name, h}, "Usage: writeback " + c.name + " <subcommand>"})
+			cases = append(cases, invocation{[]string{c.Name, h}, "Usage: writeback " + c.Name + " <subcommand>"})
 		}
-		cases = append(cases, invocation{[]string{"help", c.name}, "Subcommands: " + strings.Join(subs, ", ")})
+		cases = append(cases, invocation{[]string{"help", c.Name}, "Subcommands: " + strings.Join(subs, ", ")})
 		for _, s := range subs {
 			for _, h := range []string{"--help", "-h"} {
-				cases = append(cases, invocation{[]string{c.name, s, h}, "Usage: writeback " + c.name + " " + s + " [flags]"})
+				cases = append(cases, invocation{[]string{c.Name, s, h}, "Usage: writeback " + c.Name + " " + s + " [flags]"})
 			}
-			cases = append(cases, invocation{[]string{"help", c.name, s}, "Usage: writeback " + c.name + " " + s})
+			cases = append(cases, invocation{[]string{"help", c.Name, s}, "Usage: writeback " + c.Name + " " + s})
 		}
 	}
 	for _, tc := range cases {
@@ -73,13 +75,13 @@ func TestHelpEveryCommand(t *testing.T) {
 // it has; a command without refuses a stray argument (version, serve, …).
 func TestUnknownSubcommandsAndStrayArguments(t *testing.T) {
 	for _, c := range commands() {
-		code, _, errOut := cli(t, "", c.name, "no-such-subcommand")
+		code, _, errOut := cli(t, "", c.Name, "no-such-subcommand")
 		if code != 2 {
-			t.Errorf("%s no-such-subcommand: exit %d, want 2", c.name, code)
+			t.Errorf("%s no-such-subcommand: exit %d, want 2", c.Name, code)
 		}
-		for _, s := range c.subs {
-			if !strings.Contains(errOut, `unknown subcommand "no-such-subcommand"`) || !strings.Contains(errOut, s.name) {
-				t.Errorf("%s: %q does not refuse the unknown subcommand naming %s", c.name, errOut, s.name)
+		for _, s := range c.Subs {
+			if !strings.Contains(errOut, `unknown subcommand "no-such-subcommand"`) || !strings.Contains(errOut, s.Name) {
+				t.Errorf("%s: %q does not refuse the unknown subcommand naming %s", c.Name, errOut, s.Name)
 			}
 		}
 	}

@@ -4,10 +4,11 @@ package main
 
 import (
 	"context"
-	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/writeback/writeback/cmd/internal/cmdline"
 )
 
 func main() {
@@ -19,11 +20,9 @@ func main() {
 	os.Exit(code)
 }
 
-// env is how run reads the environment (tests pass their own).
-type env func(string) string
-
-// stdio bundles the streams a command uses.
-type stdio struct {
-	in       io.Reader
-	out, err io.Writer
-}
+// env is how run reads the environment (tests pass their own), and stdio
+// the streams a command uses: the command-line plumbing both programs share.
+type (
+	env   = cmdline.Env
+	stdio = cmdline.IO
+)

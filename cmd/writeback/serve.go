@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/writeback/writeback/cmd/internal/cmdline"
 	"github.com/writeback/writeback/handlers"
 	"github.com/writeback/writeback/services/agenthub"
 	"github.com/writeback/writeback/services/agents"
@@ -47,7 +48,7 @@ type serveConfig struct {
 
 func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
 	fs := newFlags("serve", io)
-	listen := fs.String("listen", envOr(getenv, "WRITEBACK_LISTEN", "127.0.0.1:8080"), "address to listen on (env WRITEBACK_LISTEN)")
+	listen := fs.String("listen", cmdline.EnvOr(getenv, "WRITEBACK_LISTEN", "127.0.0.1:8080"), "address to listen on (env WRITEBACK_LISTEN)")
 	data := dataFlag(fs.StringVar, getenv)
 	base := fs.String("base-url", getenv("WRITEBACK_BASE_URL"), "public URL of the portal, the only source of absolute links (env WRITEBACK_BASE_URL; default http://<listen>)")
 	proxies := fs.String("trusted-proxy", getenv("WRITEBACK_TRUSTED_PROXIES"), "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is honoured (env WRITEBACK_TRUSTED_PROXIES)")
@@ -58,53 +59,53 @@ func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
 	if v := getenv("WRITEBACK_SHUTDOWN_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			return serveConfig{}, usagef("WRITEBACK_SHUTDOWN_TIMEOUT %q: want a duration such as 8s", v)
+			return serveConfig{}, cmdline.Usagef("WRITEBACK_SHUTDOWN_TIMEOUT %q: want a duration such as 8s", v)
 		}
 		*shutdownTimeout = d
 	}
-	logLevel := fs.String("log-level", envOr(getenv, "WRITEBACK_LOG_LEVEL", "info"), "the least level of the operator log: debug, info, warn or error (env WRITEBACK_LOG_LEVEL)")
-	requestLog := fs.String("request-log", envOr(getenv, "WRITEBACK_REQUEST_LOG", "on"), "on: a log line (at info) per request; off: none, errors are still logged (env WRITEBACK_REQUEST_LOG)")
-	if err := parse(fs, args); err != nil {
+	logLevel := fs.String("log-level", cmdline.EnvOr(getenv, "WRITEBACK_LOG_LEVEL", "info"), "the least level of the operator log: debug, info, warn or error (env WRITEBACK_LOG_LEVEL)")
+	requestLog := fs.String("request-log", cmdline.EnvOr(getenv, "WRITEBACK_REQUEST_LOG", "on"), "on: a log line (at info) per request; off: none, errors are still logged (env WRITEBACK_REQUEST_LOG)")
+	if err := cmdline.Parse(fs, args); err != nil {
 		return serveConfig{}, err
 	}
 	cfg := serveConfig{listen: *listen, dataDir: *data, auditStdout: *stdoutFwd, shutdownTimeout: *shutdownTimeout}
 	if err := cfg.logLevel.UnmarshalText([]byte(*logLevel)); err != nil || strings.ContainsAny(*logLevel, "+-") {
-		return cfg, usagef("--log-level %q: want debug, info, warn or error", *logLevel)
+		return cfg, cmdline.Usagef("--log-level %q: want debug, info, warn or error", *logLevel)
 	}
 	switch *requestLog {
 	case "on":
 		cfg.requestLog = true
 	case "off":
 	default:
-		return cfg, usagef("--request-log %q: want on or off", *requestLog)
+		return cfg, cmdline.Usagef("--request-log %q: want on or off", *requestLog)
 	}
 	if cfg.shutdownTimeout <= 0 {
-		return cfg, usagef("--shutdown-timeout %s: want a positive duration such as 8s", cfg.shutdownTimeout)
+		return cfg, cmdline.Usagef("--shutdown-timeout %s: want a positive duration such as 8s", cfg.shutdownTimeout)
 	}
 	if *syslogFwd != "" {
 		su, err := url.Parse(*syslogFwd)
 		if err != nil || (su.Scheme != "tcp" && su.Scheme != "udp" && su.Scheme != "tls") || su.Port() == "" || su.Hostname() == "" ||
 			(su.Path != "" && su.Path != "/") || su.RawQuery != "" || su.User != nil {
-			return cfg, usagef("--audit-syslog %q: want tls://host:port, tcp://host:port or udp://host:port", *syslogFwd)
+			return cfg, cmdline.Usagef("--audit-syslog %q: want tls://host:port, tcp://host:port or udp://host:port", *syslogFwd)
 		}
 		cfg.auditSyslog = su
 	}
 	if *syslogCA != "" {
 		if cfg.auditSyslog == nil || cfg.auditSyslog.Scheme != "tls" {
-			return cfg, usagef("--audit-syslog-ca needs a tls:// --audit-syslog")
+			return cfg, cmdline.Usagef("--audit-syslog-ca needs a tls:// --audit-syslog")
 		}
 		pem, err := os.ReadFile(*syslogCA)
 		if err != nil {
-			return cfg, usagef("--audit-syslog-ca %q: %v", *syslogCA, err)
+			return cfg, cmdline.Usagef("--audit-syslog-ca %q: %v", *syslogCA, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return cfg, usagef("--audit-syslog-ca %q: no PEM certificate in the file", *syslogCA)
+			return cfg, cmdline.Usagef("--audit-syslog-ca %q: no PEM certificate in the file", *syslogCA)
 		}
 		cfg.auditSyslogTLS = &tls.Config{RootCAs: pool}
 	}
 	if _, _, err := net.SplitHostPort(cfg.listen); err != nil {
-		return cfg, usagef("--listen %q: want host:port, e.g. 127.0.0.1:8080", cfg.listen)
+		return cfg, cmdline.Usagef("--listen %q: want host:port, e.g. 127.0.0.1:8080", cfg.listen)
 	}
 	b := *base
 	if b == "" {
@@ -112,7 +113,7 @@ func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
 	}
 	u, err := url.Parse(b)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return cfg, usagef("--base-url %q: want an absolute http(s) URL such as https://reset.example.com", b)
+		return cfg, cmdline.Usagef("--base-url %q: want an absolute http(s) URL such as https://reset.example.com", b)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	cfg.baseURL = u
@@ -123,14 +124,14 @@ func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
 		if !strings.Contains(p, "/") {
 			a, err := netip.ParseAddr(p)
 			if err != nil {
-				return cfg, usagef("--trusted-proxy %q: want an IP address or CIDR", p)
+				return cfg, cmdline.Usagef("--trusted-proxy %q: want an IP address or CIDR", p)
 			}
 			cfg.trustedProxies = append(cfg.trustedProxies, netip.PrefixFrom(a, a.BitLen()))
 			continue
 		}
 		pr, err := netip.ParsePrefix(p)
 		if err != nil {
-			return cfg, usagef("--trusted-proxy %q: want an IP address or CIDR", p)
+			return cfg, cmdline.Usagef("--trusted-proxy %q: want an IP address or CIDR", p)
 		}
 		cfg.trustedProxies = append(cfg.trustedProxies, pr.Masked())
 	}
@@ -142,7 +143,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	if err != nil {
 		return err
 	}
-	a, err := openAppLevel(ctx, cfg.dataDir, io.err, cfg.logLevel)
+	a, err := openAppLevel(ctx, cfg.dataDir, io.Err, cfg.logLevel)
 	if err != nil {
 		return err
 	}
@@ -160,7 +161,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	}()
 
 	if cfg.auditStdout {
-		fwd := audit.NewStdoutForwarder(io.out, a.log)
+		fwd := audit.NewStdoutForwarder(io.Out, a.log)
 		sd.forwarder("stdout", a.db.OnAudit(fwd.Forward), fwd.Close)
 	}
 	if cfg.auditSyslog != nil {
@@ -205,7 +206,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 		hs.Close()
 		return err
 	} else if tok != "" {
-		fmt.Fprintf(io.out, "\nNo administrator exists yet. Open this one-time link within the hour to create the first Global Administrator:\n\n    %s/setup?token=%s\n\n", cfg.baseURL.String(), tok)
+		fmt.Fprintf(io.Out, "\nNo administrator exists yet. Open this one-time link within the hour to create the first Global Administrator:\n\n    %s/setup?token=%s\n\n", cfg.baseURL.String(), tok)
 	}
 
 	// Background work does not stop on ctx (the signal) directly: shutdown
@@ -377,19 +378,19 @@ func cmdMigrate(ctx context.Context, args []string, getenv env, io stdio) error 
 		return err
 	}
 	defer a.Close()
-	fmt.Fprintln(io.out, "database is up to date")
+	fmt.Fprintln(io.Out, "database is up to date")
 	return nil
 }
 
 func cmdHealthcheck(ctx context.Context, args []string, getenv env, io stdio) error {
 	fs := newFlags("healthcheck", io)
-	listen := fs.String("listen", envOr(getenv, "WRITEBACK_LISTEN", "127.0.0.1:8080"), "address the portal listens on (env WRITEBACK_LISTEN)")
-	if err := parse(fs, args); err != nil {
+	listen := fs.String("listen", cmdline.EnvOr(getenv, "WRITEBACK_LISTEN", "127.0.0.1:8080"), "address the portal listens on (env WRITEBACK_LISTEN)")
+	if err := cmdline.Parse(fs, args); err != nil {
 		return err
 	}
 	host, port, err := net.SplitHostPort(*listen)
 	if err != nil {
-		return usagef("--listen %q: want host:port", *listen)
+		return cmdline.Usagef("--listen %q: want host:port", *listen)
 	}
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
@@ -405,6 +406,6 @@ func cmdHealthcheck(ctx context.Context, args []string, getenv env, io stdio) er
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("unhealthy: /healthz answered %s", resp.Status)
 	}
-	fmt.Fprintln(io.out, "healthy")
+	fmt.Fprintln(io.Out, "healthy")
 	return nil
 }

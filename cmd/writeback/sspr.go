@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/writeback/writeback/cmd/internal/cmdline"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/mail"
 	"github.com/writeback/writeback/services/selfservice"
@@ -22,21 +23,21 @@ func mailSet(ctx context.Context, args []string, getenv env, io stdio) error {
 	user := fs.String("username", "", "SMTP user name (empty: no authentication)")
 	pwFile := fs.String("password-file", "", "file holding the SMTP password (first line)")
 	caFile := fs.String("ca-file", "", "PEM file with extra trusted CA certificates")
-	if err := parse(fs, args); err != nil {
+	if err := cmdline.Parse(fs, args); err != nil {
 		return err
 	}
 	for _, req := range []struct{ name, v string }{{"host", *host}, {"tls", *tlsMode}, {"from", *from}} {
 		if req.v == "" {
-			return usagef("--%s is required", req.name)
+			return cmdline.Usagef("--%s is required", req.name)
 		}
 	}
 	switch mail.TLSMode(*tlsMode) {
 	case mail.TLSNone, mail.TLSStartTLS, mail.TLSImplicit:
 	default:
-		return usagef("--tls %q: want none, starttls or tls", *tlsMode)
+		return cmdline.Usagef("--tls %q: want none, starttls or tls", *tlsMode)
 	}
 	if *port < 1 || *port > 65535 {
-		return usagef("--port %d: want 1 to 65535", *port)
+		return cmdline.Usagef("--port %d: want 1 to 65535", *port)
 	}
 	in := selfservice.MailInput{Host: *host, Port: *port, TLS: mail.TLSMode(*tlsMode), From: *from, Username: *user}
 	if *pwFile != "" {
@@ -48,11 +49,11 @@ func mailSet(ctx context.Context, args []string, getenv env, io stdio) error {
 	if *caFile != "" {
 		b, err := os.ReadFile(*caFile)
 		if err != nil {
-			return usagef("--ca-file %q: %v", *caFile, err)
+			return cmdline.Usagef("--ca-file %q: %v", *caFile, err)
 		}
 		in.CAPEM = string(b)
 	}
-	a, err := openApp(ctx, *data, io.err)
+	a, err := openApp(ctx, *data, io.Err)
 	if err != nil {
 		return err
 	}
@@ -66,9 +67,9 @@ func mailSet(ctx context.Context, args []string, getenv env, io stdio) error {
 		return err
 	}
 	if changed {
-		fmt.Fprintln(io.out, "saved the mail server; run \"writeback mail test --to ADDRESS\" to check it")
+		fmt.Fprintln(io.Out, "saved the mail server; run \"writeback mail test --to ADDRESS\" to check it")
 	} else {
-		fmt.Fprintln(io.out, "nothing changed")
+		fmt.Fprintln(io.Out, "nothing changed")
 	}
 	return nil
 }
@@ -77,13 +78,13 @@ func mailTest(ctx context.Context, args []string, getenv env, io stdio) error {
 	fs := newFlags("mail test", io)
 	data := dataFlag(fs.StringVar, getenv)
 	to := fs.String("to", "", "address to send the test mail to")
-	if err := parse(fs, args); err != nil {
+	if err := cmdline.Parse(fs, args); err != nil {
 		return err
 	}
 	if *to == "" {
-		return usagef("--to is required")
+		return cmdline.Usagef("--to is required")
 	}
-	a, err := openApp(ctx, *data, io.err)
+	a, err := openApp(ctx, *data, io.Err)
 	if err != nil {
 		return err
 	}
@@ -91,7 +92,7 @@ func mailTest(ctx context.Context, args []string, getenv env, io stdio) error {
 	if err := a.ss.SendTestMail(ctx, audit.CommandLine, *to); err != nil {
 		return err
 	}
-	fmt.Fprintf(io.out, "sent a test mail to %s\n", *to)
+	fmt.Fprintf(io.Out, "sent a test mail to %s\n", *to)
 	return nil
 }
 
@@ -111,16 +112,16 @@ func ssprShow(ctx context.Context, args []string, getenv env, io stdio) error {
 	if p.Enabled == selfservice.EnabledGroup {
 		enabled = "group:" + p.Group
 	}
-	fmt.Fprintf(io.out, "enabled         %s\n", enabled)
-	fmt.Fprintf(io.out, "methods         %s\n", strings.Join(p.Methods.List(), ","))
-	fmt.Fprintf(io.out, "required        %d\n", p.Required)
-	fmt.Fprintf(io.out, "questions       register %d, answer %d, %d to choose from\n", p.QuestionsToRegister, p.QuestionsToAnswer, len(p.Questions))
-	fmt.Fprintf(io.out, "reconfirm-days  %d\n", p.ReconfirmDays)
-	fmt.Fprintf(io.out, "notify-users    %s\n", strings.ToLower(yesNoWord(p.NotifyUsers)))
-	fmt.Fprintf(io.out, "notify-admins   %s\n", strings.ToLower(yesNoWord(p.NotifyAdmins)))
-	fmt.Fprintf(io.out, "helpdesk        %s\n", p.Helpdesk)
+	fmt.Fprintf(io.Out, "enabled         %s\n", enabled)
+	fmt.Fprintf(io.Out, "methods         %s\n", strings.Join(p.Methods.List(), ","))
+	fmt.Fprintf(io.Out, "required        %d\n", p.Required)
+	fmt.Fprintf(io.Out, "questions       register %d, answer %d, %d to choose from\n", p.QuestionsToRegister, p.QuestionsToAnswer, len(p.Questions))
+	fmt.Fprintf(io.Out, "reconfirm-days  %d\n", p.ReconfirmDays)
+	fmt.Fprintf(io.Out, "notify-users    %s\n", strings.ToLower(yesNoWord(p.NotifyUsers)))
+	fmt.Fprintf(io.Out, "notify-admins   %s\n", strings.ToLower(yesNoWord(p.NotifyAdmins)))
+	fmt.Fprintf(io.Out, "helpdesk        %s\n", p.Helpdesk)
 	if meta.UpdatedBy != "" {
-		fmt.Fprintf(io.out, "last changed    by %s at %s\n", meta.UpdatedBy, meta.UpdatedAt.Format("2006-01-02 15:04:05 UTC"))
+		fmt.Fprintf(io.Out, "last changed    by %s at %s\n", meta.UpdatedBy, meta.UpdatedAt.Format("2006-01-02 15:04:05 UTC"))
 	}
 	return nil
 }
@@ -135,13 +136,13 @@ func ssprSet(ctx context.Context, args []string, getenv env, io stdio) error {
 	notifyAdmins := fs.String("notify-admins", "", "yes or no")
 	helpdesk := fs.String("helpdesk", "", "helpdesk link or e-mail shown to people who cannot finish")
 	org := fs.String("org-name", "", "organisation name shown on the employee pages and in e-mails")
-	if err := parse(fs, args); err != nil {
+	if err := cmdline.Parse(fs, args); err != nil {
 		return err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if len(set) == 0 || (len(set) == 1 && set["data"]) {
-		return usagef("give at least one setting, e.g. --enabled all")
+		return cmdline.Usagef("give at least one setting, e.g. --enabled all")
 	}
 	var changes []func(*selfservice.Policy)
 	if set["enabled"] {
@@ -153,7 +154,7 @@ func ssprSet(ctx context.Context, args []string, getenv env, io stdio) error {
 			dn := strings.TrimPrefix(v, "group:")
 			changes = append(changes, func(p *selfservice.Policy) { p.Enabled, p.Group = selfservice.EnabledGroup, dn })
 		default:
-			return usagef("--enabled %q: want none, all or group:DN", v)
+			return cmdline.Usagef("--enabled %q: want none, all or group:DN", v)
 		}
 	}
 	if set["methods"] {
@@ -167,14 +168,14 @@ func ssprSet(ctx context.Context, args []string, getenv env, io stdio) error {
 			case selfservice.MethodQuestions:
 				m.Questions = true
 			default:
-				return usagef("--methods %q: want a comma-separated list of email, app, questions", *methods)
+				return cmdline.Usagef("--methods %q: want a comma-separated list of email, app, questions", *methods)
 			}
 		}
 		changes = append(changes, func(p *selfservice.Policy) { p.Methods = m })
 	}
 	if set["required"] {
 		if *required != 1 && *required != 2 {
-			return usagef("--required %d: want 1 or 2", *required)
+			return cmdline.Usagef("--required %d: want 1 or 2", *required)
 		}
 		n := *required
 		changes = append(changes, func(p *selfservice.Policy) { p.Required = n })
@@ -205,7 +206,7 @@ func ssprSet(ctx context.Context, args []string, getenv env, io stdio) error {
 		o := *org
 		changes = append(changes, func(p *selfservice.Policy) { p.OrgName = o })
 	}
-	a, err := openApp(ctx, *data, io.err)
+	a, err := openApp(ctx, *data, io.Err)
 	if err != nil {
 		return err
 	}
@@ -223,9 +224,9 @@ func ssprSet(ctx context.Context, args []string, getenv env, io stdio) error {
 		return err
 	}
 	if changed {
-		fmt.Fprintln(io.out, "saved the self-service password reset policy")
+		fmt.Fprintln(io.Out, "saved the self-service password reset policy")
 	} else {
-		fmt.Fprintln(io.out, "nothing changed")
+		fmt.Fprintln(io.Out, "nothing changed")
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/writeback/writeback/cmd/internal/cmdline"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/directory"
 )
@@ -40,30 +41,30 @@ func cmdUser(ctx context.Context, sub string, rest []string, getenv env, io stdi
 		stdin = fs.Bool("password-stdin", false, "read the new password from standard input (required)")
 		mustChange = fs.Bool("must-change", false, "require a change at next sign-in")
 	}
-	if err := parseFlags(fs, rest); err != nil {
+	if err := cmdline.ParseFlags(fs, rest); err != nil {
 		return err
 	}
 	if login == "" && fs.NArg() > 0 {
 		login = fs.Arg(0)
 		if fs.NArg() > 1 {
-			return usagef("unexpected argument %q", fs.Arg(1))
+			return cmdline.Usagef("unexpected argument %q", fs.Arg(1))
 		}
 	} else if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
+		return cmdline.Usagef("unexpected argument %q", fs.Arg(0))
 	}
 	if login == "" {
-		return usagef("give the user's login, e.g. writeback user %s alice", sub)
+		return cmdline.Usagef("give the user's login, e.g. writeback user %s alice", sub)
 	}
 	var password string
 	if sub == "reset" {
 		if !*stdin {
-			return usagef("--password-stdin is required: the new password is read from standard input")
+			return cmdline.Usagef("--password-stdin is required: the new password is read from standard input")
 		}
-		if password = firstLine(io.in); password == "" {
-			return usagef("no password on standard input")
+		if password = firstLine(io.In); password == "" {
+			return cmdline.Usagef("no password on standard input")
 		}
 	}
-	a, err := openApp(ctx, *data, io.err)
+	a, err := openApp(ctx, *data, io.Err)
 	if err != nil {
 		return err
 	}
@@ -78,12 +79,12 @@ func cmdUser(ctx context.Context, sub string, rest []string, getenv env, io stdi
 		if u, err = a.wb.AdminReset(ctx, audit.CommandLine, login, password, *mustChange); err != nil {
 			return err
 		}
-		fmt.Fprintf(io.out, "password reset for %s\n", u.Login)
+		fmt.Fprintf(io.Out, "password reset for %s\n", u.Login)
 	case "unlock":
 		if u, err = a.wb.AdminUnlock(ctx, audit.CommandLine, login); err != nil {
 			return err
 		}
-		fmt.Fprintf(io.out, "unlocked %s; the password was not changed\n", u.Login)
+		fmt.Fprintf(io.Out, "unlocked %s; the password was not changed\n", u.Login)
 	}
 	return printUser(io, u)
 }
@@ -91,7 +92,7 @@ func cmdUser(ctx context.Context, sub string, rest []string, getenv env, io stdi
 func printUser(io stdio, u directory.User) error {
 	// tabwriter's Flush writes cell by cell: unbuffered, that was some 60
 	// write calls to standard output.
-	out := bufio.NewWriter(io.out)
+	out := bufio.NewWriter(io.Out)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
 	row("login", u.Login)
