@@ -21,27 +21,6 @@ const (
 	msgLostInWrite = "The connection to your organisation's directory was lost during the change; it may or may not have been applied. Check the account before trying again."
 )
 
-// opName is the directory.OpError.Op of each job, as a direct connection
-// names the same operation.
-var opName = map[string]string{
-	agentwire.OpFind: "find", agentwire.OpGet: "get", agentwire.OpSearch: "search",
-	agentwire.OpMemberOf: "member-of", agentwire.OpPolicy: "policy",
-	agentwire.OpResetUser: "reset", agentwire.OpResetLogin: "reset",
-	agentwire.OpUnlock: "unlock", agentwire.OpUnlockLogin: "unlock",
-	agentwire.OpChangeLogin: "change", agentwire.OpAuthenticateLogin: "authenticate",
-	agentwire.OpTest: "test",
-}
-
-// isWrite tells the ops that change the directory: agents with password
-// writeback on are preferred for them.
-func isWrite(op string) bool {
-	switch op {
-	case agentwire.OpResetUser, agentwire.OpResetLogin, agentwire.OpUnlock, agentwire.OpUnlockLogin, agentwire.OpChangeLogin:
-		return true
-	}
-	return false
-}
-
 // retryable tells the ops that may go to another agent when the first one
 // went away before answering: pure reads. Writes may have been applied;
 // authenticate_login sends the person's password to the directory, which
@@ -146,7 +125,7 @@ func (h *Hub) noAgent(op string) answer {
 		cause = fmt.Errorf("%w: %d connected, none with a directory connection", ErrNoAgent, n)
 	}
 	return answer{err: errs.E(errs.Unavailable, msgUnreachable,
-		&directory.OpError{Op: opName[op], Code: directory.CodeUnavailable, Err: cause})}
+		&directory.OpError{Op: agentwire.DirectoryOp(op), Code: directory.CodeUnavailable, Err: cause})}
 }
 
 // pick chooses the agent for op among those not tried yet: connected, with
@@ -156,7 +135,7 @@ func (h *Hub) noAgent(op string) answer {
 func (h *Hub) pick(op string, tried map[*agentConn]bool) *agentConn {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	write, test := isWrite(op), op == agentwire.OpTest
+	write, test := agentwire.IsWrite(op), op == agentwire.OpTest
 	score := func(a *agentConn) int {
 		s := 0
 		if write && !a.status.PasswordWriteback {
@@ -238,7 +217,7 @@ func (h *Hub) attempt(ctx context.Context, a *agentConn, c call, deadline time.T
 		for f, pw := range c.secrets {
 			sealed, err := agentwire.Seal(a.pub, id, f, []byte(pw))
 			if err != nil {
-				ans.err = errs.E(errs.Internal, "", &directory.OpError{Op: opName[c.op], Code: directory.CodeInternal, Server: "agent " + a.name,
+				ans.err = errs.E(errs.Internal, "", &directory.OpError{Op: agentwire.DirectoryOp(c.op), Code: directory.CodeInternal, Server: "agent " + a.name,
 					Err: fmt.Errorf("seal the %s for agent %s: %w", f, a.name, err)})
 				return ans, false, false
 			}
@@ -298,7 +277,7 @@ func (h *Hub) attempt(ctx context.Context, a *agentConn, c call, deadline time.T
 			}
 		case agentwire.TypeResult:
 			if err := agentwire.DecodeBody(env, &ans.res); err != nil {
-				ans.err = errs.E(errs.Internal, "", &directory.OpError{Op: opName[c.op], Code: directory.CodeInternal, Server: "agent " + a.name, Err: err})
+				ans.err = errs.E(errs.Internal, "", &directory.OpError{Op: agentwire.DirectoryOp(c.op), Code: directory.CodeInternal, Server: "agent " + a.name, Err: err})
 				return ans, sent, false
 			}
 			ans.err = ans.res.Error.Err()
@@ -319,7 +298,7 @@ func (h *Hub) timedOut(ctx context.Context, op string, a *agentConn, start time.
 		why = fmt.Sprintf("the request ended before agent %s (%s) answered the %s job", a.name, a.remote, op)
 	}
 	h.log.Warn("agent job timed out", "agent", a.name, "op", op, "reason", why)
-	return errs.E(errs.Unavailable, msgUnreachable, &directory.OpError{Op: opName[op], Code: directory.CodeUnavailable,
+	return errs.E(errs.Unavailable, msgUnreachable, &directory.OpError{Op: agentwire.DirectoryOp(op), Code: directory.CodeUnavailable,
 		Server: "agent " + a.name, Err: fmt.Errorf("%s: %w", why, ctx.Err())})
 }
 
@@ -328,10 +307,10 @@ func (h *Hub) timedOut(ctx context.Context, op string, a *agentConn, start time.
 func (h *Hub) lost(op string, a *agentConn, sent bool) error {
 	why := fmt.Sprintf("agent %s (%s) disconnected before answering the %s job: %s", a.name, a.remote, op, a.why)
 	msg := msgUnreachable
-	if sent && isWrite(op) {
+	if sent && agentwire.IsWrite(op) {
 		msg = msgLostInWrite
 	}
-	return errs.E(errs.Unavailable, msg, &directory.OpError{Op: opName[op], Code: directory.CodeUnavailable,
+	return errs.E(errs.Unavailable, msg, &directory.OpError{Op: agentwire.DirectoryOp(op), Code: directory.CodeUnavailable,
 		Server: "agent " + a.name, Err: errors.New(why)})
 }
 

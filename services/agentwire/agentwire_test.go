@@ -127,3 +127,27 @@ func TestErrorRoundTrip(t *testing.T) {
 		t.Fatal("nil does not stay nil")
 	}
 }
+
+func TestOps(t *testing.T) {
+	ops := []string{agentwire.OpFind, agentwire.OpGet, agentwire.OpSearch, agentwire.OpMemberOf, agentwire.OpPolicy,
+		agentwire.OpResetUser, agentwire.OpResetLogin, agentwire.OpUnlock, agentwire.OpUnlockLogin,
+		agentwire.OpChangeLogin, agentwire.OpAuthenticateLogin, agentwire.OpTest}
+	writes := map[string]bool{agentwire.OpResetUser: true, agentwire.OpResetLogin: true, agentwire.OpUnlock: true,
+		agentwire.OpUnlockLogin: true, agentwire.OpChangeLogin: true}
+	names := map[string]string{agentwire.OpMemberOf: "member-of", agentwire.OpResetLogin: "reset", agentwire.OpUnlockLogin: "unlock",
+		agentwire.OpChangeLogin: "change", agentwire.OpAuthenticateLogin: "authenticate", agentwire.OpFind: "find"}
+	for _, op := range ops {
+		if !agentwire.KnownOp(op) {
+			t.Errorf("%s is not known", op)
+		}
+		if agentwire.IsWrite(op) != writes[op] {
+			t.Errorf("IsWrite(%s) = %v", op, !writes[op])
+		}
+		if want, ok := names[op]; ok && agentwire.DirectoryOp(op) != want {
+			t.Errorf("DirectoryOp(%s) = %q, want %q", op, agentwire.DirectoryOp(op), want)
+		}
+	}
+	if agentwire.KnownOp("drop_tables") || agentwire.IsWrite("drop_tables") {
+		t.Error("an unknown op is known or a write")
+	}
+}

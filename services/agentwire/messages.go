@@ -219,3 +219,44 @@ type Result struct {
 	Server string `json:"server,omitempty"`
 	Error  *Error `json:"error,omitempty"`
 }
+
+// IsWrite tells the ops that change the directory: the portal prefers
+// agents with password writeback on for them and never sends one to a
+// second agent once the first may have applied it; the agent refuses them
+// with its switch off and counts them against its rate limit.
+func IsWrite(op string) bool {
+	switch op {
+	case OpResetUser, OpResetLogin, OpUnlock, OpUnlockLogin, OpChangeLogin:
+		return true
+	}
+	return false
+}
+
+// DirectoryOp is the directory.OpError.Op of a job's op: what a direct
+// connection calls the same operation, so that audit rows and error
+// mapping read alike in both modes.
+func DirectoryOp(op string) string {
+	switch op {
+	case OpMemberOf:
+		return "member-of"
+	case OpResetUser, OpResetLogin:
+		return "reset"
+	case OpUnlock, OpUnlockLogin:
+		return "unlock"
+	case OpChangeLogin:
+		return "change"
+	case OpAuthenticateLogin:
+		return "authenticate"
+	}
+	return op // find, get, search, policy, test
+}
+
+// KnownOp tells whether op is one of the Op* operations.
+func KnownOp(op string) bool {
+	switch op {
+	case OpFind, OpGet, OpSearch, OpMemberOf, OpPolicy, OpResetUser, OpResetLogin,
+		OpUnlock, OpUnlockLogin, OpChangeLogin, OpAuthenticateLogin, OpTest:
+		return true
+	}
+	return false
+}

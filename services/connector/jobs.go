@@ -27,24 +27,6 @@ const (
 	msgBadJob        = "The writeback agent could not read the request. Nothing was changed."
 )
 
-// opName is the directory.OpError.Op of each job, as a direct connection
-// names the same operation.
-var opName = map[string]string{
-	agentwire.OpFind: "find", agentwire.OpGet: "get", agentwire.OpSearch: "search",
-	agentwire.OpMemberOf: "member-of", agentwire.OpPolicy: "policy",
-	agentwire.OpResetUser: "reset", agentwire.OpResetLogin: "reset",
-	agentwire.OpUnlock: "unlock", agentwire.OpUnlockLogin: "unlock",
-	agentwire.OpChangeLogin: "change", agentwire.OpAuthenticateLogin: "authenticate",
-	agentwire.OpTest: "test",
-}
-
-// writes are the ops that change the directory: refused with the switch off
-// and counted against the rate limit.
-var writes = map[string]bool{
-	agentwire.OpResetUser: true, agentwire.OpResetLogin: true, agentwire.OpUnlock: true,
-	agentwire.OpUnlockLogin: true, agentwire.OpChangeLogin: true,
-}
-
 // sealedFields are the passwords each op needs.
 var sealedFields = map[string][]string{
 	agentwire.OpResetUser:         {agentwire.FieldPassword},
@@ -64,7 +46,7 @@ var jobFields = map[string]bool{
 // OpError with a code for the portal's error mapping and audit, and the
 // reason inside it.
 func refused(op string, kind errs.Kind, code directory.Code, msg, reason, detail string) error {
-	return &errs.Error{Kind: kind, Message: msg, Cause: &directory.OpError{Op: opName[op], Code: code, Server: "agent",
+	return &errs.Error{Kind: kind, Message: msg, Cause: &directory.OpError{Op: agentwire.DirectoryOp(op), Code: code, Server: "agent",
 		Err: &agentwire.RefusedError{Reason: reason, Detail: detail}}}
 }
 
@@ -94,7 +76,7 @@ func (s *session) runJob(ctx context.Context, env agentwire.Envelope, arrived ti
 		return agentwire.Result{}, refused("", errs.Invalid, directory.CodeInvalid, msgBadJob, "bad_job", err.Error())
 	}
 	op := j.Op
-	if _, ok := opName[op]; !ok {
+	if !agentwire.KnownOp(op) {
 		return agentwire.Result{}, refused("", errs.Invalid, directory.CodeInvalid, msgBadJob, "bad_job", fmt.Sprintf("unknown operation %q", op))
 	}
 	log := s.a.log.With("job", env.ID, "op", op)
@@ -138,7 +120,7 @@ func (s *session) runJob(ctx context.Context, env agentwire.Envelope, arrived ti
 		pw[f] = string(pt)
 	}
 
-	if writes[op] {
+	if agentwire.IsWrite(op) {
 		// Read at each job, so that `writeback-agent set` takes effect
 		// while `run` runs.
 		if st := s.a.cfg.Status(ctx); !st.PasswordWriteback {
@@ -165,7 +147,7 @@ func (s *session) runJob(ctx context.Context, env agentwire.Envelope, arrived ti
 	}
 
 	// Last: the write is counted only once nothing else refused it.
-	if writes[op] && !s.a.limit.take() {
+	if agentwire.IsWrite(op) && !s.a.limit.take() {
 		log.Warn("writeback agent: job refused", "reason", agentwire.RefusedRateLimit, "limit_per_minute", s.a.cfg.WritesPerMinute)
 		return agentwire.Result{}, refused(op, errs.TooMany, directory.CodeUnavailable, msgRateLimited, agentwire.RefusedRateLimit,
 			fmt.Sprintf("over %d writes per minute", s.a.cfg.WritesPerMinute))
