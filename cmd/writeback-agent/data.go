@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/writeback/writeback/cmd/internal/cmdline"
+	"github.com/writeback/writeback/cmd/internal/datadir"
 	"github.com/writeback/writeback/cmd/internal/dircmd"
 	"github.com/writeback/writeback/services/agentwire"
 	"github.com/writeback/writeback/services/errs"
-	"github.com/writeback/writeback/services/keyring"
 	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/store"
@@ -105,17 +105,6 @@ func exists(dir, name string) bool {
 	return err == nil
 }
 
-// makeDataDir creates the data folder, readable by its owner only.
-func makeDataDir(dir string) error {
-	if dir == "" {
-		return cmdline.Usagef("--data must not be empty")
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create data folder %s: %w", dir, err)
-	}
-	return nil
-}
-
 // pending is a file written beside its final name, not yet in place: a
 // command writes every file it changes first, then renames them, so a
 // failure leaves the old files whole.
@@ -183,23 +172,9 @@ type app struct {
 // openApp opens (creating if needed) the data folder, its key file and its
 // database, and applies pending migrations.
 func openApp(ctx context.Context, dataDir string, logOut io.Writer, level slog.Level) (*app, error) {
-	if err := makeDataDir(dataDir); err != nil {
-		return nil, err
-	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
-	keys, created, err := keyring.LoadOrCreate(dataDir)
+	keys, db, err := datadir.Open(ctx, dataDir, log)
 	if err != nil {
-		return nil, err
-	}
-	if created {
-		log.Warn("created a new key file; back it up with the database", "path", filepath.Join(dataDir, keyring.FileName))
-	}
-	db, err := store.Open(ctx, filepath.Join(dataDir, store.FileName))
-	if err != nil {
-		return nil, err
-	}
-	if _, err := db.Migrate(ctx); err != nil {
-		db.Close()
 		return nil, err
 	}
 	set := settings.New(db)

@@ -17,6 +17,7 @@ import (
 	"unicode"
 
 	"github.com/writeback/writeback/cmd/internal/cmdline"
+	"github.com/writeback/writeback/cmd/internal/datadir"
 	"github.com/writeback/writeback/services/agentwire"
 	"github.com/writeback/writeback/services/errs"
 )
@@ -178,7 +179,7 @@ func cmdEnroll(ctx context.Context, args []string, getenv cmdline.Env, io cmdlin
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", configFile, err)
 	}
-	if err := makeDataDir(*data); err != nil {
+	if err := datadir.Make(*data); err != nil {
 		return err
 	}
 	idFile, err := stage(*data, identityFile, idJSON)

@@ -30,7 +30,7 @@ func adminCreate(ctx context.Context, args []string, getenv env, io stdio) error
 		return cmdline.Usagef("--role %q: want global-admin, helpdesk-admin or reports-reader", *role)
 	}
 	// The password comes from standard input so it never shows in ps or shell history.
-	password := firstLine(io.In)
+	password := cmdline.FirstLine(io.In)
 	if password == "" {
 		return cmdline.Usagef("the password is read from standard input, and none was given")
 	}

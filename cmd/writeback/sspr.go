@@ -42,7 +42,7 @@ func mailSet(ctx context.Context, args []string, getenv env, io stdio) error {
 	in := selfservice.MailInput{Host: *host, Port: *port, TLS: mail.TLSMode(*tlsMode), From: *from, Username: *user}
 	if *pwFile != "" {
 		var err error
-		if in.Password, err = secretFile("password-file", *pwFile); err != nil {
+		if in.Password, err = cmdline.SecretFile("password-file", *pwFile); err != nil {
 			return err
 		}
 	}

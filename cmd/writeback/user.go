@@ -60,7 +60,7 @@ func cmdUser(ctx context.Context, sub string, rest []string, getenv env, io stdi
 		if !*stdin {
 			return cmdline.Usagef("--password-stdin is required: the new password is read from standard input")
 		}
-		if password = firstLine(io.In); password == "" {
+		if password = cmdline.FirstLine(io.In); password == "" {
 			return cmdline.Usagef("no password on standard input")
 		}
 	}
