@@ -18,6 +18,10 @@ type AgentHub interface {
 	Serve(ctx context.Context, agentID, remote string, c agenthub.Conn) error
 }
 
+// agentConnectsPerMinute caps connection attempts to the agent endpoint
+// per client address.
+const agentConnectsPerMinute = 60
+
 // maxAgentID bounds the agent ID header (the hub looks it up; IDs the
 // portal hands out are far shorter).
 const maxAgentID = 128

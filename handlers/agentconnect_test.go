@@ -283,3 +283,26 @@ func TestAgentThroughWebSocketAgainstRealDirectories(t *testing.T) {
 		})
 	}
 }
+
+// TestAgentConnectAttemptsLimited: connection attempts to the agent
+// endpoint are capped per client address, so unauthenticated handshakes
+// cannot pile up.
+func TestAgentConnectAttemptsLimited(t *testing.T) {
+	const agentConnectsPerMinute = 60 // handlers.agentConnectsPerMinute
+	p := newAgentPortal(t)
+	u := p.srv.URL + agentwire.PathConnect
+	statuses := map[int]int{}
+	for range agentConnectsPerMinute + 5 {
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		req.Header.Set(agentwire.HeaderAgentID, "id-1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		statuses[resp.StatusCode]++
+	}
+	if statuses[http.StatusUpgradeRequired] != agentConnectsPerMinute || statuses[http.StatusTooManyRequests] != 5 {
+		t.Fatalf("statuses %v, want %d × 426 then 5 × 429", statuses, agentConnectsPerMinute)
+	}
+}

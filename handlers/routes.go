@@ -28,7 +28,11 @@ func (s *Server) Routes() http.Handler {
 	r.MethodNotAllowed(s.handle(func(w http.ResponseWriter, r *http.Request) error { return errNotFound }))
 
 	r.Get("/healthz", s.healthz)
-	r.Get(agentwire.PathConnect, s.agentConnect) // no session, no cookie: the agent's key is the credential
+	// No session, no cookie: the agent's key is the credential. Attempts are
+	// limited per address (an agent reconnects with a backoff of 1 s and
+	// more), so that unauthenticated handshakes cannot pile up.
+	r.With(httprate.Limit(agentConnectsPerMinute, time.Minute, httprate.WithKeyFuncs(s.clientKey))).
+		Get(agentwire.PathConnect, s.agentConnect)
 	r.Handle("/static/*", s.staticFiles(static.FS))
 	// The agents' enrolment: JSON, no cookie, so outside the session and
 	// CSRF middleware below (the one-time token is the credential).
