@@ -180,6 +180,39 @@ func wsPayloads(stream []byte) (payload []byte, frames int) {
 	return payload, frames
 }
 
+// withDecoded is what frames say, each frame's JSON strings that are
+// base64 appended decoded: a field sent as []byte (as Job.Sealed is) would
+// otherwise hide a password sent unsealed behind its base64.
+func withDecoded(frames []byte) []byte {
+	out := bytes.Clone(frames)
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for _, x := range v {
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		case string:
+			for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+				if b, err := enc.DecodeString(v); err == nil {
+					out = append(append(out, b...), '\n')
+				}
+			}
+		}
+	}
+	for _, f := range bytes.Split(frames, []byte("\n")) {
+		var v any
+		if json.Unmarshal(f, &v) == nil {
+			walk(v)
+		}
+	}
+	return out
+}
+
 // e2eAgent is one writeback agent: its own identity from a real
 // enrolment, its own directory client, its own switch and log.
 type e2eAgent struct {
@@ -739,13 +772,15 @@ func TestAgentsEndToEnd(t *testing.T) {
 				secretsMu.Lock()
 				secrets := append([]string(nil), secrets...)
 				secretsMu.Unlock()
-				var jobs, frames int
+				var jobs, hellos, frames int
 				for _, c := range e.rec.of("agent") {
 					sent, recv := c.bytes()
 					toPortal, n1 := wsPayloads(sent)
 					toAgent, n2 := wsPayloads(recv)
+					toPortal, toAgent = withDecoded(toPortal), withDecoded(toAgent)
 					frames += n1 + n2
 					jobs += bytes.Count(toAgent, []byte(`"type":"job"`))
+					hellos += bytes.Count(toPortal, []byte(`"type":"hello"`)) // readable only unmasked
 					for _, s := range secrets {
 						for what, b := range map[string][]byte{"proxy → portal bytes": sent, "portal → proxy bytes": recv,
 							"agent's frames": toPortal, "portal's frames": toAgent} {
@@ -755,8 +790,8 @@ func TestAgentsEndToEnd(t *testing.T) {
 						}
 					}
 				}
-				if jobs < 10 || frames < 20 {
-					t.Errorf("the proxy recorded %d jobs in %d frames on the agents' connections: the recording is not what this test reads", jobs, frames)
+				if jobs < 10 || hellos < 4 || frames < 20 {
+					t.Errorf("the proxy recorded %d jobs and %d hellos in %d frames on the agents' connections: the recording is not what this test reads", jobs, hellos, frames)
 				}
 				// The recording does hold what it is given in the clear: the
 				// browsers' form posts carry the passwords.
