@@ -48,6 +48,9 @@ import (
 const (
 	e2eHeartbeat = 100 * time.Millisecond
 	e2eDeadAfter = 3 * time.Second
+	// e2eMaxWait caps a job's wait for its agent (15 s in production): the
+	// timeout test waits this long.
+	e2eMaxWait = 3 * time.Second
 	// e2eWithin bounds every wait for an agent to connect, stop or be
 	// noticed gone.
 	e2eWithin = 10 * time.Second
@@ -213,6 +216,29 @@ func withDecoded(frames []byte) []byte {
 	return out
 }
 
+// slowDirectory is an agent's directory whose resets hang until the job's
+// context ends and then try the DC all the same: a write that arrives late
+// must be stopped by that context, never applied. late receives what the
+// late attempt answered.
+type slowDirectory struct {
+	directory.Directory
+	late chan error
+}
+
+func (d slowDirectory) ResetLogin(ctx context.Context, login, pw string, opt directory.ResetOptions) (directory.User, directory.Result, error) {
+	<-ctx.Done()
+	u, res, err := d.Directory.ResetLogin(ctx, login, pw, opt)
+	d.late <- err
+	return u, res, err
+}
+
+func (d slowDirectory) ResetUser(ctx context.Context, u directory.User, pw string, opt directory.ResetOptions) (directory.User, directory.Result, error) {
+	<-ctx.Done()
+	u, res, err := d.Directory.ResetUser(ctx, u, pw, opt)
+	d.late <- err
+	return u, res, err
+}
+
 // e2eAgent is one writeback agent: its own identity from a real
 // enrolment, its own directory client, its own switch and log.
 type e2eAgent struct {
@@ -221,6 +247,7 @@ type e2eAgent struct {
 	dir       *directory.Client
 	bases     []string
 	writeback atomic.Bool
+	slow      atomic.Pointer[slowDirectory] // set: resets hang (see slowDirectory)
 	logs      *testbed.SyncBuffer
 
 	mu     sync.Mutex
@@ -231,7 +258,12 @@ type e2eAgent struct {
 func (a *e2eAgent) config() connector.Config {
 	return connector.Config{
 		AgentID: a.id, Identity: a.ident,
-		Directory: func(context.Context) (directory.Directory, []string, error) { return a.dir, a.bases, nil },
+		Directory: func(context.Context) (directory.Directory, []string, error) {
+			if slow := a.slow.Load(); slow != nil {
+				return *slow, a.bases, nil
+			}
+			return a.dir, a.bases, nil
+		},
 		Status: func(context.Context) agentwire.Status {
 			return agentwire.Status{Version: "test", Host: a.name + ".corp.test", PasswordWriteback: a.writeback.Load(), Configured: true, Directory: "test DC"}
 		},
@@ -251,6 +283,9 @@ type agentsPortal struct {
 	hub   *agenthub.Hub
 	front *httptest.Server
 	rec   *recorder
+	// protectedGroups are protected by the agents' own configuration, on
+	// top of the defaults (which protect AD's administrators).
+	protectedGroups []string
 }
 
 func newAgentsPortal(t *testing.T, env testbed.Env, d directoryCase) *agentsPortal {
@@ -259,7 +294,7 @@ func newAgentsPortal(t *testing.T, env testbed.Env, d directoryCase) *agentsPort
 	p := newPortal(t)
 	reg := agents.New(p.db, p.log)
 	hub := agenthub.New(reg, p.log)
-	hub.DeadAfter = e2eDeadAfter
+	hub.DeadAfter, hub.MaxWait = e2eDeadAfter, e2eMaxWait
 	reg.SetDisconnector(hub)
 	p.wb.UseAgents(hub)
 	t.Cleanup(hub.Shutdown)
@@ -369,6 +404,7 @@ func (e *agentsPortal) newAgent(t *testing.T, name string) *e2eAgent {
 	cfg.CAPEM = e.env.CAPEM()
 	cfg.BindDN, cfg.BindPassword = e.d.dir.BindDN, e.d.dir.BindPassword
 	cfg.BaseDNs = []string{e.d.dir.PeopleDN}
+	cfg.ExcludedGroups = append(cfg.ExcludedGroups, e.protectedGroups...)
 	cl, err := directory.New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -478,6 +514,9 @@ func TestAgentsEndToEnd(t *testing.T) {
 		t.Run(d.name, func(t *testing.T) {
 			ctx := context.Background()
 			e := newAgentsPortal(t, env, d)
+			if d.typ == "openldap" {
+				e.protectedGroups = []string{env.NewLDAPGroup(t, "wbprot"+testbed.RandomLogin())}
+			}
 			a, b := e.newAgent(t, "agent-a"), e.newAgent(t, "agent-b")
 			e.start(a)
 			e.start(b)
@@ -594,6 +633,31 @@ func TestAgentsEndToEnd(t *testing.T) {
 				}
 			})
 
+			t.Run("a protected account: the agent refuses, the audit row has its reason", func(t *testing.T) {
+				// The portal holds no directory configuration that could
+				// protect anyone: the agent's own client refuses.
+				var user testbed.TestUser
+				if d.typ == "ad" {
+					user = d.newUser(t, testbed.UserOptions{AdminCount: true})
+				} else {
+					user = d.newUser(t, testbed.UserOptions{Groups: e.protectedGroups})
+				}
+				newPw := "Prt-" + testbed.RandomPassword()
+				secret(user.Password, newPw)
+				hd := e.browser(t).signedIn(admins.HelpdeskAdmin)
+				p := hd.post("/admin/users/"+url.PathEscape(user.Login)+"/reset", url.Values{"csrf_token": {hd.csrf("/")}, "password": {newPw}, "confirm": {newPw}})
+				if p.Status == http.StatusSeeOther {
+					t.Fatal("the helpdesk reset a protected account")
+				}
+				if err := env.BindAs(t, d.dir, user.DN, user.Password); err != nil {
+					t.Errorf("the protected account's password changed: %v", err)
+				}
+				row := e.lastAudit(t, audit.ActivityResetByAdmin)
+				if row.Result != "failure" || !both[agentOf(t, row.Details)] || !strings.Contains(row.Details, `"agent_refused":"`+agentwire.RefusedProtected+`"`) {
+					t.Errorf("audit row %+v: want a failure naming the agent and its reason (%s)", row, agentwire.RefusedProtected)
+				}
+			})
+
 			t.Run("one agent stopped: the next reset goes through the other", func(t *testing.T) {
 				stopped := time.Now()
 				e.stop(t, a)
@@ -663,6 +727,44 @@ func TestAgentsEndToEnd(t *testing.T) {
 				}
 				if err := env.BindAs(t, d.dir, user.DN, user.Password); err != nil {
 					t.Errorf("the password changed at the DC: %v", err)
+				}
+			})
+
+			t.Run("an agent that does not answer in time: a clear error, the audit row says which and why, nothing applied late", func(t *testing.T) {
+				user := d.newUser(t, testbed.UserOptions{})
+				newPw := "Slo-" + testbed.RandomPassword()
+				secret(user.Password, newPw)
+				hd := e.browser(t).signedIn(admins.HelpdeskAdmin)
+				slow := &slowDirectory{Directory: b.dir, late: make(chan error, 1)}
+				b.slow.Store(slow)
+				defer b.slow.Store(nil)
+				start := time.Now()
+				p := hd.post("/admin/users/"+url.PathEscape(user.Login)+"/reset", url.Values{"csrf_token": {hd.csrf("/")}, "password": {newPw}, "confirm": {newPw}})
+				took := time.Since(start)
+				main := between(p.Body, "<main", "</main>")
+				if p.Status != http.StatusServiceUnavailable || !strings.Contains(main, "Your organisation&#39;s directory could not be reached. Nothing was changed.") {
+					t.Errorf("helpdesk reset through an agent that does not answer: %d after %s\n%s", p.Status, took, main)
+				}
+				if took > e2eMaxWait+2*time.Second {
+					t.Errorf("the answer took %s, the cap is %s", took, e2eMaxWait)
+				}
+				row := e.lastAudit(t, audit.ActivityResetByAdmin)
+				if row.Result != "failure" || agentOf(t, row.Details) != b.name || !strings.Contains(row.Details, "did not answer") {
+					t.Errorf("audit row %+v: want a failure naming %s and why", row, b.name)
+				}
+				select {
+				case err := <-slow.late:
+					if err == nil {
+						t.Error("the agent applied the reset after its deadline")
+					}
+				case <-time.After(e2eWithin):
+					t.Fatal("the agent's late attempt did not end")
+				}
+				if err := env.BindAs(t, d.dir, user.DN, user.Password); err != nil {
+					t.Errorf("the old password no longer binds: %v", err)
+				}
+				if err := env.BindAs(t, d.dir, user.DN, newPw); err == nil {
+					t.Error("the new password binds: the reset was applied late")
 				}
 			})
 
