@@ -43,14 +43,17 @@ import (
 )
 
 // Timings of the end-to-end suite: heartbeats often enough that a switch
-// turned off on an agent reaches the portal at once, and a dead agent
-// dropped in seconds.
+// turned off on an agent reaches the portal within a second, and a dead
+// agent dropped in seconds. Not shorter: an agent drops a connection whose
+// ping is not answered within a heartbeat interval, and under the race
+// detector on a loaded machine a round trip through the proxy can take a
+// good part of 100 ms.
 const (
-	e2eHeartbeat = 100 * time.Millisecond
-	e2eDeadAfter = 3 * time.Second
+	e2eHeartbeat = time.Second
+	e2eDeadAfter = 5 * time.Second
 	// e2eMaxWait caps a job's wait for its agent (15 s in production): the
 	// timeout test waits this long.
-	e2eMaxWait = 3 * time.Second
+	e2eMaxWait = 4 * time.Second
 	// e2eWithin bounds every wait for an agent to connect, stop or be
 	// noticed gone.
 	e2eWithin = 10 * time.Second
@@ -217,9 +220,12 @@ func withDecoded(frames []byte) []byte {
 }
 
 // slowDirectory is an agent's directory whose resets hang until the job's
-// context ends and then try the DC all the same: a write that arrives late
-// must be stopped by that context, never applied. late receives what the
-// late attempt answered.
+// context ends, and a while longer (so that the portal's own deadline
+// passes first, whatever the scheduling), then try the DC all the same: a
+// write that comes late must be stopped by that context, never applied.
+// late receives what the late attempt answered.
+const slowExtra = 500 * time.Millisecond
+
 type slowDirectory struct {
 	directory.Directory
 	late chan error
@@ -227,6 +233,7 @@ type slowDirectory struct {
 
 func (d slowDirectory) ResetLogin(ctx context.Context, login, pw string, opt directory.ResetOptions) (directory.User, directory.Result, error) {
 	<-ctx.Done()
+	time.Sleep(slowExtra)
 	u, res, err := d.Directory.ResetLogin(ctx, login, pw, opt)
 	d.late <- err
 	return u, res, err
@@ -234,6 +241,7 @@ func (d slowDirectory) ResetLogin(ctx context.Context, login, pw string, opt dir
 
 func (d slowDirectory) ResetUser(ctx context.Context, u directory.User, pw string, opt directory.ResetOptions) (directory.User, directory.Result, error) {
 	<-ctx.Done()
+	time.Sleep(slowExtra)
 	u, res, err := d.Directory.ResetUser(ctx, u, pw, opt)
 	d.late <- err
 	return u, res, err
@@ -512,6 +520,7 @@ func TestAgentsEndToEnd(t *testing.T) {
 	env := testbed.Load(t)
 	for _, d := range directories(env) {
 		t.Run(d.name, func(t *testing.T) {
+			t.Parallel() // a portal of its own: the waits for deadlines overlap
 			ctx := context.Background()
 			e := newAgentsPortal(t, env, d)
 			if d.typ == "openldap" {
@@ -926,6 +935,7 @@ func TestAgentsEndToEnd(t *testing.T) {
 	}
 
 	t.Run("reused, expired and forged enrolment tokens are refused alike", func(t *testing.T) {
+		t.Parallel()
 		ctx := context.Background()
 		e := newAgentsPortal(t, env, directories(env)[1])
 		tok, err := e.reg.Add(ctx, audit.CommandLine, "first")
