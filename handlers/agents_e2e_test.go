@@ -538,7 +538,9 @@ func TestAgentsEndToEnd(t *testing.T) {
 				secrets = append(secrets, s...)
 				secretsMu.Unlock()
 			}
-			secret(testPassword) // the administrators' sign-in password
+			// The administrators' sign-in password, and the agents' service
+			// account password, which never leaves them.
+			secret(testPassword, d.dir.BindPassword)
 
 			t.Run("self-service reset by e-mailed code goes through an agent", func(t *testing.T) {
 				user := d.newUser(t, testbed.UserOptions{})
@@ -790,6 +792,10 @@ func TestAgentsEndToEnd(t *testing.T) {
 				}
 				e.stop(t, b)
 				e.waitConnected(t, 0, 0)
+				g := e.browser(t).signedIn(admins.GlobalAdmin)
+				if panel := between(g.get(onPremPath).Body, `data-testid="agents-state"`, "</div>"); !strings.Contains(panel, writeback.ReasonNoAgent) {
+					t.Errorf("On-premises integration page with no agent:\n%s", panel)
+				}
 				newPw := "Non-" + testbed.RandomPassword()
 				secret(newPw)
 				p := c.step(flow, "password", url.Values{"password": {newPw}, "confirm": {newPw}})
@@ -861,6 +867,29 @@ func TestAgentsEndToEnd(t *testing.T) {
 						t.Errorf("%s is %s, want revoked", a.name, in.State)
 					}
 				}
+				// The Writeback agents page says so; enrolment, connections,
+				// disconnections and the revocation are audit events.
+				g := e.browser(t).signedIn(admins.GlobalAdmin)
+				page := g.get("/admin/agents")
+				rowOf := func(ag *e2eAgent) string { return between(page.Body, `data-agent-id="`+ag.id+`"`, "</tr>") }
+				if !strings.Contains(rowOf(a), `data-testid="agent-state">Revoked`) || !strings.Contains(rowOf(b), `data-testid="agent-state">Connected`) {
+					t.Errorf("Writeback agents page:\n%s\n%s", rowOf(a), rowOf(b))
+				}
+				rows, err := e.db.RecentAudit(ctx, "", 100000)
+				if err != nil {
+					t.Fatal(err)
+				}
+				seen := map[string]int{}
+				for _, r := range rows {
+					if r.TargetName == a.name {
+						seen[r.Activity]++
+					}
+				}
+				for _, act := range []string{agents.ActivityAddToken, agents.ActivityEnroll, agents.ActivityConnected, agents.ActivityDisconnected, agents.ActivityRevoke} {
+					if seen[act] == 0 {
+						t.Errorf("no %q audit row for %s (rows: %v)", act, a.name, seen)
+					}
+				}
 				// The other agent still serves.
 				user := d.newUser(t, testbed.UserOptions{})
 				newPw := "Rev-" + testbed.RandomPassword()
@@ -919,6 +948,10 @@ func TestAgentsEndToEnd(t *testing.T) {
 					t.Error("no password in the browsers' recorded requests either: the recorder records nothing")
 				}
 				assertNoSecrets(t, e.harness, secrets...)
+				// The portal holds no directory server or credential.
+				if c, _, err := e.wb.Connection(ctx); err != nil || !c.Agents() || len(c.URLs) != 0 || c.BindDN != "" || c.HasPassword() {
+					t.Errorf("the portal's directory connection %+v (%v): want agents mode without server or service account", c, err)
+				}
 				for _, ag := range []*e2eAgent{a, b} {
 					logs := ag.logs.String()
 					if logs == "" {
