@@ -223,27 +223,43 @@ func withDecoded(frames []byte) []byte {
 // context ends, and a while longer (so that the portal's own deadline
 // passes first, whatever the scheduling), then try the DC all the same: a
 // write that comes late must be stopped by that context, never applied.
-// late receives what the late attempt answered.
-const slowExtra = 500 * time.Millisecond
-
+// late receives what the late attempt answered; entered, when set, the
+// agent's name as soon as a reset reaches it.
 type slowDirectory struct {
 	directory.Directory
-	late chan error
+	name    string
+	entered chan string
+	late    chan error
+}
+
+const slowExtra = 500 * time.Millisecond
+
+func (d slowDirectory) hang(ctx context.Context) {
+	if d.entered != nil {
+		d.entered <- d.name
+	}
+	<-ctx.Done()
+	time.Sleep(slowExtra)
+}
+
+func (d slowDirectory) done(err error) {
+	select {
+	case d.late <- err:
+	default:
+	}
 }
 
 func (d slowDirectory) ResetLogin(ctx context.Context, login, pw string, opt directory.ResetOptions) (directory.User, directory.Result, error) {
-	<-ctx.Done()
-	time.Sleep(slowExtra)
+	d.hang(ctx)
 	u, res, err := d.Directory.ResetLogin(ctx, login, pw, opt)
-	d.late <- err
+	d.done(err)
 	return u, res, err
 }
 
 func (d slowDirectory) ResetUser(ctx context.Context, u directory.User, pw string, opt directory.ResetOptions) (directory.User, directory.Result, error) {
-	<-ctx.Done()
-	time.Sleep(slowExtra)
+	d.hang(ctx)
 	u, res, err := d.Directory.ResetUser(ctx, u, pw, opt)
-	d.late <- err
+	d.done(err)
 	return u, res, err
 }
 
@@ -667,6 +683,56 @@ func TestAgentsEndToEnd(t *testing.T) {
 				if row.Result != "failure" || !both[agentOf(t, row.Details)] || !strings.Contains(row.Details, `"agent_refused":"`+agentwire.RefusedProtected+`"`) {
 					t.Errorf("audit row %+v: want a failure naming the agent and its reason (%s)", row, agentwire.RefusedProtected)
 				}
+			})
+
+			t.Run("an agent lost during a write: not sent to the other, nothing changed", func(t *testing.T) {
+				user := d.newUser(t, testbed.UserOptions{})
+				newPw := "Lst-" + testbed.RandomPassword()
+				secret(user.Password, newPw)
+				entered := make(chan string, 2)
+				for _, ag := range []*e2eAgent{a, b} {
+					ag.slow.Store(&slowDirectory{Directory: ag.dir, name: ag.name, entered: entered, late: make(chan error, 1)})
+				}
+				hd := e.browser(t).signedIn(admins.HelpdeskAdmin)
+				form := url.Values{"csrf_token": {hd.csrf("/")}, "password": {newPw}, "confirm": {newPw}}
+				answer := make(chan page, 1)
+				go func() { answer <- hd.post("/admin/users/"+url.PathEscape(user.Login)+"/reset", form) }()
+				var first *e2eAgent
+				select {
+				case name := <-entered:
+					first = map[string]*e2eAgent{a.name: a, b.name: b}[name]
+				case <-time.After(e2eWithin):
+					t.Fatal("the reset reached no agent")
+				}
+				e.stop(t, first) // the agent dies with the write in flight
+				var p page
+				select {
+				case p = <-answer:
+				case <-time.After(e2eWithin):
+					t.Fatal("no answer after the agent died")
+				}
+				for _, ag := range []*e2eAgent{a, b} {
+					ag.slow.Store(nil)
+				}
+				select {
+				case name := <-entered:
+					t.Errorf("the write was sent to %s too, after %s died with it", name, first.name)
+				default:
+				}
+				main := between(p.Body, "<main", "</main>")
+				if p.Status != http.StatusServiceUnavailable || !strings.Contains(main, "lost during the change; it may or may not have been applied") {
+					t.Errorf("helpdesk reset with its agent lost: %d\n%s", p.Status, main)
+				}
+				t.Logf("the helpdesk sees (%d): %s", p.Status, between(main, `data-testid="errors"`, "</ul>"))
+				row := e.lastAudit(t, audit.ActivityResetByAdmin)
+				if row.Result != "failure" || agentOf(t, row.Details) != first.name || !strings.Contains(row.Details, "disconnected before answering") {
+					t.Errorf("audit row %+v: want a failure naming %s and why", row, first.name)
+				}
+				if err := env.BindAs(t, d.dir, user.DN, user.Password); err != nil {
+					t.Errorf("the old password no longer binds: %v", err)
+				}
+				e.start(first)
+				e.waitConnected(t, 2, 2)
 			})
 
 			t.Run("one agent stopped: the next reset goes through the other", func(t *testing.T) {
