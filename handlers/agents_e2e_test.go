@@ -683,6 +683,16 @@ func TestAgentsEndToEnd(t *testing.T) {
 				if row.Result != "failure" || !both[agentOf(t, row.Details)] || !strings.Contains(row.Details, `"agent_refused":"`+agentwire.RefusedProtected+`"`) {
 					t.Errorf("audit row %+v: want a failure naming the agent and its reason (%s)", row, agentwire.RefusedProtected)
 				}
+				// A portal taken over that sends a DN outside the agent's
+				// search bases is refused by the agent before its directory
+				// is asked (the DN is made up: nothing there to harm if the
+				// guard failed).
+				outside := directory.User{DN: "CN=wbnobody" + testbed.RandomLogin() + "," + e.d.dir.BaseDN, Login: "wbnobody"}
+				_, res, err := e.hub.ResetUser(ctx, outside, newPw, directory.ResetOptions{})
+				var re *agentwire.RefusedError
+				if !errors.As(err, &re) || re.Reason != agentwire.RefusedOutsideBase || !both[res.Agent] {
+					t.Errorf("a reset outside the agent's search bases: %v (result %+v)", err, res)
+				}
 			})
 
 			t.Run("an agent lost during a write: not sent to the other, nothing changed", func(t *testing.T) {
