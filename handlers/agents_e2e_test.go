@@ -500,7 +500,7 @@ func (e *agentsPortal) lastAudit(t *testing.T, activity string) (row struct{ Res
 	return row
 }
 
-// names returns the agent named in audit details, "" when none.
+// agentOf returns the agent named in audit details, "" when none.
 func agentOf(t *testing.T, details string) string {
 	t.Helper()
 	var d map[string]any
@@ -528,10 +528,25 @@ func (e *agentsPortal) resetByCode(t *testing.T, c *client, login, to, newPw str
 }
 
 // TestAgentsEndToEnd is issue 10 item 10 in one process: the real portal
-// in agents mode behind a TLS-terminating proxy, two agents enrolled
-// through the enrolment endpoint and connected over WebSockets through
-// that proxy, each with its own connection to the real Samba AD or
-// OpenLDAP. Every write is verified at the DC.
+// in agents mode (its stored connection holds no server or credential)
+// behind a TLS-terminating proxy that records every byte, two agents
+// enrolled through the enrolment endpoint and connected over WebSockets
+// through that proxy, each with its own connection to the real Samba AD or
+// OpenLDAP. Each write is verified at the DC by binding or reading the
+// account. In order, sharing the portal and the agents: a self-service
+// reset by e-mailed code, a change with the old password (and a /register
+// sign-in), a self-service unlock and a helpdesk reset go through an agent
+// named in their audit rows; a protected account and a DN outside the
+// search bases are refused by the agent; an agent that dies with a write in
+// flight is not replaced for that write; one agent stopped, the next reset
+// goes through the other; the one agent left with password writeback off
+// refuses, and the pages say so; an agent that does not answer in time
+// gives a clear error, an audit row that says which and why, and applies
+// nothing late; none left, the person gets plain words and nothing
+// changes; a revoked agent is cut off and refused; and no password, code or
+// service account password is in the agents' traffic (raw, unmasked or
+// base64), the logs or the audit rows. Last, reused, expired and forged
+// enrolment tokens get the same one-line refusal.
 func TestAgentsEndToEnd(t *testing.T) {
 	env := testbed.Load(t)
 	for _, d := range directories(env) {
