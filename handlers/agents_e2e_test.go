@@ -220,9 +220,10 @@ func withDecoded(frames []byte) []byte {
 }
 
 // slowDirectory is an agent's directory whose resets hang until the job's
-// context ends, and a while longer (so that the portal's own deadline
-// passes first, whatever the scheduling), then try the DC all the same: a
-// write that comes late must be stopped by that context, never applied.
+// context ends, and a while longer (longer than the gap the hub may leave
+// between the deadline it gives the agent and its own, so that the
+// portal's deadline passes first), then try the DC all the same: a write
+// that comes late must be stopped by that context, never applied.
 // late receives what the late attempt answered; entered, when set, the
 // agent's name as soon as a reset reaches it.
 type slowDirectory struct {
@@ -232,7 +233,7 @@ type slowDirectory struct {
 	late    chan error
 }
 
-const slowExtra = 500 * time.Millisecond
+const slowExtra = 2500 * time.Millisecond
 
 func (d slowDirectory) hang(ctx context.Context) {
 	if d.entered != nil {
