@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/writeback/writeback/services/agentwire"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
@@ -432,6 +434,47 @@ func TestHelpdeskThroughAgents(t *testing.T) {
 			t.Errorf("audit row %s %q", row.Result, row.Reason)
 		}
 	})
+
+	// The agent's refusals and the hub's own failures (a timeout, a lost
+	// connection) carry no directory diagnostic: the row keeps the error
+	// chain, which says which agent and why, and the agent's reason.
+	for _, tc := range []struct {
+		name    string
+		err     error
+		want    string
+		refused string
+	}{
+		{"a reset the agent did not answer in time", errs.E(errs.Unavailable, "Your organisation's directory could not be reached. Nothing was changed.",
+			&directory.OpError{Op: "reset", Code: directory.CodeUnavailable, Server: "agent agent-berlin",
+				Err: fmt.Errorf("agent agent-berlin (10.0.0.7) did not answer the reset_login job within 15s: %w", context.DeadlineExceeded)}),
+			"did not answer the reset_login job within 15s", ""},
+		{"a reset the agent refused", &errs.Error{Kind: errs.Forbidden, Message: "The writeback agent has password writeback turned off.",
+			Cause: &directory.OpError{Op: "reset", Code: directory.CodeNotPermitted, Server: "agent",
+				Err: &agentwire.RefusedError{Reason: agentwire.RefusedWritebackOff, Detail: "password writeback is off on this agent"}}},
+			"password writeback is off on this agent", agentwire.RefusedWritebackOff},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &fakeAgents{t: t, connected: func() (int, int) { return 1, 1 },
+				resetLogin: func(string, string, directory.ResetOptions) (directory.User, directory.Result, error) {
+					return directory.User{}, directory.Result{Agent: "agent-berlin"}, tc.err
+				}}
+			f := agentsMode(t, a, true)
+			if _, err := f.wb.AdminReset(ctx, actor, "alice", "New-Password-1", false); err == nil {
+				t.Fatal("reset succeeded")
+			}
+			row, d := lastAudit(t, f.db, audit.ActivityResetByAdmin)
+			why, _ := d["error"].(string)
+			if row.Result != audit.Failure || d["agent"] != "agent-berlin" || !strings.Contains(why, tc.want) {
+				t.Errorf("audit row %s %v: want the agent and %q", row.Result, d, tc.want)
+			}
+			if got, _ := d["agent_refused"].(string); got != tc.refused {
+				t.Errorf("agent_refused %q, want %q", got, tc.refused)
+			}
+			if strings.Contains(row.Details, "New-Password-1") {
+				t.Error("the password is in the audit row")
+			}
+		})
+	}
 
 	t.Run("a direct connection's rows name no agent", func(t *testing.T) {
 		details := writeback.AddResult(nil, directory.Result{Server: "ldaps://dc1"})

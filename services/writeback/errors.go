@@ -3,6 +3,7 @@ package writeback
 import (
 	"errors"
 
+	"github.com/writeback/writeback/services/agentwire"
 	"github.com/writeback/writeback/services/directory"
 )
 
@@ -22,6 +23,12 @@ func AddDiagnostics(details map[string]any, err error) {
 		if oe.Rule != "" {
 			details["rule"] = oe.Rule
 		}
+	}
+	// A writeback agent's own guard refused: its reason, for filtering
+	// (the detail is in the error chain).
+	var re *agentwire.RefusedError
+	if errors.As(err, &re) {
+		details["agent_refused"] = re.Reason
 	}
 }
 

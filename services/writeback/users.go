@@ -131,6 +131,13 @@ func (s *Service) recordAction(ctx context.Context, actor audit.Actor, activity 
 			e.Details = map[string]any{}
 		}
 		AddDiagnostics(e.Details, actErr)
+		if _, ok := e.Details["diagnostic"]; !ok {
+			// No directory answer to quote (a writeback agent that did not
+			// answer in time or refused, say): keep the error chain, which
+			// says which agent and why and names no password, as
+			// self-service rows do.
+			e.Details["error"] = actErr.Error()
+		}
 	}
 	if err := s.db.InTx(ctx, func(tx *store.Tx) error { _, err := audit.Record(ctx, tx, e); return err }); err != nil {
 		s.log.Error("record audit event", "activity", activity, "err", err)
