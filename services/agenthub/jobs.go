@@ -17,7 +17,7 @@ var _ directory.Directory = (*Hub)(nil)
 
 // What people see when no agent answered.
 const (
-	msgUnreachable = "Your organisation's directory could not be reached. Nothing was changed."
+	msgUnreachable = directory.MsgNotReached
 	msgLostInWrite = "The connection to your organisation's directory was lost during the change; it may or may not have been applied. Check the account before trying again."
 )
 
@@ -125,7 +125,7 @@ func (h *Hub) noAgent(op string) answer {
 		cause = fmt.Errorf("%w: %d connected, none with a directory connection", ErrNoAgent, n)
 	}
 	return answer{err: errs.E(errs.Unavailable, msgUnreachable,
-		&directory.OpError{Op: agentwire.DirectoryOp(op), Code: directory.CodeUnavailable, Err: cause})}
+		&directory.OpError{Op: agentwire.DirectoryOp(op), Code: directory.CodeUnavailable, Err: fmt.Errorf("%w (%w)", cause, directory.ErrNotReached)})}
 }
 
 // pick chooses the agent for op among those not tried yet: connected, with
@@ -299,19 +299,19 @@ func (h *Hub) timedOut(ctx context.Context, op string, a *agentConn, start time.
 	}
 	h.log.Warn("agent job timed out", "agent", a.name, "op", op, "reason", why)
 	return errs.E(errs.Unavailable, msgUnreachable, &directory.OpError{Op: agentwire.DirectoryOp(op), Code: directory.CodeUnavailable,
-		Server: "agent " + a.name, Err: fmt.Errorf("%s: %w", why, ctx.Err())})
+		Server: "agent " + a.name, Err: fmt.Errorf("%s: %w (%w)", why, ctx.Err(), directory.ErrNotReached)})
 }
 
 // lost is the answer when a's connection ended before it answered; sent
 // says that the job may have been applied.
 func (h *Hub) lost(op string, a *agentConn, sent bool) error {
 	why := fmt.Sprintf("agent %s (%s) disconnected before answering the %s job: %s", a.name, a.remote, op, a.why)
-	msg := msgUnreachable
 	if sent && agentwire.IsWrite(op) {
-		msg = msgLostInWrite
+		return errs.E(errs.Unavailable, msgLostInWrite, &directory.OpError{Op: agentwire.DirectoryOp(op), Code: directory.CodeUnavailable,
+			Server: "agent " + a.name, Err: errors.New(why)})
 	}
-	return errs.E(errs.Unavailable, msg, &directory.OpError{Op: agentwire.DirectoryOp(op), Code: directory.CodeUnavailable,
-		Server: "agent " + a.name, Err: errors.New(why)})
+	return errs.E(errs.Unavailable, msgUnreachable, &directory.OpError{Op: agentwire.DirectoryOp(op), Code: directory.CodeUnavailable,
+		Server: "agent " + a.name, Err: fmt.Errorf("%s (%w)", why, directory.ErrNotReached)})
 }
 
 // jobDone tells the Registry, in the background: it is bookkeeping for the

@@ -176,6 +176,16 @@ func invalid(op, msg string) *errs.Error {
 	return fail(CodeInvalid, msg, &OpError{Op: op, Err: errors.New(strings.ToLower(msg[:1]) + msg[1:])})
 }
 
+// ErrNotReached marks, in an error's chain, a directory that could not be
+// reached through a writeback agent: none connected, the agent went away
+// before it took the job, or it did not answer in time (a job's deadline
+// stops the agent before the portal stops waiting, and a late job is
+// dropped, never applied). What the person sees then says MsgNotReached.
+var ErrNotReached = errors.New("the directory could not be reached; nothing was changed")
+
+// MsgNotReached is what people see for ErrNotReached.
+const MsgNotReached = "Your organisation's directory could not be reached. Nothing was changed."
+
 // Messages used in more than one place.
 const (
 	msgUnavailable = "The directory is not reachable right now. Please try again in a few minutes."

@@ -178,8 +178,9 @@ func TestAuditNamesTheAgent(t *testing.T) {
 }
 
 // TestNoAgentConnected: with no writeback agent connected, self-service is
-// unavailable in the words of every failure on our side, and a reset
-// already verified is refused the same way, its audit row saying why.
+// unavailable with the plain words that the directory could not be reached
+// and nothing was changed, and a reset already verified is refused the same
+// way, its audit row saying why.
 func TestNoAgentConnected(t *testing.T) {
 	ctx := context.Background()
 	fx := newFixture(t, Methods{App: true}, alice)
@@ -188,11 +189,11 @@ func TestNoAgentConnected(t *testing.T) {
 		return writeback.State{Configured: true, Agents: true, Outage: true, Reason: writeback.ReasonNoAgent}, nil
 	}
 	av, err := fx.s.Available(ctx, KindReset)
-	if err != nil || av.OK || av.Reason != MsgOurSide {
+	if err != nil || av.OK || av.Reason != directory.MsgNotReached {
 		t.Errorf("available: %+v %v", av, err)
 	}
 	err = fx.s.SetPassword(ctx, id, "b", "Passw0rd!x", "Passw0rd!x", audit.Actor{})
-	if errs.KindOf(err) != errs.Unavailable || errs.MessageOf(err) != MsgOurSide {
+	if err = EmployeeError(err); errs.KindOf(err) != errs.Unavailable || errs.MessageOf(err) != directory.MsgNotReached {
 		t.Errorf("set password: %v", err)
 	}
 	if n := fx.dir.count("reset"); n != 0 {

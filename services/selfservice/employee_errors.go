@@ -29,6 +29,11 @@ func EmployeeError(err error) error {
 	if !ourSide(err, false) || errs.MessageOf(err) == MsgOurSide {
 		return err
 	}
+	if errors.Is(err, directory.ErrNotReached) {
+		// Plain words that are true: the directory (through its agents)
+		// was not reached, and nothing was changed.
+		return errs.E(errs.Unavailable, directory.MsgNotReached, err)
+	}
 	return errs.E(errs.Unavailable, MsgOurSide, err)
 }
 

@@ -81,14 +81,15 @@ func (s *Service) SetPassword(ctx context.Context, id, browser, password, confir
 // ensureWriteback refuses a write while writeback is off. No agent being
 // connected (agents mode) is an outage on our side, not a setting: it is
 // an Unavailable error carrying the administrators' reason, which the
-// person sees as MsgOurSide (EmployeeError) and the audit row keeps.
+// audit row keeps and the person sees as directory.MsgNotReached
+// (EmployeeError).
 func (s *Service) ensureWriteback(ctx context.Context) error {
 	st, err := s.dir.State(ctx)
 	if err != nil {
 		return err
 	}
 	if st.Outage {
-		return errs.E(errs.Unavailable, st.Reason, nil)
+		return errs.E(errs.Unavailable, st.Reason, directory.ErrNotReached)
 	}
 	if !st.Writeback {
 		return errs.E(errs.Forbidden, "Self-service password reset is not available right now: writing passwords to the directory has been turned off. Contact your helpdesk.", nil)

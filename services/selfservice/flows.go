@@ -84,9 +84,8 @@ func (s *Service) Available(ctx context.Context, kind string) (Availability, err
 	a := Availability{OK: true, Helpdesk: p.Helpdesk, HelpHref: p.HelpdeskHref(), OrgName: orgName(p), Policy: p, Unlock: st.Unlock}
 	switch {
 	case st.Outage:
-		// No writeback agent connected: the directory cannot be reached,
-		// which reads as every failure on our side does.
-		a.OK, a.Reason = false, MsgOurSide
+		// No writeback agent connected: the directory cannot be reached.
+		a.OK, a.Reason = false, directory.MsgNotReached
 	case !st.Writeback:
 		a.OK, a.Reason = false, "Self-service password reset is not available right now: your organisation has not turned on writing passwords to its directory."
 	case p.Enabled == EnabledNone:

@@ -388,27 +388,38 @@ func TestEmployeeError(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		err  error
-		same bool // passes unchanged; otherwise MsgOurSide
+		same bool   // passes unchanged; otherwise want
+		want string // "" for MsgOurSide
 	}{
-		{"field errors", errs.FieldErrors(map[string]string{"login": "Enter your user name."}), true},
-		{"flow gone", ErrFlowGone, true},
-		{"blocked", errBlocked, true},
-		{"too many codes", ErrTooManyCodes, true},
-		{"wrong answer", errs.E(errs.Unauthorized, "That code is not right.", nil), true},
-		{"self-service off", errs.E(errs.Forbidden, "Self-service password reset is not turned on for your organisation.", nil), true},
-		{"policy", opErr(errs.Policy, directory.CodePolicy, "The new password is too short: at least 7 characters."), true},
-		{"no mail server", ErrNoMail, false},
-		{"service account", opErr(errs.Unavailable, directory.CodeServiceAccount, "The directory refused the portal's service account."), false},
-		{"no right", opErr(errs.Forbidden, directory.CodeNotPermitted, "The portal's service account lacks the right to do this in the directory."), false},
-		{"insecure", opErr(errs.Forbidden, directory.CodeInsecure, "Passwords are only written over LDAPS or StartTLS."), false},
-		{"directory internal", opErr(errs.Internal, directory.CodeInternal, "The directory refused the request."), false},
-		{"store", fmt.Errorf("store: begin: %w", errors.New("disk I/O error")), false},
+		{"field errors", errs.FieldErrors(map[string]string{"login": "Enter your user name."}), true, ""},
+		{"flow gone", ErrFlowGone, true, ""},
+		{"blocked", errBlocked, true, ""},
+		{"too many codes", ErrTooManyCodes, true, ""},
+		{"wrong answer", errs.E(errs.Unauthorized, "That code is not right.", nil), true, ""},
+		{"self-service off", errs.E(errs.Forbidden, "Self-service password reset is not turned on for your organisation.", nil), true, ""},
+		{"policy", opErr(errs.Policy, directory.CodePolicy, "The new password is too short: at least 7 characters."), true, ""},
+		{"no mail server", ErrNoMail, false, ""},
+		{"service account", opErr(errs.Unavailable, directory.CodeServiceAccount, "The directory refused the portal's service account."), false, ""},
+		{"no right", opErr(errs.Forbidden, directory.CodeNotPermitted, "The portal's service account lacks the right to do this in the directory."), false, ""},
+		{"insecure", opErr(errs.Forbidden, directory.CodeInsecure, "Passwords are only written over LDAPS or StartTLS."), false, ""},
+		{"directory internal", opErr(errs.Internal, directory.CodeInternal, "The directory refused the request."), false, ""},
+		{"store", fmt.Errorf("store: begin: %w", errors.New("disk I/O error")), false, ""},
+		// Through writeback agents: none connected, or none answered in time.
+		{"no agent", errs.E(errs.Unavailable, "Writeback unavailable: no agent connected.", directory.ErrNotReached), false, directory.MsgNotReached},
+		{"agent timeout", errs.E(errs.Unavailable, directory.MsgNotReached,
+			&directory.OpError{Op: "reset", Code: directory.CodeUnavailable, Server: "agent a1", Err: fmt.Errorf("agent a1 did not answer (%w)", directory.ErrNotReached)}), false, directory.MsgNotReached},
+		// A direct connection that failed may have written: no promise.
+		{"directory unreachable", opErr(errs.Unavailable, directory.CodeUnavailable, "The directory did not answer in time."), false, ""},
 	} {
+		want := tc.want
+		if want == "" {
+			want = MsgOurSide
+		}
 		got := EmployeeError(tc.err)
 		switch {
 		case tc.same && got != tc.err:
 			t.Errorf("%s: changed to %v", tc.name, got)
-		case !tc.same && (errs.MessageOf(got) != MsgOurSide || errs.KindOf(got) != errs.Unavailable || !errors.Is(got, tc.err)):
+		case !tc.same && (errs.MessageOf(got) != want || errs.KindOf(got) != errs.Unavailable || !errors.Is(got, tc.err)):
 			t.Errorf("%s: %q (%v)", tc.name, errs.MessageOf(got), got)
 		}
 	}
