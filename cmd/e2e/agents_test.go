@@ -1,0 +1,494 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unicode/utf16"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/writeback/writeback/services/agents"
+	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/testbed"
+	"github.com/writeback/writeback/testbed/browser"
+)
+
+// TestPortalAndTwoAgents is issue 10's end-to-end story with the real
+// programs: the portal (writeback serve) in a network namespace with no
+// route to the directories, a TLS-terminating reverse proxy in front of
+// it, and two writeback-agent processes, one enrolled with a token from the
+// Writeback agents page and one with `writeback agent add`, that dial out
+// through the proxy and do the writes at the real Samba AD and OpenLDAP.
+func TestPortalAndTwoAgents(t *testing.T) {
+	env := testbed.Load(t)
+	browser.Path(t)
+	progs := build(t)
+	for _, typ := range []string{"ad", "openldap"} {
+		t.Run(typ, func(t *testing.T) { agentsStory(t, env, progs, typ) })
+	}
+}
+
+const adminPassword = "a long admin password"
+
+var setupRE = regexp.MustCompile(`(http://\S+/setup\?token=[0-9a-f]{64})`)
+
+// agentRow is the part of `writeback agent list --json` the test reads.
+type agentRow struct {
+	Name              string `json:"name"`
+	State             string `json:"state"`
+	PasswordWriteback bool   `json:"password_writeback"`
+	Directory         string `json:"directory"`
+}
+
+func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
+	dir, newUser := env.AD, env.NewADUser
+	if typ == "openldap" {
+		dir, newUser = env.LDAP, env.NewLDAPUser
+	}
+	outs := &outputs{}
+	tmp := t.TempDir()
+	portalData := filepath.Join(tmp, "portal-data")
+
+	// 1. The portal, in a namespace of its own when this runs as root.
+	var ns *netns
+	listenHost := "127.0.0.1"
+	if ok, why := canNetns(); ok {
+		ns = newNetns(t)
+		listenHost = ns.nsIP.String()
+	} else {
+		t.Logf("no network namespace (%s): asserting the portal's sockets instead", why)
+	}
+	port := 20000 + randInt(20000)
+	if ns == nil {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port = int64(ln.Addr().(*net.TCPAddr).Port)
+		ln.Close()
+	}
+	portalAddr := net.JoinHostPort(listenHost, strconv.FormatInt(port, 10))
+	portalURL := "http://" + portalAddr
+	argv := []string{progs.portal, "serve", "--listen", portalAddr, "--data", portalData, "--base-url", portalURL}
+	if ns != nil {
+		argv = ns.exec(argv...)
+	}
+	portal := start(t, outs, "writeback serve", argv...)
+	eventually(t, 20*time.Second, "the portal answers", func() (bool, string) {
+		if !portal.running() {
+			t.Fatalf("serve exited with %d:\n%s", portal.code, portal.out.String())
+		}
+		resp, err := http.Get(portalURL + "/healthz")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
+	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", portal.pid())); err != nil || exe != progs.portal {
+		t.Fatalf("process %d is %q (%v), not the portal: the socket check would watch the wrong process", portal.pid(), exe, err)
+	}
+	watch := watchSockets(portal.pid())
+
+	// The directory endpoints the portal must never reach.
+	var dcs []netip.AddrPort
+	for _, d := range []testbed.Directory{env.AD, env.LDAP} {
+		for _, raw := range []string{d.URL, d.StartTLSURL} {
+			u, _ := url.Parse(raw)
+			ap, err := netip.ParseAddrPort(u.Host)
+			if err != nil {
+				t.Fatalf("directory address %s: %v", raw, err)
+			}
+			dcs = append(dcs, ap)
+		}
+	}
+	if ns != nil {
+		for _, dc := range dcs {
+			if ok, out := tcpOpens(nil, dc.Addr().String(), int(dc.Port())); !ok {
+				t.Fatalf("from the host, %s does not open (%s): the namespace check would prove nothing", dc, out)
+			}
+			if ok, _ := tcpOpens(ns, dc.Addr().String(), int(dc.Port())); ok {
+				t.Fatalf("from the portal's namespace %s, a TCP connection to the directory at %s opens", ns.name, dc)
+			}
+		}
+	}
+
+	// 2. The TLS-terminating proxy the agents go through.
+	px := startProxy(t, portalURL)
+
+	// The first Global Administrator through the setup link, in the browser.
+	var link string
+	eventually(t, 10*time.Second, "the setup link", func() (bool, string) {
+		m := setupRE.FindStringSubmatch(portal.out.String())
+		if m != nil {
+			link = m[1]
+		}
+		return m != nil, portal.out.String()
+	})
+	ctx := browser.New(t)
+	browser.Step(t, ctx, "open the setup link", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("name")))
+	browser.Step(t, ctx, "create the first Global Administrator",
+		chromedp.SendKeys(chromedp.ID("name"), "Ada Lovelace"),
+		chromedp.SendKeys(chromedp.ID("email"), "ada@example.com"),
+		chromedp.SendKeys(chromedp.ID("password"), adminPassword),
+		chromedp.SendKeys(chromedp.ID("confirm"), adminPassword),
+		chromedp.Click(chromedp.CSS(`[data-testid=create-admin]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=sign-in]`)),
+	)
+	browser.Step(t, ctx, "sign in",
+		chromedp.Navigate(portalURL+"/admin/agents"),
+		chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), "ada@example.com"),
+		chromedp.SendKeys(chromedp.ID("password"), adminPassword),
+		chromedp.Click(chromedp.CSS(`[data-testid=sign-in]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=add-agent]`)),
+	)
+
+	// 3. Agent A with a token from the page, agent B with one from the
+	// command line (while serve runs on that data folder).
+	browser.Step(t, ctx, "add an agent",
+		chromedp.SendKeys(chromedp.ID("name"), "Paris DC"),
+		chromedp.Click(chromedp.CSS(`[data-testid=add-agent]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=agent-token]`)),
+	)
+	tokenA := browser.Eval[string](t, ctx, `document.querySelector('[data-testid=agent-token]').value`)
+	addOut := must(t, outs, progs.portal, "agent", "add", "--name", "Lyon DC", "--data", portalData, "--base-url", px.url)
+	lines := strings.Split(strings.TrimSpace(addOut), "\n")
+	tokenB := strings.TrimSpace(lines[len(lines)-1])
+	for _, tok := range []string{tokenA, tokenB} {
+		if !strings.HasPrefix(tok, agents.TokenPrefix) {
+			t.Fatalf("token %q", tok)
+		}
+	}
+	pwFile := filepath.Join(tmp, "bind-password")
+	if err := os.WriteFile(pwFile, []byte(dir.BindPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	type agent struct {
+		name, data string
+		run        *proc
+	}
+	ags := []*agent{{name: "Paris DC", data: filepath.Join(tmp, "agent-paris")}, {name: "Lyon DC", data: filepath.Join(tmp, "agent-lyon")}}
+	for i, tok := range []string{tokenA, tokenB} {
+		a := ags[i]
+		out := must(t, outs, progs.agent, "enroll", "--portal", px.url, "--token", tok, "--ca-file", px.caFile, "--data", a.data)
+		if !strings.Contains(out, "enrolled as "+a.name) {
+			t.Errorf("enroll: %s", out)
+		}
+		must(t, outs, progs.agent, "directory", "set", "--data", a.data, "--type", typ, "--url", dir.URL, "--ca-file", env.CAFile,
+			"--bind-dn", dir.BindDN, "--bind-password-file", pwFile, "--base-dn", dir.PeopleDN)
+		must(t, outs, progs.agent, "set", "--password-writeback", "on", "--data", a.data)
+	}
+	runAgent := func(a *agent) *proc {
+		return start(t, outs, "writeback-agent run ("+a.name+")", progs.agent, "run", "--data", a.data)
+	}
+	for _, a := range ags {
+		a.run = runAgent(a)
+	}
+	list := func() map[string]agentRow {
+		out := must(t, outs, progs.portal, "agent", "list", "--json", "--data", portalData)
+		var rows []agentRow
+		if err := json.Unmarshal([]byte(out), &rows); err != nil {
+			t.Fatalf("agent list --json: %v\n%s", err, out)
+		}
+		m := map[string]agentRow{}
+		for _, r := range rows {
+			m[r.Name] = r
+		}
+		return m
+	}
+	states := func(want map[string]string) func() (bool, string) {
+		return func() (bool, string) {
+			m := list()
+			for name, st := range want {
+				if m[name].State != st || (st == "connected" && (!m[name].PasswordWriteback || m[name].Directory == "")) {
+					return false, fmt.Sprintf("%+v", m)
+				}
+			}
+			return true, ""
+		}
+	}
+	eventually(t, 20*time.Second, "both agents connected", states(map[string]string{"Paris DC": "connected", "Lyon DC": "connected"}))
+
+	// 4. The portal in agents mode, writeback and unlock on.
+	must(t, outs, progs.portal, "directory", "set", "--mode", "agents", "--data", portalData)
+	must(t, outs, progs.portal, "settings", "set", "--writeback", "yes", "--unlock", "yes", "--data", portalData)
+
+	// 5. A helpdesk reset in the browser, verified at the DC.
+	u := newUser(t, testbed.UserOptions{})
+	passwords := []string{u.Password, dir.BindPassword, adminPassword}
+	openUser := func() {
+		browser.Step(t, ctx, "find "+u.Login,
+			chromedp.Navigate(portalURL+"/admin/users?q="+url.QueryEscape(u.Login)),
+			chromedp.WaitVisible(chromedp.CSS(`[data-testid=users]`)),
+		)
+		browser.Step(t, ctx, "open "+u.Login,
+			chromedp.Click(chromedp.CSS(`[data-testid=users] a[href="/admin/users/`+u.Login+`"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`[data-testid=user-state]`)),
+		)
+	}
+	const outcome = `[data-testid=flash], [data-testid=errors], [data-testid=error-message]`
+	submitReset := func(pw string) string {
+		passwords = append(passwords, pw)
+		browser.Step(t, ctx, "reset the password",
+			chromedp.SendKeys(chromedp.ID("password"), pw),
+			chromedp.SendKeys(chromedp.ID("confirm"), pw),
+			chromedp.Click(chromedp.CSS(`[data-testid=reset]`)),
+			chromedp.WaitVisible(chromedp.CSS(outcome)),
+		)
+		return browser.Text(t, ctx, outcome)
+	}
+	resetOK := func(step string) string {
+		t.Helper()
+		pw := testbed.RandomPassword()
+		openUser()
+		if got := submitReset(pw); !strings.Contains(got, "Password reset for") {
+			browser.Shot(t, ctx, "failed-"+step)
+			t.Fatalf("%s: the page says %q", step, got)
+		}
+		if err := env.BindAs(t, dir, u.DN, pw); err != nil {
+			t.Fatalf("%s: the new password does not bind at the DC: %v", step, err)
+		}
+		return pw
+	}
+	// resetAgents are the agents named by the audit rows of the helpdesk
+	// resets, oldest first.
+	resetAgents := func() []string {
+		out := must(t, outs, progs.portal, "audit", "export", "--format", "jsonl", "--activity", audit.ActivityResetByAdmin, "--data", portalData)
+		type row struct {
+			id int64
+			s  string
+		}
+		var rows []row
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			if line == "" {
+				continue
+			}
+			var ev audit.JSONEvent
+			var det struct {
+				Agent string `json:"agent"`
+			}
+			if err := json.Unmarshal([]byte(line), &ev); err != nil {
+				t.Fatalf("audit export: %v: %s", err, line)
+			}
+			json.Unmarshal(ev.Details, &det)
+			rows = append(rows, row{ev.ID, ev.Result + " " + det.Agent})
+		}
+		sort.Slice(rows, func(i, j int) bool { return rows[i].id < rows[j].id })
+		var names []string
+		for _, r := range rows {
+			names = append(names, r.s)
+		}
+		return names
+	}
+	pw1 := resetOK("first reset")
+	if err := env.BindAs(t, dir, u.DN, u.Password); err == nil {
+		t.Error("the old password still binds after the reset")
+	}
+	got := resetAgents()
+	if len(got) != 1 || (got[0] != "success Paris DC" && got[0] != "success Lyon DC") {
+		t.Fatalf("audit rows of the first reset: %q", got)
+	}
+	first := strings.TrimPrefix(got[0], "success ")
+
+	// 6. Kill the agent that did it: the next reset goes through the other.
+	var dead, alive *agent
+	for _, a := range ags {
+		if a.name == first {
+			dead = a
+		} else {
+			alive = a
+		}
+	}
+	dead.run.kill(syscall.SIGKILL)
+	killed := time.Now()
+	eventually(t, 10*time.Second, "the portal sees "+dead.name+" gone", states(map[string]string{dead.name: "disconnected", alive.name: "connected"}))
+	t.Logf("the portal saw the killed agent gone after %s", time.Since(killed).Round(10*time.Millisecond))
+	pw2 := resetOK("reset after one agent died")
+	if got := resetAgents(); len(got) != 2 || got[1] != "success "+alive.name {
+		t.Fatalf("audit rows after killing %s: %q", dead.name, got)
+	}
+	_ = pw1
+
+	// Kill both: the page says so clearly and the DC is unchanged.
+	openUser()
+	alive.run.kill(syscall.SIGKILL)
+	eventually(t, 10*time.Second, "the portal sees both agents gone", states(map[string]string{dead.name: "disconnected", alive.name: "disconnected"}))
+	pw3 := testbed.RandomPassword()
+	msg := submitReset(pw3)
+	browser.Shot(t, ctx, "no-agent")
+	if !strings.Contains(msg, "no agent connected") {
+		t.Errorf("with both agents down the page says %q", msg)
+	}
+	if err := env.BindAs(t, dir, u.DN, pw2); err != nil {
+		t.Errorf("with both agents down, the last password no longer binds: %v", err)
+	}
+	if err := env.BindAs(t, dir, u.DN, pw3); err == nil {
+		t.Error("with both agents down, the refused password binds")
+	}
+	if got := resetAgents(); len(got) != 3 || !strings.HasPrefix(got[2], "failure") {
+		t.Errorf("audit rows after killing both: %q", got)
+	}
+
+	// 7. Both back; revoke one while it is connected: its run ends, and it
+	// cannot come back.
+	for _, a := range ags {
+		a.run = runAgent(a)
+	}
+	eventually(t, 30*time.Second, "both agents connected again", states(map[string]string{"Paris DC": "connected", "Lyon DC": "connected"}))
+	victim, keeper := ags[1], ags[0]
+	must(t, outs, progs.portal, "agent", "revoke", victim.name, "--data", portalData)
+	if code := victim.run.wait(t, 15*time.Second); code == 0 || !strings.Contains(victim.run.out.String(), "revoked") {
+		t.Errorf("the revoked agent's run exited with %d:\n%s", code, victim.run.out.String())
+	}
+	again := runAgent(victim)
+	if code := again.wait(t, 30*time.Second); code == 0 || !strings.Contains(again.out.String(), "revoked") {
+		t.Errorf("the revoked agent's run started again exited with %d:\n%s", code, again.out.String())
+	}
+	eventually(t, 10*time.Second, "revoked and connected", states(map[string]string{victim.name: "revoked", keeper.name: "connected"}))
+	resetOK("reset after revoking one agent")
+	if got := resetAgents(); len(got) != 4 || got[3] != "success "+keeper.name {
+		t.Errorf("audit rows after revoking %s: %q", victim.name, got)
+	}
+
+	// 8. Reused and forged tokens: one line, nothing written.
+	for _, tc := range []struct{ name, token string }{
+		{"the page's token again", tokenA},
+		{"the command line's token again", tokenB},
+		{"a forged token", agents.TokenPrefix + randHex(24)},
+		{"garbage", "garbage"},
+	} {
+		data := filepath.Join(tmp, "fresh-"+randHex(4))
+		code, out, errOut := command(t, outs, progs.agent, "enroll", "--portal", px.url, "--token", tc.token, "--ca-file", px.caFile, "--data", data)
+		if code == 0 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "This enrolment token is not valid") {
+			t.Errorf("enroll with %s: exit %d, out %q, err %q", tc.name, code, out, errOut)
+		}
+		if _, err := os.Stat(data); !os.IsNotExist(err) {
+			t.Errorf("enroll with %s wrote %s (%v)", tc.name, data, err)
+		}
+	}
+
+	// Stop everything, then look at what the programs left.
+	keeper.run.kill(syscall.SIGTERM)
+	portal.kill(syscall.SIGTERM)
+	seen, reads, err := watch.finish()
+	if err != nil || reads == 0 {
+		t.Fatalf("the portal's sockets could not be read: %d reads, %v", reads, err)
+	}
+	proxySide := netip.MustParseAddr("127.0.0.1")
+	if ns != nil {
+		proxySide = ns.hostIP
+	}
+	sawProxy := false
+	for r := range seen {
+		for _, dc := range dcs {
+			if r == dc || r.Port() == dc.Port() {
+				t.Errorf("the portal held a connection to %s (a directory is at %s)", r, dc)
+			}
+		}
+		sawProxy = sawProxy || r.Addr() == proxySide
+	}
+	if !sawProxy {
+		t.Errorf("the socket watch never saw the proxy's connections to the portal (saw %v): it would miss a directory connection too", seen)
+	}
+	t.Logf("the portal's peers during the test: %v (%d samples)", keys(seen), reads)
+
+	// 9. No password anywhere: outputs, data folders, forwarded bytes.
+	checkSecrets(t, passwords, []string{tokenA, tokenB}, outs, px, []string{portalData, ags[0].data, ags[1].data}, u)
+}
+
+func keys(m map[netip.AddrPort]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k.String())
+	}
+	return out
+}
+
+// encodings are the forms in which a secret could be written: as typed,
+// and UTF-16LE as AD's unicodePwd carries it.
+func encodings(s string) [][]byte {
+	u := utf16.Encode([]rune(s))
+	b := make([]byte, 2*len(u))
+	for i, r := range u {
+		binary.LittleEndian.PutUint16(b[2*i:], r)
+	}
+	return [][]byte{[]byte(s), b}
+}
+
+func checkSecrets(t *testing.T, passwords, tokens []string, outs *outputs, px *proxy, folders []string, u testbed.TestUser) {
+	t.Helper()
+	find := func(where string, b []byte, secrets []string, what string) {
+		for _, s := range secrets {
+			for _, enc := range encodings(s) {
+				if bytes.Contains(b, enc) {
+					t.Errorf("a %s is in %s", what, where)
+				}
+			}
+		}
+	}
+	for _, o := range outs.all() {
+		find(o.name, []byte(o.buf.String()), passwords, "password")
+		if !strings.HasPrefix(o.name, "writeback agent add ") { // it prints the token, its purpose
+			find(o.name, []byte(o.buf.String()), tokens, "enrolment token")
+		}
+	}
+	nfiles := 0
+	for _, dir := range folders {
+		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return nil
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Errorf("read %s: %v", p, err)
+				return nil
+			}
+			nfiles++
+			find(p, b, passwords, "password")
+			find(p, b, tokens, "enrolment token")
+			return nil
+		})
+	}
+	if nfiles < 6 {
+		t.Errorf("only %d files in the data folders: the check looked at nothing", nfiles)
+	}
+	var jobs, answers []byte
+	for i, c := range px.captured() {
+		toPortal, toAgent := c.bytes()
+		find(fmt.Sprintf("the proxy's connection %d to the portal", i), toPortal, passwords, "password")
+		find(fmt.Sprintf("the proxy's connection %d from the portal", i), toAgent, passwords, "password")
+		for _, s := range []struct {
+			raw []byte
+			out *[]byte
+		}{{toAgent, &jobs}, {toPortal, &answers}} {
+			p, err := wsPayloads(s.raw)
+			if err != nil {
+				t.Errorf("the proxy's connection %d: %v", i, err)
+			}
+			*s.out = append(*s.out, p...)
+		}
+	}
+	// The decoded frames are what the agents and the portal said: the
+	// jobs name the user, the agents' answers (masked frames) its DN.
+	if !bytes.Contains(jobs, []byte(u.Login)) || !bytes.Contains(answers, []byte(u.DN)) {
+		t.Fatalf("the proxy's WebSocket frames do not hold the user's login and DN (%d and %d bytes): the check below would prove nothing", len(jobs), len(answers))
+	}
+	find("the WebSocket frames the proxy forwarded to the agents", jobs, passwords, "password")
+	find("the WebSocket frames the proxy forwarded to the portal", answers, passwords, "password")
+}
