@@ -332,6 +332,7 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 	pw3 := testbed.RandomPassword()
 	msg := submitReset(pw3)
 	browser.Shot(t, ctx, "no-agent")
+	t.Logf("with both agents down the page says: %q", msg)
 	if !strings.Contains(msg, "no agent connected") {
 		t.Errorf("with both agents down the page says %q", msg)
 	}
@@ -360,6 +361,8 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 	if code := again.wait(t, 30*time.Second); code == 0 || !strings.Contains(again.out.String(), "revoked") {
 		t.Errorf("the revoked agent's run started again exited with %d:\n%s", code, again.out.String())
 	}
+	t.Logf("the revoked agent's run said: %s", lastLines(victim.run.out.String(), 2))
+	t.Logf("started again, it said: %s", lastLines(again.out.String(), 2))
 	eventually(t, 10*time.Second, "revoked and connected", states(map[string]string{victim.name: "revoked", keeper.name: "connected"}))
 	resetOK("reset after revoking one agent")
 	if got := resetAgents(); len(got) != 4 || got[3] != "success "+keeper.name {
@@ -410,6 +413,15 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 
 	// 9. No password anywhere: outputs, data folders, forwarded bytes.
 	checkSecrets(t, passwords, []string{tokenA, tokenB}, outs, px, []string{portalData, ags[0].data, ags[1].data}, u)
+}
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, " | ")
 }
 
 func keys(m map[netip.AddrPort]bool) []string {
