@@ -197,8 +197,10 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 	runAgent := func(a *agent) *proc {
 		return start(t, outs, "writeback-agent run ("+a.name+")", progs.agent, "run", "--data", a.data)
 	}
+	var agentWatch []*socketWatch
 	for _, a := range ags {
 		a.run = runAgent(a)
+		agentWatch = append(agentWatch, watchSockets(a.run.pid()))
 	}
 	list := func() map[string]agentRow {
 		out := must(t, outs, progs.portal, "agent", "list", "--json", "--data", portalData)
@@ -266,10 +268,10 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 		}
 		return pw
 	}
-	// resetAgents are the agents named by the audit rows of the helpdesk
-	// resets, oldest first.
-	resetAgents := func() []string {
-		out := must(t, outs, progs.portal, "audit", "export", "--format", "jsonl", "--activity", audit.ActivityResetByAdmin, "--data", portalData)
+	// auditAgents are the results and agents of the audit rows of one
+	// activity, oldest first.
+	auditAgents := func(activity string) []string {
+		out := must(t, outs, progs.portal, "audit", "export", "--format", "jsonl", "--activity", activity, "--data", portalData)
 		type row struct {
 			id int64
 			s  string
@@ -296,6 +298,7 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 		}
 		return names
 	}
+	resetAgents := func() []string { return auditAgents(audit.ActivityResetByAdmin) }
 	pw1 := resetOK("first reset")
 	if err := env.BindAs(t, dir, u.DN, u.Password); err == nil {
 		t.Error("the old password still binds after the reset")
@@ -305,6 +308,18 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 		t.Fatalf("audit rows of the first reset: %q", got)
 	}
 	first := strings.TrimPrefix(got[0], "success ")
+	// The same socket watch that checks the portal sees the agents'
+	// connections to the directory: it would see the portal's.
+	agentDC := false
+	for _, w := range agentWatch {
+		seen, _, _ := w.finish()
+		for _, dc := range dcs {
+			agentDC = agentDC || seen[dc]
+		}
+	}
+	if !agentDC {
+		t.Errorf("the socket watch did not see the agents' connections to the directory: it proves nothing of the portal's")
+	}
 
 	// 6. Kill the agent that did it: the next reset goes through the other.
 	var dead, alive *agent
@@ -364,9 +379,97 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 	t.Logf("the revoked agent's run said: %s", lastLines(victim.run.out.String(), 2))
 	t.Logf("started again, it said: %s", lastLines(again.out.String(), 2))
 	eventually(t, 10*time.Second, "revoked and connected", states(map[string]string{victim.name: "revoked", keeper.name: "connected"}))
-	resetOK("reset after revoking one agent")
+	pw4 := resetOK("reset after revoking one agent")
 	if got := resetAgents(); len(got) != 4 || got[3] != "success "+keeper.name {
 		t.Errorf("audit rows after revoking %s: %q", victim.name, got)
+	}
+
+	// An unlock by the helpdesk, through the agent: the lockout ends at the
+	// DC and the password stays.
+	locked := func() bool { return env.ADLocked(t, u) }
+	if typ == "openldap" {
+		env.LockLDAP(t, u)
+		locked = func() bool { return env.LDAPLocked(t, u) }
+	} else {
+		env.LockAD(t, u)
+	}
+	openUser()
+	browser.Step(t, ctx, "unlock", chromedp.Click(chromedp.CSS(`[data-testid=unlock]`)), chromedp.WaitVisible(chromedp.CSS(outcome)))
+	if got := browser.Text(t, ctx, outcome); !strings.Contains(got, "Unlocked") {
+		t.Errorf("unlock: the page says %q", got)
+	}
+	if locked() {
+		t.Error("still locked at the DC after the unlock")
+	}
+	if err := env.BindAs(t, dir, u.DN, pw4); err != nil {
+		t.Errorf("after the unlock the password does not bind: %v", err)
+	}
+	if got := auditAgents(audit.ActivityUnlockByAdmin); len(got) != 1 || got[0] != "success "+keeper.name {
+		t.Errorf("audit rows of the unlock: %q", got)
+	}
+
+	// A person changes their own password with the current one: the agent
+	// checks it at the DC and writes the new one.
+	pw5 := testbed.RandomPassword()
+	passwords = append(passwords, pw5)
+	browser.Step(t, ctx, "change with the current password",
+		chromedp.Navigate(portalURL+"/change"),
+		chromedp.WaitVisible(chromedp.ID("login")),
+		chromedp.SendKeys(chromedp.ID("login"), u.Login),
+		chromedp.SendKeys(chromedp.ID("current"), pw4),
+		chromedp.SendKeys(chromedp.ID("password"), pw5),
+		chromedp.SendKeys(chromedp.ID("confirm"), pw5),
+		chromedp.Click(chromedp.CSS(`[data-testid=change]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=done], [data-testid=errors]`)),
+	)
+	if got := browser.Text(t, ctx, `[data-testid=done], [data-testid=errors]`); !strings.Contains(got, "Your password has been changed") {
+		browser.Shot(t, ctx, "failed-change")
+		t.Fatalf("change: the page says %q", got)
+	}
+	if err := env.BindAs(t, dir, u.DN, pw5); err != nil {
+		t.Fatalf("the changed password does not bind: %v", err)
+	}
+	if got := auditAgents(audit.ActivityChangeSelfService); len(got) != 1 || got[0] != "success "+keeper.name {
+		t.Errorf("audit rows of the change: %q", got)
+	}
+
+	// Password writeback off on the agent: it refuses the write (the
+	// portal learns of the switch at the next heartbeat; until then the
+	// agent's own refusal answers), the page says so, the DC is unchanged.
+	openUser()
+	must(t, outs, progs.agent, "set", "--password-writeback", "off", "--data", keeper.data)
+	if got := submitReset(testbed.RandomPassword()); !strings.Contains(got, "turned off") || !strings.Contains(got, "writeback") {
+		t.Errorf("with the agent's writeback off the page says %q", got)
+	} else {
+		t.Logf("with the agent's writeback just switched off the page says: %q", got)
+	}
+	if got := resetAgents(); len(got) != 5 || got[4] != "failure "+keeper.name {
+		t.Errorf("audit rows after the agent refused: %q", got)
+	}
+	t.Logf("its audit row: %s", lastLines(must(t, outs, progs.portal, "audit", "export", "--format", "jsonl", "--activity", audit.ActivityResetByAdmin, "--result", "failure", "--data", portalData), 1))
+	// After a reconnect the portal knows and refuses before sending.
+	keeper.run.kill(syscall.SIGTERM)
+	keeper.run = runAgent(keeper)
+	eventually(t, 20*time.Second, "the portal sees the agent's switch off", func() (bool, string) {
+		r := list()[keeper.name]
+		return r.State == "connected" && !r.PasswordWriteback, fmt.Sprintf("%+v", r)
+	})
+	openUser()
+	if got := browser.Text(t, ctx, `[data-testid=why-not]`); !strings.Contains(got, "the agent has password writeback turned off") {
+		t.Errorf("with the agent's writeback off the user page says %q", got)
+	} else {
+		t.Logf("with the agent's writeback off the user page says: %q", got)
+	}
+	if !browser.Eval[bool](t, ctx, `document.querySelector('[data-testid=reset]').closest('fieldset').disabled`) {
+		t.Error("with the agent's writeback off the reset form is enabled")
+	}
+	if err := env.BindAs(t, dir, u.DN, pw5); err != nil {
+		t.Errorf("with the agent's writeback off, the password changed at the DC: %v", err)
+	}
+	for _, pw := range passwords[len(passwords)-1:] {
+		if err := env.BindAs(t, dir, u.DN, pw); err == nil {
+			t.Error("with the agent's writeback off, a refused password binds")
+		}
 	}
 
 	// 8. Reused and forged tokens: one line, nothing written.
