@@ -24,6 +24,7 @@ import (
 
 	"github.com/writeback/writeback/services/agents"
 	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/mail/mailtest"
 	"github.com/writeback/writeback/testbed"
 	"github.com/writeback/writeback/testbed/browser"
 )
@@ -227,9 +228,16 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 	}
 	eventually(t, 20*time.Second, "both agents connected", states(map[string]string{"Paris DC": "connected", "Lyon DC": "connected"}))
 
-	// 4. The portal in agents mode, writeback and unlock on.
+	// 4. The portal in agents mode, writeback and unlock on; self-service
+	// reset by e-mailed code, through a mail relay the portal reaches.
 	must(t, outs, progs.portal, "directory", "set", "--mode", "agents", "--data", portalData)
 	must(t, outs, progs.portal, "settings", "set", "--writeback", "yes", "--unlock", "yes", "--data", portalData)
+	sink := mailtest.Start(t, mailtest.Options{})
+	relay := mailRelay(t, outs, ns, sink)
+	must(t, outs, progs.portal, "sspr", "set", "--enabled", "all", "--methods", "email", "--required", "1",
+		"--helpdesk", "help@example.com", "--org-name", "Example Corp", "--data", portalData)
+	must(t, outs, progs.portal, "mail", "set", "--host", relay.Addr().String(), "--port", strconv.Itoa(int(relay.Port())),
+		"--tls", "none", "--from", "portal@example.com", "--data", portalData)
 
 	// 5. A helpdesk reset in the browser, verified at the DC.
 	u := newUser(t, testbed.UserOptions{})
@@ -433,6 +441,43 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 		t.Errorf("audit rows of the change: %q", got)
 	}
 
+	// A self-service reset with an e-mailed code, through the agent.
+	pw6 := testbed.RandomPassword()
+	passwords = append(passwords, pw6)
+	browser.Step(t, ctx, "forgot my password",
+		chromedp.Navigate(portalURL+"/reset"),
+		chromedp.WaitVisible(chromedp.ID("login")),
+		chromedp.SendKeys(chromedp.ID("login"), u.Login),
+		chromedp.Click(chromedp.CSS(`[data-testid=next]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=choose]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=choose]`)),
+		chromedp.WaitVisible(chromedp.ID("code")),
+	)
+	m := sink.WaitFor(t, u.Mail, 20*time.Second)
+	code := regexp.MustCompile(`\b\d{8}\b`).FindString(m.Text)
+	if code == "" {
+		t.Fatalf("no code in the mail:\n%s", m.Text)
+	}
+	browser.Step(t, ctx, "the code and a new password",
+		chromedp.SendKeys(chromedp.ID("code"), code),
+		chromedp.Click(chromedp.CSS(`[data-testid=verify]`)),
+		chromedp.WaitVisible(chromedp.ID("password")),
+		chromedp.SendKeys(chromedp.ID("password"), pw6),
+		chromedp.SendKeys(chromedp.ID("confirm"), pw6),
+		chromedp.Click(chromedp.CSS(`[data-testid=set-password]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=done], [data-testid=errors]`)),
+	)
+	if got := browser.Text(t, ctx, "main"); !strings.Contains(got, "Your password has been reset") {
+		browser.Shot(t, ctx, "failed-self-service-reset")
+		t.Fatalf("self-service reset: the page says %q", got)
+	}
+	if err := env.BindAs(t, dir, u.DN, pw6); err != nil {
+		t.Fatalf("the self-service password does not bind: %v", err)
+	}
+	if got := auditAgents(audit.ActivityResetSelfService); len(got) != 1 || got[0] != "success "+keeper.name {
+		t.Errorf("audit rows of the self-service reset: %q", got)
+	}
+
 	// Password writeback off on the agent: it refuses the write (the
 	// portal learns of the switch at the next heartbeat; until then the
 	// agent's own refusal answers), the page says so, the DC is unchanged.
@@ -463,7 +508,7 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 	if !browser.Eval[bool](t, ctx, `document.querySelector('[data-testid=reset]').closest('fieldset').disabled`) {
 		t.Error("with the agent's writeback off the reset form is enabled")
 	}
-	if err := env.BindAs(t, dir, u.DN, pw5); err != nil {
+	if err := env.BindAs(t, dir, u.DN, pw6); err != nil {
 		t.Errorf("with the agent's writeback off, the password changed at the DC: %v", err)
 	}
 	for _, pw := range passwords[len(passwords)-1:] {
@@ -516,6 +561,38 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 
 	// 9. No password anywhere: outputs, data folders, forwarded bytes.
 	checkSecrets(t, passwords, []string{tokenA, tokenB}, outs, px, []string{portalData, ags[0].data, ags[1].data}, u)
+}
+
+// mailRelay returns the address at which the portal reaches the mail
+// sink: the sink itself, or, when the portal is in a namespace, a
+// forwarder on the namespace's loopback (the test binary itself, started
+// there) to a forwarder on the host's end of the link, to the sink.
+func mailRelay(t *testing.T, outs *outputs, ns *netns, sink *mailtest.Sink) netip.AddrPort {
+	t.Helper()
+	host, port := sink.Addr()
+	sinkAddr := net.JoinHostPort(host, strconv.Itoa(port))
+	if ns == nil {
+		return netip.MustParseAddrPort(sinkAddr)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(ns.hostIP.String(), "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go forward(ln, sinkAddr)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(20000+randInt(20000)))
+	p := start(t, outs, "mail relay", "env", forwardEnv+"="+relay.String()+"="+ln.Addr().String(), "ip", "netns", "exec", ns.name, self)
+	eventually(t, 10*time.Second, "the mail relay listens", func() (bool, string) {
+		if !p.running() {
+			t.Fatalf("the mail relay exited: %s", p.out.String())
+		}
+		return strings.Contains(p.out.String(), "forwarding"), p.out.String()
+	})
+	return relay
 }
 
 // lastLines is the last n lines of s.
