@@ -478,15 +478,18 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 		t.Errorf("audit rows of the self-service reset: %q", got)
 	}
 
-	// Password writeback off on the agent: it refuses the write (the
-	// portal learns of the switch at the next heartbeat; until then the
-	// agent's own refusal answers), the page says so, the DC is unchanged.
+	// Password writeback off on the agent: it refuses the write, the page
+	// says so, the DC is unchanged. The portal learns of the switch at the
+	// agent's next heartbeat (agentwire.HeartbeatEvery, 10 s) and then
+	// refuses before sending; a fresh connection gives the test that long
+	// to see the agent's own refusal first.
+	keeper.run.kill(syscall.SIGTERM)
+	keeper.run = runAgent(keeper)
+	eventually(t, 20*time.Second, keeper.name+" connected again", states(map[string]string{keeper.name: "connected"}))
 	openUser()
 	must(t, outs, progs.agent, "set", "--password-writeback", "off", "--data", keeper.data)
-	if got := submitReset(testbed.RandomPassword()); !strings.Contains(got, "turned off") || !strings.Contains(got, "writeback") {
-		t.Errorf("with the agent's writeback off the page says %q", got)
-	} else {
-		t.Logf("with the agent's writeback just switched off the page says: %q", got)
+	if got := submitReset(testbed.RandomPassword()); !strings.Contains(got, "Password writeback is turned off on the writeback agent. Nothing was changed.") {
+		t.Errorf("with the agent's writeback just switched off the page says %q, not the agent's refusal", got)
 	}
 	if got := resetAgents(); len(got) != 5 || got[4] != "failure "+keeper.name {
 		t.Errorf("audit rows after the agent refused: %q", got)
