@@ -537,6 +537,13 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 		}
 	}
 
+	// The data folders while the programs run (with their SQLite WAL
+	// files), and again once they stopped.
+	folders := []string{portalData, ags[0].data, ags[1].data}
+	if wal := scanFolders(t, passwords, []string{tokenA, tokenB}, folders); wal == 0 {
+		t.Error("no SQLite WAL file in the data folders while the programs run: the scan did not cover them")
+	}
+
 	// Stop everything, then look at what the programs left.
 	keeper.run.kill(syscall.SIGTERM)
 	portal.kill(syscall.SIGTERM)
@@ -563,7 +570,7 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 	t.Logf("the portal's peers during the test: %v (%d samples)", keys(seen), reads)
 
 	// 9. No password anywhere: outputs, data folders, forwarded bytes.
-	checkSecrets(t, passwords, []string{tokenA, tokenB}, outs, px, []string{portalData, ags[0].data, ags[1].data}, u)
+	checkSecrets(t, passwords, []string{tokenA, tokenB}, outs, px, folders, u)
 }
 
 // mailRelay returns the address at which the portal reaches the mail
@@ -626,23 +633,24 @@ func encodings(s string) [][]byte {
 	return [][]byte{[]byte(s), b}
 }
 
-func checkSecrets(t *testing.T, passwords, tokens []string, outs *outputs, px *proxy, folders []string, u testbed.TestUser) {
+// findSecrets reports each secret found in b, in any of its encodings
+// (without saying which secret: the test log stays clean too).
+func findSecrets(t *testing.T, where string, b []byte, secrets []string, what string) {
 	t.Helper()
-	find := func(where string, b []byte, secrets []string, what string) {
-		for _, s := range secrets {
-			for _, enc := range encodings(s) {
-				if bytes.Contains(b, enc) {
-					t.Errorf("a %s is in %s", what, where)
-				}
+	for _, s := range secrets {
+		for _, enc := range encodings(s) {
+			if bytes.Contains(b, enc) {
+				t.Errorf("a %s is in %s", what, where)
 			}
 		}
 	}
-	for _, o := range outs.all() {
-		find(o.name, []byte(o.buf.String()), passwords, "password")
-		if !strings.HasPrefix(o.name, "writeback agent add ") { // it prints the token, its purpose
-			find(o.name, []byte(o.buf.String()), tokens, "enrolment token")
-		}
-	}
+}
+
+// scanFolders looks for the secrets in the raw bytes of every file of the
+// folders (the SQLite database, its WAL, the key and identity files, …)
+// and returns how many WAL files it read.
+func scanFolders(t *testing.T, passwords, tokens, folders []string) (wal int) {
+	t.Helper()
 	nfiles := 0
 	for _, dir := range folders {
 		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
@@ -650,19 +658,38 @@ func checkSecrets(t *testing.T, passwords, tokens []string, outs *outputs, px *p
 				return nil
 			}
 			b, err := os.ReadFile(p)
+			if os.IsNotExist(err) {
+				return nil // a WAL checkpointed away, a status file replaced
+			}
 			if err != nil {
 				t.Errorf("read %s: %v", p, err)
 				return nil
 			}
 			nfiles++
-			find(p, b, passwords, "password")
-			find(p, b, tokens, "enrolment token")
+			if strings.HasSuffix(p, "-wal") && len(b) > 0 {
+				wal++
+			}
+			findSecrets(t, p, b, passwords, "password")
+			findSecrets(t, p, b, tokens, "enrolment token")
 			return nil
 		})
 	}
 	if nfiles < 6 {
 		t.Errorf("only %d files in the data folders: the check looked at nothing", nfiles)
 	}
+	return wal
+}
+
+func checkSecrets(t *testing.T, passwords, tokens []string, outs *outputs, px *proxy, folders []string, u testbed.TestUser) {
+	t.Helper()
+	find := func(where string, b []byte, secrets []string, what string) { findSecrets(t, where, b, secrets, what) }
+	for _, o := range outs.all() {
+		find(o.name, []byte(o.buf.String()), passwords, "password")
+		if !strings.HasPrefix(o.name, "writeback agent add ") { // it prints the token, its purpose
+			find(o.name, []byte(o.buf.String()), tokens, "enrolment token")
+		}
+	}
+	scanFolders(t, passwords, tokens, folders)
 	var jobs, answers []byte
 	for i, c := range px.captured() {
 		toPortal, toAgent := c.bytes()

@@ -145,6 +145,7 @@ func newNetns(t *testing.T) *netns {
 			t.Logf("cleanup: %v", err)
 		}
 		exec.Command("ip", "link", "del", n.hostIf).Run()
+		os.Remove(n.lock.Name()) // while still held: a run that opened it meanwhile cannot take it
 		n.lock.Close()
 	})
 	steps := [][]string{

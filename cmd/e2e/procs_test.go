@@ -141,6 +141,8 @@ func start(t *testing.T, outs *outputs, name string, argv ...string) *proc {
 	p := &proc{name: name, out: &testbed.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	// A test binary killed outright (a -timeout) takes its programs along.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
