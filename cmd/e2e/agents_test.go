@@ -227,6 +227,11 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 		}
 	}
 	eventually(t, 20*time.Second, "both agents connected", states(map[string]string{"Paris DC": "connected", "Lyon DC": "connected"}))
+	browser.Step(t, ctx, "the agents page", chromedp.Navigate(portalURL+"/admin/agents"), chromedp.WaitVisible(chromedp.CSS(`[data-testid=agent]`)))
+	if got := browser.Eval[string](t, ctx, `[...document.querySelectorAll('[data-testid=agent-state]')].map(e => e.innerText.trim()).join(",")`); got != "Connected,Connected" {
+		browser.Shot(t, ctx, "failed-agents-page")
+		t.Errorf("the agents page shows the states %q", got)
+	}
 
 	// 4. The portal in agents mode, writeback and unlock on; self-service
 	// reset by e-mailed code, through a mail relay the portal reaches.
@@ -321,8 +326,10 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 	agentDC := false
 	for _, w := range agentWatch {
 		seen, _, _ := w.finish()
-		for _, dc := range dcs {
-			agentDC = agentDC || seen[dc]
+		for c := range seen {
+			for _, dc := range dcs {
+				agentDC = agentDC || c.remote == dc
+			}
 		}
 	}
 	if !agentDC {
@@ -555,19 +562,25 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 	if ns != nil {
 		proxySide = ns.hostIP
 	}
+	// Outbound only: every connection the portal held was accepted on its
+	// listening port (from the proxy or the browser), except the one it
+	// opens to the mail relay. None went to a directory or an agent.
 	sawProxy := false
-	for r := range seen {
+	for c := range seen {
 		for _, dc := range dcs {
-			if r == dc || r.Port() == dc.Port() {
-				t.Errorf("the portal held a connection to %s (a directory is at %s)", r, dc)
+			if c.remote == dc || c.remote.Port() == dc.Port() {
+				t.Errorf("the portal held a connection to %s (a directory is at %s)", c.remote, dc)
 			}
 		}
-		sawProxy = sawProxy || r.Addr() == proxySide
+		if c.local.Port() != uint16(port) && c.remote != relay {
+			t.Errorf("the portal opened a connection %s: neither accepted on its port %d nor to the mail relay %s", c, port, relay)
+		}
+		sawProxy = sawProxy || (c.local.Port() == uint16(port) && c.remote.Addr() == proxySide)
 	}
 	if !sawProxy {
-		t.Errorf("the socket watch never saw the proxy's connections to the portal (saw %v): it would miss a directory connection too", seen)
+		t.Errorf("the socket watch never saw the proxy's connections to the portal (saw %v): it would miss a directory connection too", keys(seen))
 	}
-	t.Logf("the portal's peers during the test: %v (%d samples)", keys(seen), reads)
+	t.Logf("the portal's connections during the test: %v (%d samples)", keys(seen), reads)
 
 	// 9. No password anywhere: outputs, data folders, forwarded bytes.
 	checkSecrets(t, passwords, []string{tokenA, tokenB}, outs, px, folders, u)
@@ -614,7 +627,7 @@ func lastLines(s string, n int) string {
 	return strings.Join(l, " | ")
 }
 
-func keys(m map[netip.AddrPort]bool) []string {
+func keys(m map[tcpConn]bool) []string {
 	var out []string
 	for k := range m {
 		out = append(out, k.String())

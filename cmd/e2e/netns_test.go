@@ -182,9 +182,14 @@ func tcpOpens(n *netns, host string, port int) (bool, string) {
 	return err == nil, strings.TrimSpace(string(out))
 }
 
-// sockets is what /proc says of one process's TCP sockets: the remote
-// address of each of its open sockets that is connected.
-func sockets(pid int) ([]netip.AddrPort, error) {
+// tcpConn is one connected TCP socket.
+type tcpConn struct{ local, remote netip.AddrPort }
+
+func (c tcpConn) String() string { return c.local.String() + "→" + c.remote.String() }
+
+// sockets is what /proc says of one process's TCP sockets: the local and
+// remote address of each of its open sockets that is connected.
+func sockets(pid int) ([]tcpConn, error) {
 	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
 		return nil, err
@@ -196,7 +201,7 @@ func sockets(pid int) ([]netip.AddrPort, error) {
 			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
 		}
 	}
-	var out []netip.AddrPort
+	var out []tcpConn
 	for _, table := range []string{"tcp", "tcp6"} {
 		// The process's own view: inside a namespace, that namespace's table.
 		f, err := os.Open(fmt.Sprintf("/proc/%d/net/%s", pid, table))
@@ -210,8 +215,10 @@ func sockets(pid int) ([]netip.AddrPort, error) {
 			if len(fields) < 10 || !inodes[fields[9]] {
 				continue
 			}
-			if ap, ok := parseProcAddr(fields[2]); ok && ap.Port() != 0 {
-				out = append(out, ap)
+			local, ok1 := parseProcAddr(fields[1])
+			remote, ok2 := parseProcAddr(fields[2])
+			if ok1 && ok2 && remote.Port() != 0 {
+				out = append(out, tcpConn{local, remote})
 			}
 		}
 		f.Close()
@@ -242,10 +249,10 @@ func parseProcAddr(s string) (netip.AddrPort, bool) {
 }
 
 // socketWatch samples a process's connected sockets every 50 ms while the
-// test runs and keeps every remote address seen.
+// test runs and keeps every connection seen.
 type socketWatch struct {
 	mu    sync.Mutex
-	seen  map[netip.AddrPort]bool
+	seen  map[tcpConn]bool
 	reads int
 	err   error
 	stop  chan struct{}
@@ -253,7 +260,7 @@ type socketWatch struct {
 }
 
 func watchSockets(pid int) *socketWatch {
-	w := &socketWatch{seen: map[netip.AddrPort]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
+	w := &socketWatch{seen: map[tcpConn]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		tick := time.NewTicker(50 * time.Millisecond)
@@ -286,8 +293,8 @@ func watchSockets(pid int) *socketWatch {
 	return w
 }
 
-// finish stops sampling and returns the remote addresses seen.
-func (w *socketWatch) finish() (map[netip.AddrPort]bool, int, error) {
+// finish stops sampling and returns the connections seen.
+func (w *socketWatch) finish() (map[tcpConn]bool, int, error) {
 	select {
 	case <-w.done:
 	default:

@@ -51,7 +51,8 @@ func TestSocketWatchSeesAConnection(t *testing.T) {
 	if err != nil || reads == 0 {
 		t.Fatalf("%d reads, %v", reads, err)
 	}
-	if want := netip.MustParseAddrPort(ln.Addr().String()); !seen[want] {
-		t.Errorf("the watch did not see the connection to %s: %v", want, seen)
+	want := tcpConn{netip.MustParseAddrPort(c.LocalAddr().String()), netip.MustParseAddrPort(ln.Addr().String())}
+	if !seen[want] {
+		t.Errorf("the watch did not see the connection %s: %v", want, seen)
 	}
 }
