@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -23,8 +24,10 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/writeback/writeback/services/agents"
+	"github.com/writeback/writeback/services/agentwire"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/mail/mailtest"
+	"github.com/writeback/writeback/store"
 	"github.com/writeback/writeback/testbed"
 	"github.com/writeback/writeback/testbed/browser"
 )
@@ -527,10 +530,17 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 		}
 	}
 
-	// 8. Reused and forged tokens: one line, nothing written.
+	// 8. Reused, expired and forged tokens: one line, nothing written. The
+	// expired one is a fresh token whose hour is moved into the past in
+	// the portal's database (the portal reads it there at each enrolment).
+	addOut = must(t, outs, progs.portal, "agent", "add", "--name", "Late DC", "--data", portalData)
+	lines = strings.Split(strings.TrimSpace(addOut), "\n")
+	expired := strings.TrimSpace(lines[len(lines)-1])
+	ageToken(t, filepath.Join(portalData, store.FileName), expired, 2*time.Hour)
 	for _, tc := range []struct{ name, token string }{
 		{"the page's token again", tokenA},
 		{"the command line's token again", tokenB},
+		{"an expired token", expired},
 		{"a forged token", agents.TokenPrefix + randHex(24)},
 		{"garbage", "garbage"},
 	} {
@@ -547,7 +557,7 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 	// The data folders while the programs run (with their SQLite WAL
 	// files), and again once they stopped.
 	folders := []string{portalData, ags[0].data, ags[1].data}
-	if wal := scanFolders(t, passwords, []string{tokenA, tokenB}, folders); wal == 0 {
+	if wal := scanFolders(t, passwords, []string{tokenA, tokenB, expired}, folders); wal == 0 {
 		t.Error("no SQLite WAL file in the data folders while the programs run: the scan did not cover them")
 	}
 
@@ -583,7 +593,26 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 	t.Logf("the portal's connections during the test: %v (%d samples)", keys(seen), reads)
 
 	// 9. No password anywhere: outputs, data folders, forwarded bytes.
-	checkSecrets(t, passwords, []string{tokenA, tokenB}, outs, px, folders, u)
+	checkSecrets(t, passwords, []string{tokenA, tokenB, expired}, outs, px, folders, u)
+}
+
+// ageToken moves an enrolment token's creation and expiry back by d in
+// the portal's SQLite database, while the portal runs.
+func ageToken(t *testing.T, dbFile, token string, d time.Duration) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+dbFile+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	res, err := db.Exec(`UPDATE agent_tokens SET created_ms = created_ms - ?, expires_ms = expires_ms - ? WHERE token_hash = ?`,
+		d.Milliseconds(), d.Milliseconds(), agentwire.TokenHash(token))
+	if err != nil {
+		t.Fatalf("age the token: %v", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("age the token: %d rows", n)
+	}
 }
 
 // mailRelay returns the address at which the portal reaches the mail
