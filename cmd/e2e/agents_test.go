@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"encoding/binary"
 	"encoding/json"
@@ -315,7 +316,7 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 		return names
 	}
 	resetAgents := func() []string { return auditAgents(audit.ActivityResetByAdmin) }
-	pw1 := resetOK("first reset")
+	resetOK("first reset")
 	if err := env.BindAs(t, dir, u.DN, u.Password); err == nil {
 		t.Error("the old password still binds after the reset")
 	}
@@ -356,7 +357,6 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 	if got := resetAgents(); len(got) != 2 || got[1] != "success "+alive.name {
 		t.Fatalf("audit rows after killing %s: %q", dead.name, got)
 	}
-	_ = pw1
 
 	// Kill both: the page says so clearly and the DC is unchanged.
 	openUser()
@@ -488,6 +488,66 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 		t.Errorf("audit rows of the self-service reset: %q", got)
 	}
 
+	// A frozen agent (SIGSTOP): the person waits for the job's deadline,
+	// then sees that nothing was changed, and the audit row says which
+	// agent and why; thawed, the agent gets the job late and must drop it.
+	// Once (AD): it takes the deadline's 15 s and is the same for both.
+	if typ == "ad" {
+		openUser()
+		late := testbed.RandomPassword()
+		passwords = append(passwords, late)
+		keeper.run.cmd.Process.Signal(syscall.SIGSTOP)
+		frozen := time.Now()
+		browser.Step(t, ctx, "reset through a frozen agent",
+			chromedp.SendKeys(chromedp.ID("password"), late),
+			chromedp.SendKeys(chromedp.ID("confirm"), late),
+			chromedp.Click(chromedp.CSS(`[data-testid=reset]`)),
+		)
+		wctx, cancel := context.WithTimeout(ctx, 40*time.Second)
+		err := chromedp.Do(wctx, chromedp.WaitVisible(chromedp.CSS(outcome)))
+		cancel()
+		waited := time.Since(frozen)
+		if err != nil {
+			keeper.run.cmd.Process.Signal(syscall.SIGCONT)
+			t.Fatalf("no answer within 40 s from a frozen agent: %v", err)
+		}
+		msg := browser.Text(t, ctx, outcome)
+		keeper.run.cmd.Process.Signal(syscall.SIGCONT)
+		t.Logf("with the agent frozen the page answered after %s: %q", waited.Round(100*time.Millisecond), msg)
+		if !strings.Contains(msg, "could not be reached") || !strings.Contains(msg, "Nothing was changed") {
+			t.Errorf("with the agent frozen the page says %q", msg)
+		}
+		// One deadline (agenthub.DefaultMaxWait, 15 s), not one per
+		// directory operation of the request.
+		if waited > 25*time.Second {
+			t.Errorf("with the agent frozen the person waited %s", waited.Round(100*time.Millisecond))
+		}
+		row := lastLines(must(t, outs, progs.portal, "audit", "export", "--format", "jsonl", "--activity", audit.ActivityResetByAdmin,
+			"--result", "failure", "--data", portalData), 1)
+		var ev audit.JSONEvent
+		var det struct {
+			Agent string `json:"agent"`
+			Error string `json:"error"`
+		}
+		json.Unmarshal([]byte(row), &ev)
+		json.Unmarshal(ev.Details, &det)
+		if det.Agent != keeper.name {
+			t.Errorf("the audit row of the timed-out reset does not name the agent: %s", row)
+		}
+		t.Logf("its audit row: reason %q, details %s", ev.Reason, ev.Details)
+		eventually(t, 60*time.Second, keeper.name+" connected after thawing", states(map[string]string{keeper.name: "connected"}))
+		eventually(t, 10*time.Second, "the thawed agent drops the late job", func() (bool, string) {
+			out := keeper.run.out.String()
+			return strings.Contains(out, "job refused") && strings.Contains(out, "reason="+agentwire.RefusedLate), lastLines(out, 3)
+		})
+		if err := env.BindAs(t, dir, u.DN, pw6); err != nil {
+			t.Errorf("after the frozen agent thawed, the password is not the last one set: %v", err)
+		}
+		if err := env.BindAs(t, dir, u.DN, late); err == nil {
+			t.Error("the frozen agent applied the job late")
+		}
+	}
+
 	// Password writeback off on the agent: it refuses the write, the page
 	// says so, the DC is unchanged. The portal learns of the switch at the
 	// agent's next heartbeat (agentwire.HeartbeatEvery, 10 s) and then
@@ -501,7 +561,7 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 	if got := submitReset(testbed.RandomPassword()); !strings.Contains(got, "Password writeback is turned off on the writeback agent. Nothing was changed.") {
 		t.Errorf("with the agent's writeback just switched off the page says %q, not the agent's refusal", got)
 	}
-	if got := resetAgents(); len(got) != 5 || got[4] != "failure "+keeper.name {
+	if got := resetAgents(); got[len(got)-1] != "failure "+keeper.name {
 		t.Errorf("audit rows after the agent refused: %q", got)
 	}
 	t.Logf("its audit row: %s", lastLines(must(t, outs, progs.portal, "audit", "export", "--format", "jsonl", "--activity", audit.ActivityResetByAdmin, "--result", "failure", "--data", portalData), 1))
