@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +29,11 @@ func TestMain(m *testing.M) {
 		forward(ln, target)
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if built.portal != "" { // the programs build built for this run
+		os.RemoveAll(filepath.Dir(built.portal))
+	}
+	os.Exit(code)
 }
 
 // forward copies each connection accepted on ln to target and back.
