@@ -129,6 +129,11 @@ type agentConn struct {
 	jmu  sync.Mutex
 	jobs map[string]chan agentwire.Envelope
 
+	// stalled: a job's wait ran out on the hub's own deadline without an
+	// answer (the agent froze, or hangs at its DC). It gets no new job
+	// until its next message shows it is there again.
+	stalled atomic.Bool
+
 	stopOnce sync.Once
 	done     chan struct{}
 	why      string        // set before done closes
@@ -313,6 +318,7 @@ func (h *Hub) readLoop(ctx context.Context, a *agentConn) error {
 			return fmt.Errorf("agenthub: agent %s: %w", a.name, err)
 		}
 		watchdog.Reset(deadAfter)
+		a.stalled.Store(false) // it is there
 		env, err := agentwire.Decode(b)
 		if err != nil {
 			a.stop(closeProtocol, "unreadable message")

@@ -717,3 +717,40 @@ func TestAgentStopsBeforeTheHubGivesUp(t *testing.T) {
 		t.Fatalf("result %+v, err %v", res, err)
 	}
 }
+
+// TestTimedOutAgentSkippedUntilItSpeaks: an agent that let a job's wait run
+// out (frozen, or stuck at its DC) gets no new job until a message from it
+// shows it is there again; meanwhile the next operation fails at once
+// rather than waiting the whole deadline once more on the same agent (the
+// helpdesk page reads the account again after a failed reset, so a person
+// would otherwise wait twice the deadline).
+func TestTimedOutAgentSkippedUntilItSpeaks(t *testing.T) {
+	h := newHarness(t)
+	a := h.agent("a1", agentOpts{})
+	release := make(chan struct{})
+	a.dir.resetLogin = func(ctx context.Context, login, pw string, opt directory.ResetOptions) (directory.User, directory.Result, error) {
+		<-release
+		return directory.User{}, directory.Result{}, errs.E(errs.Unavailable, "late", nil)
+	}
+	var finds atomic.Int32
+	a.dir.find = func(ctx context.Context, login string) (directory.User, directory.Result, error) {
+		finds.Add(1)
+		return directory.User{Login: login}, directory.Result{}, nil
+	}
+	h.connected(a)
+	h.hub.MaxWait = 200 * time.Millisecond
+	if _, _, err := h.hub.ResetLogin(context.Background(), "ann", "Winter-2026!x", directory.ResetOptions{}); errs.KindOf(err) != errs.Unavailable {
+		t.Fatalf("reset: %v", err)
+	}
+	_, res, err := h.hub.Find(ctxT(t), "ann")
+	if !errors.Is(err, agenthub.ErrNoAgent) || errs.MessageOf(err) != "Your organisation's directory could not be reached. Nothing was changed." ||
+		!strings.Contains(err.Error(), "not answering") || finds.Load() != 0 || res.Agent != "" {
+		t.Fatalf("find right after the timeout: %v (agent %q, %d finds reached the agent)", err, res.Agent, finds.Load())
+	}
+	// Its late answer shows it is there: it gets jobs again.
+	close(release)
+	h.waitFor(func() bool {
+		_, _, err := h.hub.Find(ctxT(t), "ann")
+		return err == nil
+	}, "the agent back in use after it answered")
+}

@@ -79,6 +79,12 @@ func (h *Hub) run(ctx context.Context, c call) answer {
 		}
 		tried[a] = true
 		ans, sent, wentAway := h.attempt(ctx, a, c, deadline)
+		if !wentAway && !callers && ctx.Err() != nil && parent.Err() == nil {
+			// The hub's deadline ran out on this agent: send it nothing
+			// more until it speaks, so that the next operation does not
+			// wait the whole deadline on it again.
+			a.stalled.Store(true)
+		}
 		if wentAway && (!sent || retryable(c.op)) && ctx.Err() == nil {
 			h.log.Warn("agent went away during a read; trying another agent", "agent", a.name, "op", c.op, "reason", a.why)
 			last = ans
@@ -113,24 +119,30 @@ func (h *Hub) outage(parent context.Context, callerEnded bool, op string, ans an
 // noAgent is the answer when no agent can take the job.
 func (h *Hub) noAgent(op string) answer {
 	h.mu.Lock()
-	n := 0
+	n, stalled := 0, 0
 	for _, a := range h.agents {
 		if !a.gone() {
 			n++
+			if a.stalled.Load() {
+				stalled++
+			}
 		}
 	}
 	h.mu.Unlock()
 	cause := ErrNoAgent
-	if n > 0 {
+	switch {
+	case stalled > 0:
+		cause = fmt.Errorf("%w: %d connected, %d of them not answering since a job's wait ran out", ErrNoAgent, n, stalled)
+	case n > 0:
 		cause = fmt.Errorf("%w: %d connected, none with a directory connection", ErrNoAgent, n)
 	}
 	return answer{err: errs.E(errs.Unavailable, msgUnreachable,
 		&directory.OpError{Op: agentwire.DirectoryOp(op), Code: directory.CodeUnavailable, Err: fmt.Errorf("%w (%w)", cause, directory.ErrNotReached)})}
 }
 
-// pick chooses the agent for op among those not tried yet: connected, with
-// a directory configured (any connected agent for a test), for writes
-// password writeback on first; then the fewest jobs in flight, then the one
+// pick chooses the agent for op among those not tried yet: connected, not
+// stalled, with a directory configured (any connected agent for a test),
+// for writes password writeback on first; then the fewest jobs in flight, then the one
 // picked longest ago. It counts the job in flight.
 func (h *Hub) pick(op string, tried map[*agentConn]bool) *agentConn {
 	h.mu.Lock()
@@ -148,7 +160,7 @@ func (h *Hub) pick(op string, tried map[*agentConn]bool) *agentConn {
 	}
 	var best *agentConn
 	for _, a := range h.agents {
-		if tried[a] || a.gone() || (!test && !a.status.Configured) {
+		if tried[a] || a.gone() || a.stalled.Load() || (!test && !a.status.Configured) {
 			continue
 		}
 		if best == nil {
