@@ -140,6 +140,10 @@ type fakeReg struct {
 	jobs   []string
 	// onAgent, when set, runs after each Agent lookup (outside the lock).
 	onAgent func(id string)
+	// agentErr, when set, fails the next Agent lookup (once).
+	agentErr error
+	// heartbeatErr, when set, is what Heartbeat returns.
+	heartbeatErr error
 }
 
 type regAgent struct {
@@ -174,6 +178,10 @@ func (r *fakeReg) Agent(ctx context.Context, id string) (string, agentwire.Publi
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if err := r.agentErr; err != nil {
+		r.agentErr = nil
+		return "", agentwire.Public{}, false, err
+	}
 	a, ok := r.agents[id]
 	if !ok {
 		return "", agentwire.Public{}, false, fmt.Errorf("agent %q: %w", id, agenthub.ErrUnknownAgent)
@@ -193,7 +201,9 @@ func (r *fakeReg) Connected(ctx context.Context, id string, st agentwire.Status,
 }
 func (r *fakeReg) Heartbeat(ctx context.Context, id string, st agentwire.Status) error {
 	r.note("heartbeat " + id)
-	return nil
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.heartbeatErr
 }
 func (r *fakeReg) Disconnected(ctx context.Context, id, reason string) error {
 	r.note("disconnected " + id + ": " + reason)

@@ -288,8 +288,15 @@ func (h *Hub) handshake(ctx context.Context, agentID, remote string, c Conn) (*a
 	_, _, revoked, err = h.reg.Agent(rctx, agentID)
 	rcancel()
 	h.stateMu.Unlock()
-	if revoked || errors.Is(err, ErrUnknownAgent) {
+	switch {
+	case revoked || errors.Is(err, ErrUnknownAgent):
 		a.stop(agentwire.CloseRevoked, "revoked")
+	case err != nil:
+		// The first look may be stale: without a second one, a revocation
+		// committed meanwhile would go unnoticed. Fail closed; the agent
+		// tries again.
+		h.log.Error("check agent revocation", "agent", name, "err", err)
+		a.stop(closeInternal, "try again later")
 	}
 	h.log.Info("agent connected", "agent", name, "agent_id", agentID, "remote", remote, "host", hello.Status.Host,
 		"version", hello.Status.Version, "password_writeback", hello.Status.PasswordWriteback, "configured", hello.Status.Configured)
@@ -337,6 +344,12 @@ func (h *Hub) readLoop(ctx context.Context, a *agentConn) error {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), registryTimeout)
 			if err := h.reg.Heartbeat(rctx, a.id, st); err != nil {
 				h.log.Error("record agent heartbeat", "agent", a.name, "err", err)
+				// The Registry refuses the heartbeat of an agent revoked
+				// where this hub's Disconnect was not called (another
+				// process): cut it off now.
+				if _, _, revoked, aerr := h.reg.Agent(rctx, a.id); revoked || errors.Is(aerr, ErrUnknownAgent) {
+					a.stop(agentwire.CloseRevoked, "revoked")
+				}
 			}
 			cancel()
 		case agentwire.TypeAdmit, agentwire.TypeResult:

@@ -754,3 +754,41 @@ func TestTimedOutAgentSkippedUntilItSpeaks(t *testing.T) {
 		return err == nil
 	}, "the agent back in use after it answered")
 }
+
+// TestRevokedDuringHandshakeLookupFails: when the second look at the
+// agent, the one that catches a revocation committed during the
+// handshake, fails, the hub does not keep the connection on the first
+// look's word (it may be stale: the agent may be revoked).
+func TestRevokedDuringHandshakeLookupFails(t *testing.T) {
+	h := newHarness(t)
+	a := h.agent("a1", agentOpts{})
+	h.reg.onAgent = func(id string) {
+		h.reg.revoke(id)
+		h.hub.Disconnect(id)
+		h.reg.mu.Lock()
+		h.reg.agentErr = errors.New("database is locked")
+		h.reg.mu.Unlock()
+	}
+	h.connect(a)
+	if err := wait(t, a.serveErr, "connector"); err == nil {
+		t.Fatal("connector: the connection of a revoked agent stayed open")
+	}
+	h.waitFor(func() bool { c, _ := h.hub.Connected(); return c == 0 }, "no agent connected")
+}
+
+// TestHeartbeatOfRevokedAgent: an agent revoked where this hub's Disconnect
+// was not called (another process: `writeback agent revoke`) is cut off at
+// its next heartbeat, which the Registry refuses.
+func TestHeartbeatOfRevokedAgent(t *testing.T) {
+	h := newHarness(t)
+	a := h.agent("a1", agentOpts{heartbeat: 10 * time.Millisecond})
+	h.connected(a)
+	h.reg.revoke(a.id)
+	h.reg.mu.Lock()
+	h.reg.heartbeatErr = errors.New("agents: heartbeat: the agent is revoked")
+	h.reg.mu.Unlock()
+	if err := wait(t, a.serveErr, "connector"); !errors.Is(err, connector.ErrRevoked) {
+		t.Fatalf("connector: %v, want ErrRevoked", err)
+	}
+	h.waitFor(func() bool { c, _ := h.hub.Connected(); return c == 0 }, "no agent connected")
+}
