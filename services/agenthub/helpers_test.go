@@ -144,6 +144,8 @@ type fakeReg struct {
 	agentErr error
 	// heartbeatErr, when set, is what Heartbeat returns.
 	heartbeatErr error
+	// connectedGate, when set, holds Connected until it is closed.
+	connectedGate chan struct{}
 }
 
 type regAgent struct {
@@ -197,6 +199,12 @@ func (r *fakeReg) note(s string) {
 
 func (r *fakeReg) Connected(ctx context.Context, id string, st agentwire.Status, remote string) error {
 	r.note("connected " + id + " " + remote)
+	r.mu.Lock()
+	gate := r.connectedGate
+	r.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	return nil
 }
 func (r *fakeReg) Heartbeat(ctx context.Context, id string, st agentwire.Status) error {

@@ -129,6 +129,11 @@ type agentConn struct {
 	jmu  sync.Mutex
 	jobs map[string]chan agentwire.Envelope
 
+	// ready: the handshake's second look at the revocation passed. Until
+	// then the connection is listed (so that Disconnect finds it) but gets
+	// no job.
+	ready atomic.Bool
+
 	// stalled: a job's wait ran out on the hub's own deadline without an
 	// answer (the agent froze, or hangs at its DC). It gets no new job
 	// until its next message shows it is there again.
@@ -297,6 +302,8 @@ func (h *Hub) handshake(ctx context.Context, agentID, remote string, c Conn) (*a
 		// tries again.
 		h.log.Error("check agent revocation", "agent", name, "err", err)
 		a.stop(closeInternal, "try again later")
+	default:
+		a.ready.Store(true)
 	}
 	h.log.Info("agent connected", "agent", name, "agent_id", agentID, "remote", remote, "host", hello.Status.Host,
 		"version", hello.Status.Version, "password_writeback", hello.Status.PasswordWriteback, "configured", hello.Status.Configured)
@@ -412,7 +419,7 @@ func (h *Hub) Connected() (connected, writeback int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, a := range h.agents {
-		if a.gone() {
+		if a.gone() || !a.ready.Load() {
 			continue
 		}
 		connected++

@@ -792,3 +792,39 @@ func TestHeartbeatOfRevokedAgent(t *testing.T) {
 	}
 	h.waitFor(func() bool { c, _ := h.hub.Connected(); return c == 0 }, "no agent connected")
 }
+
+// TestNoJobBeforeTheRevocationCheck: an agent revoked while its handshake
+// ran gets no job (with a sealed password) in the moment between being
+// listed and the hub's second look at it.
+func TestNoJobBeforeTheRevocationCheck(t *testing.T) {
+	h := newHarness(t)
+	a := h.agent("a1", agentOpts{})
+	a.dir.resetLogin = func(ctx context.Context, login, pw string, opt directory.ResetOptions) (directory.User, directory.Result, error) {
+		return directory.User{Login: login}, directory.Result{Server: "ldaps://dc1"}, nil
+	}
+	gate := make(chan struct{})
+	h.reg.connectedGate = gate
+	h.reg.onAgent = func(id string) { h.reg.revoke(id) }
+	h.connect(a)
+	h.waitFor(func() bool {
+		for _, e := range h.reg.Events() {
+			if strings.HasPrefix(e, "connected id-a1") {
+				return true
+			}
+		}
+		return false
+	}, "the hub recording the connection")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, res, err := h.hub.ResetLogin(ctx, "ann", "N3w-Passw0rd!", directory.ResetOptions{})
+	close(gate)
+	if err == nil || res.Agent != "" {
+		t.Fatalf("reset went to agent %q (err %v) before the hub looked again at its revocation", res.Agent, err)
+	}
+	if n := a.dir.calls.Load(); n != 0 {
+		t.Fatalf("the revoked agent ran %d operations", n)
+	}
+	if err := wait(t, a.serveErr, "connector"); !errors.Is(err, connector.ErrRevoked) {
+		t.Fatalf("connector: %v, want ErrRevoked", err)
+	}
+}
