@@ -180,7 +180,21 @@ func (a *agentConn) write(ctx context.Context, typ, id string, body any) error {
 	if a.gone() {
 		return fmt.Errorf("agent %s: %w (%s)", a.name, errNotSent, a.why)
 	}
-	if err := a.c.Write(ctx, b); err != nil {
+	// The WebSocket closes the whole connection when a write's context
+	// ends: a caller that gave up (the person left the page) must not cut
+	// off the agent every other request shares. Such a caller sends
+	// nothing; a write still under way at the caller's deadline is a stuck
+	// connection and may end it.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("agent %s: send %s: %w", a.name, typ, err)
+	}
+	wctx := context.WithoutCancel(ctx)
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithDeadline(wctx, d)
+		defer cancel()
+	}
+	if err := a.c.Write(wctx, b); err != nil {
 		return fmt.Errorf("agent %s: send %s: %w", a.name, typ, err)
 	}
 	return nil
