@@ -306,3 +306,105 @@ func TestAgentConnectAttemptsLimited(t *testing.T) {
 		t.Fatalf("statuses %v, want %d × 426 then 5 × 429", statuses, agentConnectsPerMinute)
 	}
 }
+
+// findOnly is a directory whose Find answers; the test calls nothing else.
+type findOnly struct{ directory.Directory }
+
+func (findOnly) Find(ctx context.Context, login string) (directory.User, directory.Result, error) {
+	return directory.User{Login: login}, directory.Result{Server: "ldaps://dc1"}, nil
+}
+
+// TestCallerGivingUpKeepsTheAgentConnection: a request that ended (the
+// person closed the page, the client dropped the connection) before its job
+// was written must not cut the agent's WebSocket, which every other
+// request shares: the WebSocket library closes a connection whose write
+// context has ended.
+func TestCallerGivingUpKeepsTheAgentConnection(t *testing.T) {
+	p := newAgentPortal(t)
+	ident, _ := agentwire.NewIdentity()
+	p.reg.enrol("id-dc1", "dc-agent", ident.Public())
+	ag := connector.New(connector.Config{
+		AgentID: "id-dc1", Identity: ident,
+		Directory: func(context.Context) (directory.Directory, []string, error) {
+			return findOnly{}, []string{"ou=people,dc=writeback,dc=test"}, nil
+		},
+		Status: func(context.Context) agentwire.Status {
+			return agentwire.Status{Version: "test", Host: "agent.corp.test", PasswordWriteback: true, Configured: true}
+		},
+		MinBackoff: 10 * time.Millisecond,
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go func() { _ = ag.Run(ctx, p.dial("id-dc1")) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for n, _ := p.hub.Connected(); n != 1; n, _ = p.hub.Connected() {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent did not connect")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	gone, giveUp := context.WithCancel(context.Background())
+	giveUp()
+	for range 20 {
+		if _, _, err := p.hub.Find(gone, "ann"); err == nil {
+			t.Fatal("Find with an ended context succeeded")
+		}
+	}
+	if _, res, err := p.hub.Find(ctx, "ann"); err != nil || res.Agent != "dc-agent" {
+		t.Fatalf("Find after the callers who gave up: %v (result %+v)", err, res)
+	}
+	if ev := p.reg.seen(); len(ev) != 1 || !strings.HasPrefix(ev[0], "connected id-dc1") {
+		t.Fatalf("registry events %v: the agent's connection was cut by callers who gave up", ev)
+	}
+}
+
+// slowAuth is a directory whose AuthenticateLogin resolves the login only
+// when the job's deadline has passed (a slow DC), then asks admit.
+type slowAuth struct{ directory.Directory }
+
+func (slowAuth) AuthenticateLogin(ctx context.Context, login, pw string, admit directory.Admit) (directory.Candidate, directory.Result, error) {
+	<-ctx.Done()
+	c := directory.Candidate{User: directory.User{Login: login}}
+	return c, directory.Result{}, admit(c, nil)
+}
+
+// TestLateAdmitKeepsTheAgentConnection: an agent whose job ran out of time
+// (a slow DC) does not cut its own WebSocket, which the portal's other
+// jobs share, by sending the job's admit on its ended context.
+func TestLateAdmitKeepsTheAgentConnection(t *testing.T) {
+	p := newAgentPortal(t)
+	ident, _ := agentwire.NewIdentity()
+	p.reg.enrol("id-dc1", "dc-agent", ident.Public())
+	ag := connector.New(connector.Config{
+		AgentID: "id-dc1", Identity: ident,
+		Directory: func(context.Context) (directory.Directory, []string, error) {
+			return slowAuth{}, []string{"ou=people,dc=writeback,dc=test"}, nil
+		},
+		Status: func(context.Context) agentwire.Status {
+			return agentwire.Status{Version: "test", Host: "agent.corp.test", PasswordWriteback: true, Configured: true}
+		},
+		MinBackoff: 10 * time.Millisecond,
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go func() { _ = ag.Run(ctx, p.dial("id-dc1")) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for n, _ := p.hub.Connected(); n != 1; n, _ = p.hub.Connected() {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent did not connect")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for range 10 {
+		jctx, jcancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		_, _, err := p.hub.AuthenticateLogin(jctx, "ann", "Passw0rd!", func(directory.Candidate, error) error { return nil })
+		jcancel()
+		if err == nil {
+			t.Fatal("an authentication past its deadline succeeded")
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if ev := p.reg.seen(); len(ev) != 1 || !strings.HasPrefix(ev[0], "connected id-dc1") {
+		t.Fatalf("registry events %v: late admits cut the agent's connection", ev)
+	}
+}

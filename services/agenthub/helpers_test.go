@@ -140,6 +140,12 @@ type fakeReg struct {
 	jobs   []string
 	// onAgent, when set, runs after each Agent lookup (outside the lock).
 	onAgent func(id string)
+	// agentErr, when set, fails the next Agent lookup (once).
+	agentErr error
+	// heartbeatErr, when set, is what Heartbeat returns.
+	heartbeatErr error
+	// connectedGate, when set, holds Connected until it is closed.
+	connectedGate chan struct{}
 }
 
 type regAgent struct {
@@ -174,6 +180,10 @@ func (r *fakeReg) Agent(ctx context.Context, id string) (string, agentwire.Publi
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if err := r.agentErr; err != nil {
+		r.agentErr = nil
+		return "", agentwire.Public{}, false, err
+	}
 	a, ok := r.agents[id]
 	if !ok {
 		return "", agentwire.Public{}, false, fmt.Errorf("agent %q: %w", id, agenthub.ErrUnknownAgent)
@@ -189,11 +199,19 @@ func (r *fakeReg) note(s string) {
 
 func (r *fakeReg) Connected(ctx context.Context, id string, st agentwire.Status, remote string) error {
 	r.note("connected " + id + " " + remote)
+	r.mu.Lock()
+	gate := r.connectedGate
+	r.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	return nil
 }
 func (r *fakeReg) Heartbeat(ctx context.Context, id string, st agentwire.Status) error {
 	r.note("heartbeat " + id)
-	return nil
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.heartbeatErr
 }
 func (r *fakeReg) Disconnected(ctx context.Context, id, reason string) error {
 	r.note("disconnected " + id + ": " + reason)

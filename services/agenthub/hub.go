@@ -129,6 +129,11 @@ type agentConn struct {
 	jmu  sync.Mutex
 	jobs map[string]chan agentwire.Envelope
 
+	// ready: the handshake's second look at the revocation passed. Until
+	// then the connection is listed (so that Disconnect finds it) but gets
+	// no job.
+	ready atomic.Bool
+
 	// stalled: a job's wait ran out on the hub's own deadline without an
 	// answer (the agent froze, or hangs at its DC). It gets no new job
 	// until its next message shows it is there again.
@@ -175,7 +180,21 @@ func (a *agentConn) write(ctx context.Context, typ, id string, body any) error {
 	if a.gone() {
 		return fmt.Errorf("agent %s: %w (%s)", a.name, errNotSent, a.why)
 	}
-	if err := a.c.Write(ctx, b); err != nil {
+	// The WebSocket closes the whole connection when a write's context
+	// ends: a caller that gave up (the person left the page) must not cut
+	// off the agent every other request shares. Such a caller sends
+	// nothing; a write still under way at the caller's deadline is a stuck
+	// connection and may end it.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("agent %s: send %s: %w", a.name, typ, err)
+	}
+	wctx := context.WithoutCancel(ctx)
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithDeadline(wctx, d)
+		defer cancel()
+	}
+	if err := a.c.Write(wctx, b); err != nil {
 		return fmt.Errorf("agent %s: send %s: %w", a.name, typ, err)
 	}
 	return nil
@@ -288,8 +307,17 @@ func (h *Hub) handshake(ctx context.Context, agentID, remote string, c Conn) (*a
 	_, _, revoked, err = h.reg.Agent(rctx, agentID)
 	rcancel()
 	h.stateMu.Unlock()
-	if revoked || errors.Is(err, ErrUnknownAgent) {
+	switch {
+	case revoked || errors.Is(err, ErrUnknownAgent):
 		a.stop(agentwire.CloseRevoked, "revoked")
+	case err != nil:
+		// The first look may be stale: without a second one, a revocation
+		// committed meanwhile would go unnoticed. Fail closed; the agent
+		// tries again.
+		h.log.Error("check agent revocation", "agent", name, "err", err)
+		a.stop(closeInternal, "try again later")
+	default:
+		a.ready.Store(true)
 	}
 	h.log.Info("agent connected", "agent", name, "agent_id", agentID, "remote", remote, "host", hello.Status.Host,
 		"version", hello.Status.Version, "password_writeback", hello.Status.PasswordWriteback, "configured", hello.Status.Configured)
@@ -337,6 +365,12 @@ func (h *Hub) readLoop(ctx context.Context, a *agentConn) error {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), registryTimeout)
 			if err := h.reg.Heartbeat(rctx, a.id, st); err != nil {
 				h.log.Error("record agent heartbeat", "agent", a.name, "err", err)
+				// The Registry refuses the heartbeat of an agent revoked
+				// where this hub's Disconnect was not called (another
+				// process): cut it off now.
+				if _, _, revoked, aerr := h.reg.Agent(rctx, a.id); revoked || errors.Is(aerr, ErrUnknownAgent) {
+					a.stop(agentwire.CloseRevoked, "revoked")
+				}
 			}
 			cancel()
 		case agentwire.TypeAdmit, agentwire.TypeResult:
@@ -399,7 +433,7 @@ func (h *Hub) Connected() (connected, writeback int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, a := range h.agents {
-		if a.gone() {
+		if a.gone() || !a.ready.Load() {
 			continue
 		}
 		connected++

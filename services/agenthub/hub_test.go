@@ -754,3 +754,77 @@ func TestTimedOutAgentSkippedUntilItSpeaks(t *testing.T) {
 		return err == nil
 	}, "the agent back in use after it answered")
 }
+
+// TestRevokedDuringHandshakeLookupFails: when the second look at the
+// agent, the one that catches a revocation committed during the
+// handshake, fails, the hub does not keep the connection on the first
+// look's word (it may be stale: the agent may be revoked).
+func TestRevokedDuringHandshakeLookupFails(t *testing.T) {
+	h := newHarness(t)
+	a := h.agent("a1", agentOpts{})
+	h.reg.onAgent = func(id string) {
+		h.reg.revoke(id)
+		h.hub.Disconnect(id)
+		h.reg.mu.Lock()
+		h.reg.agentErr = errors.New("database is locked")
+		h.reg.mu.Unlock()
+	}
+	h.connect(a)
+	if err := wait(t, a.serveErr, "connector"); err == nil {
+		t.Fatal("connector: the connection of a revoked agent stayed open")
+	}
+	h.waitFor(func() bool { c, _ := h.hub.Connected(); return c == 0 }, "no agent connected")
+}
+
+// TestHeartbeatOfRevokedAgent: an agent revoked where this hub's Disconnect
+// was not called (another process: `writeback agent revoke`) is cut off at
+// its next heartbeat, which the Registry refuses.
+func TestHeartbeatOfRevokedAgent(t *testing.T) {
+	h := newHarness(t)
+	a := h.agent("a1", agentOpts{heartbeat: 10 * time.Millisecond})
+	h.connected(a)
+	h.reg.revoke(a.id)
+	h.reg.mu.Lock()
+	h.reg.heartbeatErr = errors.New("agents: heartbeat: the agent is revoked")
+	h.reg.mu.Unlock()
+	if err := wait(t, a.serveErr, "connector"); !errors.Is(err, connector.ErrRevoked) {
+		t.Fatalf("connector: %v, want ErrRevoked", err)
+	}
+	h.waitFor(func() bool { c, _ := h.hub.Connected(); return c == 0 }, "no agent connected")
+}
+
+// TestNoJobBeforeTheRevocationCheck: an agent revoked while its handshake
+// ran gets no job (with a sealed password) in the moment between being
+// listed and the hub's second look at it.
+func TestNoJobBeforeTheRevocationCheck(t *testing.T) {
+	h := newHarness(t)
+	a := h.agent("a1", agentOpts{})
+	a.dir.resetLogin = func(ctx context.Context, login, pw string, opt directory.ResetOptions) (directory.User, directory.Result, error) {
+		return directory.User{Login: login}, directory.Result{Server: "ldaps://dc1"}, nil
+	}
+	gate := make(chan struct{})
+	h.reg.connectedGate = gate
+	h.reg.onAgent = func(id string) { h.reg.revoke(id) }
+	h.connect(a)
+	h.waitFor(func() bool {
+		for _, e := range h.reg.Events() {
+			if strings.HasPrefix(e, "connected id-a1") {
+				return true
+			}
+		}
+		return false
+	}, "the hub recording the connection")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, res, err := h.hub.ResetLogin(ctx, "ann", "N3w-Passw0rd!", directory.ResetOptions{})
+	close(gate)
+	if err == nil || res.Agent != "" {
+		t.Fatalf("reset went to agent %q (err %v) before the hub looked again at its revocation", res.Agent, err)
+	}
+	if n := a.dir.calls.Load(); n != 0 {
+		t.Fatalf("the revoked agent ran %d operations", n)
+	}
+	if err := wait(t, a.serveErr, "connector"); !errors.Is(err, connector.ErrRevoked) {
+		t.Fatalf("connector: %v, want ErrRevoked", err)
+	}
+}

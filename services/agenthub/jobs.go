@@ -160,7 +160,7 @@ func (h *Hub) pick(op string, tried map[*agentConn]bool) *agentConn {
 	}
 	var best *agentConn
 	for _, a := range h.agents {
-		if tried[a] || a.gone() || a.stalled.Load() || (!test && !a.status.Configured) {
+		if tried[a] || a.gone() || !a.ready.Load() || a.stalled.Load() || (!test && !a.status.Configured) {
 			continue
 		}
 		if best == nil {

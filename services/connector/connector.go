@@ -340,6 +340,12 @@ func (s *session) send(ctx context.Context, typ, id string, body any) error {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	// The WebSocket closes the whole connection on a write whose context
+	// has ended: a job out of time (its admit, say) must not cut off the
+	// portal's other jobs.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("connector: send %s: %w", typ, err)
+	}
 	if err := s.c.Write(ctx, b); err != nil {
 		return fmt.Errorf("connector: send %s: %w", typ, err)
 	}
