@@ -211,7 +211,7 @@ func TestAgentThroughWebSocketAgainstRealDirectories(t *testing.T) {
 			ident, _ := agentwire.NewIdentity()
 			p.reg.enrol("id-dc1", "dc-agent", ident.Public())
 			ag := connector.New(connector.Config{
-				AgentID: "id-dc1", Identity: ident,
+				AgentID: "id-dc1", Identity: ident, PortalKey: p.hub.PublicKey(),
 				Directory: func(context.Context) (directory.Directory, []string, error) { return cl, cfg.BaseDNs, nil },
 				Status: func(context.Context) agentwire.Status {
 					return agentwire.Status{Version: "test", Host: "agent.corp.test", PasswordWriteback: true, Configured: true}
@@ -324,7 +324,7 @@ func TestCallerGivingUpKeepsTheAgentConnection(t *testing.T) {
 	ident, _ := agentwire.NewIdentity()
 	p.reg.enrol("id-dc1", "dc-agent", ident.Public())
 	ag := connector.New(connector.Config{
-		AgentID: "id-dc1", Identity: ident,
+		AgentID: "id-dc1", Identity: ident, PortalKey: p.hub.PublicKey(),
 		Directory: func(context.Context) (directory.Directory, []string, error) {
 			return findOnly{}, []string{"ou=people,dc=writeback,dc=test"}, nil
 		},
@@ -376,7 +376,7 @@ func TestLateAdmitKeepsTheAgentConnection(t *testing.T) {
 	ident, _ := agentwire.NewIdentity()
 	p.reg.enrol("id-dc1", "dc-agent", ident.Public())
 	ag := connector.New(connector.Config{
-		AgentID: "id-dc1", Identity: ident,
+		AgentID: "id-dc1", Identity: ident, PortalKey: p.hub.PublicKey(),
 		Directory: func(context.Context) (directory.Directory, []string, error) {
 			return slowAuth{}, []string{"ou=people,dc=writeback,dc=test"}, nil
 		},

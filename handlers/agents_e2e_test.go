@@ -269,6 +269,7 @@ func (d slowDirectory) ResetUser(ctx context.Context, u directory.User, pw strin
 type e2eAgent struct {
 	name, id  string
 	ident     *agentwire.Identity
+	portalKey []byte // from the enrolment's answer
 	dir       *directory.Client
 	bases     []string
 	writeback atomic.Bool
@@ -282,7 +283,7 @@ type e2eAgent struct {
 
 func (a *e2eAgent) config() connector.Config {
 	return connector.Config{
-		AgentID: a.id, Identity: a.ident,
+		AgentID: a.id, Identity: a.ident, PortalKey: a.portalKey,
 		Directory: func(context.Context) (directory.Directory, []string, error) {
 			if slow := a.slow.Load(); slow != nil {
 				return *slow, a.bases, nil
@@ -319,6 +320,7 @@ func newAgentsPortal(t *testing.T, env testbed.Env, d directoryCase) *agentsPort
 	p := newPortal(t)
 	reg := agents.New(p.db, p.log)
 	hub := agenthub.New(reg, p.log)
+	reg.SetPortalKey(hub.PublicKey())
 	hub.DeadAfter, hub.MaxWait = e2eDeadAfter, e2eMaxWait
 	reg.SetDisconnector(hub)
 	p.wb.UseAgents(hub)
@@ -435,7 +437,7 @@ func (e *agentsPortal) newAgent(t *testing.T, name string) *e2eAgent {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cl.Close() })
-	a := &e2eAgent{name: name, id: ok.AgentID, ident: ident, dir: cl, bases: cfg.BaseDNs, logs: &testbed.SyncBuffer{}}
+	a := &e2eAgent{name: name, id: ok.AgentID, ident: ident, portalKey: ok.PortalKey, dir: cl, bases: cfg.BaseDNs, logs: &testbed.SyncBuffer{}}
 	a.writeback.Store(true)
 	t.Cleanup(func() { e.stop(t, a) })
 	return a

@@ -151,7 +151,7 @@ func newAgentDeployment(tb testing.TB, env testbed.Env, d directoryCase) *agentD
 	tb.Cleanup(srv.Close)
 
 	ag := connector.New(connector.Config{
-		AgentID: "id-bench", Identity: ident,
+		AgentID: "id-bench", Identity: ident, PortalKey: hub.PublicKey(),
 		Directory: func(ctx context.Context) (directory.Directory, []string, error) {
 			cl, c, err := side.wb.Client(ctx)
 			return cl, c.BaseDNs, err

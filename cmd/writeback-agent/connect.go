@@ -274,8 +274,9 @@ func dialer(cfg agentConfig, client *http.Client, t *tracker, pingEvery time.Dur
 func connectorConfig(a *app, cfg agentConfig, id *agentwire.Identity, log *slog.Logger) connector.Config {
 	host, _ := os.Hostname()
 	return connector.Config{
-		AgentID:  cfg.AgentID,
-		Identity: id,
+		AgentID:   cfg.AgentID,
+		Identity:  id,
+		PortalKey: cfg.PortalKey,
 		Directory: func(ctx context.Context) (directory.Directory, []string, error) {
 			cl, conn, err := a.wb.Client(ctx)
 			if err != nil {
@@ -360,6 +361,9 @@ func cmdRun(ctx context.Context, args []string, getenv cmdline.Env, io cmdline.I
 	case errors.Is(err, connector.ErrRevoked):
 		t.stopped(stateRevoked)
 		return errs.E(errs.Forbidden, fmt.Sprintf("the portal revoked this agent: enrol it again with a new token (%s enroll --force)", program), err)
+	case errors.Is(err, connector.ErrNoPortalKey):
+		t.stopped(stateStopped)
+		return errs.E(errs.Invalid, fmt.Sprintf("this agent was enrolled without the portal's signing key: enrol it again with a new token (%s enroll --force)", program), err)
 	case err == nil || ctx.Err() != nil:
 		t.stopped(stateStopped)
 		a.log.Info("writeback agent: stopped")

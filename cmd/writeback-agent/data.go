@@ -48,7 +48,10 @@ type agentConfig struct {
 	// CAPEM is the CA that verifies the portal, copied from --ca-file at
 	// enrolment (empty: the system roots), so that the agent does not
 	// depend on that file staying where it was.
-	CAPEM      string    `json:"ca_pem,omitempty"`
+	CAPEM string `json:"ca_pem,omitempty"`
+	// PortalKey is the portal's public key from enrolment: the challenge,
+	// jobs and admit results must carry its signature.
+	PortalKey  []byte    `json:"portal_key,omitempty"`
 	EnrolledAt time.Time `json:"enrolled_at,omitzero"`
 	// WritesPerMinute is the agent's own limit on writes; 0 is the
 	// default (defaultWritesPerMinute).

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -173,7 +174,7 @@ func cmdEnroll(ctx context.Context, args []string, getenv cmdline.Env, io cmdlin
 	if err != nil {
 		return err
 	}
-	cfg := agentConfig{Portal: portal.String(), AgentID: resp.AgentID, Name: resp.Name, CAPEM: caPEM,
+	cfg := agentConfig{Portal: portal.String(), AgentID: resp.AgentID, Name: resp.Name, CAPEM: caPEM, PortalKey: resp.PortalKey,
 		EnrolledAt: time.Now().UTC().Truncate(time.Second), WritesPerMinute: old.WritesPerMinute}
 	cfgJSON, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
@@ -226,7 +227,7 @@ func postEnroll(ctx context.Context, client *http.Client, portal *url.URL, body 
 	}
 	switch {
 	case resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusCreated:
-		if err := json.Unmarshal(b, &out); err != nil || !validAgentID(out.AgentID) {
+		if err := json.Unmarshal(b, &out); err != nil || !validAgentID(out.AgentID) || len(out.PortalKey) != ed25519.PublicKeySize {
 			return out, errs.E(errs.Unavailable, fmt.Sprintf("the portal at %s gave no agent identity (is --portal the portal's URL?)", portal), err)
 		}
 		out.Name = safeLine(out.Name)

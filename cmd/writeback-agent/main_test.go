@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"encoding/pem"
@@ -104,8 +105,12 @@ func (p *fakePortal) enroll(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(agentwire.EnrollError{Error: "The agent's proof does not verify."})
 		return
 	}
-	json.NewEncoder(w).Encode(agentwire.EnrollResponse{AgentID: "agent-0001", Name: "dc-site-1"})
+	json.NewEncoder(w).Encode(agentwire.EnrollResponse{AgentID: "agent-0001", Name: "dc-site-1",
+		PortalKey: []byte(fakePortalKey.Public().(ed25519.PublicKey))})
 }
+
+// fakePortalKey signs what the fake portal sends, as the hub does.
+var fakePortalKey, _ = agentwire.NewPortalKey(bytes.Repeat([]byte{5}, 32))
 
 // connect runs the portal's handshake (challenge, hello checked with the
 // enrolled key, welcome), then holds the connection until revoke is closed
@@ -123,7 +128,8 @@ func (p *fakePortal) connect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	nonce := make([]byte, 32)
 	rand.Read(nonce)
-	b, _ := agentwire.Encode(agentwire.TypeChallenge, "", agentwire.Challenge{Nonce: nonce, Now: time.Now().UnixMilli()})
+	b, _ := agentwire.EncodeSigned(fakePortalKey, r.Header.Get(agentwire.HeaderAgentID), agentwire.TypeChallenge, "",
+		agentwire.Challenge{Nonce: nonce, Now: time.Now().UnixMilli()})
 	if c.Write(ctx, websocket.MessageText, b) != nil {
 		return
 	}

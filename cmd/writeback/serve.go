@@ -20,6 +20,7 @@ import (
 	"github.com/writeback/writeback/handlers"
 	"github.com/writeback/writeback/services/agenthub"
 	"github.com/writeback/writeback/services/agents"
+	"github.com/writeback/writeback/services/agentwire"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/selfservice"
 )
@@ -180,6 +181,14 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	// operation goes through the hub.
 	ag := agents.New(a.db, a.log)
 	hub := agenthub.New(ag, a.log)
+	// The hub signs every job with a key derived from the key file, so
+	// that restarts keep it; enrolment gives agents its public half.
+	portalKey, err := agentwire.NewPortalKey(a.keys.Derive("agent-job-signing"))
+	if err != nil {
+		return err
+	}
+	hub.SetSigningKey(portalKey)
+	ag.SetPortalKey(hub.PublicKey())
 	ag.SetDisconnector(hub)
 	a.wb.UseAgents(hub)
 	srv := handlers.New(handlers.Config{

@@ -297,8 +297,9 @@ func (h *harness) agent(name string, o agentOpts) *testAgent {
 		h.reg.enrol(a.id, name, pub)
 	}
 	a.cfg = connector.Config{
-		AgentID:  a.id,
-		Identity: ident,
+		AgentID:   a.id,
+		Identity:  ident,
+		PortalKey: h.hub.PublicKey(),
 		Directory: func(context.Context) (directory.Directory, []string, error) {
 			return a.dir, a.bases, nil
 		},

@@ -7,6 +7,7 @@ package agenthub
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -80,6 +81,9 @@ type Hub struct {
 
 	reg Registry
 	log *slog.Logger
+	// key signs every job and admit result (agentwire.EncodeSigned); the
+	// agents learnt its public half at enrolment.
+	key atomic.Pointer[ed25519.PrivateKey]
 
 	// stateMu orders the Registry's Connected and Disconnected calls, so
 	// that a replaced connection's end never marks its successor gone.
@@ -99,7 +103,24 @@ func New(reg Registry, log *slog.Logger) *Hub {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Hub{reg: reg, log: log, agents: map[string]*agentConn{}}
+	h := &Hub{reg: reg, log: log, agents: map[string]*agentConn{}}
+	// A key of its own until SetSigningKey gives the portal's (tests, and a
+	// hub whose agents learn its key from PublicKey).
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		panic("agenthub: signing key: " + err.Error()) // crypto/rand does not fail
+	}
+	h.key.Store(&k)
+	return h
+}
+
+// SetSigningKey makes the hub sign with the portal's key: the one whose
+// public half enrolment gives the agents (agentwire.EnrollResponse).
+func (h *Hub) SetSigningKey(k ed25519.PrivateKey) { h.key.Store(&k) }
+
+// PublicKey is the public half of the key the hub signs with.
+func (h *Hub) PublicKey() []byte {
+	return []byte((*h.key.Load()).Public().(ed25519.PublicKey))
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -116,6 +137,7 @@ var errNotSent = errors.New("connection closed, message not sent")
 type agentConn struct {
 	id, name, remote string
 	pub              agentwire.Public
+	key              *ed25519.PrivateKey // the hub's signing key when it connected
 	c                Conn
 	since            time.Time
 
@@ -169,9 +191,16 @@ func (a *agentConn) gone() bool {
 	}
 }
 
-// write sends one message on the connection.
+// write sends one message on the connection; jobs and admit results
+// carry the portal's signature for this agent.
 func (a *agentConn) write(ctx context.Context, typ, id string, body any) error {
-	b, err := agentwire.Encode(typ, id, body)
+	var b []byte
+	var err error
+	if typ == agentwire.TypeJob || typ == agentwire.TypeAdmitResult {
+		b, err = agentwire.EncodeSigned(*a.key, a.id, typ, id, body)
+	} else {
+		b, err = agentwire.Encode(typ, id, body)
+	}
 	if err != nil {
 		return err
 	}
@@ -229,7 +258,7 @@ func (h *Hub) handshake(ctx context.Context, agentID, remote string, c Conn) (*a
 	defer cancel()
 	nonce := make([]byte, 32)
 	rand.Read(nonce)
-	b, err := agentwire.Encode(agentwire.TypeChallenge, "", agentwire.Challenge{Nonce: nonce, Now: time.Now().UnixMilli()})
+	b, err := agentwire.EncodeSigned(*h.key.Load(), agentID, agentwire.TypeChallenge, "", agentwire.Challenge{Nonce: nonce, Now: time.Now().UnixMilli()})
 	if err == nil {
 		err = c.Write(hctx, b)
 	}
@@ -273,7 +302,7 @@ func (h *Hub) handshake(ctx context.Context, agentID, remote string, c Conn) (*a
 		return nil, h.refuse(c, agentID, remote, agentwire.CloseRevoked, "revoked", nil)
 	}
 
-	a := &agentConn{id: agentID, name: name, remote: remote, pub: pub, c: c, since: time.Now(), status: hello.Status,
+	a := &agentConn{id: agentID, name: name, remote: remote, pub: pub, key: h.key.Load(), c: c, since: time.Now(), status: hello.Status,
 		jobs: map[string]chan agentwire.Envelope{}, done: make(chan struct{}), closed: make(chan struct{})}
 	// The welcome goes out before the connection can be picked, so that it
 	// is the first message after the challenge.

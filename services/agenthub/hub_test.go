@@ -600,9 +600,9 @@ func TestReplacedByNewConnection(t *testing.T) {
 		t.Fatalf("first connection ended with %v", err)
 	}
 	wait(t, firstHub, "the hub's first Serve")
-	if c, _ := h.hub.Connected(); c != 1 {
-		t.Fatalf("Connected() = %d", c)
-	}
+	// The new connection is ready once the handshake's second look at the
+	// revocation passed, which may come just after its welcome.
+	h.waitFor(func() bool { c, _ := h.hub.Connected(); return c == 1 }, "the new connection counted")
 	if _, res, err := h.hub.Find(ctxT(t), "ann"); err != nil || res.Agent != "a1" {
 		t.Fatalf("Find on the new connection: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -143,6 +144,8 @@ type Service struct {
 	statusErr map[string]string
 	// jobErr is the last job error written for each agent.
 	jobErr map[string]jobError
+	// portalPub is what enrolment tells agents the portal signs with.
+	portalPub []byte
 }
 
 type jobError struct {
@@ -165,6 +168,20 @@ func (s *Service) SetDisconnector(d Disconnector) {
 		return
 	}
 	s.disc.Store(&d)
+}
+
+// SetPortalKey sets the public key the portal signs jobs with (the hub's,
+// agenthub.Hub.PublicKey), which enrolment hands to each agent.
+func (s *Service) SetPortalKey(pub []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.portalPub = slices.Clone(pub)
+}
+
+func (s *Service) portalKey() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.portalPub)
 }
 
 // SetClock replaces the clock (tests).
@@ -334,7 +351,7 @@ func (s *Service) Enroll(ctx context.Context, req agentwire.EnrollRequest, remot
 		return agentwire.EnrollResponse{}, fmt.Errorf("agents: enroll: %w", err)
 	}
 	s.log.InfoContext(ctx, "agent enrolled", "agent", a.Name, "agent_id", a.ID, "host", host, "client_ip", remoteAddr)
-	return agentwire.EnrollResponse{AgentID: a.ID, Name: a.Name}, nil
+	return agentwire.EnrollResponse{AgentID: a.ID, Name: a.Name, PortalKey: s.portalKey()}, nil
 }
 
 // stateOf tells an agent's state at now.

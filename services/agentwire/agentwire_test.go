@@ -2,6 +2,7 @@ package agentwire_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -149,5 +150,47 @@ func TestOps(t *testing.T) {
 	}
 	if agentwire.KnownOp("drop_tables") || agentwire.IsWrite("drop_tables") {
 		t.Error("an unknown op is known or a write")
+	}
+}
+
+func TestPortalSignature(t *testing.T) {
+	key, err := agentwire.NewPortalKey(bytes.Repeat([]byte{3}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := []byte(key.Public().(ed25519.PublicKey))
+	b, err := agentwire.EncodeSigned(key, "agent-1", agentwire.TypeJob, "job-1", agentwire.Job{Op: agentwire.OpUnlockLogin, Login: "ann"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := agentwire.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agentwire.VerifyPortal(pub, "agent-1", e); err != nil {
+		t.Fatalf("a signed job does not verify: %v", err)
+	}
+	other, _ := agentwire.NewPortalKey(bytes.Repeat([]byte{4}, 32))
+	changed := e
+	changed.Body = []byte(`{"op":"unlock_login","login":"root"}`)
+	moved := e
+	moved.ID = "job-2"
+	unsigned := e
+	unsigned.Sig = nil
+	for name, tc := range map[string]struct {
+		pub   []byte
+		agent string
+		e     agentwire.Envelope
+	}{
+		"another agent":      {pub, "agent-2", e},
+		"changed body":       {pub, "agent-1", changed},
+		"another job ID":     {pub, "agent-1", moved},
+		"unsigned":           {pub, "agent-1", unsigned},
+		"another portal key": {[]byte(other.Public().(ed25519.PublicKey)), "agent-1", e},
+		"no portal key":      {nil, "agent-1", e},
+	} {
+		if err := agentwire.VerifyPortal(tc.pub, tc.agent, tc.e); !errors.Is(err, agentwire.ErrBadProof) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

@@ -39,6 +39,8 @@ const (
 	RefusedOutsideBase   = "outside_search_base"    // the DN is outside the agent's search bases
 	RefusedProtected     = "protected"              // the agent's protected groups cover the account
 	RefusedNotConfigured = "not_configured"         // the agent has no directory connection
+	RefusedNotSigned     = "not_signed_by_portal"   // the job does not carry the enrolled portal\'s signature
+	RefusedReplayed      = "replayed"               // the agent has seen this job ID before
 )
 
 // RefusedError is the cause of an error the agent's guard returned, so

@@ -34,6 +34,11 @@ const (
 	CloseReplaced     = 4004 // the same agent connected again; this connection is the old one
 )
 
+// MaxClockSkew bounds how far the portal's clock (the challenge's Now) may
+// be from the agent's: jobs' deadlines are judged on the portal's clock, so
+// a challenge from further away is refused (and with it a replayed one).
+const MaxClockSkew = 5 * time.Minute
+
 // Heartbeat timing: the agent sends a heartbeat every HeartbeatEvery; the
 // portal counts an agent that sent nothing for DeadAfter as disconnected.
 const (
@@ -54,6 +59,9 @@ type EnrollRequest struct {
 type EnrollResponse struct {
 	AgentID string `json:"agent_id"`
 	Name    string `json:"name"`
+	// PortalKey is the portal's Ed25519 public key, which signs every job
+	// and admit result the agent will receive (VerifyPortal).
+	PortalKey []byte `json:"portal_key"`
 }
 
 // EnrollError is the body of a refused enrolment: one line, safe to print.
@@ -79,6 +87,10 @@ type Envelope struct {
 	Type string          `json:"type"`
 	ID   string          `json:"id,omitempty"`
 	Body json.RawMessage `json:"body,omitempty"`
+	// Sig is the portal's signature of a job or an admit result (see
+	// EncodeSigned): what the agent acts on must come from the portal it
+	// enrolled with, not from a proxy between them.
+	Sig []byte `json:"sig,omitempty"`
 }
 
 // Encode builds one message.

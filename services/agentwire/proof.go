@@ -4,7 +4,9 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 )
 
 // ErrBadProof means a signature does not verify with the agent's key.
@@ -53,6 +55,47 @@ func VerifyEnroll(token string, pub Public, sig []byte) error {
 // SignConnect answers the portal's challenge on a new connection.
 func (id *Identity) SignConnect(agentID string, nonce []byte) []byte {
 	return ed25519.Sign(id.sign, connectMessage(agentID, nonce))
+}
+
+// portalMessage is what the portal signs of a message to one agent: the
+// agent's ID, the type, the job ID and the body as sent, so that a signed
+// job can neither be sent to another agent nor changed on the way.
+func portalMessage(agentID string, e Envelope) []byte {
+	b := []byte("writeback portal message v1\x00" + agentID + "\x00" + e.Type + "\x00" + e.ID + "\x00")
+	return append(b, e.Body...)
+}
+
+// NewPortalKey derives the portal's signing key from 32 bytes of key
+// material (the portal's key file), so that restarts and replicas sign with
+// the same key.
+func NewPortalKey(seed []byte) (ed25519.PrivateKey, error) {
+	if len(seed) != ed25519.SeedSize {
+		return nil, errors.New("agentwire: the portal key seed must be 32 bytes")
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+// EncodeSigned is Encode with the portal's signature for agentID: how the
+// portal sends jobs and admit results.
+func EncodeSigned(key ed25519.PrivateKey, agentID, typ, id string, body any) ([]byte, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("agentwire: encode %s: %w", typ, err)
+	}
+	e := Envelope{Type: typ, ID: id, Body: b}
+	e.Sig = ed25519.Sign(key, portalMessage(agentID, e))
+	return json.Marshal(e)
+}
+
+// VerifyPortal checks the portal's signature of a message to agentID.
+func VerifyPortal(portalKey []byte, agentID string, e Envelope) error {
+	if len(portalKey) != ed25519.PublicKeySize || len(e.Sig) != ed25519.SignatureSize {
+		return ErrBadProof
+	}
+	if !ed25519.Verify(ed25519.PublicKey(portalKey), portalMessage(agentID, e), e.Sig) {
+		return ErrBadProof
+	}
+	return nil
 }
 
 // VerifyConnect checks the answer to a challenge.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/writeback/writeback/services/agentwire"
 	"github.com/writeback/writeback/services/directory"
+	"github.com/writeback/writeback/services/errs"
 )
 
 // Conn is the agent's connection to the portal as this package sees it:
@@ -85,6 +86,12 @@ type Config struct {
 	AgentID string
 	// Identity is the agent's private key pair.
 	Identity *agentwire.Identity
+	// PortalKey is the portal's public key from enrolment
+	// (agentwire.EnrollResponse.PortalKey). The challenge, every job and
+	// every admit result must carry its signature: what the agent acts on
+	// comes from the portal it enrolled with, never from a proxy between
+	// them. Serve and Run refuse to start without it (ErrNoPortalKey).
+	PortalKey []byte
 	// Directory returns the agent's own directory connection and its search
 	// bases; an error when none is configured. It is called for each job.
 	Directory func(ctx context.Context) (directory.Directory, []string, error)
@@ -116,6 +123,42 @@ type Agent struct {
 	now   func() time.Time
 	limit *bucket
 	sem   chan struct{}
+
+	// seen holds the IDs of the jobs this agent received, across its
+	// connections, until well after their deadline: a signed job sent again
+	// (by whoever recorded it) is refused, not run twice.
+	seenMu sync.Mutex
+	seen   map[string]time.Time
+}
+
+// ErrNoPortalKey: the agent has no portal key (enrol it again).
+var ErrNoPortalKey = errors.New("connector: no portal key: enrol the agent again")
+
+// seenFor is how long a job ID is remembered: longer than any job may
+// wait and run (its deadline is at most MaxWait away, and the portal's
+// clock within MaxClockSkew).
+const seenFor = maxJob + 2*agentwire.MaxClockSkew
+
+// firstTime records a job ID and tells whether it is new.
+func (a *Agent) firstTime(id string) bool {
+	now := a.now()
+	a.seenMu.Lock()
+	defer a.seenMu.Unlock()
+	if a.seen == nil {
+		a.seen = map[string]time.Time{}
+	}
+	if until, ok := a.seen[id]; ok && now.Before(until) {
+		return false
+	}
+	if len(a.seen) >= 4096 {
+		for k, until := range a.seen {
+			if !now.Before(until) {
+				delete(a.seen, k)
+			}
+		}
+	}
+	a.seen[id] = now.Add(seenFor)
+	return true
 }
 
 // New builds an Agent from cfg.
@@ -161,6 +204,9 @@ func (a *Agent) Run(ctx context.Context, dial func(context.Context) (Conn, error
 			welcomed, err = a.serve(ctx, c)
 			if errors.Is(err, ErrRevoked) {
 				a.log.Error("writeback agent: the portal revoked this agent; stopping (enrol it again with `writeback-agent enroll --force`)")
+				return err
+			}
+			if errors.Is(err, ErrNoPortalKey) {
 				return err
 			}
 			if welcomed {
@@ -229,6 +275,10 @@ func (a *Agent) serve(ctx context.Context, c Conn) (welcomed bool, err error) {
 			_ = c.Close(1001, "agent stopping")
 		}
 	}()
+	if len(a.cfg.PortalKey) == 0 {
+		_ = c.Close(1008, "no portal key")
+		return false, ErrNoPortalKey
+	}
 	s := &session{a: a, c: c, running: map[string]chan agentwire.Envelope{}}
 	name, err := s.handshake(ctx)
 	if err != nil {
@@ -247,9 +297,27 @@ func (a *Agent) serve(ctx context.Context, c Conn) (welcomed bool, err error) {
 			a.log.Warn("writeback agent: unreadable message from the portal", "err", err)
 			continue
 		}
+		if env.Type == agentwire.TypeJob || env.Type == agentwire.TypeAdmitResult {
+			if err := agentwire.VerifyPortal(a.cfg.PortalKey, a.cfg.AgentID, env); err != nil {
+				a.log.Warn("writeback agent: a message not signed by the portal was refused", "type", env.Type, "job", env.ID)
+				if env.Type == agentwire.TypeJob && env.ID != "" {
+					res := agentwire.Result{Error: agentwire.EncodeError(refused("", errs.Forbidden, directory.CodeNotPermitted, msgNotSigned,
+						agentwire.RefusedNotSigned, "the job does not carry the enrolled portal's signature"))}
+					_ = s.send(ctx, agentwire.TypeResult, env.ID, res)
+				}
+				continue
+			}
+		}
 		switch env.Type {
 		case agentwire.TypeJob:
 			arrived := a.now()
+			if !a.firstTime(env.ID) {
+				a.log.Warn("writeback agent: a job was sent again; refused", "job", env.ID, "reason", agentwire.RefusedReplayed)
+				res := agentwire.Result{Error: agentwire.EncodeError(refused("", errs.Forbidden, directory.CodeNotPermitted, msgReplayed,
+					agentwire.RefusedReplayed, "this job ID was received before"))}
+				_ = s.send(ctx, agentwire.TypeResult, env.ID, res)
+				continue
+			}
 			if !s.start(env.ID) {
 				a.log.Warn("writeback agent: the portal sent a job ID twice; ignored", "job", env.ID)
 				continue
@@ -297,10 +365,19 @@ func (s *session) handshake(ctx context.Context) (name string, err error) {
 	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
 	var ch agentwire.Challenge
-	if err := s.expect(hctx, agentwire.TypeChallenge, &ch); err != nil {
+	env, err := s.expectEnv(hctx, agentwire.TypeChallenge, &ch)
+	if err != nil {
 		return "", err
 	}
+	// The challenge's clock decides which jobs are late: it must be the
+	// portal's, and near ours (a recorded challenge is neither for long).
+	if err := agentwire.VerifyPortal(s.a.cfg.PortalKey, s.a.cfg.AgentID, env); err != nil {
+		return "", fmt.Errorf("connector: the challenge is not signed by the portal this agent enrolled with: %w", err)
+	}
 	s.offset = time.UnixMilli(ch.Now).Sub(s.a.now())
+	if s.offset > agentwire.MaxClockSkew || s.offset < -agentwire.MaxClockSkew {
+		return "", fmt.Errorf("connector: the portal's clock is %s from this server's, more than %s: set both by NTP", s.offset.Round(time.Second), agentwire.MaxClockSkew)
+	}
 	hello := agentwire.Hello{AgentID: s.a.cfg.AgentID, Proof: s.a.cfg.Identity.SignConnect(s.a.cfg.AgentID, ch.Nonce),
 		Protocol: agentwire.Version, Status: s.a.cfg.Status(hctx)}
 	if err := s.send(hctx, agentwire.TypeHello, "", hello); err != nil {
@@ -315,21 +392,27 @@ func (s *session) handshake(ctx context.Context) (name string, err error) {
 
 // expect reads one message of type typ into v.
 func (s *session) expect(ctx context.Context, typ string, v any) error {
+	_, err := s.expectEnv(ctx, typ, v)
+	return err
+}
+
+// expectEnv is expect that also returns the message as read.
+func (s *session) expectEnv(ctx context.Context, typ string, v any) (agentwire.Envelope, error) {
 	b, err := s.c.Read(ctx)
 	if err != nil {
-		return readErr(ctx, err)
+		return agentwire.Envelope{}, readErr(ctx, err)
 	}
 	env, err := agentwire.Decode(b)
 	if err != nil {
-		return fmt.Errorf("connector: %w", err)
+		return env, fmt.Errorf("connector: %w", err)
 	}
 	if env.Type != typ {
-		return fmt.Errorf("connector: the portal sent %q where %q was due", env.Type, typ)
+		return env, fmt.Errorf("connector: the portal sent %q where %q was due", env.Type, typ)
 	}
 	if err := agentwire.DecodeBody(env, v); err != nil {
-		return fmt.Errorf("connector: %w", err)
+		return env, fmt.Errorf("connector: %w", err)
 	}
-	return nil
+	return env, nil
 }
 
 // send writes one message; writes from jobs and heartbeats take turns.

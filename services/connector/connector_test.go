@@ -1,7 +1,9 @@
 package connector_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -43,6 +45,11 @@ func (d *dir) Find(ctx context.Context, login string) (directory.User, directory
 	return directory.User{Login: login}, directory.Result{Server: "ldaps://dc1"}, nil
 }
 
+// testPortalKey signs what the hand-driven portal sends.
+var testPortalKey, _ = agentwire.NewPortalKey(bytes.Repeat([]byte{9}, 32))
+
+func testPortalPub() []byte { return []byte(testPortalKey.Public().(ed25519.PublicKey)) }
+
 // portal is the portal's end, driven by hand.
 type portal struct {
 	t     *testing.T
@@ -63,6 +70,9 @@ func start(t *testing.T, cfg connector.Config, portalNow time.Time) (*portal, ch
 	t.Helper()
 	ident, _ := agentwire.NewIdentity()
 	cfg.AgentID, cfg.Identity = "id-1", ident
+	if cfg.PortalKey == nil {
+		cfg.PortalKey = testPortalPub()
+	}
 	if cfg.Status == nil {
 		cfg.Status = func(context.Context) agentwire.Status {
 			return agentwire.Status{PasswordWriteback: true, Configured: true}
@@ -88,7 +98,7 @@ func start(t *testing.T, cfg connector.Config, portalNow time.Time) (*portal, ch
 
 func (p *portal) send(typ, id string, body any) {
 	p.t.Helper()
-	b, err := agentwire.Encode(typ, id, body)
+	b, err := agentwire.EncodeSigned(testPortalKey, "id-1", typ, id, body)
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -149,7 +159,7 @@ func cfgWith(d *dir) connector.Config {
 }
 
 func TestLateJobsDropped(t *testing.T) {
-	hour := time.Hour
+	skew := 4 * time.Minute // within agentwire.MaxClockSkew
 	for _, tc := range []struct {
 		name     string
 		skew     time.Duration // the portal's clock minus the agent's
@@ -158,11 +168,11 @@ func TestLateJobsDropped(t *testing.T) {
 	}{
 		{"in time", 0, 5 * time.Second, false},
 		{"passed", 0, -time.Second, true},
-		// The agent judges by the portal's clock: a portal an hour ahead
-		// sends deadlines an hour ahead of the agent's clock, in time.
-		{"portal clock ahead, in time", hour, 5 * time.Second, false},
-		{"portal clock behind, passed", -hour, -time.Second, true},
-		{"portal clock behind, in time", -hour, 5 * time.Second, false},
+		// The agent judges by the portal's clock: a portal minutes ahead
+		// sends deadlines minutes ahead of the agent's clock, in time.
+		{"portal clock ahead, in time", skew, 5 * time.Second, false},
+		{"portal clock behind, passed", -skew, -time.Second, true},
+		{"portal clock behind, in time", -skew, 5 * time.Second, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := &dir{}
@@ -275,7 +285,7 @@ func (l *logBuf) String() string {
 func TestRunBacksOffAndStopsWhenRevoked(t *testing.T) {
 	logs := &logBuf{}
 	ident, _ := agentwire.NewIdentity()
-	cfg := connector.Config{AgentID: "id-1", Identity: ident, Log: slog.New(slog.NewJSONHandler(logs, nil)),
+	cfg := connector.Config{AgentID: "id-1", Identity: ident, PortalKey: testPortalPub(), Log: slog.New(slog.NewJSONHandler(logs, nil)),
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 80 * time.Millisecond,
 		Status: func(context.Context) agentwire.Status { return agentwire.Status{} }}
 	var mu sync.Mutex
@@ -294,7 +304,7 @@ func TestRunBacksOffAndStopsWhenRevoked(t *testing.T) {
 			// Then a portal that revokes the agent at once.
 			p, ag := conntest.Pipe()
 			go func() {
-				b, _ := agentwire.Encode(agentwire.TypeChallenge, "", agentwire.Challenge{Nonce: make([]byte, 32), Now: time.Now().UnixMilli()})
+				b, _ := agentwire.EncodeSigned(testPortalKey, "id-1", agentwire.TypeChallenge, "", agentwire.Challenge{Nonce: make([]byte, 32), Now: time.Now().UnixMilli()})
 				p.Write(ctx, b)
 				p.Read(ctx)
 				p.Close(agentwire.CloseRevoked, "revoked")
@@ -365,5 +375,95 @@ func TestSilentPortalDropped(t *testing.T) {
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatal("the agent did not notice the silent portal")
+	}
+}
+
+// TestOnlyThePortalsSignedJobsRun: a job not signed by the enrolled
+// portal (a proxy between them, or another portal) is refused before the
+// directory is asked, and a signed job sent a second time is refused too.
+func TestOnlyThePortalsSignedJobsRun(t *testing.T) {
+	d := &dir{}
+	p, _ := start(t, cfgWith(d), time.Now())
+	job := agentwire.Job{Op: agentwire.OpResetLogin, Login: "ann", Deadline: time.Now().Add(5 * time.Second).UnixMilli(),
+		Sealed: map[string][]byte{agentwire.FieldPassword: p.seal("j1", agentwire.FieldPassword, "Winter-2026!x")}}
+	other, _ := agentwire.NewPortalKey(bytes.Repeat([]byte{8}, 32))
+	for name, b := range map[string]func() []byte{
+		"unsigned": func() []byte { b, _ := agentwire.Encode(agentwire.TypeJob, "forged-1", job); return b },
+		"another portal's key": func() []byte {
+			b, _ := agentwire.EncodeSigned(other, "id-1", agentwire.TypeJob, "forged-2", job)
+			return b
+		},
+		"signed for another agent": func() []byte {
+			b, _ := agentwire.EncodeSigned(testPortalKey, "id-2", agentwire.TypeJob, "forged-3", job)
+			return b
+		},
+	} {
+		msg := b()
+		env, _ := agentwire.Decode(msg)
+		if err := p.end.Write(ctxT(t), msg); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			r := p.read()
+			if r.Type == agentwire.TypeResult && r.ID == env.ID {
+				var res agentwire.Result
+				if err := agentwire.DecodeBody(r, &res); err != nil {
+					t.Fatal(err)
+				}
+				wantRefused(t, res, agentwire.RefusedNotSigned)
+				break
+			}
+		}
+		if d.calls.Load() != 0 {
+			t.Fatalf("%s: the job reached the directory", name)
+		}
+	}
+	if r := p.job("j1", job); r.Error != nil {
+		t.Fatalf("the portal's own job: %+v", r.Error)
+	}
+	wantRefused(t, p.job("j1", job), agentwire.RefusedReplayed)
+	if d.calls.Load() != 1 {
+		t.Fatalf("directory calls %d, want the signed job once", d.calls.Load())
+	}
+}
+
+// TestHandshakeNeedsThePortalsClock: the challenge must be signed by the
+// enrolled portal and its clock near the agent's; without a portal key the
+// agent does not start.
+func TestHandshakeNeedsThePortalsClock(t *testing.T) {
+	ident, _ := agentwire.NewIdentity()
+	cfg := cfgWith(&dir{})
+	cfg.AgentID, cfg.Identity, cfg.PortalKey = "id-1", ident, testPortalPub()
+	cfg.Status = func(context.Context) agentwire.Status { return agentwire.Status{} }
+	other, _ := agentwire.NewPortalKey(bytes.Repeat([]byte{8}, 32))
+	for name, challenge := range map[string]func() []byte{
+		"unsigned": func() []byte {
+			b, _ := agentwire.Encode(agentwire.TypeChallenge, "", agentwire.Challenge{Nonce: make([]byte, 32), Now: time.Now().UnixMilli()})
+			return b
+		},
+		"another portal": func() []byte {
+			b, _ := agentwire.EncodeSigned(other, "id-1", agentwire.TypeChallenge, "", agentwire.Challenge{Nonce: make([]byte, 32), Now: time.Now().UnixMilli()})
+			return b
+		},
+		"clock far away": func() []byte {
+			b, _ := agentwire.EncodeSigned(testPortalKey, "id-1", agentwire.TypeChallenge, "",
+				agentwire.Challenge{Nonce: make([]byte, 32), Now: time.Now().Add(agentwire.MaxClockSkew + time.Minute).UnixMilli()})
+			return b
+		},
+	} {
+		p, ag := conntest.Pipe()
+		errc := make(chan error, 1)
+		go func() { errc <- connector.New(cfg).Serve(ctxT(t), ag) }()
+		if err := p.Write(ctxT(t), challenge()); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; err == nil || errors.Is(err, connector.ErrRevoked) {
+			t.Errorf("%s: Serve = %v, want a handshake failure", name, err)
+		}
+	}
+	cfg.PortalKey = nil
+	_, ag := conntest.Pipe()
+	if err := connector.New(cfg).Serve(ctxT(t), ag); !errors.Is(err, connector.ErrNoPortalKey) {
+		t.Fatalf("without a portal key: %v", err)
 	}
 }

@@ -25,6 +25,8 @@ const (
 	msgOutsideBase   = "This account is outside the part of the directory the writeback agent serves. Nothing was changed."
 	msgNotConfigured = "The writeback agent has no directory connection yet. Nothing was changed."
 	msgBadJob        = "The writeback agent could not read the request. Nothing was changed."
+	msgNotSigned     = "The writeback agent refused a request that did not come from this portal. Nothing was changed."
+	msgReplayed      = "The writeback agent refused a request it had received before. Nothing was changed."
 )
 
 // sealedFields are the passwords each op needs.
