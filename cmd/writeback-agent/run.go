@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/writeback/writeback/cmd/internal/cmdline"
 )
@@ -59,12 +58,7 @@ Examples:
 `
 
 func printHelp(w io.Writer) {
-	var b strings.Builder
-	for _, c := range commands() {
-		fmt.Fprintf(&b, "  %-10s %s\n", c.Name, c.Summary)
-	}
-	fmt.Fprintf(&b, "  %-10s %s\n", "help", "show this help")
-	fmt.Fprintf(w, helpText, b.String())
+	fmt.Fprintf(w, helpText, cmdline.Summaries(commands(), 10))
 }
 
 // run is main without the process: it parses args, runs one command and

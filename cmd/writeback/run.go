@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/writeback/writeback/cmd/internal/cmdline"
 )
@@ -79,12 +78,7 @@ Examples:
 `
 
 func printHelp(w io.Writer) {
-	var b strings.Builder
-	for _, c := range commands() {
-		fmt.Fprintf(&b, "  %-12s %s\n", c.Name, c.Summary)
-	}
-	fmt.Fprintf(&b, "  %-12s %s\n", "help", "show this help")
-	fmt.Fprintf(w, helpText, b.String())
+	fmt.Fprintf(w, helpText, cmdline.Summaries(commands(), 12))
 }
 
 // run is main without the process: it parses args, runs one command and

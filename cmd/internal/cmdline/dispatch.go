@@ -29,6 +29,17 @@ type Sub struct {
 	Run  RunFunc
 }
 
+// Summaries is the commands' part of a program's help: one line per
+// command, its name padded to width, then its summary; "help" last.
+func Summaries(cmds []Command, width int) string {
+	var b strings.Builder
+	for _, c := range cmds {
+		fmt.Fprintf(&b, "  %-*s %s\n", width, c.Name, c.Summary)
+	}
+	fmt.Fprintf(&b, "  %-*s %s\n", width, "help", "show this help")
+	return b.String()
+}
+
 // SubNames lists the subcommands' names in order.
 func SubNames(subs []Sub) []string {
 	names := make([]string, len(subs))

@@ -44,16 +44,6 @@ type Program struct {
 	Modes bool
 }
 
-// The directory modes of the portal (writeback.Connection.Mode).
-const (
-	modeDirect = "direct"
-	modeAgents = "agents"
-)
-
-// agents tells whether a stored connection is in agents mode (empty reads
-// as direct).
-func agents(c writeback.Connection) bool { return c.Mode == modeAgents }
-
 // hasServer tells whether a connection names a server to bind to: what a
 // first save in direct mode must provide.
 func hasServer(c writeback.Connection) bool { return len(c.URLs) > 0 && c.BindDN != "" }
@@ -99,7 +89,7 @@ func (p Program) Set(ctx context.Context, args []string, getenv cmdline.Env, io 
 			return cmdline.Usagef("--type %q: want ad or openldap", *typ)
 		}
 	}
-	if set["mode"] && *mode != modeDirect && *mode != modeAgents {
+	if set["mode"] && *mode != writeback.ModeDirect && *mode != writeback.ModeAgents {
 		return cmdline.Usagef("--mode %q: want direct or agents", *mode)
 	}
 	var writebackOn bool
@@ -120,15 +110,10 @@ func (p Program) Set(ctx context.Context, args []string, getenv cmdline.Env, io 
 		return err
 	}
 	in := writeback.InputOf(cur)
-	toAgents := p.Modes && agents(cur)
+	toAgents := p.Modes && cur.Agents()
 	if set["mode"] {
-		// Untyped constants: they fit the field whatever string type it has.
-		toAgents = *mode == modeAgents
-		if toAgents {
-			in.Mode = modeAgents
-		} else {
-			in.Mode = modeDirect
-		}
+		toAgents = *mode == writeback.ModeAgents
+		in.Mode = *mode
 	}
 	if toAgents {
 		for _, f := range append(serverFlags, "password-writeback") {
@@ -149,7 +134,7 @@ func (p Program) Set(ctx context.Context, args []string, getenv cmdline.Env, io 
 		stored := map[string]bool{"type": cur.Type != "", "url": len(cur.URLs) > 0, "bind-dn": cur.BindDN != "",
 			"bind-password-file": cur.HasPassword(), "base-dn": len(cur.BaseDNs) > 0}
 		when := "when no connection is stored yet"
-		if agents(cur) {
+		if cur.Agents() {
 			when = "to switch to direct mode (the portal's own connection to the directory)"
 		}
 		for _, req := range []string{"type", "url", "bind-dn", "bind-password-file", "base-dn"} {
@@ -229,7 +214,7 @@ func (p Program) Show(ctx context.Context, args []string, getenv cmdline.Env, io
 	if err != nil {
 		return err
 	}
-	viaAgents := p.Modes && agents(c)
+	viaAgents := p.Modes && c.Agents()
 	if !c.Configured() && !viaAgents {
 		fmt.Fprintln(io.Out, "no directory connection is configured")
 		return nil
@@ -240,7 +225,7 @@ func (p Program) Show(ctx context.Context, args []string, getenv cmdline.Env, io
 		if viaAgents {
 			row("mode", "agents (the writeback agents hold the directory connection: writeback agent list)")
 		} else {
-			row("mode", modeDirect)
+			row("mode", writeback.ModeDirect)
 		}
 	}
 	row("type", string(c.Type))
