@@ -144,35 +144,22 @@ func (t *tracker) stopped(state string) {
 type wsConn struct {
 	c        *websocket.Conn
 	t        *tracker
-	stop     context.CancelFunc // ends the keepalive
 	mu       sync.Mutex
 	welcomed bool
 	ended    bool
 }
 
-// keepalive pings the portal every interval and drops the connection when
-// a pong does not come back within it: a portal that went silent (a dead
-// proxy, a half-open TCP connection) is noticed in seconds rather than
-// when the operating system gives up on the socket, and the connector
-// dials again.
-func (w *wsConn) keepalive(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		pctx, cancel := context.WithTimeout(ctx, every)
-		err := w.c.Ping(pctx)
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			w.end(fmt.Errorf("the portal did not answer a ping within %s: %w", every, err))
-			w.c.CloseNow()
-			return
-		}
+// Ping checks that the portal still answers (connector.Pinger: the
+// connector pings after each heartbeat and drops a connection whose portal
+// went silent, a dead proxy or a half-open TCP connection, in seconds
+// rather than when the operating system gives up on the socket). A ping
+// not answered is the connection's end, and why, for the status file.
+func (w *wsConn) Ping(ctx context.Context) error {
+	err := w.c.Ping(ctx)
+	if err != nil {
+		w.end(fmt.Errorf("the portal did not answer a ping: %w", err))
 	}
+	return err
 }
 
 func (w *wsConn) Read(ctx context.Context) ([]byte, error) {
@@ -220,7 +207,6 @@ func (w *wsConn) end(err error) {
 	w.ended = true
 	w.mu.Unlock()
 	if first {
-		w.stop()
 		w.t.failed(err)
 	}
 }
@@ -236,9 +222,8 @@ func connectURL(portal string) (string, error) {
 	return u.String() + agentwire.PathConnect, nil
 }
 
-// dialer opens one connection to the portal; the connection pings the
-// portal every pingEvery.
-func dialer(cfg agentConfig, client *http.Client, t *tracker, pingEvery time.Duration) (func(context.Context) (connector.Conn, error), error) {
+// dialer opens one connection to the portal.
+func dialer(cfg agentConfig, client *http.Client, t *tracker) (func(context.Context) (connector.Conn, error), error) {
 	wsURL, err := connectURL(cfg.Portal)
 	if err != nil {
 		return nil, err
@@ -259,10 +244,7 @@ func dialer(cfg agentConfig, client *http.Client, t *tracker, pingEvery time.Dur
 			return nil, err
 		}
 		c.SetReadLimit(agentwire.MaxMessage)
-		kctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-		w := &wsConn{c: c, t: t, stop: stop}
-		go w.keepalive(kctx, pingEvery)
-		return w, nil
+		return &wsConn{c: c, t: t}, nil
 	}, nil
 }
 
@@ -348,7 +330,7 @@ func cmdRun(ctx context.Context, args []string, getenv cmdline.Env, io cmdline.I
 	}
 	defer a.Close()
 	t := newTracker(*data, a.log)
-	dial, err := dialer(cfg, client, t, agentwire.HeartbeatEvery)
+	dial, err := dialer(cfg, client, t)
 	if err != nil {
 		return err
 	}
