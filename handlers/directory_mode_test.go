@@ -26,6 +26,7 @@ type fakeAgents struct {
 
 func (a *fakeAgents) Connected() (int, int) { return int(a.connected.Load()), int(a.writeback.Load()) }
 func (a *fakeAgents) OnOutage(func(error))  {}
+func (a *fakeAgents) OnConnect(func())      {}
 
 // TestDirectoryModeSwitch: the Directory connection page offers Direct and
 // Through writeback agents as labelled radios and links to the agents page;

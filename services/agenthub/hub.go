@@ -94,8 +94,9 @@ type Hub struct {
 	seq    uint64                // counts picks, for the round-robin among equals
 	closed bool
 
-	onOutage atomic.Pointer[func(error)]
-	bg       sync.WaitGroup
+	onOutage  atomic.Pointer[func(error)]
+	onConnect atomic.Pointer[func()]
+	bg        sync.WaitGroup
 }
 
 // New returns a hub whose agents are looked up in reg. log may be nil.
@@ -347,6 +348,9 @@ func (h *Hub) handshake(ctx context.Context, agentID, remote string, c Conn) (*a
 		a.stop(closeInternal, "try again later")
 	default:
 		a.ready.Store(true)
+		if f := h.onConnect.Load(); f != nil {
+			(*f)()
+		}
 	}
 	h.log.Info("agent connected", "agent", name, "agent_id", agentID, "remote", remote, "host", hello.Status.Host,
 		"version", hello.Status.Version, "password_writeback", hello.Status.PasswordWriteback, "configured", hello.Status.Configured)
@@ -494,6 +498,11 @@ func (h *Hub) Shutdown() {
 // agent, times out, loses its agent, or the agent's directory could not be
 // used. Operations the caller gave up on and connection tests do not count.
 func (h *Hub) OnOutage(f func(error)) { h.onOutage.Store(&f) }
+
+// OnConnect makes the hub call f, synchronously, each time an agent's
+// connection is ready for jobs: the portal's status panel then checks again
+// rather than at its next interval.
+func (h *Hub) OnConnect(f func()) { h.onConnect.Store(&f) }
 
 // Close does nothing: the hub lives as long as the portal, whichever
 // directory mode is in use; Shutdown ends its connections.

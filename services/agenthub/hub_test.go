@@ -828,3 +828,14 @@ func TestNoJobBeforeTheRevocationCheck(t *testing.T) {
 		t.Fatalf("connector: %v, want ErrRevoked", err)
 	}
 }
+
+// TestOnConnect: the hub tells its owner when an agent's connection is
+// ready for jobs (the status panel checks again then).
+func TestOnConnect(t *testing.T) {
+	h := newHarness(t)
+	var n atomic.Int32
+	h.hub.OnConnect(func() { n.Add(1) })
+	a := h.agent("a1", agentOpts{})
+	h.connected(a)
+	h.waitFor(func() bool { return n.Load() == 1 }, "OnConnect called once")
+}

@@ -28,6 +28,7 @@ type fakeAgents struct {
 
 func (a *fakeAgents) Connected() (int, int) { return 1, 1 }
 func (a *fakeAgents) OnOutage(func(error))  {}
+func (a *fakeAgents) OnConnect(func())      {}
 func (a *fakeAgents) ChangeLogin(_ context.Context, login, old, next string, admit directory.Admit) (directory.Candidate, directory.Result, error) {
 	return a.change(login, old, next, admit)
 }

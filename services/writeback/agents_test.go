@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,8 +30,9 @@ type fakeAgents struct {
 	find       func(login string) (directory.User, directory.Result, error)
 	test       func(login string) directory.Checklist
 
-	mu     sync.Mutex
-	outage func(error)
+	mu        sync.Mutex
+	outage    func(error)
+	onConnect func()
 }
 
 var _ writeback.Agents = (*fakeAgents)(nil)
@@ -112,6 +114,12 @@ func (a *fakeAgents) Test(_ context.Context, login string) directory.Checklist {
 func (a *fakeAgents) OnOutage(f func(error)) {
 	a.mu.Lock()
 	a.outage = f
+	a.mu.Unlock()
+}
+
+func (a *fakeAgents) OnConnect(f func()) {
+	a.mu.Lock()
+	a.onConnect = f
 	a.mu.Unlock()
 }
 
@@ -559,4 +567,42 @@ func TestModeChangeRefreshesStatus(t *testing.T) {
 	if len(st.Details) != 1 || !strings.Contains(st.Details[0], "agent-berlin") {
 		t.Errorf("status %+v", st)
 	}
+}
+
+// TestAgentConnectRefreshesStatus: an agent that connects makes the status
+// panel check again at once, not at the monitor's next interval.
+func TestAgentConnectRefreshesStatus(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	writeback.SetMonitorTimings(f.wb, time.Hour, 10*time.Millisecond)
+	var up atomic.Bool
+	ag := &fakeAgents{t: t, connected: func() (int, int) {
+		if up.Load() {
+			return 1, 1
+		}
+		return 0, 0
+	}, test: func(string) directory.Checklist {
+		if up.Load() {
+			return directory.Checklist{OK: true, Items: []directory.Check{{Name: "Agent agent-berlin (dc-host)", OK: true}}}
+		}
+		return directory.Checklist{Items: []directory.Check{{Name: "Writeback agents", Detail: "No writeback agent is connected."}}}
+	}}
+	f.wb.UseAgents(ag)
+	if _, err := f.wb.SaveConnection(ctx, audit.CommandLine, 0, writeback.Input{Mode: writeback.ModeAgents}); err != nil {
+		t.Fatal(err)
+	}
+	mctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { f.wb.Monitor(mctx, time.Hour); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitStatus(t, f, settings.StateError, 10*time.Second)
+	up.Store(true)
+	ag.mu.Lock()
+	connected := ag.onConnect
+	ag.mu.Unlock()
+	if connected == nil {
+		t.Fatal("UseAgents registered nothing for an agent's connection")
+	}
+	connected()
+	waitStatus(t, f, settings.StateConnected, 3*time.Second)
 }

@@ -55,6 +55,8 @@ func New(db *store.DB, set *settings.Service, keys *keyring.Keyring, log *slog.L
 type Agents interface {
 	directory.Directory
 	Connected() (connected, writeback int)
+	// OnConnect makes the agents call f each time one connects.
+	OnConnect(f func())
 }
 
 // UseAgents gives the service the writeback agents that serve a connection
@@ -66,6 +68,9 @@ func (s *Service) UseAgents(a Agents) {
 	s.mu.Unlock()
 	if a != nil {
 		a.OnOutage(s.noteOutage)
+		// An agent that connects may end an outage, or be the first: the
+		// status panel checks again at once.
+		a.OnConnect(s.kickMonitor)
 	}
 }
 
