@@ -122,15 +122,16 @@ func (tx *Tx) CountActiveGlobalAdmins(ctx context.Context) (int, error) {
 // InsertAdmin adds an administrator and returns its ID.
 func (tx *Tx) InsertAdmin(ctx context.Context, a Admin) (int64, error) {
 	now := tx.db.nowMS()
-	res, err := tx.tx.ExecContext(ctx, `INSERT INTO admins (email, name, role, password_hash, disabled, created_ms, updated_ms)
-		VALUES (?, ?, ?, ?, 0, ?, ?)`, strings.TrimSpace(a.Email), a.Name, a.Role, a.PasswordHash, now, now)
+	var id int64
+	err := tx.tx.QueryRowContext(ctx, `INSERT INTO admins (email, name, role, password_hash, disabled, created_ms, updated_ms)
+		VALUES (?, ?, ?, ?, 0, ?, ?) RETURNING id`, strings.TrimSpace(a.Email), a.Name, a.Role, a.PasswordHash, now, now).Scan(&id)
 	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		if tx.db.engine.isUnique(err) {
 			return 0, ErrDuplicate
 		}
 		return 0, fmt.Errorf("store: insert admin: %w", err)
 	}
-	return res.LastInsertId()
+	return id, nil
 }
 
 // UpdateAdmin writes name, role, disabled and password hash of an

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // Agent is an enrolled writeback agent (migration 0008). Times are Unix
@@ -138,7 +137,7 @@ func (tx *Tx) InsertAgentToken(ctx context.Context, t AgentToken) error {
 	_, err := tx.tx.ExecContext(ctx, `INSERT INTO agent_tokens (token_hash, name, created_by, created_ms, expires_ms) VALUES (?, ?, ?, ?, ?)`,
 		t.Hash, t.Name, t.CreatedBy, t.CreatedMS, t.ExpiresMS)
 	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		if tx.db.engine.isUnique(err) {
 			return ErrDuplicate
 		}
 		return fmt.Errorf("store: insert agent token: %w", err)
@@ -165,7 +164,7 @@ func (tx *Tx) EnrollAgent(ctx context.Context, tokenHash string, a Agent, nowMS 
 	_, err = tx.tx.ExecContext(ctx, `INSERT INTO agents (id, name, sign_key, seal_key, host, version, enrolled_ms, enrolled_by)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, a.ID, a.Name, a.SignKey, a.SealKey, a.Host, a.Version, a.EnrolledMS, a.EnrolledBy)
 	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		if tx.db.engine.isUnique(err) {
 			return Agent{}, ErrDuplicate
 		}
 		return Agent{}, fmt.Errorf("store: enroll agent: %w", err)
@@ -257,7 +256,7 @@ func (tx *Tx) updateAgent(ctx context.Context, what, q string, args ...any) erro
 // starts at minuteMS.
 func (tx *Tx) AddAgentOps(ctx context.Context, id string, minuteMS, n int64) error {
 	_, err := tx.tx.ExecContext(ctx, `INSERT INTO agent_ops (agent_id, minute_ms, ops) VALUES (?, ?, ?)
-		ON CONFLICT (agent_id, minute_ms) DO UPDATE SET ops = ops + excluded.ops`, id, minuteMS, n)
+		ON CONFLICT (agent_id, minute_ms) DO UPDATE SET ops = agent_ops.ops + excluded.ops`, id, minuteMS, n)
 	if err != nil {
 		return fmt.Errorf("store: add agent ops: %w", err)
 	}

@@ -87,12 +87,9 @@ func (db *DB) ReserveAttempt(ctx context.Context, nowMS int64, limits []AttemptL
 			}
 		}
 		for _, l := range limits {
-			res, err := tx.tx.ExecContext(ctx, `INSERT INTO signin_attempts (bucket, key, time_ms) VALUES (?, ?, ?)`, l.Bucket, l.Key, nowMS)
-			if err != nil {
-				return err
-			}
-			id, err := res.LastInsertId()
-			if err != nil {
+			var id int64
+			if err := tx.tx.QueryRowContext(ctx, `INSERT INTO signin_attempts (bucket, key, time_ms) VALUES (?, ?, ?) RETURNING id`,
+				l.Bucket, l.Key, nowMS).Scan(&id); err != nil {
 				return err
 			}
 			r.IDs = append(r.IDs, id)

@@ -76,7 +76,7 @@ func BenchmarkAuditLog(b *testing.B) {
 	// The ranges end where the generated events end: a reused database also
 	// holds the appends of earlier runs' writer phase, made at the time.
 	var total, end int64
-	if err := db.SQL().QueryRowContext(ctx, `SELECT count(*), (SELECT time_ms FROM audit_events WHERE id <= ? ORDER BY id DESC LIMIT 1) FROM audit_events`, n).Scan(&total, &end); err != nil {
+	if err := db.SQL().QueryRowContext(ctx, db.Rebind(`SELECT count(*), (SELECT time_ms FROM audit_events WHERE id <= ? ORDER BY id DESC LIMIT 1) FROM audit_events`), n).Scan(&total, &end); err != nil {
 		b.Fatal(err)
 	}
 	if fi, err := os.Stat(path); err == nil {
@@ -99,7 +99,7 @@ func benchQueries(b *testing.B, ctx context.Context, db *store.DB, end int64) {
 	last := func(days int64) store.AuditFilter { return store.AuditFilter{SinceMS: end - days*day, UntilMS: end} }
 	with := func(f store.AuditFilter, mod func(*store.AuditFilter)) store.AuditFilter { mod(&f); return f }
 	var corr string
-	_ = db.SQL().QueryRowContext(ctx, `SELECT correlation_id FROM audit_events WHERE correlation_id <> '' ORDER BY id DESC LIMIT 1`).Scan(&corr)
+	_ = db.SQL().QueryRowContext(ctx, db.Rebind(`SELECT correlation_id FROM audit_events WHERE correlation_id <> '' ORDER BY id DESC LIMIT 1`)).Scan(&corr)
 	cases := []struct {
 		name string
 		f    store.AuditFilter

@@ -72,7 +72,7 @@ func (db *DB) VerifyAuditIncremental(ctx context.Context, p Pace) (VerifyResult,
 		}
 		v = newChainVerifier(anchor)
 		v.res.FromID = cp.EventID
-		if err := checkCheckpoint(ctx, q, anchor, cp, v); err != nil {
+		if err := checkCheckpoint(ctx, db.engine, q, anchor, cp, v); err != nil {
 			return 0, err
 		}
 		return cp.EventID, nil
@@ -105,7 +105,7 @@ var (
 // checkCheckpoint confirms that the chain up to cp is still what was
 // verified, as far as that can be told without reading it, and sets v up to
 // continue after cp. errBroken means it is not, and v.res says why.
-func checkCheckpoint(ctx context.Context, q auditReader, anchor AuditAnchor, cp AuditCheckpoint, v *chainVerifier) error {
+func checkCheckpoint(ctx context.Context, e engine, q auditReader, anchor AuditAnchor, cp AuditCheckpoint, v *chainVerifier) error {
 	fail := func(broken, lastGood int64, problem string) error {
 		v.fail(broken, lastGood, problem)
 		return errBroken
@@ -171,7 +171,7 @@ func checkCheckpoint(ctx context.Context, q auditReader, anchor AuditAnchor, cp 
 	if total-newer < cp.EventID-anchor.ID {
 		count := func(upTo int64) (int64, error) {
 			var n int64
-			err := q.QueryRowContext(ctx, `SELECT count(*) FROM audit_events INDEXED BY audit_ids WHERE id > ? AND id <= ?`, anchor.ID, upTo).Scan(&n)
+			err := q.QueryRowContext(ctx, `SELECT count(*) FROM audit_events`+e.indexedBy("audit_ids")+` WHERE id > ? AND id <= ?`, anchor.ID, upTo).Scan(&n)
 			return n, err
 		}
 		// Find the first gap: the smallest m with fewer than m-anchor events

@@ -116,7 +116,7 @@ func (db *DB) QueryAudit(ctx context.Context, f AuditFilter, after Cursor, limit
 		// the index range at UntilMS and step over every earlier page.
 		f.UntilMS = 0
 	}
-	w, err := f.where()
+	w, err := f.where(db.engine)
 	if err != nil {
 		return nil, Cursor{}, err
 	}
@@ -174,11 +174,11 @@ func (db *DB) CountAudit(ctx context.Context, f AuditFilter) (n int, capped bool
 }
 
 func (db *DB) countAudit(ctx context.Context, f AuditFilter, limit int) (n int, capped bool, err error) {
-	w, err := f.where()
+	w, err := f.where(db.engine)
 	if err != nil {
 		return 0, false, err
 	}
-	q := `SELECT count(*) FROM (SELECT 1 FROM audit_events` + w.sql() + ` LIMIT ?)`
+	q := `SELECT count(*) FROM (SELECT 1 FROM audit_events` + w.sql() + ` LIMIT ?) AS matched`
 	if err := db.sql.QueryRowContext(ctx, q, append(w.args, limit+1)...).Scan(&n); err != nil {
 		return 0, false, fmt.Errorf("store: count audit: %w", err)
 	}
@@ -237,7 +237,7 @@ func (db *DB) AuditByCorrelation(ctx context.Context, correlationID string) ([]A
 // from one consistent snapshot; appends during the export are not included.
 // An error from fn stops the export and is returned as is.
 func (db *DB) ExportAudit(ctx context.Context, f AuditFilter, fn func(AuditEvent) error) error {
-	w, err := f.where()
+	w, err := f.where(db.engine)
 	if err != nil {
 		return err
 	}
@@ -307,7 +307,7 @@ func (db *DB) AuditDaily(ctx context.Context, f AuditFilter, tz *time.Location) 
 	if tz == nil {
 		tz = time.UTC
 	}
-	w, err := f.where()
+	w, err := f.where(db.engine)
 	if err != nil {
 		return nil, err
 	}
@@ -430,8 +430,9 @@ func (w *whereClause) sqlAnd(cond string) string {
 // where turns f into SQL. Every value is a parameter except the result, which
 // is checked against the two possible values and written as a literal so that
 // SQLite can use the partial index on failures.
-func (f AuditFilter) where() (*whereClause, error) {
+func (f AuditFilter) where(e engine) (*whereClause, error) {
 	w := &whereClause{}
+	like := e.like()
 	if f.SinceMS > 0 {
 		w.add(`time_ms >= ?`, f.SinceMS)
 	}
@@ -453,11 +454,11 @@ func (f AuditFilter) where() (*whereClause, error) {
 	}
 	if s := strings.TrimSpace(f.Actor); s != "" {
 		p := likePattern(s)
-		w.add(`(actor_id LIKE ? ESCAPE '\' OR actor_name LIKE ? ESCAPE '\')`, p, p)
+		w.add(`(actor_id `+like+` ? ESCAPE '\' OR actor_name `+like+` ? ESCAPE '\')`, p, p)
 	}
 	if s := strings.TrimSpace(f.Target); s != "" {
 		p := likePattern(s)
-		w.add(`(target_id LIKE ? ESCAPE '\' OR target_dn LIKE ? ESCAPE '\' OR target_name LIKE ? ESCAPE '\')`, p, p, p)
+		w.add(`(target_id `+like+` ? ESCAPE '\' OR target_dn `+like+` ? ESCAPE '\' OR target_name `+like+` ? ESCAPE '\')`, p, p, p)
 	}
 	if f.ActorID != "" {
 		// The second term lets SQLite use the partial index.
@@ -469,16 +470,21 @@ func (f AuditFilter) where() (*whereClause, error) {
 	if s := strings.TrimSpace(f.Text); s != "" {
 		// One LIKE over the fields joined by a unit separator, which a search
 		// can never contain (likePattern drops control characters), so a
-		// match never spans two fields.
-		w.add(`(activity || char(31) || actor_id || char(31) || actor_name || char(31) || target_id || char(31) ||
-			target_dn || char(31) || target_name || char(31) || reason || char(31) || client_ip || char(31) ||
-			correlation_id || char(31) || details) LIKE ? ESCAPE '\'`, likePattern(s))
+		// match never spans two fields. The separator is written into the
+		// literal itself: both engines take it there, where they spell the
+		// function that makes it differently (char, chr).
+		sep := " || '" + unitSeparator + "' || "
+		w.add(`(activity`+sep+`actor_id`+sep+`actor_name`+sep+`target_id`+sep+`target_dn`+sep+`target_name`+sep+
+			`reason`+sep+`client_ip`+sep+`correlation_id`+sep+`details) `+like+` ? ESCAPE '\'`, likePattern(s))
 	}
 	if f.CorrelationID != "" {
 		w.add(`correlation_id = ? AND correlation_id <> ''`, f.CorrelationID)
 	}
 	return w, nil
 }
+
+// unitSeparator (U+001F) joins the fields of a Text search.
+const unitSeparator = "\x1f"
 
 // likePattern makes a LIKE pattern matching s anywhere, with LIKE's wildcards
 // in s taken literally.

@@ -87,7 +87,7 @@ func (db *DB) PruneAudit(ctx context.Context, beforeMS int64, actor AuditActor) 
 		// Walk IDs upwards to the first event to keep: proportional to what
 		// is removed, and O(1) on the days there is nothing to do.
 		var keepFrom sql.NullInt64
-		err := tx.tx.QueryRowContext(ctx, `SELECT id FROM audit_events NOT INDEXED WHERE time_ms >= ? ORDER BY id LIMIT 1`, beforeMS).Scan(&keepFrom)
+		err := tx.tx.QueryRowContext(ctx, `SELECT id FROM audit_events`+db.engine.indexedBy("")+` WHERE time_ms >= ? ORDER BY id LIMIT 1`, beforeMS).Scan(&keepFrom)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("store: prune audit: %w", err)
 		}
@@ -254,9 +254,10 @@ type auditReader interface {
 // (all when limit <= 0) to push in ID order until push returns false. It
 // returns how many it read.
 func (db *DB) readChunk(ctx context.Context, limit int, start func(context.Context, auditReader) (int64, error), push func(*AuditEvent) bool) (int64, error) {
-	// A read transaction (plain BEGIN, even with _txlock=immediate) gives the
-	// anchor and the events from one snapshot without blocking writers.
-	stx, err := db.sql.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	// A read transaction (on SQLite a plain BEGIN, even with
+	// _txlock=immediate) gives the anchor and the events from one snapshot
+	// without blocking writers.
+	stx, err := db.sql.BeginTx(ctx, db.engine.snapshot())
 	if err != nil {
 		return 0, err
 	}
@@ -266,7 +267,7 @@ func (db *DB) readChunk(ctx context.Context, limit int, start func(context.Conte
 		return 0, err
 	}
 	if limit <= 0 {
-		limit = -1 // SQLite: no limit
+		limit = math.MaxInt64 // no limit, in words both engines read
 	}
 	rows, err := stx.QueryContext(ctx, `SELECT `+auditCols+` FROM audit_events WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
 	if err != nil {

@@ -1,5 +1,9 @@
-// Package store keeps the portal's state in a SQLite file: administrators and
-// their sessions, settings documents, and the hash-chained audit log.
+// Package store keeps the portal's state: administrators and their
+// sessions, settings documents, self-service flows, and the hash-chained
+// audit log. It keeps it in a SQLite file in the data folder by default, or
+// in a PostgreSQL database that several replicas of the portal share
+// (OpenDatabase); both engines serve the same methods with the same
+// behaviour.
 package store
 
 import (
@@ -7,15 +11,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"path/filepath"
-	"sort"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
-
-	"github.com/writeback/writeback/migrations"
 )
 
 // ErrNotFound is returned when a row does not exist.
@@ -26,8 +26,9 @@ var ErrConflict = errors.New("store: version conflict")
 
 // DB is the portal's database.
 type DB struct {
-	sql   *sql.DB
-	slot  writeSlot // one write transaction at a time (writeslot.go)
+	sql    sqlDB // the handle, with the SQL bound for its engine (engine.go)
+	engine engine
+	slot   writeSlot // one write transaction at a time (writeslot.go)
 	now   func() time.Time
 	hooks auditHooks // OnAudit callbacks
 	// afterChunk, when set (tests), runs between two chunks of a paced
@@ -64,9 +65,13 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		sdb.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	db := &DB{sql: sdb, now: time.Now, docs: newDocCache()}
+	return newDB(sdb, engineSQLite), nil
+}
+
+func newDB(sdb *sql.DB, e engine) *DB {
+	db := &DB{sql: sqlDB{DB: sdb, engine: e}, engine: e, now: time.Now, docs: newDocCache()}
 	db.sessions.init()
-	return db, nil
+	return db
 }
 
 // Close closes the database.
@@ -77,7 +82,8 @@ func (db *DB) Close() error {
 }
 
 // SQL exposes the underlying handle for read-only health checks and tests.
-func (db *DB) SQL() *sql.DB { return db.sql }
+// Its SQL takes the engine's placeholders (see Rebind).
+func (db *DB) SQL() *sql.DB { return db.sql.DB }
 
 // SetClock replaces the clock (tests).
 func (db *DB) SetClock(now func() time.Time) { db.now = now }
@@ -87,16 +93,23 @@ func (db *DB) nowMS() int64 { return db.now().UTC().UnixMilli() }
 // Tx is a write transaction. Methods that record a change and its audit event
 // take a *Tx so both commit or neither does.
 type Tx struct {
-	tx       *sql.Tx
+	tx       sqlTx
 	db       *DB
 	appended []AuditEvent     // passed to OnAudit callbacks once committed
 	saved    map[string]int64 // settings documents saved, by version: the cache learns of them once committed
 	sessions bool             // sessions or administrators written: cached sessions are read again once committed
 }
 
-// InTx runs fn in one immediate transaction, committing when fn returns nil.
-// The transactions of one process take turns (see writeSlot); waiting for
-// the turn ends with ctx.
+// InTx runs fn in one write transaction, committing when fn returns nil.
+// Write transactions run one at a time on the whole database, as SQLite
+// runs them (an immediate transaction takes its write lock when it begins):
+// on PostgreSQL every one first takes one transaction-scoped advisory lock
+// (writeLockKey), so a read-modify-write in fn (a version check, a count
+// against a limit, the audit chain's head) is never interleaved with
+// another's, whichever replica runs it. The transactions of one process
+// also take turns before they reach the database (see writeSlot), so that
+// waiting ones do not each hold a pooled connection; waiting for the turn
+// ends with ctx.
 func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 	if err := db.slot.acquire(ctx); err != nil {
 		return fmt.Errorf("store: begin: %w", err)
@@ -107,9 +120,14 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 		return fmt.Errorf("store: begin: %w", err)
 	}
 	// Should fn panic, the transaction must not stay open: it would keep
-	// SQLite's write lock and every later write would fail. After a commit
-	// this does nothing (sql.ErrTxDone).
+	// the write lock and every later write would fail. After a commit this
+	// does nothing (sql.ErrTxDone).
 	defer func() { _ = stx.Rollback() }()
+	if db.engine == enginePostgres {
+		if _, err := stx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, writeLockKey); err != nil {
+			return fmt.Errorf("store: begin: take the write lock: %w", err)
+		}
+	}
 	tx := &Tx{tx: stx, db: db}
 	if err := fn(tx); err != nil {
 		_ = stx.Rollback()
@@ -126,83 +144,4 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 	db.committed(tx.saved)
 	db.hooks.fire(tx.appended)
 	return nil
-}
-
-// Migrate applies every migration not yet recorded, each in its own
-// transaction, and returns the names it applied.
-func (db *DB) Migrate(ctx context.Context) ([]string, error) {
-	// Every start but the first after an upgrade finds nothing to do: one
-	// read says so, where the loop below takes a write transaction per
-	// migration (a few milliseconds of every command's start).
-	if pending, err := db.Pending(ctx); err == nil && len(pending) == 0 {
-		return nil, nil
-	}
-	if _, err := db.sql.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		name TEXT PRIMARY KEY, applied_ms INTEGER NOT NULL) STRICT`); err != nil {
-		return nil, fmt.Errorf("store: create schema_migrations: %w", err)
-	}
-	names, err := fs.Glob(migrations.FS, "*.sql")
-	if err != nil {
-		return nil, fmt.Errorf("store: list migrations: %w", err)
-	}
-	sort.Strings(names)
-	var applied []string
-	for _, name := range names {
-		body, err := fs.ReadFile(migrations.FS, name)
-		if err != nil {
-			return applied, fmt.Errorf("store: read migration %s: %w", name, err)
-		}
-		did := false
-		err = db.InTx(ctx, func(tx *Tx) error {
-			var n int
-			if err := tx.tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, name).Scan(&n); err != nil {
-				return err
-			}
-			if n > 0 {
-				return nil
-			}
-			// The driver runs every statement of a multi-statement string.
-			if _, err := tx.tx.ExecContext(ctx, string(body)); err != nil {
-				return err
-			}
-			_, err := tx.tx.ExecContext(ctx, `INSERT INTO schema_migrations (name, applied_ms) VALUES (?, ?)`, name, db.nowMS())
-			did = err == nil
-			return err
-		})
-		if err != nil {
-			return applied, fmt.Errorf("store: apply migration %s: %w", name, err)
-		}
-		if did {
-			applied = append(applied, name)
-		}
-	}
-	return applied, nil
-}
-
-// Pending reports migrations that exist but are not applied yet.
-func (db *DB) Pending(ctx context.Context) ([]string, error) {
-	names, err := fs.Glob(migrations.FS, "*.sql")
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(names)
-	done := map[string]bool{}
-	rows, err := db.sql.QueryContext(ctx, `SELECT name FROM schema_migrations`)
-	if err == nil {
-		defer rows.Close()
-		for rows.Next() {
-			var n string
-			if err := rows.Scan(&n); err != nil {
-				return nil, err
-			}
-			done[n] = true
-		}
-	}
-	var out []string
-	for _, n := range names {
-		if !done[n] {
-			out = append(out, n)
-		}
-	}
-	return out, nil
 }

@@ -224,7 +224,7 @@ func (db *DB) Methods(ctx context.Context, userID string) ([]Method, error) {
 // (wrong answers) and pending ones (reservations whose guess is still being
 // evaluated).
 func (tx *Tx) Failures(ctx context.Context, userID string, sinceMS int64) (settled, pending int, err error) {
-	err = tx.tx.QueryRowContext(ctx, `SELECT coalesce(sum(pending = 0), 0), coalesce(sum(pending = 1), 0) FROM sspr_failures
+	err = tx.tx.QueryRowContext(ctx, `SELECT coalesce(sum(CASE WHEN pending = 0 THEN 1 ELSE 0 END), 0), coalesce(sum(pending), 0) FROM sspr_failures
 		WHERE user_id = ? AND time_ms >= ?`, userID, sinceMS).Scan(&settled, &pending)
 	if err != nil {
 		return 0, 0, fmt.Errorf("store: count failures: %w", err)
@@ -235,11 +235,8 @@ func (tx *Tx) Failures(ctx context.Context, userID string, sinceMS int64) (settl
 // ReserveFailure records a pending failure at ms before a guess is evaluated
 // and returns its ID, for SettleFailure or ReleaseFailure.
 func (tx *Tx) ReserveFailure(ctx context.Context, userID string, ms int64) (int64, error) {
-	res, err := tx.tx.ExecContext(ctx, `INSERT INTO sspr_failures (user_id, time_ms, pending) VALUES (?, ?, 1)`, userID, ms)
-	if err != nil {
-		return 0, fmt.Errorf("store: reserve failure: %w", err)
-	}
-	id, err := res.LastInsertId()
+	var id int64
+	err := tx.tx.QueryRowContext(ctx, `INSERT INTO sspr_failures (user_id, time_ms, pending) VALUES (?, ?, 1) RETURNING rowid`, userID, ms).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("store: reserve failure: %w", err)
 	}
@@ -268,7 +265,8 @@ func (tx *Tx) ReleaseFailure(ctx context.Context, id int64) error {
 // counting afresh.
 func (tx *Tx) Block(ctx context.Context, userID string, untilMS int64) error {
 	_, err := tx.tx.ExecContext(ctx, `INSERT INTO sspr_blocks (user_id, until_ms) VALUES (?, ?)
-		ON CONFLICT (user_id) DO UPDATE SET until_ms = max(until_ms, excluded.until_ms)`, userID, untilMS)
+		ON CONFLICT (user_id) DO UPDATE SET until_ms = CASE WHEN excluded.until_ms > sspr_blocks.until_ms
+			THEN excluded.until_ms ELSE sspr_blocks.until_ms END`, userID, untilMS)
 	if err != nil {
 		return fmt.Errorf("store: block: %w", err)
 	}

@@ -25,7 +25,8 @@ const sessionCacheMax = 4096
 //   - when SQLite's data_version, asked on a connection of its own at most
 //     once per recheck interval (DefaultConfigRecheck, as for settings
 //     documents), says that any other connection committed anything: a
-//     `writeback` command or another process on the same data folder. Its
+//     `writeback` command or another process on the same data folder (on
+//     PostgreSQL: the version row its triggers move, see dataVersion). Its
 //     changes are seen within the interval.
 type sessionCache struct {
 	gen     atomic.Int64
@@ -89,8 +90,16 @@ func (db *DB) recheckSessions(ctx context.Context) {
 }
 
 // dataVersion returns the database's data_version as the pinned
-// connection sees it.
+// connection sees it. PostgreSQL has no such thing: there it is the count
+// its triggers keep of the statements that wrote administrators or their
+// sessions (data_versions, migration 0001), which moves with every such
+// commit by any replica.
 func (db *DB) dataVersion(ctx context.Context) (int64, error) {
+	if db.engine == enginePostgres {
+		var v int64
+		err := db.queryRow(ctx, `SELECT version FROM data_versions WHERE name = 'sessions'`).Scan(&v)
+		return v, err
+	}
 	c := &db.sessions
 	c.mu.Lock()
 	defer c.mu.Unlock()

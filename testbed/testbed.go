@@ -16,6 +16,7 @@ package testbed
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -39,6 +40,7 @@ import (
 	"unicode/utf16"
 
 	"github.com/go-ldap/ldap/v3"
+	"github.com/jackc/pgx/v5"
 )
 
 // DefaultDir is the state directory of up.sh when WRITEBACK_TESTBED_DIR is not set (the manual test bed of
@@ -80,6 +82,10 @@ type Env struct {
 	Chromium    string // WB_TEST_CHROMIUM: path of the Chromium binary
 	AD          Directory
 	LDAP        Directory
+	// PostgresURL (WB_TEST_POSTGRES_URL) is the throw-away PostgreSQL server's URL as its superuser, on its
+	// maintenance database; empty when the env file has none (WRITEBACK_TEST_POSTGRES_URL may then name one). Tests
+	// never use it directly: NewPostgresDB gives each its own database on it.
+	PostgresURL string
 
 	// Path is the env file this Env was loaded from.
 	Path string
@@ -201,6 +207,7 @@ func Load(t testing.TB) Env {
 		Chromium:    vals["WB_TEST_CHROMIUM"],
 		AD:          dir("AD"),
 		LDAP:        dir("LDAP"),
+		PostgresURL: vals["WB_TEST_POSTGRES_URL"],
 		Path:        path,
 	}
 	for _, p := range []string{e.CAFile, e.WrongCAFile} {
@@ -637,4 +644,94 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// PostgresOverride names an environment variable that, when set, is the PostgreSQL server tests use instead of the
+// env file's WB_TEST_POSTGRES_URL (a superuser URL, e.g. a developer's own cluster next to a shared test bed that has
+// none).
+const PostgresOverride = "WRITEBACK_TEST_POSTGRES_URL"
+
+// NewPostgresDB creates a fresh, empty PostgreSQL database of this test's own (a unique name, dropped with everything
+// in it when the test ends) and returns its postgres:// URL, so tests on one server never see each other's rows.
+// The server is $WRITEBACK_TEST_POSTGRES_URL, else the env file's. Without either the test is skipped, or fails when
+// CI is set.
+func (e Env) NewPostgresDB(t testing.TB) string {
+	t.Helper()
+	server := os.Getenv(PostgresOverride)
+	if server == "" {
+		server = e.PostgresURL
+	}
+	return newPostgresDB(t, server, e.Path)
+}
+
+// NewPostgresDB is Env.NewPostgresDB for tests that need no directory: it reads the env file only when
+// $WRITEBACK_TEST_POSTGRES_URL is not set, and then only for WB_TEST_POSTGRES_URL.
+func NewPostgresDB(t testing.TB) string {
+	t.Helper()
+	if server := os.Getenv(PostgresOverride); server != "" {
+		return newPostgresDB(t, server, "")
+	}
+	server, _ := readEnvKey(EnvPath(), "WB_TEST_POSTGRES_URL")
+	return newPostgresDB(t, server, EnvPath())
+}
+
+// readEnvKey returns one key of an env file ("" when the file or the key is missing).
+func readEnvKey(path, key string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.Lines(string(b)) {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok && strings.TrimSpace(k) == key {
+			return v, nil
+		}
+	}
+	return "", nil
+}
+
+func newPostgresDB(t testing.TB, server, envPath string) string {
+	t.Helper()
+	if server == "" {
+		msg := fmt.Sprintf("testbed: no PostgreSQL server: %s has no WB_TEST_POSTGRES_URL and %s is not set; run "+
+			"`make test` (testbed/with.sh starts one) or point %s at a server of your own", envPath, PostgresOverride,
+			PostgresOverride)
+		if envPath == "" {
+			msg = "testbed: no PostgreSQL server (" + PostgresOverride + " is empty)"
+		}
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, server)
+	if err != nil {
+		t.Fatalf("testbed: connect to the PostgreSQL server: %v", err)
+	}
+	defer admin.Close(context.Background())
+	name := "wbtest_" + randHex(8)
+	if _, err := admin.Exec(ctx, `CREATE DATABASE `+name); err != nil {
+		t.Fatalf("testbed: create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, server)
+		if err != nil {
+			t.Errorf("testbed: drop database %s: %v", name, err)
+			return
+		}
+		defer c.Close(context.Background())
+		// FORCE: a handle the test forgot to close must not keep the database.
+		if _, err := c.Exec(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
+			t.Errorf("testbed: drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(server)
+	if err != nil {
+		t.Fatalf("testbed: PostgreSQL server URL: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
 }
