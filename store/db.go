@@ -29,8 +29,8 @@ type DB struct {
 	sql    sqlDB // the handle, with the SQL bound for its engine (engine.go)
 	engine engine
 	slot   writeSlot // one write transaction at a time (writeslot.go)
-	now   func() time.Time
-	hooks auditHooks // OnAudit callbacks
+	now    func() time.Time
+	hooks  auditHooks // OnAudit callbacks
 	// afterChunk, when set (tests), runs between two chunks of a paced
 	// verification.
 	afterChunk func()
