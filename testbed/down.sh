@@ -10,20 +10,20 @@ DIR=${WRITEBACK_TESTBED_DIR:-/tmp/writeback-testbed}
 # servers that are going away.
 rm -f "$DIR/env"
 
-stop() { # $1 = pid file, $2 = expected executable name
-	local pidfile=$DIR/$1 pid exe i
+stop() { # $1 = pid file, $2 = expected executable name, $3 = the signal that stops it (default TERM)
+	local pidfile=$DIR/$1 pid exe i sig=${3:-TERM}
 	[[ -f $pidfile ]] || return 0
 	pid=$(cat "$pidfile")
 	# A stale pid file may name a pid the kernel has since given to something else: check it is still ours.
 	exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
 	if [[ $pid =~ ^[0-9]+$ && ${exe##*/} == "$2" ]]; then
-		kill -TERM "$pid" 2>/dev/null || true
+		kill "-$sig" "$pid" 2>/dev/null || true
 		for ((i = 0; i < 50; i++)); do # samba needs ~2 s to shut down
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.2
 		done
 		if kill -0 "$pid" 2>/dev/null; then
-			echo "testbed: $2 (pid $pid) ignored SIGTERM for 10 s, sending SIGKILL" >&2
+			echo "testbed: $2 (pid $pid) ignored SIG$sig for 10 s, sending SIGKILL" >&2
 			kill -KILL "$pid" 2>/dev/null || true
 			for ((i = 0; i < 50; i++)); do
 				kill -0 "$pid" 2>/dev/null || break
@@ -37,3 +37,5 @@ stop() { # $1 = pid file, $2 = expected executable name
 
 stop samba.pid samba
 stop slapd.pid slapd
+# SIGINT is PostgreSQL's fast shutdown (SIGTERM would wait for every client to disconnect).
+stop postgres.pid postgres INT

@@ -26,6 +26,8 @@ ad=$(sed -n "s/^WB_TEST_AD_URL=//p" "$WRITEBACK_TESTBED_ENV")
 ldap=$(sed -n "s/^WB_TEST_LDAP_URL=//p" "$WRITEBACK_TESTBED_ENV")
 samba=$(cat "$WRITEBACK_TESTBED_DIR/samba.pid")
 slapd=$(cat "$WRITEBACK_TESTBED_DIR/slapd.pid")
+postgres=$(cat "$WRITEBACK_TESTBED_DIR/postgres.pid")
+pg=$(sed -n "s/^WB_TEST_POSTGRES_URL=//p" "$WRITEBACK_TESTBED_ENV")
 ca=$(sed -n "s/^WB_TEST_CA_FILE=//p" "$WRITEBACK_TESTBED_ENV")
 EOF
 '
@@ -43,6 +45,7 @@ bash "$here/with.sh" bash -c "$record"'
 	. "$out"
 	LDAPTLS_CACERT=$ca LDAPTLS_REQCERT=demand ldapsearch -x -LLL -o nettimeout=5 -H "$ad" -s base -b "" >/dev/null
 	LDAPTLS_CACERT=$ca LDAPTLS_REQCERT=demand ldapsearch -x -LLL -o nettimeout=5 -H "$ldap" -s base -b "" >/dev/null
+	psql "$pg" -Atqc "SELECT 1" >/dev/null
 	[[ -f $env ]]
 	echo "A: still up after B stopped"' _ "$work/a" >"$work/a.log" 2>&1 &
 a_pid=$!
@@ -52,14 +55,15 @@ for ((i = 0; i < 600; i++)); do [[ -s $work/a ]] && break; sleep 0.5; done
 bash "$here/with.sh" bash -c "$record"'. "$out"; LDAPTLS_CACERT=$ca LDAPTLS_REQCERT=demand ldapsearch -x -LLL -o nettimeout=5 -H "$ad" -s base -b "" >/dev/null' _ "$work/b" >"$work/b.log" 2>&1 ||
 	{ cat "$work/b.log" >&2; fail "run B failed"; }
 touch "$work/b.done"
-for p in "$(get "$work/b" samba)" "$(get "$work/b" slapd)"; do ! alive "$p" || fail "run B left pid $p running"; done
+for p in "$(get "$work/b" samba)" "$(get "$work/b" slapd)" "$(get "$work/b" postgres)"; do ! alive "$p" || fail "run B left pid $p running"; done
 wait "$a_pid" || { cat "$work/a.log" >&2; fail "run A failed after run B stopped"; }
 grep -q 'A: still up after B stopped' "$work/a.log" || fail "run A did not check its servers"
 [[ $(get "$work/a" dir) != "$(get "$work/b" dir)" ]] || fail "both runs used $(get "$work/a" dir)"
 [[ $(get "$work/a" ad) != "$(get "$work/b" ad)" ]] || fail "both runs used $(get "$work/a" ad)"
+[[ $(get "$work/a" pg) != "$(get "$work/b" pg)" ]] || fail "both runs used one PostgreSQL"
 for r in a b; do
 	[[ ! -e $(get "$work/$r" dir) ]] || fail "run $r left its state dir behind after success"
-	for p in "$(get "$work/$r" samba)" "$(get "$work/$r" slapd)"; do ! alive "$p" || fail "run $r left pid $p"; done
+	for p in "$(get "$work/$r" samba)" "$(get "$work/$r" slapd)" "$(get "$work/$r" postgres)"; do ! alive "$p" || fail "run $r left pid $p"; done
 done
 ok "two runs at once: A on $(get "$work/a" ad), B on $(get "$work/b" ad); B's stop left A alone; both cleaned up"
 
@@ -69,7 +73,7 @@ bash "$here/with.sh" bash -c "$record"'exit 7' _ "$work/c" >"$work/c.log" 2>&1
 rc=$?
 set -e
 ((rc == 7)) || { cat "$work/c.log" >&2; fail "a command's exit code 7 came back as $rc"; }
-for p in "$(get "$work/c" samba)" "$(get "$work/c" slapd)"; do ! alive "$p" || fail "failed run left pid $p"; done
+for p in "$(get "$work/c" samba)" "$(get "$work/c" slapd)" "$(get "$work/c" postgres)"; do ! alive "$p" || fail "failed run left pid $p"; done
 cdir=$(get "$work/c" dir)
 [[ -d $cdir/samba/log ]] || fail "failed run did not keep its logs in $cdir"
 rm -rf -- "$cdir"
@@ -90,7 +94,7 @@ wait "$d_pid"
 rc=$?
 set -e
 ((rc == 130)) || { cat "$work/d.log" >&2; fail "Ctrl-C: exit $rc, want 130"; }
-for p in "$(get "$work/d" samba)" "$(get "$work/d" slapd)"; do ! alive "$p" || fail "Ctrl-C left pid $p"; done
+for p in "$(get "$work/d" samba)" "$(get "$work/d" slapd)" "$(get "$work/d" postgres)"; do ! alive "$p" || fail "Ctrl-C left pid $p"; done
 ! answers "$(get "$work/d" ad)" "$(get "$work/d" ca)" 2>/dev/null || fail "Ctrl-C: the DC still answers"
 rm -rf -- "$(get "$work/d" dir)"
 ok "Ctrl-C: exit 130, servers stopped"

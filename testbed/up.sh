@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Builds the test bed described in testbed/README.md from scratch: a test CA, a Samba AD DC and an OpenLDAP slapd
-# with ppolicy on loopback addresses, then writes $DIR/env for the Go tests (testbed.Load).
+# Builds the test bed described in testbed/README.md from scratch: a test CA, a Samba AD DC, an OpenLDAP slapd
+# with ppolicy and a PostgreSQL cluster on loopback addresses, then writes $DIR/env for the Go tests (testbed.Load).
 #
 # Where (all optional; `make test` and `make bench` set them per run through testbed/with.sh):
 #   WRITEBACK_TESTBED_DIR        state dir (default /tmp/writeback-testbed)
 #   WRITEBACK_TESTBED_AD_ADDR    Samba's address; it always uses ports 389 and 636 (default 127.0.0.2)
 #   WRITEBACK_TESTBED_LDAP_ADDR  slapd's address, ports 3389 (StartTLS) and 3636 (LDAPS) (default 127.0.0.1)
 #   WRITEBACK_TESTBED_DEAD_ADDR  host:port where nothing may listen, for failover tests (default 127.0.0.1:1)
+#   WRITEBACK_TESTBED_PG_ADDR    PostgreSQL's host:port; port 0 picks a free one (default 127.0.0.5:0)
 #
 # Every run starts clean: services left over from an earlier run in the same state dir are stopped and the dir is
 # recreated, so a test never sees users, lockouts or password history from a previous run. Nothing outside the state
@@ -25,6 +26,7 @@ DIR=${WRITEBACK_TESTBED_DIR:-/tmp/writeback-testbed}
 AD_ADDR=${WRITEBACK_TESTBED_AD_ADDR:-127.0.0.2}
 LDAP_ADDR=${WRITEBACK_TESTBED_LDAP_ADDR:-127.0.0.1}
 DEAD_HOSTPORT=${WRITEBACK_TESTBED_DEAD_ADDR:-127.0.0.1:1}
+PG_HOSTPORT=${WRITEBACK_TESTBED_PG_ADDR:-127.0.0.5:0}
 LDAP_PORT=3389
 LDAPS_PORT=3636
 # Marker that makes a directory ours: we only ever wipe a directory that carries it.
@@ -35,17 +37,20 @@ die() { printf 'testbed: %s\n' "$*" >&2; exit 1; }
 
 # Loopback only: every 127.x.y.z works without configuring lo, and nothing is ever reachable from outside.
 loopback='^127\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$'
-for a in "$AD_ADDR" "$LDAP_ADDR" "${DEAD_HOSTPORT%:*}"; do
+for a in "$AD_ADDR" "$LDAP_ADDR" "${DEAD_HOSTPORT%:*}" "${PG_HOSTPORT%:*}"; do
 	[[ $a =~ $loopback ]] || die "$a is not a 127.x.y.z loopback address"
 done
 [[ ${DEAD_HOSTPORT##*:} =~ ^[0-9]+$ ]] || die "WRITEBACK_TESTBED_DEAD_ADDR must be host:port, not $DEAD_HOSTPORT"
+[[ ${PG_HOSTPORT##*:} =~ ^[0-9]+$ ]] || die "WRITEBACK_TESTBED_PG_ADDR must be host:port, not $PG_HOSTPORT"
+PG_ADDR=${PG_HOSTPORT%:*}
+PG_PORT=${PG_HOSTPORT##*:}
 [[ $AD_ADDR != "$LDAP_ADDR" ]] || die "Samba and slapd need different addresses (both $AD_ADDR)"
 
 # ---------------------------------------------------------------------------------------------------------------
 # Packages. Only call apt-get when something is missing: apt-get update alone costs seconds and needs network.
 # ---------------------------------------------------------------------------------------------------------------
 need=()
-for pkg in samba samba-ad-dc winbind ldap-utils slapd chromium openssl; do
+for pkg in samba samba-ad-dc winbind ldap-utils slapd chromium openssl postgresql; do
 	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
 		need+=("$pkg")
 	fi
@@ -68,7 +73,9 @@ if [[ -e $DIR ]]; then
 	rm -rf "$DIR"
 fi
 mkdir -p "$DIR"
-chmod 700 "$DIR"
+# 711: the postgres user (initdb refuses root) must reach its cluster in $DIR/postgres; nobody may list the dir,
+# and everything secret in it is 600 or in a 700 subdir.
+chmod 711 "$DIR"
 touch "$DIR/$MARKER"
 
 # Fail early and clearly if someone else holds our addresses (e.g. a test bed started with another state dir):
@@ -78,6 +85,14 @@ for hp in "$AD_ADDR:636" "$AD_ADDR:389" "$LDAP_ADDR:$LDAPS_PORT" "$LDAP_ADDR:$LD
 		die "something already listens on $hp (another test bed? stop it with its down.sh, or use testbed/with.sh)"
 	fi
 done
+listening() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+if ((PG_PORT == 0)); then # any free port; with.sh probes and passes one of its own
+	for ((i = 0; i < 100; i++)); do
+		PG_PORT=$((20000 + RANDOM % 40000))
+		listening "$PG_ADDR" "$PG_PORT" || break
+	done
+fi
+! listening "$PG_ADDR" "$PG_PORT" || die "something already listens on $PG_ADDR:$PG_PORT (PostgreSQL's address)"
 DEAD_URL=ldaps://$DEAD_HOSTPORT
 if (exec 3<>"/dev/tcp/${DEAD_HOSTPORT%:*}/${DEAD_HOSTPORT##*:}") 2>/dev/null; then
 	die "something listens on $DEAD_HOSTPORT, which the test bed uses as its dead URL"
@@ -92,6 +107,7 @@ AD_NORIGHTS_PW=$(pw)
 LDAP_ADMIN_PW=$(pw)
 LDAP_SVC_PW=$(pw)
 LDAP_NORIGHTS_PW=$(pw)
+PG_PW=$(pw)
 
 # ---------------------------------------------------------------------------------------------------------------
 # Certificates. Go insists on a SAN matching the dialled host and a positive serial; Samba's self-made certificate
@@ -370,6 +386,34 @@ echo $! >"$DIR/slapd.pid"
 wait_ldaps "ldaps://$LDAP_ADDR:$LDAPS_PORT" "$DIR/slapd.pid" "$ld/slapd.log"
 
 # ---------------------------------------------------------------------------------------------------------------
+# PostgreSQL on $PG_ADDR:$PG_PORT: a throw-away cluster of this run, as the postgres user (initdb refuses root), with
+# password logins over TCP (so tests can see a wrong password refused) and fsync off (tests only). Tests create a
+# database each (testbed.NewPostgresDB) as the superuser whose URL the env file holds.
+# ---------------------------------------------------------------------------------------------------------------
+log "postgresql: initdb and start"
+pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[[ -x $pgbin/initdb ]] || die "no PostgreSQL server binaries under /usr/lib/postgresql"
+pgver=$("$pgbin/postgres" --version | sed -E 's/.* ([0-9]+)(\.[0-9]+)?.*/\1/')
+((pgver >= 15)) || die "PostgreSQL $pgver is too old: writeback needs 15 or later"
+pg=$DIR/postgres
+mkdir -p "$pg"
+printf '%s\n' "$PG_PW" >"$pg/pwfile"
+chmod 600 "$pg/pwfile"
+chown -R postgres: "$pg"
+chmod 700 "$pg"
+runuser -u postgres -- "$pgbin/initdb" -D "$pg/data" -U postgres --pwfile="$pg/pwfile" --auth-local=peer \
+	--auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 --no-sync >"$pg/initdb.log" 2>&1 ||
+	{ tail -20 "$pg/initdb.log" >&2; die "initdb failed (log: $pg/initdb.log)"; }
+rm -f "$pg/pwfile"
+# setsid: like the directories, the cluster outlives this script and a Ctrl-C in its terminal; down.sh stops it.
+setsid -w runuser -u postgres -- "$pgbin/pg_ctl" -D "$pg/data" -l "$pg/postgres.log" -w -t 60 \
+	-o "-c listen_addresses=$PG_ADDR -p $PG_PORT -k $pg -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+	start >"$pg/pg_ctl.log" 2>&1 || { tail -20 "$pg/postgres.log" >&2; die "PostgreSQL did not start (log: $pg/postgres.log)"; }
+head -1 "$pg/data/postmaster.pid" >"$DIR/postgres.pid"
+PG_URL="postgres://postgres:$PG_PW@$PG_ADDR:$PG_PORT/postgres?sslmode=disable"
+psql "$PG_URL" -Atqc 'SELECT 1' >/dev/null 2>&1 || die "cannot log in to PostgreSQL at $PG_ADDR:$PG_PORT"
+
+# ---------------------------------------------------------------------------------------------------------------
 # Smoke checks: the service accounts bind over TLS, i.e. what every Go test assumes.
 # ---------------------------------------------------------------------------------------------------------------
 AD_SVC=CN=wbsvc,CN=Users,$AD_BASE
@@ -418,6 +462,7 @@ WB_TEST_LDAP_NORIGHTS_DN=$LDAP_NORIGHTS
 WB_TEST_LDAP_NORIGHTS_PASSWORD=$LDAP_NORIGHTS_PW
 WB_TEST_LDAP_ADMIN_DN=$LDAP_ADMIN
 WB_TEST_LDAP_ADMIN_PASSWORD=$LDAP_ADMIN_PW
+WB_TEST_POSTGRES_URL=$PG_URL
 EOF
 chmod 600 "$DIR/env.tmp"
 mv "$DIR/env.tmp" "$DIR/env"
@@ -426,6 +471,7 @@ cat <<EOF
 testbed up in $((SECONDS - started)) s (state: $DIR)
   Samba AD DC  ldaps://$AD_ADDR:636, StartTLS ldap://$AD_ADDR:389   pid $(cat "$DIR/samba.pid")  log $sd/log/samba.out
   OpenLDAP     ldaps://$LDAP_ADDR:$LDAPS_PORT, StartTLS ldap://$LDAP_ADDR:$LDAP_PORT  pid $(cat "$DIR/slapd.pid")  log $ld/slapd.log
+  PostgreSQL   $PG_ADDR:$PG_PORT  pid $(cat "$DIR/postgres.pid")  log $pg/postgres.log
   dead URL     $DEAD_URL
   env file     $DIR/env        stop with: WRITEBACK_TESTBED_DIR=$DIR bash $here/down.sh
 EOF

@@ -5,7 +5,7 @@
 #   - a fresh state dir per run (mktemp -d), never a fixed path another run could wipe;
 #   - a loopback block 127.A.B.0/24 per run, A in 10..250 (127.0.x.x stays free for manual test beds, the host
 #     name and resolvers), claimed with an flock'd lock file and probed to be unused: Samba on 127.A.B.2:389/636,
-#     slapd on 127.A.B.3:3389/3636, the dead URL ldaps://127.A.B.4:636;
+#     slapd on 127.A.B.3:3389/3636, the dead URL ldaps://127.A.B.4:636, PostgreSQL on 127.A.B.5 at a free port;
 #   - CMD runs with WRITEBACK_TESTBED_ENV pointing at that run's env file;
 #   - on exit, failure, Ctrl-C or SIGTERM the trap stops that run's servers by their pid files and releases the block.
 # The state dir is deleted after a successful run and kept (for its logs) after a failed one.
@@ -41,7 +41,8 @@ for ((attempt = 0; attempt < 64; attempt++)); do
 		continue
 	fi
 	busy=""
-	for hp in "$cand.2:389" "$cand.2:636" "$cand.3:3389" "$cand.3:3636" "$cand.4:636"; do
+	pgport=$((20000 + RANDOM % 40000))
+	for hp in "$cand.2:389" "$cand.2:636" "$cand.3:3389" "$cand.3:3636" "$cand.4:636" "$cand.5:$pgport"; do
 		if listening "${hp%:*}" "${hp##*:}"; then
 			busy=$hp
 			break
@@ -61,6 +62,7 @@ export WRITEBACK_TESTBED_DIR=$state
 export WRITEBACK_TESTBED_AD_ADDR=$block.2
 export WRITEBACK_TESTBED_LDAP_ADDR=$block.3
 export WRITEBACK_TESTBED_DEAD_ADDR=$block.4:636
+export WRITEBACK_TESTBED_PG_ADDR=$block.5:$pgport
 export WRITEBACK_TESTBED_ENV=$state/env
 
 rc=1
@@ -81,7 +83,7 @@ trap 'rc=130; exit 130' INT
 trap 'rc=143; exit 143' TERM
 trap 'rc=129; exit 129' HUP
 
-echo "testbed: this run uses $state and loopback block $block.0/24 (Samba $block.2:389/636, slapd $block.3:3389/3636, dead URL $block.4:636)"
+echo "testbed: this run uses $state and loopback block $block.0/24 (Samba $block.2:389/636, slapd $block.3:3389/3636, dead URL $block.4:636, PostgreSQL $block.5:$pgport)"
 bash "$here/up.sh"
 set +e
 "$@"

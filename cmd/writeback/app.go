@@ -30,24 +30,27 @@ type app struct {
 	audit    *audit.Log
 }
 
-// dataFlag registers --data with its environment default.
-func dataFlag(fsAdd func(p *string, name, value, usage string), getenv env) *string {
-	var dir string
-	fsAdd(&dir, "data", cmdline.EnvOr(getenv, "WRITEBACK_DATA", "./data"), "data folder holding the SQLite database and the key file (env WRITEBACK_DATA)")
-	return &dir
+// dataFlag registers --data and --database with their environment
+// defaults: every command that opens the data takes both.
+func dataFlag(fsAdd func(p *string, name, value, usage string), getenv env) *datadir.Location {
+	var loc datadir.Location
+	fsAdd(&loc.Dir, "data", cmdline.EnvOr(getenv, "WRITEBACK_DATA", "./data"), "data folder holding the key file and the SQLite database (env WRITEBACK_DATA)")
+	datadir.DatabaseFlag(fsAdd, getenv, &loc)
+	return &loc
 }
 
 // openApp opens (creating if needed) the data folder, its key file and its
 // database, and applies pending migrations.
-func openApp(ctx context.Context, dataDir string, logOut io.Writer) (*app, error) {
-	return openAppLevel(ctx, dataDir, logOut, slog.LevelWarn)
+func openApp(ctx context.Context, loc datadir.Location, logOut io.Writer) (*app, error) {
+	return openAppLevel(ctx, loc, logOut, slog.LevelWarn)
 }
 
 // openAppLevel is openApp with a log level: the server logs requests at
 // Info, one-shot commands only warnings.
-func openAppLevel(ctx context.Context, dataDir string, logOut io.Writer, level slog.Level) (*app, error) {
+func openAppLevel(ctx context.Context, loc datadir.Location, logOut io.Writer, level slog.Level) (*app, error) {
+	dataDir := loc.Dir
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
-	keys, db, err := datadir.Open(ctx, dataDir, log)
+	keys, db, err := datadir.OpenAt(ctx, loc, log)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +73,7 @@ func (a *app) Close() error {
 
 // openParsed parses a command's flags (one of them --data) and opens the
 // data folder they name. Callers close the app.
-func openParsed(ctx context.Context, fs *flag.FlagSet, args []string, data *string, io stdio) (*app, error) {
+func openParsed(ctx context.Context, fs *flag.FlagSet, args []string, data *datadir.Location, io stdio) (*app, error) {
 	if err := cmdline.Parse(fs, args); err != nil {
 		return nil, err
 	}

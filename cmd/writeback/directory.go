@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/writeback/writeback/cmd/internal/cmdline"
+	"github.com/writeback/writeback/cmd/internal/datadir"
 	"github.com/writeback/writeback/cmd/internal/dircmd"
 	"github.com/writeback/writeback/services/audit"
 )
@@ -21,15 +22,22 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 // directoryProgram is the portal's "directory set|show|test": the code is
 // shared with writeback-agent (cmd/internal/dircmd); the portal adds the
 // choice between its own connection and its agents' (--mode).
+//
+// A Program serves one command: DataFlag registers --data and --database,
+// Open opens what they name once the flags are parsed.
 func directoryProgram() dircmd.Program {
+	var loc *datadir.Location
 	return dircmd.Program{
 		Name:  "writeback",
 		Modes: true,
 		DataFlag: func(fs *flag.FlagSet, getenv cmdline.Env) *string {
-			return dataFlag(fs.StringVar, getenv)
+			loc = dataFlag(fs.StringVar, getenv)
+			return &loc.Dir
 		},
 		Open: func(ctx context.Context, dataDir string, logOut io.Writer) (dircmd.Connections, func() error, error) {
-			a, err := openApp(ctx, dataDir, logOut)
+			at := *loc
+			at.Dir = dataDir
+			a, err := openApp(ctx, at, logOut)
 			if err != nil {
 				return nil, nil, err
 			}

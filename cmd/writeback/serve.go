@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/writeback/writeback/cmd/internal/cmdline"
+	"github.com/writeback/writeback/cmd/internal/datadir"
 	"github.com/writeback/writeback/handlers"
 	"github.com/writeback/writeback/services/agenthub"
 	"github.com/writeback/writeback/services/agents"
@@ -36,7 +37,7 @@ const defaultShutdownTimeout = 8 * time.Second
 
 type serveConfig struct {
 	listen          string
-	dataDir         string
+	data            datadir.Location
 	baseURL         *url.URL
 	trustedProxies  []netip.Prefix
 	auditStdout     bool
@@ -69,7 +70,7 @@ func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
 	if err := cmdline.Parse(fs, args); err != nil {
 		return serveConfig{}, err
 	}
-	cfg := serveConfig{listen: *listen, dataDir: *data, auditStdout: *stdoutFwd, shutdownTimeout: *shutdownTimeout}
+	cfg := serveConfig{listen: *listen, data: *data, auditStdout: *stdoutFwd, shutdownTimeout: *shutdownTimeout}
 	if err := cfg.logLevel.UnmarshalText([]byte(*logLevel)); err != nil || strings.ContainsAny(*logLevel, "+-") {
 		return cfg, cmdline.Usagef("--log-level %q: want debug, info, warn or error", *logLevel)
 	}
@@ -144,7 +145,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	if err != nil {
 		return err
 	}
-	a, err := openAppLevel(ctx, cfg.dataDir, io.Err, cfg.logLevel)
+	a, err := openAppLevel(ctx, cfg.data, io.Err, cfg.logLevel)
 	if err != nil {
 		return err
 	}
@@ -210,7 +211,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	// (they are part of every start's time to its first answer otherwise).
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	a.log.Info("listening", "addr", ln.Addr().String(), "base_url", cfg.baseURL.String(), "data", cfg.dataDir)
+	a.log.Info("listening", "addr", ln.Addr().String(), "base_url", cfg.baseURL.String(), "data", cfg.data.Dir, "database", a.db.Engine())
 	if tok, err := a.admins.NewSetupToken(ctx); err != nil {
 		hs.Close()
 		return err

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/writeback/writeback/cmd/internal/datadir"
 	"github.com/writeback/writeback/testbed"
 )
 
@@ -278,7 +279,7 @@ func TestServeShutdownStopsCleanly(t *testing.T) {
 // waited for.
 func TestShutdownJoinsBackgroundWork(t *testing.T) {
 	var logBuf testbed.SyncBuffer
-	a, err := openApp(context.Background(), t.TempDir(), &logBuf)
+	a, err := openApp(context.Background(), datadir.Location{Dir: t.TempDir()}, &logBuf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +306,7 @@ func TestShutdownJoinsBackgroundWork(t *testing.T) {
 		t.Error("the database is still open after stop")
 	}
 
-	a2, err := openApp(context.Background(), t.TempDir(), &logBuf)
+	a2, err := openApp(context.Background(), datadir.Location{Dir: t.TempDir()}, &logBuf)
 	if err != nil {
 		t.Fatal(err)
 	}
