@@ -104,13 +104,8 @@ func OpenAt(ctx context.Context, loc Location, log *slog.Logger) (*keyring.Keyri
 	if err := Make(dir); err != nil {
 		return nil, nil, err
 	}
-	keys, created, err := keyring.LoadOrCreate(dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	if created {
-		log.Warn("created a new key file; back it up with the database", "path", filepath.Join(dir, keyring.FileName))
-	}
+	// The database first: a server that cannot be reached stops the
+	// command before a new key file is made beside nothing.
 	db, err := store.OpenDatabase(ctx, dbURL, dir)
 	if err != nil {
 		return nil, nil, err
@@ -119,6 +114,14 @@ func OpenAt(ctx context.Context, loc Location, log *slog.Logger) (*keyring.Keyri
 	if err != nil {
 		db.Close()
 		return nil, nil, err
+	}
+	keys, created, err := keyring.LoadOrCreate(dir)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	if created {
+		log.Warn("created a new key file; back it up with the database", "path", filepath.Join(dir, keyring.FileName))
 	}
 	for _, m := range applied {
 		log.Info("applied migration", "name", m)
