@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/writeback/writeback/cmd/internal/cmdline"
 	"github.com/writeback/writeback/store"
 	"github.com/writeback/writeback/testbed"
 )
@@ -104,20 +105,34 @@ func TestDatabaseFlagOnEveryCommand(t *testing.T) {
 			})
 		}
 	}
-	// Help lists the flag on every one of them, without any URL from the
-	// environment as its default (it would print the password).
-	for _, args := range dataCommands {
-		name := args[:1]
-		if len(args) > 1 && !strings.HasPrefix(args[1], "-") {
-			name = args[:2]
+	// Every command and subcommand with --data lists --database beside it
+	// (so none that opens the data was left out above), without a URL from
+	// the environment as its default: that would print the password.
+	seen := 0
+	for _, c := range commands() {
+		names := [][]string{{c.Name}}
+		if len(c.Subs) > 0 {
+			names = nil
+			for _, s := range cmdline.SubNames(c.Subs) {
+				names = append(names, []string{c.Name, s})
+			}
 		}
-		code, out, _ := cliEnv(t, map[string]string{"WRITEBACK_DATABASE_URL": dbURL}, "", append(name, "-h")...)
-		if code != 0 || !strings.Contains(out, "-database") || !strings.Contains(out, "WRITEBACK_DATABASE_URL_FILE") {
-			t.Errorf("%s -h: exit %d, no --database in:\n%s", strings.Join(name, " "), code, out)
+		for _, name := range names {
+			_, out, _ := cliEnv(t, map[string]string{"WRITEBACK_DATABASE_URL": dbURL}, "", append(name, "-h")...)
+			if !strings.Contains(out, "  -data ") {
+				continue
+			}
+			seen++
+			if !strings.Contains(out, "  -database ") || !strings.Contains(out, "WRITEBACK_DATABASE_URL_FILE") {
+				t.Errorf("%s -h lists --data but not --database:\n%s", strings.Join(name, " "), out)
+			}
+			if strings.Contains(out, secret) {
+				t.Errorf("%s -h prints the password", strings.Join(name, " "))
+			}
 		}
-		if strings.Contains(out, secret) {
-			t.Errorf("%s -h prints the password", strings.Join(name, " "))
-		}
+	}
+	if seen < len(dataCommands) {
+		t.Errorf("%d commands list --data, fewer than the %d above that open the data", seen, len(dataCommands))
 	}
 }
 

@@ -54,7 +54,8 @@ Usage: writeback <command> [flags]
 
 Commands:
 %s
-Every command that touches state takes --data DIR (env WRITEBACK_DATA, default ./data).
+Every command that touches state takes --data DIR (env WRITEBACK_DATA, default ./data) and
+--database URL (env WRITEBACK_DATABASE_URL or WRITEBACK_DATABASE_URL_FILE; default SQLite in the data folder).
 Run "writeback <command> -h" for its flags.
 
 Examples:
