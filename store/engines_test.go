@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io/fs"
 	"net"
@@ -60,6 +62,32 @@ func TestMigrationsAlike(t *testing.T) {
 	for _, e := range entries {
 		if strings.HasSuffix(e.Name(), ".sql") {
 			t.Errorf("migrations/%s is applied by neither engine: put it in migrations/sqlite/ and its PostgreSQL edition in migrations/postgres/", e.Name())
+		}
+	}
+}
+
+// The SQLite migrations released before PostgreSQL came are byte for byte
+// what data folders in use applied: moving them into migrations/sqlite/
+// changed their place, not their SQL, and they must never change (a fix is
+// a new migration).
+func TestReleasedSQLiteMigrationsUnchanged(t *testing.T) {
+	released := map[string]string{
+		"0001_init.sql":             "8a5ef1cac75def5a83a2384d06e9db8ed949010f7c4267f6fe23511d2dfa52ee",
+		"0002_selfservice.sql":      "f68347509f1aaf95e5d964744766c843d267271dd75b5e25e19f87a105e24904",
+		"0003_audit.sql":            "ff5d0d2e79dd861325e61138434d8e08f2c5b575da3f876331569b6500196cf2",
+		"0004_totp_step.sql":        "f5a8fc97e627110e430f3b718a96cd521c0f674b769a3f48fd9b0bc26c3bde14",
+		"0005_sspr_guesses.sql":     "341a6c4417ca665873f503d385295ef09f5a5bf8003c93c71895a22847352a37",
+		"0006_signin_attempts.sql":  "785691e7ee4acda0dca5bd999c689414fc03cd9995eb77cf2e3c0119efa10e11",
+		"0007_audit_checkpoint.sql": "57f1285f45f04b641193a482ff9f63872ad4537a042c7545c7ec1a700912161f",
+		"0008_agents.sql":           "55f583f796c02f6a7dedd540708bedfb9af574ef7973c3460fb42d8e257376b1",
+	}
+	for name, want := range released {
+		b, err := fs.ReadFile(migrations.FS, "sqlite/"+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != want {
+			t.Errorf("migrations/sqlite/%s changed: data folders that applied it would not have what this one makes", name)
 		}
 	}
 }

@@ -234,3 +234,38 @@ func TestCommandsOnPostgres(t *testing.T) {
 		}
 	}
 }
+
+// A data folder whose database a newer writeback migrated stops serve (and
+// every other command) with one line saying so, on either engine.
+func TestServeRefusesNewerSchema(t *testing.T) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			data := t.TempDir()
+			var dbURL string
+			var extra []string
+			if engine == "postgres" {
+				dbURL = testbed.NewPostgresDB(t)
+				extra = []string{"--database", dbURL}
+			}
+			if code, _, errOut := cli(t, "", append([]string{"migrate", "--data", data}, extra...)...); code != 0 {
+				t.Fatalf("migrate: %s", errOut)
+			}
+			db, err := store.OpenDatabase(context.Background(), dbURL, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.SQL().Exec(db.Rebind(`INSERT INTO schema_migrations (name, applied_ms) VALUES (?, 1)`), "0999_newer.sql"); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			for _, args := range [][]string{{"serve", "--listen", freeAddr(t)}, {"admin", "list"}} {
+				code, _, errOut := cli(t, "", append(append(args, "--data", data), extra...)...)
+				line := strings.TrimSpace(errOut)
+				if code != 1 || strings.Count(line, "\n") != 0 || !strings.Contains(line, "schema is newer than this binary") ||
+					!strings.Contains(line, "0999_newer.sql") {
+					t.Errorf("%s on a newer schema: exit %d, stderr %q", args[0], code, errOut)
+				}
+			}
+		})
+	}
+}
