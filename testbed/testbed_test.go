@@ -1,15 +1,18 @@
 package testbed
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/go-ldap/ldap/v3"
+	"github.com/jackc/pgx/v5"
 )
 
 // These tests check the test bed itself: that up.sh built what testbed/README.md promises and that the helpers
@@ -265,5 +268,48 @@ func TestLDAPUserOptions(t *testing.T) {
 		"(member="+ldap.EscapeFilter(u.DN)+")", []string{"dn"}, nil))
 	if err != nil || len(res.Entries) != 1 {
 		t.Errorf("%s is not a member of %s: %v", u.DN, g, err)
+	}
+}
+
+// NewPostgresDB gives each test a database of its own that it can write to, on the run's server, and drops it when
+// the test ends.
+func TestNewPostgresDB(t *testing.T) {
+	ctx := context.Background()
+	var urls []string
+	t.Run("two", func(t *testing.T) {
+		for range 2 {
+			u := NewPostgresDB(t)
+			c, err := pgx.Connect(ctx, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Exec(ctx, `CREATE TABLE t (x int); INSERT INTO t VALUES (1)`); err != nil {
+				t.Fatal(err)
+			}
+			c.Close(ctx)
+			urls = append(urls, u)
+		}
+	})
+	if len(urls) != 2 || urls[0] == urls[1] {
+		t.Fatalf("databases %v: want two different ones", urls)
+	}
+	server := os.Getenv(PostgresOverride)
+	if server == "" {
+		server = Load(t).PostgresURL
+	}
+	c, err := pgx.Connect(ctx, server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	for _, raw := range urls {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname = $1`, strings.TrimPrefix(u.Path, "/")).Scan(&n); err != nil || n != 0 {
+			t.Errorf("database %s still there after its test (%d, %v)", u.Path, n, err)
+		}
 	}
 }
