@@ -290,6 +290,9 @@ func TestNewPostgresDB(t *testing.T) {
 			urls = append(urls, u)
 		}
 	})
+	if len(urls) == 0 && !t.Failed() {
+		t.Skip("no PostgreSQL server (the subtest says why)")
+	}
 	if len(urls) != 2 || urls[0] == urls[1] {
 		t.Fatalf("databases %v: want two different ones", urls)
 	}
