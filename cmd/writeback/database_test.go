@@ -10,17 +10,21 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/writeback/writeback/cmd/internal/cmdline"
 	"github.com/writeback/writeback/store"
 	"github.com/writeback/writeback/testbed"
 )
 
-// cliEnv is cli with an environment.
+// cliEnv is cli with an environment, and stopped after 20 s: a command
+// expected to fail that started a server after all ends, and its test fails.
 func cliEnv(t *testing.T, vars map[string]string, stdin string, args ...string) (int, string, string) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
 	var out, errOut bytes.Buffer
-	code := run(context.Background(), args, func(k string) string { return vars[k] }, strings.NewReader(stdin), &out, &errOut)
+	code := run(ctx, args, func(k string) string { return vars[k] }, strings.NewReader(stdin), &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
@@ -223,7 +227,7 @@ func TestCommandsOnPostgres(t *testing.T) {
 		{bad.String(), "password authentication failed"},
 		{strings.Replace(dbURL, u.Path, "/nosuch_"+strconv.Itoa(os.Getpid()), 1), "does not exist"},
 	} {
-		code, out, errOut := cli(t, "", "serve", "--data", data, "--database", c.url, "--listen", freeAddr(t))
+		code, out, errOut := cliEnv(t, nil, "", "serve", "--data", data, "--database", c.url, "--listen", freeAddr(t))
 		line := strings.TrimSpace(errOut)
 		if code != 1 || strings.Count(line, "\n") != 0 || !strings.Contains(line, "PostgreSQL at "+u.Host) || !strings.Contains(line, c.want) {
 			t.Errorf("serve with %s: exit %d, stderr %q; want one line naming %s and %q", c.want, code, errOut, u.Host, c.want)
@@ -259,7 +263,7 @@ func TestServeRefusesNewerSchema(t *testing.T) {
 			}
 			db.Close()
 			for _, args := range [][]string{{"serve", "--listen", freeAddr(t)}, {"admin", "list"}} {
-				code, _, errOut := cli(t, "", append(append(args, "--data", data), extra...)...)
+				code, _, errOut := cliEnv(t, nil, "", append(append(args, "--data", data), extra...)...)
 				line := strings.TrimSpace(errOut)
 				if code != 1 || strings.Count(line, "\n") != 0 || !strings.Contains(line, "schema is newer than this binary") ||
 					!strings.Contains(line, "0999_newer.sql") {
