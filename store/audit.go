@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 )
 
 // AuditEvent is one row of the audit log.
@@ -93,6 +95,9 @@ func (tx *Tx) AppendAudit(ctx context.Context, e *AuditEvent) error {
 	if e.ActorType == "" {
 		e.ActorType = "system"
 	}
+	if tx.db.engine == enginePostgres {
+		e.storableText()
+	}
 	var lastID int64
 	var lastHash string
 	head, ins, err := tx.db.auditStatements(ctx)
@@ -121,6 +126,19 @@ func (tx *Tx) AppendAudit(ctx context.Context, e *AuditEvent) error {
 	}
 	tx.appended = append(tx.appended, *e)
 	return nil
+}
+
+// storableText replaces what PostgreSQL refuses in text, NUL and invalid
+// UTF-8, with U+FFFD, before the event is hashed: an event that quotes odd
+// bytes (a directory's diagnostic, a typed name) is recorded as SQLite would
+// record it, but for those bytes, instead of failing the change it records.
+func (e *AuditEvent) storableText() {
+	for _, p := range []*string{&e.Category, &e.Activity, &e.ActorType, &e.ActorID, &e.ActorName, &e.TargetType,
+		&e.TargetID, &e.TargetDN, &e.TargetName, &e.Result, &e.Reason, &e.ClientIP, &e.UserAgent, &e.CorrelationID, &e.Details} {
+		if !utf8.ValidString(*p) || strings.IndexByte(*p, 0) >= 0 {
+			*p = strings.ReplaceAll(strings.ToValidUTF8(*p, "\uFFFD"), "\x00", "\uFFFD")
+		}
+	}
 }
 
 // chainAnchor returns the ID and hash the first event of an empty table

@@ -302,3 +302,31 @@ func TestOpenPostgresErrors(t *testing.T) {
 		t.Errorf("OpenDatabase(\"\") made no SQLite file in the data folder: %v, %s", err, db.Engine())
 	}
 }
+
+// An event quoting NUL or invalid UTF-8 is recorded on both engines (on
+// PostgreSQL, which refuses them in text, with U+FFFD in their place) and
+// the chain verifies.
+func TestAuditOddBytes(t *testing.T) {
+	ForEachDB(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		e := AuditEvent{Category: "SelfService", Activity: "Reset password (self-service)", ActorType: "anonymous",
+			ActorName: "al\x00ice", Reason: "bad \xff\xfe bytes", Result: "failure"}
+		if err := db.InTx(ctx, func(tx *Tx) error { return tx.AppendAudit(ctx, &e) }); err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.AuditByID(ctx, e.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := AuditEvent{ActorName: "al\x00ice", Reason: "bad \xff\xfe bytes"}
+		if db.engine == enginePostgres {
+			want = AuditEvent{ActorName: "al\uFFFDice", Reason: "bad \uFFFD bytes"}
+		}
+		if got.ActorName != want.ActorName || got.Reason != want.Reason || got.Hash != e.Hash {
+			t.Errorf("stored %q %q (hash %s), want %q %q (hash %s)", got.ActorName, got.Reason, got.Hash, want.ActorName, want.Reason, e.Hash)
+		}
+		if res, err := db.VerifyAudit(ctx); err != nil || !res.OK {
+			t.Errorf("verify: %+v %v", res, err)
+		}
+	})
+}
