@@ -243,6 +243,7 @@ func TestOpenPostgresErrors(t *testing.T) {
 		want      []string // in the message
 	}{
 		{"not a URL", "postgres://ada:" + secret + "@db.example.com:port/x", []string{"the database URL", "not a valid URL"}},
+		{"slash in the password", "postgres://ada:Pa55/" + secret + "@db.example.com/x", []string{"the database URL", "%-encoded"}},
 		{"other scheme", "mysql://ada:" + secret + "@db.example.com/x", []string{"scheme \"mysql\" is not supported", "postgres://"}},
 		{"unreachable", "postgres://ada:" + secret + "@127.0.0.1:" + strconv.Itoa(deadPort) + "/writeback?connect_timeout=5",
 			[]string{"PostgreSQL at 127.0.0.1:" + strconv.Itoa(deadPort) + " (database writeback)", "connection refused"}},

@@ -48,12 +48,10 @@ func OpenDatabase(ctx context.Context, databaseURL, dataDir string) (*DB, error)
 func OpenPostgres(ctx context.Context, databaseURL string) (*DB, error) {
 	u, err := url.Parse(databaseURL)
 	if err != nil {
-		// url.Error quotes the URL, password and all: say why only.
-		reason := "not a valid URL"
-		if ue, ok := errors.AsType[*url.Error](err); ok {
-			reason += " (" + scrub(ue.Err.Error(), databaseURL) + ")"
-		}
-		return nil, &OpenError{Where: "the database URL", Reason: reason}
+		// url.Error quotes the URL, and its reasons quote pieces of it (a
+		// password with a / in it reads as the host's port): name none.
+		return nil, &OpenError{Where: "the database URL", Reason: "not a valid URL (characters such as @ : / % in the " +
+			"user name or password must be %-encoded, e.g. %40 for @)"}
 	}
 	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
 		return nil, &OpenError{Where: "the database URL", Reason: fmt.Sprintf(
