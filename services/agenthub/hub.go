@@ -81,8 +81,10 @@ type Hub struct {
 
 	reg Registry
 	log *slog.Logger
-	// key signs every job and admit result (agentwire.EncodeSigned); the
-	// agents learnt its public half at enrolment.
+	// key signs each connection's challenge and welcome
+	// (agentwire.EncodeSigned), and with the welcome the session that
+	// authenticates the jobs; the agents learnt its public half at
+	// enrolment.
 	key atomic.Pointer[ed25519.PrivateKey]
 
 	// stateMu orders the Registry's Connected and Disconnected calls, so
@@ -137,8 +139,8 @@ var errNotSent = errors.New("connection closed, message not sent")
 // agentConn is one connection of one agent.
 type agentConn struct {
 	id, name, remote string
-	pub              agentwire.Public
 	key              *ed25519.PrivateKey // the hub's signing key when it connected
+	sess             *agentwire.Session  // this connection's keys (agentwire.Session)
 	c                Conn
 	since            time.Time
 
@@ -192,15 +194,15 @@ func (a *agentConn) gone() bool {
 	}
 }
 
-// write sends one message on the connection; jobs and admit results
-// carry the portal's signature for this agent.
+// write sends one message on the connection: the welcome carries the
+// portal's signature for this agent, every later message the session's MAC.
 func (a *agentConn) write(ctx context.Context, typ, id string, body any) error {
 	var b []byte
 	var err error
-	if typ == agentwire.TypeJob || typ == agentwire.TypeAdmitResult {
+	if typ == agentwire.TypeWelcome {
 		b, err = agentwire.EncodeSigned(*a.key, a.id, typ, id, body)
 	} else {
-		b, err = agentwire.Encode(typ, id, body)
+		b, err = a.sess.EncodeToAgent(typ, id, body)
 	}
 	if err != nil {
 		return err
@@ -302,12 +304,16 @@ func (h *Hub) handshake(ctx context.Context, agentID, remote string, c Conn) (*a
 	if revoked {
 		return nil, h.refuse(c, agentID, remote, agentwire.CloseRevoked, "revoked", nil)
 	}
+	sess, enc, err := agentwire.NewPortalSession(pub, agentID, nonce, hello.Nonce)
+	if err != nil {
+		return nil, h.refuse(c, agentID, remote, closeProtocol, "bad hello", err)
+	}
 
-	a := &agentConn{id: agentID, name: name, remote: remote, pub: pub, key: h.key.Load(), c: c, since: time.Now(), status: hello.Status,
+	a := &agentConn{id: agentID, name: name, remote: remote, key: h.key.Load(), sess: sess, c: c, since: time.Now(), status: hello.Status,
 		jobs: map[string]chan agentwire.Envelope{}, done: make(chan struct{}), closed: make(chan struct{})}
 	// The welcome goes out before the connection can be picked, so that it
 	// is the first message after the challenge.
-	if err := a.write(hctx, agentwire.TypeWelcome, "", agentwire.Welcome{Name: name}); err != nil {
+	if err := a.write(hctx, agentwire.TypeWelcome, "", agentwire.Welcome{Name: name, Nonce: hello.Nonce, Session: enc, Confirm: sess.Confirm()}); err != nil {
 		_ = c.Close(closeInternal, "welcome not sent")
 		return nil, fmt.Errorf("agenthub: %w", err)
 	}
@@ -378,13 +384,20 @@ func (h *Hub) readLoop(ctx context.Context, a *agentConn) error {
 			}
 			return fmt.Errorf("agenthub: agent %s: %w", a.name, err)
 		}
-		watchdog.Reset(deadAfter)
-		a.stalled.Store(false) // it is there
 		env, err := agentwire.Decode(b)
 		if err != nil {
 			a.stop(closeProtocol, "unreadable message")
 			return fmt.Errorf("agenthub: agent %s: %w", a.name, err)
 		}
+		// Only the agent that answered the challenge holds this session's
+		// keys: a message without its MAC (injected by whoever is between
+		// them) is neither a result nor a sign of life.
+		if err := a.sess.VerifyFromAgent(env); err != nil {
+			h.log.Warn("agent message without this connection's MAC refused", "agent", a.name, "type", env.Type, "job", env.ID)
+			continue
+		}
+		watchdog.Reset(deadAfter)
+		a.stalled.Store(false) // it is there
 		switch env.Type {
 		case agentwire.TypeHeartbeat:
 			var st agentwire.Status

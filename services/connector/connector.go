@@ -10,7 +10,9 @@
 package connector
 
 import (
+	"bytes"
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -124,11 +126,14 @@ type Agent struct {
 	limit *bucket
 	sem   chan struct{}
 
-	// seen holds the IDs of the jobs this agent received, across its
-	// connections, until well after their deadline: a signed job sent again
-	// (by whoever recorded it) is refused, not run twice.
-	seenMu sync.Mutex
-	seen   map[string]time.Time
+	// seen and seenOld hold the IDs of the jobs this agent received
+	// (two generations, swapped every seenFor), until well after their
+	// deadline: a job sent again on its connection is refused, not run
+	// twice. (One recorded on another connection fails the session's MAC.)
+	seenMu    sync.Mutex
+	seen      map[string]struct{}
+	seenOld   map[string]struct{}
+	seenSince time.Time
 }
 
 // ErrNoPortalKey: the agent has no portal key (enrol it again).
@@ -139,25 +144,24 @@ var ErrNoPortalKey = errors.New("connector: no portal key: enrol the agent again
 // clock within MaxClockSkew).
 const seenFor = maxJob + 2*agentwire.MaxClockSkew
 
-// firstTime records a job ID and tells whether it is new.
+// firstTime records a job ID and tells whether it is new. An ID is kept
+// for at least seenFor and at most twice that, at a constant cost per job.
 func (a *Agent) firstTime(id string) bool {
 	now := a.now()
 	a.seenMu.Lock()
 	defer a.seenMu.Unlock()
-	if a.seen == nil {
-		a.seen = map[string]time.Time{}
+	if a.seen == nil || now.Sub(a.seenSince) >= 2*seenFor {
+		a.seen, a.seenOld, a.seenSince = map[string]struct{}{}, nil, now
+	} else if now.Sub(a.seenSince) >= seenFor {
+		a.seen, a.seenOld, a.seenSince = map[string]struct{}{}, a.seen, now
 	}
-	if until, ok := a.seen[id]; ok && now.Before(until) {
+	if _, ok := a.seen[id]; ok {
 		return false
 	}
-	if len(a.seen) >= 4096 {
-		for k, until := range a.seen {
-			if !now.Before(until) {
-				delete(a.seen, k)
-			}
-		}
+	if _, ok := a.seenOld[id]; ok {
+		return false
 	}
-	a.seen[id] = now.Add(seenFor)
+	a.seen[id] = struct{}{}
 	return true
 }
 
@@ -258,6 +262,7 @@ type session struct {
 	a      *Agent
 	c      Conn
 	offset time.Duration // the portal's clock minus ours, learnt from the challenge
+	sess   *agentwire.Session
 
 	wmu sync.Mutex
 
@@ -297,16 +302,17 @@ func (a *Agent) serve(ctx context.Context, c Conn) (welcomed bool, err error) {
 			a.log.Warn("writeback agent: unreadable message from the portal", "err", err)
 			continue
 		}
-		if env.Type == agentwire.TypeJob || env.Type == agentwire.TypeAdmitResult {
-			if err := agentwire.VerifyPortal(a.cfg.PortalKey, a.cfg.AgentID, env); err != nil {
-				a.log.Warn("writeback agent: a message not signed by the portal was refused", "type", env.Type, "job", env.ID)
-				if env.Type == agentwire.TypeJob && env.ID != "" {
-					res := agentwire.Result{Error: agentwire.EncodeError(refused("", errs.Forbidden, directory.CodeNotPermitted, msgNotSigned,
-						agentwire.RefusedNotSigned, "the job does not carry the enrolled portal's signature"))}
-					_ = s.send(ctx, agentwire.TypeResult, env.ID, res)
-				}
-				continue
+		// Only the portal that signed this connection's welcome holds the
+		// session's keys: a message without its MAC (from a proxy, or
+		// recorded on another connection) is refused.
+		if err := s.sess.VerifyFromPortal(env); err != nil {
+			a.log.Warn("writeback agent: a message not from the portal was refused", "type", env.Type, "job", env.ID)
+			if env.Type == agentwire.TypeJob && env.ID != "" {
+				res := agentwire.Result{Error: agentwire.EncodeError(refused("", errs.Forbidden, directory.CodeNotPermitted, msgNotSigned,
+					agentwire.RefusedNotSigned, "the job does not carry this connection's MAC from the enrolled portal"))}
+				_ = s.send(ctx, agentwire.TypeResult, env.ID, res)
 			}
+			continue
 		}
 		switch env.Type {
 		case agentwire.TypeJob:
@@ -378,15 +384,35 @@ func (s *session) handshake(ctx context.Context) (name string, err error) {
 	if s.offset > agentwire.MaxClockSkew || s.offset < -agentwire.MaxClockSkew {
 		return "", fmt.Errorf("connector: the portal's clock is %s from this server's, more than %s: set both by NTP", s.offset.Round(time.Second), agentwire.MaxClockSkew)
 	}
+	nonce := make([]byte, 32)
+	crand.Read(nonce)
 	hello := agentwire.Hello{AgentID: s.a.cfg.AgentID, Proof: s.a.cfg.Identity.SignConnect(s.a.cfg.AgentID, ch.Nonce),
-		Protocol: agentwire.Version, Status: s.a.cfg.Status(hctx)}
+		Protocol: agentwire.Version, Status: s.a.cfg.Status(hctx), Nonce: nonce}
 	if err := s.send(hctx, agentwire.TypeHello, "", hello); err != nil {
 		return "", err
 	}
 	var w agentwire.Welcome
-	if err := s.expect(hctx, agentwire.TypeWelcome, &w); err != nil {
+	env, err = s.expectEnv(hctx, agentwire.TypeWelcome, &w)
+	if err != nil {
 		return "", err
 	}
+	// The welcome carries the session every job is checked against: it
+	// must be the portal's, and for this connection (a recorded one names
+	// another hello's nonce).
+	if err := agentwire.VerifyPortal(s.a.cfg.PortalKey, s.a.cfg.AgentID, env); err != nil {
+		return "", fmt.Errorf("connector: the welcome is not signed by the portal this agent enrolled with: %w", err)
+	}
+	if !bytes.Equal(w.Nonce, nonce) {
+		return "", errors.New("connector: the welcome is not for this connection (it names another nonce)")
+	}
+	sess, err := s.a.cfg.Identity.OpenSession(s.a.cfg.AgentID, ch.Nonce, nonce, w.Session)
+	if err == nil && !sess.CheckConfirm(w.Confirm) {
+		err = errors.New("its key confirmation does not match")
+	}
+	if err != nil {
+		return "", fmt.Errorf("connector: the welcome's session does not open with this agent's key: %w", err)
+	}
+	s.sess = sess
 	return w.Name, nil
 }
 
@@ -416,8 +442,15 @@ func (s *session) expectEnv(ctx context.Context, typ string, v any) (agentwire.E
 }
 
 // send writes one message; writes from jobs and heartbeats take turns.
+// Every message after the hello carries the session's MAC.
 func (s *session) send(ctx context.Context, typ, id string, body any) error {
-	b, err := agentwire.Encode(typ, id, body)
+	var b []byte
+	var err error
+	if s.sess == nil {
+		b, err = agentwire.Encode(typ, id, body)
+	} else {
+		b, err = s.sess.EncodeToPortal(typ, id, body)
+	}
 	if err != nil {
 		return err
 	}
