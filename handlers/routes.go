@@ -18,6 +18,8 @@ import (
 func (s *Server) Routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID)
+	// HEAD is answered by every GET route (the server sends no body).
+	r.Use(middleware.GetHead)
 	r.Use(s.recoverer)
 	r.Use(s.securityHeaders)
 	r.Use(s.limitBody(1 << 20))
@@ -28,6 +30,7 @@ func (s *Server) Routes() http.Handler {
 	r.MethodNotAllowed(s.handle(func(w http.ResponseWriter, r *http.Request) error { return errNotFound }))
 
 	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
 	// No session, no cookie: the agent's key is the credential. Attempts are
 	// limited per address (an agent reconnects with a backoff of 1 s and
 	// more), so that unauthenticated handshakes cannot pile up.
