@@ -89,9 +89,10 @@ type Config struct {
 	// Identity is the agent's private key pair.
 	Identity *agentwire.Identity
 	// PortalKey is the portal's public key from enrolment
-	// (agentwire.EnrollResponse.PortalKey). The challenge, every job and
-	// every admit result must carry its signature: what the agent acts on
-	// comes from the portal it enrolled with, never from a proxy between
+	// (agentwire.EnrollResponse.PortalKey). The challenge and the welcome
+	// must carry its signature, and the welcome the connection's session,
+	// whose MAC every job and admit result must carry: what the agent acts
+	// on comes from the portal it enrolled with, never from a proxy between
 	// them. Serve and Run refuse to start without it (ErrNoPortalKey).
 	PortalKey []byte
 	// Directory returns the agent's own directory connection and its search
