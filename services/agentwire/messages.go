@@ -33,6 +33,10 @@ const (
 	CloseUnauthorized = 4002 // unknown agent, or its proof did not verify
 	CloseVersion      = 4003 // the agent speaks another protocol version
 	CloseReplaced     = 4004 // the same agent connected again; this connection is the old one
+	// CloseDuplicate refuses a new connection to a portal replica that the
+	// agent is connected to already (its hello's Have names it): the agent
+	// dials again, for another replica.
+	CloseDuplicate = 4005
 )
 
 // MaxClockSkew bounds how far the portal's clock (the challenge's Now) may
@@ -81,6 +85,7 @@ const (
 	TypeAdmit       = "admit"        // agent → portal, within a job: Admit
 	TypeAdmitResult = "admit_result" // portal → agent: AdmitResult
 	TypeResult      = "result"       // agent → portal, ends a job: Result
+	TypeReplicas    = "replicas"     // portal → agent: Replicas, when their number changed
 )
 
 // Envelope is one message: its type, the job it belongs to (for job,
@@ -145,6 +150,10 @@ type Hello struct {
 	// session (at least MinNonce bytes): a welcome recorded on another
 	// connection does not match it.
 	Nonce []byte `json:"nonce"`
+	// Have names the portal replicas (Welcome.Replica) the agent is
+	// connected to already; a replica named here refuses the connection
+	// (CloseDuplicate) rather than replace the one it has.
+	Have []string `json:"have,omitempty"`
 }
 
 // Welcome accepts the agent.
@@ -157,7 +166,23 @@ type Welcome struct {
 	Session []byte `json:"session"`
 	// Confirm is Session.Confirm of that session.
 	Confirm []byte `json:"confirm"`
+	// Replica names the portal process (one of several replicas on one
+	// database) that holds this connection; Replicas is how many are
+	// running. An agent keeps one connection to each, since a job is
+	// sent by the replica that took the person's request.
+	Replica  string `json:"replica,omitempty"`
+	Replicas int    `json:"replicas,omitempty"`
 }
+
+// Replicas tells a connected agent that the number of portal replicas
+// changed.
+type Replicas struct {
+	Replicas int `json:"replicas"`
+}
+
+// MaxReplicas bounds the connections an agent keeps, whatever a portal
+// says.
+const MaxReplicas = 16
 
 // Status is what an agent reports of itself, in hello and every heartbeat.
 type Status struct {
