@@ -41,6 +41,7 @@ func serveWith(t *testing.T, environ map[string]string, extra ...string) string 
 		}
 		select {
 		case code := <-done:
+			done <- code // for the cleanup
 			t.Fatalf("serve exited with %d:\n%s", code, out.String())
 		case <-time.After(50 * time.Millisecond):
 		}
@@ -126,12 +127,12 @@ func TestServeRateLimitFlagsRefused(t *testing.T) {
 		args    []string
 		want    string
 	}{
-		{nil, []string{"--rate-limit-public", "0"}, "--rate-limit-public 0: want requests per minute, 1 to 10000"},
-		{nil, []string{"--rate-limit-public", "10001"}, "--rate-limit-public 10001"},
-		{nil, []string{"--rate-limit-signin", "-3"}, "--rate-limit-signin -3"},
+		{nil, []string{"--rate-limit-public", "0"}, "--rate-limit-public (env WRITEBACK_RATE_LIMIT_PUBLIC) 0: want requests per minute, 1 to 10000"},
+		{nil, []string{"--rate-limit-public", "10001"}, "--rate-limit-public (env WRITEBACK_RATE_LIMIT_PUBLIC) 10001"},
+		{nil, []string{"--rate-limit-signin", "-3"}, "--rate-limit-signin (env WRITEBACK_RATE_LIMIT_SIGNIN) -3"},
 		{nil, []string{"--rate-limit-signin", "lots"}, "-rate-limit-signin"},
 		{map[string]string{"WRITEBACK_RATE_LIMIT_PUBLIC": "lots"}, nil, `WRITEBACK_RATE_LIMIT_PUBLIC "lots": want requests per minute`},
-		{map[string]string{"WRITEBACK_RATE_LIMIT_SIGNIN": "99999"}, nil, "--rate-limit-signin 99999"},
+		{map[string]string{"WRITEBACK_RATE_LIMIT_SIGNIN": "99999"}, nil, "--rate-limit-signin (env WRITEBACK_RATE_LIMIT_SIGNIN) 99999"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.want, func(t *testing.T) {

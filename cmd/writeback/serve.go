@@ -92,12 +92,13 @@ func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
 	}
 	cfg := serveConfig{listen: *listen, dataDir: *data, auditStdout: *stdoutFwd, shutdownTimeout: *shutdownTimeout}
 	for _, l := range []struct {
-		flag string
-		n    int
-		to   *int
-	}{{"rate-limit-public", *publicRate, &cfg.publicPerMinute}, {"rate-limit-signin", *signInRate, &cfg.signInPerMinute}} {
+		flag, env string
+		n         int
+		to        *int
+	}{{"rate-limit-public", "WRITEBACK_RATE_LIMIT_PUBLIC", *publicRate, &cfg.publicPerMinute},
+		{"rate-limit-signin", "WRITEBACK_RATE_LIMIT_SIGNIN", *signInRate, &cfg.signInPerMinute}} {
 		if l.n < 1 || l.n > selfservice.MaxPerMinute {
-			return cfg, cmdline.Usagef("--%s %d: want requests per minute, 1 to %d", l.flag, l.n, selfservice.MaxPerMinute)
+			return cfg, cmdline.Usagef("--%s (env %s) %d: want requests per minute, 1 to %d", l.flag, l.env, l.n, selfservice.MaxPerMinute)
 		}
 		*l.to = l.n
 	}
