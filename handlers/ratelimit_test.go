@@ -110,11 +110,12 @@ func wantRefused(t *testing.T, what string, p page) {
 	}
 }
 
-// wantServed checks that the limit let p through.
+// wantServed checks that the rate limit let p through (its refusal is the
+// one 429 with Retry-After: a sign-in throttled per account is not).
 func wantServed(t *testing.T, what string, p page) {
 	t.Helper()
-	if p.Status == http.StatusTooManyRequests {
-		t.Fatalf("%s: refused (429):\n%s", what, p.Body)
+	if p.Status == http.StatusTooManyRequests && p.Header.Get("Retry-After") != "" {
+		t.Fatalf("%s: refused by the rate limit:\n%s", what, p.Body)
 	}
 }
 
@@ -299,5 +300,28 @@ func TestRateLimitConcurrentRequests(t *testing.T) {
 	wg.Wait()
 	if statuses[http.StatusTooManyRequests] != n-limit {
 		t.Errorf("statuses %v: want %d refused and %d served", statuses, n-limit, limit)
+	}
+}
+
+// TestRateLimitReadsSettingsFromMemory: the limit is read per request from
+// the settings cache, not from the database (a guard, not a change: the
+// old fixed limit read nothing).
+func TestRateLimitReadsSettingsFromMemory(t *testing.T) {
+	h := newLimitHarness(t, handlers.Config{})
+	admin := h.client().signedIn(admins.GlobalAdmin)
+	if p := saveProperties(admin, map[string]string{"public_per_minute": "1000", "signin_per_minute": "1000"}); p.Status != http.StatusSeeOther {
+		t.Fatalf("save: %d", p.Status)
+	}
+	c := h.client()
+	for _, rt := range limitedRoutes {
+		form := rt.form(c)
+		wantServed(t, "warm-up", c.postFrom("203.0.113.7", rt.path, form))
+		reads := h.db.ConfigReads()
+		for range 20 {
+			wantServed(t, rt.path, c.postFrom("203.0.113.7", rt.path, form))
+		}
+		if n := h.db.ConfigReads() - reads; n != 0 {
+			t.Errorf("%s: %d settings documents read from the database for 20 requests", rt.path, n)
+		}
 	}
 }
