@@ -108,7 +108,7 @@ func (l *rateLimiter) allow(ctx context.Context, h http.Header, key string) (boo
 		if _, _, err := l.counter.Add(ctx, key, start, -1); err != nil {
 			return false, err
 		}
-		h.Set("X-RateLimit-Remaining", strconv.Itoa(max(0, limit-rate+1)))
+		h.Set("X-RateLimit-Remaining", "0")
 		h.Set("Retry-After", strconv.Itoa(int(l.window.Seconds()))) // RFC 6585
 		return false, nil
 	}
@@ -167,9 +167,9 @@ func (c *memoryCounter) Add(_ context.Context, key string, start time.Time, n in
 }
 
 // limiter builds the per-address limit name over the counter of Deps (or,
-// without one, an in-memory counter of its own), answering a refusal with the portal's "Too many
-// attempts" page (or with refused when not nil: the agents' endpoints
-// answer programs, not people).
+// without one, an in-memory counter of its own). It answers a refusal with
+// the portal's "Too many attempts" page, or with refused when not nil: the
+// agents' endpoints answer programs, not people.
 func (s *Server) limiter(name string, limit func(context.Context) int, refused http.HandlerFunc) func(http.Handler) http.Handler {
 	if refused == nil {
 		refused = s.handle(func(http.ResponseWriter, *http.Request) error { return errRateLimited })
