@@ -79,7 +79,7 @@ func newPortal(tb testing.TB) *portal {
 func (p *portal) handler(trusted []netip.Prefix) http.Handler {
 	base, _ := url.Parse(testBaseURL)
 	s := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: p.keys.Derive("h"), CookieBlockKey: p.keys.Derive("b"), TrustedProxies: trusted}, p.log,
-		handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit})
+		handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit, Limits: p.ss})
 	return s.Routes()
 }
 

@@ -2,11 +2,9 @@ package handlers
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
-	"github.com/go-chi/httprate"
 
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/agentwire"
@@ -34,12 +32,12 @@ func (s *Server) Routes() http.Handler {
 	// No session, no cookie: the agent's key is the credential. Attempts are
 	// limited per address (an agent reconnects with a backoff of 1 s and
 	// more), so that unauthenticated handshakes cannot pile up.
-	r.With(httprate.Limit(agentConnectsPerMinute, time.Minute, httprate.WithKeyFuncs(s.clientKey))).
+	r.With(s.limiter("agent-connect", fixed(agentConnectsPerMinute), agentConnectTooMany)).
 		Get(agentwire.PathConnect, s.agentConnect)
 	r.Handle("/static/*", s.staticFiles(static.FS))
 	// The agents' enrolment: JSON, no cookie, so outside the session and
 	// CSRF middleware below (the one-time token is the credential).
-	r.With(httprate.Limit(10, time.Minute, httprate.WithKeyFuncs(s.clientKey), httprate.WithLimitHandler(enrollTooMany))).
+	r.With(s.limiter("agent-enroll", fixed(10), enrollTooMany)).
 		Post(agentwire.PathEnroll, s.enrollAgent)
 
 	r.Group(func(r chi.Router) {
@@ -47,8 +45,9 @@ func (s *Server) Routes() http.Handler {
 		r.Use(s.session)
 		r.Use(s.csrf)
 		r.Get("/", s.handle(s.start))
-		// Employee pages: public, rate limited per client address.
-		limited := r.With(httprate.LimitBy(30, time.Minute, s.clientKey))
+		// Employee pages: public, rate limited per client address, all of
+		// their forms together (the limit an administrator can change).
+		limited := r.With(s.limiter("public", s.publicLimit, nil))
 		for _, kind := range []string{"/reset", "/unlock"} {
 			r.Get(kind, s.handle(s.whoForm))
 			limited.Post(kind, s.handle(s.whoSubmit))
@@ -70,10 +69,10 @@ func (s *Server) Routes() http.Handler {
 		limited.Post("/register/{flow}/questions", s.handle(s.registerQuestions))
 
 		r.Get("/login", s.handle(s.loginForm))
-		r.With(httprate.LimitBy(30, time.Minute, s.clientKey)).Post("/login", s.handle(s.login))
+		r.With(s.limiter("signin", s.signInLimit, nil)).Post("/login", s.handle(s.login))
 		r.Post("/logout", s.handle(s.logout))
 		r.Get("/setup", s.handle(s.setupForm))
-		r.With(httprate.LimitBy(10, time.Minute, s.clientKey)).Post("/setup", s.handle(s.setup))
+		r.With(s.limiter("setup", fixed(10), nil)).Post("/setup", s.handle(s.setup))
 
 		r.Route("/admin", func(r chi.Router) {
 			r.Use(s.requireRole(admins.GlobalAdmin, admins.HelpdeskAdmin, admins.ReportsReader))
@@ -92,7 +91,7 @@ func (s *Server) Routes() http.Handler {
 			r.Get("/audit/export.jsonl", s.handle(s.auditExport(audit.FormatJSONL)))
 			r.Get("/audit/correlation/{id}", s.handle(s.auditCorrelation))
 			r.Get("/audit/{id}", s.handle(s.auditEvent))
-			r.With(httprate.LimitBy(6, time.Minute, s.clientKey)).Post("/audit/verify", s.handle(s.auditVerify))
+			r.With(s.limiter("audit-verify", fixed(6), nil)).Post("/audit/verify", s.handle(s.auditVerify))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/audit/settings", s.handle(s.auditSettings))
 			r.Get("/directory", s.handle(s.directoryForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/directory", s.handle(s.directorySave))

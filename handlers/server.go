@@ -71,6 +71,13 @@ type Deps struct {
 	// enrolment endpoint (both *agents.Service); nil leaves them out.
 	Agents      AgentsService
 	AgentEnroll AgentEnroller
+	// Limits are the rate limits administrators set on the Properties
+	// page (*selfservice.Service); nil leaves the Config defaults.
+	Limits LimitSource
+	// RateCounter keeps the counts of every per-address limit, told apart
+	// by their keys; nil gives each limit an in-memory counter of its own,
+	// right for one process.
+	RateCounter RateCounter
 }
 
 // settingsMeta is the version and last change of a settings document.
@@ -86,6 +93,12 @@ type Config struct {
 	// NoRequestLog turns off the log line per request (errors are still
 	// logged): under load those lines are most of what the portal writes.
 	NoRequestLog bool
+	// PublicPerMinute and SignInPerMinute are the default limits per client
+	// address and minute on the employee pages' forms and on /login
+	// (0: selfservice.DefaultPerMinute); a limit saved on the Properties
+	// page replaces them (see configuredLimit).
+	PublicPerMinute int
+	SignInPerMinute int
 }
 
 // Server holds every handler's dependencies.
@@ -100,6 +113,8 @@ type Server struct {
 	agentHub    AgentHub
 	agents      AgentsService
 	agentEnroll AgentEnroller
+	limits      LimitSource
+	rateCounter RateCounter
 	cookies     *sessions.CookieStore
 	cookieCache *cookieCache
 	cookieName  string
@@ -132,6 +147,6 @@ func New(cfg Config, log *slog.Logger, d Deps) *Server {
 	maxAge := admins.AbsoluteTimeout
 	cs.MaxAge(int(maxAge.Seconds()))
 	return &Server{cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback, selfservice: d.SelfService, audit: d.Audit,
-		agentHub: d.AgentHub, agents: d.Agents, agentEnroll: d.AgentEnroll, cookies: cs, cookieCache: newCookieCache(maxAge),
+		agentHub: d.AgentHub, agents: d.Agents, agentEnroll: d.AgentEnroll, limits: d.Limits, rateCounter: d.RateCounter, cookies: cs, cookieCache: newCookieCache(maxAge),
 		cookieName: name, secure: secure}
 }

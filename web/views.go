@@ -351,6 +351,14 @@ type PolicyView struct {
 	NotifyAdmins        bool
 	Helpdesk            string
 	OrgName             string
+	// PublicPerMinute and SignInPerMinute are the Properties page's rate
+	// limits as typed, empty for the server's default, which the Default
+	// fields give; MaxPerMinute is the highest either may be.
+	PublicPerMinute        string
+	SignInPerMinute        string
+	DefaultPublicPerMinute int
+	DefaultSignInPerMinute int
+	MaxPerMinute           int
 	// UpdatedBy and UpdatedAt name the last change to this page's own
 	// fields (the pages share one settings document).
 	UpdatedBy string

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +46,10 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	logLevel        slog.Level
 	requestLog      bool // a log line per request (at Info)
+	// publicPerMinute and signInPerMinute are the default rate limits per
+	// client address; a value saved on the Properties page replaces them.
+	publicPerMinute int
+	signInPerMinute int
 }
 
 func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
@@ -66,10 +71,37 @@ func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
 	}
 	logLevel := fs.String("log-level", cmdline.EnvOr(getenv, "WRITEBACK_LOG_LEVEL", "info"), "the least level of the operator log: debug, info, warn or error (env WRITEBACK_LOG_LEVEL)")
 	requestLog := fs.String("request-log", cmdline.EnvOr(getenv, "WRITEBACK_REQUEST_LOG", "on"), "on: a log line (at info) per request; off: none, errors are still logged (env WRITEBACK_REQUEST_LOG)")
+	publicRate := fs.Int("rate-limit-public", selfservice.DefaultPerMinute,
+		"default requests per minute from one client address to the employee pages' forms, 1 to 10000; a limit saved on Password reset › Properties replaces it (env WRITEBACK_RATE_LIMIT_PUBLIC)")
+	signInRate := fs.Int("rate-limit-signin", selfservice.DefaultPerMinute,
+		"default administrator sign-ins per minute from one client address, 1 to 10000; a limit saved on Password reset › Properties replaces it (env WRITEBACK_RATE_LIMIT_SIGNIN)")
+	for _, e := range []struct {
+		name string
+		to   *int
+	}{{"WRITEBACK_RATE_LIMIT_PUBLIC", publicRate}, {"WRITEBACK_RATE_LIMIT_SIGNIN", signInRate}} {
+		if v := getenv(e.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return serveConfig{}, cmdline.Usagef("%s %q: want requests per minute, 1 to %d", e.name, v, selfservice.MaxPerMinute)
+			}
+			*e.to = n
+		}
+	}
 	if err := cmdline.Parse(fs, args); err != nil {
 		return serveConfig{}, err
 	}
 	cfg := serveConfig{listen: *listen, dataDir: *data, auditStdout: *stdoutFwd, shutdownTimeout: *shutdownTimeout}
+	for _, l := range []struct {
+		flag, env string
+		n         int
+		to        *int
+	}{{"rate-limit-public", "WRITEBACK_RATE_LIMIT_PUBLIC", *publicRate, &cfg.publicPerMinute},
+		{"rate-limit-signin", "WRITEBACK_RATE_LIMIT_SIGNIN", *signInRate, &cfg.signInPerMinute}} {
+		if l.n < 1 || l.n > selfservice.MaxPerMinute {
+			return cfg, cmdline.Usagef("--%s (env %s) %d: want requests per minute, 1 to %d", l.flag, l.env, l.n, selfservice.MaxPerMinute)
+		}
+		*l.to = l.n
+	}
 	if err := cfg.logLevel.UnmarshalText([]byte(*logLevel)); err != nil || strings.ContainsAny(*logLevel, "+-") {
 		return cfg, cmdline.Usagef("--log-level %q: want debug, info, warn or error", *logLevel)
 	}
@@ -195,9 +227,9 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 		BaseURL: cfg.baseURL, TrustedProxies: cfg.trustedProxies,
 		CookieHashKey: a.keys.Derive("cookie-hash"), CookieBlockKey: a.keys.Derive("cookie-block"),
 		Health:       func(ctx context.Context) error { return a.db.SQL().PingContext(ctx) },
-		NoRequestLog: !cfg.requestLog,
+		NoRequestLog: !cfg.requestLog, PublicPerMinute: cfg.publicPerMinute, SignInPerMinute: cfg.signInPerMinute,
 	}, a.log, handlers.Deps{Admins: a.admins, Settings: a.settings, Writeback: a.wb, SelfService: a.ss, Audit: a.audit,
-		Agents: ag, AgentEnroll: ag, AgentHub: hub})
+		Agents: ag, AgentEnroll: ag, AgentHub: hub, Limits: a.ss})
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
