@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/keyring"
+	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/services/writeback"
@@ -61,18 +63,40 @@ func newPortal(tb testing.TB) *portal {
 	}
 	logs := &testbed.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	adm, err := admins.New(db, log, cheap)
+	keys := keyring.New(make([]byte, 32))
+	pk, err := passkeys.New(testBaseURL, "Writeback")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	adm, err := admins.New(db, log, cheap, admins.WithKeyring(keys), admins.WithPasskeys(pk))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	set := settings.New(db)
-	keys := keyring.New(make([]byte, 32))
 	wb := writeback.New(db, set, keys, log)
 	tb.Cleanup(func() { wb.Close() })
 	ss := selfservice.New(db, wb, keys, log, testBaseURL)
 	ss.Pacer, ss.AnswerParams = selfservice.NewPacer(0), cheap
 	tb.Cleanup(ss.Wait)
-	return &portal{db: db, keys: keys, log: log, logs: logs, admins: adm, settings: set, wb: wb, ss: ss, audit: audit.NewLog(db, log)}
+	p := &portal{db: db, keys: keys, log: log, logs: logs, admins: adm, settings: set, wb: wb, ss: ss, audit: audit.NewLog(db, log)}
+	p.secondFactorOptional(tb)
+	return p
+}
+
+// secondFactorOptional makes the second factor optional for every role, as
+// an operator may choose: the tests that are not about it sign in with the
+// password alone. It writes the policy document directly, so that no audit
+// event of it shows among those the tests count; factors_test.go puts the
+// default back (defaultSecondFactorPolicy).
+func (p *portal) secondFactorOptional(tb testing.TB) {
+	tb.Helper()
+	b, _ := json.Marshal(admins.Policy{})
+	if err := p.db.InTx(context.Background(), func(tx *store.Tx) error {
+		_, err := tx.PutConfig(context.Background(), "admin_signin", 0, string(b), "test harness")
+		return err
+	}); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // handler is the portal's HTTP handler, trusting the given proxies.

@@ -21,7 +21,9 @@ import (
 	"github.com/writeback/writeback/services/agenthub"
 	"github.com/writeback/writeback/services/agents"
 	"github.com/writeback/writeback/services/agentwire"
+	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/services/selfservice"
 )
 
@@ -175,6 +177,14 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	}
 	// Links in e-mails come only from the configured base URL.
 	a.ss = selfservice.New(a.db, a.wb, a.keys, a.log, cfg.baseURL.String())
+	// Passkeys belong to the base URL's host name (the WebAuthn RP ID).
+	pk, err := passkeys.New(cfg.baseURL.String(), "Writeback")
+	if err != nil {
+		return err
+	}
+	if a.admins, err = admins.New(a.db, a.log, admins.DefaultHashParams, admins.WithKeyring(a.keys), admins.WithPasskeys(pk)); err != nil {
+		return err
+	}
 	// The writeback agents: the page and the enrolment endpoint, and the
 	// registry of the hub that takes their connections (the hub in turn
 	// cuts off the agents that are revoked). In agents mode every directory

@@ -525,6 +525,10 @@ func randomToken() string {
 	return hex.EncodeToString(b)
 }
 
+// HashID is the hash a session or half-signed-in state is stored under;
+// ceremony state is bound to it.
+func HashID(raw string) string { return hashToken(raw) }
+
 func hashToken(tok string) string {
 	h := sha256.Sum256([]byte(tok))
 	return hex.EncodeToString(h[:])
