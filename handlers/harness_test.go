@@ -45,6 +45,9 @@ type portal struct {
 	wb       *writeback.Service
 	ss       *selfservice.Service
 	audit    *audit.Log
+	// base is the base URL the handler is told (testBaseURL unless a test
+	// serves on an address of its own).
+	base string
 }
 
 // testBaseURL is the portal's base URL in tests.
@@ -78,7 +81,7 @@ func newPortal(tb testing.TB) *portal {
 	ss := selfservice.New(db, wb, keys, log, testBaseURL)
 	ss.Pacer, ss.AnswerParams = selfservice.NewPacer(0), cheap
 	tb.Cleanup(ss.Wait)
-	p := &portal{db: db, keys: keys, log: log, logs: logs, admins: adm, settings: set, wb: wb, ss: ss, audit: audit.NewLog(db, log)}
+	p := &portal{db: db, keys: keys, log: log, logs: logs, admins: adm, settings: set, wb: wb, ss: ss, audit: audit.NewLog(db, log), base: testBaseURL}
 	p.secondFactorOptional(tb)
 	return p
 }
@@ -101,7 +104,7 @@ func (p *portal) secondFactorOptional(tb testing.TB) {
 
 // handler is the portal's HTTP handler, trusting the given proxies.
 func (p *portal) handler(trusted []netip.Prefix) http.Handler {
-	base, _ := url.Parse(testBaseURL)
+	base, _ := url.Parse(p.base)
 	s := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: p.keys.Derive("h"), CookieBlockKey: p.keys.Derive("b"), TrustedProxies: trusted}, p.log,
 		handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit})
 	return s.Routes()

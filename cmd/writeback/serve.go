@@ -18,10 +18,10 @@ import (
 
 	"github.com/writeback/writeback/cmd/internal/cmdline"
 	"github.com/writeback/writeback/handlers"
+	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/agenthub"
 	"github.com/writeback/writeback/services/agents"
 	"github.com/writeback/writeback/services/agentwire"
-	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/services/selfservice"
