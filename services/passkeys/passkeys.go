@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"time"
 
@@ -35,12 +36,19 @@ type Service struct {
 	now func() time.Time
 }
 
+// ErrHostName is returned by New for a base URL whose host is an IP
+// address: browsers use passkeys only on a host name.
+var ErrHostName = errors.New("passkeys need a base URL with a host name (such as https://reset.example.com or http://localhost:8080), not an IP address")
+
 // New builds the service for the portal at baseURL; rpName is the name the
 // browser shows ("Writeback").
 func New(baseURL, rpName string) (*Service, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || u.Hostname() == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return nil, fmt.Errorf("passkeys: base URL %q is not an absolute http(s) URL", baseURL)
+	}
+	if net.ParseIP(u.Hostname()) != nil {
+		return nil, ErrHostName
 	}
 	origin := u.Scheme + "://" + u.Host
 	wa, err := webauthn.New(&webauthn.Config{
