@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -237,12 +238,17 @@ func marshalPair(opts any, sess *webauthn.SessionData) (Options, Ceremony, error
 }
 
 // refused keeps the library's detail (for the operator's log) behind the
-// one answer people see.
+// one answer people see. The library's developer information is kept only
+// where it holds no challenge: a wrong origin (a base URL that is not the
+// one the browser used) is what an operator needs to see.
 func refused(cause error) error {
 	detail := cause.Error()
 	var pe *protocol.Error
-	if errors.As(cause, &pe) && pe.DevInfo != "" {
-		detail = pe.Details + ": " + pe.DevInfo
+	if errors.As(cause, &pe) {
+		detail = pe.Details
+		if pe.DevInfo != "" && !strings.Contains(strings.ToLower(pe.Details), "challenge") {
+			detail += ": " + pe.DevInfo
+		}
 	}
 	return errs.E(errs.Unauthorized, ErrRefused.Message, fmt.Errorf("passkeys: %s", detail))
 }

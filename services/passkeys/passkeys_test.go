@@ -3,8 +3,11 @@ package passkeys
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-webauthn/webauthn/protocol"
 
 	"github.com/writeback/writeback/services/errs"
 )
@@ -74,5 +77,19 @@ func TestCeremonies(t *testing.T) {
 	}
 	if _, _, err := s.BeginLogin(u); err == nil {
 		t.Error("a login without credentials began")
+	}
+}
+
+// TestRefusalKeepsNoChallenge: the operator's detail of a refused response
+// names the problem, never the challenge it was checked against.
+func TestRefusalKeepsNoChallenge(t *testing.T) {
+	err := refused(&protocol.Error{Type: "verification_error", Details: "Error validating challenge",
+		DevInfo: "Expected b Value: \"c2VjcmV0LWNoYWxsZW5nZQ\"\nReceived b: \"b3RoZXI\""})
+	if strings.Contains(err.Error(), "c2VjcmV0") || !strings.Contains(err.Error(), "Error validating challenge") {
+		t.Errorf("refusal: %v", err)
+	}
+	err = refused(&protocol.Error{Details: "Error validating origin", DevInfo: "Expected Values: [https://a], Received: https://b"})
+	if !strings.Contains(err.Error(), "Received: https://b") {
+		t.Errorf("origin refusal lost its detail: %v", err)
 	}
 }
