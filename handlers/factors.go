@@ -230,8 +230,12 @@ func (s *Server) enrolView(w http.ResponseWriter, r *http.Request, a store.Admin
 	}
 	v.Required = pol.Requires(admins.Role(a.Role))
 	if atSignIn {
+		why := "Your role requires a second factor, " + a.Name
+		if !v.Required {
+			why = "Your sign-in was reset, " + a.Name + ": set up your second factor again"
+		}
 		v.Page = s.page(w, r, "", "", "Set up a second way to sign in",
-			"Your role requires a second factor, "+a.Name+": a passkey or an authenticator app. You sign in with it after your password from now on.")
+			why+": a passkey or an authenticator app. You sign in with it after your password from now on.")
 	} else {
 		v.Page = s.page(w, r, "security", "Your account", "Add a sign-in method", "Add a passkey or an authenticator app as a second factor.")
 	}

@@ -334,10 +334,16 @@ func (s *Service) recordSignIn(ctx context.Context, from audit.Actor, email stri
 		actor.Type, actor.ID, actor.Name = "admin", strconv.FormatInt(a.ID, 10), a.Name
 		target = adminTarget(a)
 	}
+	// The password step: a second factor may follow, recorded as
+	// "Administrator sign-in (second factor)".
+	var details map[string]any
+	if result == audit.Success {
+		details = map[string]any{"step": "password"}
+	}
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		_, err := audit.Record(ctx, tx, audit.Entry{
 			Category: audit.CategoryAuthentication, Activity: audit.ActivityAdminSignIn,
-			Actor: actor, Target: target, Result: result, Reason: reason,
+			Actor: actor, Target: target, Result: result, Reason: reason, Details: details,
 		})
 		return err
 	})
