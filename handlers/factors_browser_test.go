@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/webauthn"
@@ -183,4 +184,74 @@ func TestBrowserPasskeyEnrolAndSignIn(t *testing.T) {
 	if got := browser.Text(t, ctx, `[data-testid=factors] tbody`); !strings.Contains(got, "Laptop") || !strings.Contains(got, "Passkey or security key") {
 		t.Errorf("factors table %q", got)
 	}
+}
+
+// TestBrowserAppThenPasskeyFromSignInMethods: a Global Administrator sets
+// up an authenticator app at the first sign-in (the code computed from the
+// key the page shows), signs in again with a code typed into a field made
+// for one-time codes, then adds a passkey on their Sign-in methods page;
+// the next second step offers both, and the passkey signs in.
+func TestBrowserAppThenPasskeyFromSignInMethods(t *testing.T) {
+	h := newLocalhostHarness(t)
+	defaultSecondFactorPolicy(t, h)
+	h.addAdmin("ada@example.com", admins.GlobalAdmin)
+	base := h.base
+	ctx := browser.New(t)
+	virtualAuthenticator(t, ctx)
+
+	browserPassword(t, ctx, base, "ada@example.com")
+	browser.Step(t, ctx, "sent to enrol", chromedp.WaitVisible(chromedp.CSS(`[data-testid=totp-secret]`)))
+	secret := strings.TrimSpace(browser.Text(t, ctx, `[data-testid=totp-secret]`))
+	if !browser.Eval[bool](t, ctx, `document.querySelector('[data-testid=otpauth-link]').href.startsWith('otpauth://totp/')`) {
+		t.Error("no otpauth:// link beside the QR code")
+	}
+	now := time.Now()
+	browser.Step(t, ctx, "set up the app",
+		chromedp.SendKeys(chromedp.ID("app-name"), "Phone"),
+		chromedp.SendKeys(chromedp.ID("app-code"), codeAt(t, secret, now)),
+		chromedp.Click(chromedp.CSS(`[data-testid=confirm-app]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=recovery-codes]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=continue]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=service-panel]`)),
+		chromedp.Click(chromedp.CSS(`header .who button`)),
+		chromedp.WaitVisible(chromedp.ID("email")),
+	)
+	browserPassword(t, ctx, base, "ada@example.com")
+	browser.Step(t, ctx, "second step", chromedp.WaitVisible(chromedp.ID("code")))
+	if got := browser.Eval[string](t, ctx, `(e => e.inputMode + " " + e.autocomplete)(document.getElementById('code'))`); got != "numeric one-time-code" {
+		t.Errorf("code field: %q", got)
+	}
+	if browser.Eval[bool](t, ctx, `!!document.querySelector('[data-testid=step-passkey]')`) {
+		t.Error("a passkey is offered before one is registered")
+	}
+	browser.Step(t, ctx, "sign in with the app",
+		chromedp.SendKeys(chromedp.ID("code"), codeAt(t, secret, now.Add(30*time.Second))),
+		chromedp.Click(chromedp.CSS(`[data-testid=verify-code]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=service-panel]`)),
+	)
+	browser.Step(t, ctx, "add a passkey on the Sign-in methods page",
+		chromedp.Click(chromedp.CSS(`nav.side a[href="/admin/security"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=factors]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=add-factor]`)),
+		chromedp.WaitVisible(chromedp.ID("passkey-name")),
+		chromedp.SendKeys(chromedp.ID("passkey-name"), "Security key"),
+		chromedp.Click(chromedp.CSS(`[data-testid=add-passkey]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=flash]`)),
+	)
+	browser.Shot(t, ctx, "sign-in-methods")
+	if got := browser.Text(t, ctx, `[data-testid=factors] tbody`); !strings.Contains(got, "Phone") || !strings.Contains(got, "Security key") {
+		t.Errorf("factors table %q", got)
+	}
+	browser.Step(t, ctx, "sign out", chromedp.Click(chromedp.CSS(`header .who button`)), chromedp.WaitVisible(chromedp.ID("email")))
+	browserPassword(t, ctx, base, "ada@example.com")
+	browser.Step(t, ctx, "both ways offered", chromedp.WaitVisible(chromedp.CSS(`[data-testid=step-passkey]`)), chromedp.WaitVisible(chromedp.ID("code")))
+	browser.Step(t, ctx, "sign in with the passkey",
+		chromedp.Click(chromedp.CSS(`[data-testid=use-passkey]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=service-panel]`)),
+	)
+	rows, _ := h.db.RecentAudit(context.Background(), audit.ActivityAdminSecondFactor, 1)
+	if len(rows) != 1 || !strings.Contains(rows[0].Details, "Security key") {
+		t.Errorf("last second-factor event %+v", rows)
+	}
+	assertNoSecrets(t, h, secret)
 }
