@@ -382,7 +382,22 @@ func TestRemoveLastFactor(t *testing.T) {
 	if fs, _ := h.db.AdminFactors(context.Background(), 1); len(fs) != 1 {
 		t.Fatal("the factor was removed")
 	}
+	if rows, _ := h.db.RecentAudit(context.Background(), audit.ActivityRemoveAdminFactor, 1); len(rows) != 1 || rows[0].Result != audit.Failure {
+		t.Errorf("the refusal is not audited: %+v", rows)
+	}
 	setPolicy(t, h, admins.Policy{})
+	// A wrong code while adding an app is refused and audited too.
+	if p := c.get("/admin/security/add"); p.Status != http.StatusOK {
+		t.Fatalf("add page: %d", p.Status)
+	}
+	if p := c.post("/admin/security/app", url.Values{"csrf_token": {c.csrf("/admin/security")}, "code": {"000000"}}); p.Status != http.StatusUnprocessableEntity ||
+		!strings.Contains(p.Body, "That code is not right") {
+		t.Errorf("wrong code while adding an app: %d", p.Status)
+	}
+	if rows, _ := h.db.RecentAudit(context.Background(), audit.ActivityAddAdminFactor, 1); len(rows) != 1 || rows[0].Result != audit.Failure ||
+		rows[0].Reason != "wrong code from the new app" {
+		t.Errorf("the refused enrolment is not audited: %+v", rows)
+	}
 	p = c.post(path, url.Values{"csrf_token": {c.csrf("/admin/security")}})
 	if p.Status != http.StatusSeeOther {
 		t.Fatalf("removing an optional factor: %d\n%s", p.Status, p.Body)

@@ -669,6 +669,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, actor audit.Actor, a store.Ad
 	}
 	step, ok := totpStep(c.Secret, code, s.now())
 	if !ok {
+		s.recordFailure(ctx, actor, a, audit.ActivityAddAdminFactor, "wrong code from the new app", map[string]any{"factor": FactorKindLabel(store.FactorTOTP)})
 		return nil, errs.FieldErrors(map[string]string{"code": "That code is not right. Enter the 6-digit code the app shows now."})
 	}
 	sec, err := s.keys.Seal(factorContext(a.ID, store.FactorTOTP), []byte(c.Secret))
@@ -731,6 +732,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, actor audit.Act
 	if err != nil {
 		if errs.KindOf(err) == errs.Unauthorized {
 			s.log.InfoContext(ctx, "passkey registration refused", "admin_id", a.ID, "err", err)
+			s.recordFailure(ctx, actor, a, audit.ActivityAddAdminFactor, "passkey not registered", map[string]any{"factor": FactorKindLabel(store.FactorPasskey)})
 			return nil, errs.E(errs.Invalid, "That passkey or security key could not be registered. Try again.", err)
 		}
 		return nil, err
@@ -745,6 +747,18 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, actor audit.Act
 		return nil, errs.E(errs.Invalid, "This passkey or security key is registered already.", err)
 	}
 	return codes, err
+}
+
+// recordFailure records a refused step of enrolment or removal.
+func (s *Service) recordFailure(ctx context.Context, actor audit.Actor, a store.Admin, activity, reason string, details map[string]any) {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		_, err := audit.Record(ctx, tx, audit.Entry{Category: audit.CategoryAuthentication, Activity: activity,
+			Actor: actor, Target: adminTarget(a), Result: audit.Failure, Reason: reason, Details: details})
+		return err
+	})
+	if err != nil {
+		s.log.ErrorContext(ctx, "record refused sign-in method change", "err", err)
+	}
 }
 
 // addFactor stores f and its audit event, and the first recovery codes
@@ -842,7 +856,7 @@ func (s *Service) RemoveFactor(ctx context.Context, actor audit.Actor, a store.A
 	if err != nil {
 		return err
 	}
-	return s.db.InTx(ctx, func(tx *store.Tx) error {
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		f, err := tx.AdminFactor(ctx, a.ID, id)
 		if errors.Is(err, store.ErrNotFound) {
 			return errs.E(errs.NotFound, "That sign-in method does not exist (any more).", err)
@@ -869,6 +883,10 @@ func (s *Service) RemoveFactor(ctx context.Context, actor audit.Actor, a store.A
 			Actor: actor, Target: adminTarget(a), Details: map[string]any{"factor": FactorKindLabel(f.Kind), "name": f.Name}})
 		return err
 	})
+	if errors.Is(err, ErrLastFactor) {
+		s.recordFailure(ctx, actor, a, audit.ActivityRemoveAdminFactor, "last second factor, and the role requires one", nil)
+	}
+	return err
 }
 
 // FinishEnrolSignIn turns a half-signed-in state at the enrolment stage
