@@ -10,6 +10,7 @@ import (
 	"github.com/writeback/writeback/services/agentwire"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/static"
+	"github.com/writeback/writeback/store"
 )
 
 // Routes returns every route of the portal.
@@ -71,12 +72,30 @@ func (s *Server) Routes() http.Handler {
 		r.Get("/login", s.handle(s.loginForm))
 		r.With(s.limiter("signin", s.signInLimit, nil)).Post("/login", s.handle(s.login))
 		r.Post("/logout", s.handle(s.logout))
+		// The second step of a sign-in, reachable only in the half-signed-in
+		// state; wrong codes are limited by services/admins as well.
+		second := r.With(s.limiter("signin-factor", s.signInLimit, nil))
+		r.Get("/login/factor", s.withPending(store.StageFactor, s.factorForm))
+		second.Post("/login/factor/app", s.withPending(store.StageFactor, s.factorApp))
+		second.Post("/login/factor/recovery", s.withPending(store.StageFactor, s.factorRecovery))
+		second.Post("/login/factor/passkey", s.withPending(store.StageFactor, s.factorPasskey))
+		r.Get("/login/enrol", s.withPending(store.StageEnrol, s.enrolForm))
+		second.Post("/login/enrol/app", s.withPending(store.StageEnrol, s.enrolApp))
+		second.Post("/login/enrol/passkey", s.withPending(store.StageEnrol, s.enrolPasskey))
+		r.Get("/login/reset", s.handle(s.resetPasswordForm))
+		r.With(s.limiter("login-reset", fixed(10), nil)).Post("/login/reset", s.handle(s.resetPassword))
 		r.Get("/setup", s.handle(s.setupForm))
 		r.With(s.limiter("setup", fixed(10), nil)).Post("/setup", s.handle(s.setup))
 
 		r.Route("/admin", func(r chi.Router) {
 			r.Use(s.requireRole(admins.GlobalAdmin, admins.HelpdeskAdmin, admins.ReportsReader))
 			r.Get("/", http.RedirectHandler("/admin/password-reset/on-premises-integration", http.StatusSeeOther).ServeHTTP)
+			r.Get("/security", s.handle(s.securityShow))
+			r.Get("/security/add", s.handle(s.securityAdd))
+			r.Post("/security/app", s.handle(s.securityApp))
+			r.Post("/security/passkey", s.handle(s.securityPasskey))
+			r.Post("/security/factors/{id}/remove", s.handle(s.securityRemove))
+			r.Post("/security/recovery-codes", s.handle(s.securityCodes))
 			r.Get("/password-reset/on-premises-integration", s.handle(s.onPremForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/password-reset/on-premises-integration", s.handle(s.onPremSave))
 			for nav, pg := range policyPages {
@@ -114,7 +133,9 @@ func (s *Server) Routes() http.Handler {
 				r.Use(s.requireRole(admins.GlobalAdmin))
 				r.Get("/administrators", s.handle(s.adminsList))
 				r.Post("/administrators", s.handle(s.adminsAdd))
+				r.Post("/administrators/policy", s.handle(s.adminsPolicy))
 				r.Post("/administrators/{id}", s.handle(s.adminsUpdate))
+				r.Post("/administrators/{id}/reset", s.handle(s.adminsReset))
 			})
 		})
 	})

@@ -24,7 +24,9 @@ import (
 // AdminService is what handlers need of services/admins.
 type AdminService interface {
 	Authenticate(ctx context.Context, email, password string, from audit.Actor) (store.Admin, error)
-	StartSession(ctx context.Context, a store.Admin, from audit.Actor) (string, error)
+	// BeginSignIn decides what follows a right password: a session, or
+	// the half-signed-in state of the second step (its raw ID).
+	BeginSignIn(ctx context.Context, a store.Admin, from audit.Actor) (admins.Next, string, error)
 	Resolve(ctx context.Context, rawID string) (store.Admin, error)
 	EndSession(ctx context.Context, rawID string, actor audit.Actor) error
 	SetupTokenValid(ctx context.Context, token string) (bool, error)
@@ -78,6 +80,10 @@ type Deps struct {
 	// by their keys; nil gives each limit an in-memory counter of its own,
 	// right for one process.
 	RateCounter RateCounter
+	// Factors and FactorAdmin serve the second factor (both
+	// *admins.Service); when nil, Admins is used if it has them.
+	Factors     SignInFactors
+	FactorAdmin FactorAdmin
 }
 
 // settingsMeta is the version and last change of a settings document.
@@ -115,6 +121,8 @@ type Server struct {
 	agentEnroll AgentEnroller
 	limits      LimitSource
 	rateCounter RateCounter
+	factors     SignInFactors
+	factorAdmin FactorAdmin
 	cookies     *sessions.CookieStore
 	cookieCache *cookieCache
 	cookieName  string
@@ -146,7 +154,14 @@ func New(cfg Config, log *slog.Logger, d Deps) *Server {
 	// (which the decoded-cookie cache must know: it keeps no entry longer).
 	maxAge := admins.AbsoluteTimeout
 	cs.MaxAge(int(maxAge.Seconds()))
-	return &Server{cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback, selfservice: d.SelfService, audit: d.Audit,
-		agentHub: d.AgentHub, agents: d.Agents, agentEnroll: d.AgentEnroll, limits: d.Limits, rateCounter: d.RateCounter, cookies: cs, cookieCache: newCookieCache(maxAge),
+	if d.Factors == nil {
+		d.Factors, _ = d.Admins.(SignInFactors)
+	}
+	if d.FactorAdmin == nil {
+		d.FactorAdmin, _ = d.Admins.(FactorAdmin)
+	}
+	return &Server{factors: d.Factors, factorAdmin: d.FactorAdmin, cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback,
+		selfservice: d.SelfService, audit: d.Audit, agentHub: d.AgentHub, agents: d.Agents, agentEnroll: d.AgentEnroll,
+		limits: d.Limits, rateCounter: d.RateCounter, cookies: cs, cookieCache: newCookieCache(maxAge),
 		cookieName: name, secure: secure}
 }

@@ -51,7 +51,7 @@ func openAppLevel(ctx context.Context, dataDir string, logOut io.Writer, level s
 	if err != nil {
 		return nil, err
 	}
-	adm, err := admins.New(db, log, admins.DefaultHashParams)
+	adm, err := admins.New(db, log, admins.DefaultHashParams, admins.WithKeyring(keys))
 	if err != nil {
 		db.Close()
 		return nil, err

@@ -19,10 +19,12 @@ import (
 
 	"github.com/writeback/writeback/cmd/internal/cmdline"
 	"github.com/writeback/writeback/handlers"
+	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/agenthub"
 	"github.com/writeback/writeback/services/agents"
 	"github.com/writeback/writeback/services/agentwire"
 	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/services/selfservice"
 )
 
@@ -207,6 +209,21 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	}
 	// Links in e-mails come only from the configured base URL.
 	a.ss = selfservice.New(a.db, a.wb, a.keys, a.log, cfg.baseURL.String())
+	// Passkeys belong to the base URL's host name (the WebAuthn RP ID); on
+	// an IP address browsers refuse them, and only authenticator apps are
+	// offered.
+	adminOpts := []admins.Option{admins.WithKeyring(a.keys)}
+	switch pk, err := passkeys.New(cfg.baseURL.String(), "Writeback"); {
+	case errors.Is(err, passkeys.ErrHostName):
+		a.log.Warn("passkeys are off: "+err.Error(), "base_url", cfg.baseURL.String())
+	case err != nil:
+		return err
+	default:
+		adminOpts = append(adminOpts, admins.WithPasskeys(pk))
+	}
+	if a.admins, err = admins.New(a.db, a.log, admins.DefaultHashParams, adminOpts...); err != nil {
+		return err
+	}
 	// The writeback agents: the page and the enrolment endpoint, and the
 	// registry of the hub that takes their connections (the hub in turn
 	// cuts off the agents that are revoked). In agents mode every directory
