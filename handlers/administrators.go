@@ -24,8 +24,23 @@ func (s *Server) adminsView(w http.ResponseWriter, r *http.Request) (web.AdminsV
 	}
 	self := state(r).admin
 	for _, a := range list {
-		v.Admins = append(v.Admins, web.AdminRow{ID: a.ID, Name: a.Name, Email: a.Email, Role: a.Role,
-			RoleLabel: admins.Role(a.Role).Label(), Disabled: a.Disabled, IsSelf: self != nil && self.ID == a.ID})
+		row := web.AdminRow{ID: a.ID, Name: a.Name, Email: a.Email, Role: a.Role,
+			RoleLabel: admins.Role(a.Role).Label(), Disabled: a.Disabled, IsSelf: self != nil && self.ID == a.ID}
+		if s.factors != nil {
+			fs, _, err := s.factors.Factors(r.Context(), a.ID)
+			if err != nil {
+				return web.AdminsView{}, err
+			}
+			row.Factors = len(fs)
+		}
+		v.Admins = append(v.Admins, row)
+	}
+	if s.factors != nil {
+		pol, meta, err := s.factors.Policy(r.Context())
+		if err != nil {
+			return web.AdminsView{}, err
+		}
+		v.PolicyGlobal, v.PolicyHelpdesk, v.PolicyReports, v.PolicyVersion = pol.GlobalAdmin, pol.HelpdeskAdmin, pol.ReportsReader, meta.Version
 	}
 	return v, nil
 }

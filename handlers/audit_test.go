@@ -268,6 +268,24 @@ func TestEveryActivityIsRecorded(t *testing.T) {
 	g.post("/admin/administrators/"+id, url.Values{"csrf_token": {g.csrf("/")}, "role": {"reports-reader"}, "state": {"disabled"}})
 	other := s.client().signedIn(admins.HelpdeskAdmin)
 	other.post("/logout", url.Values{"csrf_token": {other.csrf("/")}})
+	// Second factors: enable again, policy, enrol, sign in with a recovery
+	// code, remove; reset another's sign-in and its link.
+	g.post("/admin/administrators/"+id, url.Values{"csrf_token": {g.csrf("/")}, "role": {"reports-reader"}, "state": {"active"}})
+	g.post("/admin/administrators/policy", url.Values{"csrf_token": {g.csrf("/")}, "version": {"1"}, "global_admin": {"no"},
+		"helpdesk_admin": {"optional"}, "reports_reader": {"required"}})
+	appSecret, enrolled := g.enrolApp("/admin/security/add")
+	rc := recoveryCodes(t, enrolled.Body)
+	second := s.client()
+	second.password("global-admin@example.com")
+	second.post("/login/factor/recovery", url.Values{"csrf_token": {second.csrf("/login/factor")}, "recovery": {rc[0]}})
+	if fs, _ := s.db.AdminFactors(ctx, 1); len(fs) == 1 {
+		g.post("/admin/security/factors/"+formatInt(fs[0].ID)+"/remove", url.Values{"csrf_token": {g.csrf("/")}})
+	}
+	resetPage := g.post("/admin/administrators/"+id+"/reset", url.Values{"csrf_token": {g.csrf("/")}})
+	if m := regexp.MustCompile(`/login/reset\?token=([0-9a-f]+)`).FindStringSubmatch(resetPage.Body); m != nil {
+		x := s.client()
+		x.post("/login/reset", url.Values{"csrf_token": {x.csrf("/login")}, "token": {m[1]}, "password": {"a new long password"}, "confirm": {"a new long password"}})
+	}
 	// Switches off and on.
 	for _, wb := range []string{"no", "yes"} {
 		g.post(onPremPath, url.Values{"csrf_token": {g.csrf("/")}, "version": {currentVersion(t, s.harness)}, "writeback": {wb}, "unlock": {wb}})
@@ -317,7 +335,7 @@ func TestEveryActivityIsRecorded(t *testing.T) {
 			t.Errorf("no %q event after the flows that produce it", a)
 		}
 	}
-	assertNoSecrets(t, s.harness, pw, pw2, pw3, secret)
+	assertNoSecrets(t, s.harness, append([]string{pw, pw2, pw3, secret, appSecret}, rc...)...)
 	// Retention: prune everything so far; the chain still verifies.
 	if n, err := audit.Prune(ctx, s.db, time.Now().Add(time.Minute), audit.System); err != nil || n == 0 {
 		t.Fatalf("prune removed %d: %v", n, err)

@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/keyring"
+	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/services/writeback"
@@ -43,6 +45,9 @@ type portal struct {
 	wb       *writeback.Service
 	ss       *selfservice.Service
 	audit    *audit.Log
+	// base is the base URL the handler is told (testBaseURL unless a test
+	// serves on an address of its own).
+	base string
 }
 
 // testBaseURL is the portal's base URL in tests.
@@ -61,25 +66,47 @@ func newPortal(tb testing.TB) *portal {
 	}
 	logs := &testbed.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	adm, err := admins.New(db, log, cheap)
+	keys := keyring.New(make([]byte, 32))
+	pk, err := passkeys.New(testBaseURL, "Writeback")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	adm, err := admins.New(db, log, cheap, admins.WithKeyring(keys), admins.WithPasskeys(pk))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	set := settings.New(db)
-	keys := keyring.New(make([]byte, 32))
 	wb := writeback.New(db, set, keys, log)
 	tb.Cleanup(func() { wb.Close() })
 	ss := selfservice.New(db, wb, keys, log, testBaseURL)
 	ss.Pacer, ss.AnswerParams = selfservice.NewPacer(0), cheap
 	tb.Cleanup(ss.Wait)
-	return &portal{db: db, keys: keys, log: log, logs: logs, admins: adm, settings: set, wb: wb, ss: ss, audit: audit.NewLog(db, log)}
+	p := &portal{db: db, keys: keys, log: log, logs: logs, admins: adm, settings: set, wb: wb, ss: ss, audit: audit.NewLog(db, log), base: testBaseURL}
+	p.secondFactorOptional(tb)
+	return p
+}
+
+// secondFactorOptional makes the second factor optional for every role, as
+// an operator may choose: the tests that are not about it sign in with the
+// password alone. It writes the policy document directly, so that no audit
+// event of it shows among those the tests count; factors_test.go puts the
+// default back (defaultSecondFactorPolicy).
+func (p *portal) secondFactorOptional(tb testing.TB) {
+	tb.Helper()
+	b, _ := json.Marshal(admins.Policy{})
+	if err := p.db.InTx(context.Background(), func(tx *store.Tx) error {
+		_, err := tx.PutConfig(context.Background(), "admin_signin", 0, string(b), "test harness")
+		return err
+	}); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // handler is the portal's HTTP handler, trusting the given proxies.
 func (p *portal) handler(trusted []netip.Prefix) http.Handler {
-	base, _ := url.Parse(testBaseURL)
+	base, _ := url.Parse(p.base)
 	s := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: p.keys.Derive("h"), CookieBlockKey: p.keys.Derive("b"), TrustedProxies: trusted}, p.log,
-		handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit})
+		handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit, Limits: p.ss})
 	return s.Routes()
 }
 

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net/http"
+	"net/url"
 
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/errs"
@@ -31,17 +32,26 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 		s.render(w, r, statusOf(err), web.LoginPage(web.LoginView{Page: p, Email: email, Next: next}))
 		return nil
 	}
-	raw, err := s.admins.StartSession(r.Context(), a, s.actor(r))
+	step, raw, err := s.admins.BeginSignIn(r.Context(), a, s.actor(r))
 	if err != nil {
 		return err
 	}
-	// A fresh session on sign-in: new cookie contents and a new CSRF secret.
+	// A fresh session on sign-in: new cookie contents and a new CSRF
+	// secret. The half-signed-in state is a value of its own ("pid"), never
+	// "sid": the pages behind sign-in see no administrator in it.
 	st := state(r)
-	st.sess.Values = map[any]any{"sid": raw, "csrf": randomHex(32), "bid": randomHex(32)}
+	key, to := "sid", next
+	switch step {
+	case admins.NextFactor:
+		key, to = keyPending, "/login/factor?next="+url.QueryEscape(next)
+	case admins.NextEnrol:
+		key, to = keyPending, "/login/enrol?next="+url.QueryEscape(next)
+	}
+	st.sess.Values = map[any]any{key: raw, "csrf": randomHex(32), "bid": randomHex(32)}
 	if err := st.sess.Save(r, w); err != nil {
 		return err
 	}
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	http.Redirect(w, r, to, http.StatusSeeOther)
 	return nil
 }
 
@@ -49,6 +59,11 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
 	st := state(r)
 	if sid, _ := st.sess.Values["sid"].(string); sid != "" && st.admin != nil {
 		if err := s.admins.EndSession(r.Context(), sid, s.actor(r)); err != nil {
+			return err
+		}
+	}
+	if pid, _ := st.sess.Values[keyPending].(string); pid != "" && s.factors != nil {
+		if err := s.factors.CancelPending(r.Context(), pid); err != nil {
 			return err
 		}
 	}

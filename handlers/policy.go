@@ -26,8 +26,8 @@ type policyPage struct {
 
 // policyPages are the self-service policy pages by navigation key.
 var policyPages = map[string]policyPage{
-	"properties": {"properties", "Properties", "Choose who may use self-service password reset.",
-		[]string{"enabled", "group"}},
+	"properties": {"properties", "Properties", "Choose who may use self-service password reset, and how often one network address may try.",
+		[]string{"enabled", "group", "public_per_minute", "signin_per_minute"}},
 	"methods": {"authentication-methods", "Authentication methods", "Choose how people prove who they are, and how many methods a reset needs.",
 		[]string{"methods", "required", "questions_to_register", "questions_to_answer", "questions"}},
 	"registration": {"registration", "Registration", "Choose how often people are asked to re-confirm the methods they registered.",
@@ -85,7 +85,10 @@ func (s *Server) policyView(w http.ResponseWriter, r *http.Request, nav string) 
 		Enabled: p.Enabled, Group: p.Group, MethodEmail: p.Methods.Email, MethodApp: p.Methods.App, MethodQuestions: p.Methods.Questions,
 		Required: p.Required, QuestionsToRegister: p.QuestionsToRegister, QuestionsToAnswer: p.QuestionsToAnswer,
 		Questions: strings.Join(p.Questions, "\n"), ReconfirmDays: p.ReconfirmDays, NotifyUsers: p.NotifyUsers, NotifyAdmins: p.NotifyAdmins,
-		Helpdesk: p.Helpdesk, OrgName: p.OrgName}
+		Helpdesk: p.Helpdesk, OrgName: p.OrgName,
+		PublicPerMinute: limitText(p.PublicPerMinute), SignInPerMinute: limitText(p.SignInPerMinute),
+		DefaultPublicPerMinute: defaultLimit(s.cfg.PublicPerMinute), DefaultSignInPerMinute: defaultLimit(s.cfg.SignInPerMinute),
+		MaxPerMinute: selfservice.MaxPerMinute}
 	if v.UpdatedBy, v.UpdatedAt, err = s.lastPolicyChange(r.Context(), pg.fields); err != nil {
 		return web.PolicyView{}, err
 	}
@@ -112,6 +115,41 @@ func atoiField(r *http.Request, name string, fields map[string]string) int {
 	return n
 }
 
+// limitText is a rate limit as its field shows it: empty for the server's
+// default.
+func limitText(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.Itoa(n)
+}
+
+// defaultLimit is the server's default rate limit of a Config value.
+func defaultLimit(n int) int {
+	if n <= 0 {
+		return selfservice.DefaultPerMinute
+	}
+	return n
+}
+
+// limitField reads a rate limit field: empty is the server's default (0);
+// ok is false when the form has no such field, so that a form without it
+// (an older page still open in a browser) keeps the stored value.
+func limitField(r *http.Request, name string, fields map[string]string) (n int, ok bool) {
+	if _, ok := r.PostForm[name]; !ok {
+		return 0, false
+	}
+	v := strings.TrimSpace(r.PostFormValue(name))
+	if v == "" {
+		return 0, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > selfservice.MaxPerMinute {
+		fields[name] = selfservice.RateLimitMessage
+	}
+	return n, true
+}
+
 func (s *Server) policySave(nav string) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		version, err := strconv.ParseInt(r.PostFormValue("version"), 10, 64)
@@ -123,7 +161,17 @@ func (s *Server) policySave(nav string) func(http.ResponseWriter, *http.Request)
 		switch nav {
 		case "properties":
 			enabled, group := r.PostFormValue("enabled"), r.PostFormValue("group")
-			change = func(p *selfservice.Policy) { p.Enabled, p.Group = enabled, group }
+			public, setPublic := limitField(r, "public_per_minute", fields)
+			signIn, setSignIn := limitField(r, "signin_per_minute", fields)
+			change = func(p *selfservice.Policy) {
+				p.Enabled, p.Group = enabled, group
+				if setPublic {
+					p.PublicPerMinute = public
+				}
+				if setSignIn {
+					p.SignInPerMinute = signIn
+				}
+			}
 		case "methods":
 			m := selfservice.Methods{Email: r.PostFormValue("method_email") == "yes", App: r.PostFormValue("method_app") == "yes",
 				Questions: r.PostFormValue("method_questions") == "yes"}
@@ -167,6 +215,12 @@ func (s *Server) policySave(nav string) func(http.ResponseWriter, *http.Request)
 		switch nav {
 		case "properties":
 			v.Enabled, v.Group = r.PostFormValue("enabled"), r.PostFormValue("group")
+			if _, ok := r.PostForm["public_per_minute"]; ok {
+				v.PublicPerMinute = r.PostFormValue("public_per_minute")
+			}
+			if _, ok := r.PostForm["signin_per_minute"]; ok {
+				v.SignInPerMinute = r.PostFormValue("signin_per_minute")
+			}
 		case "methods":
 			v.MethodEmail, v.MethodApp, v.MethodQuestions = r.PostFormValue("method_email") == "yes", r.PostFormValue("method_app") == "yes", r.PostFormValue("method_questions") == "yes"
 			v.Required, _ = strconv.Atoi(r.PostFormValue("required"))

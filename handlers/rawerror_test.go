@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/writeback/writeback/handlers"
+	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/keyring"
 	"github.com/writeback/writeback/store"
@@ -24,8 +25,8 @@ type fakeAdmins struct{ handlers.AdminService }
 func (fakeAdmins) Authenticate(context.Context, string, string, audit.Actor) (store.Admin, error) {
 	return store.Admin{ID: 1, Name: "Rita", Email: "rita@example.com", Role: "reports-reader"}, nil
 }
-func (fakeAdmins) StartSession(context.Context, store.Admin, audit.Actor) (string, error) {
-	return "session-1", nil
+func (fakeAdmins) BeginSignIn(context.Context, store.Admin, audit.Actor) (admins.Next, string, error) {
+	return admins.NextSession, "session-1", nil
 }
 func (fakeAdmins) Resolve(context.Context, string) (store.Admin, error) {
 	return store.Admin{ID: 1, Name: "Rita", Email: "rita@example.com", Role: "reports-reader"}, nil

@@ -51,9 +51,9 @@ func TestRequestLog(t *testing.T) {
 			}
 			// A failure is an operator's business whatever the request log.
 			rec = httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
-			if rec.Code != http.StatusServiceUnavailable || !strings.Contains(logs.String(), "health check failed") {
-				t.Errorf("failed health check: status %d, logs:\n%s", rec.Code, logs.String())
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+			if rec.Code != http.StatusServiceUnavailable || !strings.Contains(logs.String(), "readiness check failed") {
+				t.Errorf("failed readiness check: status %d, logs:\n%s", rec.Code, logs.String())
 			}
 		})
 	}

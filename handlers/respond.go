@@ -124,18 +124,39 @@ func (s *Server) takeFlash(w http.ResponseWriter, r *http.Request) string {
 	return m
 }
 
+// healthz is the liveness probe: the process serves requests. It checks
+// nothing else, so that an orchestrator does not restart a replica for an
+// outage of the database that a restart would not mend (readyz is for that).
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// readyz is the readiness probe: 503 while the database cannot be reached,
+// so that a load balancer takes the replica out until it can. The
+// directory's state is reported (one word, no detail: the probe is public)
+// but does not fail readiness: every replica would fail at once, and the
+// pages that need no directory (and the error page that says so) would go
+// with them.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
 	if s.cfg.Health != nil {
 		if err := s.cfg.Health(ctx); err != nil {
-			s.log.ErrorContext(ctx, "health check failed", "err", err)
-			http.Error(w, "unhealthy", http.StatusServiceUnavailable)
+			s.log.ErrorContext(ctx, "readiness check failed: database unreachable", "err", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready\ndatabase: unreachable\n"))
 			return
 		}
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = w.Write([]byte("ok\n"))
+	dir := "unknown"
+	if st, err := s.settings.Status(ctx); err == nil && st.State != "" {
+		dir = string(st.State) // connected, error or not-configured
+	}
+	_, _ = w.Write([]byte("ready\ndatabase: ok\ndirectory: " + dir + "\n"))
 }
 
 func levelFor(status int) slog.Level {

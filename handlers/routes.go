@@ -2,22 +2,23 @@ package handlers
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
-	"github.com/go-chi/httprate"
 
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/agentwire"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/static"
+	"github.com/writeback/writeback/store"
 )
 
 // Routes returns every route of the portal.
 func (s *Server) Routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID)
+	// HEAD is answered by every GET route (the server sends no body).
+	r.Use(middleware.GetHead)
 	r.Use(s.recoverer)
 	r.Use(s.securityHeaders)
 	r.Use(s.limitBody(1 << 20))
@@ -28,15 +29,16 @@ func (s *Server) Routes() http.Handler {
 	r.MethodNotAllowed(s.handle(func(w http.ResponseWriter, r *http.Request) error { return errNotFound }))
 
 	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
 	// No session, no cookie: the agent's key is the credential. Attempts are
 	// limited per address (an agent reconnects with a backoff of 1 s and
 	// more), so that unauthenticated handshakes cannot pile up.
-	r.With(httprate.Limit(agentConnectsPerMinute, time.Minute, httprate.WithKeyFuncs(s.clientKey))).
+	r.With(s.limiter("agent-connect", fixed(agentConnectsPerMinute), agentConnectTooMany)).
 		Get(agentwire.PathConnect, s.agentConnect)
 	r.Handle("/static/*", s.staticFiles(static.FS))
 	// The agents' enrolment: JSON, no cookie, so outside the session and
 	// CSRF middleware below (the one-time token is the credential).
-	r.With(httprate.Limit(10, time.Minute, httprate.WithKeyFuncs(s.clientKey), httprate.WithLimitHandler(enrollTooMany))).
+	r.With(s.limiter("agent-enroll", fixed(10), enrollTooMany)).
 		Post(agentwire.PathEnroll, s.enrollAgent)
 
 	r.Group(func(r chi.Router) {
@@ -44,8 +46,9 @@ func (s *Server) Routes() http.Handler {
 		r.Use(s.session)
 		r.Use(s.csrf)
 		r.Get("/", s.handle(s.start))
-		// Employee pages: public, rate limited per client address.
-		limited := r.With(httprate.LimitBy(30, time.Minute, s.clientKey))
+		// Employee pages: public, rate limited per client address, all of
+		// their forms together (the limit an administrator can change).
+		limited := r.With(s.limiter("public", s.publicLimit, nil))
 		for _, kind := range []string{"/reset", "/unlock"} {
 			r.Get(kind, s.handle(s.whoForm))
 			limited.Post(kind, s.handle(s.whoSubmit))
@@ -67,14 +70,32 @@ func (s *Server) Routes() http.Handler {
 		limited.Post("/register/{flow}/questions", s.handle(s.registerQuestions))
 
 		r.Get("/login", s.handle(s.loginForm))
-		r.With(httprate.LimitBy(30, time.Minute, s.clientKey)).Post("/login", s.handle(s.login))
+		r.With(s.limiter("signin", s.signInLimit, nil)).Post("/login", s.handle(s.login))
 		r.Post("/logout", s.handle(s.logout))
+		// The second step of a sign-in, reachable only in the half-signed-in
+		// state; wrong codes are limited by services/admins as well.
+		second := r.With(s.limiter("signin-factor", s.signInLimit, nil))
+		r.Get("/login/factor", s.withPending(store.StageFactor, s.factorForm))
+		second.Post("/login/factor/app", s.withPending(store.StageFactor, s.factorApp))
+		second.Post("/login/factor/recovery", s.withPending(store.StageFactor, s.factorRecovery))
+		second.Post("/login/factor/passkey", s.withPending(store.StageFactor, s.factorPasskey))
+		r.Get("/login/enrol", s.withPending(store.StageEnrol, s.enrolForm))
+		second.Post("/login/enrol/app", s.withPending(store.StageEnrol, s.enrolApp))
+		second.Post("/login/enrol/passkey", s.withPending(store.StageEnrol, s.enrolPasskey))
+		r.Get("/login/reset", s.handle(s.resetPasswordForm))
+		r.With(s.limiter("login-reset", fixed(10), nil)).Post("/login/reset", s.handle(s.resetPassword))
 		r.Get("/setup", s.handle(s.setupForm))
-		r.With(httprate.LimitBy(10, time.Minute, s.clientKey)).Post("/setup", s.handle(s.setup))
+		r.With(s.limiter("setup", fixed(10), nil)).Post("/setup", s.handle(s.setup))
 
 		r.Route("/admin", func(r chi.Router) {
 			r.Use(s.requireRole(admins.GlobalAdmin, admins.HelpdeskAdmin, admins.ReportsReader))
 			r.Get("/", http.RedirectHandler("/admin/password-reset/on-premises-integration", http.StatusSeeOther).ServeHTTP)
+			r.Get("/security", s.handle(s.securityShow))
+			r.Get("/security/add", s.handle(s.securityAdd))
+			r.Post("/security/app", s.handle(s.securityApp))
+			r.Post("/security/passkey", s.handle(s.securityPasskey))
+			r.Post("/security/factors/{id}/remove", s.handle(s.securityRemove))
+			r.Post("/security/recovery-codes", s.handle(s.securityCodes))
 			r.Get("/password-reset/on-premises-integration", s.handle(s.onPremForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/password-reset/on-premises-integration", s.handle(s.onPremSave))
 			for nav, pg := range policyPages {
@@ -89,7 +110,7 @@ func (s *Server) Routes() http.Handler {
 			r.Get("/audit/export.jsonl", s.handle(s.auditExport(audit.FormatJSONL)))
 			r.Get("/audit/correlation/{id}", s.handle(s.auditCorrelation))
 			r.Get("/audit/{id}", s.handle(s.auditEvent))
-			r.With(httprate.LimitBy(6, time.Minute, s.clientKey)).Post("/audit/verify", s.handle(s.auditVerify))
+			r.With(s.limiter("audit-verify", fixed(6), nil)).Post("/audit/verify", s.handle(s.auditVerify))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/audit/settings", s.handle(s.auditSettings))
 			r.Get("/directory", s.handle(s.directoryForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/directory", s.handle(s.directorySave))
@@ -112,7 +133,9 @@ func (s *Server) Routes() http.Handler {
 				r.Use(s.requireRole(admins.GlobalAdmin))
 				r.Get("/administrators", s.handle(s.adminsList))
 				r.Post("/administrators", s.handle(s.adminsAdd))
+				r.Post("/administrators/policy", s.handle(s.adminsPolicy))
 				r.Post("/administrators/{id}", s.handle(s.adminsUpdate))
+				r.Post("/administrators/{id}/reset", s.handle(s.adminsReset))
 			})
 		})
 	})

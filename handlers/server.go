@@ -24,7 +24,9 @@ import (
 // AdminService is what handlers need of services/admins.
 type AdminService interface {
 	Authenticate(ctx context.Context, email, password string, from audit.Actor) (store.Admin, error)
-	StartSession(ctx context.Context, a store.Admin, from audit.Actor) (string, error)
+	// BeginSignIn decides what follows a right password: a session, or
+	// the half-signed-in state of the second step (its raw ID).
+	BeginSignIn(ctx context.Context, a store.Admin, from audit.Actor) (admins.Next, string, error)
 	Resolve(ctx context.Context, rawID string) (store.Admin, error)
 	EndSession(ctx context.Context, rawID string, actor audit.Actor) error
 	SetupTokenValid(ctx context.Context, token string) (bool, error)
@@ -71,6 +73,17 @@ type Deps struct {
 	// enrolment endpoint (both *agents.Service); nil leaves them out.
 	Agents      AgentsService
 	AgentEnroll AgentEnroller
+	// Limits are the rate limits administrators set on the Properties
+	// page (*selfservice.Service); nil leaves the Config defaults.
+	Limits LimitSource
+	// RateCounter keeps the counts of every per-address limit, told apart
+	// by their keys; nil gives each limit an in-memory counter of its own,
+	// right for one process.
+	RateCounter RateCounter
+	// Factors and FactorAdmin serve the second factor (both
+	// *admins.Service); when nil, Admins is used if it has them.
+	Factors     SignInFactors
+	FactorAdmin FactorAdmin
 }
 
 // settingsMeta is the version and last change of a settings document.
@@ -86,6 +99,12 @@ type Config struct {
 	// NoRequestLog turns off the log line per request (errors are still
 	// logged): under load those lines are most of what the portal writes.
 	NoRequestLog bool
+	// PublicPerMinute and SignInPerMinute are the default limits per client
+	// address and minute on the employee pages' forms and on /login
+	// (0: selfservice.DefaultPerMinute); a limit saved on the Properties
+	// page replaces them (see configuredLimit).
+	PublicPerMinute int
+	SignInPerMinute int
 }
 
 // Server holds every handler's dependencies.
@@ -100,6 +119,10 @@ type Server struct {
 	agentHub    AgentHub
 	agents      AgentsService
 	agentEnroll AgentEnroller
+	limits      LimitSource
+	rateCounter RateCounter
+	factors     SignInFactors
+	factorAdmin FactorAdmin
 	cookies     *sessions.CookieStore
 	cookieCache *cookieCache
 	cookieName  string
@@ -131,7 +154,14 @@ func New(cfg Config, log *slog.Logger, d Deps) *Server {
 	// (which the decoded-cookie cache must know: it keeps no entry longer).
 	maxAge := admins.AbsoluteTimeout
 	cs.MaxAge(int(maxAge.Seconds()))
-	return &Server{cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback, selfservice: d.SelfService, audit: d.Audit,
-		agentHub: d.AgentHub, agents: d.Agents, agentEnroll: d.AgentEnroll, cookies: cs, cookieCache: newCookieCache(maxAge),
+	if d.Factors == nil {
+		d.Factors, _ = d.Admins.(SignInFactors)
+	}
+	if d.FactorAdmin == nil {
+		d.FactorAdmin, _ = d.Admins.(FactorAdmin)
+	}
+	return &Server{factors: d.Factors, factorAdmin: d.FactorAdmin, cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback,
+		selfservice: d.SelfService, audit: d.Audit, agentHub: d.AgentHub, agents: d.Agents, agentEnroll: d.AgentEnroll,
+		limits: d.Limits, rateCounter: d.RateCounter, cookies: cs, cookieCache: newCookieCache(maxAge),
 		cookieName: name, secure: secure}
 }

@@ -83,6 +83,79 @@
     });
     el.insertAdjacentElement("afterend", b);
   });
+  // Passkeys: a form with data-webauthn ("create" or "get") carries the
+  // options the portal made in data-options. Submitting it runs the
+  // ceremony and posts the credential's JSON in its "credential" field;
+  // without this file the form posts nothing and the portal says why.
+  var b64url = {
+    dec: function (s) {
+      s = s.replace(/-/g, "+").replace(/_/g, "/");
+      while (s.length % 4) { s += "="; }
+      var bin = atob(s), out = new Uint8Array(bin.length);
+      for (var i = 0; i < bin.length; i++) { out[i] = bin.charCodeAt(i); }
+      return out.buffer;
+    },
+    enc: function (buf) {
+      var b = new Uint8Array(buf), s = "";
+      for (var i = 0; i < b.length; i++) { s += String.fromCharCode(b[i]); }
+      return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+    }
+  };
+  var parseOptions = function (kind, o) {
+    var PKC = window.PublicKeyCredential;
+    if (kind === "create" && PKC.parseCreationOptionsFromJSON) { return PKC.parseCreationOptionsFromJSON(o); }
+    if (kind === "get" && PKC.parseRequestOptionsFromJSON) { return PKC.parseRequestOptionsFromJSON(o); }
+    o.challenge = b64url.dec(o.challenge);
+    if (o.user) { o.user.id = b64url.dec(o.user.id); }
+    ["excludeCredentials", "allowCredentials"].forEach(function (k) {
+      (o[k] || []).forEach(function (c) { c.id = b64url.dec(c.id); });
+    });
+    return o;
+  };
+  var credentialJSON = function (c) {
+    if (c.toJSON) { return JSON.stringify(c.toJSON()); }
+    var r = c.response, out = { id: c.id, rawId: b64url.enc(c.rawId), type: c.type, response: {
+      clientDataJSON: b64url.enc(r.clientDataJSON) }, clientExtensionResults: c.getClientExtensionResults() };
+    if (r.attestationObject) {
+      out.response.attestationObject = b64url.enc(r.attestationObject);
+      if (r.getTransports) { out.response.transports = r.getTransports(); }
+    }
+    if (r.authenticatorData) {
+      out.response.authenticatorData = b64url.enc(r.authenticatorData);
+      out.response.signature = b64url.enc(r.signature);
+      if (r.userHandle) { out.response.userHandle = b64url.enc(r.userHandle); }
+    }
+    return JSON.stringify(out);
+  };
+  document.querySelectorAll("form[data-webauthn]").forEach(function (form) {
+    var kind = form.getAttribute("data-webauthn");
+    var field = form.querySelector("input[name=credential]");
+    var errEl = form.querySelector("[data-webauthn-error]");
+    var fail = function (msg) {
+      if (errEl) { errEl.textContent = msg; errEl.hidden = false; }
+    };
+    form.addEventListener("submit", function (ev) {
+      if (field.value !== "") { return; }
+      ev.preventDefault();
+      if (!window.PublicKeyCredential || !navigator.credentials) {
+        fail("This browser cannot use passkeys here. Passkeys need a portal address with a name (not an IP address) and https.");
+        return;
+      }
+      var opts;
+      try { opts = parseOptions(kind, JSON.parse(form.getAttribute("data-options"))); } catch (e) {
+        fail("The passkey request could not be read. Reload the page and try again.");
+        return;
+      }
+      var p = kind === "create" ? navigator.credentials.create({ publicKey: opts }) : navigator.credentials.get({ publicKey: opts });
+      p.then(function (cred) {
+        field.value = credentialJSON(cred);
+        form.submit();
+      }, function (e) {
+        fail(e && e.name === "NotAllowedError" ? "The passkey request was cancelled or timed out. Try again." :
+          "Your browser could not use a passkey (" + (e && e.name ? e.name : "error") + "). Try again, or use another way.");
+      });
+    });
+  });
   // Show times in the viewer's time zone; UTC stays in the title.
   document.querySelectorAll("time[data-local]").forEach(function (el) {
     var d = new Date(el.getAttribute("datetime"));

@@ -108,6 +108,9 @@ func Navigation(v *Viewer) []NavSection {
 			{Key: "admins", Label: "Administrators", Href: "/admin/administrators"},
 		}}}})
 	}
+	out = append(out, NavSection{Title: "Your account", Groups: []NavGroup{{Items: []NavItem{
+		{Key: "security", Label: "Sign-in methods", Href: "/admin/security"},
+	}}}})
 	return out
 }
 
@@ -236,6 +239,7 @@ type AdminRow struct {
 	RoleLabel string
 	Disabled  bool
 	IsSelf    bool
+	Factors   int // second factors enrolled
 }
 
 // RoleOption is a role choice.
@@ -248,6 +252,9 @@ type AdminsView struct {
 	Roles  []RoleOption
 	// Kept input of the add form.
 	NewEmail, NewName, NewRole string
+	// The second-factor policy: which roles must use one.
+	PolicyGlobal, PolicyHelpdesk, PolicyReports bool
+	PolicyVersion                               int64
 }
 
 // ErrorView is a 403/404/500 page.
@@ -351,6 +358,14 @@ type PolicyView struct {
 	NotifyAdmins        bool
 	Helpdesk            string
 	OrgName             string
+	// PublicPerMinute and SignInPerMinute are the Properties page's rate
+	// limits as typed, empty for the server's default, which the Default
+	// fields give; MaxPerMinute is the highest either may be.
+	PublicPerMinute        string
+	SignInPerMinute        string
+	DefaultPublicPerMinute int
+	DefaultSignInPerMinute int
+	MaxPerMinute           int
 	// UpdatedBy and UpdatedAt name the last change to this page's own
 	// fields (the pages share one settings document).
 	UpdatedBy string

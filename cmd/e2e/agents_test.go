@@ -23,6 +23,7 @@ import (
 	"unicode/utf16"
 
 	"github.com/chromedp/chromedp"
+	"github.com/pquerna/otp/totp"
 
 	"github.com/writeback/writeback/services/agents"
 	"github.com/writeback/writeback/services/agentwire"
@@ -161,6 +162,19 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 		chromedp.SendKeys(chromedp.ID("email"), "ada@example.com"),
 		chromedp.SendKeys(chromedp.ID("password"), adminPassword),
 		chromedp.Click(chromedp.CSS(`[data-testid=sign-in]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=enrol-app]`)),
+	)
+	// A Global Administrator sets up a second factor at the first sign-in:
+	// an authenticator app, its code computed from the key the page shows.
+	appCode, codeErr := totp.GenerateCode(strings.TrimSpace(browser.Text(t, ctx, `[data-testid=totp-secret]`)), time.Now())
+	if codeErr != nil {
+		t.Fatal(codeErr)
+	}
+	browser.Step(t, ctx, "set up an authenticator app",
+		chromedp.SendKeys(chromedp.ID("app-code"), appCode),
+		chromedp.Click(chromedp.CSS(`[data-testid=confirm-app]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=recovery-codes]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=continue]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=add-agent]`)),
 	)
 

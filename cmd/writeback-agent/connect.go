@@ -44,9 +44,11 @@ type runStatus struct {
 	StartedAt      time.Time `json:"started_at"`
 	State          string    `json:"state"`
 	ConnectedSince time.Time `json:"connected_since,omitzero"`
-	LastError      string    `json:"last_error,omitempty"`
-	LastErrorAt    time.Time `json:"last_error_at,omitzero"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	// Connections counts the welcomed connections: one per portal replica.
+	Connections int       `json:"connections,omitempty"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 func readStatus(dir string) (runStatus, bool) {
@@ -111,16 +113,32 @@ func (t *tracker) update(f func(st *runStatus)) {
 	t.save()
 }
 
+// connected counts a welcomed connection; the first makes the agent
+// connected.
 func (t *tracker) connected() {
-	t.update(func(st *runStatus) { st.State, st.ConnectedSince = stateConnected, t.now() })
+	t.update(func(st *runStatus) {
+		if st.Connections++; st.Connections == 1 {
+			st.State, st.ConnectedSince = stateConnected, t.now()
+		}
+	})
 }
 
-func (t *tracker) failed(err error) {
+// failed records a dial that failed (err) or a connection that ended
+// (welcomed: one that counted in connected). The agent is disconnected
+// once no connection is left; err, when not nil, is the last error.
+func (t *tracker) failed(err error) { t.ended(false, err) }
+
+func (t *tracker) ended(welcomed bool, err error) {
 	t.update(func(st *runStatus) {
-		if st.State != stateConnecting {
-			st.State = stateDisconnected
+		if welcomed && st.Connections > 0 {
+			st.Connections--
 		}
-		st.ConnectedSince = time.Time{}
+		if st.Connections == 0 {
+			if st.State != stateConnecting {
+				st.State = stateDisconnected
+			}
+			st.ConnectedSince = time.Time{}
+		}
 		if err == nil {
 			return
 		}
@@ -133,7 +151,7 @@ func (t *tracker) failed(err error) {
 }
 
 func (t *tracker) stopped(state string) {
-	t.update(func(st *runStatus) { st.State, st.ConnectedSince = state, time.Time{} })
+	t.update(func(st *runStatus) { st.State, st.ConnectedSince, st.Connections = state, time.Time{}, 0 })
 }
 
 // wsConn is the WebSocket as connector.Conn: messages are JSON text
@@ -169,7 +187,13 @@ func (w *wsConn) Read(ctx context.Context) ([]byte, error) {
 		if errors.As(err, &ce) {
 			err = &connector.CloseError{Code: int(ce.Code), Reason: ce.Reason}
 		}
-		w.end(err)
+		if ce.Code == agentwire.CloseDuplicate {
+			// A replica this agent is connected to already: not an error;
+			// Run dials again for another one.
+			w.end(nil)
+		} else {
+			w.end(err)
+		}
 		return nil, err
 	}
 	w.mu.Lock()
@@ -203,11 +227,11 @@ func (w *wsConn) Close(code int, reason string) error {
 // the agent is stopping).
 func (w *wsConn) end(err error) {
 	w.mu.Lock()
-	first := !w.ended
+	first, welcomed := !w.ended, w.welcomed
 	w.ended = true
 	w.mu.Unlock()
 	if first {
-		w.t.failed(err)
+		w.t.ended(welcomed, err)
 	}
 }
 

@@ -113,7 +113,7 @@ func (p *fakePortal) enroll(w http.ResponseWriter, r *http.Request) {
 var fakePortalKey, _ = agentwire.NewPortalKey(bytes.Repeat([]byte{5}, 32))
 
 // connect runs the portal's handshake (challenge, hello checked with the
-// enrolled key, welcome), then holds the connection until revoke is closed
+// enrolled key, the welcome with the connection's session), then holds the connection until revoke is closed
 // and closes it with CloseRevoked.
 func (p *fakePortal) connect(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
@@ -152,7 +152,14 @@ func (p *fakePortal) connect(w http.ResponseWriter, r *http.Request) {
 		c.Close(agentwire.CloseUnauthorized, "unknown agent")
 		return
 	}
-	b, _ = agentwire.Encode(agentwire.TypeWelcome, "", agentwire.Welcome{Name: "dc-site-1"})
+	id := r.Header.Get(agentwire.HeaderAgentID)
+	sess, enc, err := agentwire.NewPortalSession(pub, id, nonce, hello.Nonce)
+	if err != nil {
+		c.Close(websocket.StatusProtocolError, "bad hello")
+		return
+	}
+	b, _ = agentwire.EncodeSigned(fakePortalKey, id, agentwire.TypeWelcome, "",
+		agentwire.Welcome{Name: "dc-site-1", Nonce: hello.Nonce, Session: enc, Confirm: sess.Confirm()})
 	c.Write(ctx, websocket.MessageText, b)
 	// Read (and drop heartbeats) until told to revoke.
 	go func() {

@@ -68,7 +68,11 @@ func cmdStatus(ctx context.Context, args []string, getenv cmdline.Env, io cmdlin
 	case !ok:
 		row("run", "not running")
 	case connected:
-		row("run", fmt.Sprintf("connected since %s (pid %d)", st.ConnectedSince.Format(timeFormat), st.PID))
+		line := fmt.Sprintf("connected since %s (pid %d)", st.ConnectedSince.Format(timeFormat), st.PID)
+		if st.Connections > 1 {
+			line += fmt.Sprintf(", to %d portal replicas", st.Connections)
+		}
+		row("run", line)
 	case st.running():
 		row("run", fmt.Sprintf("running (pid %d), not connected", st.PID))
 	case st.State == stateRevoked:

@@ -54,7 +54,7 @@ func openAppLevel(ctx context.Context, loc datadir.Location, logOut io.Writer, l
 	if err != nil {
 		return nil, err
 	}
-	adm, err := admins.New(db, log, admins.DefaultHashParams)
+	adm, err := admins.New(db, log, admins.DefaultHashParams, admins.WithKeyring(keys))
 	if err != nil {
 		db.Close()
 		return nil, err

@@ -30,8 +30,8 @@ func TestBrowserAddAndRevokeAgent(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("email"), "ada@example.com"),
 		chromedp.SendKeys(chromedp.ID("password"), "a long admin password"),
 		chromedp.Click(chromedp.CSS(`[data-testid=sign-in]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid=add-agent]`)),
 	)
+	secondStep(t, ctx, &secondFactor{}, `[data-testid=add-agent]`)
 	if got := browser.Text(t, ctx, "h1"); !strings.Contains(got, "Hybrid management | Writeback agents") {
 		t.Errorf("heading %q", got)
 	}

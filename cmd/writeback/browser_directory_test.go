@@ -243,8 +243,9 @@ func numberedShots(t *testing.T) func(ctx context.Context, name string) {
 	}
 }
 
-// directorySignIn opens page, is sent to the sign-in form, signs in and waits until
-// page shows ready.
+// directorySignIn opens page, is sent to the sign-in form, signs in (with
+// the second step when the portal asks for one) and waits until page shows
+// ready.
 func directorySignIn(t *testing.T, ctx context.Context, page, email, password string, ready chromedp.ID) {
 	t.Helper()
 	browser.Step(t, ctx, "sign in as "+email,
@@ -253,6 +254,6 @@ func directorySignIn(t *testing.T, ctx context.Context, page, email, password st
 		chromedp.SendKeys(chromedp.ID("email"), email),
 		chromedp.SendKeys(chromedp.ID("password"), password),
 		chromedp.Click(chromedp.CSS(`[data-testid=sign-in]`)),
-		chromedp.WaitVisible(ready),
 	)
+	secondStep(t, ctx, &secondFactor{}, "#"+string(ready))
 }

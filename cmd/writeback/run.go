@@ -19,8 +19,9 @@ func commands() []cmdline.Command {
 	return []cmdline.Command{
 		{Name: "serve", Summary: "run the portal (--listen, --data, --base-url, --trusted-proxy, --audit-syslog …)", Run: cmdServe},
 		{Name: "migrate", Summary: "apply database migrations in the data folder and exit", Run: cmdMigrate},
-		{Name: "admin", Summary: "manage administrators: admin create|list|disable",
-			Subs: []cmdline.Sub{{Name: "create", Run: adminCreate}, {Name: "list", Run: adminList}, {Name: "disable", Run: adminDisable}}},
+		{Name: "admin", Summary: "manage administrators: admin create|list|disable|enable|reset --email E|policy",
+			Subs: []cmdline.Sub{{Name: "create", Run: adminCreate}, {Name: "list", Run: adminList}, {Name: "disable", Run: adminDisable},
+				{Name: "enable", Run: adminEnable}, {Name: "reset", Run: adminReset}, {Name: "policy", Run: adminPolicy}}},
 		{Name: "directory", Summary: "the directory connection: directory set|show|test",
 			Subs: []cmdline.Sub{{Name: "set", Run: directorySet}, {Name: "show", Run: directoryShow}, {Name: "test", Run: directoryTest}}},
 		{Name: "agent", Summary: "writeback agents: agent add --name NAME (a one-time enrolment token) | list [--json] | revoke NAME",
@@ -63,6 +64,9 @@ Examples:
   echo "$PASSWORD" | writeback admin create --email ada@example.com --name "Ada Admin" --role global-admin
   writeback admin list
   writeback admin disable --email ada@example.com
+  writeback admin enable --email ada@example.com
+  writeback admin reset --email ada@example.com   # lost second factor: prints a one-time link
+  writeback admin policy --helpdesk-admin required
   writeback directory set --type ad --url ldaps://dc1.example.com --ca-file ca.pem \
       --bind-dn "CN=wbsvc,CN=Users,DC=example,DC=com" --bind-password-file svc.pw \
       --base-dn "OU=People,DC=example,DC=com" --password-writeback on

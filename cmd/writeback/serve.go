@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,10 +20,12 @@ import (
 	"github.com/writeback/writeback/cmd/internal/cmdline"
 	"github.com/writeback/writeback/cmd/internal/datadir"
 	"github.com/writeback/writeback/handlers"
+	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/agenthub"
 	"github.com/writeback/writeback/services/agents"
 	"github.com/writeback/writeback/services/agentwire"
 	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/services/selfservice"
 )
 
@@ -46,6 +49,10 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	logLevel        slog.Level
 	requestLog      bool // a log line per request (at Info)
+	// publicPerMinute and signInPerMinute are the default rate limits per
+	// client address; a value saved on the Properties page replaces them.
+	publicPerMinute int
+	signInPerMinute int
 }
 
 func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
@@ -67,10 +74,37 @@ func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
 	}
 	logLevel := fs.String("log-level", cmdline.EnvOr(getenv, "WRITEBACK_LOG_LEVEL", "info"), "the least level of the operator log: debug, info, warn or error (env WRITEBACK_LOG_LEVEL)")
 	requestLog := fs.String("request-log", cmdline.EnvOr(getenv, "WRITEBACK_REQUEST_LOG", "on"), "on: a log line (at info) per request; off: none, errors are still logged (env WRITEBACK_REQUEST_LOG)")
+	publicRate := fs.Int("rate-limit-public", selfservice.DefaultPerMinute,
+		"default requests per minute from one client address to the employee pages' forms, 1 to 10000; a limit saved on Password reset › Properties replaces it (env WRITEBACK_RATE_LIMIT_PUBLIC)")
+	signInRate := fs.Int("rate-limit-signin", selfservice.DefaultPerMinute,
+		"default administrator sign-ins per minute from one client address, 1 to 10000; a limit saved on Password reset › Properties replaces it (env WRITEBACK_RATE_LIMIT_SIGNIN)")
+	for _, e := range []struct {
+		name string
+		to   *int
+	}{{"WRITEBACK_RATE_LIMIT_PUBLIC", publicRate}, {"WRITEBACK_RATE_LIMIT_SIGNIN", signInRate}} {
+		if v := getenv(e.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return serveConfig{}, cmdline.Usagef("%s %q: want requests per minute, 1 to %d", e.name, v, selfservice.MaxPerMinute)
+			}
+			*e.to = n
+		}
+	}
 	if err := cmdline.Parse(fs, args); err != nil {
 		return serveConfig{}, err
 	}
 	cfg := serveConfig{listen: *listen, data: *data, auditStdout: *stdoutFwd, shutdownTimeout: *shutdownTimeout}
+	for _, l := range []struct {
+		flag, env string
+		n         int
+		to        *int
+	}{{"rate-limit-public", "WRITEBACK_RATE_LIMIT_PUBLIC", *publicRate, &cfg.publicPerMinute},
+		{"rate-limit-signin", "WRITEBACK_RATE_LIMIT_SIGNIN", *signInRate, &cfg.signInPerMinute}} {
+		if l.n < 1 || l.n > selfservice.MaxPerMinute {
+			return cfg, cmdline.Usagef("--%s (env %s) %d: want requests per minute, 1 to %d", l.flag, l.env, l.n, selfservice.MaxPerMinute)
+		}
+		*l.to = l.n
+	}
 	if err := cfg.logLevel.UnmarshalText([]byte(*logLevel)); err != nil || strings.ContainsAny(*logLevel, "+-") {
 		return cfg, cmdline.Usagef("--log-level %q: want debug, info, warn or error", *logLevel)
 	}
@@ -176,6 +210,21 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	}
 	// Links in e-mails come only from the configured base URL.
 	a.ss = selfservice.New(a.db, a.wb, a.keys, a.log, cfg.baseURL.String())
+	// Passkeys belong to the base URL's host name (the WebAuthn RP ID); on
+	// an IP address browsers refuse them, and only authenticator apps are
+	// offered.
+	adminOpts := []admins.Option{admins.WithKeyring(a.keys)}
+	switch pk, err := passkeys.New(cfg.baseURL.String(), "Writeback"); {
+	case errors.Is(err, passkeys.ErrHostName):
+		a.log.Warn("passkeys are off: "+err.Error(), "base_url", cfg.baseURL.String())
+	case err != nil:
+		return err
+	default:
+		adminOpts = append(adminOpts, admins.WithPasskeys(pk))
+	}
+	if a.admins, err = admins.New(a.db, a.log, admins.DefaultHashParams, adminOpts...); err != nil {
+		return err
+	}
 	// The writeback agents: the page and the enrolment endpoint, and the
 	// registry of the hub that takes their connections (the hub in turn
 	// cuts off the agents that are revoked). In agents mode every directory
@@ -196,9 +245,9 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 		BaseURL: cfg.baseURL, TrustedProxies: cfg.trustedProxies,
 		CookieHashKey: a.keys.Derive("cookie-hash"), CookieBlockKey: a.keys.Derive("cookie-block"),
 		Health:       func(ctx context.Context) error { return a.db.SQL().PingContext(ctx) },
-		NoRequestLog: !cfg.requestLog,
+		NoRequestLog: !cfg.requestLog, PublicPerMinute: cfg.publicPerMinute, SignInPerMinute: cfg.signInPerMinute,
 	}, a.log, handlers.Deps{Admins: a.admins, Settings: a.settings, Writeback: a.wb, SelfService: a.ss, Audit: a.audit,
-		Agents: ag, AgentEnroll: ag, AgentHub: hub})
+		Agents: ag, AgentEnroll: ag, AgentHub: hub, Limits: a.ss})
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {

@@ -19,6 +19,8 @@ import (
 
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/keyring"
+	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/services/ratelimit"
 	"github.com/writeback/writeback/store"
 )
@@ -94,11 +96,17 @@ type Service struct {
 	// dummyHash is a hash nothing matches, with the cost of real ones:
 	// checked for unknown e-mail addresses. Making it hashes nothing.
 	dummyHash string
+	keys      *keyring.Keyring  // seals second-factor secrets (WithKeyring)
+	passkeys  *passkeys.Service // WebAuthn relying party (WithPasskeys)
 }
 
 // New builds the service. params sets the argon2id cost.
-func New(db *store.DB, log *slog.Logger, params HashParams) (*Service, error) {
-	return &Service{db: db, log: log, now: time.Now, params: params, dummyHash: DummyHash(params)}, nil
+func New(db *store.DB, log *slog.Logger, params HashParams, opts ...Option) (*Service, error) {
+	s := &Service{db: db, log: log, now: time.Now, params: params, dummyHash: DummyHash(params)}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
 }
 
 // SetClock replaces the clock (tests).
@@ -326,10 +334,16 @@ func (s *Service) recordSignIn(ctx context.Context, from audit.Actor, email stri
 		actor.Type, actor.ID, actor.Name = "admin", strconv.FormatInt(a.ID, 10), a.Name
 		target = adminTarget(a)
 	}
+	// The password step: a second factor may follow, recorded as
+	// "Administrator sign-in (second factor)".
+	var details map[string]any
+	if result == audit.Success {
+		details = map[string]any{"step": "password"}
+	}
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		_, err := audit.Record(ctx, tx, audit.Entry{
 			Category: audit.CategoryAuthentication, Activity: audit.ActivityAdminSignIn,
-			Actor: actor, Target: target, Result: result, Reason: reason,
+			Actor: actor, Target: target, Result: result, Reason: reason, Details: details,
 		})
 		return err
 	})
@@ -397,9 +411,13 @@ func (s *Service) EndSession(ctx context.Context, rawID string, actor audit.Acto
 	})
 }
 
-// PurgeExpiredSessions deletes sessions past either timeout.
+// PurgeExpiredSessions deletes sessions past either timeout, and
+// half-signed-in states past theirs.
 func (s *Service) PurgeExpiredSessions(ctx context.Context) (int64, error) {
 	now := s.now()
+	if _, err := s.db.DeleteExpiredAdminSignIns(ctx, now.UnixMilli()); err != nil {
+		return 0, err
+	}
 	return s.db.DeleteExpiredSessions(ctx, now.Add(-IdleTimeout).UnixMilli(), now.Add(-AbsoluteTimeout).UnixMilli())
 }
 
@@ -465,9 +483,15 @@ func (s *Service) Update(ctx context.Context, actor audit.Actor, id int64, role 
 		if err := tx.DeleteSessionsOf(ctx, a.ID); err != nil {
 			return err
 		}
+		if err := tx.DeleteAdminSignInsOf(ctx, a.ID); err != nil {
+			return err
+		}
 		activity := audit.ActivityUpdateAdmin
-		if disabled && !old.Disabled {
+		switch {
+		case disabled && !old.Disabled:
 			activity = audit.ActivityDisableAdmin
+		case !disabled && old.Disabled:
+			activity = audit.ActivityEnableAdmin
 		}
 		details := map[string]any{}
 		if old.Role != a.Role {
@@ -506,6 +530,10 @@ func randomToken() string {
 	}
 	return hex.EncodeToString(b)
 }
+
+// HashID is the hash a session or half-signed-in state is stored under;
+// ceremony state is bound to it.
+func HashID(raw string) string { return hashToken(raw) }
 
 func hashToken(tok string) string {
 	h := sha256.Sum256([]byte(tok))

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,8 +82,10 @@ type Hub struct {
 
 	reg Registry
 	log *slog.Logger
-	// key signs every job and admit result (agentwire.EncodeSigned); the
-	// agents learnt its public half at enrolment.
+	// key signs each connection's challenge and welcome
+	// (agentwire.EncodeSigned), and with the welcome the session that
+	// authenticates the jobs; the agents learnt its public half at
+	// enrolment.
 	key atomic.Pointer[ed25519.PrivateKey]
 
 	// stateMu orders the Registry's Connected and Disconnected calls, so
@@ -94,6 +97,7 @@ type Hub struct {
 	seq    uint64                // counts picks, for the round-robin among equals
 	closed bool
 
+	peers     atomic.Pointer[Peers]
 	onOutage  atomic.Pointer[func(error)]
 	onConnect atomic.Pointer[func()]
 	bg        sync.WaitGroup
@@ -113,6 +117,30 @@ func New(reg Registry, log *slog.Logger) *Hub {
 	}
 	h.key.Store(&k)
 	return h
+}
+
+// Peers tells the hub about the portal's replicas when several run on one
+// database: a job goes out from the replica that took the person's request,
+// so every agent keeps a connection to each replica (the welcome says how
+// many there are, and TypeReplicas when that changes).
+type Peers interface {
+	// Self is this replica's ID.
+	Self() string
+	// Live is how many replicas run now, this one included (at least 1).
+	// It is called on every heartbeat: answer from memory.
+	Live() int
+}
+
+// SetPeers gives the hub its replicas; without it the hub is the only one.
+func (h *Hub) SetPeers(p Peers) { h.peers.Store(&p) }
+
+// replicas is this replica's ID and how many run ("" and 1 without Peers).
+func (h *Hub) replicas() (self string, live int) {
+	p := h.peers.Load()
+	if p == nil || *p == nil {
+		return "", 1
+	}
+	return (*p).Self(), max(1, (*p).Live())
 }
 
 // SetSigningKey makes the hub sign with the portal's key: the one whose
@@ -137,8 +165,8 @@ var errNotSent = errors.New("connection closed, message not sent")
 // agentConn is one connection of one agent.
 type agentConn struct {
 	id, name, remote string
-	pub              agentwire.Public
 	key              *ed25519.PrivateKey // the hub's signing key when it connected
+	sess             *agentwire.Session  // this connection's keys (agentwire.Session)
 	c                Conn
 	since            time.Time
 
@@ -156,6 +184,9 @@ type agentConn struct {
 	// then the connection is listed (so that Disconnect finds it) but gets
 	// no job.
 	ready atomic.Bool
+
+	// replicas is the number of portal replicas this agent was last told.
+	replicas atomic.Int64
 
 	// stalled: a job's wait ran out on the hub's own deadline without an
 	// answer (the agent froze, or hangs at its DC). It gets no new job
@@ -192,15 +223,15 @@ func (a *agentConn) gone() bool {
 	}
 }
 
-// write sends one message on the connection; jobs and admit results
-// carry the portal's signature for this agent.
+// write sends one message on the connection: the welcome carries the
+// portal's signature for this agent, every later message the session's MAC.
 func (a *agentConn) write(ctx context.Context, typ, id string, body any) error {
 	var b []byte
 	var err error
-	if typ == agentwire.TypeJob || typ == agentwire.TypeAdmitResult {
+	if typ == agentwire.TypeWelcome {
 		b, err = agentwire.EncodeSigned(*a.key, a.id, typ, id, body)
 	} else {
-		b, err = agentwire.Encode(typ, id, body)
+		b, err = a.sess.EncodeToAgent(typ, id, body)
 	}
 	if err != nil {
 		return err
@@ -302,12 +333,27 @@ func (h *Hub) handshake(ctx context.Context, agentID, remote string, c Conn) (*a
 	if revoked {
 		return nil, h.refuse(c, agentID, remote, agentwire.CloseRevoked, "revoked", nil)
 	}
+	self, live := h.replicas()
+	if self != "" && slices.Contains(hello.Have, self) {
+		// A second connection of a running agent that reached this replica
+		// again (the load balancer's choice): keep the first, so that the
+		// agent dials once more for another replica.
+		h.log.Debug("agent connection refused: already connected to this replica", "agent_id", agentID, "remote", remote, "replica", self)
+		_ = c.Close(agentwire.CloseDuplicate, "already connected to this replica")
+		return nil, fmt.Errorf("agenthub: agent %q is connected to this replica already", agentID)
+	}
+	sess, enc, err := agentwire.NewPortalSession(pub, agentID, nonce, hello.Nonce)
+	if err != nil {
+		return nil, h.refuse(c, agentID, remote, closeProtocol, "bad hello", err)
+	}
 
-	a := &agentConn{id: agentID, name: name, remote: remote, pub: pub, key: h.key.Load(), c: c, since: time.Now(), status: hello.Status,
+	a := &agentConn{id: agentID, name: name, remote: remote, key: h.key.Load(), sess: sess, c: c, since: time.Now(), status: hello.Status,
 		jobs: map[string]chan agentwire.Envelope{}, done: make(chan struct{}), closed: make(chan struct{})}
 	// The welcome goes out before the connection can be picked, so that it
 	// is the first message after the challenge.
-	if err := a.write(hctx, agentwire.TypeWelcome, "", agentwire.Welcome{Name: name}); err != nil {
+	a.replicas.Store(int64(live))
+	if err := a.write(hctx, agentwire.TypeWelcome, "", agentwire.Welcome{Name: name, Nonce: hello.Nonce, Session: enc, Confirm: sess.Confirm(),
+		Replica: self, Replicas: live}); err != nil {
 		_ = c.Close(closeInternal, "welcome not sent")
 		return nil, fmt.Errorf("agenthub: %w", err)
 	}
@@ -378,13 +424,20 @@ func (h *Hub) readLoop(ctx context.Context, a *agentConn) error {
 			}
 			return fmt.Errorf("agenthub: agent %s: %w", a.name, err)
 		}
-		watchdog.Reset(deadAfter)
-		a.stalled.Store(false) // it is there
 		env, err := agentwire.Decode(b)
 		if err != nil {
 			a.stop(closeProtocol, "unreadable message")
 			return fmt.Errorf("agenthub: agent %s: %w", a.name, err)
 		}
+		// Only the agent that answered the challenge holds this session's
+		// keys: a message without its MAC (injected by whoever is between
+		// them) is neither a result nor a sign of life.
+		if err := a.sess.VerifyFromAgent(env); err != nil {
+			h.log.Warn("agent message without this connection's MAC refused", "agent", a.name, "type", env.Type, "job", env.ID)
+			continue
+		}
+		watchdog.Reset(deadAfter)
+		a.stalled.Store(false) // it is there
 		switch env.Type {
 		case agentwire.TypeHeartbeat:
 			var st agentwire.Status
@@ -395,6 +448,13 @@ func (h *Hub) readLoop(ctx context.Context, a *agentConn) error {
 			h.mu.Lock()
 			a.status = st
 			h.mu.Unlock()
+			if _, live := h.replicas(); int64(live) != a.replicas.Load() {
+				wctx, cancel := context.WithTimeout(ctx, registryTimeout)
+				if err := a.write(wctx, agentwire.TypeReplicas, "", agentwire.Replicas{Replicas: live}); err == nil {
+					a.replicas.Store(int64(live))
+				}
+				cancel()
+			}
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), registryTimeout)
 			if err := h.reg.Heartbeat(rctx, a.id, st); err != nil {
 				h.log.Error("record agent heartbeat", "agent", a.name, "err", err)

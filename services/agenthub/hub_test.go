@@ -1,7 +1,9 @@
 package agenthub_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -139,23 +141,48 @@ func TestResetThroughAgent(t *testing.T) {
 	}
 }
 
-// TestPasswordsOnlySealed: what crosses the connection never holds a
-// password in clear.
-func TestPasswordsOnlySealed(t *testing.T) {
-	h := newHarness(t)
+// handAgent connects to h as agent id by hand (for what the connector
+// never sends): the challenge, a hello with nonce, the welcome, whose
+// session it opens.
+func handAgent(t *testing.T, h *harness, id string, nonce []byte) (*agentwire.Identity, *conntest.End, *agentwire.Session) {
+	t.Helper()
 	ident, _ := agentwire.NewIdentity()
-	h.reg.enrol("id-x", "x", ident.Public())
+	h.reg.enrol(id, id, ident.Public())
 	p, ag := conntest.Pipe()
-	go h.hub.Serve(ctxT(t), "id-x", "192.0.2.1", p)
+	go h.hub.Serve(ctxT(t), id, "192.0.2.1", p)
 	ctx := ctxT(t)
 	b, _ := ag.Read(ctx)
 	env, _ := agentwire.Decode(b)
 	var ch agentwire.Challenge
 	agentwire.DecodeBody(env, &ch)
-	hello, _ := agentwire.Encode(agentwire.TypeHello, "", agentwire.Hello{AgentID: "id-x", Proof: ident.SignConnect("id-x", ch.Nonce), Protocol: agentwire.Version,
-		Status: agentwire.Status{Configured: true, PasswordWriteback: true}})
+	hello, _ := agentwire.Encode(agentwire.TypeHello, "", agentwire.Hello{AgentID: id, Proof: ident.SignConnect(id, ch.Nonce), Protocol: agentwire.Version,
+		Status: agentwire.Status{Configured: true, PasswordWriteback: true}, Nonce: nonce})
 	ag.Write(ctx, hello)
-	ag.Read(ctx) // welcome
+	b, err := ag.Read(ctx)
+	if err != nil {
+		return ident, ag, nil
+	}
+	env, _ = agentwire.Decode(b)
+	var w agentwire.Welcome
+	if env.Type != agentwire.TypeWelcome || agentwire.DecodeBody(env, &w) != nil {
+		t.Fatalf("after the hello: %s", b)
+	}
+	if err := agentwire.VerifyPortal(h.hub.PublicKey(), id, env); err != nil || !bytes.Equal(w.Nonce, nonce) {
+		t.Fatalf("the welcome is not signed for this connection: %v, nonce %x", err, w.Nonce)
+	}
+	sess, err := ident.OpenSession(id, ch.Nonce, nonce, w.Session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ident, ag, sess
+}
+
+// TestPasswordsOnlySealed: what crosses the connection never holds a
+// password in clear; it opens with the connection's session.
+func TestPasswordsOnlySealed(t *testing.T) {
+	h := newHarness(t)
+	_, ag, sess := handAgent(t, h, "id-x", bytes.Repeat([]byte{7}, 32))
+	ctx := ctxT(t)
 	h.waitFor(func() bool { c, _ := h.hub.Connected(); return c == 1 }, "connected")
 	done := make(chan struct{})
 	go func() {
@@ -169,11 +196,14 @@ func TestPasswordsOnlySealed(t *testing.T) {
 	if strings.Contains(string(b), "Secret") {
 		t.Fatalf("the job holds a password in clear: %s", b)
 	}
-	env, _ = agentwire.Decode(b)
+	env, _ := agentwire.Decode(b)
+	if err := sess.VerifyFromPortal(env); err != nil {
+		t.Fatalf("the job does not carry the session's MAC: %v", err)
+	}
 	var j agentwire.Job
 	agentwire.DecodeBody(env, &j)
 	for f, want := range map[string]string{agentwire.FieldOldPassword: "Old-Secret-1!", agentwire.FieldPassword: "New-Secret-2!"} {
-		pt, err := ident.Open(env.ID, f, j.Sealed[f])
+		pt, err := sess.Open(env.ID, f, j.Sealed[f])
 		if err != nil || string(pt) != want {
 			t.Fatalf("sealed %s opens to %q, %v", f, pt, err)
 		}
@@ -181,9 +211,78 @@ func TestPasswordsOnlySealed(t *testing.T) {
 	if len(env.ID) != 22 {
 		t.Fatalf("job ID %q: want 16 random bytes in base64url", env.ID)
 	}
-	res, _ := agentwire.Encode(agentwire.TypeResult, env.ID, agentwire.Result{})
+	res, _ := sess.EncodeToPortal(agentwire.TypeResult, env.ID, agentwire.Result{})
 	ag.Write(ctx, res)
 	<-done
+}
+
+// TestHelloWithoutNonceRefused: without the agent's nonce there is no
+// session bound to this connection.
+func TestHelloWithoutNonceRefused(t *testing.T) {
+	h := newHarness(t)
+	_, ag, sess := handAgent(t, h, "id-x", []byte("short"))
+	if sess != nil {
+		t.Fatal("the hub welcomed a hello with a 5-byte nonce")
+	}
+	_, err := ag.Read(ctxT(t))
+	var ce *connector.CloseError
+	if !errors.As(err, &ce) || ce.Code != 1002 {
+		t.Fatalf("agent read %v, want close 1002", err)
+	}
+	if c, _ := h.hub.Connected(); c != 0 {
+		t.Fatalf("Connected() = %d", c)
+	}
+}
+
+// TestResultWithoutSessionMACIgnored: an answer that does not carry the
+// session's MAC (injected by whoever is between portal and agent) neither
+// ends the job nor counts as the agent's.
+func TestResultWithoutSessionMACIgnored(t *testing.T) {
+	h := newHarness(t)
+	ident, ag, sess := handAgent(t, h, "id-x", bytes.Repeat([]byte{7}, 32))
+	ctx := ctxT(t)
+	h.waitFor(func() bool { c, _ := h.hub.Connected(); return c == 1 }, "connected")
+	type out struct {
+		u   directory.User
+		err error
+	}
+	done := make(chan out, 1)
+	go func() {
+		u, _, err := h.hub.ResetLogin(ctx, "ann", "Winter-2026!x", directory.ResetOptions{})
+		done <- out{u, err}
+	}()
+	b, err := ag.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, _ := agentwire.Decode(b)
+	// Plain, under another session of the same agent's key, and with a MAC
+	// for another job.
+	_, otherSess := func() (*agentwire.Session, *agentwire.Session) {
+		p, enc, _ := agentwire.NewPortalSession(ident.Public(), "id-x", bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32))
+		a, _ := ident.OpenSession("id-x", bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32), enc)
+		return p, a
+	}()
+	forged := agentwire.Result{User: &directory.User{Login: "forged"}}
+	plain, _ := agentwire.Encode(agentwire.TypeResult, env.ID, forged)
+	other, _ := otherSess.EncodeToPortal(agentwire.TypeResult, env.ID, forged)
+	moved, _ := sess.EncodeToPortal(agentwire.TypeResult, "another-job", forged)
+	movedEnv, _ := agentwire.Decode(moved)
+	movedEnv.ID = env.ID
+	movedB, _ := json.Marshal(movedEnv)
+	for _, b := range [][]byte{plain, other, movedB} {
+		ag.Write(ctx, b)
+	}
+	select {
+	case o := <-done:
+		t.Fatalf("a forged result ended the job: %+v", o)
+	case <-time.After(100 * time.Millisecond):
+	}
+	real, _ := sess.EncodeToPortal(agentwire.TypeResult, env.ID, agentwire.Result{User: &directory.User{Login: "ann"}})
+	ag.Write(ctx, real)
+	if o := <-done; o.err != nil || o.u.Login != "ann" {
+		t.Fatalf("the real result: %+v", o)
+	}
 }
 
 func TestGuards(t *testing.T) {

@@ -227,7 +227,7 @@ func (h *Hub) attempt(ctx context.Context, a *agentConn, c call, deadline time.T
 	if len(c.secrets) > 0 {
 		j.Sealed = make(map[string][]byte, len(c.secrets))
 		for f, pw := range c.secrets {
-			sealed, err := agentwire.Seal(a.pub, id, f, []byte(pw))
+			sealed, err := a.sess.Seal(id, f, []byte(pw))
 			if err != nil {
 				ans.err = errs.E(errs.Internal, "", &directory.OpError{Op: agentwire.DirectoryOp(c.op), Code: directory.CodeInternal, Server: "agent " + a.name,
 					Err: fmt.Errorf("seal the %s for agent %s: %w", f, a.name, err)})

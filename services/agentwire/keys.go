@@ -1,6 +1,7 @@
 // Package agentwire is the protocol between the portal and its writeback
 // agents: the agent's identity keys, the proofs it signs to enrol and to
-// connect, the passwords sealed to it with HPKE, and the messages of the
+// connect, the session set up with HPKE on each connection (which seals
+// passwords and authenticates messages), and the messages of the
 // one long-lived connection the agent opens to the portal. Both programs
 // import it; neither side's logic lives here.
 package agentwire
@@ -97,47 +98,6 @@ func (p Public) Fingerprint() string {
 	return base64.RawURLEncoding.EncodeToString(p.SignKey[:16])
 }
 
-// The HPKE suite: DHKEM(X25519, HKDF-SHA256) (the key type), HKDF-SHA256,
-// ChaCha20-Poly1305.
-var (
-	suiteKDF  = hpke.HKDFSHA256()
-	suiteAEAD = hpke.ChaCha20Poly1305()
-)
-
-// sealInfo binds a sealed value to its job and field, so that a sealed
-// password can be neither replayed in another job nor moved to another
-// field of the same one.
-func sealInfo(jobID, field string) []byte {
-	return []byte("writeback agent seal v1\x00" + jobID + "\x00" + field)
-}
-
-// Seal encrypts plaintext to the agent's sealing key for one field of one
-// job. The result is what Open takes.
-func Seal(to Public, jobID, field string, plaintext []byte) ([]byte, error) {
-	xk, err := ecdh.X25519().NewPublicKey(to.SealKey)
-	if err != nil {
-		return nil, fmt.Errorf("agentwire: seal: %w", err)
-	}
-	pk, err := hpke.NewDHKEMPublicKey(xk)
-	if err != nil {
-		return nil, fmt.Errorf("agentwire: seal: %w", err)
-	}
-	ct, err := hpke.Seal(pk, suiteKDF, suiteAEAD, sealInfo(jobID, field), plaintext)
-	if err != nil {
-		return nil, fmt.Errorf("agentwire: seal: %w", err)
-	}
-	return ct, nil
-}
-
-// Open decrypts what Seal made for this agent, job and field.
-func (id *Identity) Open(jobID, field string, sealed []byte) ([]byte, error) {
-	k, err := hpke.NewDHKEMPrivateKey(id.seal)
-	if err != nil {
-		return nil, fmt.Errorf("agentwire: open: %w", err)
-	}
-	pt, err := hpke.Open(k, suiteKDF, suiteAEAD, sealInfo(jobID, field), sealed)
-	if err != nil {
-		return nil, fmt.Errorf("agentwire: open %s: %w", field, err)
-	}
-	return pt, nil
-}
+// The HPKE suite of a connection's session (session.go): DHKEM(X25519,
+// HKDF-SHA256) (the key type) and HKDF-SHA256, export only.
+var suiteKDF = hpke.HKDFSHA256()

@@ -19,8 +19,9 @@ const (
 	// HeaderAgentID names the agent opening PathConnect.
 	HeaderAgentID = "Writeback-Agent-Id"
 	// Version is the protocol version; hello carries it and the portal
-	// refuses another one (CloseVersion).
-	Version = 1
+	// refuses another one (CloseVersion). 2: a session per connection
+	// (Session) instead of a signature and an HPKE setup per job.
+	Version = 2
 	// MaxMessage bounds one message in either direction.
 	MaxMessage = 1 << 20
 )
@@ -32,6 +33,10 @@ const (
 	CloseUnauthorized = 4002 // unknown agent, or its proof did not verify
 	CloseVersion      = 4003 // the agent speaks another protocol version
 	CloseReplaced     = 4004 // the same agent connected again; this connection is the old one
+	// CloseDuplicate refuses a new connection to a portal replica that the
+	// agent is connected to already (its hello's Have names it): the agent
+	// dials again, for another replica.
+	CloseDuplicate = 4005
 )
 
 // MaxClockSkew bounds how far the portal's clock (the challenge's Now) may
@@ -59,8 +64,9 @@ type EnrollRequest struct {
 type EnrollResponse struct {
 	AgentID string `json:"agent_id"`
 	Name    string `json:"name"`
-	// PortalKey is the portal's Ed25519 public key, which signs every job
-	// and admit result the agent will receive (VerifyPortal).
+	// PortalKey is the portal's Ed25519 public key, which signs the
+	// challenge and the welcome of every connection (VerifyPortal); the
+	// welcome carries the session that authenticates the jobs.
 	PortalKey []byte `json:"portal_key"`
 }
 
@@ -79,6 +85,7 @@ const (
 	TypeAdmit       = "admit"        // agent → portal, within a job: Admit
 	TypeAdmitResult = "admit_result" // portal → agent: AdmitResult
 	TypeResult      = "result"       // agent → portal, ends a job: Result
+	TypeReplicas    = "replicas"     // portal → agent: Replicas, when their number changed
 )
 
 // Envelope is one message: its type, the job it belongs to (for job,
@@ -87,10 +94,13 @@ type Envelope struct {
 	Type string          `json:"type"`
 	ID   string          `json:"id,omitempty"`
 	Body json.RawMessage `json:"body,omitempty"`
-	// Sig is the portal's signature of a job or an admit result (see
-	// EncodeSigned): what the agent acts on must come from the portal it
-	// enrolled with, not from a proxy between them.
+	// Sig is the portal's signature of a challenge or a welcome (see
+	// EncodeSigned): the session the agent accepts must come from the
+	// portal it enrolled with, not from a proxy between them.
 	Sig []byte `json:"sig,omitempty"`
+	// MAC authenticates every later message under the session's key for
+	// its direction (Session.EncodeToAgent, Session.EncodeToPortal).
+	MAC []byte `json:"mac,omitempty"`
 }
 
 // Encode builds one message.
@@ -136,12 +146,43 @@ type Hello struct {
 	Proof    []byte `json:"proof"` // Identity.SignConnect(AgentID, Nonce)
 	Protocol int    `json:"protocol"`
 	Status   Status `json:"status"`
+	// Nonce is the agent's fresh contribution to this connection's
+	// session (at least MinNonce bytes): a welcome recorded on another
+	// connection does not match it.
+	Nonce []byte `json:"nonce"`
+	// Have names the portal replicas (Welcome.Replica) the agent is
+	// connected to already; a replica named here refuses the connection
+	// (CloseDuplicate) rather than replace the one it has.
+	Have []string `json:"have,omitempty"`
 }
 
 // Welcome accepts the agent.
 type Welcome struct {
 	Name string `json:"name"`
+	// Nonce repeats the hello's, under the portal's signature.
+	Nonce []byte `json:"nonce"`
+	// Session is the HPKE encapsulation of this connection's session to
+	// the agent's sealing key (NewPortalSession, Identity.OpenSession).
+	Session []byte `json:"session"`
+	// Confirm is Session.Confirm of that session.
+	Confirm []byte `json:"confirm"`
+	// Replica names the portal process (one of several replicas on one
+	// database) that holds this connection; Replicas is how many are
+	// running. An agent keeps one connection to each, since a job is
+	// sent by the replica that took the person's request.
+	Replica  string `json:"replica,omitempty"`
+	Replicas int    `json:"replicas,omitempty"`
 }
+
+// Replicas tells a connected agent that the number of portal replicas
+// changed.
+type Replicas struct {
+	Replicas int `json:"replicas"`
+}
+
+// MaxReplicas bounds the connections an agent keeps, whatever a portal
+// says.
+const MaxReplicas = 16
 
 // Status is what an agent reports of itself, in hello and every heartbeat.
 type Status struct {
@@ -181,7 +222,7 @@ const (
 )
 
 // Job is one directory operation for an agent. Passwords travel only in
-// Sealed (Seal to the agent's key, with the job's ID and the field's name);
+// Sealed (Session.Seal, with the job's ID and the field's name);
 // an agent refuses a job that asks for a password without one.
 type Job struct {
 	Op string `json:"op"`

@@ -46,6 +46,15 @@ const (
 	ActivitySelfServiceProgress = "Self-service password reset flow activity progress"
 	ActivityExportAudit         = "Export audit log"
 	ActivityPruneAudit          = store.PruneActivity // "Prune audit log", appended by store.PruneAudit
+	// An administrator's second factor (services/admins).
+	ActivityAdminSecondFactor = "Administrator sign-in (second factor)"
+	ActivityAddAdminFactor    = "Add administrator sign-in method"
+	ActivityRemoveAdminFactor = "Remove administrator sign-in method"
+	ActivityRecoveryCodes     = "Create administrator recovery codes"
+	ActivityResetAdminSignIn  = "Reset administrator sign-in"
+	ActivityAdminSetPassword  = "Set administrator password (reset link)"
+	ActivityEnableAdmin       = "Enable administrator"
+	ActivityUpdateAdminPolicy = "Update administrator sign-in policy"
 )
 
 // Activities lists the activities above, for filters, in alphabetical order.
@@ -55,6 +64,8 @@ var Activities = []string{
 	ActivityResetByAdmin, ActivityResetSelfService, ActivitySelfServiceProgress, ActivityTestDirectory, ActivityUnlockByAdmin,
 	ActivityUnlockSelfService, ActivityUpdateAdmin, ActivityUpdateRetention, ActivityUpdateDirectory, ActivityUpdateSSPRPolicy,
 	ActivityRegisterSecurity,
+	ActivityAdminSecondFactor, ActivityAddAdminFactor, ActivityRemoveAdminFactor, ActivityRecoveryCodes,
+	ActivityResetAdminSignIn, ActivityAdminSetPassword, ActivityEnableAdmin, ActivityUpdateAdminPolicy,
 }
 
 // Results.

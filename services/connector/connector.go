@@ -10,11 +10,12 @@
 package connector
 
 import (
+	"bytes"
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -63,6 +64,9 @@ var (
 	ErrVersion = errors.New("connector: the portal speaks another protocol version; update the agent or the portal")
 	// ErrReplaced: another connection with this agent's identity took over.
 	ErrReplaced = errors.New("connector: another connection of this agent replaced this one (is a second `writeback-agent run` using the same data folder?)")
+	// ErrDuplicate: the portal replica reached is one this agent is
+	// connected to already (Run dials again, for another one).
+	ErrDuplicate = errors.New("connector: the load balancer sent this connection to a portal replica the agent is connected to already")
 )
 
 // Defaults of Config.
@@ -87,9 +91,10 @@ type Config struct {
 	// Identity is the agent's private key pair.
 	Identity *agentwire.Identity
 	// PortalKey is the portal's public key from enrolment
-	// (agentwire.EnrollResponse.PortalKey). The challenge, every job and
-	// every admit result must carry its signature: what the agent acts on
-	// comes from the portal it enrolled with, never from a proxy between
+	// (agentwire.EnrollResponse.PortalKey). The challenge and the welcome
+	// must carry its signature, and the welcome the connection's session,
+	// whose MAC every job and admit result must carry: what the agent acts
+	// on comes from the portal it enrolled with, never from a proxy between
 	// them. Serve and Run refuse to start without it (ErrNoPortalKey).
 	PortalKey []byte
 	// Directory returns the agent's own directory connection and its search
@@ -124,11 +129,14 @@ type Agent struct {
 	limit *bucket
 	sem   chan struct{}
 
-	// seen holds the IDs of the jobs this agent received, across its
-	// connections, until well after their deadline: a signed job sent again
-	// (by whoever recorded it) is refused, not run twice.
-	seenMu sync.Mutex
-	seen   map[string]time.Time
+	// seen and seenOld hold the IDs of the jobs this agent received
+	// (two generations, swapped every seenFor), until well after their
+	// deadline: a job sent again on its connection is refused, not run
+	// twice. (One recorded on another connection fails the session's MAC.)
+	seenMu    sync.Mutex
+	seen      map[string]struct{}
+	seenOld   map[string]struct{}
+	seenSince time.Time
 }
 
 // ErrNoPortalKey: the agent has no portal key (enrol it again).
@@ -139,25 +147,24 @@ var ErrNoPortalKey = errors.New("connector: no portal key: enrol the agent again
 // clock within MaxClockSkew).
 const seenFor = maxJob + 2*agentwire.MaxClockSkew
 
-// firstTime records a job ID and tells whether it is new.
+// firstTime records a job ID and tells whether it is new. An ID is kept
+// for at least seenFor and at most twice that, at a constant cost per job.
 func (a *Agent) firstTime(id string) bool {
 	now := a.now()
 	a.seenMu.Lock()
 	defer a.seenMu.Unlock()
-	if a.seen == nil {
-		a.seen = map[string]time.Time{}
+	if a.seen == nil || now.Sub(a.seenSince) >= 2*seenFor {
+		a.seen, a.seenOld, a.seenSince = map[string]struct{}{}, nil, now
+	} else if now.Sub(a.seenSince) >= seenFor {
+		a.seen, a.seenOld, a.seenSince = map[string]struct{}{}, a.seen, now
 	}
-	if until, ok := a.seen[id]; ok && now.Before(until) {
+	if _, ok := a.seen[id]; ok {
 		return false
 	}
-	if len(a.seen) >= 4096 {
-		for k, until := range a.seen {
-			if !now.Before(until) {
-				delete(a.seen, k)
-			}
-		}
+	if _, ok := a.seenOld[id]; ok {
+		return false
 	}
-	a.seen[id] = now.Add(seenFor)
+	a.seen[id] = struct{}{}
 	return true
 }
 
@@ -190,66 +197,12 @@ func New(cfg Config) *Agent {
 		sem: make(chan struct{}, maxConcurrentJobs)}
 }
 
-// Run keeps a connection to the portal open: it dials, serves the
-// connection until it ends, and dials again after a wait that starts at
-// MinBackoff and doubles up to MaxBackoff (with jitter, and back to the
-// start after a connection that was welcomed). It returns ErrRevoked when
-// the portal revoked the agent, or ctx's error when ctx ends.
-func (a *Agent) Run(ctx context.Context, dial func(context.Context) (Conn, error)) error {
-	delay := a.cfg.MinBackoff
-	for {
-		c, err := dial(ctx)
-		if err == nil {
-			var welcomed bool
-			welcomed, err = a.serve(ctx, c)
-			if errors.Is(err, ErrRevoked) {
-				a.log.Error("writeback agent: the portal revoked this agent; stopping (enrol it again with `writeback-agent enroll --force`)")
-				return err
-			}
-			if errors.Is(err, ErrNoPortalKey) {
-				return err
-			}
-			if welcomed {
-				delay = a.cfg.MinBackoff
-			}
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		wait := jitter(delay)
-		switch {
-		case c == nil:
-			a.log.Warn("writeback agent: the portal is unreachable; trying again", "err", err, "retry_in", wait.Round(time.Millisecond).String())
-		case errors.Is(err, ErrUnauthorized), errors.Is(err, ErrVersion), errors.Is(err, ErrReplaced):
-			a.log.Error("writeback agent: the portal refused the connection; trying again", "err", err, "retry_in", wait.Round(time.Millisecond).String())
-		default:
-			a.log.Warn("writeback agent: the connection to the portal ended; reconnecting", "err", err, "retry_in", wait.Round(time.Millisecond).String())
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-		delay = min(2*delay, a.cfg.MaxBackoff)
-	}
-}
-
-// jitter spreads reconnects of many agents: a wait between d/2 and d.
-func jitter(d time.Duration) time.Duration {
-	if d < 2 {
-		return d
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
 // Serve runs one connection until it ends: the handshake, heartbeats and
-// jobs. It returns ErrRevoked, ErrUnauthorized, ErrVersion or ErrReplaced
+// jobs. It returns ErrRevoked, ErrUnauthorized, ErrVersion, ErrReplaced or ErrDuplicate
 // when the portal closed the connection for that reason, ctx's error when
 // ctx ended, or what broke the connection.
 func (a *Agent) Serve(ctx context.Context, c Conn) error {
-	_, err := a.serve(ctx, c)
+	_, err := a.serve(ctx, c, nil)
 	return err
 }
 
@@ -258,6 +211,7 @@ type session struct {
 	a      *Agent
 	c      Conn
 	offset time.Duration // the portal's clock minus ours, learnt from the challenge
+	sess   *agentwire.Session
 
 	wmu sync.Mutex
 
@@ -265,7 +219,9 @@ type session struct {
 	running map[string]chan agentwire.Envelope // job ID → its admit_result, while it runs
 }
 
-func (a *Agent) serve(ctx context.Context, c Conn) (welcomed bool, err error) {
+// serve runs one connection; t, when Run dialled it, learns of its
+// handshake and its replica (nil for Serve).
+func (a *Agent) serve(ctx context.Context, c Conn, t *try) (welcomed bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var jobs sync.WaitGroup
 	defer func() {
@@ -280,12 +236,24 @@ func (a *Agent) serve(ctx context.Context, c Conn) (welcomed bool, err error) {
 		return false, ErrNoPortalKey
 	}
 	s := &session{a: a, c: c, running: map[string]chan agentwire.Envelope{}}
-	name, err := s.handshake(ctx)
+	w, err := s.handshake(ctx, t.have())
 	if err != nil {
-		_ = c.Close(1002, "handshake failed")
+		t.release()
+		if errors.Is(err, ErrDuplicate) {
+			_ = c.Close(1000, "already connected to this replica")
+		} else {
+			_ = c.Close(1002, "handshake failed")
+		}
 		return false, err
 	}
-	a.log.Info("writeback agent: connected to the portal", "name", name, "clock_offset", s.offset.String())
+	t.joined(w.Replica, w.Replicas)
+	defer t.left(w.Replica)
+	if w.Replica == "" {
+		a.log.Info("writeback agent: connected to the portal", "name", w.Name, "clock_offset", s.offset.String())
+	} else {
+		a.log.Info("writeback agent: connected to the portal", "name", w.Name, "replica", w.Replica, "replicas", w.Replicas,
+			"clock_offset", s.offset.String())
+	}
 	go s.heartbeats(ctx)
 	for {
 		b, err := c.Read(ctx)
@@ -297,16 +265,17 @@ func (a *Agent) serve(ctx context.Context, c Conn) (welcomed bool, err error) {
 			a.log.Warn("writeback agent: unreadable message from the portal", "err", err)
 			continue
 		}
-		if env.Type == agentwire.TypeJob || env.Type == agentwire.TypeAdmitResult {
-			if err := agentwire.VerifyPortal(a.cfg.PortalKey, a.cfg.AgentID, env); err != nil {
-				a.log.Warn("writeback agent: a message not signed by the portal was refused", "type", env.Type, "job", env.ID)
-				if env.Type == agentwire.TypeJob && env.ID != "" {
-					res := agentwire.Result{Error: agentwire.EncodeError(refused("", errs.Forbidden, directory.CodeNotPermitted, msgNotSigned,
-						agentwire.RefusedNotSigned, "the job does not carry the enrolled portal's signature"))}
-					_ = s.send(ctx, agentwire.TypeResult, env.ID, res)
-				}
-				continue
+		// Only the portal that signed this connection's welcome holds the
+		// session's keys: a message without its MAC (from a proxy, or
+		// recorded on another connection) is refused.
+		if err := s.sess.VerifyFromPortal(env); err != nil {
+			a.log.Warn("writeback agent: a message not from the portal was refused", "type", env.Type, "job", env.ID)
+			if env.Type == agentwire.TypeJob && env.ID != "" {
+				res := agentwire.Result{Error: agentwire.EncodeError(refused("", errs.Forbidden, directory.CodeNotPermitted, msgNotSigned,
+					agentwire.RefusedNotSigned, "the job does not carry this connection's MAC from the enrolled portal"))}
+				_ = s.send(ctx, agentwire.TypeResult, env.ID, res)
 			}
+			continue
 		}
 		switch env.Type {
 		case agentwire.TypeJob:
@@ -333,6 +302,11 @@ func (a *Agent) serve(ctx context.Context, c Conn) (welcomed bool, err error) {
 			}()
 		case agentwire.TypeAdmitResult:
 			s.deliver(env)
+		case agentwire.TypeReplicas:
+			var r agentwire.Replicas
+			if agentwire.DecodeBody(env, &r) == nil {
+				t.replicas(r.Replicas)
+			}
 		default:
 			a.log.Debug("writeback agent: message of unknown type ignored", "type", env.Type)
 		}
@@ -355,39 +329,61 @@ func readErr(ctx context.Context, err error) error {
 			return ErrVersion
 		case agentwire.CloseReplaced:
 			return ErrReplaced
+		case agentwire.CloseDuplicate:
+			return ErrDuplicate
 		}
 	}
 	return fmt.Errorf("connector: read from the portal: %w", err)
 }
 
-// handshake reads the challenge, answers hello and waits for the welcome.
-func (s *session) handshake(ctx context.Context) (name string, err error) {
+// handshake reads the challenge, answers hello (naming the replicas the
+// agent is connected to already) and waits for the welcome.
+func (s *session) handshake(ctx context.Context, have []string) (w agentwire.Welcome, err error) {
 	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
 	var ch agentwire.Challenge
 	env, err := s.expectEnv(hctx, agentwire.TypeChallenge, &ch)
 	if err != nil {
-		return "", err
+		return agentwire.Welcome{}, err
 	}
 	// The challenge's clock decides which jobs are late: it must be the
 	// portal's, and near ours (a recorded challenge is neither for long).
 	if err := agentwire.VerifyPortal(s.a.cfg.PortalKey, s.a.cfg.AgentID, env); err != nil {
-		return "", fmt.Errorf("connector: the challenge is not signed by the portal this agent enrolled with: %w", err)
+		return agentwire.Welcome{}, fmt.Errorf("connector: the challenge is not signed by the portal this agent enrolled with: %w", err)
 	}
 	s.offset = time.UnixMilli(ch.Now).Sub(s.a.now())
 	if s.offset > agentwire.MaxClockSkew || s.offset < -agentwire.MaxClockSkew {
-		return "", fmt.Errorf("connector: the portal's clock is %s from this server's, more than %s: set both by NTP", s.offset.Round(time.Second), agentwire.MaxClockSkew)
+		return agentwire.Welcome{}, fmt.Errorf("connector: the portal's clock is %s from this server's, more than %s: set both by NTP", s.offset.Round(time.Second), agentwire.MaxClockSkew)
 	}
+	nonce := make([]byte, 32)
+	crand.Read(nonce)
 	hello := agentwire.Hello{AgentID: s.a.cfg.AgentID, Proof: s.a.cfg.Identity.SignConnect(s.a.cfg.AgentID, ch.Nonce),
-		Protocol: agentwire.Version, Status: s.a.cfg.Status(hctx)}
+		Protocol: agentwire.Version, Status: s.a.cfg.Status(hctx), Nonce: nonce, Have: have}
 	if err := s.send(hctx, agentwire.TypeHello, "", hello); err != nil {
-		return "", err
+		return agentwire.Welcome{}, err
 	}
-	var w agentwire.Welcome
-	if err := s.expect(hctx, agentwire.TypeWelcome, &w); err != nil {
-		return "", err
+	env, err = s.expectEnv(hctx, agentwire.TypeWelcome, &w)
+	if err != nil {
+		return agentwire.Welcome{}, err
 	}
-	return w.Name, nil
+	// The welcome carries the session every job is checked against: it
+	// must be the portal's, and for this connection (a recorded one names
+	// another hello's nonce).
+	if err := agentwire.VerifyPortal(s.a.cfg.PortalKey, s.a.cfg.AgentID, env); err != nil {
+		return agentwire.Welcome{}, fmt.Errorf("connector: the welcome is not signed by the portal this agent enrolled with: %w", err)
+	}
+	if !bytes.Equal(w.Nonce, nonce) {
+		return agentwire.Welcome{}, errors.New("connector: the welcome is not for this connection (it names another nonce)")
+	}
+	sess, err := s.a.cfg.Identity.OpenSession(s.a.cfg.AgentID, ch.Nonce, nonce, w.Session)
+	if err == nil && !sess.CheckConfirm(w.Confirm) {
+		err = errors.New("its key confirmation does not match")
+	}
+	if err != nil {
+		return agentwire.Welcome{}, fmt.Errorf("connector: the welcome's session does not open with this agent's key: %w", err)
+	}
+	s.sess = sess
+	return w, nil
 }
 
 // expect reads one message of type typ into v.
@@ -416,8 +412,15 @@ func (s *session) expectEnv(ctx context.Context, typ string, v any) (agentwire.E
 }
 
 // send writes one message; writes from jobs and heartbeats take turns.
+// Every message after the hello carries the session's MAC.
 func (s *session) send(ctx context.Context, typ, id string, body any) error {
-	b, err := agentwire.Encode(typ, id, body)
+	var b []byte
+	var err error
+	if s.sess == nil {
+		b, err = agentwire.Encode(typ, id, body)
+	} else {
+		b, err = s.sess.EncodeToPortal(typ, id, body)
+	}
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,10 @@ type portal struct {
 	t     *testing.T
 	end   *conntest.End
 	ident *agentwire.Identity
-	now   time.Time // the portal's clock at the challenge
+	now   time.Time          // the portal's clock at the challenge
+	sess  *agentwire.Session // the connection's, from the welcome on
+	// sent is every message the portal wrote, as a proxy would record it.
+	sent [][]byte
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -82,26 +85,47 @@ func start(t *testing.T, cfg connector.Config, portalNow time.Time) (*portal, ch
 	errc := make(chan error, 1)
 	go func() { errc <- connector.New(cfg).Serve(ctxT(t), ag) }()
 	pt := &portal{t: t, end: p, ident: ident, now: portalNow}
-	nonce := make([]byte, 32)
+	nonce := bytes.Repeat([]byte{3}, 32)
 	pt.send(agentwire.TypeChallenge, "", agentwire.Challenge{Nonce: nonce, Now: portalNow.UnixMilli()})
-	env := pt.read()
-	var h agentwire.Hello
-	if env.Type != agentwire.TypeHello || agentwire.DecodeBody(env, &h) != nil {
-		t.Fatalf("want hello, got %+v", env)
+	h := pt.hello(nonce)
+	sess, enc, err := agentwire.NewPortalSession(ident.Public(), "id-1", nonce, h.Nonce)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := agentwire.VerifyConnect("id-1", nonce, ident.Public(), h.Proof); err != nil || h.Protocol != agentwire.Version {
-		t.Fatalf("hello: proof %v, protocol %d", err, h.Protocol)
-	}
-	pt.send(agentwire.TypeWelcome, "", agentwire.Welcome{Name: "agent-1"})
+	pt.send(agentwire.TypeWelcome, "", agentwire.Welcome{Name: "agent-1", Nonce: h.Nonce, Session: enc, Confirm: sess.Confirm()})
+	pt.sess = sess
 	return pt, errc
 }
 
+// hello reads the agent's answer to the challenge with nonce.
+func (p *portal) hello(nonce []byte) agentwire.Hello {
+	p.t.Helper()
+	env := p.read()
+	var h agentwire.Hello
+	if env.Type != agentwire.TypeHello || agentwire.DecodeBody(env, &h) != nil {
+		p.t.Fatalf("want hello, got %+v", env)
+	}
+	if err := agentwire.VerifyConnect("id-1", nonce, p.ident.Public(), h.Proof); err != nil || h.Protocol != agentwire.Version || len(h.Nonce) != 32 {
+		p.t.Fatalf("hello: proof %v, protocol %d, nonce %x", err, h.Protocol, h.Nonce)
+	}
+	return h
+}
+
+// send sends one message: signed by the portal until the welcome, with
+// the session's MAC after it.
 func (p *portal) send(typ, id string, body any) {
 	p.t.Helper()
-	b, err := agentwire.EncodeSigned(testPortalKey, "id-1", typ, id, body)
+	var b []byte
+	var err error
+	if p.sess == nil {
+		b, err = agentwire.EncodeSigned(testPortalKey, "id-1", typ, id, body)
+	} else {
+		b, err = p.sess.EncodeToAgent(typ, id, body)
+	}
 	if err != nil {
 		p.t.Fatal(err)
 	}
+	p.sent = append(p.sent, b)
 	if err := p.end.Write(ctxT(p.t), b); err != nil {
 		p.t.Fatal(err)
 	}
@@ -116,6 +140,11 @@ func (p *portal) read() agentwire.Envelope {
 	env, err := agentwire.Decode(b)
 	if err != nil {
 		p.t.Fatal(err)
+	}
+	if p.sess != nil {
+		if err := p.sess.VerifyFromAgent(env); err != nil {
+			p.t.Fatalf("the agent's %s does not carry the session's MAC: %v", env.Type, err)
+		}
 	}
 	return env
 }
@@ -137,7 +166,7 @@ func (p *portal) job(id string, body any) agentwire.Result {
 }
 
 func (p *portal) seal(id, field, pw string) []byte {
-	b, err := agentwire.Seal(p.ident.Public(), id, field, []byte(pw))
+	b, err := p.sess.Seal(id, field, []byte(pw))
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -207,7 +236,8 @@ func TestPasswordsMustBeSealed(t *testing.T) {
 	p, _ := start(t, cfgWith(d), now)
 	dl := now.Add(5 * time.Second).UnixMilli()
 	other, _ := agentwire.NewIdentity()
-	otherSealed, _ := agentwire.Seal(other.Public(), "j3", agentwire.FieldPassword, []byte("Winter-2026!x"))
+	otherSess, _, _ := agentwire.NewPortalSession(other.Public(), "id-1", bytes.Repeat([]byte{3}, 32), bytes.Repeat([]byte{4}, 32))
+	otherSealed, _ := otherSess.Seal("j3", agentwire.FieldPassword, []byte("Winter-2026!x"))
 	for id, body := range map[string]any{
 		"j1": agentwire.Job{Op: agentwire.OpResetLogin, Login: "ann", Deadline: dl},
 		// A password in clear beside the job's fields is refused, not ignored.
@@ -378,23 +408,26 @@ func TestSilentPortalDropped(t *testing.T) {
 	}
 }
 
-// TestOnlyThePortalsSignedJobsRun: a job not signed by the enrolled
-// portal (a proxy between them, or another portal) is refused before the
-// directory is asked, and a signed job sent a second time is refused too.
+// TestOnlyThePortalsSignedJobsRun: a job without this connection's MAC
+// from the enrolled portal (a proxy between them, another portal, or one
+// recorded on another connection) is refused before the directory is
+// asked, and a job sent a second time is refused too.
 func TestOnlyThePortalsSignedJobsRun(t *testing.T) {
 	d := &dir{}
 	p, _ := start(t, cfgWith(d), time.Now())
 	job := agentwire.Job{Op: agentwire.OpResetLogin, Login: "ann", Deadline: time.Now().Add(5 * time.Second).UnixMilli(),
 		Sealed: map[string][]byte{agentwire.FieldPassword: p.seal("j1", agentwire.FieldPassword, "Winter-2026!x")}}
-	other, _ := agentwire.NewPortalKey(bytes.Repeat([]byte{8}, 32))
+	// The same agent's key, another connection's nonces: what a proxy
+	// recorded earlier.
+	earlier, _, _ := agentwire.NewPortalSession(p.ident.Public(), "id-1", bytes.Repeat([]byte{5}, 32), bytes.Repeat([]byte{6}, 32))
 	for name, b := range map[string]func() []byte{
 		"unsigned": func() []byte { b, _ := agentwire.Encode(agentwire.TypeJob, "forged-1", job); return b },
-		"another portal's key": func() []byte {
-			b, _ := agentwire.EncodeSigned(other, "id-1", agentwire.TypeJob, "forged-2", job)
+		"signed by the portal's key, no MAC": func() []byte {
+			b, _ := agentwire.EncodeSigned(testPortalKey, "id-1", agentwire.TypeJob, "forged-2", job)
 			return b
 		},
-		"signed for another agent": func() []byte {
-			b, _ := agentwire.EncodeSigned(testPortalKey, "id-2", agentwire.TypeJob, "forged-3", job)
+		"another connection's MAC": func() []byte {
+			b, _ := earlier.EncodeToAgent(agentwire.TypeJob, "forged-3", job)
 			return b
 		},
 	} {
@@ -465,5 +498,102 @@ func TestHandshakeNeedsThePortalsClock(t *testing.T) {
 	_, ag := conntest.Pipe()
 	if err := connector.New(cfg).Serve(ctxT(t), ag); !errors.Is(err, connector.ErrNoPortalKey) {
 		t.Fatalf("without a portal key: %v", err)
+	}
+}
+
+// TestWelcomeMustBeThePortalsForThisConnection: the welcome that carries
+// the session is refused unless the enrolled portal signed it for the
+// nonce of this hello, and its session opens with this agent's key.
+func TestWelcomeMustBeThePortalsForThisConnection(t *testing.T) {
+	other, _ := agentwire.NewPortalKey(bytes.Repeat([]byte{8}, 32))
+	stranger, _ := agentwire.NewIdentity()
+	for name, welcome := range map[string]func(p *portal, pn []byte, h agentwire.Hello) []byte{
+		"unsigned": func(p *portal, pn []byte, h agentwire.Hello) []byte {
+			_, enc, _ := agentwire.NewPortalSession(p.ident.Public(), "id-1", pn, h.Nonce)
+			b, _ := agentwire.Encode(agentwire.TypeWelcome, "", agentwire.Welcome{Name: "x", Nonce: h.Nonce, Session: enc})
+			return b
+		},
+		"another portal": func(p *portal, pn []byte, h agentwire.Hello) []byte {
+			_, enc, _ := agentwire.NewPortalSession(p.ident.Public(), "id-1", pn, h.Nonce)
+			b, _ := agentwire.EncodeSigned(other, "id-1", agentwire.TypeWelcome, "", agentwire.Welcome{Name: "x", Nonce: h.Nonce, Session: enc})
+			return b
+		},
+		"another hello's nonce (recorded)": func(p *portal, pn []byte, h agentwire.Hello) []byte {
+			old := bytes.Repeat([]byte{6}, 32)
+			_, enc, _ := agentwire.NewPortalSession(p.ident.Public(), "id-1", pn, old)
+			b, _ := agentwire.EncodeSigned(testPortalKey, "id-1", agentwire.TypeWelcome, "", agentwire.Welcome{Name: "x", Nonce: old, Session: enc})
+			return b
+		},
+		"a session for another agent's key": func(p *portal, pn []byte, h agentwire.Hello) []byte {
+			s, enc, _ := agentwire.NewPortalSession(stranger.Public(), "id-1", pn, h.Nonce)
+			b, _ := agentwire.EncodeSigned(testPortalKey, "id-1", agentwire.TypeWelcome, "", agentwire.Welcome{Name: "x", Nonce: h.Nonce, Session: enc, Confirm: s.Confirm()})
+			return b
+		},
+		"no key confirmation": func(p *portal, pn []byte, h agentwire.Hello) []byte {
+			_, enc, _ := agentwire.NewPortalSession(p.ident.Public(), "id-1", pn, h.Nonce)
+			b, _ := agentwire.EncodeSigned(testPortalKey, "id-1", agentwire.TypeWelcome, "", agentwire.Welcome{Name: "x", Nonce: h.Nonce, Session: enc})
+			return b
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			d := &dir{}
+			ident, _ := agentwire.NewIdentity()
+			cfg := cfgWith(d)
+			cfg.AgentID, cfg.Identity, cfg.PortalKey = "id-1", ident, testPortalPub()
+			cfg.Status = func(context.Context) agentwire.Status { return agentwire.Status{} }
+			end, ag := conntest.Pipe()
+			errc := make(chan error, 1)
+			go func() { errc <- connector.New(cfg).Serve(ctxT(t), ag) }()
+			p := &portal{t: t, end: end, ident: ident}
+			pn := bytes.Repeat([]byte{3}, 32)
+			p.send(agentwire.TypeChallenge, "", agentwire.Challenge{Nonce: pn, Now: time.Now().UnixMilli()})
+			h := p.hello(pn)
+			if err := end.Write(ctxT(t), welcome(p, pn, h)); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-errc; err == nil || !strings.Contains(err.Error(), "welcome") {
+				t.Fatalf("Serve = %v, want the welcome refused", err)
+			}
+		})
+	}
+}
+
+// TestRecordedConnectionReplayedToARestartedAgent: a proxy that recorded a
+// whole connection (challenge, welcome, job) and plays it to the agent
+// after a restart (which forgot the job IDs it saw) gets no job run: the
+// restarted agent's hello has a new nonce, so the recorded welcome is not
+// for it.
+func TestRecordedConnectionReplayedToARestartedAgent(t *testing.T) {
+	d := &dir{}
+	now := time.Now()
+	p, _ := start(t, cfgWith(d), now)
+	job := agentwire.Job{Op: agentwire.OpResetLogin, Login: "ann", Deadline: now.Add(5 * time.Second).UnixMilli(),
+		Sealed: map[string][]byte{agentwire.FieldPassword: p.seal("j1", agentwire.FieldPassword, "Winter-2026!x")}}
+	if r := p.job("j1", job); r.Error != nil {
+		t.Fatalf("the first connection's job: %+v", r.Error)
+	}
+	recorded := p.sent // challenge, welcome, job
+	if len(recorded) != 3 {
+		t.Fatalf("recorded %d messages", len(recorded))
+	}
+
+	// A new agent process with the same identity and an empty memory.
+	cfg := cfgWith(d)
+	cfg.AgentID, cfg.Identity, cfg.PortalKey = "id-1", p.ident, testPortalPub()
+	cfg.Status = func(context.Context) agentwire.Status {
+		return agentwire.Status{PasswordWriteback: true, Configured: true}
+	}
+	end, ag := conntest.Pipe()
+	errc := make(chan error, 1)
+	go func() { errc <- connector.New(cfg).Serve(ctxT(t), ag) }()
+	end.Write(ctxT(t), recorded[0])
+	(&portal{t: t, end: end, ident: p.ident}).hello(bytes.Repeat([]byte{3}, 32))
+	end.Write(ctxT(t), recorded[1])
+	end.Write(ctxT(t), recorded[2])
+	if err := <-errc; err == nil || !strings.Contains(err.Error(), "welcome is not for this connection") {
+		t.Fatalf("Serve = %v, want the recorded welcome refused", err)
+	}
+	if n := d.calls.Load(); n != 1 {
+		t.Fatalf("directory calls %d, want the first connection's job only", n)
 	}
 }

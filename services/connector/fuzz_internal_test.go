@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"testing"
@@ -60,7 +61,7 @@ func (d *nopDir) note(pw string) {
 
 // FuzzJob: whatever a portal sends as a job, the agent answers without
 // panicking, and no password reaches the directory unless it was sealed
-// to this agent (the fuzzer cannot forge a seal).
+// on this agent's session (the fuzzer cannot forge a seal).
 func FuzzJob(f *testing.F) {
 	now := time.Now()
 	for _, j := range []agentwire.Job{
@@ -79,6 +80,15 @@ func FuzzJob(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	n1, n2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	_, enc, err := agentwire.NewPortalSession(ident.Public(), "id", n1, n2)
+	if err != nil {
+		f.Fatal(err)
+	}
+	sess, err := ident.OpenSession("id", n1, n2, enc)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		d := &nopDir{}
 		a := New(Config{AgentID: "id", Identity: ident,
@@ -88,7 +98,7 @@ func FuzzJob(f *testing.F) {
 			Status: func(context.Context) agentwire.Status {
 				return agentwire.Status{PasswordWriteback: true, Configured: true}
 			}})
-		s := &session{a: a, c: nil, running: map[string]chan agentwire.Envelope{"j": make(chan agentwire.Envelope, 1)}}
+		s := &session{a: a, c: nil, sess: sess, running: map[string]chan agentwire.Envelope{"j": make(chan agentwire.Envelope, 1)}}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		res := s.job(ctx, agentwire.Envelope{Type: agentwire.TypeJob, ID: "j", Body: body}, time.Now())

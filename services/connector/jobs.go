@@ -114,10 +114,10 @@ func (s *session) runJob(ctx context.Context, env agentwire.Envelope, arrived ti
 			log.Warn("writeback agent: job refused", "reason", agentwire.RefusedNotSealed, "field", f)
 			return agentwire.Result{}, refused(op, errs.Forbidden, directory.CodeInvalid, msgNotSealed, agentwire.RefusedNotSealed, "no sealed "+f)
 		}
-		pt, err := s.a.cfg.Identity.Open(env.ID, f, sealed)
+		pt, err := s.sess.Open(env.ID, f, sealed)
 		if err != nil {
 			log.Warn("writeback agent: job refused", "reason", agentwire.RefusedNotSealed, "field", f, "err", err)
-			return agentwire.Result{}, refused(op, errs.Forbidden, directory.CodeInvalid, msgNotSealed, agentwire.RefusedNotSealed, "the sealed "+f+" does not open with this agent's key")
+			return agentwire.Result{}, refused(op, errs.Forbidden, directory.CodeInvalid, msgNotSealed, agentwire.RefusedNotSealed, "the sealed "+f+" does not open with this connection's key")
 		}
 		pw[f] = string(pt)
 	}

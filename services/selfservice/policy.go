@@ -85,6 +85,32 @@ type Policy struct {
 	NotifyAdmins        bool     `json:"notify_admins"`
 	Helpdesk            string   `json:"helpdesk"`
 	OrgName             string   `json:"org_name"`
+	// PublicPerMinute and SignInPerMinute cap the requests one client
+	// address may send in a minute to the employee pages' forms and to the
+	// administrator sign-in; 0 (never saved, or cleared) leaves it to the
+	// server's default (writeback serve --rate-limit-public and
+	// --rate-limit-signin). They live here, not in a file or a flag alone,
+	// so that an administrator can raise them on the day a large NAT hits
+	// them, without a restart, and every replica reads the same value.
+	PublicPerMinute int `json:"public_per_minute,omitempty"`
+	SignInPerMinute int `json:"signin_per_minute,omitempty"`
+}
+
+// Rate limits per client address and minute.
+const (
+	// DefaultPerMinute is the server's default for both limits when no
+	// flag sets another: what the portal always allowed.
+	DefaultPerMinute = 30
+	// MaxPerMinute is the highest limit the page or a flag accepts: above
+	// it a limit no longer protects anything.
+	MaxPerMinute = 10000
+)
+
+// RateLimits are the per-address limits the Properties page sets; 0 is
+// "the server's default".
+type RateLimits struct {
+	PublicPerMinute int
+	SignInPerMinute int
 }
 
 // Clone copies the policy without sharing its questions.
@@ -162,6 +188,11 @@ func (p Policy) Validate() error {
 	if utf8.RuneCountInString(p.OrgName) > 100 {
 		f["org_name"] = "Use at most 100 characters."
 	}
+	for name, n := range map[string]int{"public_per_minute": p.PublicPerMinute, "signin_per_minute": p.SignInPerMinute} {
+		if n < 0 || n > MaxPerMinute {
+			f[name] = RateLimitMessage
+		}
+	}
 	if len(f) > 0 {
 		return errs.FieldErrors(f)
 	}
@@ -208,6 +239,24 @@ func (p Policy) normalize() Policy {
 	return p
 }
 
+// RateLimitMessage is what the Properties page says next to a limit it
+// cannot take.
+var RateLimitMessage = fmt.Sprintf("Enter a whole number from 1 to %d, or leave it empty for the server's default.", MaxPerMinute)
+
+// RateLimits reads the limits per client address that the policy sets,
+// from memory without copying the policy: every limited request asks.
+func (s *Service) RateLimits(ctx context.Context) (RateLimits, error) {
+	var l RateLimits
+	_, err := settings.Peek(ctx, s.db, policyName, defaultPolicy, func(p *Policy) {
+		l = RateLimits{PublicPerMinute: p.PublicPerMinute, SignInPerMinute: p.SignInPerMinute}
+	})
+	return l, err
+}
+
+// defaultPolicy is DefaultPolicy for RateLimits, which must not build one
+// per request (the cache decodes from it only on a miss, and copies it).
+var defaultPolicy = DefaultPolicy()
+
 // Policy reads the policy (the defaults when never saved), from memory.
 func (s *Service) Policy(ctx context.Context) (Policy, settings.Meta, error) {
 	return settings.Get(ctx, s.db, policyName, DefaultPolicy())
@@ -253,5 +302,15 @@ func policyDiff(old, next Policy) audit.Changes {
 	d.Add("notify_admins", old.NotifyAdmins, next.NotifyAdmins)
 	d.Add("helpdesk", old.Helpdesk, next.Helpdesk)
 	d.Add("org_name", old.OrgName, next.OrgName)
+	d.Add("public_per_minute", rateText(old.PublicPerMinute), rateText(next.PublicPerMinute))
+	d.Add("signin_per_minute", rateText(old.SignInPerMinute), rateText(next.SignInPerMinute))
 	return d
+}
+
+// rateText is a rate limit as the audit log shows it.
+func rateText(n int) any {
+	if n == 0 {
+		return "server default"
+	}
+	return n
 }

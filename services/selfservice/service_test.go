@@ -54,6 +54,13 @@ func TestPolicyValidate(t *testing.T) {
 		{"bad helpdesk", func(p *Policy) { p.Helpdesk = "call Bob" }, "helpdesk"},
 		{"helpdesk URL", func(p *Policy) { p.Helpdesk = "https://help.example.com" }, ""},
 		{"reconfirm too long", func(p *Policy) { p.ReconfirmDays = 1000 }, "reconfirm_days"},
+		{"public limit default", func(p *Policy) { p.PublicPerMinute = 0 }, ""},
+		{"public limit lowest", func(p *Policy) { p.PublicPerMinute = 1 }, ""},
+		{"public limit highest", func(p *Policy) { p.PublicPerMinute = MaxPerMinute }, ""},
+		{"public limit too high", func(p *Policy) { p.PublicPerMinute = MaxPerMinute + 1 }, "public_per_minute"},
+		{"public limit negative", func(p *Policy) { p.PublicPerMinute = -1 }, "public_per_minute"},
+		{"sign-in limit too high", func(p *Policy) { p.SignInPerMinute = 100000 }, "signin_per_minute"},
+		{"sign-in limit negative", func(p *Policy) { p.SignInPerMinute = -5 }, "signin_per_minute"},
 	}
 	for _, tc := range cases {
 		p := ok
