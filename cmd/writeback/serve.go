@@ -261,10 +261,12 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	a.log.Info("listening", "addr", ln.Addr().String(), "base_url", cfg.baseURL.String(), "data", cfg.data.Dir, "database", a.db.Engine())
-	if tok, err := a.admins.NewSetupToken(ctx); err != nil {
+	// A stop asked for meanwhile (the signal ends ctx) is a shutdown like
+	// any other, not a failure to create the link.
+	if tok, err := a.admins.NewSetupToken(ctx); err != nil && ctx.Err() == nil {
 		hs.Close()
 		return err
-	} else if tok != "" {
+	} else if err == nil && tok != "" {
 		fmt.Fprintf(io.Out, "\nNo administrator exists yet. Open this one-time link within the hour to create the first Global Administrator:\n\n    %s/setup?token=%s\n\n", cfg.baseURL.String(), tok)
 	}
 
