@@ -217,7 +217,10 @@ func TestAgentThroughWebSocketAgainstRealDirectories(t *testing.T) {
 					return agentwire.Status{Version: "test", Host: "agent.corp.test", PasswordWriteback: true, Configured: true}
 				},
 				MinBackoff:     10 * time.Millisecond,
-				HeartbeatEvery: 50 * time.Millisecond, // heartbeats and pings while the test runs
+				// Heartbeats and pings while the test runs; each ping must be
+				// answered within this, which a loaded machine running the
+				// race detector does not always do in 50 ms.
+				HeartbeatEvery: 150 * time.Millisecond,
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
@@ -234,7 +237,7 @@ func TestAgentThroughWebSocketAgainstRealDirectories(t *testing.T) {
 			// the one connection stays up (the hub drops a dead one only
 			// after DeadAfter), with jobs going both ways.
 			for range 3 {
-				time.Sleep(200 * time.Millisecond)
+				time.Sleep(250 * time.Millisecond)
 				if _, err := p.hub.Search(ctx, "nobody-by-this-name", 1); err != nil {
 					t.Fatalf("search through the agent: %v", err)
 				}
