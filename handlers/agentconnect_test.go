@@ -216,7 +216,7 @@ func TestAgentThroughWebSocketAgainstRealDirectories(t *testing.T) {
 				Status: func(context.Context) agentwire.Status {
 					return agentwire.Status{Version: "test", Host: "agent.corp.test", PasswordWriteback: true, Configured: true}
 				},
-				MinBackoff:     10 * time.Millisecond,
+				MinBackoff: 10 * time.Millisecond,
 				// Heartbeats and pings while the test runs; each ping must be
 				// answered within this, which a loaded machine running the
 				// race detector does not always do in 50 ms.
