@@ -48,8 +48,27 @@ func openApp(ctx context.Context, loc datadir.Location, logOut io.Writer) (*app,
 // openAppLevel is openApp with a log level: the server logs requests at
 // Info, one-shot commands only warnings.
 func openAppLevel(ctx context.Context, loc datadir.Location, logOut io.Writer, level slog.Level) (*app, error) {
+	return openAppLog(ctx, loc, newLogger(logOut, level, logText))
+}
+
+// Log formats of --log-format.
+const (
+	logText = "text" // key=value lines (slog's text handler)
+	logJSON = "json" // one JSON object per line, for log shippers
+)
+
+// newLogger is the operator log in format (logText or logJSON).
+func newLogger(out io.Writer, level slog.Level, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == logJSON {
+		return slog.New(slog.NewJSONHandler(out, opts))
+	}
+	return slog.New(slog.NewTextHandler(out, opts))
+}
+
+// openAppLog is openApp with the logger the caller built.
+func openAppLog(ctx context.Context, loc datadir.Location, log *slog.Logger) (*app, error) {
 	dataDir := loc.Dir
-	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 	keys, db, err := datadir.OpenAt(ctx, loc, log)
 	if err != nil {
 		return nil, err

@@ -48,6 +48,7 @@ type serveConfig struct {
 	auditSyslogTLS  *tls.Config // for tls://: the roots of --audit-syslog-ca, or nil for the system roots
 	shutdownTimeout time.Duration
 	logLevel        slog.Level
+	logFormat       string // logText or logJSON
 	requestLog      bool // a log line per request (at Info)
 	// publicPerMinute and signInPerMinute are the default rate limits per
 	// client address; a value saved on the Properties page replaces them.
@@ -72,6 +73,7 @@ func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
 		}
 		*shutdownTimeout = d
 	}
+	logFormat := fs.String("log-format", cmdline.EnvOr(getenv, "WRITEBACK_LOG_FORMAT", logText), "the operator log's format: text (key=value lines) or json (one object per line) (env WRITEBACK_LOG_FORMAT)")
 	logLevel := fs.String("log-level", cmdline.EnvOr(getenv, "WRITEBACK_LOG_LEVEL", "info"), "the least level of the operator log: debug, info, warn or error (env WRITEBACK_LOG_LEVEL)")
 	requestLog := fs.String("request-log", cmdline.EnvOr(getenv, "WRITEBACK_REQUEST_LOG", "on"), "on: a log line (at info) per request; off: none, errors are still logged (env WRITEBACK_REQUEST_LOG)")
 	publicRate := fs.Int("rate-limit-public", selfservice.DefaultPerMinute,
@@ -107,6 +109,12 @@ func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
 	}
 	if err := cfg.logLevel.UnmarshalText([]byte(*logLevel)); err != nil || strings.ContainsAny(*logLevel, "+-") {
 		return cfg, cmdline.Usagef("--log-level %q: want debug, info, warn or error", *logLevel)
+	}
+	switch *logFormat {
+	case logText, logJSON:
+		cfg.logFormat = *logFormat
+	default:
+		return cfg, cmdline.Usagef("--log-format %q: want text or json", *logFormat)
 	}
 	switch *requestLog {
 	case "on":
@@ -179,7 +187,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	if err != nil {
 		return err
 	}
-	a, err := openAppLevel(ctx, cfg.data, io.Err, cfg.logLevel)
+	a, err := openAppLog(ctx, cfg.data, newLogger(io.Err, cfg.logLevel, cfg.logFormat))
 	if err != nil {
 		return err
 	}

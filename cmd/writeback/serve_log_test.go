@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -21,6 +22,7 @@ func TestServeLogFlags(t *testing.T) {
 		{[]string{"--log-level", "loud"}, "--log-level"},
 		{[]string{"--log-level", "info+2"}, "--log-level"},
 		{[]string{"--request-log", "maybe"}, "--request-log"},
+		{[]string{"--log-format", "xml"}, "--log-format"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a bad value accepted would start the server
 		var out, errBuf testbed.SyncBuffer
@@ -31,7 +33,7 @@ func TestServeLogFlags(t *testing.T) {
 		}
 	}
 	// The environment variables are checked the same way.
-	for name, flag := range map[string]string{"WRITEBACK_LOG_LEVEL": "--log-level", "WRITEBACK_REQUEST_LOG": "--request-log"} {
+	for name, flag := range map[string]string{"WRITEBACK_LOG_LEVEL": "--log-level", "WRITEBACK_REQUEST_LOG": "--request-log", "WRITEBACK_LOG_FORMAT": "--log-format"} {
 		getenv := func(k string) string {
 			if k == name {
 				return "bogus"
@@ -81,5 +83,48 @@ func TestServeLogFlags(t *testing.T) {
 				t.Errorf("info lines %v, want %v:\n%s", got, tc.info, out)
 			}
 		})
+	}
+}
+
+// TestServeLogFormatJSON: with --log-format json every log line is one JSON
+// object (slog's fields: time, level, msg), the request lines included, and
+// none is a key=value line.
+func TestServeLogFormatJSON(t *testing.T) {
+	s := startServer(t, t.TempDir(), "--log-format", "json")
+	resp, err := http.Get("http://" + s.addr + "/reset?token=secret-in-query")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	waitOutput(t, s, `"route":"/reset"`)
+	var request, listening bool
+	for line := range strings.Lines(s.out.String()) {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "time=") {
+			t.Errorf("a text line in the JSON log: %s", line)
+		}
+		if !strings.HasPrefix(line, "{") {
+			continue // the setup link goes to standard output as text
+		}
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("not one JSON object: %s (%v)", line, err)
+			continue
+		}
+		if rec["time"] == nil || rec["level"] == nil {
+			t.Errorf("no time or level: %s", line)
+		}
+		switch rec["msg"] {
+		case "request":
+			request = rec["route"] == "/reset" && rec["status"] != nil
+		case "listening":
+			listening = true
+		}
+	}
+	if !request || !listening {
+		t.Fatalf("request line %v, listening line %v:\n%s", request, listening, s.out.String())
+	}
+	if strings.Contains(s.out.String(), "secret-in-query") {
+		t.Error("the query string was logged")
 	}
 }
