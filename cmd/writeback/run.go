@@ -36,6 +36,8 @@ func commands() []cmdline.Command {
 			Subs: []cmdline.Sub{{Name: "set", Run: mailSet}, {Name: "test", Run: mailTest}}},
 		{Name: "audit", Summary: "the audit log: audit export --format csv|jsonl [--since --until --activity …]; audit verify [--full]",
 			Subs: []cmdline.Sub{{Name: "export", Run: auditExport}, {Name: "verify", Run: auditVerify}}},
+		{Name: "backup", Summary: "backup --out FILE: a consistent copy of the SQLite database while the portal runs", Run: cmdBackup},
+		{Name: "restore", Summary: "restore --from FILE: put a backup back, with the portal stopped (keeps the database it replaces)", Run: cmdRestore},
 		{Name: "healthcheck", Summary: "exit 0 when the portal at --listen answers /healthz (for container health checks)", Run: cmdHealthcheck},
 		{Name: "version", Summary: "print the version", Run: cmdVersion},
 	}
