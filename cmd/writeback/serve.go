@@ -49,7 +49,7 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	logLevel        slog.Level
 	logFormat       string // logText or logJSON
-	requestLog      bool // a log line per request (at Info)
+	requestLog      bool   // a log line per request (at Info)
 	// publicPerMinute and signInPerMinute are the default rate limits per
 	// client address; a value saved on the Properties page replaces them.
 	publicPerMinute int
