@@ -36,6 +36,8 @@ func commands() []cmdline.Command {
 			Subs: []cmdline.Sub{{Name: "set", Run: mailSet}, {Name: "test", Run: mailTest}}},
 		{Name: "audit", Summary: "the audit log: audit export --format csv|jsonl [--since --until --activity …]; audit verify [--full]",
 			Subs: []cmdline.Sub{{Name: "export", Run: auditExport}, {Name: "verify", Run: auditVerify}}},
+		{Name: "db", Summary: "the database: db copy --to postgres://… (the SQLite data folder into an empty PostgreSQL database)",
+			Subs: []cmdline.Sub{{Name: "copy", Run: dbCopy}}},
 		{Name: "healthcheck", Summary: "exit 0 when the portal at --listen answers /healthz (for container health checks)", Run: cmdHealthcheck},
 		{Name: "version", Summary: "print the version", Run: cmdVersion},
 	}
