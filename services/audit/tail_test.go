@@ -205,3 +205,65 @@ func TestForwardOnceAcrossReplicas(t *testing.T) {
 		t.Error("the second replica sent nothing after the first stopped")
 	}
 }
+
+// cutSender records what it is given and, once, right after "sending" the
+// event with ID cutAt, ends the PostgreSQL session that holds the
+// forwarder's lock: a crash between a send and the cursor's save.
+type cutSender struct {
+	mu    sync.Mutex
+	got   []int64
+	cutAt int64
+	cut   func()
+}
+
+func (s *cutSender) send(ctx context.Context, e store.AuditEvent) error {
+	s.mu.Lock()
+	s.got = append(s.got, e.ID)
+	s.mu.Unlock()
+	if e.ID == s.cutAt && s.cut != nil {
+		s.cut()
+		s.cut = nil
+	}
+	return ctx.Err()
+}
+func (s *cutSender) interrupt()   {}
+func (s *cutSender) close() error { return nil }
+func (s *cutSender) ids() []int64 { s.mu.Lock(); defer s.mu.Unlock(); return slices.Clone(s.got) }
+
+// TestForwardConnectionLostResendsOnlyInFlight: the lock's connection ends
+// between a send and the cursor's save; the forwarder takes the lock again
+// and sends that one event a second time, then carries on: nothing skipped,
+// nothing else repeated.
+func TestForwardConnectionLostResendsOnlyInFlight(t *testing.T) {
+	db, err := store.OpenPostgres(context.Background(), testbed.NewPostgresDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	snd := &cutSender{}
+	f, err := newForwarder(context.Background(), db, "syslog", snd, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.leaseRetry, f.poll = 50*time.Millisecond, 50*time.Millisecond
+	ids := recordN(t, db, 10)
+	snd.cutAt = ids[4]
+	snd.cut = func() {
+		var n int
+		err := db.SQL().QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n)
+		if err != nil || n != 1 {
+			t.Errorf("end the lock's session: %d %v", n, err)
+		}
+	}
+	f.start()
+	want := append(append(slices.Clone(ids[:5]), ids[4]), ids[5:]...)
+	waitIDs(t, "after the lost connection", len(want), func() int { return len(snd.ids()) })
+	closeFwd(t, f)
+	if got := snd.ids(); !slices.Equal(got, want) {
+		t.Fatalf("sent %v, want %v (only the event in flight twice)", got, want)
+	}
+}
