@@ -82,6 +82,7 @@ Examples:
   writeback audit export --format csv --since 2026-11-01 --activity "Reset password (self-service)" > resets.csv
   writeback audit verify          # what was appended since the last check; --full reads every event
   writeback sspr set --enabled all --methods email,app --required 1 --notify-users yes --helpdesk help@example.com
+  WRITEBACK_DATABASE_URL_FILE=/run/secrets/db writeback db copy --data ./data   # SQLite into an empty PostgreSQL
 `
 
 func printHelp(w io.Writer) {
