@@ -5,12 +5,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/writeback/writeback/migrations"
 )
 
 // ErrTargetNotEmpty is returned by CopyTo when the PostgreSQL database
@@ -49,8 +52,9 @@ type CopiedTable struct {
 //
 // It reads db in one snapshot and writes dst in one transaction that holds
 // the store's write lock: the copy is all or nothing, and dst stays empty
-// when it fails. A dst that holds any row in any of the tables is refused
-// with ErrTargetNotEmpty. Identity sequences are moved past the copied IDs,
+// when it fails. A dst that holds any row in any of the tables (beyond the
+// rows a migration inserts, which the copy replaces) is refused with
+// ErrTargetNotEmpty. Identity sequences are moved past the copied IDs,
 // so the next row PostgreSQL numbers does not collide. progress, when not
 // nil, hears of each table as it is done.
 func (db *DB) CopyTo(ctx context.Context, dst *DB, progress func(CopiedTable)) ([]CopiedTable, error) {
@@ -82,8 +86,16 @@ func (db *DB) CopyTo(ctx context.Context, dst *DB, progress func(CopiedTable)) (
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, writeLockKey); err != nil {
 			return fmt.Errorf("take the write lock: %w", err)
 		}
+		seeded, err := seededTables()
+		if err != nil {
+			return err
+		}
 		var full []string
 		for _, t := range tables {
+			if seeded[t.name] {
+				// Its migration put rows in it: the copy replaces them.
+				continue
+			}
 			var has bool
 			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+t.ident()+`)`).Scan(&has); err != nil {
 				return fmt.Errorf("look into %s: %w", t.name, err)
@@ -96,6 +108,11 @@ func (db *DB) CopyTo(ctx context.Context, dst *DB, progress func(CopiedTable)) (
 			return &NotEmptyError{Tables: full}
 		}
 		for _, t := range tables {
+			if seeded[t.name] {
+				if _, err := tx.Exec(ctx, `DELETE FROM `+t.ident()); err != nil {
+					return fmt.Errorf("empty %s: %w", t.name, err)
+				}
+			}
 			n, err := t.copy(ctx, src, tx)
 			if err != nil {
 				return err
@@ -126,6 +143,28 @@ func (db *DB) CopyTo(ctx context.Context, dst *DB, progress func(CopiedTable)) (
 	}
 	return copied, nil
 }
+
+// seededTables are the tables a PostgreSQL migration inserts rows into
+// (INSERT INTO name): rows there do not make a database "not empty".
+func seededTables() (map[string]bool, error) {
+	names, err := fs.Glob(migrations.FS, "postgres/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, n := range names {
+		b, err := fs.ReadFile(migrations.FS, n)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range insertInto.FindAllStringSubmatch(string(b), -1) {
+			out[strings.ToLower(m[1])] = true
+		}
+	}
+	return out, nil
+}
+
+var insertInto = regexp.MustCompile(`(?i)\bINSERT\s+INTO\s+"?([a-z_][a-z0-9_]*)`)
 
 // copyTable is one table to copy: its columns as PostgreSQL has them.
 type copyTable struct {

@@ -214,6 +214,10 @@ func TestCopyToPostgres(t *testing.T) {
 		t.Errorf("verify after appending to the copy: %+v %v", res, err)
 	}
 
+	if seeded, err := seededTables(); err != nil || !seeded["data_versions"] || seeded["admins"] {
+		t.Errorf("tables the migrations seed: %v %v", seeded, err)
+	}
+
 	// Again into the same, now full, database: refused, nothing changed.
 	var before, after int
 	count := `SELECT (SELECT count(*) FROM audit_events) + (SELECT count(*) FROM admins)`
