@@ -64,6 +64,9 @@ type Forwarder struct {
 
 	sent    atomic.Uint64
 	holding atomic.Bool
+	// heldDraining: the lock was taken after Close began (a start that
+	// had not got so far yet when Close came).
+	heldDraining atomic.Bool
 }
 
 // sender delivers one event to a destination, retrying as it sees fit
@@ -134,6 +137,9 @@ const abortWait = time.Second
 // blocks past ctx and cannot be interrupted is abandoned: ErrStuck.
 func (f *Forwarder) Close(ctx context.Context) error {
 	f.remove()
+	// A replica that waits for another to stop has nothing of its own
+	// left to send, whatever the holder's backlog.
+	holding := f.holding.Load()
 	f.drainOne.Do(func() { close(f.draining) })
 	returned := true
 	select {
@@ -150,7 +156,7 @@ func (f *Forwarder) Close(ctx context.Context) error {
 	f.abort()
 	rctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if cursor, head, err := f.db.ForwardCursor(rctx, f.name); err == nil && head > cursor {
+	if cursor, head, err := f.db.ForwardCursor(rctx, f.name); (holding || f.heldDraining.Load()) && err == nil && head > cursor {
 		f.log.Warn("audit forwarder stopped with events not yet forwarded; they stay in the audit log and are sent by the next start",
 			"forwarder", f.name, "pending", head-cursor, "cursor", cursor, "sent_total", f.sent.Load(), "delivery_stuck", !returned)
 	}
@@ -215,6 +221,9 @@ func (f *Forwarder) run() {
 		}
 		backoff = minBackoff
 		f.holding.Store(true)
+		if f.isDraining() {
+			f.heldDraining.Store(true)
+		}
 		stop := f.forward(ctx, lease)
 		f.holding.Store(false)
 		lease.Release()
