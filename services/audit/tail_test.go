@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -265,5 +266,35 @@ func TestForwardConnectionLostResendsOnlyInFlight(t *testing.T) {
 	closeFwd(t, f)
 	if got := snd.ids(); !slices.Equal(got, want) {
 		t.Fatalf("sent %v, want %v (only the event in flight twice)", got, want)
+	}
+}
+
+// blockingWriter is a standard output nobody reads: every write blocks
+// until the test ends.
+type blockingWriter struct{ release chan struct{} }
+
+func (w blockingWriter) Write(p []byte) (int, error) { <-w.release; return len(p), nil }
+
+// TestStdoutCloseAbandonsStuckWrite: a write to standard output that never
+// returns cannot be interrupted; Close gives up on it soon after its
+// context ends (ErrStuck) instead of holding up the shutdown.
+func TestStdoutCloseAbandonsStuckWrite(t *testing.T) {
+	db := newDB(t)
+	w := blockingWriter{release: make(chan struct{})}
+	defer close(w.release)
+	f, err := NewStdoutForwarder(context.Background(), db, w, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recordN(t, db, 1)
+	time.Sleep(200 * time.Millisecond) // the write is under way
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := f.Close(ctx); !errors.Is(err, ErrStuck) {
+		t.Errorf("Close = %v, want ErrStuck", err)
+	}
+	if el := time.Since(start); el > 200*time.Millisecond+abortWait+time.Second {
+		t.Errorf("Close took %v", el)
 	}
 }
