@@ -241,6 +241,25 @@ func TestSSPRAndMailCommands(t *testing.T) {
 	}
 }
 
+// TestServeForwardsWhatWasRecordedWhileStopped: an event recorded while the portal is down (here by `writeback
+// admin create`) is forwarded by the next start with --audit-stdout, after nothing it sent before; the old
+// forwarder only ever saw events its own process committed.
+func TestServeForwardsWhatWasRecordedWhileStopped(t *testing.T) {
+	data := t.TempDir()
+	s := startServer(t, data, "--audit-stdout")
+	s.setupLink(t)
+	s.stop(t)
+	cli(t, "a long admin password\n", "admin", "create", "--data", data, "--email", "ada@example.com", "--name", "Ada", "--role", "global-admin")
+	s2 := startServer(t, data, "--audit-stdout")
+	waitOutput(t, s2, `"activity":"Add administrator"`)
+	failedSignIn(t, s2.addr)
+	waitOutput(t, s2, `"activity":"Administrator sign-in"`)
+	out := s2.out.String()
+	if strings.Count(out, `"activity":"Add administrator"`) != 1 || strings.Index(out, `"activity":"Add administrator"`) > strings.Index(out, `"activity":"Administrator sign-in"`) {
+		t.Errorf("want the administrator's creation once, before the sign-in:\n%s", out)
+	}
+}
+
 // TestServeForwardsAuditToStdout: with --audit-stdout each event the server
 // records also appears as one JSON line on standard output.
 func TestServeForwardsAuditToStdout(t *testing.T) {

@@ -38,6 +38,8 @@ func commands() []cmdline.Command {
 			Subs: []cmdline.Sub{{Name: "export", Run: auditExport}, {Name: "verify", Run: auditVerify}}},
 		{Name: "backup", Summary: "backup --out FILE: a consistent copy of the SQLite database while the portal runs", Run: cmdBackup},
 		{Name: "restore", Summary: "restore --from FILE: put a backup back, with the portal stopped (keeps the database it replaces)", Run: cmdRestore},
+		{Name: "db", Summary: "the database: db copy --to postgres://… (the SQLite data folder into an empty PostgreSQL database)",
+			Subs: []cmdline.Sub{{Name: "copy", Run: dbCopy}}},
 		{Name: "healthcheck", Summary: "exit 0 when the portal at --listen answers /healthz (for container health checks)", Run: cmdHealthcheck},
 		{Name: "version", Summary: "print the version", Run: cmdVersion},
 	}
@@ -82,6 +84,7 @@ Examples:
   writeback audit export --format csv --since 2026-11-01 --activity "Reset password (self-service)" > resets.csv
   writeback audit verify          # what was appended since the last check; --full reads every event
   writeback sspr set --enabled all --methods email,app --required 1 --notify-users yes --helpdesk help@example.com
+  WRITEBACK_DATABASE_URL_FILE=/run/secrets/db writeback db copy --data ./data   # SQLite into an empty PostgreSQL
 `
 
 func printHelp(w io.Writer) {

@@ -204,17 +204,23 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 		sd.stop(ctx)
 	}()
 
+	// The forwarders read the audit log after their cursors in the
+	// database (services/audit.Forwarder): one replica at a time sends
+	// each event, and a restart resumes where the last run stopped.
 	if cfg.auditStdout {
-		fwd := audit.NewStdoutForwarder(io.Out, a.log)
-		sd.forwarder("stdout", a.db.OnAudit(fwd.Forward), fwd.Close)
+		fwd, err := audit.NewStdoutForwarder(ctx, a.db, io.Out, a.log)
+		if err != nil {
+			return fmt.Errorf("audit stdout forwarding: %w", err)
+		}
+		sd.forwarder("stdout", fwd.Close)
 	}
 	if cfg.auditSyslog != nil {
 		network := cfg.auditSyslog.Scheme
-		fwd, err := audit.NewSyslogForwarder(network, cfg.auditSyslog.Host, audit.SyslogOptions{Logger: a.log, TLS: cfg.auditSyslogTLS})
+		fwd, err := audit.NewSyslogForwarder(ctx, a.db, network, cfg.auditSyslog.Host, audit.SyslogOptions{Logger: a.log, TLS: cfg.auditSyslogTLS})
 		if err != nil {
 			return fmt.Errorf("audit syslog forwarding: %w", err)
 		}
-		sd.forwarder("syslog", a.db.OnAudit(fwd.Forward), fwd.Close)
+		sd.forwarder("syslog", fwd.Close)
 	}
 	// Links in e-mails come only from the configured base URL.
 	a.ss = selfservice.New(a.db, a.wb, a.keys, a.log, cfg.baseURL.String())
@@ -342,9 +348,8 @@ type shutdown struct {
 }
 
 type stoppable struct {
-	name   string
-	remove func()
-	close  func(context.Context) error
+	name  string
+	close func(context.Context) error
 }
 
 // background returns the context of the work started with work.Go; stop
@@ -355,10 +360,10 @@ func (s *shutdown) background() context.Context {
 	return ctx
 }
 
-// forwarder registers an audit forwarder: remove unhooks it from the
-// database, close drains it.
-func (s *shutdown) forwarder(name string, remove func(), close func(context.Context) error) {
-	s.forwarders = append(s.forwarders, stoppable{name, remove, close})
+// forwarder registers an audit forwarder: close sends what is left and
+// stops it.
+func (s *shutdown) forwarder(name string, close func(context.Context) error) {
+	s.forwarders = append(s.forwarders, stoppable{name, close})
 }
 
 func (s *shutdown) stop(ctx context.Context) {
@@ -380,7 +385,6 @@ func (s *shutdown) stop(ctx context.Context) {
 		log.Warn("background work or e-mail sends still running at the end of the grace period; exiting without waiting for them")
 	}
 	for _, f := range s.forwarders {
-		f.remove()
 		if err := f.close(ctx); err != nil {
 			log.Warn("audit forwarder did not stop cleanly", "forwarder", f.name, "err", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,183 +20,40 @@ import (
 	"github.com/writeback/writeback/store"
 )
 
-// Forwarder passes audit events on to a SIEM. Forward must never block the
-// request that produced the event; register it with store.DB.OnAudit so it
-// only sees committed events:
-//
-//	fwd, err := audit.NewSyslogForwarder("tls", "siem.example:6514", audit.SyslogOptions{Logger: log})
-//	...
-//	db.OnAudit(fwd.Forward)
-//	defer fwd.Close(shutdownCtx) // sends what is queued, gives up when shutdownCtx ends
-//
-// Syslog goes over UDP, TCP or TLS (RFC 5425, verified like any TLS client).
-type Forwarder interface {
-	Forward(store.AuditEvent)
+// NewStdoutForwarder forwards each event as one JSON line (JSONEvent) to w,
+// normally standard output for a container's log collector; log (may be
+// nil) hears about problems. See Forwarder for what is sent and when; Close
+// it to stop.
+func NewStdoutForwarder(ctx context.Context, db *store.DB, w io.Writer, log *slog.Logger) (*Forwarder, error) {
+	bw := bufio.NewWriter(w)
+	f, err := newForwarder(ctx, db, "stdout", &stdoutSender{bw: bw, enc: newJSONEncoder(bw)}, log)
+	if err != nil {
+		return nil, err
+	}
+	return f.start(), nil
 }
 
-// DefaultQueueSize is how many events a forwarder holds while its
-// destination is slow or away; beyond it new events are dropped and counted.
-const DefaultQueueSize = 10_000
-
-// queue is the non-blocking buffered channel behind every forwarder: Forward
-// never waits, a single goroutine delivers in order, and what does not fit is
-// counted as dropped and reported to the operator log.
-type queue struct {
-	ch      chan store.AuditEvent
-	mu      sync.RWMutex // guards closed against a send on a closed channel
-	closed  bool
-	done    chan struct{}
-	sent    atomic.Uint64
-	dropped atomic.Uint64
-	log     *slog.Logger
-	name    string
-
-	lastWarn      time.Time // deliver goroutine only
-	warnedDropped uint64
+// stdoutSender writes and flushes one line per event: the cursor moves
+// only past what reached w.
+type stdoutSender struct {
+	bw  *bufio.Writer
+	enc *json.Encoder
 }
 
-func newQueue(size int, log *slog.Logger, name string) *queue {
-	if size <= 0 {
-		size = DefaultQueueSize
+func (s *stdoutSender) send(ctx context.Context, e store.AuditEvent) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if err := s.enc.Encode(NewJSONEvent(e)); err != nil {
+		return err
 	}
-	return &queue{ch: make(chan store.AuditEvent, size), done: make(chan struct{}), log: log, name: name}
+	return s.bw.Flush()
 }
 
-func (q *queue) put(e store.AuditEvent) {
-	q.mu.RLock()
-	defer q.mu.RUnlock()
-	if q.closed {
-		q.dropped.Add(1)
-		return
-	}
-	select {
-	case q.ch <- e:
-	default:
-		q.dropped.Add(1)
-	}
-}
+// interrupt cannot stop a write to a pipe nobody reads; Close abandons it.
+func (s *stdoutSender) interrupt() {}
 
-// run delivers queued events with deliver until the queue is closed and
-// drained or stop is closed.
-func (q *queue) run(deliver func(store.AuditEvent) bool, stop <-chan struct{}) {
-	defer close(q.done)
-	for {
-		select {
-		case e, ok := <-q.ch:
-			if !ok {
-				return
-			}
-			if deliver(e) {
-				q.sent.Add(1)
-			} else {
-				q.dropped.Add(1)
-			}
-			q.warnDrops()
-		case <-stop:
-			return
-		}
-	}
-}
-
-// warnDrops tells the operator, at most once a minute, that events were lost.
-func (q *queue) warnDrops() {
-	d := q.dropped.Load()
-	if d == q.warnedDropped || time.Since(q.lastWarn) < time.Minute {
-		return
-	}
-	q.log.Warn("audit forwarder dropped events", "forwarder", q.name, "dropped_total", d, "dropped_new", d-q.warnedDropped)
-	q.lastWarn, q.warnedDropped = time.Now(), d
-}
-
-// abortWait bounds how long Close waits, once its context has ended, for a
-// delivery in progress to notice that it must stop. Deliveries that can be
-// interrupted (the syslog connection) return at once; a writer that cannot
-// (a stuck standard output) is left behind rather than holding up shutdown.
-const abortWait = time.Second
-
-// closeAndWait stops accepting events and lets run drain the queue until
-// ctx ends. Then it calls abort, which must make run return soon (close its
-// stop channel, interrupt a write in progress), and waits at most abortWait
-// for that. What was left in the queue counts as dropped, and drops are
-// reported to the operator log. It reports whether run has returned.
-func (q *queue) closeAndWait(ctx context.Context, abort func()) bool {
-	q.mu.Lock()
-	if !q.closed {
-		q.closed = true
-		close(q.ch)
-	}
-	q.mu.Unlock()
-	returned := true
-	select {
-	case <-q.done:
-	case <-ctx.Done():
-		abort()
-		select {
-		case <-q.done:
-		case <-time.After(abortWait):
-			returned = false
-		}
-	}
-	for range q.ch {
-		q.dropped.Add(1)
-	}
-	if d := q.dropped.Load(); d > 0 {
-		// Always said at the end, even if a warning went out a moment ago:
-		// this is the total the operator compares with the database.
-		q.log.Warn("audit forwarder stopped; events were dropped (the audit log in the database has them all)",
-			"forwarder", q.name, "dropped_total", d, "sent_total", q.sent.Load(), "delivery_stuck", !returned)
-	}
-	return returned
-}
-
-// StdoutForwarder writes each event as one JSON line (JSONEvent) to a
-// writer, normally standard output for a container's log collector.
-type StdoutForwarder struct {
-	q        *queue
-	bw       *bufio.Writer
-	stop     chan struct{}
-	stopOnce sync.Once
-}
-
-// ErrStuck is returned by Close when a delivery in progress could not be
-// interrupted in time; the forwarder was abandoned (the process may exit).
-var ErrStuck = errors.New("audit: forwarder still busy delivering when its close deadline passed")
-
-// NewStdoutForwarder starts a forwarder writing to w; log (may be nil) hears
-// about dropped events. Close it to flush.
-func NewStdoutForwarder(w io.Writer, log *slog.Logger) *StdoutForwarder {
-	f := &StdoutForwarder{q: newQueue(DefaultQueueSize, log, "stdout"), bw: bufio.NewWriter(w), stop: make(chan struct{})}
-	enc := newJSONEncoder(f.bw)
-	go f.q.run(func(e store.AuditEvent) bool {
-		if err := enc.Encode(NewJSONEvent(e)); err != nil {
-			return false
-		}
-		// Flush when nothing else is waiting, so a line is never held back.
-		if len(f.q.ch) == 0 {
-			return f.bw.Flush() == nil
-		}
-		return true
-	}, f.stop)
-	return f
-}
-
-// Forward queues e without blocking.
-func (f *StdoutForwarder) Forward(e store.AuditEvent) { f.q.put(e) }
-
-// Dropped returns how many events were lost because the queue was full.
-func (f *StdoutForwarder) Dropped() uint64 { return f.q.dropped.Load() }
-
-// Close writes what is queued, giving up when ctx ends, and stops. A write
-// to w that blocks past ctx is abandoned and Close returns ErrStuck.
-func (f *StdoutForwarder) Close(ctx context.Context) error {
-	if !f.q.closeAndWait(ctx, func() { f.stopOnce.Do(func() { close(f.stop) }) }) {
-		return ErrStuck // the writer goroutine still owns bw
-	}
-	return f.bw.Flush()
-}
+func (s *stdoutSender) close() error { return s.bw.Flush() }
 
 // Syslog facilities worth choosing (RFC 5424 section 6.2.1).
 const (
@@ -214,7 +72,6 @@ type SyslogOptions struct {
 	Facility     int    // default FacilityAuthPriv
 	Hostname     string // default os.Hostname()
 	AppName      string // default "writeback"
-	QueueSize    int    // default DefaultQueueSize
 	DialTimeout  time.Duration
 	WriteTimeout time.Duration
 	// MaxDatagram bounds a UDP message (default 8192 bytes); longer events
@@ -223,34 +80,43 @@ type SyslogOptions struct {
 	Logger      *slog.Logger // operator log for connection problems and drops
 }
 
-// SyslogForwarder sends each event as an RFC 5424 message whose MSG is the
+// syslogSender sends each event as an RFC 5424 message whose MSG is the
 // event as JSON (JSONEvent): over UDP one message per datagram (RFC 5426),
 // over TCP with octet-counting framing (RFC 6587), over TLS the same framing
-// (RFC 5425). It reconnects with backoff; while the server is away events
-// wait in the queue, and when the queue is full new ones are dropped and
-// counted rather than slowing the portal. Delivery is at most once: an event
-// written to a connection that then breaks can be lost.
-type SyslogForwarder struct {
+// (RFC 5425). It reconnects with backoff until the event is written; while
+// the server is away the events wait in the database (see Forwarder).
+type syslogSender struct {
 	network, addr string
 	opt           SyslogOptions
-	q             *queue
-	// stopCtx ends when Close gives up: no more retries, and a dial or TLS
-	// handshake in progress is cancelled.
-	stopCtx    context.Context
-	cancelStop context.CancelFunc
-	mu         sync.Mutex // guards conn against Close interrupting a write
-	conn       net.Conn
-	pid        string
+	mu            sync.Mutex // guards conn against interrupt during a write
+	conn          net.Conn
+	pid           string
+	// stopped is set by interrupt: a dial or write in progress fails, and
+	// no new one starts.
+	stopped atomic.Bool
 }
 
 // ErrNetwork is returned for a network other than "tcp", "udp" or "tls".
 var ErrNetwork = errors.New("audit: syslog network must be tcp, udp or tls")
 
-// NewSyslogForwarder starts forwarding to a syslog server at addr
+// NewSyslogForwarder forwards the audit log to a syslog server at addr
 // ("host:port") over network "tcp", "udp" or "tls" (TCP with TLS, see
 // SyslogOptions.TLS). It does not wait for the server: connecting happens,
-// and is retried, in the background.
-func NewSyslogForwarder(network, addr string, opt SyslogOptions) (*SyslogForwarder, error) {
+// and is retried, in the background. See Forwarder for what is sent and
+// when; Close it to stop.
+func NewSyslogForwarder(ctx context.Context, db *store.DB, network, addr string, opt SyslogOptions) (*Forwarder, error) {
+	s, err := newSyslogSender(network, addr, opt)
+	if err != nil {
+		return nil, err
+	}
+	f, err := newForwarder(ctx, db, "syslog", s, opt.Logger)
+	if err != nil {
+		return nil, err
+	}
+	return f.start(), nil
+}
+
+func newSyslogSender(network, addr string, opt SyslogOptions) (*syslogSender, error) {
 	switch network {
 	case "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6", "tls":
 	default:
@@ -296,33 +162,11 @@ func NewSyslogForwarder(network, addr string, opt SyslogOptions) (*SyslogForward
 	if opt.MaxDatagram <= 0 {
 		opt.MaxDatagram = 8192
 	}
-	f := &SyslogForwarder{
-		network: network, addr: addr, opt: opt,
-		q:   newQueue(opt.QueueSize, opt.Logger, "syslog "+network+" "+addr),
-		pid: strconv.Itoa(os.Getpid()),
-	}
-	f.stopCtx, f.cancelStop = context.WithCancel(context.Background())
-	go f.q.run(f.deliver, f.stopCtx.Done())
-	return f, nil
+	return &syslogSender{network: network, addr: addr, opt: opt, pid: strconv.Itoa(os.Getpid())}, nil
 }
 
-// Forward queues e without blocking.
-func (f *SyslogForwarder) Forward(e store.AuditEvent) { f.q.put(e) }
-
-// Sent returns how many events were written to the server.
-func (f *SyslogForwarder) Sent() uint64 { return f.q.sent.Load() }
-
-// Dropped returns how many events were lost: queue full, or closed before
-// the server could take them.
-func (f *SyslogForwarder) Dropped() uint64 { return f.q.dropped.Load() }
-
-// Close sends what is queued, giving up when ctx ends, and closes the
-// connection. Giving up interrupts a connection attempt or a write that is
-// waiting for an unresponsive server, so Close returns soon after ctx ends;
-// the events not sent are counted as dropped and logged.
-func (f *SyslogForwarder) Close(ctx context.Context) error {
-	f.q.closeAndWait(ctx, f.abort)
-	f.cancelStop()
+// close closes the connection.
+func (f *syslogSender) close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.conn != nil {
@@ -333,10 +177,10 @@ func (f *SyslogForwarder) Close(ctx context.Context) error {
 	return nil
 }
 
-// abort makes the deliver goroutine stop: no more retries, the dial in
-// progress is cancelled and a blocked write fails at once.
-func (f *SyslogForwarder) abort() {
-	f.cancelStop()
+// interrupt makes a send in progress fail at once: a blocked write gets a
+// past deadline (the dial ends with the send's context).
+func (f *syslogSender) interrupt() {
+	f.stopped.Store(true)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.conn != nil {
@@ -349,15 +193,15 @@ const (
 	maxBackoff = 30 * time.Second
 )
 
-// deliver writes one event, reconnecting with exponential backoff until it
-// is written or the forwarder stops.
-func (f *SyslogForwarder) deliver(e store.AuditEvent) bool {
+// send writes one event, reconnecting with exponential backoff until it is
+// written or ctx ends.
+func (f *syslogSender) send(ctx context.Context, e store.AuditEvent) error {
 	msg := f.format(e)
 	backoff := minBackoff
 	for {
-		err := f.write(msg)
+		err := f.write(ctx, msg)
 		if err == nil {
-			return true
+			return nil
 		}
 		f.mu.Lock()
 		if f.conn != nil {
@@ -365,18 +209,15 @@ func (f *SyslogForwarder) deliver(e store.AuditEvent) bool {
 			f.conn = nil
 		}
 		f.mu.Unlock()
-		if f.stopCtx.Err() != nil {
-			return false
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
 		f.opt.logger().Warn("audit syslog forwarding failed", "network", f.network, "address", f.addr,
 			"retry_in", backoff.String(), "err", err)
-		// Events arriving meanwhile may overflow the queue: say so now, not
-		// only after the server is back.
-		f.q.warnDrops()
 		select {
 		case <-time.After(backoff):
-		case <-f.stopCtx.Done():
-			return false
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 		backoff = min(backoff*2, maxBackoff)
 	}
@@ -389,23 +230,23 @@ func (o SyslogOptions) logger() *slog.Logger {
 	return o.Logger
 }
 
-// dial connects (and for TLS, handshakes) within DialTimeout; Close
-// cancels it through stopCtx.
-func (f *SyslogForwarder) dial() (net.Conn, error) {
+// dial connects (and for TLS, handshakes) within DialTimeout, or until
+// ctx ends (Close giving up).
+func (f *syslogSender) dial(ctx context.Context) (net.Conn, error) {
 	d := &net.Dialer{Timeout: f.opt.DialTimeout}
 	if f.network == "tls" {
-		return (&tls.Dialer{NetDialer: d, Config: f.opt.TLS}).DialContext(f.stopCtx, "tcp", f.addr)
+		return (&tls.Dialer{NetDialer: d, Config: f.opt.TLS}).DialContext(ctx, "tcp", f.addr)
 	}
-	return d.DialContext(f.stopCtx, f.network, f.addr)
+	return d.DialContext(ctx, f.network, f.addr)
 }
 
-func (f *SyslogForwarder) write(msg []byte) error {
+func (f *syslogSender) write(ctx context.Context, msg []byte) error {
 	f.mu.Lock()
 	c := f.conn
 	f.mu.Unlock()
 	if c == nil {
 		var err error
-		if c, err = f.dial(); err != nil {
+		if c, err = f.dial(ctx); err != nil {
 			return err
 		}
 		f.mu.Lock()
@@ -415,11 +256,11 @@ func (f *SyslogForwarder) write(msg []byte) error {
 	if err := c.SetWriteDeadline(time.Now().Add(f.opt.WriteTimeout)); err != nil {
 		return err
 	}
-	// abort cancels stopCtx before it sets its past deadline on conn: had it
-	// given up before the deadline above replaced its own (while the dial
+	// interrupt sets stopped before it sets its past deadline on conn: had
+	// it come before the deadline above replaced its own (while the dial
 	// was finishing, or since), this sees it.
-	if f.stopCtx.Err() != nil {
-		return f.stopCtx.Err()
+	if f.stopped.Load() {
+		return context.Canceled
 	}
 	if f.isUDP() {
 		_, err := c.Write(msg)
@@ -435,7 +276,7 @@ func (f *SyslogForwarder) write(msg []byte) error {
 	return err
 }
 
-func (f *SyslogForwarder) isUDP() bool { return f.network[:3] == "udp" }
+func (f *syslogSender) isUDP() bool { return f.network[:3] == "udp" }
 
 // Severities used (RFC 5424 section 6.2.1).
 const (
@@ -449,7 +290,7 @@ const (
 //
 // MSGID is the category; there is no structured data ("-") because MSG
 // carries the whole event as JSON, which SIEMs parse more readily.
-func (f *SyslogForwarder) format(e store.AuditEvent) []byte {
+func (f *syslogSender) format(e store.AuditEvent) []byte {
 	sev := severityInfo
 	if e.Result == Failure {
 		sev = severityWarning

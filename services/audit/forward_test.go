@@ -111,6 +111,26 @@ func receive(t *testing.T, ch chan []byte) []byte {
 	}
 }
 
+// sendOne sends e through s as a forwarder would, within 5 s.
+func sendOne(t *testing.T, s sender, e store.AuditEvent) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.send(ctx, e); err != nil {
+		t.Fatalf("send event %d: %v", e.ID, err)
+	}
+}
+
+func newSender(t *testing.T, network, addr string, opt SyslogOptions) *syslogSender {
+	t.Helper()
+	s, err := newSyslogSender(network, addr, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.close() })
+	return s
+}
+
 func closeFwd(t *testing.T, f interface{ Close(context.Context) error }) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -122,13 +142,9 @@ func closeFwd(t *testing.T, f interface{ Close(context.Context) error }) {
 
 func TestSyslogTCP(t *testing.T) {
 	addr, frames, _, _ := tcpServer(t)
-	f, err := NewSyslogForwarder("tcp", addr, SyslogOptions{Hostname: "portal 1", Facility: FacilityLogAudit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeFwd(t, f)
-	f.Forward(testEvent(1, Success))
-	f.Forward(testEvent(2, Failure))
+	f := newSender(t, "tcp", addr, SyslogOptions{Hostname: "portal 1", Facility: FacilityLogAudit})
+	sendOne(t, f, testEvent(1, Success))
+	sendOne(t, f, testEvent(2, Failure))
 	for i, want := range []struct {
 		id  int64
 		pri int
@@ -150,15 +166,11 @@ func TestSyslogUDP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	f, err := NewSyslogForwarder("udp", pc.LocalAddr().String(), SyslogOptions{MaxDatagram: 1200})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeFwd(t, f)
+	f := newSender(t, "udp", pc.LocalAddr().String(), SyslogOptions{MaxDatagram: 1200})
 	big := testEvent(2, Success)
 	big.Details = `{"blob":"` + strings.Repeat("x", 5000) + `"}`
-	f.Forward(testEvent(1, Success))
-	f.Forward(big)
+	sendOne(t, f, testEvent(1, Success))
+	sendOne(t, f, big)
 	buf := make([]byte, 65536)
 	for _, id := range []int64{1, 2} {
 		_ = pc.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -183,12 +195,8 @@ func TestSyslogUDP(t *testing.T) {
 // arrive over a new one.
 func TestSyslogReconnects(t *testing.T) {
 	addr, frames, conns, _ := tcpServer(t)
-	f, err := NewSyslogForwarder("tcp", addr, SyslogOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeFwd(t, f)
-	f.Forward(testEvent(1, Success))
+	f := newSender(t, "tcp", addr, SyslogOptions{})
+	sendOne(t, f, testEvent(1, Success))
 	if m := parseSyslog(t, receive(t, frames)); m.event.ID != 1 {
 		t.Fatalf("first = %d", m.event.ID)
 	}
@@ -201,7 +209,7 @@ func TestSyslogReconnects(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("no event after the reconnect")
 		}
-		f.Forward(testEvent(id, Success))
+		sendOne(t, f, testEvent(id, Success))
 		select {
 		case msg := <-frames:
 			if m := parseSyslog(t, msg); m.event.ID < 2 {
@@ -218,9 +226,9 @@ func TestSyslogReconnects(t *testing.T) {
 	}
 }
 
-// TestSyslogServerAway: while the server is unreachable Forward never
-// blocks; what does not fit the queue is counted as dropped, the rest is
-// sent once the server is back.
+// TestSyslogServerAway: while the server is unreachable the events wait in
+// the database, none is dropped; once it is back every one is sent, in
+// order, once. (The old forwarder queued 5 here and dropped the rest.)
 func TestSyslogServerAway(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -229,30 +237,34 @@ func TestSyslogServerAway(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // nobody listens: connection refused
 
-	f, err := NewSyslogForwarder("tcp", addr, SyslogOptions{QueueSize: 5})
+	db := newDB(t)
+	log, logBuf := testLogger()
+	f, err := NewSyslogForwarder(context.Background(), db, "tcp", addr, SyslogOptions{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer closeFwd(t, f)
 	start := time.Now()
-	for i := range 100 {
-		f.Forward(testEvent(int64(i+1), Success))
+	var want []int64
+	for range 100 {
+		want = append(want, record(t, db, Entry{Category: CategoryPolicy, Activity: ActivityUpdateSSPRPolicy, Actor: System})[0].ID)
 	}
-	if el := time.Since(start); el > 100*time.Millisecond {
-		t.Errorf("100 Forward calls took %v: they block", el)
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("100 events took %v to record: forwarding holds them up", el)
 	}
-	if d := f.Dropped(); d < 90 {
-		t.Errorf("dropped = %d, want at least 90 of 100 with a queue of 5", d)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logBuf.String(), "audit syslog forwarding failed") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
 	}
-
-	// Bring the server up on the same address once the forwarder has failed
-	// to connect a few times; queued events get through.
-	time.Sleep(350 * time.Millisecond)
+	if !strings.Contains(logBuf.String(), "audit syslog forwarding failed") {
+		t.Errorf("no warning while the SIEM is away:\n%s", logBuf.String())
+	}
 	ln2, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Skip("address taken meanwhile:", err)
 	}
 	defer ln2.Close()
-	got := make(chan int64, 10)
+	got := make(chan int64, 200)
 	go func() {
 		c, err := ln2.Accept()
 		if err != nil {
@@ -265,51 +277,52 @@ func TestSyslogServerAway(t *testing.T) {
 			if err != nil {
 				return
 			}
-			m := rfc5424.FindSubmatch(msg)
-			var j JSONEvent
-			if m != nil && json.Unmarshal(m[7], &j) == nil {
-				got <- j.ID
-			}
+			got <- parseSyslog(t, msg).event.ID
 		}
 	}()
-	select {
-	case id := <-got:
-		if id < 1 || id > 100 {
-			t.Errorf("unexpected event %d", id)
+	for i, id := range want {
+		select {
+		case g := <-got:
+			if g != id {
+				t.Fatalf("message %d is event %d, want %d (in order, none twice)", i, g, id)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of %d events delivered after the server came back", i, len(want))
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("queued events not delivered after the server came back")
 	}
-	closeFwd(t, f)
-	if f.Sent()+f.Dropped() != 100 {
-		t.Errorf("sent %d + dropped %d != 100", f.Sent(), f.Dropped())
+	if f.Sent() != 100 {
+		t.Errorf("sent %d, want 100", f.Sent())
 	}
 }
 
+// TestSyslogCloseGivesUp: Close returns soon after its context ends while
+// the server is away, and says in the log that the event waits for the next
+// start.
 func TestSyslogCloseGivesUp(t *testing.T) {
-	f, err := NewSyslogForwarder("tcp", "127.0.0.1:1", SyslogOptions{})
+	db := newDB(t)
+	log, logBuf := testLogger()
+	f, err := NewSyslogForwarder(context.Background(), db, "tcp", "127.0.0.1:1", SyslogOptions{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Forward(testEvent(1, Success))
+	record(t, db, Entry{Category: CategoryPolicy, Activity: ActivityUpdateSSPRPolicy, Actor: System})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	_ = f.Close(ctx)
-	if time.Since(start) > 3*time.Second || f.Dropped() != 1 {
-		t.Fatalf("close took %v, dropped %d", time.Since(start), f.Dropped())
+	if time.Since(start) > 3*time.Second || f.Sent() != 0 {
+		t.Fatalf("close took %v, sent %d", time.Since(start), f.Sent())
 	}
-	f.Forward(testEvent(2, Success)) // after Close: counted, no panic
-	if f.Dropped() != 2 {
-		t.Fatalf("dropped after close = %d", f.Dropped())
+	if !strings.Contains(logBuf.String(), "not yet forwarded") || !strings.Contains(logBuf.String(), "pending=1") {
+		t.Errorf("no pending-events warning in the log:\n%s", logBuf.String())
 	}
 }
 
 func TestNewSyslogForwarderRejects(t *testing.T) {
-	if _, err := NewSyslogForwarder("unix", "/tmp/x", SyslogOptions{}); !errors.Is(err, ErrNetwork) {
+	if _, err := newSyslogSender("unix", "/tmp/x", SyslogOptions{}); !errors.Is(err, ErrNetwork) {
 		t.Errorf("unix: %v", err)
 	}
-	if _, err := NewSyslogForwarder("tcp", "no-port", SyslogOptions{}); err == nil {
+	if _, err := newSyslogSender("tcp", "no-port", SyslogOptions{}); err == nil {
 		t.Error("address without port accepted")
 	}
 }
@@ -320,16 +333,16 @@ func TestForwardAfterCommit(t *testing.T) {
 	ctx := context.Background()
 	db := newDB(t)
 	var out testbed.SyncBuffer
-	stdout := NewStdoutForwarder(&out, nil)
+	stdout, err := NewStdoutForwarder(ctx, db, &out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	addr, frames, _, _ := tcpServer(t)
-	sys, err := NewSyslogForwarder("tcp", addr, SyslogOptions{})
+	sys, err := NewSyslogForwarder(ctx, db, "tcp", addr, SyslogOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer closeFwd(t, sys)
-	for _, f := range []Forwarder{stdout, sys} {
-		db.OnAudit(f.Forward)
-	}
 	_ = db.InTx(ctx, func(tx *store.Tx) error {
 		_, _ = Record(ctx, tx, Entry{Category: CategoryPolicy, Activity: ActivityUpdateSSPRPolicy, Actor: System})
 		return errors.New("roll back")
@@ -349,7 +362,7 @@ func TestForwardAfterCommit(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &j); err != nil || j.Event() != ev {
 		t.Fatalf("stdout line %s: %v", lines[0], err)
 	}
-	if stdout.Dropped() != 0 {
-		t.Errorf("stdout dropped %d", stdout.Dropped())
+	if stdout.Sent() != 1 {
+		t.Errorf("stdout sent %d", stdout.Sent())
 	}
 }

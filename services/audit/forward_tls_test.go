@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"net"
@@ -108,23 +109,19 @@ func testLogger() (*slog.Logger, *testbed.SyncBuffer) {
 func TestSyslogTLS(t *testing.T) {
 	ca := newTestCA(t)
 	addr, frames, _ := tlsServer(t, ca)
-	f, err := NewSyslogForwarder("tls", addr, SyslogOptions{TLS: &tls.Config{RootCAs: ca.pool}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Forward(testEvent(7, Success))
+	f := newSender(t, "tls", addr, SyslogOptions{TLS: &tls.Config{RootCAs: ca.pool}})
+	sendOne(t, f, testEvent(7, Success))
 	if m := parseSyslog(t, receive(t, frames)); m.event.ID != 7 {
 		t.Errorf("got event %d", m.event.ID)
 	}
-	closeFwd(t, f)
 
 	log, logBuf := testLogger()
 	addr2, frames2, hsErrs := tlsServer(t, ca)
-	f2, err := NewSyslogForwarder("tls", addr2, SyslogOptions{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f2.Forward(testEvent(8, Success))
+	f2 := newSender(t, "tls", addr2, SyslogOptions{Logger: log})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	sent := make(chan error, 1)
+	go func() { sent <- f2.send(ctx, testEvent(8, Success)) }()
 	select {
 	case <-hsErrs: // the client hung up during the handshake: it did not trust the server
 	case m := <-frames2:
@@ -139,19 +136,16 @@ func TestSyslogTLS(t *testing.T) {
 	if !strings.Contains(logBuf.String(), "certificate signed by unknown authority") {
 		t.Errorf("the refusal is not logged with its reason:\n%s", logBuf.String())
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	_ = f2.Close(ctx)
-	if f2.Sent() != 0 || f2.Dropped() != 1 {
-		t.Errorf("sent %d, dropped %d; want 0 and 1", f2.Sent(), f2.Dropped())
+	if err := <-sent; err == nil {
+		t.Error("the event counts as sent to a server that was not trusted")
 	}
 }
 
 func TestSyslogTLSOptionsRefused(t *testing.T) {
-	if _, err := NewSyslogForwarder("tls", "127.0.0.1:6514", SyslogOptions{TLS: &tls.Config{InsecureSkipVerify: true}}); err == nil {
+	if _, err := newSyslogSender("tls", "127.0.0.1:6514", SyslogOptions{TLS: &tls.Config{InsecureSkipVerify: true}}); err == nil {
 		t.Error("InsecureSkipVerify accepted")
 	}
-	if _, err := NewSyslogForwarder("tcp", "127.0.0.1:514", SyslogOptions{TLS: &tls.Config{}}); err == nil {
+	if _, err := newSyslogSender("tcp", "127.0.0.1:514", SyslogOptions{TLS: &tls.Config{}}); err == nil {
 		t.Error("a TLS configuration for plain tcp accepted (it would silently not be used)")
 	}
 }
@@ -195,7 +189,7 @@ func silentListener(t *testing.T) string {
 }
 
 // closeWithin closes f with a context of grace and fails when Close takes much longer.
-func closeWithin(t *testing.T, f *SyslogForwarder, grace time.Duration) {
+func closeWithin(t *testing.T, f *Forwarder, grace time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
@@ -207,19 +201,26 @@ func closeWithin(t *testing.T, f *SyslogForwarder, grace time.Duration) {
 }
 
 // TestSyslogCloseInterruptsStuckWrite: a SIEM that accepts and then never reads fills the socket buffers, and the
-// forwarder's write blocks (here for up to a minute). Close must interrupt it when its context ends, count what
-// was not sent as dropped and say so in the log.
+// forwarder's write blocks (here for up to a minute). Close must interrupt it when its context ends and say in the
+// log how many events wait for the next start.
 func TestSyslogCloseInterruptsStuckWrite(t *testing.T) {
+	db := newDB(t)
 	log, logBuf := testLogger()
-	f, err := NewSyslogForwarder("tcp", silentListener(t), SyslogOptions{Logger: log, WriteTimeout: time.Minute, QueueSize: 1000})
-	if err != nil {
+	pad := strings.Repeat("x", 256<<10)
+	ctx := context.Background()
+	for range 60 { // 15 MB: more than the socket buffers take
+		record(t, db, Entry{Category: CategoryPolicy, Activity: ActivityUpdateSSPRPolicy, Actor: System, Details: map[string]any{"pad": pad}})
+	}
+	// The cursor starts at the newest event: move it back so the 60 are sent.
+	if _, err := db.EnsureForwardCursor(ctx, "syslog"); err != nil {
 		t.Fatal(err)
 	}
-	big := testEvent(1, Success)
-	big.Details = `{"pad":"` + strings.Repeat("x", 256<<10) + `"}`
-	for i := range 200 { // 50 MB: far more than any socket buffer
-		big.ID = int64(i + 1)
-		f.Forward(big)
+	if _, err := db.SQL().Exec(`UPDATE audit_forward_cursors SET last_id = 0 WHERE name = 'syslog'`); err != nil {
+		t.Fatal(err)
+	}
+	f, err := NewSyslogForwarder(ctx, db, "tcp", silentListener(t), SyslogOptions{Logger: log, WriteTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
 	}
 	// Wait until the writer is stuck: Sent stops moving.
 	last, still := f.Sent(), 0
@@ -231,61 +232,31 @@ func TestSyslogCloseInterruptsStuckWrite(t *testing.T) {
 			last, still = n, 0
 		}
 	}
-	if last >= 200 {
+	if last >= 60 {
 		t.Skip("every event fitted into the socket buffers; cannot provoke a blocked write here")
 	}
 	closeWithin(t, f, 300*time.Millisecond)
-	if f.Dropped() == 0 || f.Sent()+f.Dropped() != 200 {
-		t.Errorf("sent %d, dropped %d of 200", f.Sent(), f.Dropped())
-	}
-	if out := logBuf.String(); !strings.Contains(out, "dropped_total=") || !strings.Contains(out, "events were dropped") {
-		t.Errorf("no dropped-events warning in the log:\n%s", out)
+	if out := logBuf.String(); !strings.Contains(out, "not yet forwarded") || !strings.Contains(out, fmt.Sprintf("pending=%d", 60-f.Sent())) {
+		t.Errorf("no pending-events warning (%d sent) in the log:\n%s", f.Sent(), out)
 	}
 }
 
 // TestSyslogCloseInterruptsHandshake: over TLS, a SIEM that accepts and never answers stalls the handshake (here
 // for up to a minute); Close must cancel it.
 func TestSyslogCloseInterruptsHandshake(t *testing.T) {
+	db := newDB(t)
 	log, logBuf := testLogger()
-	f, err := NewSyslogForwarder("tls", silentListener(t), SyslogOptions{Logger: log, DialTimeout: time.Minute})
+	f, err := NewSyslogForwarder(context.Background(), db, "tls", silentListener(t), SyslogOptions{Logger: log, DialTimeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Forward(testEvent(1, Success))
+	record(t, db, Entry{Category: CategoryPolicy, Activity: ActivityUpdateSSPRPolicy, Actor: System})
 	time.Sleep(200 * time.Millisecond) // the handshake is under way
 	closeWithin(t, f, 300*time.Millisecond)
-	if f.Dropped() != 1 {
-		t.Errorf("dropped %d, want 1", f.Dropped())
+	if f.Sent() != 0 {
+		t.Errorf("sent %d, want 0", f.Sent())
 	}
-	if !strings.Contains(logBuf.String(), "dropped_total=1") {
-		t.Errorf("no dropped-events warning in the log:\n%s", logBuf.String())
-	}
-}
-
-// TestSyslogDropsLoggedWhileAway: the README promises a warning in the log when events are dropped because the
-// SIEM is unreachable and the queue is full; it must come while the SIEM is still away, not only at the end.
-func TestSyslogDropsLoggedWhileAway(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // connection refused
-
-	log, logBuf := testLogger()
-	f, err := NewSyslogForwarder("tcp", addr, SyslogOptions{Logger: log, QueueSize: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeWithin(t, f, 100*time.Millisecond)
-	for i := range 10 {
-		f.Forward(testEvent(int64(i+1), Success))
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(logBuf.String(), "audit forwarder dropped events") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !strings.Contains(logBuf.String(), "audit forwarder dropped events") {
-		t.Errorf("no warning about dropped events while the SIEM is away:\n%s", logBuf.String())
+	if !strings.Contains(logBuf.String(), "pending=1") {
+		t.Errorf("no pending-events warning in the log:\n%s", logBuf.String())
 	}
 }
