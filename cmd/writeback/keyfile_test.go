@@ -63,7 +63,7 @@ func TestKeyFileOnEveryCommand(t *testing.T) {
 			code, out, errOut := cliEnv(t, vars, "a long admin password\n", full...)
 			refusedKey(t, name, code, out, errOut, other)
 		}
-		_, help, _ := cliEnv(t, nil, "", append(args[:min(2, len(args))], "-h")...)
+		_, help, _ := cliEnv(t, nil, "", append(append([]string{}, args[:min(2, len(args))]...), "-h")...)
 		if !strings.Contains(help, "  -key-file ") || !strings.Contains(help, "WRITEBACK_KEY_FILE") {
 			t.Errorf("%s -h does not list --key-file:\n%s", strings.Join(args, " "), help)
 		}
