@@ -24,3 +24,12 @@ CREATE TABLE leases (
     acquired_ms BIGINT  NOT NULL CHECK (acquired_ms > 0),
     expires_ms  BIGINT  NOT NULL CHECK (expires_ms > acquired_ms)
 );
+
+-- Request counts behind the per-address rate limits, shared by replicas.
+CREATE TABLE rate_counts (
+    key       TEXT    COLLATE "C" NOT NULL CHECK (length(key) BETWEEN 1 AND 300),
+    window_ms BIGINT  NOT NULL CHECK (window_ms >= 0),
+    count     BIGINT  NOT NULL,
+    PRIMARY KEY (key, window_ms)
+);
+CREATE INDEX rate_counts_window ON rate_counts (window_ms);

@@ -34,3 +34,15 @@ CREATE TABLE leases (
     acquired_ms INTEGER NOT NULL CHECK (acquired_ms > 0),
     expires_ms  INTEGER NOT NULL CHECK (expires_ms > acquired_ms)
 ) STRICT;
+
+-- Request counts behind the per-address rate limits when several replicas
+-- share them (handlers.RateCounter): one row per key (the limit's name and
+-- the client address) and fixed window, windows aligned to the clock.
+-- Windows older than the one before the current are pruned.
+CREATE TABLE rate_counts (
+    key       TEXT    NOT NULL CHECK (length(key) BETWEEN 1 AND 300),
+    window_ms INTEGER NOT NULL CHECK (window_ms >= 0),
+    count     INTEGER NOT NULL,
+    PRIMARY KEY (key, window_ms)
+) STRICT;
+CREATE INDEX rate_counts_window ON rate_counts (window_ms);
