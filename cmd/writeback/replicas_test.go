@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -138,5 +142,81 @@ func TestHealthStatusSameOnEveryReplica(t *testing.T) {
 	freshStatus(follower, died.Add(600*time.Millisecond), "after the leader died")
 	if !follower.reg.Leader() {
 		t.Error("the status is fresh but the survivor is not the leader")
+	}
+}
+
+// Two replicas on one PostgreSQL database limit an address together: with
+// a limit of 5, posts alternating between them are refused from the sixth
+// on, as on one replica; and a burst of concurrent posts over both lets
+// exactly the limit through.
+func TestRateLimitSharedByReplicas(t *testing.T) {
+	// Right after a window starts the previous one (empty) weighs nothing
+	// either way; stay clear of the minute's end so that
+	// all posts share one.
+	if s := time.Now().Second(); s > 45 {
+		time.Sleep(time.Duration(61-s) * time.Second)
+	}
+	dbURL := testbed.NewPostgresDB(t)
+	key := newKeyFile(t)
+	args := []string{"--database", dbURL, "--key-file", key, "--rate-limit-public", "5", "--trusted-proxy", "127.0.0.1"}
+	addrs := []string{serveWith(t, nil, args...), serveWith(t, nil, args...)}
+
+	// One browser (one cookie jar: the replicas share the key, so either
+	// accepts the other's cookies and CSRF token) posting to A, B, A, …
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
+	resp, err := c.Get("http://" + addrs[0] + "/reset")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := csrfMetaRE.FindStringSubmatch(string(body))
+	if m == nil {
+		t.Fatal("no CSRF token on /reset")
+	}
+	form := url.Values{"login": {"nobody"}, "csrf_token": {m[1]}}
+	// Served posts answer 403 here (self-service is not set up): only 429
+	// is the limit's.
+	post := func(addr, client string) int {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/reset", strings.NewReader(form.Encode()))
+		req.Header.Set("X-Forwarded-For", client)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", "http://"+addr)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Error(err)
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	var got []int
+	for i := range 8 {
+		got = append(got, post(addrs[i%2], "203.0.113.1"))
+	}
+	for i, st := range got {
+		if want := i >= 5; (st == http.StatusTooManyRequests) != want {
+			t.Fatalf("statuses %v over two replicas: want the first 5 served and the rest refused (429)", got)
+		}
+	}
+
+	// Another address, 40 posts at once over both replicas: 5 get through.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	for i := range 40 {
+		wg.Go(func() {
+			st := post(addrs[i%2], "203.0.113.2")
+			mu.Lock()
+			statuses[st]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if statuses[http.StatusTooManyRequests] != 35 {
+		t.Errorf("40 concurrent posts over two replicas with a limit of 5: statuses %v, want 35 refused (429)", statuses)
 	}
 }

@@ -254,13 +254,19 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 		}
 		hub.SetPeers(reg)
 	}
+	// The per-address limits hold across replicas only when they count in
+	// the database; one SQLite process counts faster in memory (nil).
+	var rateCounter handlers.RateCounter
+	if reg != nil {
+		rateCounter = a.db.RateCounts(time.Minute) // the limits' window (handlers.rateWindow)
+	}
 	srv := handlers.New(handlers.Config{
 		BaseURL: cfg.baseURL, TrustedProxies: cfg.trustedProxies,
 		CookieHashKey: a.keys.Derive("cookie-hash"), CookieBlockKey: a.keys.Derive("cookie-block"),
 		Health:       func(ctx context.Context) error { return a.db.SQL().PingContext(ctx) },
 		NoRequestLog: !cfg.requestLog, PublicPerMinute: cfg.publicPerMinute, SignInPerMinute: cfg.signInPerMinute,
 	}, a.log, handlers.Deps{Admins: a.admins, Settings: a.settings, Writeback: a.wb, SelfService: a.ss, Audit: a.audit,
-		Agents: ag, AgentEnroll: ag, AgentHub: hub, Limits: a.ss})
+		Agents: ag, AgentEnroll: ag, AgentHub: hub, Limits: a.ss, RateCounter: rateCounter})
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
