@@ -50,6 +50,7 @@ type Location struct {
 	KeyFile string
 
 	envURL, envFile string // WRITEBACK_DATABASE_URL and WRITEBACK_DATABASE_URL_FILE
+	keyFlag         bool   // the command takes --key-file (KeyFileFlag)
 }
 
 // DatabaseFlag registers --database on a command's flags, beside --data,
@@ -65,6 +66,7 @@ func DatabaseFlag(fsAdd func(p *string, name, value, usage string), getenv cmdli
 // KeyFileFlag registers --key-file on a command's flags, beside --data,
 // into loc, with $WRITEBACK_KEY_FILE as its default (a path, not a secret).
 func KeyFileFlag(fsAdd func(p *string, name, value, usage string), getenv cmdline.Env, loc *Location) {
+	loc.keyFlag = true
 	fsAdd(&loc.KeyFile, "key-file", getenv(EnvKeyFile), "key file shared by every replica, e.g. a mounted secret, in the format of the data folder's "+
 		keyring.FileName+" (env "+EnvKeyFile+"; default: "+keyring.FileName+" in the data folder, created on first use)")
 }
@@ -83,15 +85,22 @@ func (l Location) keyPath() string {
 type KeyMismatchError struct {
 	KeyFile string
 	Created bool // the key file was made by this start (and removed again)
+	Flag    bool // the command takes --key-file: say so
 }
 
 func (e *KeyMismatchError) Error() string {
 	if e.Created {
-		return "this database was set up with another key file: " + e.KeyFile +
-			" did not exist; put the key file it was first used with there, or name that one with --key-file (env " + EnvKeyFile + ")"
+		msg := "this database was set up with another key file: " + e.KeyFile + " did not exist; put the key file it was first used with there"
+		if e.Flag {
+			msg += ", or name that one with --key-file (env " + EnvKeyFile + ")"
+		}
+		return msg
 	}
-	return "this database was set up with another key file: " + e.KeyFile +
-		" is not the one it was first used with; start with that one (--key-file, env " + EnvKeyFile + ")"
+	msg := "this database was set up with another key file: " + e.KeyFile + " is not the one it was first used with; "
+	if e.Flag {
+		return msg + "start with that one (--key-file, env " + EnvKeyFile + ")"
+	}
+	return msg + "put that one back (from the backup of this folder)"
 }
 
 // Unwrap returns store.ErrKeyMismatch.
@@ -173,7 +182,7 @@ func OpenAt(ctx context.Context, loc Location, log *slog.Logger) (*keyring.Keyri
 				// of no use, and the next start would take it for the key.
 				_ = os.Remove(loc.keyPath())
 			}
-			return nil, nil, &KeyMismatchError{KeyFile: loc.keyPath(), Created: created}
+			return nil, nil, &KeyMismatchError{KeyFile: loc.keyPath(), Created: created, Flag: loc.keyFlag}
 		}
 		return nil, nil, err
 	}
