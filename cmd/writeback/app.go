@@ -30,12 +30,13 @@ type app struct {
 	audit    *audit.Log
 }
 
-// dataFlag registers --data and --database with their environment
-// defaults: every command that opens the data takes both.
+// dataFlag registers --data, --database and --key-file with their
+// environment defaults: every command that opens the data takes them.
 func dataFlag(fsAdd func(p *string, name, value, usage string), getenv env) *datadir.Location {
 	var loc datadir.Location
 	fsAdd(&loc.Dir, "data", cmdline.EnvOr(getenv, "WRITEBACK_DATA", "./data"), "data folder holding the key file and the SQLite database (env WRITEBACK_DATA)")
 	datadir.DatabaseFlag(fsAdd, getenv, &loc)
+	datadir.KeyFileFlag(fsAdd, getenv, &loc)
 	return &loc
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/writeback/writeback/services/agentwire"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/passkeys"
+	"github.com/writeback/writeback/services/replicas"
 	"github.com/writeback/writeback/services/selfservice"
 )
 
@@ -255,13 +256,31 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	ag.SetPortalKey(hub.PublicKey())
 	ag.SetDisconnector(hub)
 	a.wb.UseAgents(hub)
+	// On PostgreSQL this process is one of several replicas: it registers
+	// (the agents keep a connection to each live one) and runs the
+	// background work only while it holds the leader lease. On SQLite it is
+	// the only process and runs that work itself.
+	var reg *replicas.Registry
+	if a.db.Engine() == "postgres" {
+		reg = replicas.New(a.db, a.log, replicas.Options{})
+		for _, job := range a.leaderWork(statusInterval) {
+			reg.Lead(job)
+		}
+		hub.SetPeers(reg)
+	}
+	// The per-address limits hold across replicas only when they count in
+	// the database; one SQLite process counts faster in memory (nil).
+	var rateCounter handlers.RateCounter
+	if reg != nil {
+		rateCounter = a.db.RateCounts(time.Minute) // the limits' window (handlers.rateWindow)
+	}
 	srv := handlers.New(handlers.Config{
 		BaseURL: cfg.baseURL, TrustedProxies: cfg.trustedProxies,
 		CookieHashKey: a.keys.Derive("cookie-hash"), CookieBlockKey: a.keys.Derive("cookie-block"),
 		Health:       func(ctx context.Context) error { return a.db.SQL().PingContext(ctx) },
 		NoRequestLog: !cfg.requestLog, PublicPerMinute: cfg.publicPerMinute, SignInPerMinute: cfg.signInPerMinute,
 	}, a.log, handlers.Deps{Admins: a.admins, Settings: a.settings, Writeback: a.wb, SelfService: a.ss, Audit: a.audit,
-		Agents: ag, AgentEnroll: ag, AgentHub: hub, Limits: a.ss})
+		Agents: ag, AgentEnroll: ag, AgentHub: hub, Limits: a.ss, RateCounter: rateCounter})
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -274,7 +293,11 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	// (they are part of every start's time to its first answer otherwise).
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	a.log.Info("listening", "addr", ln.Addr().String(), "base_url", cfg.baseURL.String(), "data", cfg.data.Dir, "database", a.db.Engine())
+	logArgs := []any{"addr", ln.Addr().String(), "base_url", cfg.baseURL.String(), "data", cfg.data.Dir, "database", a.db.Engine()}
+	if reg != nil {
+		logArgs = append(logArgs, "replica", reg.Self())
+	}
+	a.log.Info("listening", logArgs...)
 	// A stop asked for meanwhile (the signal ends ctx) is a shutdown like
 	// any other, not a failure to create the link.
 	if tok, err := a.admins.NewSetupToken(ctx); err != nil && ctx.Err() == nil {
@@ -287,25 +310,23 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	// Background work does not stop on ctx (the signal) directly: shutdown
 	// first lets requests finish, then cancels it and waits for it.
 	bg := sd.background()
-	sd.work.Go(func() { a.wb.Monitor(bg, statusInterval) })
+	if reg != nil {
+		// The work that must run once per database runs on the leader.
+		sd.work.Go(func() { reg.Run(bg) })
+	} else {
+		for _, job := range a.leaderWork(statusInterval) {
+			sd.work.Go(func() { job(bg) })
+		}
+	}
 	sd.work.Go(func() {
-		// `writeback agent revoke` runs in another process: this one cuts
-		// the agent off. At shutdown the agents' operation counts are kept.
+		// `writeback agent revoke` runs in another process (or replica):
+		// this one cuts off the agent's connections to it. At shutdown the
+		// agents' operation counts are kept.
 		ag.WatchRevocations(bg, 2*time.Second)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := ag.Flush(ctx); err != nil {
 			a.log.Warn("keep the agents' operation counts", "err", err)
-		}
-	})
-	sd.work.Go(func() {
-		if pause(bg, maintenanceDelay) {
-			a.housekeeping(bg)
-		}
-	})
-	sd.work.Go(func() {
-		if pause(bg, maintenanceDelay) {
-			a.audit.Maintain(bg, 24*time.Hour, a.settings.RetentionDays)
 		}
 	})
 
@@ -417,6 +438,27 @@ func pause(ctx context.Context, d time.Duration) bool {
 		return false
 	case <-t.C:
 		return true
+	}
+}
+
+// leaderWork is the background work that must run once per database, not
+// once per replica: the directory health check that keeps the writeback
+// status panel fresh (a settings document every replica reads), the purge
+// of expired sessions and flows, and the audit log's retention pruning and
+// chain check. Each runs until ctx ends.
+func (a *app) leaderWork(statusEvery time.Duration) []func(context.Context) {
+	return []func(context.Context){
+		func(ctx context.Context) { a.wb.Monitor(ctx, statusEvery) },
+		func(ctx context.Context) {
+			if pause(ctx, maintenanceDelay) {
+				a.housekeeping(ctx)
+			}
+		},
+		func(ctx context.Context) {
+			if pause(ctx, maintenanceDelay) {
+				a.audit.Maintain(ctx, 24*time.Hour, a.settings.RetentionDays)
+			}
+		},
 	}
 }
 

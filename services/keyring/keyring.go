@@ -7,6 +7,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -55,11 +56,33 @@ func LoadOrCreate(dir string) (k *Keyring, created bool, err error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("keyring: read %s: %w", path, err)
 	}
+	k, err = parse(path, b)
+	return k, false, err
+}
+
+// LoadFile reads the key file at path, in the format LoadOrCreate writes
+// (64 hex characters and a newline), and never creates one: a key shared by
+// several replicas (a mounted secret) is made once, by whoever sets them
+// up, and a replica that made its own would not read what the others wrote.
+// A file that does not exist is an error wrapping fs.ErrNotExist.
+func LoadFile(path string) (*Keyring, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is named once, below
+		}
+		return nil, fmt.Errorf("keyring: read %s: %w", path, err)
+	}
+	return parse(path, b)
+}
+
+func parse(path string, b []byte) (*Keyring, error) {
 	master, err := hex.DecodeString(strings.TrimSpace(string(b)))
 	if err != nil || len(master) != 32 {
-		return nil, false, fmt.Errorf("keyring: %s is not a 64-character hex key", path)
+		return nil, fmt.Errorf("keyring: %s is not a 64-character hex key (make one with: openssl rand -hex 32)", path)
 	}
-	return &Keyring{master: master}, false, nil
+	return &Keyring{master: master}, nil
 }
 
 // beforePublish, when set (tests), runs after the temporary file is written
@@ -136,6 +159,21 @@ func (k *Keyring) Derive(purpose string) []byte {
 		panic("keyring: hkdf: " + err.Error()) // only for invalid lengths, which we never ask for
 	}
 	return key
+}
+
+// checkLabel is what Check authenticates. Changing it would make every
+// database refuse the key it was set up with.
+const checkLabel = "writeback database key check v1"
+
+// Check returns a value that identifies the master key without revealing
+// it or any key derived for another purpose: the HMAC-SHA256 of a fixed
+// label under a key derived only for this (hex, 64 characters). A database
+// records it on first use, so that a process started with another key file
+// is told so at once instead of failing to read sessions and secrets later.
+func (k *Keyring) Check() string {
+	mac := hmac.New(sha256.New, k.Derive("database-key-check"))
+	mac.Write([]byte(checkLabel))
+	return hex.EncodeToString(mac.Sum(nil))
 }
 
 // ErrDecrypt means a sealed value could not be opened: wrong key file or

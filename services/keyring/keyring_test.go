@@ -1,9 +1,12 @@
 package keyring
 
 import (
+	"encoding/hex"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -130,6 +133,75 @@ func TestConcurrentFirstStart(t *testing.T) {
 			if string(keys[i]) != string(keys[0]) {
 				t.Fatalf("round %d: two different keys in one data folder", round)
 			}
+		}
+	}
+}
+
+// The check value identifies the key (the same for the same key, whoever
+// loads it; another for another key) and reveals neither the key nor a key
+// derived for another purpose.
+func TestCheck(t *testing.T) {
+	master := make([]byte, 32)
+	for i := range master {
+		master[i] = byte(i)
+	}
+	k := New(master)
+	c := k.Check()
+	if len(c) != 64 || strings.Trim(c, "0123456789abcdef") != "" {
+		t.Fatalf("Check() = %q, want 64 hex characters", c)
+	}
+	if New(master).Check() != c {
+		t.Error("the same key gives another check value")
+	}
+	other := append([]byte(nil), master...)
+	other[31] ^= 1
+	if New(other).Check() == c {
+		t.Error("another key gives the same check value")
+	}
+	if c == hex.EncodeToString(master) {
+		t.Error("the check value is the key")
+	}
+	for _, p := range []string{"database-key-check", "secrets-at-rest", "cookie-hash", "cookie-block", "agent-job-signing"} {
+		if c == hex.EncodeToString(k.Derive(p)) {
+			t.Errorf("the check value is the key derived for %s", p)
+		}
+	}
+	// A key file on disk checks as the key it holds.
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, FileName), []byte(hex.EncodeToString(master)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if fk, _, err := LoadOrCreate(dir); err != nil || fk.Check() != c {
+		t.Errorf("the key file's check value differs from its key's: %v", err)
+	}
+}
+
+// LoadFile reads a key file in LoadOrCreate's format wherever it is, and
+// never makes one.
+func TestLoadFile(t *testing.T) {
+	dir := t.TempDir()
+	made, _, err := LoadOrCreate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := LoadFile(filepath.Join(dir, FileName))
+	if err != nil || k.Check() != made.Check() {
+		t.Fatalf("LoadFile of LoadOrCreate's key: %v", err)
+	}
+	missing := filepath.Join(t.TempDir(), "shared.key")
+	if _, err := LoadFile(missing); !errors.Is(err, fs.ErrNotExist) || strings.Count(err.Error(), missing) != 1 {
+		t.Errorf("missing file: %v, want fs.ErrNotExist naming the path once", err)
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Error("LoadFile created the key file")
+	}
+	for name, body := range map[string]string{"short": "abcd\n", "not hex": strings.Repeat("z", 64), "empty": ""} {
+		p := filepath.Join(t.TempDir(), "k")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadFile(p); err == nil || !strings.Contains(err.Error(), "64-character hex key") {
+			t.Errorf("%s key file: %v", name, err)
 		}
 	}
 }
