@@ -104,8 +104,15 @@ func TestDBCopy(t *testing.T) {
 			t.Errorf("%v differs on the copy (%d %s):\nSQLite:\n%s\nPostgreSQL:\n%s", args, code, errOut, a, b)
 		}
 	}
-	if code, out, errOut := cli(t, "", "audit", "verify", "--full", "--data", t.TempDir(), "--database", dbURL); code != 0 || !strings.Contains(out, "chain intact") {
+	// A replica elsewhere opens the copy with the folder's key file, and
+	// only with it: the copy carries the key's check value.
+	if code, out, errOut := cli(t, "", "audit", "verify", "--full", "--data", t.TempDir(), "--database", dbURL,
+		"--key-file", filepath.Join(data, "writeback.key")); code != 0 || !strings.Contains(out, "chain intact") {
 		t.Errorf("audit verify --database on the copy: %d %s %s", code, out, errOut)
+	}
+	if code, _, errOut := cli(t, "", "audit", "verify", "--data", t.TempDir(), "--database", dbURL); code == 0 ||
+		!strings.Contains(errOut, "another key file") {
+		t.Errorf("the copy opened with another key: %d %s", code, errOut)
 	}
 	dst, err := store.OpenPostgres(ctx, dbURL)
 	if err != nil {
