@@ -1,7 +1,6 @@
 package admins
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -11,8 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image/png"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +19,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/authenticator"
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/keyring"
 	"github.com/writeback/writeback/services/passkeys"
@@ -612,35 +610,12 @@ func (s *Service) BeginTOTP(a store.Admin, bind, sealed string) (TOTPSetup, erro
 			return TOTPSetup{}, err
 		}
 	}
-	u := otpURL("Writeback", a.Email, c.Secret)
-	qr, err := qrDataURI(u)
+	u := authenticator.URL("Writeback", a.Email, c.Secret)
+	qr, err := authenticator.QRDataURI(u, 200)
 	if err != nil {
 		return TOTPSetup{}, err
 	}
 	return TOTPSetup{Secret: c.Secret, URL: u, QR: qr, Sealed: sealed}, nil
-}
-
-// otpURL is the otpauth:// URL authenticator apps scan.
-func otpURL(issuer, account, secret string) string {
-	label := url.PathEscape(issuer + ":" + account)
-	q := url.Values{"secret": {secret}, "issuer": {issuer}, "algorithm": {"SHA1"}, "digits": {"6"}, "period": {"30"}}
-	return "otpauth://totp/" + label + "?" + q.Encode()
-}
-
-func qrDataURI(otpauth string) (string, error) {
-	k, err := otp.NewKeyFromURL(otpauth)
-	if err != nil {
-		return "", err
-	}
-	img, err := k.Image(200, 200)
-	if err != nil {
-		return "", err
-	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		return "", err
-	}
-	return "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes()), nil
 }
 
 func factorName(name, def string) (string, error) {

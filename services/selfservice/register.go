@@ -1,25 +1,21 @@
 package selfservice
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"image/png"
 	"net/mail"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/authenticator"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
 	wbmail "github.com/writeback/writeback/services/mail"
@@ -195,35 +191,10 @@ func (s *Service) Registration(ctx context.Context, id, browser string) (Registr
 	if fl.st.AppSecretSealed != "" {
 		if pt, err := s.keys.Open("sspr.pending-app:"+fl.ID, fl.st.AppSecretSealed); err == nil {
 			r.AppSecret = string(pt)
-			r.AppQR, _ = qrDataURI(otpURL(orgName(p), fl.Login, r.AppSecret))
+			r.AppQR, _ = authenticator.QRDataURI(authenticator.URL(orgName(p), fl.Login, r.AppSecret), 220)
 		}
 	}
 	return r, nil
-}
-
-// otpURL is the otpauth:// URL authenticator apps scan.
-func otpURL(issuer, account, secret string) string {
-	label := url.PathEscape(issuer + ":" + account)
-	q := url.Values{"secret": {secret}, "issuer": {issuer}, "algorithm": {"SHA1"}, "digits": {"6"}, "period": {"30"}}
-	return "otpauth://totp/" + label + "?" + q.Encode()
-}
-
-// qrDataURI renders an otpauth URL as a PNG QR code in a data: URI, so the
-// page needs nothing from outside the portal.
-func qrDataURI(otpauth string) (string, error) {
-	k, err := otp.NewKeyFromURL(otpauth)
-	if err != nil {
-		return "", err
-	}
-	img, err := k.Image(220, 220)
-	if err != nil {
-		return "", err
-	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		return "", err
-	}
-	return "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes()), nil
 }
 
 // registerFlow reads a registration flow of this browser session.
