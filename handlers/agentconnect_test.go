@@ -131,6 +131,35 @@ func (p *agentPortal) dial(id string) func(ctx context.Context) (connector.Conn,
 	}
 }
 
+// runAgent enrols an agent serving d (under bases) and runs its connector
+// against the portal until ctx ends; it returns once the hub lists it, with
+// the channel that gets Run's answer. heartbeat 0 keeps the connector's
+// default.
+func (p *agentPortal) runAgent(t *testing.T, ctx context.Context, d directory.Directory, bases []string, heartbeat time.Duration) <-chan error {
+	t.Helper()
+	ident, _ := agentwire.NewIdentity()
+	p.reg.enrol("id-dc1", "dc-agent", ident.Public())
+	ag := connector.New(connector.Config{
+		AgentID: "id-dc1", Identity: ident, PortalKey: p.hub.PublicKey(),
+		Directory: func(context.Context) (directory.Directory, []string, error) { return d, bases, nil },
+		Status: func(context.Context) agentwire.Status {
+			return agentwire.Status{Version: "test", Host: "agent.corp.test", PasswordWriteback: true, Configured: true}
+		},
+		MinBackoff:     10 * time.Millisecond,
+		HeartbeatEvery: heartbeat,
+	})
+	runErr := make(chan error, 1)
+	go func() { runErr <- ag.Run(ctx, p.dial("id-dc1")) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for n, _ := p.hub.Connected(); n != 1; n, _ = p.hub.Connected() {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent did not connect")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return runErr
+}
+
 func TestAgentConnectRefusesAnythingButAnAgentWebSocket(t *testing.T) {
 	p := newAgentPortal(t)
 	u := p.srv.URL + agentwire.PathConnect
@@ -208,31 +237,12 @@ func TestAgentThroughWebSocketAgainstRealDirectories(t *testing.T) {
 			t.Cleanup(func() { cl.Close() })
 
 			p := newAgentPortal(t)
-			ident, _ := agentwire.NewIdentity()
-			p.reg.enrol("id-dc1", "dc-agent", ident.Public())
-			ag := connector.New(connector.Config{
-				AgentID: "id-dc1", Identity: ident, PortalKey: p.hub.PublicKey(),
-				Directory: func(context.Context) (directory.Directory, []string, error) { return cl, cfg.BaseDNs, nil },
-				Status: func(context.Context) agentwire.Status {
-					return agentwire.Status{Version: "test", Host: "agent.corp.test", PasswordWriteback: true, Configured: true}
-				},
-				MinBackoff: 10 * time.Millisecond,
-				// Heartbeats and pings while the test runs; each ping must be
-				// answered within this, which a loaded machine running the
-				// race detector does not always do in 50 ms.
-				HeartbeatEvery: 150 * time.Millisecond,
-			})
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			runErr := make(chan error, 1)
-			go func() { runErr <- ag.Run(ctx, p.dial("id-dc1")) }()
-			deadline := time.Now().Add(10 * time.Second)
-			for n, _ := p.hub.Connected(); n != 1; n, _ = p.hub.Connected() {
-				if time.Now().After(deadline) {
-					t.Fatal("the agent did not connect")
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			// Heartbeats and pings while the test runs; each ping must be
+			// answered within this, which a loaded machine running the race
+			// detector does not always do in 50 ms.
+			runErr := p.runAgent(t, ctx, cl, cfg.BaseDNs, 150*time.Millisecond)
 			// Past the server's read and write timeouts, which are for pages:
 			// the one connection stays up (the hub drops a dead one only
 			// after DeadAfter), with jobs going both ways.
@@ -324,28 +334,9 @@ func (findOnly) Find(ctx context.Context, login string) (directory.User, directo
 // context has ended.
 func TestCallerGivingUpKeepsTheAgentConnection(t *testing.T) {
 	p := newAgentPortal(t)
-	ident, _ := agentwire.NewIdentity()
-	p.reg.enrol("id-dc1", "dc-agent", ident.Public())
-	ag := connector.New(connector.Config{
-		AgentID: "id-dc1", Identity: ident, PortalKey: p.hub.PublicKey(),
-		Directory: func(context.Context) (directory.Directory, []string, error) {
-			return findOnly{}, []string{"ou=people,dc=writeback,dc=test"}, nil
-		},
-		Status: func(context.Context) agentwire.Status {
-			return agentwire.Status{Version: "test", Host: "agent.corp.test", PasswordWriteback: true, Configured: true}
-		},
-		MinBackoff: 10 * time.Millisecond,
-	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	go func() { _ = ag.Run(ctx, p.dial("id-dc1")) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for n, _ := p.hub.Connected(); n != 1; n, _ = p.hub.Connected() {
-		if time.Now().After(deadline) {
-			t.Fatal("the agent did not connect")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	p.runAgent(t, ctx, findOnly{}, []string{"ou=people,dc=writeback,dc=test"}, 0)
 	gone, giveUp := context.WithCancel(context.Background())
 	giveUp()
 	for range 20 {
@@ -376,28 +367,9 @@ func (slowAuth) AuthenticateLogin(ctx context.Context, login, pw string, admit d
 // jobs share, by sending the job's admit on its ended context.
 func TestLateAdmitKeepsTheAgentConnection(t *testing.T) {
 	p := newAgentPortal(t)
-	ident, _ := agentwire.NewIdentity()
-	p.reg.enrol("id-dc1", "dc-agent", ident.Public())
-	ag := connector.New(connector.Config{
-		AgentID: "id-dc1", Identity: ident, PortalKey: p.hub.PublicKey(),
-		Directory: func(context.Context) (directory.Directory, []string, error) {
-			return slowAuth{}, []string{"ou=people,dc=writeback,dc=test"}, nil
-		},
-		Status: func(context.Context) agentwire.Status {
-			return agentwire.Status{Version: "test", Host: "agent.corp.test", PasswordWriteback: true, Configured: true}
-		},
-		MinBackoff: 10 * time.Millisecond,
-	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	go func() { _ = ag.Run(ctx, p.dial("id-dc1")) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for n, _ := p.hub.Connected(); n != 1; n, _ = p.hub.Connected() {
-		if time.Now().After(deadline) {
-			t.Fatal("the agent did not connect")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	p.runAgent(t, ctx, slowAuth{}, []string{"ou=people,dc=writeback,dc=test"}, 0)
 	for range 10 {
 		jctx, jcancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		_, _, err := p.hub.AuthenticateLogin(jctx, "ann", "Passw0rd!", func(directory.Candidate, error) error { return nil })

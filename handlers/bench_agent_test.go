@@ -301,8 +301,8 @@ func BenchmarkAgentReset(b *testing.B) {
 			fmt.Fprintf(os.Stdout, "agent reset, %s, %s: %d of each in %d rounds; through the agent p50 %s p99 %s %.1f/s; direct p50 %s p99 %s %.1f/s\n",
 				d.typ, callers, ag.N, rounds, bench.Ms(ag.P50), bench.Ms(ag.P99), ag.PerSec, bench.Ms(dir.P50), bench.Ms(dir.P99), dir.PerSec)
 			if n == 1 {
-				fmt.Fprintf(os.Stdout, "agent reset, %s, %s, parts: the password's seal (portal) and open (agent) on the connection's session alone p50 %s\n",
-					d.typ, callers, bench.Ms(r.All(2).Stats().P50))
+				fmt.Fprintf(os.Stdout, "agent reset, %s, %s, parts: the password's seal (portal) and open (agent) on the connection's session alone p50 %.1f µs\n",
+					d.typ, callers, float64(r.All(2).Stats().P50)/float64(time.Microsecond))
 			}
 		}
 	}

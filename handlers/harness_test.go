@@ -169,29 +169,47 @@ type page struct {
 
 func (c *client) do(req *http.Request) page {
 	c.t.Helper()
-	resp, err := c.http.Do(req)
+	p, err := c.send(req)
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	return p
+}
+
+// send is do for goroutines: the error comes back instead of ending the
+// test.
+func (c *client) send(req *http.Request) (page, error) {
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return page{}, err
+	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return page{Status: resp.StatusCode, Body: string(b), Location: resp.Header.Get("Location"), Header: resp.Header}
+	return page{Status: resp.StatusCode, Body: string(b), Location: resp.Header.Get("Location"), Header: resp.Header}, nil
 }
 
 func (c *client) get(path string) page {
 	c.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, c.h.srv.URL+path, nil)
-	return c.do(req)
+	return c.do(c.getRequest(path))
 }
 
 // post sends a form as a same-origin browser would.
 func (c *client) post(path string, form url.Values) page {
 	c.t.Helper()
+	return c.do(c.postRequest(path, form))
+}
+
+func (c *client) getRequest(path string) *http.Request {
+	req, _ := http.NewRequest(http.MethodGet, c.h.srv.URL+path, nil)
+	return req
+}
+
+func (c *client) postRequest(path string, form url.Values) *http.Request {
 	req, _ := http.NewRequest(http.MethodPost, c.h.srv.URL+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", c.h.srv.URL)
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
-	return c.do(req)
+	return req
 }
 
 var csrfRE = regexp.MustCompile(`name="csrf-token" content="([0-9a-f]+)"`)

@@ -3,7 +3,6 @@ package handlers_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -279,29 +278,20 @@ func TestReplicasConcurrentResets(t *testing.T) {
 	}
 }
 
-// The client's requests for goroutines: errors come back in the page
-// (status 0 and the error as body) instead of ending the test.
-func (c *client) doQuiet(req *http.Request) page {
-	resp, err := c.http.Do(req)
+// The client's requests for goroutines: a failed request comes back as
+// status 0 with the error as its body, instead of ending the test.
+func (c *client) quiet(req *http.Request) page {
+	p, err := c.send(req)
 	if err != nil {
 		return page{Body: err.Error()}
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return page{Status: resp.StatusCode, Body: string(b), Location: resp.Header.Get("Location"), Header: resp.Header}
+	return p
 }
 
-func (c *client) getQuiet(path string) page {
-	req, _ := http.NewRequest(http.MethodGet, c.h.srv.URL+path, nil)
-	return c.doQuiet(req)
-}
+func (c *client) getQuiet(path string) page { return c.quiet(c.getRequest(path)) }
 
 func (c *client) postQuiet(path string, form url.Values) page {
-	req, _ := http.NewRequest(http.MethodPost, c.h.srv.URL+path, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", c.h.srv.URL)
-	req.Header.Set("Sec-Fetch-Site", "same-origin")
-	return c.doQuiet(req)
+	return c.quiet(c.postRequest(path, form))
 }
 
 // csrfQuiet is the session's CSRF token, "" when the page has none.

@@ -46,10 +46,7 @@ func (s *sspr) connect(t *testing.T, rawURL, bindDN, bindPassword string) {
 // postFrom posts a form as a browser behind the trusted proxy at address ip.
 func (c *client) postFrom(ip, path string, form url.Values) page {
 	c.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, c.h.srv.URL+path, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", c.h.srv.URL)
-	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req := c.postRequest(path, form)
 	req.Header.Set("X-Forwarded-For", ip)
 	return c.do(req)
 }
