@@ -468,33 +468,8 @@ func agentsStory(t *testing.T, env testbed.Env, progs programs, typ string) {
 	// A self-service reset with an e-mailed code, through the agent.
 	pw6 := testbed.RandomPassword()
 	passwords = append(passwords, pw6)
-	browser.Step(t, ctx, "forgot my password",
-		chromedp.Navigate(portalURL+"/reset"),
-		chromedp.WaitVisible(chromedp.ID("login")),
-		chromedp.SendKeys(chromedp.ID("login"), u.Login),
-		chromedp.Click(chromedp.CSS(`[data-testid=next]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid=choose]`)),
-		chromedp.Click(chromedp.CSS(`[data-testid=choose]`)),
-		chromedp.WaitVisible(chromedp.ID("code")),
-	)
-	m := sink.WaitFor(t, u.Mail, 20*time.Second)
-	code := regexp.MustCompile(`\b\d{8}\b`).FindString(m.Text)
-	if code == "" {
-		t.Fatalf("no code in the mail:\n%s", m.Text)
-	}
-	browser.Step(t, ctx, "the code and a new password",
-		chromedp.SendKeys(chromedp.ID("code"), code),
-		chromedp.Click(chromedp.CSS(`[data-testid=verify]`)),
-		chromedp.WaitVisible(chromedp.ID("password")),
-		chromedp.SendKeys(chromedp.ID("password"), pw6),
-		chromedp.SendKeys(chromedp.ID("confirm"), pw6),
-		chromedp.Click(chromedp.CSS(`[data-testid=set-password]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid=done], [data-testid=errors]`)),
-	)
-	if got := browser.Text(t, ctx, "main"); !strings.Contains(got, "Your password has been reset") {
-		browser.Shot(t, ctx, "failed-self-service-reset")
-		t.Fatalf("self-service reset: the page says %q", got)
-	}
+	code := startEmailReset(t, ctx, "forgot my password", portalURL, u.Login, sink, u.Mail)
+	finishEmailReset(t, ctx, "the code and a new password", code, pw6)
 	if err := env.BindAs(t, dir, u.DN, pw6); err != nil {
 		t.Fatalf("the self-service password does not bind: %v", err)
 	}

@@ -214,35 +214,10 @@ func TestTwoReplicas(t *testing.T) {
 	newPw := testbed.RandomPassword()
 	person := browser.New(t)
 	lb.to(0)
-	browser.Step(t, person, "forgot my password, on A",
-		chromedp.Navigate(lb.url+"/reset"),
-		chromedp.WaitVisible(chromedp.ID("login")),
-		chromedp.SendKeys(chromedp.ID("login"), u.Login),
-		chromedp.Click(chromedp.CSS(`[data-testid=next]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid=choose]`)),
-		chromedp.Click(chromedp.CSS(`[data-testid=choose]`)),
-		chromedp.WaitVisible(chromedp.ID("code")),
-	)
-	m := sink.WaitFor(t, u.Mail, 20*time.Second)
-	mailed := regexp.MustCompile(`\b\d{8}\b`).FindString(m.Text)
-	if mailed == "" {
-		t.Fatalf("no code in the mail:\n%s", m.Text)
-	}
+	mailed := startEmailReset(t, person, "forgot my password, on A", lb.url, u.Login, sink, u.Mail)
 	reps[0].kill(syscall.SIGKILL)
 	lb.to(1)
-	browser.Step(t, person, "the code and a new password, on B after A was killed",
-		chromedp.SendKeys(chromedp.ID("code"), mailed),
-		chromedp.Click(chromedp.CSS(`[data-testid=verify]`)),
-		chromedp.WaitVisible(chromedp.ID("password")),
-		chromedp.SendKeys(chromedp.ID("password"), newPw),
-		chromedp.SendKeys(chromedp.ID("confirm"), newPw),
-		chromedp.Click(chromedp.CSS(`[data-testid=set-password]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid=done], [data-testid=errors]`)),
-	)
-	if got := browser.Text(t, person, "main"); !strings.Contains(got, "Your password has been reset") {
-		browser.Shot(t, person, "replicas-reset")
-		t.Fatalf("the reset finished on B: the page says %q", got)
-	}
+	finishEmailReset(t, person, "the code and a new password, on B after A was killed", mailed, newPw)
 	if err := env.BindAs(t, dir, u.DN, newPw); err != nil {
 		t.Fatalf("the password set through B does not bind: %v", err)
 	}
