@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -18,6 +19,7 @@ type AgentsService interface {
 	Add(ctx context.Context, actor audit.Actor, name string) (agents.Token, error)
 	List(ctx context.Context) ([]agents.Info, error)
 	RevokeByID(ctx context.Context, actor audit.Actor, id string) (agents.Info, error)
+	Coverage(ctx context.Context) ([]agents.ReplicaCoverage, error)
 }
 
 const agentsLead = "The agents inside your network that perform password writeback for the portal. Each one dials out to the portal; nothing connects in to them."
@@ -37,9 +39,22 @@ func (s *Server) agentsView(w http.ResponseWriter, r *http.Request) (web.AgentsV
 	if err != nil {
 		return web.AgentsView{}, err
 	}
-	v := web.AgentsView{Page: s.page(w, r, "agents", "Hybrid management", "Writeback agents", agentsLead)}
+	cover, err := s.agents.Coverage(r.Context())
+	if err != nil {
+		return web.AgentsView{}, err
+	}
+	v := web.AgentsView{Page: s.page(w, r, "agents", "Hybrid management", "Writeback agents", agentsLead), Replicas: len(cover)}
 	for _, in := range list {
-		v.Agents = append(v.Agents, agentRow(in))
+		row := agentRow(in)
+		if len(cover) > 0 && in.State != agents.Revoked {
+			row.Replicas = strconv.Itoa(in.Reached(cover)) + " of " + strconv.Itoa(len(cover))
+		}
+		v.Agents = append(v.Agents, row)
+	}
+	for _, c := range cover {
+		if c.Agents == 0 {
+			v.Unreached = append(v.Unreached, c.Name())
+		}
 	}
 	return v, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/writeback/writeback/services/agents"
 	"github.com/writeback/writeback/services/agentwire"
 	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/testbed"
 )
 
 // cutoffs records the agent hub's Disconnect calls.
@@ -47,10 +48,16 @@ type agentsHarness struct {
 	cut    *cutoffs
 }
 
-func newAgentsHarness(t *testing.T) *agentsHarness {
+func newAgentsHarness(t *testing.T) *agentsHarness { t.Helper(); return newAgentsHarnessOn(t, "", "") }
+
+// newAgentsHarnessOn is newAgentsHarness on the database at databaseURL
+// ("" for a fresh SQLite file), as the replica called replica ("" on a
+// single box).
+func newAgentsHarnessOn(t *testing.T, databaseURL, replica string) *agentsHarness {
 	t.Helper()
-	p := newPortal(t)
+	p := newPortalOn(t, databaseURL)
 	svc := agents.New(p.db, p.log)
+	svc.SetReplica(replica)
 	cut := &cutoffs{}
 	svc.SetDisconnector(cut)
 	base, _ := url.Parse(testBaseURL)
@@ -376,5 +383,63 @@ func TestAgentEnrollCSRFExemptionScoped(t *testing.T) {
 	}
 	if list, _ := h.agents.List(context.Background()); len(list) != 0 {
 		t.Error("an agent was created")
+	}
+}
+
+// TestAgentsPageShowsReplicasReached: with replicas, the agents page says
+// how many of the running replicas each agent is connected to, and warns
+// about a replica no agent reaches (resets sent there fail), naming the
+// usual cause: a load balancer that pins clients. A single box shows
+// neither.
+func TestAgentsPageShowsReplicasReached(t *testing.T) {
+	ctx := context.Background()
+	env := testbed.Load(t)
+	h := newAgentsHarnessOn(t, env.NewPostgresDB(t), "replica-a")
+	for _, r := range []string{"replica-a", "replica-b"} {
+		if _, err := h.db.Heartbeat(ctx, r, "web-"+r[len(r)-1:], time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok, err := h.agents.Add(ctx, audit.CommandLine, "Paris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body, _ := h.enrollJSON(agentwire.PathEnroll, enrollBody(t, tok.Token))
+	if code != http.StatusOK {
+		t.Fatalf("enrol: %d %s", code, body)
+	}
+	var resp agentwire.EnrollResponse
+	if err := json.Unmarshal([]byte(body), &resp); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.agents.Connected(ctx, resp.AgentID, agentwire.Status{Host: "srv-dc1", PasswordWriteback: true}, "198.51.100.9"); err != nil {
+		t.Fatal(err)
+	}
+	g := h.client().signedIn(admins.GlobalAdmin)
+	p := g.get("/admin/agents")
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, `<td data-testid="agent-replicas">1 of 2</td>`) {
+		t.Fatalf("no \"1 of 2\" replicas: %d\n%s", p.Status, p.Body)
+	}
+	if !strings.Contains(p.Body, `data-testid="replicas-unreached"`) || !strings.Contains(p.Body, "replica-b (web-b)") ||
+		strings.Contains(p.Body, "replica-a (web-a)") || !strings.Contains(p.Body, "IP hash") {
+		t.Errorf("no warning naming replica-b alone:\n%s", p.Body)
+	}
+
+	// Once B holds a connection too: "2 of 2" and no warning.
+	other := agents.New(h.db, h.log)
+	other.SetReplica("replica-b")
+	if err := other.Connected(ctx, resp.AgentID, agentwire.Status{Host: "srv-dc1", PasswordWriteback: true}, "198.51.100.9"); err != nil {
+		t.Fatal(err)
+	}
+	p = g.get("/admin/agents")
+	if !strings.Contains(p.Body, `<td data-testid="agent-replicas">2 of 2</td>`) || strings.Contains(p.Body, `data-testid="replicas-unreached"`) {
+		t.Errorf("with both replicas reached:\n%s", p.Body)
+	}
+
+	// A single box: no replicas column, no warning.
+	single := newAgentsHarness(t)
+	p = single.client().signedIn(admins.GlobalAdmin).get("/admin/agents")
+	if p.Status != http.StatusOK || strings.Contains(p.Body, "agent-replicas") || strings.Contains(p.Body, "replicas-unreached") {
+		t.Errorf("single box: %d\n%s", p.Status, p.Body)
 	}
 }

@@ -212,6 +212,9 @@ func (tx *Tx) RevokeAgent(ctx context.Context, id, by string, nowMS int64) error
 	if n, _ := res.RowsAffected(); n == 0 {
 		return ErrNotFound
 	}
+	if _, err := tx.tx.ExecContext(ctx, `DELETE FROM agent_links WHERE agent_id = ?`, id); err != nil {
+		return fmt.Errorf("store: revoke agent: remove its connections: %w", err)
+	}
 	return nil
 }
 
@@ -269,4 +272,85 @@ func (tx *Tx) PruneAgentOps(ctx context.Context, beforeMS int64) error {
 		return fmt.Errorf("store: prune agent ops: %w", err)
 	}
 	return nil
+}
+
+// AgentLink is one open connection of an agent to one replica of the
+// portal (migration 0014), with the host that replica registered (empty
+// for the single SQLite process, or a replica no longer registered).
+type AgentLink struct {
+	AgentID     string
+	Replica     string
+	Host        string
+	RemoteAddr  string
+	ConnectedMS int64
+	HeartbeatMS int64
+}
+
+// AgentLinkUp records that replica holds a connection of agent id from
+// remoteAddr since nowMS (replacing what it held before), and removes the
+// links of every agent whose heartbeat is older than staleMS: those of a
+// replica that died without closing them.
+func (tx *Tx) AgentLinkUp(ctx context.Context, id, replica, remoteAddr string, nowMS, staleMS int64) error {
+	if _, err := tx.tx.ExecContext(ctx, `DELETE FROM agent_links WHERE heartbeat_ms < ?`, staleMS); err != nil {
+		return fmt.Errorf("store: prune agent links: %w", err)
+	}
+	_, err := tx.tx.ExecContext(ctx, `INSERT INTO agent_links (agent_id, replica, connected_ms, heartbeat_ms, remote_addr)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (agent_id, replica) DO UPDATE SET connected_ms = excluded.connected_ms,
+		heartbeat_ms = excluded.heartbeat_ms, remote_addr = excluded.remote_addr`, id, replica, nowMS, nowMS, remoteAddr)
+	if err != nil {
+		return fmt.Errorf("store: agent link up: %w", err)
+	}
+	return nil
+}
+
+// AgentLinkBeat records a heartbeat at nowMS on replica's connection of
+// agent id; a link removed meanwhile (its replica was thought dead) comes
+// back, connected since this heartbeat.
+func (tx *Tx) AgentLinkBeat(ctx context.Context, id, replica string, nowMS int64) error {
+	_, err := tx.tx.ExecContext(ctx, `INSERT INTO agent_links (agent_id, replica, connected_ms, heartbeat_ms)
+		VALUES (?, ?, ?, ?) ON CONFLICT (agent_id, replica) DO UPDATE SET heartbeat_ms = excluded.heartbeat_ms`,
+		id, replica, nowMS, nowMS)
+	if err != nil {
+		return fmt.Errorf("store: agent link heartbeat: %w", err)
+	}
+	return nil
+}
+
+// AgentLinkDown removes replica's connection of agent id and returns how
+// many connections of it other replicas still hold with a heartbeat at or
+// after staleMS.
+func (tx *Tx) AgentLinkDown(ctx context.Context, id, replica string, staleMS int64) (int, error) {
+	if _, err := tx.tx.ExecContext(ctx, `DELETE FROM agent_links WHERE agent_id = ? AND replica = ?`, id, replica); err != nil {
+		return 0, fmt.Errorf("store: agent link down: %w", err)
+	}
+	var n int
+	if err := tx.tx.QueryRowContext(ctx, `SELECT count(*) FROM agent_links WHERE agent_id = ? AND heartbeat_ms >= ?`,
+		id, staleMS).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: agent links left: %w", err)
+	}
+	return n, nil
+}
+
+// AgentLinks lists the connections of agents that are not revoked with a
+// heartbeat at or after staleMS, by agent and replica.
+func (db *DB) AgentLinks(ctx context.Context, staleMS int64) ([]AgentLink, error) {
+	rows, err := db.sql.QueryContext(ctx, `SELECT l.agent_id, l.replica, coalesce(r.host, ''), l.remote_addr, l.connected_ms, l.heartbeat_ms
+		FROM agent_links l JOIN agents a ON a.id = l.agent_id LEFT JOIN replicas r ON r.id = l.replica
+		WHERE l.heartbeat_ms >= ? AND a.revoked_ms IS NULL ORDER BY l.agent_id, l.replica`, staleMS)
+	if err != nil {
+		return nil, fmt.Errorf("store: list agent links: %w", err)
+	}
+	defer rows.Close()
+	var out []AgentLink
+	for rows.Next() {
+		var l AgentLink
+		if err := rows.Scan(&l.AgentID, &l.Replica, &l.Host, &l.RemoteAddr, &l.ConnectedMS, &l.HeartbeatMS); err != nil {
+			return nil, fmt.Errorf("store: list agent links: %w", err)
+		}
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list agent links: %w", err)
+	}
+	return out, nil
 }

@@ -1,6 +1,9 @@
 package web
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // AgentRow is one writeback agent in the Writeback agents table.
 type AgentRow struct {
@@ -19,12 +22,19 @@ type AgentRow struct {
 	Fingerprint       string
 	EnrolledAt        time.Time
 	RevokedAt         time.Time
+	// Replicas is "2 of 3": the running replicas that hold a connection of
+	// the agent (empty on a single box).
+	Replicas string
 }
 
 // AgentsView is "Hybrid management | Writeback agents".
 type AgentsView struct {
 	Page
 	Agents []AgentRow
+	// Replicas is how many replicas of the portal run (0 on a single box);
+	// Unreached names those no agent is connected to.
+	Replicas  int
+	Unreached []string
 	// NewName is the add form's kept input.
 	NewName string
 }
@@ -43,4 +53,15 @@ type AgentTokenView struct {
 type AgentRevokeView struct {
 	Page
 	Agent AgentRow
+}
+
+// joinNames is "a, b and c".
+func joinNames(xs []string) string {
+	switch len(xs) {
+	case 0:
+		return ""
+	case 1:
+		return xs[0]
+	}
+	return strings.Join(xs[:len(xs)-1], ", ") + " and " + xs[len(xs)-1]
 }

@@ -88,6 +88,8 @@ type agentRow struct {
 	Directory         string     `json:"directory"`
 	EnrolledAt        time.Time  `json:"enrolled_at"`
 	RevokedAt         *time.Time `json:"revoked_at"`
+	// Connections are the replicas that hold a connection of the agent.
+	Connections []agents.Connection `json:"connections"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -107,7 +109,13 @@ func agentList(ctx context.Context, args []string, getenv env, io stdio) error {
 		return err
 	}
 	defer a.Close()
-	list, err := agents.New(a.db, a.log).List(ctx)
+	svc := agents.New(a.db, a.log)
+	list, err := svc.List(ctx)
+	if err != nil {
+		return err
+	}
+	// On PostgreSQL: the running replicas, each of which needs an agent.
+	cover, err := svc.Coverage(ctx)
 	if err != nil {
 		return err
 	}
@@ -117,7 +125,7 @@ func agentList(ctx context.Context, args []string, getenv env, io stdio) error {
 			rows = append(rows, agentRow{Name: in.Name, State: string(in.State), Host: in.Host, Version: in.Version,
 				ConnectedSince: timePtr(in.ConnectedSince), LastHeartbeat: timePtr(in.LastHeartbeat), OpsLastHour: in.OpsLastHour,
 				LastError: in.LastError, ID: in.ID, PasswordWriteback: in.PasswordWriteback, Directory: in.Directory,
-				EnrolledAt: in.EnrolledAt.UTC(), RevokedAt: timePtr(in.RevokedAt)})
+				EnrolledAt: in.EnrolledAt.UTC(), RevokedAt: timePtr(in.RevokedAt), Connections: in.Connections})
 		}
 		enc := json.NewEncoder(io.Out)
 		enc.SetIndent("", "  ")
@@ -128,12 +136,39 @@ func agentList(ctx context.Context, args []string, getenv env, io stdio) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(io.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tHOST\tVERSION\tCONNECTED SINCE\tLAST HEARTBEAT\tOPS (1 H)\tLAST ERROR")
-	for _, in := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(in.Name), in.State, dash(in.Host), dash(in.Version),
-			when(in.ConnectedSince), when(in.LastHeartbeat), strconv.FormatInt(in.OpsLastHour, 10), dash(in.LastError))
+	head := "NAME\tSTATE\tHOST\tVERSION\tCONNECTED SINCE\tLAST HEARTBEAT\tOPS (1 H)\tLAST ERROR"
+	if len(cover) > 0 {
+		head += "\tREPLICAS"
 	}
-	return tw.Flush()
+	fmt.Fprintln(tw, head)
+	for _, in := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", dash(in.Name), in.State, dash(in.Host), dash(in.Version),
+			when(in.ConnectedSince), when(in.LastHeartbeat), strconv.FormatInt(in.OpsLastHour, 10), dash(in.LastError))
+		if len(cover) > 0 {
+			fmt.Fprintf(tw, "\t%s", replicasReached(in, cover))
+		}
+		fmt.Fprintln(tw)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, c := range cover {
+		if c.Agents == 0 {
+			fmt.Fprintf(io.Out, "\nWarning: replica %s has no agent connected: the resets and unlocks the load balancer sends it fail.\n"+
+				"Agents keep one connection to every replica; a load balancer that pins a client to one replica (IP hash,\n"+
+				"sticky sessions) sends all of an agent's connections to the same one. Balance the agent path in turn instead.\n", c.Name())
+		}
+	}
+	return nil
+}
+
+// replicasReached is "2 of 3": how many of the running replicas hold a
+// connection of the agent.
+func replicasReached(in agents.Info, cover []agents.ReplicaCoverage) string {
+	if in.State == agents.Revoked {
+		return "-"
+	}
+	return fmt.Sprintf("%d of %d", in.Reached(cover), len(cover))
 }
 
 func dash(s string) string {

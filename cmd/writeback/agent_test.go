@@ -10,10 +10,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/writeback/writeback/services/agents"
 	"github.com/writeback/writeback/services/agentwire"
+	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/store"
+	"github.com/writeback/writeback/testbed"
 )
 
 // enrollWith enrols an agent with token straight through the service, as
@@ -185,5 +188,53 @@ func TestServeEnrolsAgentsAddedOnTheCommandLine(t *testing.T) {
 	}
 	if strings.Contains(s.out.String(), strings.TrimPrefix(tok, agents.TokenPrefix)) {
 		t.Error("the token is in the portal's output")
+	}
+}
+
+// TestAgentListReplicas: on PostgreSQL `agent list` says how many of the
+// running replicas each agent is connected to (and --json which ones), and
+// warns about a running replica no agent reaches.
+func TestAgentListReplicas(t *testing.T) {
+	ctx := context.Background()
+	url := testbed.Load(t).NewPostgresDB(t)
+	db, err := store.OpenDatabase(ctx, url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{"a", "b"} {
+		if _, err := db.Heartbeat(ctx, r, "web-"+r, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc := agents.New(db, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	svc.SetReplica("a")
+	tok, err := svc.Add(ctx, audit.CommandLine, "Paris DC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := agentwire.NewIdentity()
+	resp, err := svc.Enroll(ctx, agentwire.EnrollRequest{Token: tok.Token, Public: id.Public(), Proof: id.SignEnroll(tok.Token), Host: "srv-dc1"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Connected(ctx, resp.AgentID, agentwire.Status{Host: "srv-dc1"}, "198.51.100.9"); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := cli(t, "", "agent", "list", "--database", url)
+	if code != 0 || !strings.Contains(strings.SplitN(out, "\n", 2)[0], "REPLICAS") || !strings.Contains(out, "1 of 2") ||
+		!strings.Contains(out, "Warning: replica b (web-b) has no agent connected") || strings.Contains(out, "replica a (web-a)") {
+		t.Errorf("list: %d %s\n%s", code, errOut, out)
+	}
+	_, out, _ = cli(t, "", "agent", "list", "--database", url, "--json")
+	var rows []struct {
+		Connections []struct{ Replica, RemoteAddr string } `json:"connections"`
+	}
+	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 1 || len(rows[0].Connections) != 1 ||
+		rows[0].Connections[0].Replica != "a" {
+		t.Errorf("list --json: %v\n%s", err, out)
 	}
 }

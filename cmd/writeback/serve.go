@@ -263,6 +263,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	var reg *replicas.Registry
 	if a.db.Engine() == "postgres" {
 		reg = replicas.New(a.db, a.log, replicas.Options{})
+		ag.SetReplica(reg.Self())
 		for _, job := range a.leaderWork(statusInterval) {
 			reg.Lead(job)
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/writeback/writeback/services/agentwire"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/replicas"
 	"github.com/writeback/writeback/store"
 )
 
@@ -119,6 +120,18 @@ type Info struct {
 	EnrolledBy        string    `json:"enrolled_by"`
 	RevokedAt         time.Time `json:"revoked_at,omitzero"`
 	RevokedBy         string    `json:"revoked_by,omitempty"`
+	// Connections are the replicas of the portal that hold a connection of
+	// the agent (one on a single box), by replica ID.
+	Connections []Connection `json:"connections"`
+}
+
+// Connection is an agent's connection to one replica of the portal.
+type Connection struct {
+	Replica        string    `json:"replica"`
+	Host           string    `json:"replica_host,omitempty"` // the replica's host; empty on a single box
+	RemoteAddr     string    `json:"remote_addr"`
+	ConnectedSince time.Time `json:"connected_since"`
+	LastHeartbeat  time.Time `json:"last_heartbeat"`
 }
 
 // Service is the agents service.
@@ -146,7 +159,13 @@ type Service struct {
 	jobErr map[string]jobError
 	// portalPub is what enrolment tells agents the portal signs with.
 	portalPub []byte
+	// replica names this process in agent_links: its replica ID on
+	// PostgreSQL (SetReplica), LocalReplica on SQLite.
+	replica string
 }
+
+// LocalReplica is the replica name of the single process on SQLite.
+const LocalReplica = "local"
 
 type jobError struct {
 	text string
@@ -156,8 +175,29 @@ type jobError struct {
 // New builds the service.
 func New(db *store.DB, log *slog.Logger) *Service {
 	return &Service{db: db, log: log, now: time.Now, conns: map[string]bool{}, ops: map[string]map[int64]int64{},
-		statusErr: map[string]string{}, jobErr: map[string]jobError{}}
+		statusErr: map[string]string{}, jobErr: map[string]jobError{}, replica: LocalReplica}
 }
+
+// SetReplica names the replica this process is (replicas.Registry.Self),
+// before the hub takes connections: each replica records the connections
+// it holds, so that the agents page shows which replicas an agent reaches.
+func (s *Service) SetReplica(id string) {
+	if id != "" {
+		s.replica = id
+	}
+}
+
+// withReplica adds the replica to an audit event's details when there are
+// replicas.
+func (s *Service) withReplica(d map[string]any) map[string]any {
+	if s.replica != LocalReplica {
+		d["replica"] = s.replica
+	}
+	return d
+}
+
+// stale is the heartbeat time before which a connection no longer counts.
+func stale(now time.Time) int64 { return now.UnixMilli() - agentwire.DeadAfter.Milliseconds() }
 
 // SetDisconnector names what Revoke cuts a connected agent off with (the
 // agent hub). It is set after New because the hub is built with this
@@ -396,6 +436,15 @@ func (s *Service) List(ctx context.Context) ([]Info, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agents: list: %w", err)
 	}
+	links, err := s.db.AgentLinks(ctx, stale(now))
+	if err != nil {
+		return nil, fmt.Errorf("agents: list: %w", err)
+	}
+	byAgent := map[string][]Connection{}
+	for _, l := range links {
+		byAgent[l.AgentID] = append(byAgent[l.AgentID], Connection{Replica: l.Replica, Host: l.Host, RemoteAddr: l.RemoteAddr,
+			ConnectedSince: ms(l.ConnectedMS), LastHeartbeat: ms(l.HeartbeatMS)})
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]Info, 0, len(list))
@@ -405,7 +454,70 @@ func (s *Service) List(ctx context.Context) ([]Info, error) {
 				a.OpsLastHour += n
 			}
 		}
-		out = append(out, s.info(a, now))
+		in := s.info(a, now)
+		in.Connections = []Connection{}
+		if in.State == Connected && byAgent[a.ID] != nil {
+			in.Connections = byAgent[a.ID]
+		}
+		out = append(out, in)
+	}
+	return out, nil
+}
+
+// ReplicaCoverage is one running replica of the portal and how many agents
+// (not revoked) hold a connection to it.
+type ReplicaCoverage struct {
+	Replica string `json:"replica"`
+	Host    string `json:"host"`
+	Agents  int    `json:"agents"`
+}
+
+// Reached is how many of the running replicas in cover hold a connection
+// of the agent.
+func (in Info) Reached(cover []ReplicaCoverage) int {
+	n := 0
+	for _, c := range in.Connections {
+		for _, r := range cover {
+			if r.Replica == c.Replica {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+// Name is the replica's ID with its host: "3f9c… (web-2)".
+func (c ReplicaCoverage) Name() string {
+	if c.Host == "" {
+		return c.Replica
+	}
+	return c.Replica + " (" + c.Host + ")"
+}
+
+// Coverage lists the running replicas (on PostgreSQL; none on a single
+// box) with the agents connected to each: a replica that no agent reaches
+// cannot write back, and the resets the load balancer sends it fail. That
+// happens when the balancer pins each client to one replica (IP hash,
+// sticky sessions): every agent's connections then land on the same one.
+func (s *Service) Coverage(ctx context.Context) ([]ReplicaCoverage, error) {
+	reps, err := s.db.Replicas(ctx, replicas.DefaultDeadAfter)
+	if err != nil {
+		return nil, fmt.Errorf("agents: coverage: %w", err)
+	}
+	links, err := s.db.AgentLinks(ctx, stale(s.now()))
+	if err != nil {
+		return nil, fmt.Errorf("agents: coverage: %w", err)
+	}
+	n := map[string]int{}
+	for _, l := range links {
+		n[l.Replica]++
+	}
+	var out []ReplicaCoverage
+	for _, r := range reps {
+		if r.Live {
+			out = append(out, ReplicaCoverage{Replica: r.ID, Host: r.Host, Agents: n[r.ID]})
+		}
 	}
 	return out, nil
 }
@@ -513,13 +625,16 @@ func (s *Service) Connected(ctx context.Context, id string, st agentwire.Status,
 		if err := tx.AgentConnected(ctx, id, ss, clean(remoteAddr, 100), now.UnixMilli()); err != nil {
 			return err
 		}
+		if err := tx.AgentLinkUp(ctx, id, s.replica, clean(remoteAddr, 100), now.UnixMilli(), stale(now)); err != nil {
+			return err
+		}
 		if err := s.statusError(ctx, tx, id, st.LastError, now); err != nil {
 			return err
 		}
 		_, err = audit.Record(ctx, tx, audit.Entry{Category: audit.CategoryDirectoryManagement, Activity: ActivityConnected,
 			Actor: agentActor(id, a.Name, remoteAddr), Target: target(a),
-			Details: map[string]any{"host": ss.Host, "version": ss.Version, "directory": ss.Directory,
-				"configured": ss.Configured, "password_writeback": ss.PasswordWriteback, "replaced_connection": replaced}})
+			Details: s.withReplica(map[string]any{"host": ss.Host, "version": ss.Version, "directory": ss.Directory,
+				"configured": ss.Configured, "password_writeback": ss.PasswordWriteback, "replaced_connection": replaced})})
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -555,6 +670,9 @@ func (s *Service) Heartbeat(ctx context.Context, id string, st agentwire.Status)
 	ops := s.takeOps(id)
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		if err := tx.AgentHeartbeat(ctx, id, status(st), now.UnixMilli()); err != nil {
+			return err
+		}
+		if err := tx.AgentLinkBeat(ctx, id, s.replica, now.UnixMilli()); err != nil {
 			return err
 		}
 		if err := s.statusError(ctx, tx, id, st.LastError, now); err != nil {
@@ -637,15 +755,26 @@ func (s *Service) Disconnected(ctx context.Context, id, reason string) error {
 		if err != nil {
 			return err
 		}
+		left := 0
 		if a.RevokedMS == 0 {
-			if err := tx.AgentDisconnected(ctx, id); err != nil {
+			// The agent stays connected while another replica holds a
+			// connection of it.
+			if left, err = tx.AgentLinkDown(ctx, id, s.replica, stale(now)); err != nil {
 				return err
+			}
+			if left == 0 {
+				if err := tx.AgentDisconnected(ctx, id); err != nil {
+					return err
+				}
 			}
 		}
 		if err := s.writeOps(ctx, tx, id, ops, now); err != nil {
 			return err
 		}
-		d := map[string]any{"revoked": a.RevokedMS != 0}
+		d := s.withReplica(map[string]any{"revoked": a.RevokedMS != 0})
+		if s.replica != LocalReplica {
+			d["connections_left"] = left
+		}
 		if a.ConnectedMS != 0 {
 			d["connected_since"] = ms(a.ConnectedMS).Format(audit.TimeFormat)
 		}
