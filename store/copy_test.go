@@ -50,6 +50,7 @@ func fillEveryTable(t *testing.T, db *DB) {
 			VALUES ('agent-0123456789abcdef', 'Branch', x'` + strings.Repeat("01", 32) + `', x'` + strings.Repeat("02", 32) + `', 1000, 'ada', 1, 1)`,
 		`INSERT INTO agent_tokens (token_hash, name, created_by, created_ms, expires_ms, used_ms, agent_id) VALUES ('` + strings.Repeat("d", 64) + `', 'Branch', 'ada', 1000, 2000, 1500, 'agent-0123456789abcdef')`,
 		`INSERT INTO agent_ops (agent_id, minute_ms, ops) VALUES ('agent-0123456789abcdef', 60000, 12)`,
+		`INSERT INTO agent_links (agent_id, replica, connected_ms, heartbeat_ms, remote_addr) VALUES ('agent-0123456789abcdef', 'local', 1000, 1500, '198.51.100.9')`,
 	} {
 		if _, err := db.sql.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%v: %s", err, q)
@@ -183,7 +184,7 @@ func TestCopyToPostgres(t *testing.T) {
 	for i, c := range copied {
 		pos[c.Name] = i
 	}
-	for _, pair := range [][2]string{{"admins", "admin_sessions"}, {"admins", "admin_factors"}, {"sspr_flows", "sspr_codes"}, {"agents", "agent_tokens"}, {"agents", "agent_ops"}} {
+	for _, pair := range [][2]string{{"admins", "admin_sessions"}, {"admins", "admin_factors"}, {"sspr_flows", "sspr_codes"}, {"agents", "agent_tokens"}, {"agents", "agent_ops"}, {"agents", "agent_links"}} {
 		if pos[pair[0]] > pos[pair[1]] {
 			t.Errorf("%s copied after %s, which refers to it", pair[0], pair[1])
 		}
