@@ -301,6 +301,7 @@ func TestEveryActivityIsRecorded(t *testing.T) {
 	g.post("/admin/password-reset/mail-server/test", url.Values{"csrf_token": {g.csrf("/")}, "to": {"ops@example.com"}})
 	g.get("/admin/audit/export.csv")
 	g.post("/admin/audit/settings", url.Values{"csrf_token": {g.csrf("/")}, "version": {"0"}, "retention_days": {"400"}})
+	g.post("/admin/password-reset/password-protection", url.Values{"csrf_token": {g.csrf("/")}, "version": {"0"}, "common": {"yes"}, "personal": {"yes"}, "custom": {"Contoso"}})
 	// Employees: change, register, reset, unlock, block.
 	c := s.client()
 	pw2 := "Chg-" + testbed.RandomPassword()

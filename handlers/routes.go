@@ -102,6 +102,8 @@ func (s *Server) Routes() http.Handler {
 				r.Get("/password-reset/"+pg.path, s.handle(s.policyForm(nav)))
 				r.With(s.requireRole(admins.GlobalAdmin)).Post("/password-reset/"+pg.path, s.handle(s.policySave(nav)))
 			}
+			r.Get(protectionPath, s.handle(s.protectionForm))
+			r.With(s.requireRole(admins.GlobalAdmin)).Post(protectionPath, s.handle(s.protectionSave))
 			r.Get("/password-reset/mail-server", s.handle(s.mailForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/password-reset/mail-server", s.handle(s.mailSave))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/password-reset/mail-server/test", s.handle(s.mailTest))

@@ -84,6 +84,9 @@ type Deps struct {
 	// *admins.Service); when nil, Admins is used if it has them.
 	Factors     SignInFactors
 	FactorAdmin FactorAdmin
+	// Banned serves the Password protection page (*banned.Service); nil
+	// leaves the page out.
+	Banned ProtectionService
 }
 
 // settingsMeta is the version and last change of a settings document.
@@ -123,6 +126,7 @@ type Server struct {
 	rateCounter RateCounter
 	factors     SignInFactors
 	factorAdmin FactorAdmin
+	banned      ProtectionService
 	cookies     *sessions.CookieStore
 	cookieCache *cookieCache
 	cookieName  string
@@ -162,6 +166,6 @@ func New(cfg Config, log *slog.Logger, d Deps) *Server {
 	}
 	return &Server{factors: d.Factors, factorAdmin: d.FactorAdmin, cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback,
 		selfservice: d.SelfService, audit: d.Audit, agentHub: d.AgentHub, agents: d.Agents, agentEnroll: d.AgentEnroll,
-		limits: d.Limits, rateCounter: d.RateCounter, cookies: cs, cookieCache: newCookieCache(maxAge),
+		limits: d.Limits, rateCounter: d.RateCounter, banned: d.Banned, cookies: cs, cookieCache: newCookieCache(maxAge),
 		cookieName: name, secure: secure}
 }

@@ -157,6 +157,9 @@ func (s *Server) userReset(w http.ResponseWriter, r *http.Request) error {
 		if errs.KindOf(err) == errs.Policy {
 			return s.userActionFailed(w, r, login, nil, map[string]string{"password": "The directory refused this password: " + errs.MessageOf(err)})
 		}
+		if f := errs.FieldsOf(err); f["password"] != "" { // the banned-password rules
+			return s.userActionFailed(w, r, login, nil, f)
+		}
 		return s.userActionFailed(w, r, login, err, nil)
 	}
 	msg := "Password reset for " + userRow(u).DisplayName + "."

@@ -88,6 +88,7 @@ func Navigation(v *Viewer) []NavSection {
 		{Key: "registration", Label: "Registration", Href: "/admin/password-reset/registration"},
 		{Key: "notifications", Label: "Notifications", Href: "/admin/password-reset/notifications"},
 		{Key: "customization", Label: "Customization", Href: "/admin/password-reset/customization"},
+		{Key: "protection", Label: "Password protection", Href: "/admin/password-reset/password-protection"},
 		{Key: "onprem", Label: "On-premises integration", Href: "/admin/password-reset/on-premises-integration"},
 		{Key: "mail", Label: "Mail server", Href: "/admin/password-reset/mail-server"},
 	}
@@ -370,6 +371,20 @@ type PolicyView struct {
 	// fields (the pages share one settings document).
 	UpdatedBy string
 	UpdatedAt time.Time
+}
+
+// ProtectionView is the Password protection page.
+type ProtectionView struct {
+	Page
+	Version     int64
+	Common      bool
+	Personal    bool
+	Custom      string // one term per line
+	Terms       int    // terms saved
+	CommonTerms int    // of the bundled list
+	MaxTerms    int
+	UpdatedBy   string
+	UpdatedAt   time.Time
 }
 
 // MailView is the mail server page.

@@ -10,6 +10,7 @@ import (
 	"github.com/writeback/writeback/cmd/internal/datadir"
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/banned"
 	"github.com/writeback/writeback/services/keyring"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/services/settings"
@@ -27,7 +28,19 @@ type app struct {
 	settings *settings.Service
 	wb       *writeback.Service
 	ss       *selfservice.Service
+	banned   *banned.Service
 	audit    *audit.Log
+}
+
+// useSelfService makes ss the app's self-service, with the banned-password
+// rules (services/banned) in its resets and changes and in the helpdesk's
+// resets.
+func (a *app) useSelfService(ss *selfservice.Service) {
+	a.ss = ss
+	a.banned = banned.New(a.db)
+	a.banned.SetOrgName(ss.OrgName)
+	ss.UseBanned(a.banned)
+	a.wb.UseBanned(a.banned)
 }
 
 // dataFlag registers --data, --database and --key-file with their
@@ -81,8 +94,9 @@ func openAppLog(ctx context.Context, loc datadir.Location, log *slog.Logger) (*a
 	}
 	set := settings.New(db)
 	wb := writeback.New(db, set, keys, log)
-	return &app{dataDir: dataDir, db: db, keys: keys, log: log, admins: adm, settings: set, wb: wb,
-		ss: selfservice.New(db, wb, keys, log, ""), audit: audit.NewLog(db, log)}, nil
+	a := &app{dataDir: dataDir, db: db, keys: keys, log: log, admins: adm, settings: set, wb: wb, audit: audit.NewLog(db, log)}
+	a.useSelfService(selfservice.New(db, wb, keys, log, ""))
+	return a, nil
 }
 
 func (a *app) Close() error {

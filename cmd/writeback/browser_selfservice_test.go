@@ -11,6 +11,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/writeback/writeback/services/banned"
 	"github.com/writeback/writeback/services/mail/mailtest"
 	"github.com/writeback/writeback/testbed"
 	"github.com/writeback/writeback/testbed/browser"
@@ -64,6 +65,18 @@ func TestBrowserSelfServiceReset(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`[data-testid=verify]`)),
 		chromedp.WaitVisible(chromedp.ID("password")),
 	)
+	// A common password is refused before anything is written, with the
+	// rule in plain words beside the field.
+	browser.Step(t, ctx, "try a common password",
+		chromedp.SendKeys(chromedp.ID("password"), "Winter2026!"), chromedp.SendKeys(chromedp.ID("confirm"), "Winter2026!"),
+		chromedp.Click(chromedp.CSS(`[data-testid=set-password]`)), chromedp.WaitVisible(chromedp.ID("password-error")))
+	browser.Shot(t, ctx, "04-common-password-refused")
+	if got := browser.Text(t, ctx, "#password-error"); got != banned.EmployeeMessage(banned.RuleCommon) {
+		t.Errorf("refusal beside the field: %q", got)
+	}
+	if err := env.BindAs(t, env.AD, user.DN, "Winter2026!"); err == nil {
+		t.Error("the refused password was written")
+	}
 	newPw := "Brw-" + testbed.RandomPassword()
 	browser.Step(t, ctx, "type a new password", chromedp.SendKeys(chromedp.ID("password"), newPw), chromedp.SendKeys(chromedp.ID("confirm"), newPw))
 	browser.Shot(t, ctx, "04-new-password")

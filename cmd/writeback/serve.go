@@ -224,7 +224,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 		sd.forwarder("syslog", fwd.Close)
 	}
 	// Links in e-mails come only from the configured base URL.
-	a.ss = selfservice.New(a.db, a.wb, a.keys, a.log, cfg.baseURL.String())
+	a.useSelfService(selfservice.New(a.db, a.wb, a.keys, a.log, cfg.baseURL.String()))
 	// Passkeys belong to the base URL's host name (the WebAuthn RP ID); on
 	// an IP address browsers refuse them, and only authenticator apps are
 	// offered.
@@ -281,7 +281,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 		Health:       func(ctx context.Context) error { return a.db.SQL().PingContext(ctx) },
 		NoRequestLog: !cfg.requestLog, PublicPerMinute: cfg.publicPerMinute, SignInPerMinute: cfg.signInPerMinute,
 	}, a.log, handlers.Deps{Admins: a.admins, Settings: a.settings, Writeback: a.wb, SelfService: a.ss, Audit: a.audit,
-		Agents: ag, AgentEnroll: ag, AgentHub: hub, Limits: a.ss, RateCounter: rateCounter})
+		Agents: ag, AgentEnroll: ag, AgentHub: hub, Limits: a.ss, RateCounter: rateCounter, Banned: a.banned})
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {

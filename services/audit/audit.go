@@ -55,6 +55,8 @@ const (
 	ActivityAdminSetPassword  = "Set administrator password (reset link)"
 	ActivityEnableAdmin       = "Enable administrator"
 	ActivityUpdateAdminPolicy = "Update administrator sign-in policy"
+	// Banned passwords (services/banned).
+	ActivityUpdatePasswordProtection = "Update password protection"
 )
 
 // Activities lists the activities above, for filters, in alphabetical order.
@@ -66,6 +68,7 @@ var Activities = []string{
 	ActivityRegisterSecurity,
 	ActivityAdminSecondFactor, ActivityAddAdminFactor, ActivityRemoveAdminFactor, ActivityRecoveryCodes,
 	ActivityResetAdminSignIn, ActivityAdminSetPassword, ActivityEnableAdmin, ActivityUpdateAdminPolicy,
+	ActivityUpdatePasswordProtection,
 }
 
 // Results.

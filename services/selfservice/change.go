@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/banned"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/writeback"
@@ -40,6 +41,12 @@ func (s *Service) Change(ctx context.Context, login, current, next, confirm stri
 	}
 	if len(fields) > 0 {
 		return errs.FieldErrors(fields)
+	}
+	// The banned rules, on what was typed alone: the account's names are
+	// not read before its current password is checked, and the answer
+	// must not depend on whether it exists.
+	if _, err := s.refuseBanned(ctx, next, banned.Personal("", typed)); err != nil {
+		return err
 	}
 	// From here on the account matters: paced (what comes before answers
 	// the same whoever is named).

@@ -7,6 +7,7 @@ import (
 
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/banned"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/mail"
@@ -37,6 +38,11 @@ func (s *Service) SetPassword(ctx context.Context, id, browser, password, confir
 		return errs.FieldErrors(map[string]string{"confirm": "The two passwords are not the same."})
 	}
 	e := entry(audit.ActivityResetSelfService, from, fl.Flow, nil)
+	// The banned rules: refused like a mistyped confirmation, before
+	// anything is written or recorded.
+	if _, err := s.refuseBanned(ctx, password, banned.Personal(fl.UserDN, fl.Login, fl.Account)); err != nil {
+		return err
+	}
 	if err := s.ensureWriteback(ctx); err != nil {
 		e.Details["step"] = "check that writeback is on"
 		s.failed(ctx, e, err)

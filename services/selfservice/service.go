@@ -16,6 +16,8 @@ import (
 
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/banned"
+	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/keyring"
 	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/store"
@@ -58,6 +60,9 @@ type Service struct {
 	verifyHash func(encoded, answer string) (bool, error)
 
 	codeKey []byte
+	// banned refuses weak new passwords before anything is written
+	// (UseBanned); nil: none is refused here.
+	banned *banned.Service
 
 	dummyOnce sync.Once
 	dummyHash string
@@ -70,6 +75,34 @@ func New(db *store.DB, wb *writeback.Service, keys *keyring.Keyring, log *slog.L
 	return &Service{db: db, wb: wb, dir: writebackDirectory{wb}, keys: keys, log: log, baseURL: strings.TrimSuffix(baseURL, "/"), now: time.Now,
 		Pacer: NewPacer(DefaultPadStart), AnswerParams: admins.DefaultHashParams, codeKey: keys.Derive("sspr-codes"),
 		verifyHash: admins.VerifyPassword, bg: context.WithoutCancel(context.Background())}
+}
+
+// UseBanned makes resets and changes refuse the passwords the banned
+// rules refuse (services/banned), before anything is written.
+func (s *Service) UseBanned(b *banned.Service) { s.banned = b }
+
+// OrgName is the organisation's name of the policy, for the banned rules
+// (banned.Service.SetOrgName).
+func (s *Service) OrgName(ctx context.Context) (string, error) {
+	p, _, err := s.Policy(ctx)
+	return p.OrgName, err
+}
+
+// refuseBanned checks a new password against the banned rules; personal
+// is what of the account they use (banned.Personal). It returns the field
+// error the person sees, and the rule, when refused.
+func (s *Service) refuseBanned(ctx context.Context, password string, personal []string) (banned.Rule, error) {
+	if s.banned == nil {
+		return "", nil
+	}
+	r, ok, err := s.banned.Check(ctx, password, personal)
+	switch {
+	case err != nil:
+		return "", err
+	case !ok:
+		return r.Rule, errs.FieldErrors(map[string]string{"password": banned.EmployeeMessage(r.Rule)})
+	}
+	return "", nil
 }
 
 // Wait waits for e-mails being sent in the background (shutdown, tests).

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/writeback/writeback/services/banned"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/keyring"
@@ -39,9 +40,19 @@ type Service struct {
 	client        *directory.Client
 	clientVersion int64
 	agents        Agents // set by UseAgents; used in agents mode
+	banned        PasswordCheck
 
 	health health
 }
+
+// PasswordCheck refuses weak new passwords (banned.Service.Check).
+type PasswordCheck interface {
+	Check(ctx context.Context, password string, personal []string) (banned.Refusal, bool, error)
+}
+
+// UseBanned makes helpdesk resets refuse the passwords the banned rules
+// refuse, unless the person must change the password at next sign-in.
+func (s *Service) UseBanned(c PasswordCheck) { s.banned = c }
 
 // New builds the service.
 func New(db *store.DB, set *settings.Service, keys *keyring.Keyring, log *slog.Logger) *Service {

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/banned"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/store"
@@ -34,8 +35,17 @@ func (s *Service) Lookup(ctx context.Context, login string) (directory.User, err
 // or disabled since the page was loaded is refused. It returns the account
 // as the reset left it (directory.User.AfterReset, not read again); on a
 // failure, the account as read, when one was found.
+//
+// A password the banned rules refuse (UseBanned) is refused before anything
+// is written, unless mustChange: a temporary password the person replaces
+// at once.
 func (s *Service) AdminReset(ctx context.Context, actor audit.Actor, login, password string, mustChange bool) (directory.User, error) {
 	opt := directory.ResetOptions{MustChange: mustChange, Unlock: true}
+	if !mustChange && s.banned != nil {
+		if err := s.refuseBanned(ctx, login, password); err != nil {
+			return directory.User{}, err
+		}
+	}
 	u, err := s.act(ctx, actor, audit.ActivityResetByAdmin, login, func(cl directory.Directory, login string) (directory.User, directory.Result, map[string]any, error) {
 		u, res, err := cl.ResetLogin(ctx, login, password, opt)
 		return u, res, map[string]any{"must_change_at_next_logon": mustChange, "was_locked": u.Locked}, err
@@ -44,6 +54,19 @@ func (s *Service) AdminReset(ctx context.Context, actor audit.Actor, login, pass
 		return u, err
 	}
 	return u.AfterReset(opt, s.now()), nil
+}
+
+// refuseBanned checks a password a helpdesk administrator is about to set
+// against the banned rules. The personal rule uses the typed login (and the
+// organisation's name): the account is read once, by the reset itself.
+// A refusal is like a mistyped confirmation: nothing is written or
+// recorded.
+func (s *Service) refuseBanned(ctx context.Context, login, password string) error {
+	r, ok, err := s.banned.Check(ctx, password, banned.Personal("", login))
+	if err != nil || ok {
+		return err
+	}
+	return errs.FieldErrors(map[string]string{"password": banned.HelpdeskMessage(r)})
 }
 
 // AdminUnlock unlocks a user's account without changing the password and
