@@ -290,6 +290,11 @@ func TestSyslogServerAway(t *testing.T) {
 			t.Fatalf("only %d of %d events delivered after the server came back", i, len(want))
 		}
 	}
+	// The forwarder counts a message once its write returned, which may be
+	// after the server read it.
+	for deadline := time.Now().Add(5 * time.Second); f.Sent() < 100 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if f.Sent() != 100 {
 		t.Errorf("sent %d, want 100", f.Sent())
 	}
