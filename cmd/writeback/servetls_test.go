@@ -181,7 +181,7 @@ func TestServeHTTPS(t *testing.T) {
 	}
 
 	// TLS 1.2 at least; plain HTTP on the same port gets nothing useful.
-	if _, err := get(&tls.Config{RootCAs: pki.roots, ServerName: name, MaxVersion: tls.VersionTLS11}, http.MethodGet, "/password/healthz"); err == nil {
+	if _, err := get(&tls.Config{RootCAs: pki.roots, ServerName: name, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}, http.MethodGet, "/password/healthz"); err == nil {
 		t.Error("a TLS 1.1 handshake succeeded")
 	}
 	// The session cookie is Secure, under the path; HSTS is sent.
