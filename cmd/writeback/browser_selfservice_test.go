@@ -16,12 +16,11 @@ import (
 	"github.com/writeback/writeback/testbed/browser"
 )
 
-// TestBrowserSelfServiceReset is the story as an employee lives it:
-// with both switches on, a person who forgot their password resets it in the
-// browser with an e-mailed code and signs in to the directory with the new one.
-func TestBrowserSelfServiceReset(t *testing.T) {
-	env := testbed.Load(t)
-	data := t.TempDir()
+// selfServiceByEmail sets up the data folder data as an administrator would
+// with the commands: the testbed's AD, both switches on, self-service for
+// everyone by e-mail code, mailed through the SMTP sink it returns.
+func selfServiceByEmail(t *testing.T, env testbed.Env, data string) *mailtest.Sink {
+	t.Helper()
 	pw := filepath.Join(t.TempDir(), "pw")
 	os.WriteFile(pw, []byte(env.AD.BindPassword+"\n"), 0o600)
 	sink := mailtest.Start(t, mailtest.Options{})
@@ -37,6 +36,16 @@ func TestBrowserSelfServiceReset(t *testing.T) {
 			t.Fatalf("%v: %s %s", args, out, errOut)
 		}
 	}
+	return sink
+}
+
+// TestBrowserSelfServiceReset is the story as an employee lives it:
+// with both switches on, a person who forgot their password resets it in the
+// browser with an e-mailed code and signs in to the directory with the new one.
+func TestBrowserSelfServiceReset(t *testing.T) {
+	env := testbed.Load(t)
+	data := t.TempDir()
+	sink := selfServiceByEmail(t, env, data)
 	user := env.NewADUser(t, testbed.UserOptions{})
 	env.LockAD(t, user)
 	s := startServer(t, data)
