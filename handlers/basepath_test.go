@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/writeback/writeback/services/admins"
+	"github.com/writeback/writeback/services/agentwire"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/testbed"
 )
@@ -247,6 +248,16 @@ func TestEveryPageStaysUnderThePath(t *testing.T) {
 			if !strings.Contains(ap.Body, "--portal http://portal.test/password ") {
 				t.Errorf("the enrolment command does not name the portal under its path:\n%s", between(ap.Body, "<main", "</main>"))
 			}
+			// The agent enrols where that command sends it: the portal's
+			// URL and agentwire.PathEnroll.
+			resp, err := http.Post(s.srv.URL+"/password"+agentwire.PathEnroll, "application/json", bytes.NewReader(enrollBody(t, tokenOn(t, ap.Body))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("enrolment under the path: %d", resp.StatusCode)
+			}
 			a.post("/admin/users/"+user.Login+"/unlock", url.Values{"csrf_token": {a.csrf("/")}})
 			a.addAdminPage(t)
 		}
@@ -268,5 +279,42 @@ func (c *client) addAdminPage(t *testing.T) {
 	p := c.post("/admin/administrators/"+formatInt(a.ID)+"/reset", url.Values{"csrf_token": {c.csrf("/admin/administrators")}})
 	if !strings.Contains(p.Body, "http://portal.test/password/login/reset?token=") {
 		t.Errorf("reset link not under the path:\n%s", between(p.Body, "<main", "</main>"))
+	}
+}
+
+// TestBasePathRouting: under a base URL's path the bare prefix is sent to
+// the start page under it (query kept), the probes and assets answer under
+// the prefix, and — for a proxy that strips the prefix — without it; a path
+// that only begins with the prefix's letters is not the portal's.
+func TestBasePathRouting(t *testing.T) {
+	h := newHarnessUnder(t, "http://portal.test/password/", nil)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	cases := []struct {
+		path     string
+		status   int
+		location string
+	}{
+		{"/password", http.StatusPermanentRedirect, "/password/"},
+		{"/password?x=1", http.StatusPermanentRedirect, "/password/?x=1"},
+		{"/password/", http.StatusOK, ""},
+		{"/password/healthz", http.StatusOK, ""},
+		{"/password/readyz", http.StatusOK, ""},
+		{"/password/static/app.css", http.StatusOK, ""},
+		{"/password/admin", http.StatusSeeOther, "/password/login?next=%2Fadmin"},
+		{"/healthz", http.StatusOK, ""},
+		{"/reset", http.StatusOK, ""},
+		{"/admin", http.StatusSeeOther, "/password/login?next=%2Fadmin"},
+		{"/passwordx/healthz", http.StatusNotFound, ""},
+		{"/password/password/healthz", http.StatusNotFound, ""},
+	}
+	for _, tc := range cases {
+		resp, err := noFollow.Get(h.srv.URL + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || resp.Header.Get("Location") != tc.location {
+			t.Errorf("GET %s: %d %q, want %d %q", tc.path, resp.StatusCode, resp.Header.Get("Location"), tc.status, tc.location)
+		}
 	}
 }

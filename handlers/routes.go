@@ -94,7 +94,9 @@ func (s *Server) routes() http.Handler {
 
 		r.Route("/admin", func(r chi.Router) {
 			r.Use(s.requireRole(admins.GlobalAdmin, admins.HelpdeskAdmin, admins.ReportsReader))
-			r.Get("/", func(w http.ResponseWriter, r *http.Request) { seeOther(w, r, "/admin/password-reset/on-premises-integration") })
+			r.Get("/", func(w http.ResponseWriter, r *http.Request) {
+				seeOther(w, r, "/admin/password-reset/on-premises-integration")
+			})
 			r.Get("/security", s.handle(s.securityShow))
 			r.Get("/security/add", s.handle(s.securityAdd))
 			r.Post("/security/app", s.handle(s.securityApp))

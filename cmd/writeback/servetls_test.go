@@ -52,8 +52,8 @@ func newTestPKI(t *testing.T) *testPKI {
 	return &testPKI{t: t, ca: ca, caKey: key, roots: roots, serial: 1}
 }
 
-// issue returns the PEM of a new certificate for name and of its key; the
-// serial number tells the certificates apart.
+// issue returns the PEM of a new certificate for name (a host name or an IP
+// address) and of its key; the serial number tells the certificates apart.
 func (p *testPKI) issue(name string) (certPEM, keyPEM []byte, serial int64) {
 	p.t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -62,9 +62,15 @@ func (p *testPKI) issue(name string) (certPEM, keyPEM []byte, serial int64) {
 	}
 	p.serial++
 	now := time.Now()
-	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(p.serial),
-		Subject: pkix.Name{CommonName: name}, DNSNames: []string{name}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, p.ca, &key.PublicKey, p.caKey)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(p.serial), Subject: pkix.Name{CommonName: name},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	if ip := net.ParseIP(name); ip != nil {
+		tmpl.IPAddresses = []net.IP{ip}
+	} else {
+		tmpl.DNSNames = []string{name}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -255,7 +261,10 @@ func TestServeHTTPS(t *testing.T) {
 }
 
 // waitLog waits until the process's output contains want.
-func waitLog(t *testing.T, logs *testbed.SyncBuffer, want string) { t.Helper(); waitCount(t, logs, want, 1) }
+func waitLog(t *testing.T, logs *testbed.SyncBuffer, want string) {
+	t.Helper()
+	waitCount(t, logs, want, 1)
+}
 
 // waitCount waits until the process's output contains want n times.
 func waitCount(t *testing.T, logs *testbed.SyncBuffer, want string, n int) {
