@@ -75,7 +75,7 @@ func (s *Server) adminsAdd(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.flash(w, r, "Added "+a.Name+" as "+admins.Role(a.Role).Label()+".")
-	http.Redirect(w, r, "/admin/administrators", http.StatusSeeOther)
+	seeOther(w, r, "/admin/administrators")
 	return nil
 }
 
@@ -116,9 +116,9 @@ func (s *Server) adminsUpdate(w http.ResponseWriter, r *http.Request) error {
 	s.flash(w, r, a.Name+" is now "+admins.Role(a.Role).Label()+" ("+st+").")
 	if self := state(r).admin; self != nil && self.ID == a.ID {
 		// Changing one's own role ends one's own session too.
-		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		seeOther(w, r, "/login")
 		return nil
 	}
-	http.Redirect(w, r, "/admin/administrators", http.StatusSeeOther)
+	seeOther(w, r, "/admin/administrators")
 	return nil
 }

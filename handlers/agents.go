@@ -141,6 +141,6 @@ func (s *Server) agentsRevoke(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.flash(w, r, "Revoked "+in.Name+". It has been disconnected and the portal refuses it from now on.")
-	http.Redirect(w, r, "/admin/agents", http.StatusSeeOther)
+	seeOther(w, r, "/admin/agents")
 	return nil
 }

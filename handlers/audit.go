@@ -318,13 +318,13 @@ func (s *Server) auditSettings(w http.ResponseWriter, r *http.Request) error {
 			msg = f["retention_days"]
 		}
 		s.flash(w, r, "Retention not saved: "+msg)
-		http.Redirect(w, r, "/admin/audit", http.StatusSeeOther)
+		seeOther(w, r, "/admin/audit")
 		return nil
 	}
 	if changed {
 		s.flash(w, r, "Saved: audit events are kept for "+strconv.Itoa(days)+" days.")
 	}
-	http.Redirect(w, r, "/admin/audit", http.StatusSeeOther)
+	seeOther(w, r, "/admin/audit")
 	return nil
 }
 
@@ -340,6 +340,6 @@ func (s *Server) auditVerify(w http.ResponseWriter, r *http.Request) error {
 	default:
 		s.flash(w, r, "Integrity check failed: "+res.Problem+".")
 	}
-	http.Redirect(w, r, "/admin/audit", http.StatusSeeOther)
+	seeOther(w, r, "/admin/audit")
 	return nil
 }

@@ -203,7 +203,7 @@ func (s *Server) directorySave(w http.ResponseWriter, r *http.Request) error {
 		msg = "Saved: the directory is reached through writeback agents, and the portal holds no server URL, CA certificate or service account. Use Test connection to check it through an agent."
 	}
 	s.flash(w, r, msg)
-	http.Redirect(w, r, "/admin/directory", http.StatusSeeOther)
+	seeOther(w, r, "/admin/directory")
 	return nil
 }
 

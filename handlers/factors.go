@@ -62,7 +62,7 @@ func (s *Server) withPending(stage string, fn func(w http.ResponseWriter, r *htt
 		st := state(r)
 		next := safeNext(r.FormValue("next"))
 		if st.admin != nil {
-			http.Redirect(w, r, next, http.StatusSeeOther)
+			seeOther(w, r, next)
 			return nil
 		}
 		p, err := s.factors.ResolvePending(r.Context(), sessString(r, keyPending))
@@ -72,7 +72,7 @@ func (s *Server) withPending(stage string, fn func(w http.ResponseWriter, r *htt
 				st.sess.AddFlash(errs.MessageOf(err))
 				_ = st.sess.Save(r, w)
 			}
-			http.Redirect(w, r, "/login?next="+url.QueryEscape(next), http.StatusSeeOther)
+			seeOther(w, r, "/login?next="+url.QueryEscape(next))
 			return nil
 		}
 		if err != nil {
@@ -83,7 +83,7 @@ func (s *Server) withPending(stage string, fn func(w http.ResponseWriter, r *htt
 			if p.Stage == store.StageEnrol {
 				to = "/login/enrol"
 			}
-			http.Redirect(w, r, to+"?next="+url.QueryEscape(next), http.StatusSeeOther)
+			seeOther(w, r, to+"?next="+url.QueryEscape(next))
 			return nil
 		}
 		return fn(w, r, p)
@@ -150,7 +150,7 @@ func (s *Server) factorResult(w http.ResponseWriter, r *http.Request, p admins.P
 		delete(st.sess.Values, keyPending)
 		st.sess.AddFlash(errs.MessageOf(err))
 		_ = st.sess.Save(r, w)
-		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		seeOther(w, r, "/login")
 		return nil
 	}
 	if err != nil {
@@ -163,7 +163,7 @@ func (s *Server) factorResult(w http.ResponseWriter, r *http.Request, p admins.P
 	if err := s.signedIn(w, r, raw); err != nil {
 		return err
 	}
-	http.Redirect(w, r, safeNext(r.PostFormValue("next")), http.StatusSeeOther)
+	seeOther(w, r, safeNext(r.PostFormValue("next")))
 	return nil
 }
 
@@ -289,7 +289,7 @@ func (s *Server) enrolled(w http.ResponseWriter, r *http.Request, p admins.Pendi
 	}
 	next := safeNext(r.PostFormValue("next"))
 	if len(codes) == 0 {
-		http.Redirect(w, r, next, http.StatusSeeOther)
+		seeOther(w, r, next)
 		return nil
 	}
 	s.showCodes(w, r, codes, next)

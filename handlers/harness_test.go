@@ -17,6 +17,7 @@ import (
 
 	"github.com/writeback/writeback/handlers"
 	"github.com/writeback/writeback/services/admins"
+	"github.com/writeback/writeback/services/agents"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/banned"
 	"github.com/writeback/writeback/services/keyring"
@@ -63,6 +64,14 @@ func newPortal(tb testing.TB) *portal { tb.Helper(); return newPortalOn(tb, "") 
 // own.
 func newPortalOn(tb testing.TB, databaseURL string) *portal {
 	tb.Helper()
+	return newPortalAt(tb, databaseURL, testBaseURL)
+}
+
+// newPortalAt is newPortalOn with the base URL base, the source of every
+// absolute link (e-mails, passkeys) and of the path the portal is served
+// under.
+func newPortalAt(tb testing.TB, databaseURL, base string) *portal {
+	tb.Helper()
 	ctx := context.Background()
 	db, err := store.OpenDatabase(ctx, databaseURL, tb.TempDir())
 	if err != nil {
@@ -75,7 +84,7 @@ func newPortalOn(tb testing.TB, databaseURL string) *portal {
 	logs := &testbed.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	keys := keyring.New(make([]byte, 32))
-	pk, err := passkeys.New(testBaseURL, "Writeback")
+	pk, err := passkeys.New(base, "Writeback")
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -86,14 +95,14 @@ func newPortalOn(tb testing.TB, databaseURL string) *portal {
 	set := settings.New(db)
 	wb := writeback.New(db, set, keys, log)
 	tb.Cleanup(func() { wb.Close() })
-	ss := selfservice.New(db, wb, keys, log, testBaseURL)
+	ss := selfservice.New(db, wb, keys, log, base)
 	ss.Pacer, ss.AnswerParams = selfservice.NewPacer(0), cheap
 	tb.Cleanup(ss.Wait)
 	bn := banned.New(db)
 	bn.SetOrgName(ss.OrgName)
 	ss.UseBanned(bn)
 	wb.UseBanned(bn)
-	p := &portal{db: db, keys: keys, log: log, logs: logs, admins: adm, settings: set, wb: wb, ss: ss, banned: bn, audit: audit.NewLog(db, log), base: testBaseURL}
+	p := &portal{db: db, keys: keys, log: log, logs: logs, admins: adm, settings: set, wb: wb, ss: ss, banned: bn, audit: audit.NewLog(db, log), base: base}
 	p.secondFactorOptional(tb)
 	return p
 }
@@ -129,6 +138,11 @@ type harness struct {
 	*portal
 	t   *testing.T
 	srv *httptest.Server
+	// prefix is the path the portal is served under ("" at the root): the
+	// clients ask for every path under it, check that every answer keeps
+	// the browser under it (checkUnderPrefix), and give tests Locations
+	// without it, so that the same steps run at the root and under a path.
+	prefix string
 }
 
 func newHarness(t *testing.T) *harness { return newHarnessWith(t, nil) }
@@ -140,6 +154,24 @@ func newHarnessWith(t *testing.T, trusted []netip.Prefix) *harness {
 	srv := httptest.NewServer(p.handler(trusted))
 	t.Cleanup(srv.Close)
 	return &harness{portal: p, t: t, srv: srv}
+}
+
+// newHarnessUnder builds a harness whose portal has the base URL base, with
+// a path (e.g. "http://portal.test/password/"), and is served under it, with
+// the agents page too.
+func newHarnessUnder(t *testing.T, base string, trusted []netip.Prefix) *harness {
+	t.Helper()
+	p := newPortalAt(t, "", base)
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ag := agents.New(p.db, p.log)
+	s := handlers.New(handlers.Config{BaseURL: u, CookieHashKey: p.keys.Derive("h"), CookieBlockKey: p.keys.Derive("b"), TrustedProxies: trusted}, p.log,
+		handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit, Limits: p.ss, Agents: ag, AgentEnroll: ag})
+	srv := httptest.NewServer(s.Routes())
+	t.Cleanup(srv.Close)
+	return &harness{portal: p, t: t, srv: srv, prefix: strings.TrimSuffix(u.Path, "/")}
 }
 
 // addAdmin creates an administrator directly through the service.
@@ -191,7 +223,14 @@ func (c *client) send(req *http.Request) (page, error) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return page{Status: resp.StatusCode, Body: string(b), Location: resp.Header.Get("Location"), Header: resp.Header}, nil
+	loc := resp.Header.Get("Location")
+	if pre := c.h.prefix; pre != "" {
+		for _, bad := range outsidePrefix(pre, req.URL, resp, b) {
+			c.t.Errorf("%s %s: %s", req.Method, req.URL.Path, bad)
+		}
+		loc = strings.TrimPrefix(loc, pre)
+	}
+	return page{Status: resp.StatusCode, Body: string(b), Location: loc, Header: resp.Header}, nil
 }
 
 func (c *client) get(path string) page {
@@ -206,12 +245,12 @@ func (c *client) post(path string, form url.Values) page {
 }
 
 func (c *client) getRequest(path string) *http.Request {
-	req, _ := http.NewRequest(http.MethodGet, c.h.srv.URL+path, nil)
+	req, _ := http.NewRequest(http.MethodGet, c.h.srv.URL+c.h.prefix+path, nil)
 	return req
 }
 
 func (c *client) postRequest(path string, form url.Values) *http.Request {
-	req, _ := http.NewRequest(http.MethodPost, c.h.srv.URL+path, strings.NewReader(form.Encode()))
+	req, _ := http.NewRequest(http.MethodPost, c.h.srv.URL+c.h.prefix+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", c.h.srv.URL)
 	req.Header.Set("Sec-Fetch-Site", "same-origin")

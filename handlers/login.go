@@ -11,7 +11,7 @@ import (
 
 func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) error {
 	if state(r).admin != nil {
-		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
+		seeOther(w, r, safeNext(r.URL.Query().Get("next")))
 		return nil
 	}
 	p := s.page(w, r, "", "", "Sign in", "Sign in to administer Writeback.")
@@ -51,7 +51,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if err := st.sess.Save(r, w); err != nil {
 		return err
 	}
-	http.Redirect(w, r, to, http.StatusSeeOther)
+	seeOther(w, r, to)
 	return nil
 }
 
@@ -72,7 +72,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
 	if err := st.sess.Save(r, w); err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/login", http.StatusSeeOther)
+	seeOther(w, r, "/login")
 	return nil
 }
 
@@ -110,6 +110,6 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.flash(w, r, "Your Global Administrator account is ready. Sign in with it.")
-	http.Redirect(w, r, "/login", http.StatusSeeOther)
+	seeOther(w, r, "/login")
 	return nil
 }

@@ -114,10 +114,12 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 // Session cookie names. With an https base URL the cookie carries the
 // __Host- prefix: browsers then accept it only with Secure, Path=/ and no
 // Domain, so neither a plain-http page nor a sibling subdomain can plant or
-// overwrite it.
+// overwrite it. Under a base path (Path=/password/) that prefix is not
+// allowed and the cookie carries __Secure-, which still requires Secure.
 const (
-	cookieName       = "wb_session"
-	secureCookieName = "__Host-wb_session"
+	cookieName           = "wb_session"
+	secureCookieName     = "__Host-wb_session"
+	securePathCookieName = "__Secure-wb_session"
 )
 
 // safeMethod reports whether a request may not change anything.
@@ -259,7 +261,7 @@ func (s *Server) requireRole(roles ...admins.Role) func(http.Handler) http.Handl
 				if r.Method == http.MethodGet {
 					// The escaped path and the query, so that the page comes
 					// back exactly as asked for (safeNext checks it again).
-					http.Redirect(w, r, "/login?next="+url.QueryEscape(safeNext(r.URL.RequestURI())), http.StatusSeeOther)
+					seeOther(w, r, "/login?next="+url.QueryEscape(safeNext(r.URL.RequestURI())))
 					return
 				}
 				s.renderError(w, r, errs.E(errs.Unauthorized, "Your session has ended. Sign in again.", nil))

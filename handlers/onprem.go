@@ -237,7 +237,7 @@ func (s *Server) onPremSave(w http.ResponseWriter, r *http.Request) error {
 		msg = "Saved. Write back passwords: " + yesNo(next.Writeback) + ". Unlock without resetting the password: " + yesNo(next.Unlock) + "."
 	}
 	s.flash(w, r, msg)
-	http.Redirect(w, r, "/admin/password-reset/on-premises-integration", http.StatusSeeOther)
+	seeOther(w, r, "/admin/password-reset/on-premises-integration")
 	return nil
 }
 

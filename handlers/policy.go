@@ -200,7 +200,7 @@ func (s *Server) policySave(nav string) func(http.ResponseWriter, *http.Request)
 					msg = "Saved the " + policyPages[nav].heading + " settings."
 				}
 				s.flash(w, r, msg)
-				http.Redirect(w, r, "/admin/password-reset/"+policyPages[nav].path, http.StatusSeeOther)
+				seeOther(w, r, "/admin/password-reset/"+policyPages[nav].path)
 				return nil
 			}
 			if k := errs.KindOf(err); k != errs.Invalid && k != errs.Conflict {
@@ -302,7 +302,7 @@ func (s *Server) mailSave(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err == nil {
 		s.flash(w, r, "Saved the mail server. Use Send test mail to check it.")
-		http.Redirect(w, r, "/admin/password-reset/mail-server", http.StatusSeeOther)
+		seeOther(w, r, "/admin/password-reset/mail-server")
 		return nil
 	}
 	if k := errs.KindOf(err); k != errs.Invalid && k != errs.Conflict {
@@ -327,7 +327,7 @@ func (s *Server) mailTest(w http.ResponseWriter, r *http.Request) error {
 	err := s.selfservice.SendTestMail(r.Context(), s.actor(r), to)
 	if err == nil {
 		s.flash(w, r, "Sent a test mail to "+to+".")
-		http.Redirect(w, r, "/admin/password-reset/mail-server", http.StatusSeeOther)
+		seeOther(w, r, "/admin/password-reset/mail-server")
 		return nil
 	}
 	if errs.KindOf(err) == errs.Internal {

@@ -65,7 +65,7 @@ func (s *Server) protectionSave(w http.ResponseWriter, r *http.Request) error {
 			msg = "Nothing changed."
 		}
 		s.flash(w, r, msg)
-		http.Redirect(w, r, "/admin"+protectionPath, http.StatusSeeOther)
+		seeOther(w, r, "/admin"+protectionPath)
 		return nil
 	}
 	if k := errs.KindOf(err); k != errs.Invalid && k != errs.Conflict {

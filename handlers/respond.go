@@ -169,3 +169,10 @@ func levelFor(status int) slog.Level {
 func slogStr(k, v string) slog.Attr               { return slog.String(k, v) }
 func slogInt(k string, v int) slog.Attr           { return slog.Int(k, v) }
 func slogDur(k string, v time.Duration) slog.Attr { return slog.Duration(k, v) }
+
+// seeOther answers 303 to the portal path p (e.g. "/admin/agents"): every
+// redirect goes through it, so that it stays under the path prefix the
+// portal is served under (web.Path).
+func seeOther(w http.ResponseWriter, r *http.Request, p string) {
+	http.Redirect(w, r, web.Path(r.Context(), p), http.StatusSeeOther)
+}

@@ -13,8 +13,13 @@ import (
 	"github.com/writeback/writeback/store"
 )
 
-// Routes returns every route of the portal.
+// Routes returns every route of the portal, under the base URL's path.
 func (s *Server) Routes() http.Handler {
+	return s.underBase(s.routes())
+}
+
+// routes are the portal's routes, from its root.
+func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID)
 	// HEAD is answered by every GET route (the server sends no body).
@@ -89,7 +94,9 @@ func (s *Server) Routes() http.Handler {
 
 		r.Route("/admin", func(r chi.Router) {
 			r.Use(s.requireRole(admins.GlobalAdmin, admins.HelpdeskAdmin, admins.ReportsReader))
-			r.Get("/", http.RedirectHandler("/admin/password-reset/on-premises-integration", http.StatusSeeOther).ServeHTTP)
+			r.Get("/", func(w http.ResponseWriter, r *http.Request) {
+				seeOther(w, r, "/admin/password-reset/on-premises-integration")
+			})
 			r.Get("/security", s.handle(s.securityShow))
 			r.Get("/security/add", s.handle(s.securityAdd))
 			r.Post("/security/app", s.handle(s.securityApp))

@@ -74,7 +74,7 @@ func (s *Server) securityAdded(w http.ResponseWriter, r *http.Request, codes []s
 		return nil
 	}
 	s.flash(w, r, "Added the sign-in method.")
-	http.Redirect(w, r, "/admin/security", http.StatusSeeOther)
+	seeOther(w, r, "/admin/security")
 	return nil
 }
 
@@ -125,7 +125,7 @@ func (s *Server) securityRemove(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.flash(w, r, "Removed the sign-in method.")
-	http.Redirect(w, r, "/admin/security", http.StatusSeeOther)
+	seeOther(w, r, "/admin/security")
 	return nil
 }
 
@@ -228,7 +228,7 @@ func (s *Server) adminsPolicy(w http.ResponseWriter, r *http.Request) error {
 			strings.ToLower(word(p.HelpdeskAdmin)) + " for Helpdesk Administrators and " + strings.ToLower(word(p.ReportsReader)) + " for Reports Readers."
 	}
 	s.flash(w, r, msg)
-	http.Redirect(w, r, "/admin/administrators", http.StatusSeeOther)
+	seeOther(w, r, "/admin/administrators")
 	return nil
 }
 
@@ -274,6 +274,6 @@ func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.flash(w, r, "Your new password is set, "+a.Name+". Sign in with it.")
-	http.Redirect(w, r, "/login", http.StatusSeeOther)
+	seeOther(w, r, "/login")
 	return nil
 }

@@ -121,7 +121,7 @@ func (s *Server) whoSubmit(w http.ResponseWriter, r *http.Request) error {
 		s.render(w, r, statusOf(err), web.WhoPage(v))
 		return nil
 	}
-	http.Redirect(w, r, kindPath(kind)+"/"+id, http.StatusSeeOther)
+	seeOther(w, r, kindPath(kind)+"/"+id)
 	return nil
 }
 
@@ -186,7 +186,7 @@ func (s *Server) stepShow(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) stepAfter(w http.ResponseWriter, r *http.Request, err error) error {
 	id := chi.URLParam(r, "flow")
 	if err == nil {
-		http.Redirect(w, r, kindPath(kindOf(r))+"/"+id, http.StatusSeeOther)
+		seeOther(w, r, kindPath(kindOf(r))+"/"+id)
 		return nil
 	}
 	if k := errs.KindOf(err); k == errs.Internal || err == selfservice.ErrFlowGone {
@@ -236,7 +236,7 @@ func (s *Server) changeSubmit(w http.ResponseWriter, r *http.Request) error {
 	login := r.PostFormValue("login")
 	err := s.selfservice.Change(r.Context(), login, r.PostFormValue("current"), r.PostFormValue("password"), r.PostFormValue("confirm"), s.actor(r))
 	if err == nil {
-		http.Redirect(w, r, "/change?done=1", http.StatusSeeOther)
+		seeOther(w, r, "/change?done=1")
 		return nil
 	}
 	if errs.KindOf(err) == errs.Internal {
@@ -273,7 +273,7 @@ func (s *Server) registerSubmit(w http.ResponseWriter, r *http.Request) error {
 	login := r.PostFormValue("login")
 	id, err := s.selfservice.StartRegister(r.Context(), login, r.PostFormValue("password"), browserSecret(r), s.actor(r))
 	if err == nil {
-		http.Redirect(w, r, "/register/"+id, http.StatusSeeOther)
+		seeOther(w, r, "/register/"+id)
 		return nil
 	}
 	if errs.KindOf(err) == errs.Internal {
@@ -327,7 +327,7 @@ func (s *Server) registerAfter(w http.ResponseWriter, r *http.Request, err error
 		if flash != "" {
 			s.flash(w, r, flash)
 		}
-		http.Redirect(w, r, "/register/"+chi.URLParam(r, "flow"), http.StatusSeeOther)
+		seeOther(w, r, "/register/"+chi.URLParam(r, "flow"))
 		return nil
 	}
 	if errs.KindOf(err) == errs.Internal || err == selfservice.ErrFlowGone {

@@ -40,7 +40,12 @@ func newSSPR(t *testing.T, env testbed.Env, d directoryCase, methods selfservice
 // from many client addresses).
 func newSSPRWith(t *testing.T, env testbed.Env, d directoryCase, methods selfservice.Methods, trusted []netip.Prefix) *sspr {
 	t.Helper()
-	h := newHarnessWith(t, trusted)
+	return newSSPROn(t, env, d, methods, newHarnessWith(t, trusted))
+}
+
+// newSSPROn sets up self-service on the harness h.
+func newSSPROn(t *testing.T, env testbed.Env, d directoryCase, methods selfservice.Methods, h *harness) *sspr {
+	t.Helper()
 	ctx := context.Background()
 	attrs := []string{"sAMAccountName", "userPrincipalName", "mail"}
 	if d.typ == "openldap" {

@@ -131,6 +131,7 @@ type Server struct {
 	cookieCache *cookieCache
 	cookieName  string
 	secure      bool
+	base        string // the base URL's path, basePath
 }
 
 // New builds the server.
@@ -142,14 +143,18 @@ func New(cfg Config, log *slog.Logger, d Deps) *Server {
 		}
 	}
 	secure := cfg.BaseURL != nil && cfg.BaseURL.Scheme == "https"
+	base := basePath(cfg.BaseURL)
 	name := cookieName
-	if secure {
+	switch {
+	case secure && base == "":
 		name = secureCookieName
+	case secure:
+		name = securePathCookieName
 	}
-	// Path=/ and no Domain: the cookie goes to this host only (and the
-	// __Host- prefix requires exactly that).
+	// No Domain: the cookie goes to this host only, and only under the
+	// portal's path (the __Host- prefix requires Path=/).
 	cs.Options = &sessions.Options{
-		Path:     "/",
+		Path:     base + "/",
 		HttpOnly: true,
 		Secure:   secure,
 		SameSite: http.SameSiteLaxMode,
@@ -167,5 +172,5 @@ func New(cfg Config, log *slog.Logger, d Deps) *Server {
 	return &Server{factors: d.Factors, factorAdmin: d.FactorAdmin, cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback,
 		selfservice: d.SelfService, audit: d.Audit, agentHub: d.AgentHub, agents: d.Agents, agentEnroll: d.AgentEnroll,
 		limits: d.Limits, rateCounter: d.RateCounter, banned: d.Banned, cookies: cs, cookieCache: newCookieCache(maxAge),
-		cookieName: name, secure: secure}
+		cookieName: name, secure: secure, base: base}
 }

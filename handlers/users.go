@@ -167,7 +167,7 @@ func (s *Server) userReset(w http.ResponseWriter, r *http.Request) error {
 		msg += " They must change it at next sign-in."
 	}
 	s.flash(w, r, msg+" Other devices may keep the old password for a while.")
-	http.Redirect(w, r, string(web.UserHref(u.Login)), http.StatusSeeOther)
+	seeOther(w, r, web.UserPath(u.Login))
 	return nil
 }
 
@@ -184,6 +184,6 @@ func (s *Server) userUnlock(w http.ResponseWriter, r *http.Request) error {
 		return s.userActionFailed(w, r, login, err, nil)
 	}
 	s.flash(w, r, "Unlocked "+userRow(u).DisplayName+". The password was not changed.")
-	http.Redirect(w, r, string(web.UserHref(u.Login)), http.StatusSeeOther)
+	seeOther(w, r, web.UserPath(u.Login))
 	return nil
 }

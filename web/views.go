@@ -4,6 +4,7 @@ package web
 
 import (
 	"context"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -412,6 +413,7 @@ type MailView struct {
 type navKey struct {
 	helpdesk, global bool
 	nav              string
+	base             string // the path prefix (Base)
 }
 
 // navCache holds the navigation's HTML by navKey: the same few kilobytes on
@@ -431,17 +433,19 @@ func sideNav(v *Viewer, nav string) templ.Component {
 	if v == nil {
 		return templ.NopComponent
 	}
-	k := navKey{helpdesk: v.IsHelpdesk(), global: v.IsGlobal(), nav: nav}
-	if c, ok := navCache.Load(k); ok {
-		return c.(templ.Component)
-	}
-	var b strings.Builder
-	if err := navEntries(v, nav).Render(context.Background(), &b); err != nil || navCacheLen.Load() >= navCacheMax {
-		return navEntries(v, nav)
-	}
-	c := templ.Raw(b.String())
-	if _, loaded := navCache.LoadOrStore(k, c); !loaded {
-		navCacheLen.Add(1)
-	}
-	return c
+	return templ.ComponentFunc(func(ctx context.Context, w io.Writer) error {
+		k := navKey{helpdesk: v.IsHelpdesk(), global: v.IsGlobal(), nav: nav, base: Base(ctx)}
+		if c, ok := navCache.Load(k); ok {
+			return c.(templ.Component).Render(ctx, w)
+		}
+		var b strings.Builder
+		if err := navEntries(v, nav).Render(WithBase(context.Background(), k.base), &b); err != nil || navCacheLen.Load() >= navCacheMax {
+			return navEntries(v, nav).Render(ctx, w)
+		}
+		c := templ.Raw(b.String())
+		if _, loaded := navCache.LoadOrStore(k, c); !loaded {
+			navCacheLen.Add(1)
+		}
+		return c.Render(ctx, w)
+	})
 }

@@ -12,11 +12,13 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/writeback/writeback/cmd/internal/certfile"
 	"github.com/writeback/writeback/cmd/internal/cmdline"
 	"github.com/writeback/writeback/cmd/internal/datadir"
 	"github.com/writeback/writeback/handlers"
@@ -55,7 +57,30 @@ type serveConfig struct {
 	// client address; a value saved on the Properties page replaces them.
 	publicPerMinute int
 	signInPerMinute int
+	// tls, when set, serves HTTPS on listen with the pair from
+	// --tls-cert/--tls-key (read again on SIGHUP); redirectListen, when set,
+	// answers plain HTTP there with a redirect to the base URL.
+	tls            *certfile.Pair
+	redirectListen string
 }
+
+// plainPath reports whether a base URL's path (without its trailing slash)
+// is "" or segments of characters that need no escaping — so that it reads
+// the same escaped and not —, none of them empty, "." or "..".
+func plainPath(p string) bool {
+	if p == "" {
+		return true
+	}
+	segs := strings.Split(p, "/")
+	for _, seg := range segs[1:] {
+		if seg == "." || seg == ".." || !segmentRE.MatchString(seg) {
+			return false
+		}
+	}
+	return segs[0] == ""
+}
+
+var segmentRE = regexp.MustCompile(`^[A-Za-z0-9._~-]+$`)
 
 func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
 	fs := newFlags("serve", io)
@@ -77,6 +102,9 @@ func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
 	logFormat := fs.String("log-format", cmdline.EnvOr(getenv, "WRITEBACK_LOG_FORMAT", logText), "the operator log's format: text (key=value lines) or json (one object per line) (env WRITEBACK_LOG_FORMAT)")
 	logLevel := fs.String("log-level", cmdline.EnvOr(getenv, "WRITEBACK_LOG_LEVEL", "info"), "the least level of the operator log: debug, info, warn or error (env WRITEBACK_LOG_LEVEL)")
 	requestLog := fs.String("request-log", cmdline.EnvOr(getenv, "WRITEBACK_REQUEST_LOG", "on"), "on: a log line (at info) per request; off: none, errors are still logged (env WRITEBACK_REQUEST_LOG)")
+	tlsCert := fs.String("tls-cert", getenv("WRITEBACK_TLS_CERT"), "PEM file with the certificate (and its chain) to serve HTTPS on --listen, read again on SIGHUP; needs --tls-key (env WRITEBACK_TLS_CERT)")
+	tlsKey := fs.String("tls-key", getenv("WRITEBACK_TLS_KEY"), "PEM file with the private key of --tls-cert (env WRITEBACK_TLS_KEY)")
+	redirectListen := fs.String("http-redirect-listen", getenv("WRITEBACK_HTTP_REDIRECT_LISTEN"), "with --tls-cert: also listen for plain HTTP on this address and redirect GET and HEAD to the https base URL (env WRITEBACK_HTTP_REDIRECT_LISTEN)")
 	publicRate := fs.Int("rate-limit-public", selfservice.DefaultPerMinute,
 		"default requests per minute from one client address to the employee pages' forms, 1 to 10000; a limit saved on Password reset › Properties replaces it (env WRITEBACK_RATE_LIMIT_PUBLIC)")
 	signInRate := fs.Int("rate-limit-signin", selfservice.DefaultPerMinute,
@@ -152,15 +180,41 @@ func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
 	if _, _, err := net.SplitHostPort(cfg.listen); err != nil {
 		return cfg, cmdline.Usagef("--listen %q: want host:port, e.g. 127.0.0.1:8080", cfg.listen)
 	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return cfg, cmdline.Usagef("--tls-cert and --tls-key go together: give both files or neither")
+	}
+	if *redirectListen != "" {
+		if *tlsCert == "" {
+			return cfg, cmdline.Usagef("--http-redirect-listen needs --tls-cert and --tls-key")
+		}
+		if _, _, err := net.SplitHostPort(*redirectListen); err != nil {
+			return cfg, cmdline.Usagef("--http-redirect-listen %q: want host:port, e.g. 0.0.0.0:80", *redirectListen)
+		}
+		cfg.redirectListen = *redirectListen
+	}
 	b := *base
 	if b == "" {
 		b = "http://" + cfg.listen
+		if *tlsCert != "" {
+			b = "https://" + cfg.listen
+		}
 	}
 	u, err := url.Parse(b)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return cfg, cmdline.Usagef("--base-url %q: want an absolute http(s) URL such as https://reset.example.com", b)
 	}
+	if *tlsCert != "" && u.Scheme != "https" {
+		return cfg, cmdline.Usagef("--base-url %q: with --tls-cert the portal is served over HTTPS: want an https:// URL", b)
+	}
+	if *tlsCert != "" {
+		if cfg.tls, err = certfile.Load(*tlsCert, *tlsKey); err != nil {
+			return cfg, cmdline.Usagef("--tls-cert: %v", err)
+		}
+	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
+	if !plainPath(u.Path) || u.RawPath != "" {
+		return cfg, cmdline.Usagef("--base-url %q: the path may hold only letters, digits and . _ ~ - between slashes, e.g. https://intranet.example/password/", b)
+	}
 	cfg.baseURL = u
 	for _, p := range strings.Split(*proxies, ",") {
 		if p = strings.TrimSpace(p); p == "" {
@@ -290,11 +344,39 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	hs := &http.Server{Handler: srv.Routes(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 
+	var redirect *http.Server
+	var redirectLn net.Listener
+	if cfg.redirectListen != "" {
+		if redirectLn, err = net.Listen("tcp", cfg.redirectListen); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s: %w", cfg.redirectListen, err)
+		}
+		redirect = &http.Server{Handler: redirectToHTTPS(cfg.baseURL), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+	}
+
 	// Answer at once: the log line and the setup token's read come after
 	// (they are part of every start's time to its first answer otherwise).
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	errc := make(chan error, 2)
+	if cfg.tls != nil {
+		hs.TLSConfig = cfg.tls.Config()
+		go func() { errc <- hs.ServeTLS(ln, "", "") }()
+		stopReload := reloadOnHangup(cfg.tls, a.log)
+		defer stopReload()
+	} else {
+		go func() { errc <- hs.Serve(ln) }()
+	}
+	if redirect != nil {
+		go func() { errc <- redirect.Serve(redirectLn) }()
+		defer redirect.Close()
+	}
 	logArgs := []any{"addr", ln.Addr().String(), "base_url", cfg.baseURL.String(), "data", cfg.data.Dir, "database", a.db.Engine()}
+	if cfg.tls != nil {
+		logArgs = append(logArgs, "tls_cert", cfg.tls.CertFile, "tls_not_after", cfg.tls.Current().Leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if redirect != nil {
+		logArgs = append(logArgs, "http_redirect_addr", redirectLn.Addr().String())
+	}
 	if reg != nil {
 		logArgs = append(logArgs, "replica", reg.Self())
 	}
@@ -501,6 +583,8 @@ func cmdMigrate(ctx context.Context, args []string, getenv env, io stdio) error 
 func cmdHealthcheck(ctx context.Context, args []string, getenv env, io stdio) error {
 	fs := newFlags("healthcheck", io)
 	listen := fs.String("listen", cmdline.EnvOr(getenv, "WRITEBACK_LISTEN", "127.0.0.1:8080"), "address the portal listens on (env WRITEBACK_LISTEN)")
+	tlsCert := fs.String("tls-cert", getenv("WRITEBACK_TLS_CERT"), "the portal's --tls-cert: ask over HTTPS, trusting that certificate (env WRITEBACK_TLS_CERT)")
+	base := fs.String("base-url", getenv("WRITEBACK_BASE_URL"), "the portal's --base-url: with --tls-cert, the host name its certificate is checked for (env WRITEBACK_BASE_URL)")
 	if err := cmdline.Parse(fs, args); err != nil {
 		return err
 	}
@@ -511,10 +595,29 @@ func cmdHealthcheck(ctx context.Context, args []string, getenv env, io stdio) er
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
+	client, scheme := http.DefaultClient, "http"
+	if *tlsCert != "" {
+		// The certificate the portal serves is its own root here: the check
+		// is that this portal answers, on this address, for its host name.
+		pem, err := os.ReadFile(*tlsCert)
+		if err != nil {
+			return cmdline.Usagef("--tls-cert %q: %v", *tlsCert, err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return cmdline.Usagef("--tls-cert %q: no PEM certificate in the file", *tlsCert)
+		}
+		name := host
+		if u, err := url.Parse(*base); err == nil && u.Hostname() != "" {
+			name = u.Hostname()
+		}
+		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: name, MinVersion: tls.VersionTLS12}}}
+		scheme = "https"
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
-	resp, err := http.DefaultClient.Do(req)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+net.JoinHostPort(host, port)+"/healthz", nil)
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("unhealthy: %w", err)
 	}
