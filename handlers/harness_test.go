@@ -17,6 +17,7 @@ import (
 
 	"github.com/writeback/writeback/handlers"
 	"github.com/writeback/writeback/services/admins"
+	"github.com/writeback/writeback/services/apitokens"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/keyring"
 	"github.com/writeback/writeback/services/passkeys"
@@ -45,6 +46,7 @@ type portal struct {
 	wb       *writeback.Service
 	ss       *selfservice.Service
 	audit    *audit.Log
+	tokens   *apitokens.Service
 	// base is the base URL the handler is told (testBaseURL unless a test
 	// serves on an address of its own).
 	base string
@@ -87,7 +89,8 @@ func newPortalOn(tb testing.TB, databaseURL string) *portal {
 	ss := selfservice.New(db, wb, keys, log, testBaseURL)
 	ss.Pacer, ss.AnswerParams = selfservice.NewPacer(0), cheap
 	tb.Cleanup(ss.Wait)
-	p := &portal{db: db, keys: keys, log: log, logs: logs, admins: adm, settings: set, wb: wb, ss: ss, audit: audit.NewLog(db, log), base: testBaseURL}
+	p := &portal{db: db, keys: keys, log: log, logs: logs, admins: adm, settings: set, wb: wb, ss: ss, audit: audit.NewLog(db, log), base: testBaseURL,
+		tokens: apitokens.NewService(db, log)}
 	p.secondFactorOptional(tb)
 	return p
 }
@@ -115,7 +118,8 @@ func (p *portal) secondFactorOptional(tb testing.TB) {
 func (p *portal) handler(trusted []netip.Prefix) http.Handler {
 	base, _ := url.Parse(p.base)
 	s := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: p.keys.Derive("h"), CookieBlockKey: p.keys.Derive("b"), TrustedProxies: trusted}, p.log,
-		handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit, Limits: p.ss})
+		handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit, Limits: p.ss,
+			APITokens: p.tokens})
 	return s.Routes()
 }
 

@@ -84,6 +84,11 @@ type Deps struct {
 	// *admins.Service); when nil, Admins is used if it has them.
 	Factors     SignInFactors
 	FactorAdmin FactorAdmin
+	// APITokens serves the API tokens page and APIAuth authenticates the
+	// REST API's requests (both *apitokens.Service); when APIAuth is nil,
+	// APITokens is used if it has its methods. Nil leaves both out.
+	APITokens APITokenAdmin
+	APIAuth   APITokenAuth
 }
 
 // settingsMeta is the version and last change of a settings document.
@@ -105,6 +110,9 @@ type Config struct {
 	// page replaces them (see configuredLimit).
 	PublicPerMinute int
 	SignInPerMinute int
+	// APIPerMinute is the limit of REST API requests per token and minute
+	// (0: DefaultAPIPerMinute).
+	APIPerMinute int
 }
 
 // Server holds every handler's dependencies.
@@ -123,6 +131,9 @@ type Server struct {
 	rateCounter RateCounter
 	factors     SignInFactors
 	factorAdmin FactorAdmin
+	apiTokens   APITokenAdmin
+	apiAuth     APITokenAuth
+	apiLimit    *rateLimiter
 	cookies     *sessions.CookieStore
 	cookieCache *cookieCache
 	cookieName  string
@@ -160,8 +171,13 @@ func New(cfg Config, log *slog.Logger, d Deps) *Server {
 	if d.FactorAdmin == nil {
 		d.FactorAdmin, _ = d.Admins.(FactorAdmin)
 	}
-	return &Server{factors: d.Factors, factorAdmin: d.FactorAdmin, cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback,
+	if d.APIAuth == nil {
+		d.APIAuth, _ = d.APITokens.(APITokenAuth)
+	}
+	s := &Server{factors: d.Factors, factorAdmin: d.FactorAdmin, cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback,
 		selfservice: d.SelfService, audit: d.Audit, agentHub: d.AgentHub, agents: d.Agents, agentEnroll: d.AgentEnroll,
 		limits: d.Limits, rateCounter: d.RateCounter, cookies: cs, cookieCache: newCookieCache(maxAge),
-		cookieName: name, secure: secure}
+		cookieName: name, secure: secure, apiTokens: d.APITokens, apiAuth: d.APIAuth}
+	s.apiLimit = s.tokenLimiter()
+	return s
 }
