@@ -339,7 +339,10 @@ func (s *Server) apiUsers(api huma.API) {
 
 // The audit log: the Audit logs page's filters, paginated, and its export.
 
-type apiAuditFilter struct {
+// APIAuditFilter is the Audit logs page's filter as the API's query
+// parameters. (Exported: huma reads the parameters of embedded structs
+// only when their type is.)
+type APIAuditFilter struct {
 	Range       string `query:"range" doc:"24h, 7d (the default), 30d or custom (then since and until)."`
 	Since       string `query:"since" doc:"With range=custom: the first day, like 2026-11-01 (UTC)."`
 	Until       string `query:"until" doc:"With range=custom: the last day, like 2026-11-30 (UTC)."`
@@ -353,7 +356,7 @@ type apiAuditFilter struct {
 }
 
 // filter is the page's filter of the same query.
-func (f apiAuditFilter) filter(now time.Time) (store.AuditFilter, error) {
+func (f APIAuditFilter) filter(now time.Time) (store.AuditFilter, error) {
 	q := url.Values{}
 	for k, v := range map[string]string{"range": f.Range, "since": f.Since, "until": f.Until, "category": f.Category,
 		"activity": f.Activity, "result": f.Result, "actor": f.Actor, "target": f.Target, "q": f.Q, "correlation": f.Correlation} {
@@ -366,7 +369,7 @@ func (f apiAuditFilter) filter(now time.Time) (store.AuditFilter, error) {
 }
 
 type apiAuditIn struct {
-	apiAuditFilter
+	APIAuditFilter
 	Cursor string `query:"cursor" maxLength:"200" doc:"next_cursor of the previous page; empty for the first page."`
 	Limit  int    `query:"limit" minimum:"1" maximum:"200" default:"50" doc:"Events per page."`
 }
@@ -381,7 +384,7 @@ type apiAuditOut struct {
 }
 
 type apiExportIn struct {
-	apiAuditFilter
+	APIAuditFilter
 	Format string `query:"format" enum:"csv,jsonl" default:"csv" doc:"csv, or jsonl (one JSON object a line)."`
 }
 
