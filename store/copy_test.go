@@ -50,6 +50,9 @@ func fillEveryTable(t *testing.T, db *DB) {
 			VALUES ('agent-0123456789abcdef', 'Branch', x'` + strings.Repeat("01", 32) + `', x'` + strings.Repeat("02", 32) + `', 1000, 'ada', 1, 1)`,
 		`INSERT INTO agent_tokens (token_hash, name, created_by, created_ms, expires_ms, used_ms, agent_id) VALUES ('` + strings.Repeat("d", 64) + `', 'Branch', 'ada', 1000, 2000, 1500, 'agent-0123456789abcdef')`,
 		`INSERT INTO agent_ops (agent_id, minute_ms, ops) VALUES ('agent-0123456789abcdef', 60000, 12)`,
+		`INSERT INTO api_tokens (id, token_hash, name, role, created_by, created_ms, expires_ms, last_used_ms, last_used_ip, revoked_ms, revoked_by)
+			VALUES (3, '` + strings.Repeat("e", 64) + `', 'Deploy', 'global-admin', 'ada', 1000, 9000, 2000, '192.0.2.1', 3000, 'bob'),
+			(4, '` + strings.Repeat("f", 64) + `', 'Deploy', 'reports-reader', 'ada', 4000, 9000, NULL, '', NULL, '')`,
 	} {
 		if _, err := db.sql.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%v: %s", err, q)
