@@ -14,6 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
+	"github.com/pb33f/libopenapi"
+	"github.com/pb33f/libopenapi/datamodel"
+
 	"github.com/writeback/writeback/handlers"
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/apitokens"
@@ -585,4 +589,78 @@ func TestAPIRateLimitPerToken(t *testing.T) {
 	if a := api(t, srv.URL, http.MethodGet, path, other, nil); a.Status != http.StatusOK {
 		t.Errorf("another token: %d, want 200", a.Status)
 	}
+}
+
+// TestAPIOpenAPIDocument: /api/v1/openapi.json is served without a token,
+// parses as an OpenAPI 3.1 document and lists every operation the router
+// serves under /api/v1, each with the bearer scheme and its 401; there is
+// no documentation page (huma's loads a script from a CDN).
+func TestAPIOpenAPIDocument(t *testing.T) {
+	h := newHarness(t)
+	a := api(t, h.srv.URL, http.MethodGet, "/api/v1/openapi.json", "", nil)
+	if a.Status != http.StatusOK || !strings.HasPrefix(a.Header.Get("Content-Type"), "application/") {
+		t.Fatalf("openapi.json: %d %q", a.Status, a.Header.Get("Content-Type"))
+	}
+	doc, err := libopenapi.NewDocument(a.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := doc.GetSpecInfo(); info.SpecFormat != datamodel.OAS31 || info.Version != "3.1.0" {
+		t.Fatalf("spec format %q version %q, want OpenAPI 3.1", info.SpecFormat, info.Version)
+	}
+	model, err := doc.BuildV3Model()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := model.Model
+	if len(m.Servers) != 1 || m.Servers[0].URL != testBaseURL+"/api/v1" {
+		t.Errorf("servers: %+v", m.Servers)
+	}
+	if m.Components == nil || m.Components.SecuritySchemes.GetOrZero("bearer") == nil || m.Components.SecuritySchemes.GetOrZero("bearer").Scheme != "bearer" {
+		t.Error("no bearer security scheme")
+	}
+	documented := map[string]bool{}
+	for path, item := range m.Paths.PathItems.FromOldest() {
+		for method, op := range item.GetOperations().FromOldest() {
+			key := strings.ToUpper(method) + " " + path
+			documented[key] = true
+			if op.OperationId == "" || len(op.Security) != 1 || !hasKey(op.Security[0].Requirements, "bearer") {
+				t.Errorf("%s: operation ID %q, security %v", key, op.OperationId, op.Security)
+			}
+			if op.Responses.Codes.GetOrZero("401") == nil || op.Responses.Codes.GetOrZero("429") == nil {
+				t.Errorf("%s documents no 401 or 429", key)
+			}
+		}
+	}
+	var served []string
+	routes := h.portal.handler(nil).(chi.Routes)
+	err = chi.Walk(routes, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		rest, ok := strings.CutPrefix(route, handlers.APIPrefix)
+		if ok && !strings.HasPrefix(rest, "/openapi") && method != http.MethodHead {
+			served = append(served, method+" "+rest)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(served) < 8 {
+		t.Fatalf("only %v served under /api/v1", served)
+	}
+	for _, op := range served {
+		if !documented[op] {
+			t.Errorf("%s is served but not in openapi.json", op)
+		}
+	}
+	if len(served) != len(documented) {
+		t.Errorf("served %v, documented %v", served, documented)
+	}
+	if a := api(t, h.srv.URL, http.MethodGet, "/api/v1/docs", "", nil); a.Status != http.StatusNotFound {
+		t.Errorf("/api/v1/docs: %d, want no documentation page", a.Status)
+	}
+}
+
+func hasKey[V any](m interface{ Get(string) (V, bool) }, k string) bool {
+	_, ok := m.Get(k)
+	return ok
 }
