@@ -474,12 +474,12 @@ func TestAPISettings(t *testing.T) {
 
 type apiAuditBody struct {
 	Events []struct {
-		ID                       int64
-		Activity                 string
-		ActorName                string `json:"actor_name"`
-		ActorType                string `json:"actor_type"`
-		TargetName               string `json:"target_name"`
-		Result, CorrelationID    string
+		ID                    int64
+		Activity              string
+		ActorName             string `json:"actor_name"`
+		ActorType             string `json:"actor_type"`
+		TargetName            string `json:"target_name"`
+		Result, CorrelationID string
 	}
 	Total      int
 	NextCursor string `json:"next_cursor"`
@@ -654,6 +654,9 @@ func TestAPIOpenAPIDocument(t *testing.T) {
 	}
 	if len(served) != len(documented) {
 		t.Errorf("served %v, documented %v", served, documented)
+	}
+	if a := api(t, h.srv.URL, http.MethodGet, "/api/v1/openapi.yaml", "", nil); a.Status != http.StatusOK || !strings.Contains(string(a.Body), "openapi: 3.1.0") {
+		t.Errorf("openapi.yaml: %d", a.Status)
 	}
 	if a := api(t, h.srv.URL, http.MethodGet, "/api/v1/docs", "", nil); a.Status != http.StatusNotFound {
 		t.Errorf("/api/v1/docs: %d, want no documentation page", a.Status)

@@ -109,25 +109,11 @@ func tokenList(ctx context.Context, args []string, getenv env, io stdio) error {
 
 // tokenRevoke is `writeback token revoke NAME`.
 func tokenRevoke(ctx context.Context, args []string, getenv env, io stdio) error {
-	name := ""
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		name, args = args[0], args[1:]
-	}
 	fs := newFlags("token revoke", io)
 	data := dataFlag(fs.StringVar, getenv)
-	if err := cmdline.ParseFlags(fs, args); err != nil {
+	name, err := parseWithName(fs, args, "name the token to revoke: writeback token revoke NAME")
+	if err != nil {
 		return err
-	}
-	if name == "" && fs.NArg() > 0 {
-		name = fs.Arg(0)
-		if fs.NArg() > 1 {
-			return cmdline.Usagef("unexpected argument %q (quote a name that has spaces)", fs.Arg(1))
-		}
-	} else if fs.NArg() > 0 {
-		return cmdline.Usagef("unexpected argument %q (quote a name that has spaces)", fs.Arg(0))
-	}
-	if strings.TrimSpace(name) == "" {
-		return cmdline.Usagef("name the token to revoke: writeback token revoke NAME")
 	}
 	a, err := openApp(ctx, *data, io.Err)
 	if err != nil {
