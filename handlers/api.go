@@ -84,6 +84,7 @@ func (s *Server) apiRoutes(r chi.Router) {
 	})
 	api := humachi.New(r, cfg)
 	s.apiSettings(api)
+	s.apiRetention(api)
 	s.apiDirectory(api)
 	s.apiUsers(api)
 	s.apiAudit(api)

@@ -100,6 +100,62 @@ func (s *Server) apiSettings(api huma.API) {
 		})
 }
 
+// The audit log's retention, as the Audit logs page shows and saves it to
+// Global Administrators.
+
+type apiRetention struct {
+	Days      int        `json:"retention_days" doc:"How many days audit events are kept."`
+	Version   int64      `json:"version" doc:"The setting's version: send it back with a change. A change saved meanwhile refuses yours (409)."`
+	UpdatedBy string     `json:"updated_by,omitempty"`
+	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+}
+
+type apiRetentionOut struct {
+	Body struct {
+		apiRetention
+		Changed bool `json:"changed,omitempty" doc:"On a save: whether it changed anything."`
+	}
+}
+
+type apiRetentionIn struct {
+	Body struct {
+		Days    int   `json:"retention_days" doc:"1 to 3650 days (checked as on the page)."`
+		Version int64 `json:"version" minimum:"0" doc:"The version read with GET."`
+	}
+}
+
+func (s *Server) apiRetentionRead(ctx context.Context) (*apiRetentionOut, error) {
+	ret, meta, err := s.settings.Retention(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := &apiRetentionOut{}
+	out.Body.apiRetention = apiRetention{Days: ret.Days, Version: meta.Version, UpdatedBy: meta.UpdatedBy, UpdatedAt: apiTime(meta.UpdatedAt)}
+	return out, nil
+}
+
+func (s *Server) apiRetention(api huma.API) {
+	register(s, api, rolesGlobal, huma.Operation{OperationID: "get-audit-retention", Method: http.MethodGet,
+		Path: "/settings/audit-retention", Summary: "Read the audit log's retention", Tags: []string{"Settings"},
+		Description: "The retention the Audit logs page shows Global Administrators."},
+		func(ctx context.Context, _ *struct{}) (*apiRetentionOut, error) { return s.apiRetentionRead(ctx) })
+	register(s, api, rolesGlobal, huma.Operation{OperationID: "put-audit-retention", Method: http.MethodPut,
+		Path: "/settings/audit-retention", Summary: "Save the audit log's retention", Tags: []string{"Settings"},
+		Description: "Saves as the Audit logs page does: 1 to 3650 days (422 otherwise), a stale version refused (409).",
+		Errors:      []int{http.StatusUnprocessableEntity, http.StatusConflict}},
+		func(ctx context.Context, in *apiRetentionIn) (*apiRetentionOut, error) {
+			changed, err := s.settings.SaveRetention(ctx, caller(ctx).actor, in.Body.Version, in.Body.Days)
+			if err != nil {
+				return nil, err
+			}
+			out, err := s.apiRetentionRead(ctx)
+			if err == nil {
+				out.Body.Changed = changed
+			}
+			return out, err
+		})
+}
+
 // The directory's and the agents' state.
 
 type apiAgentsState struct {

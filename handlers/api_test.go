@@ -472,6 +472,45 @@ func TestAPISettings(t *testing.T) {
 	}
 }
 
+// TestAPIAuditRetention: the audit log's retention read and saved by a
+// Global Administrator's token with the page's checks; others refused.
+func TestAPIAuditRetention(t *testing.T) {
+	h := newHarness(t)
+	ga := h.client().signedIn(admins.GlobalAdmin)
+	gaTok := ga.createToken("config", admins.GlobalAdmin, "30")
+	rrTok := ga.createToken("reader", admins.ReportsReader, "30")
+	const path = "/api/v1/settings/audit-retention"
+	type body struct {
+		Days    int `json:"retention_days"`
+		Version int64
+		Changed bool
+	}
+	if a := api(t, h.srv.URL, http.MethodGet, path, rrTok, nil); a.Status != http.StatusForbidden {
+		t.Errorf("read as a Reports Reader: %d, want 403 (the page shows it to Global Administrators only)", a.Status)
+	}
+	a := api(t, h.srv.URL, http.MethodGet, path, gaTok, nil)
+	cur := apiDecode[body](t, a)
+	if a.Status != http.StatusOK || cur.Days != settings.DefaultRetentionDays {
+		t.Fatalf("read: %d %s", a.Status, a.Body)
+	}
+	a = api(t, h.srv.URL, http.MethodPut, path, gaTok, map[string]any{"retention_days": 0, "version": cur.Version})
+	if _, _, f := a.problem(t); a.Status != http.StatusUnprocessableEntity || f["retention_days"] != "Enter 1 to 3650 days." {
+		t.Errorf("0 days: %d %s", a.Status, a.Body)
+	}
+	a = api(t, h.srv.URL, http.MethodPut, path, gaTok, map[string]any{"retention_days": 90, "version": cur.Version})
+	if got := apiDecode[body](t, a); a.Status != http.StatusOK || got.Days != 90 || !got.Changed || got.Version <= cur.Version {
+		t.Fatalf("save: %d %s", a.Status, a.Body)
+	}
+	a = api(t, h.srv.URL, http.MethodPut, path, gaTok, map[string]any{"retention_days": 30, "version": cur.Version})
+	if title, _, _ := a.problem(t); a.Status != http.StatusConflict || title != "conflict" {
+		t.Errorf("stale version: %d %s", a.Status, a.Body)
+	}
+	rows, err := h.db.RecentAudit(context.Background(), audit.ActivityUpdateRetention, 5)
+	if err != nil || len(rows) != 1 || rows[0].ActorName != "config" || rows[0].ActorType != apitokens.ActorType {
+		t.Errorf("retention events: %+v %v", rows, err)
+	}
+}
+
 type apiAuditBody struct {
 	Events []struct {
 		ID                    int64
