@@ -14,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/writeback/writeback/services/agents"
+	"github.com/writeback/writeback/services/apitokens"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/selfservice"
@@ -38,7 +39,7 @@ var auditCategories = []string{audit.CategoryAuthentication, audit.CategoryAudit
 	audit.CategoryPolicy, audit.CategoryRoleManagement, audit.CategoryUserManagement}
 
 var auditActivities = append(append(append([]string{}, audit.Activities...), selfservice.ActivitySendTest, selfservice.ActivityUpdateMail),
-	agents.Activities...)
+	append(append([]string{}, agents.Activities...), apitokens.Activities...)...)
 
 const auditPage = 50
 

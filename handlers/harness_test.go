@@ -18,6 +18,7 @@ import (
 	"github.com/writeback/writeback/handlers"
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/agents"
+	"github.com/writeback/writeback/services/apitokens"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/banned"
 	"github.com/writeback/writeback/services/keyring"
@@ -48,6 +49,7 @@ type portal struct {
 	ss       *selfservice.Service
 	banned   *banned.Service
 	audit    *audit.Log
+	tokens   *apitokens.Service
 	// base is the base URL the handler is told (testBaseURL unless a test
 	// serves on an address of its own).
 	base string
@@ -102,7 +104,8 @@ func newPortalAt(tb testing.TB, databaseURL, base string) *portal {
 	bn.SetOrgName(ss.OrgName)
 	ss.UseBanned(bn)
 	wb.UseBanned(bn)
-	p := &portal{db: db, keys: keys, log: log, logs: logs, admins: adm, settings: set, wb: wb, ss: ss, banned: bn, audit: audit.NewLog(db, log), base: base}
+	p := &portal{db: db, keys: keys, log: log, logs: logs, admins: adm, settings: set, wb: wb, ss: ss, banned: bn, audit: audit.NewLog(db, log), base: base,
+		tokens: apitokens.NewService(db, log)}
 	p.secondFactorOptional(tb)
 	return p
 }
@@ -130,7 +133,8 @@ func (p *portal) secondFactorOptional(tb testing.TB) {
 func (p *portal) handler(trusted []netip.Prefix) http.Handler {
 	base, _ := url.Parse(p.base)
 	s := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: p.keys.Derive("h"), CookieBlockKey: p.keys.Derive("b"), TrustedProxies: trusted}, p.log,
-		handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit, Limits: p.ss, Banned: p.banned})
+		handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit, Limits: p.ss, Banned: p.banned,
+			APITokens: p.tokens})
 	return s.Routes()
 }
 

@@ -188,19 +188,9 @@ func (s *Server) onPremSave(w http.ResponseWriter, r *http.Request) error {
 	}
 	// Writeback (and unlock, which writes too) cannot be switched on while
 	// there is nothing to write to: saying Yes would change nothing.
-	noDir := false
-	if next.Writeback {
-		conn, _, err := s.writeback.Connection(r.Context())
-		if err != nil {
-			return err
-		}
-		if !conn.Configured() {
-			noDir = true
-			fields["writeback"] = noDirectory
-			if next.Unlock {
-				fields["unlock"] = noDirectoryUnlock
-			}
-		}
+	noDir, err := s.onPremNoDirectory(r.Context(), next, fields)
+	if err != nil {
+		return err
 	}
 	if len(fields) > 0 {
 		v, err := s.onPremView(w, r)
@@ -239,6 +229,27 @@ func (s *Server) onPremSave(w http.ResponseWriter, r *http.Request) error {
 	s.flash(w, r, msg)
 	seeOther(w, r, "/admin/password-reset/on-premises-integration")
 	return nil
+}
+
+// onPremNoDirectory refuses writeback (and unlock, which writes too)
+// switched on while there is nothing to write to: saying Yes would change
+// nothing. It adds the fields' messages to fields and says whether it did.
+func (s *Server) onPremNoDirectory(ctx context.Context, next settings.OnPrem, fields map[string]string) (bool, error) {
+	if !next.Writeback {
+		return false, nil
+	}
+	conn, _, err := s.writeback.Connection(ctx)
+	if err != nil {
+		return false, err
+	}
+	if conn.Configured() {
+		return false, nil
+	}
+	fields["writeback"] = noDirectory
+	if next.Unlock {
+		fields["unlock"] = noDirectoryUnlock
+	}
+	return true, nil
 }
 
 func yesNo(b bool) string {

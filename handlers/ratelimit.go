@@ -189,6 +189,21 @@ func (s *Server) limiter(name string, limit func(context.Context) int, refused h
 	return l.handler
 }
 
+// tokenLimiter is the limit of REST API requests per token and minute,
+// over the counter of Deps (or one of its own): keyed by the token, not the
+// address, so that one script's burst does not use up another's.
+func (s *Server) tokenLimiter() *rateLimiter {
+	var counter RateCounter = newMemoryCounter(rateWindow)
+	if s.rateCounter != nil {
+		counter = s.rateCounter
+	}
+	n := s.cfg.APIPerMinute
+	if n <= 0 {
+		n = DefaultAPIPerMinute
+	}
+	return &rateLimiter{name: "api-token", window: rateWindow, limit: fixed(n), counter: counter, now: time.Now}
+}
+
 // errRateLimited is the answer to an address over a limit, the same for
 // every limited page.
 var errRateLimited = errs.E(errs.TooMany, "Too many attempts from your network. Wait a minute and try again.", nil)

@@ -46,6 +46,11 @@ func (s *Server) routes() http.Handler {
 	r.With(s.limiter("agent-enroll", fixed(10), enrollTooMany)).
 		Post(agentwire.PathEnroll, s.enrollAgent)
 
+	// The REST API: a bearer token is the credential, never a cookie, so it
+	// is outside the session and CSRF middleware below (a page on another
+	// site cannot make a browser send the token); only these addresses are.
+	r.Route(APIPrefix, s.apiRoutes)
+
 	r.Group(func(r chi.Router) {
 		r.Use(s.crossOrigin)
 		r.Use(s.session)
@@ -145,6 +150,9 @@ func (s *Server) routes() http.Handler {
 				r.Post("/administrators/policy", s.handle(s.adminsPolicy))
 				r.Post("/administrators/{id}", s.handle(s.adminsUpdate))
 				r.Post("/administrators/{id}/reset", s.handle(s.adminsReset))
+				r.Get("/api-tokens", s.handle(s.apiTokensList))
+				r.Post("/api-tokens", s.handle(s.apiTokensCreate))
+				r.Post("/api-tokens/{id}/revoke", s.handle(s.apiTokensRevoke))
 			})
 		})
 	})

@@ -87,6 +87,11 @@ type Deps struct {
 	// Banned serves the Password protection page (*banned.Service); nil
 	// leaves the page out.
 	Banned ProtectionService
+	// APITokens serves the API tokens page and APIAuth authenticates the
+	// REST API's requests (both *apitokens.Service); when APIAuth is nil,
+	// APITokens is used if it has its methods. Nil leaves both out.
+	APITokens APITokenAdmin
+	APIAuth   APITokenAuth
 }
 
 // settingsMeta is the version and last change of a settings document.
@@ -108,6 +113,9 @@ type Config struct {
 	// page replaces them (see configuredLimit).
 	PublicPerMinute int
 	SignInPerMinute int
+	// APIPerMinute is the limit of REST API requests per token and minute
+	// (0: DefaultAPIPerMinute).
+	APIPerMinute int
 }
 
 // Server holds every handler's dependencies.
@@ -127,6 +135,9 @@ type Server struct {
 	factors     SignInFactors
 	factorAdmin FactorAdmin
 	banned      ProtectionService
+	apiTokens   APITokenAdmin
+	apiAuth     APITokenAuth
+	apiLimit    *rateLimiter
 	cookies     *sessions.CookieStore
 	cookieCache *cookieCache
 	cookieName  string
@@ -169,8 +180,13 @@ func New(cfg Config, log *slog.Logger, d Deps) *Server {
 	if d.FactorAdmin == nil {
 		d.FactorAdmin, _ = d.Admins.(FactorAdmin)
 	}
-	return &Server{factors: d.Factors, factorAdmin: d.FactorAdmin, cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback,
+	if d.APIAuth == nil {
+		d.APIAuth, _ = d.APITokens.(APITokenAuth)
+	}
+	s := &Server{factors: d.Factors, factorAdmin: d.FactorAdmin, cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback,
 		selfservice: d.SelfService, audit: d.Audit, agentHub: d.AgentHub, agents: d.Agents, agentEnroll: d.AgentEnroll,
 		limits: d.Limits, rateCounter: d.RateCounter, banned: d.Banned, cookies: cs, cookieCache: newCookieCache(maxAge),
-		cookieName: name, secure: secure, base: base}
+		cookieName: name, secure: secure, base: base, apiTokens: d.APITokens, apiAuth: d.APIAuth}
+	s.apiLimit = s.tokenLimiter()
+	return s
 }

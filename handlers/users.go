@@ -9,6 +9,7 @@ import (
 
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/web"
 )
 
@@ -53,20 +54,25 @@ func (s *Server) userView(w http.ResponseWriter, r *http.Request, u directory.Us
 		return web.UserView{}, err
 	}
 	p := s.page(w, r, "users", "Users", userRow(u).DisplayName, "")
-	v := web.UserView{Page: p, User: userRow(u), ID: u.ID, LockedUntil: u.LockedUntil, PasswordSet: u.PasswordLastSet,
-		CanAct: st.Writeback, WhyNot: st.Reason}
-	switch {
-	case !st.Writeback:
-		v.WhyNot = st.Reason + " Reset and unlock are disabled until writeback is on."
-	case u.Protected:
-		v.CanAct, v.WhyNot = false, "This account is protected: "+u.ProtectedReason+". Writeback never resets or unlocks it."
-	case u.Disabled:
-		v.CanAct, v.WhyNot = false, "This account is disabled in the directory: Writeback never resets or unlocks a disabled account."
-	}
+	v := web.UserView{Page: p, User: userRow(u), ID: u.ID, LockedUntil: u.LockedUntil, PasswordSet: u.PasswordLastSet}
+	v.CanAct, v.WhyNot = canAct(st, u)
 	if pol, err := s.writeback.Policy(r.Context(), u); err == nil {
 		v.Policy = pol.String()
 	}
 	return v, nil
+}
+
+// canAct says whether a helpdesk reset or unlock of u can run, and if not why.
+func canAct(st writeback.State, u directory.User) (bool, string) {
+	switch {
+	case !st.Writeback:
+		return false, st.Reason + " Reset and unlock are disabled until writeback is on."
+	case u.Protected:
+		return false, "This account is protected: " + u.ProtectedReason + ". Writeback never resets or unlocks it."
+	case u.Disabled:
+		return false, "This account is disabled in the directory: Writeback never resets or unlocks a disabled account."
+	}
+	return true, st.Reason
 }
 
 // loginParam is the login in the path, decoded. chi matches on the escaped

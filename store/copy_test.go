@@ -51,6 +51,9 @@ func fillEveryTable(t *testing.T, db *DB) {
 		`INSERT INTO agent_tokens (token_hash, name, created_by, created_ms, expires_ms, used_ms, agent_id) VALUES ('` + strings.Repeat("d", 64) + `', 'Branch', 'ada', 1000, 2000, 1500, 'agent-0123456789abcdef')`,
 		`INSERT INTO agent_ops (agent_id, minute_ms, ops) VALUES ('agent-0123456789abcdef', 60000, 12)`,
 		`INSERT INTO agent_links (agent_id, replica, connected_ms, heartbeat_ms, remote_addr) VALUES ('agent-0123456789abcdef', 'local', 1000, 1500, '198.51.100.9')`,
+		`INSERT INTO api_tokens (id, token_hash, name, role, created_by, created_ms, expires_ms, last_used_ms, last_used_ip, revoked_ms, revoked_by)
+			VALUES (3, '` + strings.Repeat("e", 64) + `', 'Deploy', 'global-admin', 'ada', 1000, 9000, 2000, '192.0.2.1', 3000, 'bob'),
+			(4, '` + strings.Repeat("f", 64) + `', 'Deploy', 'reports-reader', 'ada', 4000, 9000, NULL, '', NULL, '')`,
 	} {
 		if _, err := db.sql.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%v: %s", err, q)

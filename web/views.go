@@ -108,6 +108,7 @@ func Navigation(v *Viewer) []NavSection {
 	if v.IsGlobal() {
 		out = append(out, NavSection{Title: "Administration", Groups: []NavGroup{{Items: []NavItem{
 			{Key: "admins", Label: "Administrators", Href: "/admin/administrators"},
+			{Key: "api-tokens", Label: "API tokens", Href: "/admin/api-tokens"},
 		}}}})
 	}
 	out = append(out, NavSection{Title: "Your account", Groups: []NavGroup{{Items: []NavItem{

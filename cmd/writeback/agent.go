@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -185,28 +186,37 @@ func when(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05Z")
 }
 
-// agentRevoke is `writeback agent revoke NAME`.
-func agentRevoke(ctx context.Context, args []string, getenv env, io stdio) error {
-	// NAME may come before or after the flags.
+// parseWithName parses fs from args that hold one NAME, before or after the
+// flags; missing is the usage error without one.
+func parseWithName(fs *flag.FlagSet, args []string, missing string) (string, error) {
 	name := ""
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		name, args = args[0], args[1:]
 	}
-	fs := newFlags("agent revoke", io)
-	data := dataFlag(fs.StringVar, getenv)
 	if err := cmdline.ParseFlags(fs, args); err != nil {
-		return err
+		return "", err
 	}
 	if name == "" && fs.NArg() > 0 {
 		name = fs.Arg(0)
 		if fs.NArg() > 1 {
-			return cmdline.Usagef("unexpected argument %q (quote a name that has spaces)", fs.Arg(1))
+			return "", cmdline.Usagef("unexpected argument %q (quote a name that has spaces)", fs.Arg(1))
 		}
 	} else if fs.NArg() > 0 {
-		return cmdline.Usagef("unexpected argument %q (quote a name that has spaces)", fs.Arg(0))
+		return "", cmdline.Usagef("unexpected argument %q (quote a name that has spaces)", fs.Arg(0))
 	}
 	if strings.TrimSpace(name) == "" {
-		return cmdline.Usagef("name the agent to revoke: writeback agent revoke NAME")
+		return "", cmdline.Usagef("%s", missing)
+	}
+	return name, nil
+}
+
+// agentRevoke is `writeback agent revoke NAME`.
+func agentRevoke(ctx context.Context, args []string, getenv env, io stdio) error {
+	fs := newFlags("agent revoke", io)
+	data := dataFlag(fs.StringVar, getenv)
+	name, err := parseWithName(fs, args, "name the agent to revoke: writeback agent revoke NAME")
+	if err != nil {
+		return err
 	}
 	a, err := openApp(ctx, *data, io.Err)
 	if err != nil {

@@ -133,6 +133,8 @@ func TestServeRateLimitFlagsRefused(t *testing.T) {
 		{nil, []string{"--rate-limit-signin", "lots"}, "-rate-limit-signin"},
 		{map[string]string{"WRITEBACK_RATE_LIMIT_PUBLIC": "lots"}, nil, `WRITEBACK_RATE_LIMIT_PUBLIC "lots": want requests per minute`},
 		{map[string]string{"WRITEBACK_RATE_LIMIT_SIGNIN": "99999"}, nil, "--rate-limit-signin (env WRITEBACK_RATE_LIMIT_SIGNIN) 99999"},
+		{nil, []string{"--rate-limit-api", "0"}, "--rate-limit-api (env WRITEBACK_RATE_LIMIT_API) 0: want requests per minute, 1 to 10000"},
+		{map[string]string{"WRITEBACK_RATE_LIMIT_API": "many"}, nil, `WRITEBACK_RATE_LIMIT_API "many": want requests per minute`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.want, func(t *testing.T) {

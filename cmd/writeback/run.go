@@ -26,6 +26,8 @@ func commands() []cmdline.Command {
 			Subs: []cmdline.Sub{{Name: "set", Run: directorySet}, {Name: "show", Run: directoryShow}, {Name: "test", Run: directoryTest}}},
 		{Name: "agent", Summary: "writeback agents: agent add --name NAME (a one-time enrolment token) | list [--json] | revoke NAME",
 			Subs: []cmdline.Sub{{Name: "add", Run: agentAdd}, {Name: "list", Run: agentList}, {Name: "revoke", Run: agentRevoke}}},
+		{Name: "token", Summary: "REST API tokens: token create --name N --role R --expires DAYS (shown once) | list [--json] | revoke NAME",
+			Subs: []cmdline.Sub{{Name: "create", Run: tokenCreate}, {Name: "list", Run: tokenList}, {Name: "revoke", Run: tokenRevoke}}},
 		{Name: "settings", Summary: "On-premises integration switches: settings show|set --writeback yes|no --unlock yes|no",
 			Subs: []cmdline.Sub{{Name: "show", Run: settingsShow}, {Name: "set", Run: settingsSet}}},
 		{Name: "user", Summary: "helpdesk actions: user show|reset|unlock LOGIN",

@@ -26,6 +26,7 @@ import (
 	"github.com/writeback/writeback/services/agenthub"
 	"github.com/writeback/writeback/services/agents"
 	"github.com/writeback/writeback/services/agentwire"
+	"github.com/writeback/writeback/services/apitokens"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/services/replicas"
@@ -62,6 +63,8 @@ type serveConfig struct {
 	// answers plain HTTP there with a redirect to the base URL.
 	tls            *certfile.Pair
 	redirectListen string
+	// apiPerMinute is the limit of REST API requests per token.
+	apiPerMinute int
 }
 
 // plainPath reports whether a base URL's path (without its trailing slash)
@@ -109,10 +112,12 @@ func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
 		"default requests per minute from one client address to the employee pages' forms, 1 to 10000; a limit saved on Password reset › Properties replaces it (env WRITEBACK_RATE_LIMIT_PUBLIC)")
 	signInRate := fs.Int("rate-limit-signin", selfservice.DefaultPerMinute,
 		"default administrator sign-ins per minute from one client address, 1 to 10000; a limit saved on Password reset › Properties replaces it (env WRITEBACK_RATE_LIMIT_SIGNIN)")
+	apiRate := fs.Int("rate-limit-api", handlers.DefaultAPIPerMinute,
+		"REST API requests per minute with one API token, 1 to 10000 (env WRITEBACK_RATE_LIMIT_API)")
 	for _, e := range []struct {
 		name string
 		to   *int
-	}{{"WRITEBACK_RATE_LIMIT_PUBLIC", publicRate}, {"WRITEBACK_RATE_LIMIT_SIGNIN", signInRate}} {
+	}{{"WRITEBACK_RATE_LIMIT_PUBLIC", publicRate}, {"WRITEBACK_RATE_LIMIT_SIGNIN", signInRate}, {"WRITEBACK_RATE_LIMIT_API", apiRate}} {
 		if v := getenv(e.name); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil {
@@ -130,7 +135,8 @@ func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
 		n         int
 		to        *int
 	}{{"rate-limit-public", "WRITEBACK_RATE_LIMIT_PUBLIC", *publicRate, &cfg.publicPerMinute},
-		{"rate-limit-signin", "WRITEBACK_RATE_LIMIT_SIGNIN", *signInRate, &cfg.signInPerMinute}} {
+		{"rate-limit-signin", "WRITEBACK_RATE_LIMIT_SIGNIN", *signInRate, &cfg.signInPerMinute},
+		{"rate-limit-api", "WRITEBACK_RATE_LIMIT_API", *apiRate, &cfg.apiPerMinute}} {
 		if l.n < 1 || l.n > selfservice.MaxPerMinute {
 			return cfg, cmdline.Usagef("--%s (env %s) %d: want requests per minute, 1 to %d", l.flag, l.env, l.n, selfservice.MaxPerMinute)
 		}
@@ -334,8 +340,10 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 		CookieHashKey: a.keys.Derive("cookie-hash"), CookieBlockKey: a.keys.Derive("cookie-block"),
 		Health:       func(ctx context.Context) error { return a.db.SQL().PingContext(ctx) },
 		NoRequestLog: !cfg.requestLog, PublicPerMinute: cfg.publicPerMinute, SignInPerMinute: cfg.signInPerMinute,
+		APIPerMinute: cfg.apiPerMinute,
 	}, a.log, handlers.Deps{Admins: a.admins, Settings: a.settings, Writeback: a.wb, SelfService: a.ss, Audit: a.audit,
-		Agents: ag, AgentEnroll: ag, AgentHub: hub, Limits: a.ss, RateCounter: rateCounter, Banned: a.banned})
+		Agents: ag, AgentEnroll: ag, AgentHub: hub, Limits: a.ss, RateCounter: rateCounter, Banned: a.banned,
+		APITokens: apitokens.NewService(a.db, a.log)})
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
