@@ -55,6 +55,9 @@ const (
 	ActivityAdminSetPassword  = "Set administrator password (reset link)"
 	ActivityEnableAdmin       = "Enable administrator"
 	ActivityUpdateAdminPolicy = "Update administrator sign-in policy"
+	// ActivitySendAlert: the Global Administrators were mailed that an
+	// incident began or ended (services/alerts).
+	ActivitySendAlert = "Send alert e-mail"
 )
 
 // Activities lists the activities above, for filters, in alphabetical order.
@@ -66,6 +69,7 @@ var Activities = []string{
 	ActivityRegisterSecurity,
 	ActivityAdminSecondFactor, ActivityAddAdminFactor, ActivityRemoveAdminFactor, ActivityRecoveryCodes,
 	ActivityResetAdminSignIn, ActivityAdminSetPassword, ActivityEnableAdmin, ActivityUpdateAdminPolicy,
+	ActivitySendAlert,
 }
 
 // Results.

@@ -58,6 +58,7 @@ type Service struct {
 	verifyHash func(encoded, answer string) (bool, error)
 
 	codeKey []byte
+	rec     Recorder // metrics (observe.go)
 
 	dummyOnce sync.Once
 	dummyHash string
@@ -69,7 +70,7 @@ type Service struct {
 func New(db *store.DB, wb *writeback.Service, keys *keyring.Keyring, log *slog.Logger, baseURL string) *Service {
 	return &Service{db: db, wb: wb, dir: writebackDirectory{wb}, keys: keys, log: log, baseURL: strings.TrimSuffix(baseURL, "/"), now: time.Now,
 		Pacer: NewPacer(DefaultPadStart), AnswerParams: admins.DefaultHashParams, codeKey: keys.Derive("sspr-codes"),
-		verifyHash: admins.VerifyPassword, bg: context.WithoutCancel(context.Background())}
+		verifyHash: admins.VerifyPassword, rec: noRecorder{}, bg: context.WithoutCancel(context.Background())}
 }
 
 // Wait waits for e-mails being sent in the background (shutdown, tests).
