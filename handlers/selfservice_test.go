@@ -40,7 +40,13 @@ func newSSPR(t *testing.T, env testbed.Env, d directoryCase, methods selfservice
 // from many client addresses).
 func newSSPRWith(t *testing.T, env testbed.Env, d directoryCase, methods selfservice.Methods, trusted []netip.Prefix) *sspr {
 	t.Helper()
-	h := newHarnessWith(t, trusted)
+	return setUpSSPR(t, newHarnessWith(t, trusted), env, d, methods)
+}
+
+// setUpSSPR wires h to d and a real SMTP sink, with self-service on for
+// everyone.
+func setUpSSPR(t *testing.T, h *harness, env testbed.Env, d directoryCase, methods selfservice.Methods) *sspr {
+	t.Helper()
 	ctx := context.Background()
 	attrs := []string{"sAMAccountName", "userPrincipalName", "mail"}
 	if d.typ == "openldap" {
