@@ -14,14 +14,15 @@ type errorHook struct {
 
 // OnError makes the database call fn with every error a statement, a
 // transaction's start or a commit returns (the portal's metrics count
-// them). A cancelled or timed-out context, sql.ErrNoRows and a unique
-// constraint refusing a duplicate (which the store answers as a conflict)
-// are not the database's failures and are not passed. fn must return quickly.
+// them). A cancelled or timed-out context and a unique constraint refusing
+// a duplicate (which the store answers as a conflict) are not the
+// database's failures and are not passed; nor is a row not found, which
+// only Scan reports. fn must return quickly.
 func (db *DB) OnError(fn func(error)) { db.sql.onErr.fn.Store(&fn) }
 
 // note passes err to the callback, when there is one and err counts.
 func (h *errorHook) note(err error) error {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, sql.ErrNoRows) ||
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
 		engineSQLite.isUnique(err) { // isUnique knows both engines' errors
 		return err
 	}
