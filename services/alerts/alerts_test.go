@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -41,10 +40,15 @@ type fixture struct {
 
 var globals = []string{"ga1@example.com", "ga2@example.com"}
 
-func newFixture(t *testing.T) fixture {
+func newFixture(t *testing.T) fixture { t.Helper(); return newFixtureOn(t, "", true) }
+
+// newFixtureOn is newFixture on the database at databaseURL ("" for a
+// fresh SQLite file); people: create the administrators (the first of two
+// replicas on one database does).
+func newFixtureOn(t *testing.T, databaseURL string, people bool) fixture {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), store.FileName))
+	db, err := store.OpenDatabase(ctx, databaseURL, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,8 +64,12 @@ func newFixture(t *testing.T) fixture {
 	t.Cleanup(func() { wb.Close() })
 	ss := selfservice.New(db, wb, keys, log, "https://reset.example.com")
 	t.Cleanup(ss.Wait)
-	sink := mailtest.Start(t, mailtest.Options{})
-	host, port := sink.Addr()
+	f := fixture{db: db, set: set, wb: wb, ss: ss, log: audit.NewLog(db, log), logs: logs}
+	if !people {
+		return f
+	}
+	f.sink = mailtest.Start(t, mailtest.Options{})
+	host, port := f.sink.Addr()
 	if _, err := ss.SaveMail(ctx, audit.CommandLine, 0, selfservice.MailInput{Host: host, Port: port, TLS: mail.TLSNone, From: "portal@example.com"}); err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +93,7 @@ func newFixture(t *testing.T) fixture {
 			}
 		}
 	}
-	return fixture{db: db, set: set, wb: wb, ss: ss, log: audit.NewLog(db, log), sink: sink, logs: logs}
+	return f
 }
 
 // alertsSent returns the "Send alert e-mail" events, oldest first.
@@ -379,5 +387,37 @@ func TestAuditChainAlert(t *testing.T) {
 	f.wantMails(t, 2, "audit log verifies again")
 	if evs := f.alertsSent(t); len(evs) != 2 || evs[0].Category != audit.CategoryAuditLog {
 		t.Errorf("alert events: %+v", evs)
+	}
+}
+
+// TestAlertOnceFromTwoReplicas: two replicas on one PostgreSQL database
+// take the same readings at once (as around a change of leader): the
+// incident's state in the database lets one of them mail it, once.
+func TestAlertOnceFromTwoReplicas(t *testing.T) {
+	url := testbed.NewPostgresDB(t)
+	a := newFixtureOn(t, url, true)
+	b := newFixtureOn(t, url, false)
+	b.sink = a.sink
+	quiet := slog.New(slog.NewTextHandler(a.logs, nil))
+	replicas := []*alerts.Service{alerts.New(a.db, a.ss, quiet, "https://reset.example.com"), alerts.New(b.db, b.ss, quiet, "https://reset.example.com")}
+	ctx := context.Background()
+	both := func(h writeback.Health) {
+		var wg sync.WaitGroup
+		for _, r := range replicas {
+			wg.Go(func() { r.Writeback(ctx, h) })
+		}
+		wg.Wait()
+	}
+	both(writeback.Health{State: settings.StateConnected})
+	for range 3 {
+		both(writeback.Health{State: settings.StateError, Message: "Reachable: ldaps://dc1: Cannot connect.", Lines: []string{"[FAILED] Reachable (diagnostic: refused)"}})
+	}
+	a.wantMails(t, 1, "password writeback is failing")
+	for range 3 {
+		both(writeback.Health{State: settings.StateConnected})
+	}
+	a.wantMails(t, 2, "password writeback works again")
+	if n := len(a.alertsSent(t)); n != 2 {
+		t.Errorf("%d alert events, want 2", n)
 	}
 }
