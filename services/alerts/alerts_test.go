@@ -399,7 +399,11 @@ func TestAlertOnceFromTwoReplicas(t *testing.T) {
 	b := newFixtureOn(t, url, false)
 	b.sink = a.sink
 	quiet := slog.New(slog.NewTextHandler(a.logs, nil))
-	replicas := []*alerts.Service{alerts.New(a.db, a.ss, quiet, "https://reset.example.com"), alerts.New(b.db, b.ss, quiet, "https://reset.example.com")}
+	// Several readers per replica, so that the transactions meet.
+	var replicas []*alerts.Service
+	for range 4 {
+		replicas = append(replicas, alerts.New(a.db, a.ss, quiet, "https://reset.example.com"), alerts.New(b.db, b.ss, quiet, "https://reset.example.com"))
+	}
 	ctx := context.Background()
 	both := func(h writeback.Health) {
 		var wg sync.WaitGroup
