@@ -3,7 +3,6 @@ package alerts_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -140,67 +139,6 @@ func (f fixture) wantMails(t *testing.T, n int, subject string) mailtest.Receive
 	return last
 }
 
-// switchable forwards TCP connections to target while on; stop closes the
-// listener and every connection, as a DC going away would, and start
-// listens again on the same address.
-type switchable struct {
-	t      *testing.T
-	addr   string
-	target string
-	mu     sync.Mutex
-	ln     net.Listener
-	conns  []net.Conn
-}
-
-func newSwitchable(t *testing.T, host, target string) *switchable {
-	s := &switchable{t: t, addr: net.JoinHostPort(host, "0"), target: target}
-	s.start()
-	s.addr = s.ln.Addr().String()
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *switchable) start() {
-	ln, err := net.Listen("tcp", s.addr)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.mu.Lock()
-	s.ln = ln
-	s.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", s.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			s.mu.Lock()
-			s.conns = append(s.conns, c, up)
-			s.mu.Unlock()
-			go func() { io.Copy(up, c); up.Close() }()
-			go func() { io.Copy(c, up); c.Close() }()
-		}
-	}()
-}
-
-func (s *switchable) stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ln != nil {
-		s.ln.Close()
-		s.ln = nil
-	}
-	for _, c := range s.conns {
-		c.Close()
-	}
-	s.conns = nil
-}
-
 // monitor runs the writeback status monitor, as the leader does, with the
 // alerts hooked to it, until the returned function stops it.
 func (f fixture) monitor(t *testing.T) (stop func()) {
@@ -246,10 +184,10 @@ func TestWritebackAlertOncePerIncident(t *testing.T) {
 	env := testbed.Load(t)
 	f := newFixture(t)
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(env.LDAP.URL, "ldaps://"))
-	dc := newSwitchable(t, env.LDAP.Host(), net.JoinHostPort(env.LDAP.Host(), port))
+	dc := testbed.NewProxy(t, net.JoinHostPort(env.LDAP.Host(), "0"), net.JoinHostPort(env.LDAP.Host(), port))
 	ctx := context.Background()
 	if _, err := f.wb.SaveConnection(ctx, audit.CommandLine, 0, writeback.Input{Type: directory.TypeOpenLDAP,
-		URLs: []string{"ldaps://" + dc.addr}, CAPEM: env.CAPEM(), BindDN: env.LDAP.BindDN, BindPassword: env.LDAP.BindPassword,
+		URLs: []string{"ldaps://" + dc.Addr}, CAPEM: env.CAPEM(), BindDN: env.LDAP.BindDN, BindPassword: env.LDAP.BindPassword,
 		BaseDNs: []string{env.LDAP.PeopleDN}, LoginAttributes: []string{"uid", "mail"}, PasswordWriteback: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -258,10 +196,10 @@ func TestWritebackAlertOncePerIncident(t *testing.T) {
 	f.readings(t, settings.StateConnected, 3)
 	f.wantMails(t, 0, "")
 
-	dc.stop()
+	dc.Stop()
 	f.readings(t, settings.StateError, 5)
 	m := f.wantMails(t, 1, "password writeback is failing")
-	for _, want := range []string{"turned from Connected to Error", "Reachable: ldaps://" + dc.addr, "[FAILED]", "diagnostic:", "connection refused",
+	for _, want := range []string{"turned from Connected to Error", "Reachable: ldaps://" + dc.Addr, "[FAILED]", "diagnostic:", "connection refused",
 		"https://reset.example.com/admin/password-reset/on-premises-integration"} {
 		if !strings.Contains(m.Text, want) {
 			t.Errorf("the alert lacks %q:\n%s", want, m.Text)
@@ -273,7 +211,7 @@ func TestWritebackAlertOncePerIncident(t *testing.T) {
 	f.readings(t, settings.StateError, 4)
 	f.wantMails(t, 1, "password writeback is failing")
 
-	dc.start()
+	dc.Start()
 	f.readings(t, settings.StateConnected, 4)
 	m = f.wantMails(t, 2, "password writeback works again")
 	if !strings.Contains(m.Text, "Connected again") {

@@ -53,7 +53,7 @@ func (m *Metrics) countAfter(ctx context.Context, db *store.DB, f store.AuditFil
 			return 0, 0, err
 		}
 		for _, e := range page {
-			if lastID >= 0 && e.ID > lastID && e.ActorType == audit.CommandLine.Type {
+			if lastID >= 0 && e.ID > lastID { // the filter's actor ID is the command line's
 				m.Audit(e)
 			}
 			newID, newMS = max(newID, e.ID), max(newMS, e.TimeMS)
