@@ -96,17 +96,29 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 	})
 }
 
+// logRequests writes the request log's line (unless NoRequestLog) and
+// counts the request for the metrics (when Config.Metrics is set), both by
+// route pattern and status. The line's duration_ms is in milliseconds.
 func (s *Server) logRequests(next http.Handler) http.Handler {
+	logOn, rec := !s.cfg.NoRequestLog, s.cfg.Metrics
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r)
-		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || strings.HasPrefix(r.URL.Path, "/static/") {
+		d := time.Since(start)
+		status := ww.Status()
+		if status == 0 { // nothing written: net/http answers 200
+			status = http.StatusOK
+		}
+		if rec != nil {
+			rec.Request(routeOf(r), metricMethod(r.Method), status, d)
+		}
+		if !logOn || r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || strings.HasPrefix(r.URL.Path, "/static/") {
 			return
 		}
-		s.log.LogAttrs(r.Context(), levelFor(ww.Status()), "request",
-			slogStr("method", r.Method), slogStr("route", routeOf(r)), slogInt("status", ww.Status()),
-			slogDur("duration", time.Since(start)), slogStr("client_ip", s.clientIP(r)),
+		s.log.LogAttrs(r.Context(), levelFor(status), "request",
+			slogStr("method", r.Method), slogStr("route", routeOf(r)), slogInt("status", status),
+			slogMS("duration_ms", d), slogStr("client_ip", s.clientIP(r)),
 			slogStr("request_id", middleware.GetReqID(r.Context())))
 	})
 }

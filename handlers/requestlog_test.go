@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/writeback/writeback/handlers"
 	"github.com/writeback/writeback/testbed"
@@ -60,3 +62,46 @@ func TestRequestLog(t *testing.T) {
 }
 
 var errBoom = errors.New("boom")
+
+// TestRequestLogLine: one JSON line per request with the route pattern
+// (not the path), the status, the request ID and the duration in
+// milliseconds (a number a person reads, not nanoseconds).
+func TestRequestLogLine(t *testing.T) {
+	p := newPortal(t)
+	var logs testbed.SyncBuffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	base, _ := url.Parse(testBaseURL)
+	h := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: p.keys.Derive("h"), CookieBlockKey: p.keys.Derive("b")}, log,
+		handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit}).Routes()
+	start := time.Now()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/reset/0123456789abcdef", nil))
+	took := time.Since(start)
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not JSON: %q", l)
+		}
+		if m["msg"] == "request" {
+			lines = append(lines, m)
+		}
+	}
+	if len(lines) != 1 {
+		t.Fatalf("%d request lines, want 1:\n%s", len(lines), logs.String())
+	}
+	l := lines[0]
+	ms, ok := l["duration_ms"].(float64)
+	if !ok || ms < 0 || ms > float64(took.Microseconds())/1000 {
+		t.Errorf("duration_ms %v (%T), want milliseconds within the %s the request took", l["duration_ms"], l["duration_ms"], took)
+	}
+	if _, ok := l["duration"]; ok {
+		t.Errorf("a duration in nanoseconds is still there: %v", l)
+	}
+	if l["route"] != "/reset/{flow}" || l["status"] != float64(rec.Code) || l["request_id"] == "" || l["request_id"] == nil {
+		t.Errorf("request line: %v", l)
+	}
+	if strings.Contains(logs.String(), "0123456789abcdef") {
+		t.Errorf("the path was logged:\n%s", logs.String())
+	}
+}

@@ -166,9 +166,14 @@ func levelFor(status int) slog.Level {
 	return slog.LevelInfo
 }
 
-func slogStr(k, v string) slog.Attr               { return slog.String(k, v) }
-func slogInt(k string, v int) slog.Attr           { return slog.Int(k, v) }
-func slogDur(k string, v time.Duration) slog.Attr { return slog.Duration(k, v) }
+func slogStr(k, v string) slog.Attr     { return slog.String(k, v) }
+func slogInt(k string, v int) slog.Attr { return slog.Int(k, v) }
+
+// slogMS is a duration in milliseconds, with microseconds as decimals
+// (a JSON log's Duration would be nanoseconds).
+func slogMS(k string, v time.Duration) slog.Attr {
+	return slog.Float64(k, float64(v.Microseconds())/1000)
+}
 
 // seeOther answers 303 to the portal path p (e.g. "/admin/agents"): every
 // redirect goes through it, so that it stays under the path prefix the

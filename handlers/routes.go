@@ -27,7 +27,7 @@ func (s *Server) routes() http.Handler {
 	r.Use(s.recoverer)
 	r.Use(s.securityHeaders)
 	r.Use(s.limitBody(1 << 20))
-	if !s.cfg.NoRequestLog {
+	if !s.cfg.NoRequestLog || s.cfg.Metrics != nil {
 		r.Use(s.logRequests)
 	}
 	r.NotFound(s.handle(func(w http.ResponseWriter, r *http.Request) error { return errNotFound }))
@@ -35,6 +35,9 @@ func (s *Server) routes() http.Handler {
 
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
+	if s.cfg.MetricsHandler != nil && len(s.cfg.MetricsToken) > 0 {
+		r.With(s.metricsAuth).Get("/metrics", s.cfg.MetricsHandler.ServeHTTP)
+	}
 	// No session, no cookie: the agent's key is the credential. Attempts are
 	// limited per address (an agent reconnects with a backoff of 1 s and
 	// more), so that unauthenticated handshakes cannot pile up.

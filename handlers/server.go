@@ -116,6 +116,14 @@ type Config struct {
 	// APIPerMinute is the limit of REST API requests per token and minute
 	// (0: DefaultAPIPerMinute).
 	APIPerMinute int
+	// Metrics, when set, counts every request by route, method and status.
+	Metrics RequestRecorder
+	// MetricsHandler serves GET /metrics on this listener when
+	// MetricsToken is set too, and then only to requests that carry it as a
+	// bearer token; otherwise there is no /metrics here (a listener of its
+	// own serves it, or none).
+	MetricsHandler http.Handler
+	MetricsToken   []byte
 }
 
 // Server holds every handler's dependencies.

@@ -69,7 +69,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 }
 
 func newDB(sdb *sql.DB, e engine) *DB {
-	db := &DB{sql: sqlDB{DB: sdb, engine: e}, engine: e, now: time.Now, docs: newDocCache()}
+	db := &DB{sql: sqlDB{DB: sdb, engine: e, onErr: &errorHook{}}, engine: e, now: time.Now, docs: newDocCache()}
 	db.sessions.init()
 	return db
 }

@@ -111,18 +111,21 @@ func (e engine) isUnique(err error) bool {
 type sqlDB struct {
 	*sql.DB
 	engine engine
+	onErr  *errorHook // OnError (errorhook.go)
 }
 
 func (d sqlDB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return d.DB.ExecContext(ctx, d.engine.bind(query), args...)
+	r, err := d.DB.ExecContext(ctx, d.engine.bind(query), args...)
+	return r, d.onErr.note(err)
 }
 
 func (d sqlDB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return d.DB.QueryContext(ctx, d.engine.bind(query), args...)
+	r, err := d.DB.QueryContext(ctx, d.engine.bind(query), args...)
+	return r, d.onErr.note(err)
 }
 
 func (d sqlDB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return d.DB.QueryRowContext(ctx, d.engine.bind(query), args...)
+	return d.onErr.noteRow(d.DB.QueryRowContext(ctx, d.engine.bind(query), args...))
 }
 
 // PrepareContext binds query once, when it is prepared (stmts.go keeps the
@@ -146,26 +149,32 @@ func (d sqlDB) QueryRow(query string, args ...any) *sql.Row {
 
 func (d sqlDB) BeginTx(ctx context.Context, opts *sql.TxOptions) (sqlTx, error) {
 	tx, err := d.DB.BeginTx(ctx, opts)
-	return sqlTx{Tx: tx, engine: d.engine}, err
+	return sqlTx{Tx: tx, engine: d.engine, onErr: d.onErr}, d.onErr.note(err)
 }
 
 // sqlTx is a transaction with the store's SQL bound for its engine.
 type sqlTx struct {
 	*sql.Tx
 	engine engine
+	onErr  *errorHook
 }
 
 func (t sqlTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return t.Tx.ExecContext(ctx, t.engine.bind(query), args...)
+	r, err := t.Tx.ExecContext(ctx, t.engine.bind(query), args...)
+	return r, t.onErr.note(err)
 }
 
 func (t sqlTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return t.Tx.QueryContext(ctx, t.engine.bind(query), args...)
+	r, err := t.Tx.QueryContext(ctx, t.engine.bind(query), args...)
+	return r, t.onErr.note(err)
 }
 
 func (t sqlTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return t.Tx.QueryRowContext(ctx, t.engine.bind(query), args...)
+	return t.onErr.noteRow(t.Tx.QueryRowContext(ctx, t.engine.bind(query), args...))
 }
+
+// Commit commits; a failure counts as a database error (OnError).
+func (t sqlTx) Commit() error { return t.onErr.note(t.Tx.Commit()) }
 
 func (t sqlTx) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
 	return t.Tx.PrepareContext(ctx, t.engine.bind(query))

@@ -220,7 +220,7 @@ func (db *DB) migratePostgres(ctx context.Context, list []migration) (applied []
 		if err != nil {
 			return applied, fmt.Errorf("store: apply migration %s: %w", m.name, err)
 		}
-		did, err := db.apply(ctx, sqlTx{Tx: stx, engine: db.engine}, m)
+		did, err := db.apply(ctx, sqlTx{Tx: stx, engine: db.engine, onErr: db.sql.onErr}, m)
 		if err == nil {
 			err = stx.Commit()
 		}

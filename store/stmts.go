@@ -23,14 +23,14 @@ type stmtCache struct {
 // queryRow is QueryRowContext through a prepared statement for query.
 func (db *DB) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	if st, ok := db.stmts.m.Load(query); ok {
-		return st.(*sql.Stmt).QueryRowContext(ctx, args...)
+		return db.sql.onErr.noteRow(st.(*sql.Stmt).QueryRowContext(ctx, args...))
 	}
 	st, err := db.prepare(ctx, query)
 	if err != nil {
 		// The same query unprepared returns the same error in its Row.
 		return db.sql.QueryRowContext(ctx, query, args...)
 	}
-	return st.QueryRowContext(ctx, args...)
+	return db.sql.onErr.noteRow(st.QueryRowContext(ctx, args...))
 }
 
 func (db *DB) prepare(ctx context.Context, query string) (*sql.Stmt, error) {

@@ -84,7 +84,7 @@ func TestHealthStatusSameOnEveryReplica(t *testing.T) {
 		}
 		reg := replicas.New(a.db, a.log, replicas.Options{ID: id, Heartbeat: 50 * time.Millisecond,
 			DeadAfter: 500 * time.Millisecond, Lease: 500 * time.Millisecond})
-		for _, job := range a.leaderWork(300 * time.Millisecond) {
+		for _, job := range a.leaderWork(300*time.Millisecond, nil) {
 			reg.Lead(job)
 		}
 		ctx, cancel := context.WithCancel(context.Background())

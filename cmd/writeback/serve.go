@@ -19,6 +19,9 @@ import (
 	"time"
 
 	"github.com/writeback/writeback/cmd/internal/certfile"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/writeback/writeback/cmd/internal/cmdline"
 	"github.com/writeback/writeback/cmd/internal/datadir"
 	"github.com/writeback/writeback/handlers"
@@ -27,7 +30,9 @@ import (
 	"github.com/writeback/writeback/services/agents"
 	"github.com/writeback/writeback/services/agentwire"
 	"github.com/writeback/writeback/services/apitokens"
+	"github.com/writeback/writeback/services/alerts"
 	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/metrics"
 	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/services/replicas"
 	"github.com/writeback/writeback/services/selfservice"
@@ -65,6 +70,11 @@ type serveConfig struct {
 	redirectListen string
 	// apiPerMinute is the limit of REST API requests per token.
 	apiPerMinute int
+	// metricsListen is the address of the listener that serves only
+	// /metrics (empty: none); metricsToken, when set, also serves /metrics
+	// on the main listener to requests bearing it.
+	metricsListen string
+	metricsToken  []byte
 }
 
 // plainPath reports whether a base URL's path (without its trailing slash)
@@ -84,6 +94,9 @@ func plainPath(p string) bool {
 }
 
 var segmentRE = regexp.MustCompile(`^[A-Za-z0-9._~-]+$`)
+
+// minMetricsToken is the shortest bearer token --metrics-token-file takes.
+const minMetricsToken = 16
 
 func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
 	fs := newFlags("serve", io)
@@ -114,6 +127,8 @@ func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
 		"default administrator sign-ins per minute from one client address, 1 to 10000; a limit saved on Password reset › Properties replaces it (env WRITEBACK_RATE_LIMIT_SIGNIN)")
 	apiRate := fs.Int("rate-limit-api", handlers.DefaultAPIPerMinute,
 		"REST API requests per minute with one API token, 1 to 10000 (env WRITEBACK_RATE_LIMIT_API)")
+	metricsListen := fs.String("metrics-listen", getenv("WRITEBACK_METRICS_LISTEN"), "address of a second listener that serves only /metrics, e.g. 127.0.0.1:9090 (env WRITEBACK_METRICS_LISTEN; default: none)")
+	metricsToken := fs.String("metrics-token-file", getenv("WRITEBACK_METRICS_TOKEN_FILE"), "file holding a bearer token (at least 16 characters) that Prometheus sends for /metrics on the main listener (env WRITEBACK_METRICS_TOKEN_FILE; default: no /metrics there)")
 	for _, e := range []struct {
 		name string
 		to   *int
@@ -197,6 +212,22 @@ func parseServeFlags(args []string, getenv env, io stdio) (serveConfig, error) {
 			return cfg, cmdline.Usagef("--http-redirect-listen %q: want host:port, e.g. 0.0.0.0:80", *redirectListen)
 		}
 		cfg.redirectListen = *redirectListen
+	}
+	if cfg.metricsListen = *metricsListen; cfg.metricsListen != "" {
+		if _, _, err := net.SplitHostPort(cfg.metricsListen); err != nil {
+			return cfg, cmdline.Usagef("--metrics-listen %q: want host:port, e.g. 127.0.0.1:9090", cfg.metricsListen)
+		}
+	}
+	if *metricsToken != "" {
+		b, err := os.ReadFile(*metricsToken)
+		if err != nil {
+			return cfg, cmdline.Usagef("--metrics-token-file %q: %v", *metricsToken, err)
+		}
+		tok, _, _ := strings.Cut(string(b), "\n")
+		if tok = strings.TrimSpace(tok); len(tok) < minMetricsToken {
+			return cfg, cmdline.Usagef("--metrics-token-file %q: want a token of at least %d characters on the first line", *metricsToken, minMetricsToken)
+		}
+		cfg.metricsToken = []byte(tok)
 	}
 	b := *base
 	if b == "" {
@@ -285,6 +316,14 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	}
 	// Links in e-mails come only from the configured base URL.
 	a.useSelfService(selfservice.New(a.db, a.wb, a.keys, a.log, cfg.baseURL.String()))
+	// The Global Administrators are mailed when writeback fails or the
+	// audit chain breaks, and when it is over: the readings come from the
+	// leader's background work (leaderWork), the incidents' state is in
+	// the database.
+	al := alerts.New(a.db, a.ss, a.log, cfg.baseURL.String())
+	a.wb.OnHealth(al.Writeback)
+	a.audit.OnVerified(al.AuditChain)
+	met, metricsHandler := a.metrics(cfg)
 	// Passkeys belong to the base URL's host name (the WebAuthn RP ID); on
 	// an IP address browsers refuse them, and only authenticator apps are
 	// offered.
@@ -324,7 +363,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	if a.db.Engine() == "postgres" {
 		reg = replicas.New(a.db, a.log, replicas.Options{})
 		ag.SetReplica(reg.Self())
-		for _, job := range a.leaderWork(statusInterval) {
+		for _, job := range a.leaderWork(statusInterval, met) {
 			reg.Lead(job)
 		}
 		hub.SetPeers(reg)
@@ -335,12 +374,17 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	if reg != nil {
 		rateCounter = a.db.RateCounts(time.Minute) // the limits' window (handlers.rateWindow)
 	}
+	var requests handlers.RequestRecorder // nil, not a nil *Metrics, when there are none
+	if met != nil {
+		requests = met
+	}
 	srv := handlers.New(handlers.Config{
 		BaseURL: cfg.baseURL, TrustedProxies: cfg.trustedProxies,
 		CookieHashKey: a.keys.Derive("cookie-hash"), CookieBlockKey: a.keys.Derive("cookie-block"),
 		Health:       func(ctx context.Context) error { return a.db.SQL().PingContext(ctx) },
 		NoRequestLog: !cfg.requestLog, PublicPerMinute: cfg.publicPerMinute, SignInPerMinute: cfg.signInPerMinute,
 		APIPerMinute: cfg.apiPerMinute,
+		Metrics: requests, MetricsHandler: metricsHandler, MetricsToken: cfg.metricsToken,
 	}, a.log, handlers.Deps{Admins: a.admins, Settings: a.settings, Writeback: a.wb, SelfService: a.ss, Audit: a.audit,
 		Agents: ag, AgentEnroll: ag, AgentHub: hub, Limits: a.ss, RateCounter: rateCounter, Banned: a.banned,
 		APITokens: apitokens.NewService(a.db, a.log)})
@@ -348,6 +392,17 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
+	}
+	if cfg.metricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.metricsListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s (--metrics-listen): %w", cfg.metricsListen, err)
+		}
+		ms := metricsServer(metricsHandler)
+		go func() { _ = ms.Serve(mln) }()
+		defer ms.Close()
+		a.log.Info("serving metrics", "addr", mln.Addr().String())
 	}
 	hs := &http.Server{Handler: srv.Routes(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
@@ -405,7 +460,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 		// The work that must run once per database runs on the leader.
 		sd.work.Go(func() { reg.Run(bg) })
 	} else {
-		for _, job := range a.leaderWork(statusInterval) {
+		for _, job := range a.leaderWork(statusInterval, met) {
 			sd.work.Go(func() { job(bg) })
 		}
 	}
@@ -537,8 +592,8 @@ func pause(ctx context.Context, d time.Duration) bool {
 // status panel fresh (a settings document every replica reads), the purge
 // of expired sessions and flows, and the audit log's retention pruning and
 // chain check. Each runs until ctx ends.
-func (a *app) leaderWork(statusEvery time.Duration) []func(context.Context) {
-	return []func(context.Context){
+func (a *app) leaderWork(statusEvery time.Duration, met *metrics.Metrics) []func(context.Context) {
+	jobs := []func(context.Context){
 		func(ctx context.Context) { a.wb.Monitor(ctx, statusEvery) },
 		func(ctx context.Context) {
 			if pause(ctx, maintenanceDelay) {
@@ -551,6 +606,40 @@ func (a *app) leaderWork(statusEvery time.Duration) []func(context.Context) {
 			}
 		},
 	}
+	if met != nil {
+		// The command line's resets and unlocks, from the audit log.
+		jobs = append(jobs, func(ctx context.Context) { met.CountCommandLine(ctx, a.db, commandLineEvery, a.log) })
+	}
+	return jobs
+}
+
+// commandLineEvery is how often the leader looks for the command line's
+// resets and unlocks in the audit log, for the metrics.
+const commandLineEvery = 15 * time.Second
+
+// metrics builds the metrics on a registry of their own, when /metrics is
+// served somewhere (--metrics-listen or --metrics-token-file), and hooks
+// them to the database and the services; nil, nil otherwise.
+func (a *app) metrics(cfg serveConfig) (*metrics.Metrics, http.Handler) {
+	if cfg.metricsListen == "" && cfg.metricsToken == nil {
+		return nil, nil
+	}
+	reg := prometheus.NewRegistry()
+	met := metrics.New(reg)
+	metrics.RegisterAuditChain(reg, a.audit.Integrity)
+	a.db.OnError(met.DatabaseError)
+	a.db.OnAudit(met.Audit) // for the life of the process
+	a.wb.UseRecorder(met)
+	a.ss.UseRecorder(met)
+	return met, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+}
+
+// metricsServer serves h at GET /metrics and nothing else (404).
+func metricsServer(h http.Handler) *http.Server {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 }
 
 // housekeeping runs periodic background work until ctx ends.

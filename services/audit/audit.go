@@ -57,6 +57,9 @@ const (
 	ActivityUpdateAdminPolicy = "Update administrator sign-in policy"
 	// Banned passwords (services/banned).
 	ActivityUpdatePasswordProtection = "Update password protection"
+	// ActivitySendAlert: the Global Administrators were mailed that an
+	// incident began or ended (services/alerts).
+	ActivitySendAlert = "Send alert e-mail"
 )
 
 // Activities lists the activities above, for filters, in alphabetical order.
@@ -69,6 +72,7 @@ var Activities = []string{
 	ActivityAdminSecondFactor, ActivityAddAdminFactor, ActivityRemoveAdminFactor, ActivityRecoveryCodes,
 	ActivityResetAdminSignIn, ActivityAdminSetPassword, ActivityEnableAdmin, ActivityUpdateAdminPolicy,
 	ActivityUpdatePasswordProtection,
+	ActivitySendAlert,
 }
 
 // Results.

@@ -24,6 +24,8 @@ type Log struct {
 	fullEvery time.Duration
 	// roundDone, when set (tests), is called after each round of Maintain.
 	roundDone func()
+	// onVerified, set by OnVerified, hears each of Maintain's checks.
+	onVerified func(context.Context, Integrity)
 
 	mu        sync.Mutex
 	integrity Integrity
@@ -192,6 +194,9 @@ func (l *Log) Maintain(ctx context.Context, every time.Duration, retentionDays f
 				l.log.Error("verify audit log in full", "err", err)
 			}
 		}
+		if l.onVerified != nil && ctx.Err() == nil {
+			l.onVerified(ctx, l.Integrity())
+		}
 		if l.roundDone != nil {
 			l.roundDone()
 		}
@@ -202,6 +207,12 @@ func (l *Log) Maintain(ctx context.Context, every time.Duration, retentionDays f
 		}
 	}
 }
+
+// OnVerified makes Maintain call f with the result of each of its rounds
+// of checks (after the full check, when one ran), on Maintain's goroutine:
+// on the replica that runs it, the leader. Call it before Maintain starts.
+// The checks of Verify now and of the command line do not call it.
+func (l *Log) OnVerified(f func(context.Context, Integrity)) { l.onVerified = f }
 
 // fullDue reports whether the last full check is older than fullEvery.
 func (l *Log) fullDue(ctx context.Context) bool {

@@ -57,10 +57,12 @@ func (c *Client) testServer(ctx context.Context, srv *server, l *Checklist) bool
 	if err != nil {
 		l.add("Reachable: "+name, false, "Cannot connect to %s: %s.", srv.u.hostport, plainNetError(err))
 		l.diagnose(err)
+		l.Items[len(l.Items)-1].Server = name
 		return false
 	}
 	_ = raw.Close()
 	l.add("Reachable: "+name, true, "Connected to %s in %d ms.", srv.u.hostport, time.Since(start).Milliseconds())
+	l.Items[len(l.Items)-1].Server = name
 
 	if srv.plain {
 		l.add("Encryption: "+name, false, "%s", msgInsecure)

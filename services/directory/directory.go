@@ -458,6 +458,8 @@ type Check struct {
 	// Diagnostic is the raw error behind a failed check, for the audit log
 	// only (it can hold Go's and the server's own words).
 	Diagnostic string
+	// Server is set on a server's "Reachable" line: the server's URL.
+	Server string
 }
 
 // Checklist is the result of Client.Test; OK when every item is.

@@ -667,9 +667,12 @@ func (s *Service) sendAsync(f store.Flow, from audit.Actor, to []string, msg fun
 		ctx, cancel := context.WithTimeout(s.bg, 45*time.Second)
 		defer cancel()
 		snd, err := s.sender(ctx)
+		if err != nil {
+			s.rec.MailSent(err)
+		}
 		for _, addr := range to {
 			if err == nil {
-				err = snd.Send(ctx, msg(addr))
+				err = s.send(ctx, snd, msg(addr))
 			}
 			if err != nil {
 				break

@@ -222,13 +222,7 @@ func (s *Service) SendTestMail(ctx context.Context, actor audit.Actor, to string
 	if err != nil {
 		return err
 	}
-	snd, err := s.sender(ctx)
-	if err == nil {
-		err = snd.Send(ctx, mail.TestMessage(to, orgName(p)))
-	}
-	if errs.KindOf(err) != errs.Invalid {
-		s.noteMail(ctx, err)
-	}
+	err = s.SendMail(ctx, mail.TestMessage(to, orgName(p)))
 	result, reason := audit.Success, ""
 	if err != nil {
 		result, reason = audit.Failure, errs.MessageOf(err)

@@ -63,6 +63,7 @@ type Service struct {
 	// banned refuses weak new passwords before anything is written
 	// (UseBanned); nil: none is refused here.
 	banned *banned.Service
+	rec     Recorder // metrics (observe.go)
 
 	dummyOnce sync.Once
 	dummyHash string
@@ -74,7 +75,7 @@ type Service struct {
 func New(db *store.DB, wb *writeback.Service, keys *keyring.Keyring, log *slog.Logger, baseURL string) *Service {
 	return &Service{db: db, wb: wb, dir: writebackDirectory{wb}, keys: keys, log: log, baseURL: strings.TrimSuffix(baseURL, "/"), now: time.Now,
 		Pacer: NewPacer(DefaultPadStart), AnswerParams: admins.DefaultHashParams, codeKey: keys.Derive("sspr-codes"),
-		verifyHash: admins.VerifyPassword, bg: context.WithoutCancel(context.Background())}
+		verifyHash: admins.VerifyPassword, rec: noRecorder{}, bg: context.WithoutCancel(context.Background())}
 }
 
 // UseBanned makes resets and changes refuse the passwords the banned

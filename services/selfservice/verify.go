@@ -54,6 +54,7 @@ func (s *Service) Verify(ctx context.Context, id, browser, method string, code s
 		return err
 	})
 	if err != nil {
+		s.recordVerification(method, false, false, err)
 		return err
 	}
 	// From here on the reservation must be settled or released, even when
@@ -82,6 +83,7 @@ func (s *Service) Verify(ctx context.Context, id, browser, method string, code s
 		}
 		return err
 	}
+	s.recordVerification(method, true, ok, nil)
 	if !ok {
 		return s.wrongGuess(ctx, fl.Flow, from, method, slot, failMsg)
 	}

@@ -120,20 +120,27 @@ func (s *Service) Test(ctx context.Context, actor audit.Actor, login string) (di
 // without an audit row (it is the background health reading).
 func (s *Service) RefreshStatus(ctx context.Context) { s.refresh(ctx) }
 
-// refresh is RefreshStatus, telling whether every check passed.
-func (s *Service) refresh(ctx context.Context) bool {
+// refresh is RefreshStatus, returning the reading.
+func (s *Service) refresh(ctx context.Context) Health {
 	cl, _, err := s.Client(ctx)
 	if errors.Is(err, ErrNotConfigured) {
-		_ = s.settings.SetStatus(ctx, settings.ServiceStatus{State: settings.StateNotConfigured, Message: "No directory connection has been set up yet.", CheckedAt: s.now().UTC()})
-		return true
+		st := settings.ServiceStatus{State: settings.StateNotConfigured, Message: "No directory connection has been set up yet.", CheckedAt: s.now().UTC()}
+		_ = s.settings.SetStatus(ctx, st)
+		s.recorder().DirectoryServers(nil)
+		return Health{State: st.State, Message: st.Message, CheckedAt: st.CheckedAt}
 	}
 	if err != nil {
-		_ = s.settings.SetStatus(ctx, settings.ServiceStatus{State: settings.StateError, Message: errs.MessageOf(err), CheckedAt: s.now().UTC()})
-		return false
+		st := settings.ServiceStatus{State: settings.StateError, Message: errs.MessageOf(err), CheckedAt: s.now().UTC()}
+		_ = s.settings.SetStatus(ctx, st)
+		h := Health{State: st.State, Message: st.Message, CheckedAt: st.CheckedAt}
+		if cause := errors.Unwrap(err); cause != nil {
+			h.Lines = []string{"diagnostic: " + cause.Error()}
+		}
+		return h
 	}
 	list := cl.Test(ctx, "")
-	s.recordStatus(ctx, list)
-	return list.OK
+	st := s.recordStatus(ctx, list)
+	return Health{State: st.State, Message: st.Message, CheckedAt: st.CheckedAt, Lines: checkLines(list, true)}
 }
 
 // Monitor keeps the writeback service status fresh until ctx ends, without
@@ -145,8 +152,12 @@ func (s *Service) Monitor(ctx context.Context, interval time.Duration) {
 	for {
 		started := time.Now()
 		wait := interval
-		if !s.refresh(ctx) {
+		h := s.refresh(ctx)
+		if h.State == settings.StateError {
 			wait = min(interval, s.health.retry)
+		}
+		if f := s.healthHook(); f != nil && ctx.Err() == nil {
+			f(ctx, h)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -167,7 +178,7 @@ func (s *Service) Monitor(ctx context.Context, interval time.Duration) {
 	}
 }
 
-func (s *Service) recordStatus(ctx context.Context, list directory.Checklist) {
+func (s *Service) recordStatus(ctx context.Context, list directory.Checklist) settings.ServiceStatus {
 	st := settings.ServiceStatus{State: settings.StateConnected, Message: "Every check passed.", CheckedAt: s.now().UTC(), Details: checkLines(list, false)}
 	if !list.OK {
 		st.State, st.Message = settings.StateError, firstFailure(list)
@@ -175,6 +186,14 @@ func (s *Service) recordStatus(ctx context.Context, list directory.Checklist) {
 	if err := s.settings.SetStatus(ctx, st); err != nil && ctx.Err() == nil {
 		s.log.Error("record writeback service status", "err", err)
 	}
+	up := map[string]bool{}
+	for _, c := range list.Items {
+		if c.Server != "" {
+			up[c.Server] = c.OK
+		}
+	}
+	s.recorder().DirectoryServers(up)
+	return st
 }
 
 func firstFailure(l directory.Checklist) string {

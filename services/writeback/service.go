@@ -39,8 +39,10 @@ type Service struct {
 	mu            sync.Mutex
 	client        *directory.Client
 	clientVersion int64
-	agents        Agents // set by UseAgents; used in agents mode
 	banned        PasswordCheck
+	agents        Agents                        // set by UseAgents; used in agents mode
+	rec           Recorder                      // set by UseRecorder (observe.go)
+	onHealth      func(context.Context, Health) // set by OnHealth
 
 	health health
 }
@@ -129,12 +131,12 @@ func (s *Service) Client(ctx context.Context) (directory.Directory, Connection, 
 		if a == nil {
 			return nil, c, ErrNoAgents
 		}
-		return a, c, nil
+		return s.timed(a, ModeAgents), c, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.client != nil && s.clientVersion == meta.Version {
-		return s.client, c, nil
+		return s.timedLocked(s.client, ModeDirect), c, nil
 	}
 	pw, err := s.keys.Open(sealContext, c.BindPasswordSealed)
 	if err != nil {
@@ -149,7 +151,22 @@ func (s *Service) Client(ctx context.Context) (directory.Directory, Connection, 
 		_ = s.client.Close()
 	}
 	s.client, s.clientVersion = cl, meta.Version
-	return cl, c, nil
+	return s.timedLocked(cl, ModeDirect), c, nil
+}
+
+// timed is d with its writes timed for the recorder, when there is one.
+func (s *Service) timed(d directory.Directory, mode string) directory.Directory {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.timedLocked(d, mode)
+}
+
+// timedLocked is timed with s.mu held.
+func (s *Service) timedLocked(d directory.Directory, mode string) directory.Directory {
+	if s.rec == nil {
+		return d
+	}
+	return timedWrites{Directory: d, rec: s.rec, mode: mode}
 }
 
 func (s *Service) dropClient() {

@@ -2,13 +2,11 @@ package writeback_test
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -148,53 +146,6 @@ func TestStoredPasswordStaysWithItsServer(t *testing.T) {
 	}
 }
 
-// proxy forwards TCP connections to target until closed; closing it also
-// drops the connections it carries, as a DC going away would.
-type proxy struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newProxy(t *testing.T, listen, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			go func() { io.Copy(up, c); up.Close() }()
-			go func() { io.Copy(c, up); c.Close() }()
-		}
-	}()
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *proxy) close() {
-	p.ln.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
 func waitStatus(t *testing.T, f fixture, want settings.ServiceState, within time.Duration) settings.ServiceStatus {
 	t.Helper()
 	deadline := time.Now().Add(within)
@@ -225,15 +176,15 @@ func TestMonitorNoticesOutage(t *testing.T) {
 
 	// setup saves a connection through a proxy to the DC and starts the
 	// monitor; retry, when not zero, shortens its re-check while failing.
-	setup := func(t *testing.T, interval, retry time.Duration) (fixture, *proxy, testbed.TestUser) {
+	setup := func(t *testing.T, interval, retry time.Duration) (fixture, *testbed.Proxy, testbed.TestUser) {
 		f := newFixture(t)
 		if retry > 0 {
 			writeback.SetMonitorTimings(f.wb, retry, retry)
 		}
-		p := newProxy(t, net.JoinHostPort(host, "0"), target)
+		p := testbed.NewProxy(t, net.JoinHostPort(host, "0"), target)
 		ctx := context.Background()
 		if _, err := f.wb.SaveConnection(ctx, audit.CommandLine, 0, writeback.Input{Type: directory.TypeAD,
-			URLs: []string{"ldaps://" + p.ln.Addr().String()}, CAPEM: env.CAPEM(), BindDN: env.AD.BindDN,
+			URLs: []string{"ldaps://" + p.Addr}, CAPEM: env.CAPEM(), BindDN: env.AD.BindDN,
 			BindPassword: env.AD.BindPassword, BaseDNs: []string{env.AD.PeopleDN}}); err != nil {
 			t.Fatal(err)
 		}
@@ -252,7 +203,7 @@ func TestMonitorNoticesOutage(t *testing.T) {
 		if _, err := f.wb.Lookup(context.Background(), u.Login); err != nil {
 			t.Fatalf("lookup while the DC is there: %v", err)
 		}
-		p.close()
+		p.Stop()
 		_, err := f.wb.Lookup(context.Background(), u.Login)
 		if errs.KindOf(err) != errs.Unavailable {
 			t.Fatalf("lookup with the DC gone: %v", err)
@@ -267,13 +218,13 @@ func TestMonitorNoticesOutage(t *testing.T) {
 		// What the monitor did before it knew of failed operations too: a
 		// regression check of its loop, not of anything new.
 		f, p, _ := setup(t, 200*time.Millisecond, 0)
-		p.close()
+		p.Stop()
 		st := waitStatus(t, f, settings.StateError, 5*time.Second)
 		if !strings.Contains(st.Message, "Reachable") {
 			t.Errorf("status message %q", st.Message)
 		}
 		// The DC is back at the same address.
-		newProxy(t, p.ln.Addr().String(), target)
+		p.Start()
 		waitStatus(t, f, settings.StateConnected, 5*time.Second)
 	})
 
@@ -281,7 +232,7 @@ func TestMonitorNoticesOutage(t *testing.T) {
 		// While the last check failed the monitor checks again every retry,
 		// not every interval, so the panel turns back soon after the DC does.
 		f, p, u := setup(t, time.Hour, 100*time.Millisecond)
-		p.close()
+		p.Stop()
 		if _, err := f.wb.Lookup(context.Background(), u.Login); errs.KindOf(err) != errs.Unavailable {
 			t.Fatalf("lookup with the DC gone: %v", err)
 		}
@@ -289,7 +240,7 @@ func TestMonitorNoticesOutage(t *testing.T) {
 		// The monitor's own check (kicked by the lookup) fails too, then
 		// re-checks; the DC comes back at the same address.
 		time.Sleep(500 * time.Millisecond)
-		newProxy(t, p.ln.Addr().String(), target)
+		p.Start()
 		waitStatus(t, f, settings.StateConnected, 5*time.Second)
 	})
 }
