@@ -18,9 +18,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/writeback/writeback/cmd/internal/certfile"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/writeback/writeback/cmd/internal/certfile"
 
 	"github.com/writeback/writeback/cmd/internal/cmdline"
 	"github.com/writeback/writeback/cmd/internal/datadir"
@@ -29,8 +29,8 @@ import (
 	"github.com/writeback/writeback/services/agenthub"
 	"github.com/writeback/writeback/services/agents"
 	"github.com/writeback/writeback/services/agentwire"
-	"github.com/writeback/writeback/services/apitokens"
 	"github.com/writeback/writeback/services/alerts"
+	"github.com/writeback/writeback/services/apitokens"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/metrics"
 	"github.com/writeback/writeback/services/passkeys"
@@ -384,7 +384,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 		Health:       func(ctx context.Context) error { return a.db.SQL().PingContext(ctx) },
 		NoRequestLog: !cfg.requestLog, PublicPerMinute: cfg.publicPerMinute, SignInPerMinute: cfg.signInPerMinute,
 		APIPerMinute: cfg.apiPerMinute,
-		Metrics: requests, MetricsHandler: metricsHandler, MetricsToken: cfg.metricsToken,
+		Metrics:      requests, MetricsHandler: metricsHandler, MetricsToken: cfg.metricsToken,
 	}, a.log, handlers.Deps{Admins: a.admins, Settings: a.settings, Writeback: a.wb, SelfService: a.ss, Audit: a.audit,
 		Agents: ag, AgentEnroll: ag, AgentHub: hub, Limits: a.ss, RateCounter: rateCounter, Banned: a.banned,
 		APITokens: apitokens.NewService(a.db, a.log)})

@@ -63,7 +63,7 @@ type Service struct {
 	// banned refuses weak new passwords before anything is written
 	// (UseBanned); nil: none is refused here.
 	banned *banned.Service
-	rec     Recorder // metrics (observe.go)
+	rec    Recorder // metrics (observe.go)
 
 	dummyOnce sync.Once
 	dummyHash string
