@@ -153,22 +153,29 @@ func (d sqlDB) BeginTx(ctx context.Context, opts *sql.TxOptions) (sqlTx, error) 
 type sqlTx struct {
 	*sql.Tx
 	engine engine
+	state  *txState // a group commit's transaction (groupcommit.go); nil otherwise
 }
 
 func (t sqlTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return t.Tx.ExecContext(ctx, t.engine.bind(query), args...)
+	return t.Tx.ExecContext(t.state.prepare(ctx, t.Tx), t.engine.bind(query), args...)
 }
 
 func (t sqlTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return t.Tx.QueryContext(ctx, t.engine.bind(query), args...)
+	return t.Tx.QueryContext(t.state.prepare(ctx, t.Tx), t.engine.bind(query), args...)
 }
 
 func (t sqlTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return t.Tx.QueryRowContext(ctx, t.engine.bind(query), args...)
+	return t.Tx.QueryRowContext(t.state.prepare(ctx, t.Tx), t.engine.bind(query), args...)
 }
 
 func (t sqlTx) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
-	return t.Tx.PrepareContext(ctx, t.engine.bind(query))
+	return t.Tx.PrepareContext(t.state.prepare(ctx, t.Tx), t.engine.bind(query))
+}
+
+// StmtContext is the transaction's copy of a statement prepared on the
+// database; its statements run as the transaction's own do.
+func (t sqlTx) StmtContext(ctx context.Context, st *sql.Stmt) *sql.Stmt {
+	return t.Tx.StmtContext(t.state.prepare(ctx, t.Tx), st)
 }
 
 // Rebind returns query with its ? placeholders written for the database's
