@@ -72,31 +72,39 @@ func GenerateAudit(ctx context.Context, db *DB, n int, startMS, endMS int64, see
 func generatePostgres(ctx context.Context, db *DB, n int, g *eventGen, startMS int64, step float64, lastID int64, lastHash string) error {
 	cols := strings.Fields(strings.NewReplacer(",", " ").Replace(auditCols))
 	for done := 0; done < n; {
-		rows := make([][]any, 0, min(n-done, 20_000))
-		for i := 0; i < cap(rows); i++ {
+		size := min(n-done, 20_000)
+		i := 0
+		// Made as COPY asks for them: no batch of rows in memory.
+		next := func() ([]any, error) {
 			e := g.next()
 			e.ID = lastID + 1
 			e.TimeMS = startMS + int64(float64(done+i)*step) + int64(g.r.IntN(max(int(step), 1)))
 			e.PrevHash = lastHash
 			e.Hash = ContentHash(e)
-			rows = append(rows, []any{e.ID, e.TimeMS, e.Category, e.Activity, e.ActorType, e.ActorID, e.ActorName,
-				e.TargetType, e.TargetID, e.TargetDN, e.TargetName, e.Result, e.Reason,
-				e.ClientIP, e.UserAgent, e.CorrelationID, e.Details, e.PrevHash, e.Hash})
 			lastID, lastHash = e.ID, e.Hash
+			i++
+			return []any{e.ID, e.TimeMS, e.Category, e.Activity, e.ActorType, e.ActorID, e.ActorName,
+				e.TargetType, e.TargetID, e.TargetDN, e.TargetName, e.Result, e.Reason,
+				e.ClientIP, e.UserAgent, e.CorrelationID, e.Details, e.PrevHash, e.Hash}, nil
 		}
 		err := db.InTx(ctx, func(tx *Tx) error {
 			if tx.head != nil {
 				tx.head.known = false
 			}
 			return tx.pgx(ctx, func(c *pgx.Conn) error {
-				_, err := c.CopyFrom(ctx, pgx.Identifier{"audit_events"}, cols, pgx.CopyFromRows(rows))
+				_, err := c.CopyFrom(ctx, pgx.Identifier{"audit_events"}, cols, pgx.CopyFromFunc(func() ([]any, error) {
+					if i == size {
+						return nil, nil
+					}
+					return next()
+				}))
 				return err
 			})
 		})
 		if err != nil {
 			return fmt.Errorf("generate audit: %w", err)
 		}
-		done += len(rows)
+		done += size
 	}
 	return nil
 }

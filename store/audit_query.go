@@ -135,7 +135,7 @@ func (db *DB) QueryAudit(ctx context.Context, f AuditFilter, after Cursor, limit
 	}
 	w.add(`id <= ?`, maxID)
 	q := `SELECT ` + auditCols + ` FROM audit_events` + w.sql() + ` ORDER BY time_ms DESC, id DESC LIMIT ?`
-	rows, err := db.sql.QueryContext(ctx, q, append(w.args, limit+1)...)
+	rows, err := db.sql.QueryContext(ctx, q, db.engine.planEach(append(w.args, limit+1))...)
 	if err != nil {
 		return nil, Cursor{}, fmt.Errorf("store: query audit: %w", err)
 	}
@@ -179,7 +179,7 @@ func (db *DB) countAudit(ctx context.Context, f AuditFilter, limit int) (n int, 
 		return 0, false, err
 	}
 	q := `SELECT count(*) FROM (SELECT 1 FROM audit_events` + w.sql() + ` LIMIT ?) AS matched`
-	if err := db.sql.QueryRowContext(ctx, q, append(w.args, limit+1)...).Scan(&n); err != nil {
+	if err := db.sql.QueryRowContext(ctx, q, db.engine.planEach(append(w.args, limit+1))...).Scan(&n); err != nil {
 		return 0, false, fmt.Errorf("store: count audit: %w", err)
 	}
 	if n > limit {
@@ -336,7 +336,7 @@ func (db *DB) AuditDaily(ctx context.Context, f AuditFilter, tz *time.Location) 
 	for range 3 {
 		args = append(args, w.args...)
 	}
-	rows, err := db.sql.QueryContext(ctx, q, args...)
+	rows, err := db.sql.QueryContext(ctx, q, db.engine.planEach(args)...)
 	if err != nil {
 		return nil, fmt.Errorf("store: audit daily: %w", err)
 	}
@@ -452,13 +452,30 @@ func (f AuditFilter) where(e engine) (*whereClause, error) {
 	default:
 		return nil, fmt.Errorf("%w: result %q", ErrBadFilter, f.Result)
 	}
+	// The fields of a substring search are joined by a unit separator,
+	// which a search can never contain (likePattern drops control
+	// characters), so a match never spans two fields. The separator is
+	// written into the literal itself: both engines take it there, where
+	// they spell the function that makes it differently (char, chr).
+	sep := " || '" + unitSeparator + "' || "
 	if s := strings.TrimSpace(f.Actor); s != "" {
 		p := likePattern(s)
-		w.add(`(actor_id `+like+` ? ESCAPE '\' OR actor_name `+like+` ? ESCAPE '\')`, p, p)
+		if e == enginePostgres {
+			// One match over the joined fields: the expression of the
+			// trigram index audit_actor_trgm.
+			w.add(`(actor_id`+sep+`actor_name) `+like+` ? ESCAPE '\'`, p)
+		} else {
+			// SQLite matches each field from the covering index audit_time_who.
+			w.add(`(actor_id `+like+` ? ESCAPE '\' OR actor_name `+like+` ? ESCAPE '\')`, p, p)
+		}
 	}
 	if s := strings.TrimSpace(f.Target); s != "" {
 		p := likePattern(s)
-		w.add(`(target_id `+like+` ? ESCAPE '\' OR target_dn `+like+` ? ESCAPE '\' OR target_name `+like+` ? ESCAPE '\')`, p, p, p)
+		if e == enginePostgres {
+			w.add(`(target_id`+sep+`target_dn`+sep+`target_name) `+like+` ? ESCAPE '\'`, p)
+		} else {
+			w.add(`(target_id `+like+` ? ESCAPE '\' OR target_dn `+like+` ? ESCAPE '\' OR target_name `+like+` ? ESCAPE '\')`, p, p, p)
+		}
 	}
 	if f.ActorID != "" {
 		// The second term lets SQLite use the partial index.
@@ -468,12 +485,8 @@ func (f AuditFilter) where(e engine) (*whereClause, error) {
 		w.add(`target_id = ? AND target_id <> ''`, f.TargetID)
 	}
 	if s := strings.TrimSpace(f.Text); s != "" {
-		// One LIKE over the fields joined by a unit separator, which a search
-		// can never contain (likePattern drops control characters), so a
-		// match never spans two fields. The separator is written into the
-		// literal itself: both engines take it there, where they spell the
-		// function that makes it differently (char, chr).
-		sep := " || '" + unitSeparator + "' || "
+		// One LIKE over the fields joined (on PostgreSQL the expression of
+		// the trigram index audit_text_trgm).
 		w.add(`(activity`+sep+`actor_id`+sep+`actor_name`+sep+`target_id`+sep+`target_dn`+sep+`target_name`+sep+
 			`reason`+sep+`client_ip`+sep+`correlation_id`+sep+`details) `+like+` ? ESCAPE '\'`, likePattern(s))
 	}

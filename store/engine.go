@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -81,6 +82,18 @@ func (e engine) indexedBy(name string) string {
 	default:
 		return " INDEXED BY " + name
 	}
+}
+
+// planEach returns the arguments of a filtered audit query so that
+// PostgreSQL plans it for its values each time (an unnamed statement):
+// whether a search term is rare (a trigram index) or common (the time
+// index, stopping at a page) decides the plan, and a prepared statement's
+// generic plan, which PostgreSQL switches to after five runs, cannot know.
+func (e engine) planEach(args []any) []any {
+	if e != enginePostgres {
+		return args
+	}
+	return append([]any{pgx.QueryExecModeExec}, args...)
 }
 
 // snapshot is how a read transaction sees one consistent state of the
