@@ -116,8 +116,7 @@ func (db *DB) QueryAudit(ctx context.Context, f AuditFilter, after Cursor, limit
 		// the index range at UntilMS and step over every earlier page.
 		f.UntilMS = 0
 	}
-	w, err := f.where(db.engine)
-	if err != nil {
+	if _, err := f.where(db.engine); err != nil {
 		return nil, Cursor{}, err
 	}
 	maxID := after.maxID
@@ -128,16 +127,57 @@ func (db *DB) QueryAudit(ctx context.Context, f AuditFilter, after Cursor, limit
 		if maxID == 0 {
 			return nil, Cursor{}, nil
 		}
-	} else {
-		// Row-value comparison: SQLite turns it into one range on the
-		// (time_ms DESC, id DESC) part of whichever index it picks.
-		w.add(`(time_ms, id) < (?, ?)`, after.timeMS, after.id)
 	}
-	w.add(`id <= ?`, maxID)
+	// where is f's clause with the page's bounds.
+	where := func(f AuditFilter) *whereClause {
+		w, _ := f.where(db.engine)
+		if !after.IsZero() {
+			// Row-value comparison: SQLite turns it into one range on the
+			// (time_ms DESC, id DESC) part of whichever index it picks.
+			w.add(`(time_ms, id) < (?, ?)`, after.timeMS, after.id)
+		}
+		w.add(`id <= ?`, maxID)
+		return w
+	}
+	var page []AuditEvent
+	var more bool
+	var err error
+	if db.engine == enginePostgres && strings.TrimSpace(f.Actor+f.Target+f.Text) != "" {
+		// A search matches often (an administrator's name) or rarely (one
+		// user). PostgreSQL's estimate of a substring match cannot tell
+		// the two apart, and each wants the other plan: the newest events
+		// of the range read in time order until a page is full, or the
+		// trigram index. So the newest events are tried first, a bounded
+		// read; when they hold a page, it is the page (any other match is
+		// older), else the whole query runs.
+		base := f
+		base.Actor, base.Target, base.Text = "", "", ""
+		bw := where(base)
+		sw, _ := AuditFilter{Actor: f.Actor, Target: f.Target, Text: f.Text}.where(db.engine)
+		q := `SELECT ` + auditCols + ` FROM (SELECT ` + auditCols + ` FROM audit_events` + bw.sql() +
+			` ORDER BY time_ms DESC, id DESC LIMIT ?) AS newest` + sw.sql() + ` ORDER BY time_ms DESC, id DESC LIMIT ?`
+		args := append(append(append(bw.args, searchProbe), sw.args...), limit+1)
+		if page, more, err = db.auditPage(ctx, q, args, limit); err != nil || more {
+			return page, nextCursor(page, more, maxID), err
+		}
+	}
+	w := where(f)
 	q := `SELECT ` + auditCols + ` FROM audit_events` + w.sql() + ` ORDER BY time_ms DESC, id DESC LIMIT ?`
-	rows, err := db.sql.QueryContext(ctx, q, db.engine.planEach(append(w.args, limit+1))...)
+	page, more, err = db.auditPage(ctx, q, append(w.args, limit+1), limit)
+	return page, nextCursor(page, more, maxID), err
+}
+
+// searchProbe is how many of the newest events of the range QueryAudit
+// reads first for a search on PostgreSQL: a term in one event of 80 of
+// them fills a page from these. A variable for tests.
+var searchProbe = 4000
+
+// auditPage runs a page query (LIMIT limit+1) and reports whether there is
+// more after the page.
+func (db *DB) auditPage(ctx context.Context, q string, args []any, limit int) ([]AuditEvent, bool, error) {
+	rows, err := db.sql.QueryContext(ctx, q, db.engine.planEach(args)...)
 	if err != nil {
-		return nil, Cursor{}, fmt.Errorf("store: query audit: %w", err)
+		return nil, false, fmt.Errorf("store: query audit: %w", err)
 	}
 	defer rows.Close()
 	page := make([]AuditEvent, 0, limit)
@@ -149,19 +189,23 @@ func (db *DB) QueryAudit(ctx context.Context, f AuditFilter, after Cursor, limit
 		}
 		e, err := scanAudit(rows)
 		if err != nil {
-			return nil, Cursor{}, fmt.Errorf("store: query audit: %w", err)
+			return nil, false, fmt.Errorf("store: query audit: %w", err)
 		}
 		page = append(page, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, Cursor{}, fmt.Errorf("store: query audit: %w", err)
+		return nil, false, fmt.Errorf("store: query audit: %w", err)
 	}
-	var next Cursor
-	if more {
-		last := page[len(page)-1]
-		next = Cursor{timeMS: last.TimeMS, id: last.ID, maxID: maxID}
+	return page, more, nil
+}
+
+// nextCursor is the cursor after page.
+func nextCursor(page []AuditEvent, more bool, maxID int64) Cursor {
+	if !more {
+		return Cursor{}
 	}
-	return page, next, nil
+	last := page[len(page)-1]
+	return Cursor{timeMS: last.TimeMS, id: last.ID, maxID: maxID}
 }
 
 // AuditCountCap is where CountAudit stops counting.
@@ -262,6 +306,9 @@ func (db *DB) ExportAudit(ctx context.Context, f AuditFilter, fn func(AuditEvent
 		w.add(`id >= ? AND id <= ?`, lo.Int64, hi.Int64)
 	}
 	q := `SELECT ` + auditCols + ` FROM audit_events` + w.sql() + ` ORDER BY id`
+	if db.engine == enginePostgres {
+		return db.exportPostgres(ctx, q, w.args, fn)
+	}
 	rows, err := db.sql.QueryContext(ctx, q, w.args...)
 	if err != nil {
 		return fmt.Errorf("store: export audit: %w", err)
