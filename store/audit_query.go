@@ -505,12 +505,14 @@ func (f AuditFilter) where(e engine) (*whereClause, error) {
 	// written into the literal itself: both engines take it there, where
 	// they spell the function that makes it differently (char, chr).
 	sep := " || '" + unitSeparator + "' || "
+	text := `(activity` + sep + `actor_id` + sep + `actor_name` + sep + `target_id` + sep + `target_dn` + sep + `target_name` + sep +
+		`reason` + sep + `client_ip` + sep + `correlation_id` + sep + `details)`
 	if s := strings.TrimSpace(f.Actor); s != "" {
 		p := likePattern(s)
 		if e == enginePostgres {
-			// One match over the joined fields: the expression of the
-			// trigram index audit_actor_trgm.
-			w.add(`(actor_id`+sep+`actor_name) `+like+` ? ESCAPE '\'`, p)
+			// The fields are among text's, whose trigram index
+			// (audit_text_trgm) finds the few events a rare name is in.
+			w.add(text+` `+like+` ? ESCAPE '\' AND (actor_id`+sep+`actor_name) `+like+` ? ESCAPE '\'`, p, p)
 		} else {
 			// SQLite matches each field from the covering index audit_time_who.
 			w.add(`(actor_id `+like+` ? ESCAPE '\' OR actor_name `+like+` ? ESCAPE '\')`, p, p)
@@ -519,7 +521,7 @@ func (f AuditFilter) where(e engine) (*whereClause, error) {
 	if s := strings.TrimSpace(f.Target); s != "" {
 		p := likePattern(s)
 		if e == enginePostgres {
-			w.add(`(target_id`+sep+`target_dn`+sep+`target_name) `+like+` ? ESCAPE '\'`, p)
+			w.add(text+` `+like+` ? ESCAPE '\' AND (target_id`+sep+`target_dn`+sep+`target_name) `+like+` ? ESCAPE '\'`, p, p)
 		} else {
 			w.add(`(target_id `+like+` ? ESCAPE '\' OR target_dn `+like+` ? ESCAPE '\' OR target_name `+like+` ? ESCAPE '\')`, p, p, p)
 		}
@@ -534,8 +536,7 @@ func (f AuditFilter) where(e engine) (*whereClause, error) {
 	if s := strings.TrimSpace(f.Text); s != "" {
 		// One LIKE over the fields joined (on PostgreSQL the expression of
 		// the trigram index audit_text_trgm).
-		w.add(`(activity`+sep+`actor_id`+sep+`actor_name`+sep+`target_id`+sep+`target_dn`+sep+`target_name`+sep+
-			`reason`+sep+`client_ip`+sep+`correlation_id`+sep+`details) `+like+` ? ESCAPE '\'`, likePattern(s))
+		w.add(text+` `+like+` ? ESCAPE '\'`, likePattern(s))
 	}
 	if f.CorrelationID != "" {
 		w.add(`correlation_id = ? AND correlation_id <> ''`, f.CorrelationID)
