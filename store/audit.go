@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // AuditEvent is one row of the audit log.
@@ -104,25 +106,45 @@ func (tx *Tx) AppendAudit(ctx context.Context, e *AuditEvent) error {
 	if err != nil {
 		return fmt.Errorf("store: append audit event: %w", err)
 	}
-	err = tx.tx.StmtContext(ctx, head).QueryRowContext(ctx).Scan(&lastID, &lastHash)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		lastID, lastHash, err = tx.chainAnchor(ctx)
-		if err != nil {
-			return err
+	st := tx.tx.state
+	if st != nil {
+		ctx = context.WithoutCancel(ctx) // as every statement of a batch (txState)
+	}
+	if h := tx.head; h != nil && h.known {
+		lastID, lastHash = h.id, h.hash
+	} else {
+		err = tx.tx.StmtContext(ctx, head).QueryRowContext(ctx).Scan(&lastID, &lastHash)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			lastID, lastHash, err = tx.chainAnchor(ctx)
+			if err != nil {
+				return err
+			}
+		case err != nil:
+			return fmt.Errorf("store: append audit event: read chain head: %w", err)
 		}
-	case err != nil:
-		return fmt.Errorf("store: append audit event: read chain head: %w", err)
 	}
 	e.ID = lastID + 1
 	e.PrevHash = lastHash
 	e.Hash = ContentHash(*e)
-	_, err = tx.tx.StmtContext(ctx, ins).ExecContext(ctx,
-		e.ID, e.TimeMS, e.Category, e.Activity, e.ActorType, e.ActorID, e.ActorName,
+	args := []any{e.ID, e.TimeMS, e.Category, e.Activity, e.ActorType, e.ActorID, e.ActorName,
 		e.TargetType, e.TargetID, e.TargetDN, e.TargetName, e.Result, e.Reason,
-		e.ClientIP, e.UserAgent, e.CorrelationID, e.Details, e.PrevHash, e.Hash)
+		e.ClientIP, e.UserAgent, e.CorrelationID, e.Details, e.PrevHash, e.Hash}
+	if st != nil && st.savepoint != "" {
+		// The fn's savepoint and its first append in one round trip: two
+		// statements in one simple-protocol query (pgx quotes the values).
+		sp := st.savepoint
+		st.savepoint = ""
+		_, err = tx.tx.Tx.ExecContext(ctx, `SAVEPOINT `+sp+`; `+tx.db.engine.bind(auditInsertSQL),
+			append([]any{pgx.QueryExecModeSimpleProtocol}, args...)...)
+	} else {
+		_, err = tx.tx.Tx.StmtContext(ctx, ins).ExecContext(ctx, args...)
+	}
 	if err != nil {
 		return fmt.Errorf("store: append audit event: %w", err)
+	}
+	if tx.head != nil {
+		*tx.head = chainHead{known: true, id: e.ID, hash: e.Hash}
 	}
 	tx.appended = append(tx.appended, *e)
 	return nil

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // GenerateAudit appends n realistic, correctly chained audit events spread
@@ -28,6 +31,9 @@ func GenerateAudit(ctx context.Context, db *DB, n int, startMS, endMS int64, see
 		return err
 	}
 	step := float64(endMS-startMS) / float64(n)
+	if db.engine == enginePostgres {
+		return generatePostgres(ctx, db, n, g, startMS, step, lastID, lastHash)
+	}
 	for done := 0; done < n; {
 		err := db.InTx(ctx, func(tx *Tx) error {
 			st, err := tx.tx.PrepareContext(ctx, `INSERT INTO audit_events (id, time_ms, category, activity, actor_type, actor_id, actor_name,
@@ -56,6 +62,49 @@ func GenerateAudit(ctx context.Context, db *DB, n int, startMS, endMS int64, see
 		if err != nil {
 			return fmt.Errorf("generate audit: %w", err)
 		}
+	}
+	return nil
+}
+
+// generatePostgres is GenerateAudit's loop on PostgreSQL: one COPY per
+// batch, which takes a million events in seconds where row-by-row INSERTs
+// took minutes on a loaded machine.
+func generatePostgres(ctx context.Context, db *DB, n int, g *eventGen, startMS int64, step float64, lastID int64, lastHash string) error {
+	cols := strings.Fields(strings.NewReplacer(",", " ").Replace(auditCols))
+	for done := 0; done < n; {
+		size := min(n-done, 20_000)
+		i := 0
+		// Made as COPY asks for them: no batch of rows in memory.
+		next := func() ([]any, error) {
+			e := g.next()
+			e.ID = lastID + 1
+			e.TimeMS = startMS + int64(float64(done+i)*step) + int64(g.r.IntN(max(int(step), 1)))
+			e.PrevHash = lastHash
+			e.Hash = ContentHash(e)
+			lastID, lastHash = e.ID, e.Hash
+			i++
+			return []any{e.ID, e.TimeMS, e.Category, e.Activity, e.ActorType, e.ActorID, e.ActorName,
+				e.TargetType, e.TargetID, e.TargetDN, e.TargetName, e.Result, e.Reason,
+				e.ClientIP, e.UserAgent, e.CorrelationID, e.Details, e.PrevHash, e.Hash}, nil
+		}
+		err := db.InTx(ctx, func(tx *Tx) error {
+			if tx.head != nil {
+				tx.head.known = false
+			}
+			return tx.pgx(ctx, func(c *pgx.Conn) error {
+				_, err := c.CopyFrom(ctx, pgx.Identifier{"audit_events"}, cols, pgx.CopyFromFunc(func() ([]any, error) {
+					if i == size {
+						return nil, nil
+					}
+					return next()
+				}))
+				return err
+			})
+		})
+		if err != nil {
+			return fmt.Errorf("generate audit: %w", err)
+		}
+		done += size
 	}
 	return nil
 }

@@ -116,8 +116,7 @@ func (db *DB) QueryAudit(ctx context.Context, f AuditFilter, after Cursor, limit
 		// the index range at UntilMS and step over every earlier page.
 		f.UntilMS = 0
 	}
-	w, err := f.where(db.engine)
-	if err != nil {
+	if _, err := f.where(db.engine); err != nil {
 		return nil, Cursor{}, err
 	}
 	maxID := after.maxID
@@ -128,16 +127,57 @@ func (db *DB) QueryAudit(ctx context.Context, f AuditFilter, after Cursor, limit
 		if maxID == 0 {
 			return nil, Cursor{}, nil
 		}
-	} else {
-		// Row-value comparison: SQLite turns it into one range on the
-		// (time_ms DESC, id DESC) part of whichever index it picks.
-		w.add(`(time_ms, id) < (?, ?)`, after.timeMS, after.id)
 	}
-	w.add(`id <= ?`, maxID)
+	// where is f's clause with the page's bounds.
+	where := func(f AuditFilter) *whereClause {
+		w, _ := f.where(db.engine)
+		if !after.IsZero() {
+			// Row-value comparison: SQLite turns it into one range on the
+			// (time_ms DESC, id DESC) part of whichever index it picks.
+			w.add(`(time_ms, id) < (?, ?)`, after.timeMS, after.id)
+		}
+		w.add(`id <= ?`, maxID)
+		return w
+	}
+	var page []AuditEvent
+	var more bool
+	var err error
+	if db.engine == enginePostgres && strings.TrimSpace(f.Actor+f.Target+f.Text) != "" {
+		// A search matches often (an administrator's name) or rarely (one
+		// user). PostgreSQL's estimate of a substring match cannot tell
+		// the two apart, and each wants the other plan: the newest events
+		// of the range read in time order until a page is full, or the
+		// trigram index. So the newest events are tried first, a bounded
+		// read; when they hold a page, it is the page (any other match is
+		// older), else the whole query runs.
+		base := f
+		base.Actor, base.Target, base.Text = "", "", ""
+		bw := where(base)
+		sw, _ := AuditFilter{Actor: f.Actor, Target: f.Target, Text: f.Text}.where(db.engine)
+		q := `SELECT ` + auditCols + ` FROM (SELECT ` + auditCols + ` FROM audit_events` + bw.sql() +
+			` ORDER BY time_ms DESC, id DESC LIMIT ?) AS newest` + sw.sql() + ` ORDER BY time_ms DESC, id DESC LIMIT ?`
+		args := append(append(append(bw.args, searchProbe), sw.args...), limit+1)
+		if page, more, err = db.auditPage(ctx, q, args, limit); err != nil || more {
+			return page, nextCursor(page, more, maxID), err
+		}
+	}
+	w := where(f)
 	q := `SELECT ` + auditCols + ` FROM audit_events` + w.sql() + ` ORDER BY time_ms DESC, id DESC LIMIT ?`
-	rows, err := db.sql.QueryContext(ctx, q, append(w.args, limit+1)...)
+	page, more, err = db.auditPage(ctx, q, append(w.args, limit+1), limit)
+	return page, nextCursor(page, more, maxID), err
+}
+
+// searchProbe is how many of the newest events of the range QueryAudit
+// reads first for a search on PostgreSQL: a term in one event of 80 of
+// them fills a page from these. A variable for tests.
+var searchProbe = 4000
+
+// auditPage runs a page query (LIMIT limit+1) and reports whether there is
+// more after the page.
+func (db *DB) auditPage(ctx context.Context, q string, args []any, limit int) ([]AuditEvent, bool, error) {
+	rows, err := db.sql.QueryContext(ctx, q, db.engine.planEach(args)...)
 	if err != nil {
-		return nil, Cursor{}, fmt.Errorf("store: query audit: %w", err)
+		return nil, false, fmt.Errorf("store: query audit: %w", err)
 	}
 	defer rows.Close()
 	page := make([]AuditEvent, 0, limit)
@@ -149,19 +189,23 @@ func (db *DB) QueryAudit(ctx context.Context, f AuditFilter, after Cursor, limit
 		}
 		e, err := scanAudit(rows)
 		if err != nil {
-			return nil, Cursor{}, fmt.Errorf("store: query audit: %w", err)
+			return nil, false, fmt.Errorf("store: query audit: %w", err)
 		}
 		page = append(page, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, Cursor{}, fmt.Errorf("store: query audit: %w", err)
+		return nil, false, fmt.Errorf("store: query audit: %w", err)
 	}
-	var next Cursor
-	if more {
-		last := page[len(page)-1]
-		next = Cursor{timeMS: last.TimeMS, id: last.ID, maxID: maxID}
+	return page, more, nil
+}
+
+// nextCursor is the cursor after page.
+func nextCursor(page []AuditEvent, more bool, maxID int64) Cursor {
+	if !more {
+		return Cursor{}
 	}
-	return page, next, nil
+	last := page[len(page)-1]
+	return Cursor{timeMS: last.TimeMS, id: last.ID, maxID: maxID}
 }
 
 // AuditCountCap is where CountAudit stops counting.
@@ -179,7 +223,7 @@ func (db *DB) countAudit(ctx context.Context, f AuditFilter, limit int) (n int, 
 		return 0, false, err
 	}
 	q := `SELECT count(*) FROM (SELECT 1 FROM audit_events` + w.sql() + ` LIMIT ?) AS matched`
-	if err := db.sql.QueryRowContext(ctx, q, append(w.args, limit+1)...).Scan(&n); err != nil {
+	if err := db.sql.QueryRowContext(ctx, q, db.engine.planEach(append(w.args, limit+1))...).Scan(&n); err != nil {
 		return 0, false, fmt.Errorf("store: count audit: %w", err)
 	}
 	if n > limit {
@@ -262,6 +306,9 @@ func (db *DB) ExportAudit(ctx context.Context, f AuditFilter, fn func(AuditEvent
 		w.add(`id >= ? AND id <= ?`, lo.Int64, hi.Int64)
 	}
 	q := `SELECT ` + auditCols + ` FROM audit_events` + w.sql() + ` ORDER BY id`
+	if db.engine == enginePostgres {
+		return db.exportPostgres(ctx, q, w.args, fn)
+	}
 	rows, err := db.sql.QueryContext(ctx, q, w.args...)
 	if err != nil {
 		return fmt.Errorf("store: export audit: %w", err)
@@ -336,7 +383,7 @@ func (db *DB) AuditDaily(ctx context.Context, f AuditFilter, tz *time.Location) 
 	for range 3 {
 		args = append(args, w.args...)
 	}
-	rows, err := db.sql.QueryContext(ctx, q, args...)
+	rows, err := db.sql.QueryContext(ctx, q, db.engine.planEach(args)...)
 	if err != nil {
 		return nil, fmt.Errorf("store: audit daily: %w", err)
 	}
@@ -452,13 +499,32 @@ func (f AuditFilter) where(e engine) (*whereClause, error) {
 	default:
 		return nil, fmt.Errorf("%w: result %q", ErrBadFilter, f.Result)
 	}
+	// The fields of a substring search are joined by a unit separator,
+	// which a search can never contain (likePattern drops control
+	// characters), so a match never spans two fields. The separator is
+	// written into the literal itself: both engines take it there, where
+	// they spell the function that makes it differently (char, chr).
+	sep := " || '" + unitSeparator + "' || "
+	text := `(activity` + sep + `actor_id` + sep + `actor_name` + sep + `target_id` + sep + `target_dn` + sep + `target_name` + sep +
+		`reason` + sep + `client_ip` + sep + `correlation_id` + sep + `details)`
 	if s := strings.TrimSpace(f.Actor); s != "" {
 		p := likePattern(s)
-		w.add(`(actor_id `+like+` ? ESCAPE '\' OR actor_name `+like+` ? ESCAPE '\')`, p, p)
+		if e == enginePostgres {
+			// The fields are among text's, whose trigram index
+			// (audit_text_trgm) finds the few events a rare name is in.
+			w.add(text+` `+like+` ? ESCAPE '\' AND (actor_id`+sep+`actor_name) `+like+` ? ESCAPE '\'`, p, p)
+		} else {
+			// SQLite matches each field from the covering index audit_time_who.
+			w.add(`(actor_id `+like+` ? ESCAPE '\' OR actor_name `+like+` ? ESCAPE '\')`, p, p)
+		}
 	}
 	if s := strings.TrimSpace(f.Target); s != "" {
 		p := likePattern(s)
-		w.add(`(target_id `+like+` ? ESCAPE '\' OR target_dn `+like+` ? ESCAPE '\' OR target_name `+like+` ? ESCAPE '\')`, p, p, p)
+		if e == enginePostgres {
+			w.add(text+` `+like+` ? ESCAPE '\' AND (target_id`+sep+`target_dn`+sep+`target_name) `+like+` ? ESCAPE '\'`, p, p)
+		} else {
+			w.add(`(target_id `+like+` ? ESCAPE '\' OR target_dn `+like+` ? ESCAPE '\' OR target_name `+like+` ? ESCAPE '\')`, p, p, p)
+		}
 	}
 	if f.ActorID != "" {
 		// The second term lets SQLite use the partial index.
@@ -468,14 +534,9 @@ func (f AuditFilter) where(e engine) (*whereClause, error) {
 		w.add(`target_id = ? AND target_id <> ''`, f.TargetID)
 	}
 	if s := strings.TrimSpace(f.Text); s != "" {
-		// One LIKE over the fields joined by a unit separator, which a search
-		// can never contain (likePattern drops control characters), so a
-		// match never spans two fields. The separator is written into the
-		// literal itself: both engines take it there, where they spell the
-		// function that makes it differently (char, chr).
-		sep := " || '" + unitSeparator + "' || "
-		w.add(`(activity`+sep+`actor_id`+sep+`actor_name`+sep+`target_id`+sep+`target_dn`+sep+`target_name`+sep+
-			`reason`+sep+`client_ip`+sep+`correlation_id`+sep+`details) `+like+` ? ESCAPE '\'`, likePattern(s))
+		// One LIKE over the fields joined (on PostgreSQL the expression of
+		// the trigram index audit_text_trgm).
+		w.add(text+` `+like+` ? ESCAPE '\'`, likePattern(s))
 	}
 	if f.CorrelationID != "" {
 		w.add(`correlation_id = ? AND correlation_id <> ''`, f.CorrelationID)

@@ -109,6 +109,9 @@ func (db *DB) PruneAudit(ctx context.Context, beforeMS int64, actor AuditActor) 
 		if err != nil {
 			return fmt.Errorf("store: prune audit: %w", err)
 		}
+		if tx.head != nil {
+			tx.head.known = false // read it again
+		}
 		if removed, err = res.RowsAffected(); err != nil {
 			return fmt.Errorf("store: prune audit: %w", err)
 		}

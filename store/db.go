@@ -28,7 +28,8 @@ var ErrConflict = errors.New("store: version conflict")
 type DB struct {
 	sql    sqlDB // the handle, with the SQL bound for its engine (engine.go)
 	engine engine
-	slot   writeSlot // one write transaction at a time (writeslot.go)
+	slot   writeSlot // SQLite: one write transaction at a time (writeslot.go)
+	group  txGroup   // PostgreSQL: write transactions in batches (groupcommit.go)
 	now    func() time.Time
 	hooks  auditHooks // OnAudit callbacks
 	// afterChunk, when set (tests), runs between two chunks of a paced
@@ -94,7 +95,9 @@ func (db *DB) nowMS() int64 { return db.now().UTC().UnixMilli() }
 // take a *Tx so both commit or neither does.
 type Tx struct {
 	tx       sqlTx
+	conn     *sql.Conn // PostgreSQL: the connection tx runs on
 	db       *DB
+	head     *chainHead       // PostgreSQL: the audit chain's head within the batch (groupcommit.go)
 	appended []AuditEvent     // passed to OnAudit callbacks once committed
 	saved    map[string]int64 // settings documents saved, by version: the cache learns of them once committed
 	sessions bool             // sessions or administrators written: cached sessions are read again once committed
@@ -109,8 +112,16 @@ type Tx struct {
 // another's, whichever replica runs it. The transactions of one process
 // also take turns before they reach the database (see writeSlot), so that
 // waiting ones do not each hold a pooled connection; waiting for the turn
-// ends with ctx.
+// ends with ctx. On PostgreSQL the ones that wait join one batch: one
+// transaction, one lock and one commit for all of them, each fn in a
+// savepoint of its own, so that a failing fn still changes nothing and
+// returns its error to its caller alone (groupcommit.go). fn must therefore
+// read what it depends on through tx (reads through the DB do not see the
+// batch's earlier fns), and must not call InTx.
 func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
+	if db.engine == enginePostgres {
+		return db.inTxGroup(ctx, fn)
+	}
 	if err := db.slot.acquire(ctx); err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
@@ -123,11 +134,6 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 	// the write lock and every later write would fail. After a commit this
 	// does nothing (sql.ErrTxDone).
 	defer func() { _ = stx.Rollback() }()
-	if db.engine == enginePostgres {
-		if _, err := stx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, writeLockKey); err != nil {
-			return fmt.Errorf("store: begin: take the write lock: %w", err)
-		}
-	}
 	tx := &Tx{tx: stx, db: db}
 	if err := fn(tx); err != nil {
 		_ = stx.Rollback()

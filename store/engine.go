@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -83,6 +84,18 @@ func (e engine) indexedBy(name string) string {
 	}
 }
 
+// planEach returns the arguments of a filtered audit query so that
+// PostgreSQL plans it for its values each time (an unnamed statement):
+// whether a search term is rare (a trigram index) or common (the time
+// index, stopping at a page) decides the plan, and a prepared statement's
+// generic plan, which PostgreSQL switches to after five runs, cannot know.
+func (e engine) planEach(args []any) []any {
+	if e != enginePostgres {
+		return args
+	}
+	return append([]any{pgx.QueryExecModeExec}, args...)
+}
+
 // snapshot is how a read transaction sees one consistent state of the
 // whole database: every SQLite read transaction does; PostgreSQL's default
 // (read committed) takes a new snapshot per statement, repeatable read one
@@ -157,27 +170,34 @@ type sqlTx struct {
 	*sql.Tx
 	engine engine
 	onErr  *errorHook
+	state  *txState // a group commit's transaction (groupcommit.go); nil otherwise
 }
 
 func (t sqlTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	r, err := t.Tx.ExecContext(ctx, t.engine.bind(query), args...)
+	r, err := t.Tx.ExecContext(t.state.prepare(ctx, t.Tx), t.engine.bind(query), args...)
 	return r, t.onErr.note(err)
 }
 
 func (t sqlTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	r, err := t.Tx.QueryContext(ctx, t.engine.bind(query), args...)
+	r, err := t.Tx.QueryContext(t.state.prepare(ctx, t.Tx), t.engine.bind(query), args...)
 	return r, t.onErr.note(err)
 }
 
 func (t sqlTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return t.onErr.noteRow(t.Tx.QueryRowContext(ctx, t.engine.bind(query), args...))
+	return t.onErr.noteRow(t.Tx.QueryRowContext(t.state.prepare(ctx, t.Tx), t.engine.bind(query), args...))
 }
 
 // Commit commits; a failure counts as a database error (OnError).
 func (t sqlTx) Commit() error { return t.onErr.note(t.Tx.Commit()) }
 
 func (t sqlTx) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
-	return t.Tx.PrepareContext(ctx, t.engine.bind(query))
+	return t.Tx.PrepareContext(t.state.prepare(ctx, t.Tx), t.engine.bind(query))
+}
+
+// StmtContext is the transaction's copy of a statement prepared on the
+// database; its statements run as the transaction's own do.
+func (t sqlTx) StmtContext(ctx context.Context, st *sql.Stmt) *sql.Stmt {
+	return t.Tx.StmtContext(t.state.prepare(ctx, t.Tx), st)
 }
 
 // Rebind returns query with its ? placeholders written for the database's
