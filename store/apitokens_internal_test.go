@@ -76,8 +76,13 @@ func TestMigrationAPITokensKeepsTheAuditLog(t *testing.T) {
 		if err != nil || !res.OK || res.Checked != n {
 			t.Fatalf("verify after 0012: %+v %v", res, err)
 		}
-		if got := auditIndexes(t, db); !slices.Equal(got, indexes) {
-			t.Errorf("indexes of audit_events: %v, before %v", got, indexes)
+		// Every index is still there (later migrations may add some).
+		got := auditIndexes(t, db)
+		for _, ix := range indexes {
+			if !slices.Contains(got, ix) {
+				t.Errorf("indexes of audit_events: %v, before %v", got, indexes)
+				break
+			}
 		}
 		if err := db.InTx(ctx, func(tx *Tx) error { return tx.AppendAudit(ctx, &token) }); err != nil {
 			t.Fatalf("an API token as actor: %v", err)
