@@ -328,8 +328,11 @@ func TestEveryActivityIsRecorded(t *testing.T) {
 	s.ss.Wait()
 	activities := append(append([]string{}, audit.Activities...), selfservice.ActivitySendTest, selfservice.ActivityUpdateMail)
 	for _, a := range activities {
-		if a == audit.ActivityPruneAudit {
+		switch a {
+		case audit.ActivityPruneAudit:
 			continue // below: pruning removes the others
+		case audit.ActivitySendAlert:
+			continue // an outage of the leader's health monitor: services/alerts tests its events
 		}
 		rows, err := s.db.RecentAudit(ctx, a, 1)
 		if err != nil || len(rows) == 0 {
