@@ -19,7 +19,7 @@ type AgentsService interface {
 	Add(ctx context.Context, actor audit.Actor, name string) (agents.Token, error)
 	List(ctx context.Context) ([]agents.Info, error)
 	RevokeByID(ctx context.Context, actor audit.Actor, id string) (agents.Info, error)
-	Coverage(ctx context.Context) ([]agents.ReplicaCoverage, error)
+	Coverage(ctx context.Context, list []agents.Info) ([]agents.ReplicaCoverage, error)
 }
 
 const agentsLead = "The agents inside your network that perform password writeback for the portal. Each one dials out to the portal; nothing connects in to them."
@@ -39,7 +39,7 @@ func (s *Server) agentsView(w http.ResponseWriter, r *http.Request) (web.AgentsV
 	if err != nil {
 		return web.AgentsView{}, err
 	}
-	cover, err := s.agents.Coverage(r.Context())
+	cover, err := s.agents.Coverage(r.Context(), list)
 	if err != nil {
 		return web.AgentsView{}, err
 	}

@@ -116,7 +116,7 @@ func agentList(ctx context.Context, args []string, getenv env, io stdio) error {
 		return err
 	}
 	// On PostgreSQL: the running replicas, each of which needs an agent.
-	cover, err := svc.Coverage(ctx)
+	cover, err := svc.Coverage(ctx, list)
 	if err != nil {
 		return err
 	}

@@ -496,22 +496,21 @@ func (c ReplicaCoverage) Name() string {
 }
 
 // Coverage lists the running replicas (on PostgreSQL; none on a single
-// box) with the agents connected to each: a replica that no agent reaches
-// cannot write back, and the resets the load balancer sends it fail. That
-// happens when the balancer pins each client to one replica (IP hash,
-// sticky sessions): every agent's connections then land on the same one.
-func (s *Service) Coverage(ctx context.Context) ([]ReplicaCoverage, error) {
+// box) with how many of the agents in list (List's) are connected to each:
+// a replica that no agent reaches cannot write back, and the resets the
+// load balancer sends it fail. That happens when the balancer pins each
+// client to one replica (IP hash, sticky sessions): every agent's
+// connections then land on the same one.
+func (s *Service) Coverage(ctx context.Context, list []Info) ([]ReplicaCoverage, error) {
 	reps, err := s.db.Replicas(ctx, replicas.DefaultDeadAfter)
 	if err != nil {
 		return nil, fmt.Errorf("agents: coverage: %w", err)
 	}
-	links, err := s.db.AgentLinks(ctx, stale(s.now()))
-	if err != nil {
-		return nil, fmt.Errorf("agents: coverage: %w", err)
-	}
 	n := map[string]int{}
-	for _, l := range links {
-		n[l.Replica]++
+	for _, in := range list {
+		for _, c := range in.Connections {
+			n[c.Replica]++
+		}
 	}
 	var out []ReplicaCoverage
 	for _, r := range reps {

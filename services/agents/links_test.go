@@ -70,7 +70,7 @@ func TestConnectionsPerReplica(t *testing.T) {
 				cb.Replica != "b" || cb.Host != "web-b" || cb.RemoteAddr != "198.51.100.10" || !cb.ConnectedSince.After(ca.ConnectedSince) {
 				t.Errorf("connections %+v", in.Connections)
 			}
-			cover, err := b.Coverage(ctx)
+			cover, err := b.Coverage(ctx, mustList(t, b))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -130,9 +130,18 @@ func TestConnectionsPerReplica(t *testing.T) {
 			if _, err := a.Revoke(ctx, ada, "Paris"); err != nil {
 				t.Fatal(err)
 			}
-			if cover, _ := b.Coverage(ctx); cover[0].Agents+cover[1].Agents+cover[2].Agents != 0 {
+			if cover, _ := b.Coverage(ctx, mustList(t, b)); cover[0].Agents+cover[1].Agents+cover[2].Agents != 0 {
 				t.Errorf("coverage after revoke: %+v", cover)
 			}
 		})
 	}
+}
+
+func mustList(t *testing.T, svc *agents.Service) []agents.Info {
+	t.Helper()
+	list, err := svc.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list
 }

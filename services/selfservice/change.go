@@ -45,7 +45,7 @@ func (s *Service) Change(ctx context.Context, login, current, next, confirm stri
 	// The banned rules, on what was typed alone: the account's names are
 	// not read before its current password is checked, and the answer
 	// must not depend on whether it exists.
-	if _, err := s.refuseBanned(ctx, next, banned.Personal("", typed)); err != nil {
+	if err := s.refuseBanned(ctx, next, banned.Personal("", typed)); err != nil {
 		return err
 	}
 	// From here on the account matters: paced (what comes before answers

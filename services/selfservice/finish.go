@@ -40,7 +40,7 @@ func (s *Service) SetPassword(ctx context.Context, id, browser, password, confir
 	e := entry(audit.ActivityResetSelfService, from, fl.Flow, nil)
 	// The banned rules: refused like a mistyped confirmation, before
 	// anything is written or recorded.
-	if _, err := s.refuseBanned(ctx, password, banned.Personal(fl.UserDN, fl.Login, fl.Account)); err != nil {
+	if err := s.refuseBanned(ctx, password, banned.Personal(fl.UserDN, fl.Login, fl.Account)); err != nil {
 		return err
 	}
 	if err := s.ensureWriteback(ctx); err != nil {

@@ -90,20 +90,17 @@ func (s *Service) OrgName(ctx context.Context) (string, error) {
 }
 
 // refuseBanned checks a new password against the banned rules; personal
-// is what of the account they use (banned.Personal). It returns the field
-// error the person sees, and the rule, when refused.
-func (s *Service) refuseBanned(ctx context.Context, password string, personal []string) (banned.Rule, error) {
+// is what of the account they use (banned.Personal). A refusal is the
+// field error the person sees.
+func (s *Service) refuseBanned(ctx context.Context, password string, personal []string) error {
 	if s.banned == nil {
-		return "", nil
+		return nil
 	}
 	r, ok, err := s.banned.Check(ctx, password, personal)
-	switch {
-	case err != nil:
-		return "", err
-	case !ok:
-		return r.Rule, errs.FieldErrors(map[string]string{"password": banned.EmployeeMessage(r.Rule)})
+	if err != nil || ok {
+		return err
 	}
-	return "", nil
+	return errs.FieldErrors(map[string]string{"password": banned.EmployeeMessage(r.Rule)})
 }
 
 // Wait waits for e-mails being sent in the background (shutdown, tests).
