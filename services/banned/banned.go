@@ -66,6 +66,7 @@ func Common() *List { return commonList() }
 type List struct {
 	set   map[string]struct{}
 	byLen map[int][][]rune // terms of minFuzzyLen-1 runes and more, by length, for the one-typo match
+	inner [][]rune         // terms of minInnerLen runes and more, longest first, for the search inside a password
 }
 
 // NewList normalises terms into a list; terms shorter than 3 characters
@@ -81,10 +82,15 @@ func NewList(terms []string) *List {
 			continue
 		}
 		l.set[n] = struct{}{}
-		if r := []rune(n); len(r) >= minFuzzyLen-1 {
+		r := []rune(n)
+		if len(r) >= minFuzzyLen-1 {
 			l.byLen[len(r)] = append(l.byLen[len(r)], r)
 		}
+		if len(r) >= minInnerLen {
+			l.inner = append(l.inner, r)
+		}
 	}
+	slices.SortStableFunc(l.inner, func(a, b []rune) int { return len(b) - len(a) })
 	return l
 }
 
@@ -216,20 +222,12 @@ func cores(raw []rune) [][2]int {
 // first and without overlap, and reports whether the password then scores
 // below MinPoints.
 func inner(raw, norm []rune, l *List) (string, bool) {
-	if l == nil || len(l.set) == 0 {
+	if l == nil {
 		return "", false
 	}
-	terms := make([]string, 0, len(l.set))
-	for t := range l.set {
-		if utf8.RuneCountInString(t) >= minInnerLen && utf8.RuneCountInString(t) <= len(norm) {
-			terms = append(terms, t)
-		}
-	}
-	slices.SortFunc(terms, func(a, b string) int { return utf8.RuneCountInString(b) - utf8.RuneCountInString(a) })
 	used := make([]bool, len(norm))
 	found, first := 0, ""
-	for _, t := range terms {
-		tr := []rune(t)
+	for _, tr := range l.inner {
 		for at := 0; at+len(tr) <= len(norm); {
 			if !slices.Equal(norm[at:at+len(tr)], tr) || slices.Contains(used[at:at+len(tr)], true) {
 				at++
@@ -239,7 +237,7 @@ func inner(raw, norm []rune, l *List) (string, bool) {
 				used[k] = true
 			}
 			if found == 0 {
-				first = t
+				first = string(tr)
 			}
 			found++
 			at += len(tr)
