@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,6 +37,7 @@ func TestServeSurvivesPostgresRestart(t *testing.T) {
 		}
 	}
 	waitFor("ready", func() bool { return status("/readyz") == 200 })
+	s.setupLink(t) // the start's own reads are over
 
 	pg.Stop(t)
 	waitFor("not ready while PostgreSQL is down", func() bool { return status("/readyz") == 503 })
@@ -51,4 +53,35 @@ func TestServeSurvivesPostgresRestart(t *testing.T) {
 	pg.Start(t)
 	waitFor("ready again after PostgreSQL is back", func() bool { return status("/readyz") == 200 })
 	waitFor("pages served again", func() bool { return status("/reset") == 200 })
+}
+
+// TestServeSetupLinkWaitsForPostgres: a database that stops answering right
+// after the start (the portal listens already) does not end it; the setup
+// link is created and printed once the database is back.
+func TestServeSetupLinkWaitsForPostgres(t *testing.T) {
+	env := testbed.Load(t)
+	pg := env.PrivatePostgres(t)
+	retry := setupLinkRetry
+	setupLinkRetry = 200 * time.Millisecond
+	beforeSetupLink = func() { pg.Stop(t) }
+	t.Cleanup(func() { setupLinkRetry, beforeSetupLink = retry, func() {} })
+
+	s := startServer(t, t.TempDir(), "--database", pg.URL)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(s.out.String(), "could not create the setup link") {
+		select {
+		case code := <-s.done:
+			t.Fatalf("serve exited with %d while PostgreSQL was down:\n%s", code, s.out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning about the setup link within 30 s:\n%s", s.out.String())
+		}
+	}
+	beforeSetupLink = func() {}
+	pg.Start(t)
+	link := s.setupLink(t)
+	if !strings.Contains(link, "/setup?token=") {
+		t.Fatalf("setup link: %q", link)
+	}
 }

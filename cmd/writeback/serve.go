@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	goio "io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -444,18 +445,29 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 		logArgs = append(logArgs, "replica", reg.Self())
 	}
 	a.log.Info("listening", logArgs...)
-	// A stop asked for meanwhile (the signal ends ctx) is a shutdown like
-	// any other, not a failure to create the link.
-	if tok, err := a.admins.NewSetupToken(ctx); err != nil && ctx.Err() == nil {
-		hs.Close()
-		return err
-	} else if err == nil && tok != "" {
-		fmt.Fprintf(io.Out, "\nNo administrator exists yet. Open this one-time link within the hour to create the first Global Administrator:\n\n    %s/setup?token=%s\n\n", cfg.baseURL.String(), tok)
-	}
-
 	// Background work does not stop on ctx (the signal) directly: shutdown
 	// first lets requests finish, then cancels it and waits for it.
 	bg := sd.background()
+	// A database that stops answering right after the start does not end
+	// the portal (it is serving already): the link is tried again until the
+	// database is back.
+	beforeSetupLink()
+	if !a.printSetupLink(ctx, io.Out, cfg.baseURL.String()) {
+		sd.work.Go(func() {
+			t := time.NewTicker(setupLinkRetry)
+			defer t.Stop()
+			for {
+				select {
+				case <-bg.Done():
+					return
+				case <-t.C:
+					if a.printSetupLink(bg, io.Out, cfg.baseURL.String()) {
+						return
+					}
+				}
+			}
+		})
+	}
 	if reg != nil {
 		// The work that must run once per database runs on the leader.
 		sd.work.Go(func() { reg.Run(bg) })
@@ -497,6 +509,33 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 		sd.unclean = true
 	}
 	return serveErr
+}
+
+// setupLinkRetry is how often the first start tries again to create the
+// setup link while the database does not answer.
+var setupLinkRetry = 2 * time.Second
+
+// beforeSetupLink runs just before the first try (a test stops the database
+// there).
+var beforeSetupLink = func() {}
+
+// printSetupLink prints the one-time link that creates the first Global
+// Administrator, while none exists. It reports false when the database did
+// not answer (a stop asked for meanwhile is not that), so the caller tries
+// again.
+func (a *app) printSetupLink(ctx context.Context, out goio.Writer, base string) bool {
+	tok, err := a.admins.NewSetupToken(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return true
+		}
+		a.log.Warn("could not create the setup link; trying again", "err", err)
+		return false
+	}
+	if tok != "" {
+		fmt.Fprintf(out, "\nNo administrator exists yet. Open this one-time link within the hour to create the first Global Administrator:\n\n    %s/setup?token=%s\n\n", base, tok)
+	}
+	return true
 }
 
 // shutdown stops what serve started, in the order that loses nothing:
