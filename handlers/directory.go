@@ -108,9 +108,17 @@ func connectionInput(r *http.Request) (writeback.Input, map[string]string, error
 			in.CAPEM = string(b)
 		}
 	}
+	checkSecurity(&in, r.PostFormValue("security"), fields)
+	return in, fields, nil
+}
+
+// checkSecurity checks the mode and, in direct mode, that the chosen
+// connection security (ldaps, starttls or none) matches the URL schemes; it
+// sets StartTLS from it. The page and the API share it.
+func checkSecurity(in *writeback.Input, security string, fields map[string]string) {
 	switch in.Mode {
 	case writeback.ModeAgents:
-		return in, fields, nil
+		return
 	case writeback.ModeDirect, "":
 		// A form from before there were modes is direct.
 		in.Mode = writeback.ModeDirect
@@ -118,7 +126,7 @@ func connectionInput(r *http.Request) (writeback.Input, map[string]string, error
 		fields["mode"] = "Choose Direct or Through writeback agents."
 	}
 	want := ""
-	switch r.PostFormValue("security") {
+	switch security {
 	case "ldaps":
 		want = "ldaps://"
 	case "starttls":
@@ -136,7 +144,6 @@ func connectionInput(r *http.Request) (writeback.Input, map[string]string, error
 			}
 		}
 	}
-	return in, fields, nil
 }
 
 func (s *Server) directorySave(w http.ResponseWriter, r *http.Request) error {
