@@ -102,9 +102,13 @@ func (s *Server) routes() http.Handler {
 
 		r.Route("/admin", func(r chi.Router) {
 			r.Use(s.requireRole(admins.GlobalAdmin, admins.HelpdeskAdmin, admins.ReportsReader))
-			r.Get("/", func(w http.ResponseWriter, r *http.Request) {
+			start := func(w http.ResponseWriter, r *http.Request) {
 				seeOther(w, r, "/admin/password-reset/on-premises-integration")
-			})
+			}
+			r.Get("/", start)
+			// GetHead, above, sees the mounted router's "/" as a route of
+			// every method, so it does not turn this HEAD into a GET.
+			r.Head("/", start)
 			r.Get("/security", s.handle(s.securityShow))
 			r.Get("/security/add", s.handle(s.securityAdd))
 			r.Post("/security/app", s.handle(s.securityApp))
