@@ -44,6 +44,8 @@ func (s *Server) routes() http.Handler {
 	r.With(s.limiter("agent-connect", fixed(agentConnectsPerMinute), agentConnectTooMany)).
 		Get(agentwire.PathConnect, s.agentConnect)
 	r.Handle("/static/*", s.staticFiles(static.FS))
+	r.Get(logoPath, s.handle(s.brandLogo))
+	r.Get(themePath, s.handle(s.brandTheme))
 	// The agents' enrolment: JSON, no cookie, so outside the session and
 	// CSRF middleware below (the one-time token is the credential).
 	r.With(s.limiter("agent-enroll", fixed(10), enrollTooMany)).
@@ -123,6 +125,8 @@ func (s *Server) routes() http.Handler {
 			}
 			r.Get(protectionPath, s.handle(s.protectionForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post(protectionPath, s.handle(s.protectionSave))
+			r.Get(brandingPath, s.handle(s.brandingForm))
+			r.With(s.requireRole(admins.GlobalAdmin)).Post(brandingPath, s.handle(s.brandingSave))
 			r.Get("/password-reset/mail-server", s.handle(s.mailForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/password-reset/mail-server", s.handle(s.mailSave))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/password-reset/mail-server/test", s.handle(s.mailTest))

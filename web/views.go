@@ -89,6 +89,7 @@ func Navigation(v *Viewer) []NavSection {
 		{Key: "registration", Label: "Registration", Href: "/admin/password-reset/registration"},
 		{Key: "notifications", Label: "Notifications", Href: "/admin/password-reset/notifications"},
 		{Key: "customization", Label: "Customization", Href: "/admin/password-reset/customization"},
+		{Key: "branding", Label: "Company branding", Href: "/admin/password-reset/company-branding"},
 		{Key: "protection", Label: "Password protection", Href: "/admin/password-reset/password-protection"},
 		{Key: "onprem", Label: "On-premises integration", Href: "/admin/password-reset/on-premises-integration"},
 		{Key: "mail", Label: "Mail server", Href: "/admin/password-reset/mail-server"},
@@ -387,6 +388,21 @@ type ProtectionView struct {
 	MaxTerms    int
 	UpdatedBy   string
 	UpdatedAt   time.Time
+}
+
+// BrandingView is "Password reset › Company branding".
+type BrandingView struct {
+	Page
+	Version       int64
+	Accent        string // as saved or typed; empty: Writeback's own
+	HideAdminLink bool
+	LogoPath      string // the saved logo's path; empty: none
+	LogoType      string
+	LogoBytes     int
+	MaxLogoKB     int
+	OrgName       string // from Customization
+	UpdatedBy     string
+	UpdatedAt     time.Time
 }
 
 // MailView is the mail server page.
