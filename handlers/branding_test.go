@@ -9,14 +9,19 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/branding"
 	"github.com/writeback/writeback/services/selfservice"
+	"github.com/writeback/writeback/testbed/browser"
 )
 
 // postBranding posts the Company branding form, with logo as its file
@@ -183,5 +188,54 @@ func TestCompanyBranding(t *testing.T) {
 	}
 	if resp := get(logoURL); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("removed logo: %d", resp.StatusCode)
+	}
+}
+
+// TestBrowserCompanyBranding: in Chromium a Global Administrator uploads a
+// logo and sets a colour; the employee start page then shows the logo
+// (loaded under the portal's Content-Security-Policy) and the colour,
+// without the administrator link.
+func TestBrowserCompanyBranding(t *testing.T) {
+	h := newHarness(t)
+	h.addAdmin("ada@example.com", admins.GlobalAdmin)
+	if _, err := h.ss.SavePolicy(context.Background(), audit.CommandLine, 0, "Customization", func(p *selfservice.Policy) { p.OrgName = "Contoso" }); err != nil {
+		t.Fatal(err)
+	}
+	logo := filepath.Join(t.TempDir(), "contoso.svg")
+	if err := os.WriteFile(logo, []byte(`<svg xmlns="http://www.w3.org/2000/svg" width="64" height="32" viewBox="0 0 64 32"><rect width="64" height="32" fill="#0b5cad"/></svg>`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := browser.New(t)
+	browserPassword(t, ctx, h.srv.URL, "ada@example.com")
+	browser.Step(t, ctx, "signed in", chromedp.WaitVisible(chromedp.CSS(`[data-testid=viewer]`)))
+	browser.Step(t, ctx, "company branding",
+		chromedp.Navigate(h.srv.URL+"/admin/password-reset/company-branding"),
+		chromedp.WaitVisible(chromedp.ID("accent")),
+		chromedp.SetUploadFiles(`#logo`, []string{logo}),
+		chromedp.SendKeys(chromedp.ID("accent"), "#7a1f1f"),
+		chromedp.Click(chromedp.CSS(`label[for=show_admin_link-no]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=save]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=flash]`)),
+	)
+	browser.Shot(t, ctx, "company-branding")
+	if !browser.Eval[bool](t, ctx, `document.querySelector('[data-testid=logo-preview]').naturalWidth > 0`) {
+		t.Error("the preview of the uploaded logo does not load")
+	}
+	if got := browser.Eval[string](t, ctx, `getComputedStyle(document.querySelector('[data-testid=save]')).backgroundColor`); got != "rgb(122, 31, 31)" {
+		t.Errorf("primary button colour %q, want the accent rgb(122, 31, 31)", got)
+	}
+	browser.Step(t, ctx, "start page", chromedp.Navigate(h.srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS(`[data-testid=brand]`)))
+	browser.Shot(t, ctx, "start-branded")
+	if !browser.Eval[bool](t, ctx, `document.querySelector('[data-testid=brand] img').naturalWidth === 64`) {
+		t.Error("the header's logo does not load on the start page")
+	}
+	if got := browser.Text(t, ctx, `[data-testid=brand]`); strings.TrimSpace(got) != "Contoso" {
+		t.Errorf("header name %q", got)
+	}
+	if got := browser.Eval[string](t, ctx, `getComputedStyle(document.querySelector('a')).color`); got != "rgb(122, 31, 31)" {
+		t.Errorf("link colour %q, want the accent rgb(122, 31, 31)", got)
+	}
+	if browser.Eval[bool](t, ctx, `document.querySelector('[data-testid=admin-link]') !== null`) {
+		t.Error("the administrator link shows although it is hidden")
 	}
 }
