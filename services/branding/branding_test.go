@@ -24,7 +24,7 @@ func TestCheckAccent(t *testing.T) {
 		{"#000", "#000000", ""},
 		{"#0b5cad", "#0b5cad", ""},
 		{"#ffcc00", "", "has a contrast of 1.5:1 against the white page"},
-		{"#777777", "", "has a contrast of 4.4:1 against the white page"}, // 4.48:1
+		{"#777777", "", "has a contrast of 4.4:1 against the white page"},             // 4.48:1
 		{"#737373", "", "has a contrast of 4.4:1 against the page's grey background"}, // 4.74:1 on white
 		{"#717171", "#717171", ""},
 		{"2563eb", "", "Enter a colour as #"},
