@@ -347,7 +347,7 @@ func PolicyPage(v PolicyView) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			case "customization":
-				templ_7745c5c3_Err = helpField(v.Page, "helpdesk", "Helpdesk link or e-mail address", "Shown on the employee pages to people who cannot finish.", "text", v.Helpdesk).Render(ctx, templ_7745c5c3_Buffer)
+				templ_7745c5c3_Err = helpField(v.Page, "helpdesk", "Helpdesk link, e-mail address or phone number", "Shown on the employee pages to people who cannot finish; a phone number becomes a link that calls it on a phone.", "text", v.Helpdesk).Render(ctx, templ_7745c5c3_Buffer)
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
