@@ -24,6 +24,7 @@ import (
 	"github.com/writeback/writeback/services/branding"
 	"github.com/writeback/writeback/services/keyring"
 	"github.com/writeback/writeback/services/passkeys"
+	"github.com/writeback/writeback/services/reports"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/services/writeback"
@@ -136,7 +137,7 @@ func (p *portal) handler(trusted []netip.Prefix) http.Handler {
 	base, _ := url.Parse(p.base)
 	s := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: p.keys.Derive("h"), CookieBlockKey: p.keys.Derive("b"), TrustedProxies: trusted}, p.log,
 		handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit, Limits: p.ss, Banned: p.banned,
-			APITokens: p.tokens, Branding: p.brand})
+			APITokens: p.tokens, Branding: p.brand, Reports: reports.New(p.db, p.ss)})
 	return s.Routes()
 }
 
@@ -174,7 +175,7 @@ func newHarnessUnder(t *testing.T, base string, trusted []netip.Prefix) *harness
 	}
 	ag := agents.New(p.db, p.log)
 	s := handlers.New(handlers.Config{BaseURL: u, CookieHashKey: p.keys.Derive("h"), CookieBlockKey: p.keys.Derive("b"), TrustedProxies: trusted}, p.log,
-		handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit, Limits: p.ss, Agents: ag, AgentEnroll: ag, Branding: p.brand})
+		handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit, Limits: p.ss, Agents: ag, AgentEnroll: ag, Branding: p.brand, Reports: reports.New(p.db, p.ss)})
 	srv := httptest.NewServer(s.Routes())
 	t.Cleanup(srv.Close)
 	return &harness{portal: p, t: t, srv: srv, prefix: strings.TrimSuffix(u.Path, "/")}

@@ -123,6 +123,8 @@ func (s *Server) routes() http.Handler {
 				r.Get("/password-reset/"+pg.path, s.handle(s.policyForm(nav)))
 				r.With(s.requireRole(admins.GlobalAdmin)).Post("/password-reset/"+pg.path, s.handle(s.policySave(nav)))
 			}
+			r.Get("/reports", s.handle(s.reportsPage))
+			r.Get("/reports/export.csv", s.handle(s.reportsCSV))
 			r.Get(protectionPath, s.handle(s.protectionForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post(protectionPath, s.handle(s.protectionSave))
 			r.Get(brandingPath, s.handle(s.brandingForm))

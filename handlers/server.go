@@ -87,6 +87,8 @@ type Deps struct {
 	// Banned serves the Password protection page (*banned.Service); nil
 	// leaves the page out.
 	Banned ProtectionService
+	// Reports serves Usage & insights (*reports.Service); nil leaves it out.
+	Reports ReportsService
 	// Branding serves the Company branding page and gives every page the
 	// organisation's look (*branding.Service); nil: Writeback's own.
 	Branding BrandingService
@@ -146,6 +148,7 @@ type Server struct {
 	factors     SignInFactors
 	factorAdmin FactorAdmin
 	banned      ProtectionService
+	reports     ReportsService
 	branding    BrandingService
 	apiTokens   APITokenAdmin
 	apiAuth     APITokenAuth
@@ -197,7 +200,7 @@ func New(cfg Config, log *slog.Logger, d Deps) *Server {
 	}
 	s := &Server{factors: d.Factors, factorAdmin: d.FactorAdmin, cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback,
 		selfservice: d.SelfService, audit: d.Audit, agentHub: d.AgentHub, agents: d.Agents, agentEnroll: d.AgentEnroll,
-		limits: d.Limits, rateCounter: d.RateCounter, banned: d.Banned, branding: d.Branding, cookies: cs, cookieCache: newCookieCache(maxAge),
+		limits: d.Limits, rateCounter: d.RateCounter, banned: d.Banned, reports: d.Reports, branding: d.Branding, cookies: cs, cookieCache: newCookieCache(maxAge),
 		cookieName: name, secure: secure, base: base, apiTokens: d.APITokens, apiAuth: d.APIAuth}
 	s.apiLimit = s.tokenLimiter()
 	return s

@@ -95,7 +95,8 @@ func Navigation(v *Viewer) []NavSection {
 		{Key: "mail", Label: "Mail server", Href: "/admin/password-reset/mail-server"},
 	}
 	out := []NavSection{{Title: "Password reset", Groups: []NavGroup{{Title: "Manage", Items: manage},
-		{Title: "Activity", Items: []NavItem{{Key: "audit", Label: "Audit logs", Href: "/admin/audit"}}}}}}
+		{Title: "Activity", Items: []NavItem{{Key: "audit", Label: "Audit logs", Href: "/admin/audit"},
+			{Key: "reports", Label: "Usage & insights", Href: "/admin/reports"}}}}}}
 	hybrid := []NavItem{{Key: "directory", Label: "Directory connection", Href: "/admin/directory"}}
 	if v.IsGlobal() {
 		hybrid = append(hybrid, NavItem{Key: "agents", Label: "Writeback agents", Href: "/admin/agents"})
