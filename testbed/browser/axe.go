@@ -80,7 +80,6 @@ func Accessible(t testing.TB, ctx context.Context) {
 	}
 }
 
-
 // axeOn loads axe into the page when it is not there yet, once the
 // document has loaded, and runs it.
 func axeOn(ctx context.Context) (string, error) {
