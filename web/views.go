@@ -284,6 +284,7 @@ type DirectoryView struct {
 	UserFilter             string
 	LoginAttributes        string // comma-separated
 	RecoveryEmailAttribute string
+	MobileAttribute        string // "": mobile
 	ExcludedGroups         string // one per line
 	PasswordWriteback      bool
 	UpdatedBy              string
