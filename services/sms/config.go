@@ -60,7 +60,7 @@ type Config struct {
 	Body     string   `json:"body,omitempty"`
 	From     string   `json:"from,omitempty"` // sender ID or number, for {{from}}
 	Auth     string   `json:"auth"`
-	Username string   `json:"username,omitempty"`   // AuthBasic
+	Username string   `json:"username,omitempty"`    // AuthBasic
 	AuthHead string   `json:"auth_header,omitempty"` // AuthHeader: the header's name, e.g. Authorization
 }
 
@@ -274,7 +274,7 @@ func Presets() []Preset {
 		{Key: "json", Label: "JSON POST with a bearer token",
 			Help: "Gateways that take a JSON document: adjust the URL and the field names; the secret is sent as Authorization: Bearer <secret>.",
 			Config: Config{Preset: "json", Method: http.MethodPost, URL: "https://sms.example.com/api/v1/messages",
-				Headers: []Header{{Name: "Authorization", Value: "Bearer {{secret}}"}, {Name: "Accept", Value: "application/json"}},
+				Headers:  []Header{{Name: "Authorization", Value: "Bearer {{secret}}"}, {Name: "Accept", Value: "application/json"}},
 				Encoding: BodyJSON, Body: `{"to": "{{to}}", "from": "{{from}}", "text": "{{message}}"}`, Auth: AuthNone}},
 		{Key: "get", Label: "GET with query parameters",
 			Help: "Simple HTTP gateways and SMS modems: every value goes into the URL's query; the secret as an API key parameter.",
