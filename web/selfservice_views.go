@@ -53,7 +53,7 @@ type StepView struct {
 	MaskedPhone string
 	SMSTrouble  bool
 	NotLocked   bool // an unlock found the account was not locked
-	Rules     Rules
+	Rules       Rules
 }
 
 // ChangeView is the change-password page.
