@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
@@ -225,4 +226,60 @@ func TestTextMessageGatewayPage(t *testing.T) {
 		t.Errorf("status panel:\n%s", between(p.Body, "<main", "</main>"))
 	}
 	assertNoSecrets(t, h, gatewaySecret, "+447400123459", "7400123459")
+}
+
+// TestRegisterMobileThenReset: a person without a mobile number in the
+// directory registers one on /register (confirmed with the code texted to
+// it), and a reset then texts that number; a bad number and a gateway
+// failure are told in plain words.
+func TestRegisterMobileThenReset(t *testing.T) {
+	env := testbed.Load(t)
+	d := directories(env)[0]
+	s := newSSPR(t, env, d, selfservice.Methods{SMS: true})
+	g := smstest.Start(t)
+	useGateway(t, s.harness, g)
+	user := d.newUser(t, testbed.UserOptions{NoMail: true})
+	c := s.client()
+	p := c.post("/register", url.Values{"csrf_token": {c.csrf("/")}, "login": {user.Login}, "password": {user.Password}})
+	if p.Status != http.StatusSeeOther {
+		t.Fatalf("sign in: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
+	}
+	reg := p.Location
+	if p := c.get(reg); !strings.Contains(p.Body, `data-testid="reg-sms"`) {
+		t.Fatalf("register page:\n%s", between(p.Body, "<main", "</main>"))
+	}
+	if p := c.post(reg+"/phone", url.Values{"csrf_token": {c.csrf("/")}, "phone": {"+44 20 7946 0018"}}); p.Status != http.StatusUnprocessableEntity ||
+		!strings.Contains(p.Body, "not a mobile number") || !strings.Contains(p.Body, `value="+44 20 7946 0018"`) {
+		t.Errorf("landline: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
+	}
+	g.Fail(http.StatusInternalServerError, "gateway down")
+	if p := c.post(reg+"/phone", url.Values{"csrf_token": {c.csrf("/")}, "phone": {"+447400123460"}}); p.Status != http.StatusServiceUnavailable ||
+		!strings.Contains(p.Body, "couldn&#39;t send a text message") {
+		t.Errorf("gateway down: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
+	}
+	g.Fail(http.StatusCreated, "{}")
+	s.ss.SetClock(func() time.Time { return time.Now().Add(2 * time.Minute) }) // past the cooldown of the failed send
+	if p := c.post(reg+"/phone", url.Values{"csrf_token": {c.csrf("/")}, "phone": {"+447400123460"}}); p.Status != http.StatusSeeOther {
+		t.Fatalf("send a code: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
+	}
+	code := smstest.Code(g.Wait(t, 2).Form.Get("Body"))
+	if p := c.post(reg+"/phone/confirm", url.Values{"csrf_token": {c.csrf("/")}, "phone_code": {code}}); p.Status != http.StatusSeeOther {
+		t.Fatalf("confirm: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
+	}
+	if p := c.get(reg); !strings.Contains(p.Body, `data-testid="phone-registered"`) || !strings.Contains(p.Body, "+44 •••• ••34 60") {
+		t.Errorf("registered:\n%s", between(p.Body, "<main", "</main>"))
+	}
+	s.ss.SetClock(func() time.Time { return time.Now().Add(4 * time.Minute) })
+	r := s.client()
+	flow := r.begin("reset", user.Login)
+	r.step(flow, "method", url.Values{"method": {"sms"}})
+	req := g.Wait(t, 3)
+	if req.Form.Get("To") != "+447400123460" {
+		t.Fatalf("reset texted %q", req.Form.Get("To"))
+	}
+	if p := r.step(flow, "verify", url.Values{"method": {"sms"}, "code": {smstest.Code(req.Form.Get("Body"))}}); p.Status != http.StatusSeeOther {
+		t.Fatalf("verify: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
+	}
+	s.ss.Wait()
+	assertNoSecrets(t, s.harness, code, "+447400123460", "7400123460")
 }
