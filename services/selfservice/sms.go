@@ -240,23 +240,11 @@ const smsStatusName = "sms_status"
 
 // SMSStatus reads the outcome of the last send; At is zero before the first.
 func (s *Service) SMSStatus(ctx context.Context) (SMSStatus, error) {
-	st, _, err := settings.Get(ctx, s.db, smsStatusName, SMSStatus{})
-	return st, err
+	return s.sendStatus(ctx, smsStatusName)
 }
 
-// noteSMS records the outcome of a send; a success only when it ends a
-// failure.
-func (s *Service) noteSMS(ctx context.Context, sendErr error) {
-	next := SMSStatus{OK: sendErr == nil, At: s.now().UTC()}
-	if sendErr != nil {
-		next.Message = errs.MessageOf(sendErr)
-	} else if cur, err := s.SMSStatus(ctx); err == nil && cur.OK && !cur.At.IsZero() {
-		return
-	}
-	if err := settings.PutReading(ctx, s.db, smsStatusName, next); err != nil {
-		s.log.Error("record text message status", "err", err)
-	}
-}
+// noteSMS records the outcome of a send (noteSend).
+func (s *Service) noteSMS(ctx context.Context, sendErr error) { s.noteSend(ctx, smsStatusName, sendErr) }
 
 // smsTrouble tells whether the last text failed within the hour: the code
 // step then says codes may not arrive.
