@@ -181,7 +181,9 @@ func (s *Service) sendStatus(ctx context.Context, name string) (MailStatus, erro
 }
 
 // noteMail records the outcome of a send (noteSend).
-func (s *Service) noteMail(ctx context.Context, sendErr error) { s.noteSend(ctx, mailStatusName, sendErr) }
+func (s *Service) noteMail(ctx context.Context, sendErr error) {
+	s.noteSend(ctx, mailStatusName, sendErr)
+}
 
 // noteSend records the outcome of a send under name. A success is written
 // only when it ends a failure, so ordinary sends cost no write.

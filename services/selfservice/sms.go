@@ -244,7 +244,9 @@ func (s *Service) SMSStatus(ctx context.Context) (SMSStatus, error) {
 }
 
 // noteSMS records the outcome of a send (noteSend).
-func (s *Service) noteSMS(ctx context.Context, sendErr error) { s.noteSend(ctx, smsStatusName, sendErr) }
+func (s *Service) noteSMS(ctx context.Context, sendErr error) {
+	s.noteSend(ctx, smsStatusName, sendErr)
+}
 
 // smsTrouble tells whether the last text failed within the hour: the code
 // step then says codes may not arrive.
