@@ -283,3 +283,23 @@ func TestRegisterMobileThenReset(t *testing.T) {
 	s.ss.Wait()
 	assertNoSecrets(t, s.harness, code, "+447400123460", "7400123460")
 }
+
+// TestSetupChecklistNamesTheGateway: with text message codes a method and
+// no gateway, the checklist says so; once saved, it says where texts go.
+func TestSetupChecklistNamesTheGateway(t *testing.T) {
+	h := newHarness(t)
+	c := h.client().signedIn(admins.GlobalAdmin)
+	if p := c.get("/admin/password-reset/on-premises-integration"); strings.Contains(p.Body, "SMS gateway") {
+		t.Errorf("a gateway line while text messages are not a method:\n%s", between(p.Body, "<main", "</main>"))
+	}
+	if _, err := h.ss.SavePolicy(context.Background(), audit.CommandLine, 0, "test", func(p *selfservice.Policy) { p.Methods.SMS = true }); err != nil {
+		t.Fatal(err)
+	}
+	if p := c.get("/admin/password-reset/on-premises-integration"); !strings.Contains(p.Body, "no SMS gateway is set") {
+		t.Errorf("checklist without a gateway:\n%s", between(p.Body, "<main", "</main>"))
+	}
+	useGateway(t, h, smstest.Start(t))
+	if p := c.get("/admin/password-reset/on-premises-integration"); !strings.Contains(p.Body, "Text messages go through http://127.0.0.1") {
+		t.Errorf("checklist with a gateway:\n%s", between(p.Body, "<main", "</main>"))
+	}
+}
