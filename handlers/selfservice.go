@@ -154,7 +154,7 @@ func (s *Server) stepPage(w http.ResponseWriter, r *http.Request, id string, sta
 		return err
 	}
 	heading := map[string]string{
-		selfservice.StepChoose: "Prove it's you", selfservice.StepCode: "Enter the code", selfservice.StepApp: "Enter the code",
+		selfservice.StepChoose: "Prove it's you", selfservice.StepCode: "Enter the code", selfservice.StepApp: "Enter the code", selfservice.StepSMS: "Enter the code",
 		selfservice.StepQuestions: "Answer your security questions", selfservice.StepPassword: "Choose a new password",
 		selfservice.StepUnlock: "Unlock your account", selfservice.StepDone: "Done", selfservice.StepBlocked: "Try again later",
 	}[fv.Step]
