@@ -2,6 +2,7 @@ package selfservice
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -119,5 +120,46 @@ func TestTextMessageCodeRules(t *testing.T) {
 	}
 	if v := fx.view(id, "b"); v.Step != StepPassword || v.MaskedPhone != "+44 •••• ••34 56" {
 		t.Errorf("after verifying: step %q, phone %q", v.Step, v.MaskedPhone)
+	}
+}
+
+// TestUnlockByTextMessage: /unlock takes a text message code as well, and
+// the account is unlocked once it is verified.
+func TestUnlockByTextMessage(t *testing.T) {
+	a := alice
+	a.Mobile = "+447400123463"
+	fx, g, _ := smsFixture(t, a)
+	unlocked := 0
+	fx.dir.unlock = func(directory.User) (directory.Result, error) { unlocked++; return directory.Result{}, nil }
+	id := fx.start(KindUnlock, "alice", "b")
+	if v := fx.view(id, "b"); !slices.Contains(v.Methods, MethodSMS) {
+		t.Fatalf("methods offered: %v", v.Methods)
+	}
+	fx.choose(id, "b", MethodSMS)
+	if v := fx.view(id, "b"); v.Step != StepSMS || v.MaskedPhone != "" {
+		t.Errorf("before verifying: step %q, number shown %q", v.Step, v.MaskedPhone)
+	}
+	code := smstest.Code(g.Wait(t, 1).Form.Get("text"))
+	if err := fx.s.Verify(context.Background(), id, "b", MethodSMS, code, nil, audit.Actor{}); err != nil {
+		t.Fatal(err)
+	}
+	if v := fx.view(id, "b"); v.Step != StepDone || unlocked != 1 {
+		t.Errorf("after verifying: step %q, %d unlocks", v.Step, unlocked)
+	}
+}
+
+// TestNoGatewayNoText: with text messages a method but no gateway, asking
+// for a code says so in plain words, to a real account and an unknown name
+// alike.
+func TestNoGatewayNoText(t *testing.T) {
+	a := alice
+	a.Mobile = "+447400123464"
+	fx := newFixture(t, Methods{SMS: true, Email: true}, a)
+	for _, login := range []string{"alice", "nobody"} {
+		id := fx.start(KindReset, login, "b-"+login)
+		err := fx.s.Choose(context.Background(), id, "b-"+login, MethodSMS, audit.Actor{})
+		if errs.MessageOf(err) != MsgSMSUnavailable || errs.KindOf(err) != errs.Unavailable {
+			t.Errorf("%s: %v", login, err)
+		}
 	}
 }
