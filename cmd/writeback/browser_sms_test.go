@@ -75,4 +75,35 @@ func TestBrowserSelfServiceResetByText(t *testing.T) {
 	if err := env.BindAs(t, env.AD, user.DN, newPw); err != nil {
 		t.Errorf("bind with the new password: %v", err)
 	}
+
+	// The Global Administrator's page: the gateway as the commands saved it,
+	// the delivery panel, a preset filling the form.
+	if code, _, errOut := cli(t, "a long admin password\n", "admin", "create", "--data", data, "--email", "ada@example.com", "--name", "Ada", "--role", "global-admin"); code != 0 {
+		t.Fatal(errOut)
+	}
+	if code, _, errOut := cli(t, "", "admin", "policy", "--data", data, "--global-admin", "optional"); code != 0 {
+		t.Fatal(errOut)
+	}
+	actx := browser.New(t)
+	browser.Step(t, actx, "admin opens Text messages",
+		chromedp.Navigate("http://"+s.addr+"/admin/password-reset/text-messages"),
+		chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), "ada@example.com"),
+		chromedp.SendKeys(chromedp.ID("password"), "a long admin password"),
+		chromedp.Click(chromedp.CSS(`[data-testid=sign-in]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=sms-status]`)),
+	)
+	browser.Shot(t, actx, "sms-04-admin-page")
+	if got := browser.Text(t, actx, "main"); !strings.Contains(got, "Sending works") || !strings.Contains(got, "A secret is stored (encrypted)") || strings.Contains(got, "browser-token-9") {
+		t.Errorf("admin page: %q", got)
+	}
+	browser.Step(t, actx, "apply the JSON preset",
+		chromedp.SetValue(chromedp.ID("preset"), "json"),
+		chromedp.Click(chromedp.CSS(`[data-testid=apply-preset]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=preset-help]`)),
+	)
+	browser.Shot(t, actx, "sms-05-preset")
+	if got := browser.Eval[string](t, actx, `document.getElementById("headers").value`); !strings.Contains(got, "Bearer {{secret}}") {
+		t.Errorf("preset headers: %q", got)
+	}
 }
