@@ -46,6 +46,7 @@ func fillConnection(v *web.DirectoryView, in writeback.Input) {
 	v.UserFilter = in.UserFilter
 	v.LoginAttributes = strings.Join(in.LoginAttributes, ", ")
 	v.RecoveryEmailAttribute = in.RecoveryEmailAttribute
+	v.MobileAttribute = in.MobileAttribute
 	v.ExcludedGroups = strings.Join(in.ExcludedGroups, "\n")
 	v.PasswordWriteback = in.PasswordWriteback
 }
@@ -95,6 +96,7 @@ func connectionInput(r *http.Request) (writeback.Input, map[string]string, error
 		UserFilter:             r.PostFormValue("user_filter"),
 		LoginAttributes:        writeback.SplitList(r.PostFormValue("login_attributes")),
 		RecoveryEmailAttribute: r.PostFormValue("recovery_email_attribute"),
+		MobileAttribute:        r.PostFormValue("mobile_attribute"),
 		ExcludedGroups:         lines(r.PostFormValue("excluded_groups")),
 		PasswordWriteback:      r.PostFormValue("password_writeback") == "yes",
 	}

@@ -83,6 +83,10 @@ func (s *Server) routes() http.Handler {
 		limited.Post("/register/{flow}/app", s.handle(s.registerApp))
 		limited.Post("/register/{flow}/app/confirm", s.handle(s.registerAppConfirm))
 		limited.Post("/register/{flow}/questions", s.handle(s.registerQuestions))
+		if s.sms != nil {
+			limited.Post("/register/{flow}/phone", s.handle(s.registerPhone))
+			limited.Post("/register/{flow}/phone/confirm", s.handle(s.registerPhoneConfirm))
+		}
 
 		r.Get("/login", s.handle(s.loginForm))
 		r.With(s.limiter("signin", s.signInLimit, nil)).Post("/login", s.handle(s.login))
@@ -132,6 +136,12 @@ func (s *Server) routes() http.Handler {
 			r.Get("/password-reset/mail-server", s.handle(s.mailForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/password-reset/mail-server", s.handle(s.mailSave))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/password-reset/mail-server/test", s.handle(s.mailTest))
+			if s.sms != nil {
+				r.Get(smsPath, s.handle(s.smsForm))
+				r.With(s.requireRole(admins.GlobalAdmin)).Post(smsPath, s.handle(s.smsSave))
+				r.With(s.requireRole(admins.GlobalAdmin)).Post(smsPath+"/preset", s.handle(s.smsPreset))
+				r.With(s.requireRole(admins.GlobalAdmin)).Post(smsPath+"/test", s.handle(s.smsTest))
+			}
 			r.Get("/audit", s.handle(s.auditList))
 			r.Get("/audit/export.csv", s.handle(s.auditExport(audit.FormatCSV)))
 			r.Get("/audit/export.jsonl", s.handle(s.auditExport(audit.FormatJSONL)))

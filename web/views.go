@@ -93,6 +93,7 @@ func Navigation(v *Viewer) []NavSection {
 		{Key: "protection", Label: "Password protection", Href: "/admin/password-reset/password-protection"},
 		{Key: "onprem", Label: "On-premises integration", Href: "/admin/password-reset/on-premises-integration"},
 		{Key: "mail", Label: "Mail server", Href: "/admin/password-reset/mail-server"},
+		{Key: "sms", Label: "Text messages", Href: "/admin/password-reset/text-messages"},
 	}
 	out := []NavSection{{Title: "Password reset", Groups: []NavGroup{{Title: "Manage", Items: manage},
 		{Title: "Activity", Items: []NavItem{{Key: "audit", Label: "Audit logs", Href: "/admin/audit"},
@@ -285,6 +286,7 @@ type DirectoryView struct {
 	UserFilter             string
 	LoginAttributes        string // comma-separated
 	RecoveryEmailAttribute string
+	MobileAttribute        string // "": mobile
 	ExcludedGroups         string // one per line
 	PasswordWriteback      bool
 	UpdatedBy              string
@@ -354,6 +356,7 @@ type PolicyView struct {
 	MethodEmail         bool
 	MethodApp           bool
 	MethodQuestions     bool
+	MethodSMS           bool
 	Required            int
 	QuestionsToRegister int
 	QuestionsToAnswer   int
@@ -424,6 +427,46 @@ type MailView struct {
 	LastSendOK      bool
 	LastSendMessage string
 	LastSendAt      time.Time
+}
+
+// SMSView is the text message gateway page.
+type SMSView struct {
+	Page
+	Version        int64
+	Preset         string
+	Presets        []SMSPreset
+	PresetHelp     string
+	Method         string
+	URL            string
+	Headers        string // one "Name: value" a line
+	Encoding       string
+	Body           string
+	From           string
+	Auth           string
+	Username       string
+	AuthHeader     string
+	HasSecret      bool
+	DefaultRegion  string
+	AllowedRegions string // comma-separated
+	DailyCap       string // "" for the default
+	DefaultCap     int
+	Limits         SMSLimits
+	TestTo         string
+	UpdatedBy      string
+	UpdatedAt      time.Time
+	// The last attempt to text (zero At: none yet).
+	LastSendOK      bool
+	LastSendMessage string
+	LastSendAt      time.Time
+}
+
+// SMSPreset is a gateway template the page offers.
+type SMSPreset struct{ Key, Label string }
+
+// SMSLimits are the fixed limits the gateway page lists.
+type SMSLimits struct {
+	PerAccount, PerNumber, PerNumberDay, PerClient int
+	CooldownSeconds                                int
 }
 
 // navKey is what the navigation's HTML depends on: the viewer's rights and

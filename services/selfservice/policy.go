@@ -32,6 +32,7 @@ const (
 	MethodEmail     = "email"
 	MethodApp       = "app"
 	MethodQuestions = "questions"
+	MethodSMS       = "sms"
 )
 
 // Methods lists which methods are allowed.
@@ -39,6 +40,7 @@ type Methods struct {
 	Email     bool `json:"email"`
 	App       bool `json:"app"`
 	Questions bool `json:"questions"`
+	SMS       bool `json:"sms,omitempty"`
 }
 
 // List returns the allowed methods in display order.
@@ -53,6 +55,9 @@ func (m Methods) List() []string {
 	if m.Questions {
 		out = append(out, MethodQuestions)
 	}
+	if m.SMS {
+		out = append(out, MethodSMS)
+	}
 	return out
 }
 
@@ -65,6 +70,8 @@ func MethodLabel(m string) string {
 		return "Authenticator app code"
 	case MethodQuestions:
 		return "Security questions"
+	case MethodSMS:
+		return "Text message code"
 	}
 	return m
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/keyring"
 	"github.com/writeback/writeback/services/settings"
+	"github.com/writeback/writeback/services/sms"
 	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/store"
 )
@@ -65,6 +66,8 @@ type Service struct {
 	// (UseBanned); nil: none is refused here.
 	banned *banned.Service
 	rec    Recorder // metrics (observe.go)
+	// smsClient sends to the text message gateway; nil: sms.NewSender's.
+	smsClient sms.Client
 
 	dummyOnce sync.Once
 	dummyHash string
