@@ -104,11 +104,14 @@ type Registrations struct {
 	Enough   int
 }
 
-// CountRegistrations reads Registrations from the methods table; enough is
-// the number of methods a reset needs.
+// CountRegistrations reads Registrations from the methods table and the
+// registered mobile numbers; enough is the number of methods a reset
+// needs.
 func (db *DB) CountRegistrations(ctx context.Context, enough int) (Registrations, error) {
 	r := Registrations{ByMethod: map[string]int{}}
-	rows, err := db.sql.QueryContext(ctx, `SELECT method, count(*) FROM sspr_methods GROUP BY method`)
+	// A registered mobile number (sspr_phones) is the "sms" method.
+	const registered = `(SELECT user_id, method FROM sspr_methods UNION ALL SELECT user_id, 'sms' FROM sspr_phones) AS registered`
+	rows, err := db.sql.QueryContext(ctx, `SELECT method, count(*) FROM `+registered+` GROUP BY method`)
 	if err != nil {
 		return r, fmt.Errorf("store: count registrations: %w", err)
 	}
@@ -125,7 +128,7 @@ func (db *DB) CountRegistrations(ctx context.Context, enough int) (Registrations
 		return r, fmt.Errorf("store: count registrations: %w", err)
 	}
 	err = db.sql.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(CASE WHEN n >= ? THEN 1 ELSE 0 END), 0)
-		FROM (SELECT user_id, count(*) AS n FROM sspr_methods GROUP BY user_id) AS people`, enough).Scan(&r.People, &r.Enough)
+		FROM (SELECT user_id, count(*) AS n FROM `+registered+` GROUP BY user_id) AS people`, enough).Scan(&r.People, &r.Enough)
 	if err != nil {
 		return r, fmt.Errorf("store: count registrations: %w", err)
 	}

@@ -85,6 +85,12 @@ func TestReports(t *testing.T) {
 					return err
 				}
 			}
+			if err := tx.PutPhone(ctx, Phone{UserID: "u3", Number: "sealed", ConfirmedMS: 1}); err != nil {
+				return err
+			}
+			if err := tx.PutPhone(ctx, Phone{UserID: "u4", Number: "sealed", ConfirmedMS: 1}); err != nil {
+				return err
+			}
 			if err := tx.Block(ctx, "u2", 5000); err != nil {
 				return err
 			}
@@ -96,7 +102,7 @@ func TestReports(t *testing.T) {
 			t.Fatal(err)
 		}
 		r, err := db.CountRegistrations(ctx, 2)
-		if err != nil || r.People != 3 || r.Enough != 1 || r.ByMethod["email"] != 2 || r.ByMethod["app"] != 1 || r.ByMethod["questions"] != 1 {
+		if err != nil || r.People != 4 || r.Enough != 2 || r.ByMethod["email"] != 2 || r.ByMethod["app"] != 1 || r.ByMethod["questions"] != 1 || r.ByMethod["sms"] != 2 {
 			t.Errorf("registrations %+v %v", r, err)
 		}
 		blocked, total, err := db.BlockedUsers(ctx, 1000, 1)

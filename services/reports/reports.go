@@ -176,14 +176,16 @@ func (s *Service) Report(ctx context.Context, from, to time.Time) (Report, error
 		return r, err
 	}
 	r.People, r.Enough = reg.People, reg.Enough
-	for _, m := range []string{selfservice.MethodEmail, selfservice.MethodApp, selfservice.MethodQuestions} {
+	// The methods allowed, then any other with registrations (allowed once).
+	for _, m := range p.Methods.List() {
 		r.Methods = append(r.Methods, Method{Method: m, Label: selfservice.MethodLabel(m), People: reg.ByMethod[m]})
 		delete(reg.ByMethod, m)
 	}
 	for m, n := range reg.ByMethod { // methods added since, in a stable order below
 		r.Methods = append(r.Methods, Method{Method: m, Label: selfservice.MethodLabel(m), People: n})
 	}
-	slices.SortFunc(r.Methods[3:], func(a, b Method) int { return strings.Compare(a.Method, b.Method) })
+	allowed := len(p.Methods.List())
+	slices.SortFunc(r.Methods[allowed:], func(a, b Method) int { return strings.Compare(a.Method, b.Method) })
 	if err := s.blocked(ctx, &r); err != nil {
 		return r, err
 	}
