@@ -108,7 +108,13 @@ func (s *Server) routes() http.Handler {
 
 		r.Route("/admin", func(r chi.Router) {
 			r.Use(s.requireRole(admins.GlobalAdmin, admins.HelpdeskAdmin, admins.ReportsReader))
+			// Helpdesk Administrators start where their work is: Directory
+			// users; the others on the portal's first settings page.
 			start := func(w http.ResponseWriter, r *http.Request) {
+				if a := state(r).admin; a != nil && a.Role == string(admins.HelpdeskAdmin) {
+					seeOther(w, r, "/admin/users")
+					return
+				}
 				seeOther(w, r, "/admin/password-reset/on-premises-integration")
 			}
 			r.Get("/", start)
@@ -158,6 +164,8 @@ func (s *Server) routes() http.Handler {
 				r.Get("/users/{login}", s.handle(s.userShow))
 				r.Post("/users/{login}/reset", s.handle(s.userReset))
 				r.Post("/users/{login}/unlock", s.handle(s.userUnlock))
+				r.Post("/users/{login}/methods/remove", s.handle(s.userRemoveMethods))
+				r.Post("/users/{login}/unblock", s.handle(s.userLiftBlock))
 			})
 			r.Group(func(r chi.Router) {
 				r.Use(s.requireRole(admins.GlobalAdmin))

@@ -87,6 +87,9 @@ type Deps struct {
 	// Banned serves the Password protection page (*banned.Service); nil
 	// leaves the page out.
 	Banned ProtectionService
+	// Helpdesk serves the self-service part of a user's page; SelfService
+	// is used if it has its methods.
+	Helpdesk HelpdeskTools
 	// Reports serves Usage & insights (*reports.Service); nil leaves it out.
 	Reports ReportsService
 	// Branding serves the Company branding page and gives every page the
@@ -153,6 +156,7 @@ type Server struct {
 	factors     SignInFactors
 	factorAdmin FactorAdmin
 	banned      ProtectionService
+	helpdesk    HelpdeskTools
 	reports     ReportsService
 	branding    BrandingService
 	apiTokens   APITokenAdmin
@@ -203,12 +207,15 @@ func New(cfg Config, log *slog.Logger, d Deps) *Server {
 	if d.APIAuth == nil {
 		d.APIAuth, _ = d.APITokens.(APITokenAuth)
 	}
+	if d.Helpdesk == nil {
+		d.Helpdesk, _ = d.SelfService.(HelpdeskTools)
+	}
 	if d.SMS == nil {
 		d.SMS, _ = d.SelfService.(SMSService)
 	}
 	s := &Server{factors: d.Factors, factorAdmin: d.FactorAdmin, cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback,
 		selfservice: d.SelfService, audit: d.Audit, agentHub: d.AgentHub, agents: d.Agents, agentEnroll: d.AgentEnroll,
-		limits: d.Limits, rateCounter: d.RateCounter, banned: d.Banned, reports: d.Reports, branding: d.Branding, cookies: cs, cookieCache: newCookieCache(maxAge),
+		limits: d.Limits, rateCounter: d.RateCounter, banned: d.Banned, helpdesk: d.Helpdesk, reports: d.Reports, branding: d.Branding, cookies: cs, cookieCache: newCookieCache(maxAge),
 		cookieName: name, secure: secure, base: base, apiTokens: d.APITokens, apiAuth: d.APIAuth, sms: d.SMS}
 	s.apiLimit = s.tokenLimiter()
 	return s

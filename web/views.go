@@ -337,6 +337,16 @@ type UserView struct {
 	CanUnlock   bool
 	Policy      string
 	MustChange  bool
+	// Self-service: what the person registered, and their block (zero when
+	// not blocked).
+	Methods      []UserMethod
+	BlockedUntil time.Time
+}
+
+// UserMethod is one registered method on a user's page.
+type UserMethod struct {
+	Method, Label, Detail string
+	Registered            time.Time
 }
 
 func plural(n int, one, many string) string {
