@@ -92,7 +92,7 @@ type view struct {
 	Code      string
 	ValidFor  string
 	When      string
-	PortalURL string // empty unless it is a safe absolute http(s) URL
+	PortalURL string   // empty unless it is a safe absolute http(s) URL
 	Items     []string // a list of names (methods removed)
 }
 
