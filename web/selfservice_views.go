@@ -50,6 +50,9 @@ type StepView struct {
 	Masked    []string
 	NotLocked bool // an unlock found the account was not locked
 	Rules     Rules
+	// Challenge is the proof-of-work challenge (JSON) the step's forms
+	// need solved, "" when none is needed.
+	Challenge string
 }
 
 // ChangeView is the change-password page.

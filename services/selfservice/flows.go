@@ -529,6 +529,7 @@ func (s *Service) Choose(ctx context.Context, id, browser, method string, from a
 		s.endPace(ctx, pc, out)
 	}
 	if method == MethodEmail {
+		s.countAddress(ctx, from.ClientIP)
 		if err := s.sendCode(ctx, fl.Flow, p, dests, destErr, from); err != nil {
 			return err
 		}

@@ -1,0 +1,203 @@
+package handlers_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"html"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/challenge"
+	"github.com/writeback/writeback/services/selfservice"
+	"github.com/writeback/writeback/testbed"
+)
+
+var powRE = regexp.MustCompile(`data-pow="([^"]+)"`)
+
+// powOf reads the challenge a step page asks to be solved; ok is false when
+// it asks none.
+func powOf(t *testing.T, body string) (challenge.Challenge, bool) {
+	t.Helper()
+	m := powRE.FindStringSubmatch(body)
+	if m == nil {
+		return challenge.Challenge{}, false
+	}
+	var c challenge.Challenge
+	if err := json.Unmarshal([]byte(html.UnescapeString(m[1])), &c); err != nil {
+		t.Fatalf("challenge on the page: %v", err)
+	}
+	return c, true
+}
+
+func solve(t *testing.T, c challenge.Challenge) string {
+	t.Helper()
+	p, err := challenge.Solve(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// mailsTo counts the mails the sink received for an address.
+func (s *sspr) mailsTo(to string) int {
+	n := 0
+	for _, m := range s.sink.Messages() {
+		for _, r := range m.To {
+			if strings.EqualFold(r, to) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// TestSelfServiceChallenge is issue 13 item 6: below the threshold no
+// challenge is asked; above it a step without a valid solution sends no
+// code and counts no attempt, a forged, replayed, expired or another flow's
+// solution is refused, and a right one lets the step go on. The address
+// counter asks it of a second account from the same address too, and the
+// Properties switch turns it off.
+func TestSelfServiceChallenge(t *testing.T) {
+	env := testbed.Load(t)
+	d := directories(env)[1]
+	s := newSSPR(t, env, d, selfservice.Methods{Email: true})
+	ctx := context.Background()
+	if _, err := s.ss.SavePolicy(ctx, audit.CommandLine, 1, "test", func(p *selfservice.Policy) { p.ChallengeAfter = 2 }); err != nil {
+		t.Fatal(err)
+	}
+	user := d.newUser(t, testbed.UserOptions{})
+	c := s.client()
+	flow := c.begin("reset", user.Login)
+
+	// Below the threshold: no challenge on the page, none needed.
+	if _, asked := powOf(t, c.get(flow).Body); asked {
+		t.Fatal("a challenge is asked of a fresh flow")
+	}
+	if p := c.step(flow, "method", url.Values{"method": {"email"}}); p.Status != http.StatusSeeOther {
+		t.Fatalf("choose email: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
+	}
+	code := s.code(t, user.Mail)
+	if _, asked := powOf(t, c.get(flow).Body); asked {
+		t.Fatal("a challenge is asked after one code (threshold 2)")
+	}
+	if p := c.step(flow, "verify", url.Values{"method": {"email"}, "code": {"00000000"}}); p.Status != http.StatusUnauthorized {
+		t.Fatalf("wrong code below the threshold: %d", p.Status)
+	}
+
+	// At the threshold (a code and a wrong guess): every protected step
+	// needs a solution, and without one nothing is sent or counted.
+	pg := c.get(flow)
+	ch, asked := powOf(t, pg.Body)
+	if !asked || !strings.Contains(pg.Body, "needs JavaScript") || !strings.Contains(pg.Body, `aria-live="polite"`) {
+		t.Fatalf("no challenge at the threshold:\n%s", between(pg.Body, "<main", "</main>"))
+	}
+	if ch.MaxNumber < challenge.MinMaxNumber || ch.MaxNumber > challenge.MaxMaxNumber {
+		t.Errorf("difficulty %d out of bounds", ch.MaxNumber)
+	}
+	mails, failures := s.mailsTo(user.Mail), failedVerifications(t, s.harness)
+	forged := func() string {
+		raw, _ := base64.StdEncoding.DecodeString(solve(t, ch))
+		var m map[string]any
+		_ = json.Unmarshal(raw, &m)
+		m["signature"] = strings.Repeat("0", 64)
+		b, _ := json.Marshal(m)
+		return base64.StdEncoding.EncodeToString(b)
+	}()
+	flowID := strings.TrimPrefix(flow, "/reset/")
+	s.ss.Challenges().SetClock(func() time.Time { return time.Now().Add(-challenge.TTL - time.Minute) })
+	old, err := s.ss.Challenges().Issue(flowID)
+	s.ss.Challenges().SetClock(time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := c.begin("reset", user.Login)
+	otherCh, err := s.ss.Challenges().Issue(strings.TrimPrefix(other, "/reset/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := []struct {
+		name, pow, want string
+	}{
+		{"none", "", "has not finished its automatic check"},
+		{"garbage", "bm90IGpzb24=", "did not pass"},
+		{"forged signature", forged, "did not pass"},
+		{"expired", solve(t, old), "expired"},
+		{"another flow's", solve(t, otherCh), "did not pass"},
+	}
+	for _, tc := range refused {
+		for _, action := range []url.Values{
+			{"method": {"email"}, "code": {code}, "pow": {tc.pow}},
+			{"method": {"email"}, "pow": {tc.pow}},
+		} {
+			path := "verify"
+			if action.Get("code") == "" {
+				path = "method"
+			}
+			p := c.step(flow, path, action)
+			if p.Status != http.StatusUnprocessableEntity || !strings.Contains(p.Body, tc.want) {
+				t.Errorf("%s solution, %s: %d\n%s", tc.name, path, p.Status, between(p.Body, "<main", "</main>"))
+			}
+			if _, asked := powOf(t, p.Body); !asked {
+				t.Errorf("%s solution, %s: the page asks no new challenge", tc.name, path)
+			}
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // a code that went out would be in the sink by now
+	if n := s.mailsTo(user.Mail); n != mails {
+		t.Errorf("%d mails sent without a valid solution", n-mails)
+	}
+	if n := failedVerifications(t, s.harness); n != failures {
+		t.Errorf("%d attempts counted without a valid solution", n-failures)
+	}
+
+	// A right solution lets the step go on, once.
+	sol := solve(t, ch)
+	if p := c.step(flow, "verify", url.Values{"method": {"email"}, "code": {"11111111"}, "pow": {sol}}); p.Status != http.StatusUnauthorized {
+		t.Fatalf("wrong code with a solution: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
+	}
+	if n := failedVerifications(t, s.harness); n != failures+1 {
+		t.Errorf("the guess with a solution was not counted: %d", n-failures)
+	}
+	if p := c.step(flow, "verify", url.Values{"method": {"email"}, "code": {code}, "pow": {sol}}); p.Status != http.StatusUnprocessableEntity || !strings.Contains(p.Body, "did not pass") {
+		t.Errorf("replayed solution: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
+	}
+	ch, _ = powOf(t, c.get(flow).Body)
+	if p := c.step(flow, "verify", url.Values{"method": {"email"}, "code": {code}, "pow": {solve(t, ch)}}); p.Status != http.StatusSeeOther {
+		t.Fatalf("right code with a solution: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
+	}
+	if p := c.get(flow); !strings.Contains(p.Body, "Choose a new password") {
+		t.Errorf("the reset did not go on:\n%s", between(p.Body, "<main", "</main>"))
+	}
+
+	// The client address has taken its steps: a flow of another account
+	// from it is asked too.
+	other2 := d.newUser(t, testbed.UserOptions{})
+	f2 := c.begin("reset", other2.Login)
+	if _, asked := powOf(t, c.get(f2).Body); !asked {
+		t.Error("the address counter asks no challenge")
+	}
+	if p := c.step(f2, "method", url.Values{"method": {"email"}}); p.Status != http.StatusUnprocessableEntity {
+		t.Errorf("code without a solution from a busy address: %d", p.Status)
+	}
+
+	// Off on the Properties page: no challenge at all.
+	_, meta, err := s.ss.Policy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ss.SavePolicy(ctx, audit.CommandLine, meta.Version, "test", func(p *selfservice.Policy) { p.ChallengeOff = true }); err != nil {
+		t.Fatal(err)
+	}
+	if _, asked := powOf(t, c.get(f2).Body); asked {
+		t.Error("a challenge is asked while it is off")
+	}
+	if p := c.step(f2, "method", url.Values{"method": {"email"}}); p.Status != http.StatusSeeOther {
+		t.Errorf("code with the challenge off: %d", p.Status)
+	}
+}
