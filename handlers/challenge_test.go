@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/challenge"
 	"github.com/writeback/writeback/services/selfservice"
@@ -199,5 +200,42 @@ func TestSelfServiceChallenge(t *testing.T) {
 	}
 	if p := c.step(f2, "method", url.Values{"method": {"email"}}); p.Status != http.StatusSeeOther {
 		t.Errorf("code with the challenge off: %d", p.Status)
+	}
+}
+
+// TestChallengeSettingsOnProperties: the Properties page shows the switch
+// (on by default) and the threshold (empty: the default), saves both, is
+// audited, and refuses a threshold out of bounds, changing nothing.
+func TestChallengeSettingsOnProperties(t *testing.T) {
+	h := newHarness(t)
+	admin := h.client().signedIn(admins.GlobalAdmin)
+	body := admin.get(propertiesPath).Body
+	for _, want := range []string{`id="challenge-yes" name="challenge" value="yes" checked`, `id="challenge_after"`, "the default, 3."} {
+		if !strings.Contains(body, want) {
+			t.Errorf("Properties page lacks %s", want)
+		}
+	}
+	for _, bad := range []string{"0", "101", "three"} {
+		p := saveProperties(admin, map[string]string{"challenge": "no", "challenge_after": bad})
+		if p.Status != http.StatusUnprocessableEntity || !strings.Contains(p.Body, "from 1 to 100") || !strings.Contains(p.Body, `value="`+bad+`"`) {
+			t.Errorf("threshold %q: %d", bad, p.Status)
+		}
+	}
+	if p, _, _ := h.ss.Policy(context.Background()); p.ChallengeOff || p.ChallengeAfter != 0 {
+		t.Fatalf("a refused save changed the policy: %+v", p)
+	}
+	if p := saveProperties(admin, map[string]string{"challenge": "no", "challenge_after": "4"}); p.Status != http.StatusSeeOther {
+		t.Fatalf("save: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
+	}
+	p, _, _ := h.ss.Policy(context.Background())
+	if !p.ChallengeOff || p.ChallengeThreshold() != 4 {
+		t.Errorf("saved policy: off %v, after %d", p.ChallengeOff, p.ChallengeThreshold())
+	}
+	if body := admin.get(propertiesPath).Body; !strings.Contains(body, `id="challenge-no" name="challenge" value="no" checked`) || !strings.Contains(body, `id="challenge_after" name="challenge_after" type="number" value="4"`) {
+		t.Errorf("the page does not show what was saved:\n%s", between(body, "<main", "</main>"))
+	}
+	rows, err := h.db.RecentAudit(context.Background(), audit.ActivityUpdateSSPRPolicy, 10)
+	if err != nil || len(rows) == 0 || !strings.Contains(rows[0].Details, "challenge_after") {
+		t.Errorf("audit: %v %+v", err, rows)
 	}
 }

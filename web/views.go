@@ -369,6 +369,12 @@ type PolicyView struct {
 	DefaultPublicPerMinute int
 	DefaultSignInPerMinute int
 	MaxPerMinute           int
+	// Challenge is the proof-of-work switch; ChallengeAfter its threshold
+	// as typed, empty for the default (DefaultChallengeAfter).
+	Challenge             bool
+	ChallengeAfter        string
+	DefaultChallengeAfter int
+	MaxChallengeAfter     int
 	// UpdatedBy and UpdatedAt name the last change to this page's own
 	// fields (the pages share one settings document).
 	UpdatedBy string

@@ -66,7 +66,7 @@ type Service struct {
 	banned *banned.Service
 	// challenges asks for proof of work after many attempts (challenge.go).
 	challenges *challenge.Service
-	rec    Recorder // metrics (observe.go)
+	rec        Recorder // metrics (observe.go)
 
 	dummyOnce sync.Once
 	dummyHash string
