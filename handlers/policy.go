@@ -89,7 +89,7 @@ func (s *Server) policyView(w http.ResponseWriter, r *http.Request, nav string) 
 		PublicPerMinute: limitText(p.PublicPerMinute), SignInPerMinute: limitText(p.SignInPerMinute),
 		DefaultPublicPerMinute: defaultLimit(s.cfg.PublicPerMinute), DefaultSignInPerMinute: defaultLimit(s.cfg.SignInPerMinute),
 		MaxPerMinute: selfservice.MaxPerMinute,
-		Challenge: !p.ChallengeOff, ChallengeAfter: limitText(p.ChallengeAfter),
+		Challenge:    !p.ChallengeOff, ChallengeAfter: limitText(p.ChallengeAfter),
 		DefaultChallengeAfter: selfservice.DefaultChallengeAfter, MaxChallengeAfter: selfservice.MaxChallengeAfter}
 	if v.UpdatedBy, v.UpdatedAt, err = s.lastPolicyChange(r.Context(), pg.fields); err != nil {
 		return web.PolicyView{}, err
