@@ -166,6 +166,11 @@ func (s *Server) stepPage(w http.ResponseWriter, r *http.Request, id string, sta
 	for _, m := range fv.Methods {
 		v.Methods = append(v.Methods, web.MethodOption{Key: m, Label: selfservice.MethodLabel(m)})
 	}
+	if fv.Step == selfservice.StepPassword {
+		if v.Meter, err = s.meter(r.Context(), "password", "", fv.Personal...); err != nil {
+			return err
+		}
+	}
 	if guarded(fv.Step) {
 		c, err := s.selfservice.Challenge(r.Context(), id, browserSecret(r), s.clientIP(r))
 		if err != nil {
@@ -267,6 +272,9 @@ func (s *Server) changeForm(w http.ResponseWriter, r *http.Request) error {
 	}
 	v := web.ChangeView{Public: s.public(w, r, "Change your password", "Works also when your password has expired or must be changed.", av)}
 	v.Done = r.URL.Query().Get("done") == "1"
+	if v.Meter, err = s.meter(r.Context(), "password", "login"); err != nil {
+		return err
+	}
 	s.render(w, r, http.StatusOK, web.ChangePage(v))
 	return nil
 }
@@ -286,6 +294,9 @@ func (s *Server) changeSubmit(w http.ResponseWriter, r *http.Request) error {
 		return aerr
 	}
 	v := web.ChangeView{Public: s.public(w, r, "Change your password", "", av), Login: login}
+	if v.Meter, aerr = s.meter(r.Context(), "password", "login"); aerr != nil {
+		return aerr
+	}
 	if f := errs.FieldsOf(err); len(f) > 0 {
 		v.Fields = f
 	} else {

@@ -53,6 +53,7 @@ type StepView struct {
 	// Challenge is the proof-of-work challenge (JSON) the step's forms
 	// need solved, "" when none is needed.
 	Challenge string
+	Meter     Meter // the password step's strength meter
 }
 
 // ChangeView is the change-password page.
@@ -61,6 +62,7 @@ type ChangeView struct {
 	Login string
 	Done  bool
 	Rules Rules
+	Meter Meter
 }
 
 // RegisterSignInView signs a person in to register methods.

@@ -324,6 +324,7 @@ type UsersView struct {
 // UserView is one directory user with the helpdesk actions.
 type UserView struct {
 	Page
+	Meter       Meter // the reset form's strength meter
 	User        UserRow
 	ID          string
 	LockedUntil time.Time
