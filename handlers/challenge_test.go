@@ -112,13 +112,13 @@ func TestSelfServiceChallenge(t *testing.T) {
 	}()
 	flowID := strings.TrimPrefix(flow, "/reset/")
 	s.ss.Challenges().SetClock(func() time.Time { return time.Now().Add(-challenge.TTL - time.Minute) })
-	old, err := s.ss.Challenges().Issue(flowID)
+	old, err := s.ss.Challenges().Issue(flowID, 0)
 	s.ss.Challenges().SetClock(time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	other := c.begin("reset", user.Login)
-	otherCh, err := s.ss.Challenges().Issue(strings.TrimPrefix(other, "/reset/"))
+	otherCh, err := s.ss.Challenges().Issue(strings.TrimPrefix(other, "/reset/"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,11 @@ func TestSelfServiceChallenge(t *testing.T) {
 	if p := c.step(flow, "verify", url.Values{"method": {"email"}, "code": {code}, "pow": {sol}}); p.Status != http.StatusUnprocessableEntity || !strings.Contains(p.Body, "did not pass") {
 		t.Errorf("replayed solution: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
 	}
+	first := ch
 	ch, _ = powOf(t, c.get(flow).Body)
+	if ch.MaxNumber != min(2*first.MaxNumber, challenge.MaxMaxNumber) {
+		t.Errorf("one more attempt: the work went from %d to %d, want it doubled", first.MaxNumber, ch.MaxNumber)
+	}
 	if p := c.step(flow, "verify", url.Values{"method": {"email"}, "code": {code}, "pow": {solve(t, ch)}}); p.Status != http.StatusSeeOther {
 		t.Fatalf("right code with a solution: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
 	}

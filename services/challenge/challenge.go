@@ -33,10 +33,12 @@ import (
 // Algorithm is the only hash the challenges use.
 const Algorithm = "SHA-256"
 
-// Bounds of the work asked. A browser hashes a few hundred thousand times a
-// second through WebCrypto; half of DefaultMaxNumber is the average work.
+// Bounds of the work asked. A browser hashes about 20,000 times a second
+// through WebCrypto (static/app.js), so the first challenge takes it about
+// a second on average (half of DefaultMaxNumber); each level doubles that,
+// up to MaxMaxNumber.
 const (
-	DefaultMaxNumber = 100_000
+	DefaultMaxNumber = 50_000
 	MinMaxNumber     = 1_000
 	MaxMaxNumber     = 1_000_000
 	// TTL is how long a challenge may be solved and sent.
@@ -86,8 +88,8 @@ type Service struct {
 	key []byte
 	db  Store
 	now func() time.Time
-	// MaxNumber bounds the number searched for (MinMaxNumber to
-	// MaxMaxNumber); tests may lower it before the service is used.
+	// MaxNumber bounds the number searched for at level 0 (MinMaxNumber
+	// to MaxMaxNumber); tests may lower it before the service is used.
 	MaxNumber int
 }
 
@@ -99,8 +101,14 @@ func New(key []byte, db Store) *Service {
 // SetClock replaces the clock (tests).
 func (s *Service) SetClock(now func() time.Time) { s.now = now }
 
-func (s *Service) maxNumber() int {
-	return min(max(s.MaxNumber, MinMaxNumber), MaxMaxNumber)
+// maxNumber is the bound at a level: MaxNumber doubled level times, within
+// MinMaxNumber and MaxMaxNumber.
+func (s *Service) maxNumber(level int) int {
+	n := min(max(s.MaxNumber, MinMaxNumber), MaxMaxNumber)
+	for ; level > 0 && n < MaxMaxNumber; level-- {
+		n *= 2
+	}
+	return min(n, MaxMaxNumber)
 }
 
 // sign is the challenge's signature for a scope.
@@ -124,13 +132,14 @@ func hashHex(salt string, n int) string {
 }
 
 // Issue makes a challenge for scope (a flow's ID: a solution made for one
-// flow is refused on another).
-func (s *Service) Issue(scope string) (Challenge, error) {
+// flow is refused on another). level (0 and up) doubles the work per step,
+// so that the attempts past a threshold cost more and more, within the bound.
+func (s *Service) Issue(scope string, level int) (Challenge, error) {
 	var b [12]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return Challenge{}, fmt.Errorf("challenge: random salt: %w", err)
 	}
-	maxN := s.maxNumber()
+	maxN := s.maxNumber(level)
 	var nb [8]byte
 	if _, err := rand.Read(nb[:]); err != nil {
 		return Challenge{}, fmt.Errorf("challenge: random number: %w", err)

@@ -18,21 +18,28 @@ func (s *Service) addressKey(ip string) string { return s.mac("challenge-address
 // sent, an answer checked) asks for a solved challenge: the policy has the
 // challenge on, and the flow's account (counted the same way for a name
 // that matched nothing) or the client address took ChallengeThreshold such
-// steps in the last hour.
-func (s *Service) needsChallenge(ctx context.Context, p Policy, fl flow, ip string) (bool, error) {
+// steps in the last hour. level is how many steps past the threshold the
+// higher of the two counts is (the challenge's work doubles with each).
+func (s *Service) needsChallenge(ctx context.Context, p Policy, fl flow, ip string) (need bool, level int, err error) {
 	if p.ChallengeOff || fl.DoneMS != 0 {
-		return false, nil
+		return false, 0, nil
 	}
 	since := s.now().Add(-challengeWindow).UnixMilli()
 	n, err := s.db.AccountAttempts(ctx, key(fl.Flow), since)
-	if err != nil || n >= p.ChallengeThreshold() {
-		return err == nil, err
+	if err != nil {
+		return false, 0, err
 	}
-	if ip == "" {
-		return false, nil
+	if ip != "" {
+		a, err := s.db.AddressAttempts(ctx, s.addressKey(ip), since)
+		if err != nil {
+			return false, 0, err
+		}
+		n = max(n, a)
 	}
-	n, err = s.db.AddressAttempts(ctx, s.addressKey(ip), since)
-	return err == nil && n >= p.ChallengeThreshold(), err
+	if n < p.ChallengeThreshold() {
+		return false, 0, nil
+	}
+	return true, n - p.ChallengeThreshold(), nil
 }
 
 // Challenge returns a challenge for the flow's next protected step when it
@@ -43,11 +50,11 @@ func (s *Service) Challenge(ctx context.Context, id, browser, ip string) (*chall
 	if err != nil {
 		return nil, err
 	}
-	need, err := s.needsChallenge(ctx, p, fl, ip)
+	need, level, err := s.needsChallenge(ctx, p, fl, ip)
 	if err != nil || !need {
 		return nil, err
 	}
-	c, err := s.challenges.Issue(fl.ID)
+	c, err := s.challenges.Issue(fl.ID, level)
 	return &c, err
 }
 
@@ -59,7 +66,7 @@ func (s *Service) CheckChallenge(ctx context.Context, id, browser, ip, payload s
 	if err != nil {
 		return err
 	}
-	need, err := s.needsChallenge(ctx, p, fl, ip)
+	need, _, err := s.needsChallenge(ctx, p, fl, ip)
 	if err != nil || !need {
 		return err
 	}
