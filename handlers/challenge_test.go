@@ -14,6 +14,7 @@ import (
 
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/banned"
 	"github.com/writeback/writeback/services/challenge"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/testbed"
@@ -241,5 +242,47 @@ func TestChallengeSettingsOnProperties(t *testing.T) {
 	rows, err := h.db.RecentAudit(context.Background(), audit.ActivityUpdateSSPRPolicy, 10)
 	if err != nil || len(rows) == 0 || !strings.Contains(rows[0].Details, "challenge_after") {
 		t.Errorf("audit: %v %+v", err, rows)
+	}
+}
+
+// TestMeterCarriesNoBannedTermsInClear: the /change page's meter gets the
+// organisation's banned terms as salted hashes only (a new salt per page),
+// the common rule as a switch, and no one's personal data but the
+// organisation's name.
+func TestMeterCarriesNoBannedTermsInClear(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	if _, err := h.ss.SavePolicy(ctx, audit.CommandLine, 0, "test", func(p *selfservice.Policy) { p.OrgName = "Example Corp" }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.banned.Save(ctx, audit.CommandLine, 0, banned.Settings{Common: true, Personal: true, Custom: []string{"Contoso", "Fabrikam"}}); err != nil {
+		t.Fatal(err)
+	}
+	saltRE := regexp.MustCompile(`data-salt="([0-9a-f]{32})"`)
+	c := h.client()
+	var salts []string
+	for range 2 {
+		body := c.get("/change").Body
+		if strings.Contains(strings.ToLower(body), "ontoso") || strings.Contains(strings.ToLower(body), "fabrikam") {
+			t.Fatal("a banned term is on the page in clear")
+		}
+		m := saltRE.FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("no salt on the page:\n%s", between(body, "<main", "</main>"))
+		}
+		salts = append(salts, m[1])
+		for _, term := range []string{"contoso", "fabrlkam"} { // normalised: i → l
+			if !strings.Contains(body, banned.HashTerm(m[1], term)) {
+				t.Errorf("the hash of %s is not on the page", term)
+			}
+		}
+		for _, want := range []string{`data-meter="password"`, "data-common", `data-personal="[&#34;Example Corp&#34;]"`, `data-personal-field="login"`} {
+			if !strings.Contains(body, want) {
+				t.Errorf("the meter lacks %s", want)
+			}
+		}
+	}
+	if salts[0] == salts[1] {
+		t.Error("two pages got the same salt")
 	}
 }

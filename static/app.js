@@ -178,13 +178,14 @@
       powSay("Your browser cannot do the automatic check this step needs (it needs a current browser and a portal address with https). Try another browser, or contact your helpdesk.");
     } else {
       powSay("Checking your browser automatically before this step. This takes a few seconds…");
-      var enc = new TextEncoder(), batch = 500;
+      var enc = new TextEncoder(), batch = 500, powStart = Date.now();
       var found = function (n) {
         var payload = btoa(JSON.stringify({ algorithm: powChallenge.algorithm, challenge: powChallenge.challenge,
           number: n, salt: powChallenge.salt, signature: powChallenge.signature }));
         powFields.forEach(function (f) { f.value = payload; });
         powDone = true;
         powBox.setAttribute("data-pow-done", "true");
+        powBox.setAttribute("data-pow-ms", String(Date.now() - powStart));
         powSay("Check done. You can go on.");
         if (powWaiting) { var f = powWaiting; powWaiting = null; f.requestSubmit ? f.requestSubmit() : f.submit(); }
       };
