@@ -70,7 +70,7 @@ func TestSelfServiceChallenge(t *testing.T) {
 	d := directories(env)[1]
 	s := newSSPR(t, env, d, selfservice.Methods{Email: true})
 	ctx := context.Background()
-	if _, err := s.ss.SavePolicy(ctx, audit.CommandLine, 1, "test", func(p *selfservice.Policy) { p.ChallengeAfter = 2 }); err != nil {
+	if _, err := s.ss.SavePolicy(ctx, audit.CommandLine, 1, "test", func(p *selfservice.Policy) { p.ChallengeOff, p.ChallengeAfter = false, 2 }); err != nil {
 		t.Fatal(err)
 	}
 	user := d.newUser(t, testbed.UserOptions{})

@@ -26,7 +26,7 @@ func TestBrowserChallengeAndStrengthMeter(t *testing.T) {
 	d := directories(env)[1]
 	s := newSSPR(t, env, d, selfservice.Methods{Email: true})
 	ctx := context.Background()
-	if _, err := s.ss.SavePolicy(ctx, audit.CommandLine, 1, "test", func(p *selfservice.Policy) { p.ChallengeAfter = 1 }); err != nil {
+	if _, err := s.ss.SavePolicy(ctx, audit.CommandLine, 1, "test", func(p *selfservice.Policy) { p.ChallengeOff, p.ChallengeAfter = false, 1 }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.banned.Save(ctx, audit.CommandLine, 0, banned.Settings{Common: true, Personal: true, Custom: []string{"Contoso"}}); err != nil {
