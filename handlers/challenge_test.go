@@ -286,3 +286,46 @@ func TestMeterCarriesNoBannedTermsInClear(t *testing.T) {
 		t.Error("two pages got the same salt")
 	}
 }
+
+// TestChallengeSpentOnEveryReplica: a solution accepted by one replica is
+// refused by the other (the spent challenge is in the shared database), and
+// the counters behind the threshold are the database's too.
+func TestChallengeSpentOnEveryReplica(t *testing.T) {
+	env := testbed.Load(t)
+	d := directories(env)[1]
+	r := newReplicas(t, env, d, selfservice.Methods{Email: true})
+	ctx := context.Background()
+	_, meta, err := r.ss.Policy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ss.SavePolicy(ctx, audit.CommandLine, meta.Version, "test", func(p *selfservice.Policy) { p.ChallengeOff, p.ChallengeAfter = false, 1 }); err != nil {
+		t.Fatal(err)
+	}
+	user := d.newUser(t, testbed.UserOptions{})
+	c := r.client()
+	r.lb.route.Store(0)
+	flow := c.begin("reset", user.Login)
+	if p := c.step(flow, "method", url.Values{"method": {"email"}}); p.Status != http.StatusSeeOther {
+		t.Fatalf("choose email: %d", p.Status)
+	}
+	code := r.code(t, user.Mail)
+	r.lb.route.Store(1) // B sees the code A sent, and asks
+	ch, asked := powOf(t, c.get(flow).Body)
+	if !asked {
+		t.Fatal("replica B asks no challenge after a code sent by A")
+	}
+	sol := solve(t, ch)
+	r.lb.route.Store(0)
+	if p := c.step(flow, "verify", url.Values{"method": {"email"}, "code": {"11111111"}, "pow": {sol}}); p.Status != http.StatusUnauthorized {
+		t.Fatalf("wrong code with a solution on A: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
+	}
+	r.lb.route.Store(1)
+	if p := c.step(flow, "verify", url.Values{"method": {"email"}, "code": {code}, "pow": {sol}}); p.Status != http.StatusUnprocessableEntity || !strings.Contains(p.Body, "did not pass") {
+		t.Fatalf("the same solution on B: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
+	}
+	ch, _ = powOf(t, c.get(flow).Body)
+	if p := c.step(flow, "verify", url.Values{"method": {"email"}, "code": {code}, "pow": {solve(t, ch)}}); p.Status != http.StatusSeeOther {
+		t.Fatalf("a fresh solution on B: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
+	}
+}
