@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -66,6 +67,8 @@ func TestBrowserChallengeAndStrengthMeter(t *testing.T) {
 	}
 	browser.Step(t, b, "the meter is there", chromedp.WaitVisible(chromedp.CSS(`[data-testid=rule-banned]`)))
 
+	meterMatchesServer(t, b)
+
 	before := allAuditCount(t, s.harness)
 	for _, tc := range []struct{ typed, rule, says string }{
 		{"Winter2026!", "common", "a password many people use"},
@@ -116,4 +119,46 @@ func TestBrowserChallengeAndStrengthMeter(t *testing.T) {
 func clearPassword(t *testing.T, b context.Context) {
 	t.Helper()
 	browser.Eval[bool](t, b, `(function () { var el = document.getElementById('password'); el.value = ''; el.dispatchEvent(new Event('input')); return true; })()`)
+}
+
+// meterMatchesServer holds the page's banned-password check (static/meter.js)
+// against services/banned's on a table of passwords: the same rule, or
+// none, for each. The organisation's one-typo variants are the server's
+// alone (the page has only hashes), so the table has none.
+func meterMatchesServer(t *testing.T, b context.Context) {
+	t.Helper()
+	custom := []string{"Contoso", "Fabrikam", "Northwind"}
+	personal := []string{"alice.smith@example.com", "Alice Smith", "Example Corp"}
+	salt := "00112233445566778899aabbccddeeff"
+	var hashes []string
+	for _, c := range custom {
+		hashes = append(hashes, banned.HashTerm(salt, banned.Normalize(c)))
+	}
+	checker := banned.Checker{Common: banned.Common(), Custom: banned.NewList(custom)}
+	rules := map[string]int{}
+	defer func() {
+		if rules["common"] == 0 || rules["custom"] == 0 || rules["personal"] == 0 || rules[""] == 0 {
+			t.Errorf("the table does not try every rule: %v", rules)
+		}
+		t.Logf("the page and the server agree on every password (rules %v)", rules)
+	}()
+	for _, pw := range []string{
+		"Winter2026!", "P@ssw0rd1", "password", "Passw0rd!!!", "123456", "qwerty123", "dragon",
+		"Winter-kettle-orbit-91", "correct horse battery staple", "Tr0ub4dor&3",
+		"C0ntoso2026!", "contoso", "Contoso-Kettle-Orbit-7", "MyFabrikam1!", "xNorthwind99",
+		"Alice2026!", "asmith!!", "smith-1984", "ExampleCorp1", "Example-Corp-2026",
+		"alicesmith", "Al1ce$mith", "kettle", "zz", "", "Ünïcødé-Wörter-2026",
+		"1234567890123", "!!!winter!!!", "summer", "Summer2026", "Summer-2026-Blue-Lake",
+	} {
+		want := ""
+		if r, ok := checker.Check(pw, personal); !ok {
+			want = string(r.Rule)
+		}
+		args, _ := json.Marshal([]any{pw, personal, true, salt, hashes})
+		got := browser.Eval[string](t, b, `WritebackBannedCheck.apply(null, `+string(args)+`)`, chromedp.EvalAwaitPromise)
+		rules[want]++
+		if got != want {
+			t.Errorf("%q: the page says %q, the server %q", pw, got, want)
+		}
+	}
 }

@@ -177,6 +177,12 @@
     });
   };
 
+  // For the tests that hold this check against the server's (hashes: the
+  // organisation's terms as banned.ClientRules gives them).
+  window.WritebackBannedCheck = function (password, personal, useCommon, salt, hashes) {
+    return check(password, personal, hashes && hashes.length ? new Hashed(salt, hashes) : null, useCommon);
+  };
+
   var messages = {
     common: "Too easy to guess: it is, or is close to, a password many people use.",
     custom: "It contains a word your organisation does not allow in passwords.",
