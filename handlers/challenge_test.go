@@ -17,6 +17,7 @@ import (
 	"github.com/writeback/writeback/services/banned"
 	"github.com/writeback/writeback/services/challenge"
 	"github.com/writeback/writeback/services/selfservice"
+	"github.com/writeback/writeback/services/sms/smstest"
 	"github.com/writeback/writeback/testbed"
 )
 
@@ -327,5 +328,53 @@ func TestChallengeSpentOnEveryReplica(t *testing.T) {
 	ch, _ = powOf(t, c.get(flow).Body)
 	if p := c.step(flow, "verify", url.Values{"method": {"email"}, "code": {code}, "pow": {solve(t, ch)}}); p.Status != http.StatusSeeOther {
 		t.Fatalf("a fresh solution on B: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
+	}
+}
+
+// TestChallengeBeforeATextMessage: text message codes (issue 13 item 1) are
+// guarded like e-mailed ones — past the threshold a new code without a
+// solution reaches no gateway, a guess without one is not counted, and with
+// one the reset goes on.
+func TestChallengeBeforeATextMessage(t *testing.T) {
+	env := testbed.Load(t)
+	d := directories(env)[1]
+	s := newSSPR(t, env, d, selfservice.Methods{SMS: true})
+	g := smstest.Start(t)
+	useGateway(t, s.harness, g)
+	ctx := context.Background()
+	_, meta, err := s.ss.Policy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ss.SavePolicy(ctx, audit.CommandLine, meta.Version, "test", func(p *selfservice.Policy) { p.ChallengeOff, p.ChallengeAfter = false, 1 }); err != nil {
+		t.Fatal(err)
+	}
+	user := d.newUser(t, testbed.UserOptions{Mobile: "+44 7400 123457", NoMail: true})
+	c := s.client()
+	flow := c.begin("reset", user.Login)
+	if p := c.step(flow, "method", url.Values{"method": {"sms"}}); p.Status != http.StatusSeeOther {
+		t.Fatalf("choose sms below the threshold: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
+	}
+	code := smstest.Code(g.Wait(t, 1).Form.Get("Body"))
+	ch, asked := powOf(t, c.get(flow).Body)
+	if !asked {
+		t.Fatal("no challenge on the text message code step at the threshold")
+	}
+	failures := failedVerifications(t, s.harness)
+	if p := c.step(flow, "method", url.Values{"method": {"sms"}}); p.Status != http.StatusUnprocessableEntity {
+		t.Errorf("a new text without a solution: %d", p.Status)
+	}
+	if p := c.step(flow, "verify", url.Values{"method": {"sms"}, "code": {"00000000"}}); p.Status != http.StatusUnprocessableEntity {
+		t.Errorf("a guess without a solution: %d", p.Status)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := len(g.Requests()); n != 1 {
+		t.Errorf("the gateway got %d requests, want 1", n)
+	}
+	if n := failedVerifications(t, s.harness); n != failures {
+		t.Errorf("%d guesses counted without a solution", n-failures)
+	}
+	if p := c.step(flow, "verify", url.Values{"method": {"sms"}, "code": {code}, "pow": {solve(t, ch)}}); p.Status != http.StatusSeeOther {
+		t.Fatalf("the right code with a solution: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
 	}
 }

@@ -209,7 +209,6 @@
     var set = function (el, state, text) {
       el.classList.remove("static", "met", "unmet");
       if (state) { el.classList.add(state); }
-      el.setAttribute("aria-checked", state === "met" ? "true" : "false");
       if (text !== undefined) { el.textContent = text; }
     };
     var update = function () {

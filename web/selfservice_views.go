@@ -48,8 +48,12 @@ type StepView struct {
 	Required  int
 	Questions []string
 	Masked    []string
-	NotLocked bool // an unlock found the account was not locked
-	Rules     Rules
+	// MaskedPhone is where text message codes go (after a first
+	// verification); SMSTrouble says the portal's texts may not be arriving.
+	MaskedPhone string
+	SMSTrouble  bool
+	NotLocked   bool // an unlock found the account was not locked
+	Rules       Rules
 	// Challenge is the proof-of-work challenge (JSON) the step's forms
 	// need solved, "" when none is needed.
 	Challenge string
@@ -79,6 +83,11 @@ type RegisterView struct {
 	AllowEmail     bool
 	AllowApp       bool
 	AllowQuestions bool
+	AllowSMS       bool
+	Phone          string // masked registered number
+	DirectoryPhone string // masked number from the directory
+	PendingPhone   string // masked number a code was texted to
+	PhoneInput     string
 	DirectoryEmail string
 	AltEmail       string
 	App            bool

@@ -1,4 +1,4 @@
--- PostgreSQL edition of sqlite/0016_sspr_challenges.sql: spent proof-of-work
+-- PostgreSQL edition of sqlite/0017_sspr_challenges.sql: spent proof-of-work
 -- challenges (single use across replicas) and the protected self-service steps
 -- per client address (the challenge's per-address counter).
 CREATE TABLE sspr_challenges_spent (
