@@ -378,3 +378,39 @@ func TestChallengeBeforeATextMessage(t *testing.T) {
 		t.Fatalf("the right code with a solution: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
 	}
 }
+
+// TestNoChallengeOnAChoiceThatSendsNothing: past the threshold the choice of
+// a method asks for the check only when a method offered sends a code.
+func TestNoChallengeOnAChoiceThatSendsNothing(t *testing.T) {
+	env := testbed.Load(t)
+	d := directories(env)[1]
+	s := newSSPR(t, env, d, selfservice.Methods{Questions: true, App: true})
+	ctx := context.Background()
+	_, meta, err := s.ss.Policy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ss.SavePolicy(ctx, audit.CommandLine, meta.Version, "test", func(p *selfservice.Policy) { p.ChallengeOff, p.ChallengeAfter = false, 1 }); err != nil {
+		t.Fatal(err)
+	}
+	user := d.newUser(t, testbed.UserOptions{})
+	c := s.client()
+	flow := c.begin("reset", user.Login)
+	if p := c.step(flow, "method", url.Values{"method": {"questions"}}); p.Status != http.StatusSeeOther {
+		t.Fatalf("choose questions: %d", p.Status)
+	}
+	if p := c.step(flow, "verify", url.Values{"method": {"questions"}, "answer": {"a", "b", "c"}}); p.Status != http.StatusUnauthorized {
+		t.Fatalf("wrong answers below the threshold: %d", p.Status)
+	}
+	if _, asked := powOf(t, c.get(flow).Body); !asked {
+		t.Error("no challenge before the next answers are checked")
+	}
+	if p := c.step(flow, "method", url.Values{"method": {""}}); p.Status != http.StatusSeeOther {
+		t.Fatalf("back to the choice: %d", p.Status)
+	}
+	if pg := c.get(flow); !strings.Contains(pg.Body, `value="app"`) {
+		t.Fatalf("not the choice:\n%s", between(pg.Body, "<main", "</main>"))
+	} else if _, asked := powOf(t, pg.Body); asked {
+		t.Error("the choice of methods that send nothing asks for the check")
+	}
+}

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -171,7 +172,7 @@ func (s *Server) stepPage(w http.ResponseWriter, r *http.Request, id string, sta
 			return err
 		}
 	}
-	if guarded(fv.Step) {
+	if guarded(fv.Step) && (fv.Step != selfservice.StepChoose || slices.Contains(fv.Methods, selfservice.MethodEmail) || slices.Contains(fv.Methods, selfservice.MethodSMS)) {
 		c, err := s.selfservice.Challenge(r.Context(), id, browserSecret(r), s.clientIP(r))
 		if err != nil {
 			return err
@@ -215,7 +216,8 @@ func (s *Server) stepAfter(w http.ResponseWriter, r *http.Request, err error) er
 }
 
 // guarded tells the steps whose form sends a code or has an answer
-// checked: those that may ask for a solved challenge.
+// checked: those that may ask for a solved challenge (the choice of a
+// method only when a method that sends a code is offered).
 func guarded(step string) bool {
 	switch step {
 	case selfservice.StepChoose, selfservice.StepCode, selfservice.StepSMS, selfservice.StepApp, selfservice.StepQuestions:
