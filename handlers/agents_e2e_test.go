@@ -353,6 +353,7 @@ func newAgentsPortal(t *testing.T, env testbed.Env, d directoryCase) *agentsPort
 		t.Fatal(err)
 	}
 	if _, err := p.ss.SavePolicy(ctx, audit.CommandLine, 0, "test", func(pol *selfservice.Policy) {
+		pol.ChallengeOff = true // more attempts than the proof-of-work threshold; challenge_test.go tests it
 		pol.Enabled, pol.Methods, pol.Required, pol.NotifyUsers = selfservice.EnabledAll, selfservice.Methods{Email: true}, 1, true
 		pol.Helpdesk, pol.OrgName = "help@example.com", "Example Corp"
 	}); err != nil {

@@ -280,6 +280,7 @@ func configureForBench(tb testing.TB, p *portal) {
 		tb.Fatal(err)
 	}
 	if _, err := p.ss.SavePolicy(ctx, audit.CommandLine, 0, "bench", func(pl *selfservice.Policy) {
+		pl.ChallengeOff = true // more attempts than the proof-of-work threshold; challenge_test.go tests it
 		pl.Enabled, pl.Methods, pl.Required, pl.Helpdesk, pl.OrgName = selfservice.EnabledAll, selfservice.Methods{Email: true}, 1, "help@example.com", "Example Corp"
 	}); err != nil {
 		tb.Fatal(err)

@@ -76,6 +76,7 @@ func newBenchPortal(b *testing.B, env testbed.Env, d directoryCase) *benchPortal
 		b.Fatal(err)
 	}
 	if _, err := p.ss.SavePolicy(ctx, audit.CommandLine, 0, "bench", func(pol *selfservice.Policy) {
+		pol.ChallengeOff = true // more attempts than the proof-of-work threshold; challenge_test.go tests it
 		pol.Enabled, pol.Methods, pol.Required = selfservice.EnabledAll, selfservice.Methods{Email: true}, 1
 		pol.Helpdesk, pol.OrgName = "help@example.com", "Example Corp"
 	}); err != nil {

@@ -26,8 +26,8 @@ type policyPage struct {
 
 // policyPages are the self-service policy pages by navigation key.
 var policyPages = map[string]policyPage{
-	"properties": {"properties", "Properties", "Choose who may use self-service password reset, and how often one network address may try.",
-		[]string{"enabled", "group", "public_per_minute", "signin_per_minute"}},
+	"properties": {"properties", "Properties", "Choose who may use self-service password reset, how often one network address may try, and when scripts must pay for their tries.",
+		[]string{"enabled", "group", "public_per_minute", "signin_per_minute", "challenge", "challenge_after"}},
 	"methods": {"authentication-methods", "Authentication methods", "Choose how people prove who they are, and how many methods a reset needs.",
 		[]string{"methods", "required", "questions_to_register", "questions_to_answer", "questions"}},
 	"registration": {"registration", "Registration", "Choose how often people are asked to re-confirm the methods they registered.",
@@ -88,7 +88,9 @@ func (s *Server) policyView(w http.ResponseWriter, r *http.Request, nav string) 
 		Helpdesk: p.Helpdesk, OrgName: p.OrgName,
 		PublicPerMinute: limitText(p.PublicPerMinute), SignInPerMinute: limitText(p.SignInPerMinute),
 		DefaultPublicPerMinute: defaultLimit(s.cfg.PublicPerMinute), DefaultSignInPerMinute: defaultLimit(s.cfg.SignInPerMinute),
-		MaxPerMinute: selfservice.MaxPerMinute}
+		MaxPerMinute: selfservice.MaxPerMinute,
+		Challenge:    !p.ChallengeOff, ChallengeAfter: limitText(p.ChallengeAfter),
+		DefaultChallengeAfter: selfservice.DefaultChallengeAfter, MaxChallengeAfter: selfservice.MaxChallengeAfter}
 	if v.UpdatedBy, v.UpdatedAt, err = s.lastPolicyChange(r.Context(), pg.fields); err != nil {
 		return web.PolicyView{}, err
 	}
@@ -136,6 +138,12 @@ func defaultLimit(n int) int {
 // ok is false when the form has no such field, so that a form without it
 // (an older page still open in a browser) keeps the stored value.
 func limitField(r *http.Request, name string, fields map[string]string) (n int, ok bool) {
+	return numberField(r, name, selfservice.MaxPerMinute, selfservice.RateLimitMessage, fields)
+}
+
+// numberField reads a field of 1 to maxN where empty is the default (0),
+// as limitField does; msg is the field's error.
+func numberField(r *http.Request, name string, maxN int, msg string, fields map[string]string) (n int, ok bool) {
 	if _, ok := r.PostForm[name]; !ok {
 		return 0, false
 	}
@@ -144,8 +152,8 @@ func limitField(r *http.Request, name string, fields map[string]string) (n int, 
 		return 0, true
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > selfservice.MaxPerMinute {
-		fields[name] = selfservice.RateLimitMessage
+	if err != nil || n < 1 || n > maxN {
+		fields[name] = msg
 	}
 	return n, true
 }
@@ -163,8 +171,19 @@ func (s *Server) policySave(nav string) func(http.ResponseWriter, *http.Request)
 			enabled, group := r.PostFormValue("enabled"), r.PostFormValue("group")
 			public, setPublic := limitField(r, "public_per_minute", fields)
 			signIn, setSignIn := limitField(r, "signin_per_minute", fields)
+			challengeOn, setChallenge := r.PostFormValue("challenge"), false
+			if challengeOn == "yes" || challengeOn == "no" {
+				setChallenge = true
+			}
+			after, setAfter := numberField(r, "challenge_after", selfservice.MaxChallengeAfter, selfservice.ChallengeAfterMessage, fields)
 			change = func(p *selfservice.Policy) {
 				p.Enabled, p.Group = enabled, group
+				if setChallenge {
+					p.ChallengeOff = challengeOn == "no"
+				}
+				if setAfter {
+					p.ChallengeAfter = after
+				}
 				if setPublic {
 					p.PublicPerMinute = public
 				}
@@ -220,6 +239,12 @@ func (s *Server) policySave(nav string) func(http.ResponseWriter, *http.Request)
 			}
 			if _, ok := r.PostForm["signin_per_minute"]; ok {
 				v.SignInPerMinute = r.PostFormValue("signin_per_minute")
+			}
+			if c := r.PostFormValue("challenge"); c == "yes" || c == "no" {
+				v.Challenge = c == "yes"
+			}
+			if _, ok := r.PostForm["challenge_after"]; ok {
+				v.ChallengeAfter = r.PostFormValue("challenge_after")
 			}
 		case "methods":
 			v.MethodEmail, v.MethodApp, v.MethodQuestions = r.PostFormValue("method_email") == "yes", r.PostFormValue("method_app") == "yes", r.PostFormValue("method_questions") == "yes"

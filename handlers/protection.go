@@ -17,6 +17,27 @@ import (
 type ProtectionService interface {
 	Settings(ctx context.Context) (banned.Settings, settingsMeta, error)
 	Save(ctx context.Context, actor audit.Actor, expectVersion int64, next banned.Settings) (bool, error)
+	ClientRules(ctx context.Context, personal ...string) (banned.ClientRules, error)
+}
+
+// meter is the strength meter of a new-password field that the banned
+// rules apply to, with what of them the page may check; personal are the
+// person's own terms the page may hold. Without the banned service (some
+// test wirings) it shows the strength alone.
+func (s *Server) meter(ctx context.Context, field, personalField string, personal ...string) (web.Meter, error) {
+	m := web.Meter{Field: field}
+	if s.banned == nil {
+		return m, nil
+	}
+	cr, err := s.banned.ClientRules(ctx, personal...)
+	if err != nil {
+		return m, err
+	}
+	m.Banned, m.Common, m.Personal, m.Salt, m.Custom = true, cr.Common, cr.Personal, cr.Salt, cr.Custom
+	if cr.PersonalRule {
+		m.PersonalField = personalField
+	}
+	return m, nil
 }
 
 // protectionPath is "Password reset › Password protection" (the path of

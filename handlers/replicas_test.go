@@ -76,6 +76,7 @@ func newReplicas(t *testing.T, env testbed.Env, d directoryCase, methods selfser
 		t.Fatal(err)
 	}
 	if _, err := pa.ss.SavePolicy(ctx, audit.CommandLine, 0, "test", func(p *selfservice.Policy) {
+		p.ChallengeOff = true // more attempts than the proof-of-work threshold; challenge_test.go tests it
 		p.Enabled, p.Methods, p.Required, p.NotifyUsers = selfservice.EnabledAll, methods, 1, false
 		p.Helpdesk, p.OrgName = "help@example.com", "Example Corp"
 		// Every request of these tests comes from one address.

@@ -3,11 +3,13 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/challenge"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/selfservice"
@@ -27,6 +29,8 @@ type SelfService interface {
 	View(ctx context.Context, id, browser string) (selfservice.View, error)
 	Choose(ctx context.Context, id, browser, method string, from audit.Actor) error
 	Verify(ctx context.Context, id, browser, method, code string, answers []string, from audit.Actor) error
+	Challenge(ctx context.Context, id, browser, ip string) (*challenge.Challenge, error)
+	CheckChallenge(ctx context.Context, id, browser, ip, payload string) error
 	SetPassword(ctx context.Context, id, browser, password, confirm string, from audit.Actor) error
 	Unlock(ctx context.Context, id, browser string, from audit.Actor) error
 	Change(ctx context.Context, login, current, next, confirm string, from audit.Actor) error
@@ -163,11 +167,27 @@ func (s *Server) stepPage(w http.ResponseWriter, r *http.Request, id string, sta
 	for _, m := range fv.Methods {
 		v.Methods = append(v.Methods, web.MethodOption{Key: m, Label: selfservice.MethodLabel(m)})
 	}
+	if fv.Step == selfservice.StepPassword {
+		if v.Meter, err = s.meter(r.Context(), "password", "", fv.Personal...); err != nil {
+			return err
+		}
+	}
+	if guarded(fv.Step) && (fv.Step != selfservice.StepChoose || slices.Contains(fv.Methods, selfservice.MethodEmail) || slices.Contains(fv.Methods, selfservice.MethodSMS)) {
+		c, err := s.selfservice.Challenge(r.Context(), id, browserSecret(r), s.clientIP(r))
+		if err != nil {
+			return err
+		}
+		if c != nil {
+			v.Challenge = c.JSON()
+		}
+	}
 	// The blocked step says it all by itself: the error that led there
 	// would only repeat it.
 	if problem != nil && fv.Step != selfservice.StepBlocked {
 		if f := errs.FieldsOf(problem); len(f) > 0 {
 			v.Fields = f
+		} else if challenge.Refused(problem) {
+			v.Errors = []string{errs.MessageOf(problem)}
 		} else if fv.Step == selfservice.StepCode || fv.Step == selfservice.StepApp || fv.Step == selfservice.StepSMS {
 			v.Fields = map[string]string{"code": errs.MessageOf(problem)}
 		} else {
@@ -195,10 +215,33 @@ func (s *Server) stepAfter(w http.ResponseWriter, r *http.Request, err error) er
 	return s.stepPage(w, r, id, statusOf(err), err)
 }
 
+// guarded tells the steps whose form sends a code or has an answer
+// checked: those that may ask for a solved challenge (the choice of a
+// method only when a method that sends a code is offered).
+func guarded(step string) bool {
+	switch step {
+	case selfservice.StepChoose, selfservice.StepCode, selfservice.StepSMS, selfservice.StepApp, selfservice.StepQuestions:
+		return true
+	}
+	return false
+}
+
+// passChallenge lets a step that sends a code or checks an answer go on:
+// nil when no challenge is needed or the form carries a solution of one
+// (its "pow" field). Otherwise nothing has been sent or counted.
+func (s *Server) passChallenge(r *http.Request, id string) error {
+	return s.selfservice.CheckChallenge(r.Context(), id, browserSecret(r), s.clientIP(r), r.PostFormValue("pow"))
+}
+
 func (s *Server) stepMethod(w http.ResponseWriter, r *http.Request) error {
 	id, method := chi.URLParam(r, "flow"), r.PostFormValue("method")
 	if method == "" { // "Use another method": back to the choice
 		return s.stepAfter(w, r, s.selfservice.Choose(r.Context(), id, browserSecret(r), "", s.actor(r)))
+	}
+	if method == selfservice.MethodEmail || method == selfservice.MethodSMS {
+		if err := s.passChallenge(r, id); err != nil {
+			return s.stepAfter(w, r, err)
+		}
 	}
 	return s.stepAfter(w, r, s.selfservice.Choose(r.Context(), id, browserSecret(r), method, s.actor(r)))
 }
@@ -206,6 +249,9 @@ func (s *Server) stepMethod(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) stepVerify(w http.ResponseWriter, r *http.Request) error {
 	id := chi.URLParam(r, "flow")
 	_ = r.ParseForm()
+	if err := s.passChallenge(r, id); err != nil {
+		return s.stepAfter(w, r, err)
+	}
 	err := s.selfservice.Verify(r.Context(), id, browserSecret(r), r.PostFormValue("method"), r.PostFormValue("code"), r.PostForm["answer"], s.actor(r))
 	return s.stepAfter(w, r, err)
 }
@@ -228,6 +274,9 @@ func (s *Server) changeForm(w http.ResponseWriter, r *http.Request) error {
 	}
 	v := web.ChangeView{Public: s.public(w, r, "Change your password", "Works also when your password has expired or must be changed.", av)}
 	v.Done = r.URL.Query().Get("done") == "1"
+	if v.Meter, err = s.meter(r.Context(), "password", "login"); err != nil {
+		return err
+	}
 	s.render(w, r, http.StatusOK, web.ChangePage(v))
 	return nil
 }
@@ -247,6 +296,9 @@ func (s *Server) changeSubmit(w http.ResponseWriter, r *http.Request) error {
 		return aerr
 	}
 	v := web.ChangeView{Public: s.public(w, r, "Change your password", "", av), Login: login}
+	if v.Meter, aerr = s.meter(r.Context(), "password", "login"); aerr != nil {
+		return aerr
+	}
 	if f := errs.FieldsOf(err); len(f) > 0 {
 		v.Fields = f
 	} else {

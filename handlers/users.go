@@ -56,6 +56,9 @@ func (s *Server) userView(w http.ResponseWriter, r *http.Request, u directory.Us
 	p := s.page(w, r, "users", "Users", userRow(u).DisplayName, "")
 	v := web.UserView{Page: p, User: userRow(u), ID: u.ID, LockedUntil: u.LockedUntil, PasswordSet: u.PasswordLastSet}
 	v.CanAct, v.WhyNot = canAct(st, u)
+	if v.Meter, err = s.meter(r.Context(), "password", "", u.Login); err != nil {
+		return web.UserView{}, err
+	}
 	if pol, err := s.writeback.Policy(r.Context(), u); err == nil {
 		v.Policy = pol.String()
 	}

@@ -54,6 +54,10 @@ type StepView struct {
 	SMSTrouble  bool
 	NotLocked   bool // an unlock found the account was not locked
 	Rules       Rules
+	// Challenge is the proof-of-work challenge (JSON) the step's forms
+	// need solved, "" when none is needed.
+	Challenge string
+	Meter     Meter // the password step's strength meter
 }
 
 // ChangeView is the change-password page.
@@ -62,6 +66,7 @@ type ChangeView struct {
 	Login string
 	Done  bool
 	Rules Rules
+	Meter Meter
 }
 
 // RegisterSignInView signs a person in to register methods.

@@ -328,6 +328,7 @@ type UsersView struct {
 // UserView is one directory user with the helpdesk actions.
 type UserView struct {
 	Page
+	Meter       Meter // the reset form's strength meter
 	User        UserRow
 	ID          string
 	LockedUntil time.Time
@@ -384,6 +385,12 @@ type PolicyView struct {
 	DefaultPublicPerMinute int
 	DefaultSignInPerMinute int
 	MaxPerMinute           int
+	// Challenge is the proof-of-work switch; ChallengeAfter its threshold
+	// as typed, empty for the default (DefaultChallengeAfter).
+	Challenge             bool
+	ChallengeAfter        string
+	DefaultChallengeAfter int
+	MaxChallengeAfter     int
 	// UpdatedBy and UpdatedAt name the last change to this page's own
 	// fields (the pages share one settings document).
 	UpdatedBy string

@@ -211,8 +211,17 @@ func TestSSPRAndMailCommands(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("sspr set: %s %s", out, errOut)
 	}
+	if _, out, _ := cli(t, "", "sspr", "show", "--data", data); !strings.Contains(out, "challenge       yes, after 3 attempts in an hour") {
+		t.Errorf("sspr show lacks the default challenge:\n%s", out)
+	}
+	if code, _, errOut := cli(t, "", "sspr", "set", "--data", data, "--challenge-after", "101"); code == 0 || !strings.Contains(errOut, "--challenge-after") {
+		t.Errorf("bad challenge threshold: %d %q", code, errOut)
+	}
+	if code, out, errOut := cli(t, "", "sspr", "set", "--data", data, "--challenge", "no", "--challenge-after", "4"); code != 0 {
+		t.Fatalf("sspr set --challenge: %s %s", out, errOut)
+	}
 	_, out, _ = cli(t, "", "sspr", "show", "--data", data)
-	for _, want := range []string{"enabled         all", "methods         email,app", "required        2", "notify-admins   yes", "by command line"} {
+	for _, want := range []string{"enabled         all", "methods         email,app", "required        2", "notify-admins   yes", "challenge       no, after 4 attempts in an hour", "by command line"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("sspr show lacks %q:\n%s", want, out)
 		}

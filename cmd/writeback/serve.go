@@ -698,6 +698,11 @@ func (a *app) housekeeping(ctx context.Context) {
 		} else if n > 0 {
 			a.log.Info("purged expired self-service flows", "count", n)
 		}
+		if n, err := a.db.DeleteExpiredChallenges(ctx, time.Now().Add(-time.Hour).UnixMilli()); err != nil && ctx.Err() == nil {
+			a.log.Error("purge spent challenges and old address counts", "err", err)
+		} else if n > 0 {
+			a.log.Info("purged spent challenges and old address counts", "count", n)
+		}
 		select {
 		case <-ctx.Done():
 			return

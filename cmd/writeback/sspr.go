@@ -120,6 +120,7 @@ func ssprShow(ctx context.Context, args []string, getenv env, io stdio) error {
 	fmt.Fprintf(io.Out, "notify-users    %s\n", strings.ToLower(yesNoWord(p.NotifyUsers)))
 	fmt.Fprintf(io.Out, "notify-admins   %s\n", strings.ToLower(yesNoWord(p.NotifyAdmins)))
 	fmt.Fprintf(io.Out, "helpdesk        %s\n", p.Helpdesk)
+	fmt.Fprintf(io.Out, "challenge       %s, after %d attempts in an hour\n", strings.ToLower(yesNoWord(!p.ChallengeOff)), p.ChallengeThreshold())
 	if meta.UpdatedBy != "" {
 		fmt.Fprintf(io.Out, "last changed    by %s at %s\n", meta.UpdatedBy, meta.UpdatedAt.Format("2006-01-02 15:04:05 UTC"))
 	}
@@ -136,6 +137,8 @@ func ssprSet(ctx context.Context, args []string, getenv env, io stdio) error {
 	notifyAdmins := fs.String("notify-admins", "", "yes or no")
 	helpdesk := fs.String("helpdesk", "", "helpdesk link or e-mail shown to people who cannot finish")
 	org := fs.String("org-name", "", "organisation name shown on the employee pages and in e-mails")
+	challenge := fs.String("challenge", "", "yes or no: ask for a proof-of-work check after repeated attempts")
+	challengeAfter := fs.Int("challenge-after", 0, fmt.Sprintf("attempts per account or address in an hour before the check, 1-%d (0: the default, %d)", selfservice.MaxChallengeAfter, selfservice.DefaultChallengeAfter))
 	if err := cmdline.Parse(fs, args); err != nil {
 		return err
 	}
@@ -189,6 +192,7 @@ func ssprSet(ctx context.Context, args []string, getenv env, io stdio) error {
 	}{
 		{"notify-users", *notifyUsers, func(p *selfservice.Policy, b bool) { p.NotifyUsers = b }},
 		{"notify-admins", *notifyAdmins, func(p *selfservice.Policy, b bool) { p.NotifyAdmins = b }},
+		{"challenge", *challenge, func(p *selfservice.Policy, b bool) { p.ChallengeOff = !b }},
 	} {
 		if !set[yn.name] {
 			continue
@@ -207,6 +211,13 @@ func ssprSet(ctx context.Context, args []string, getenv env, io stdio) error {
 	if set["org-name"] {
 		o := *org
 		changes = append(changes, func(p *selfservice.Policy) { p.OrgName = o })
+	}
+	if set["challenge-after"] {
+		n := *challengeAfter
+		if n < 0 || n > selfservice.MaxChallengeAfter {
+			return cmdline.Usagef("--challenge-after %d: want 1 to %d, or 0 for the default", n, selfservice.MaxChallengeAfter)
+		}
+		changes = append(changes, func(p *selfservice.Policy) { p.ChallengeAfter = n })
 	}
 	a, err := openApp(ctx, *data, io.Err)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/banned"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/mail"
@@ -116,7 +117,11 @@ type View struct {
 	SMSTrouble bool
 	// NotLocked: an unlock found the account was not locked (shown only
 	// once the person has verified).
-	NotLocked     bool
+	NotLocked bool
+	// Personal is what of the verified person the banned-password rule
+	// uses (banned.Personal), for the password step's strength meter: their
+	// own names and login, on that step only.
+	Personal      []string
 	Policy        directory.Policy
 	HasPolicy     bool
 	CorrelationID string
@@ -446,6 +451,9 @@ func (s *Service) View(ctx context.Context, id, browser string) (View, error) {
 	// the account, read once.
 	masked := len(fl.verified) > 0 && fl.Eligible && !blocked && fl.UserID != ""
 	policy := v.Step == StepPassword && fl.Eligible
+	if policy {
+		v.Personal = banned.Personal(fl.UserDN, fl.Login, fl.Account)
+	}
 	if !masked && !policy {
 		return v, nil
 	}
@@ -562,10 +570,12 @@ func (s *Service) Choose(ctx context.Context, id, browser, method string, from a
 	}
 	switch method {
 	case MethodEmail:
+		s.countAddress(ctx, from.ClientIP)
 		if err := s.sendCode(ctx, fl.Flow, p, dests, destErr, from); err != nil {
 			return err
 		}
 	case MethodSMS:
+		s.countAddress(ctx, from.ClientIP)
 		if err := s.sendSMSCode(ctx, fl.Flow, p, phone, destErr, from); err != nil {
 			return err
 		}

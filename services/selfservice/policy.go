@@ -101,6 +101,27 @@ type Policy struct {
 	// them, without a restart, and every replica reads the same value.
 	PublicPerMinute int `json:"public_per_minute,omitempty"`
 	SignInPerMinute int `json:"signin_per_minute,omitempty"`
+	// ChallengeOff turns the proof-of-work challenge off (its zero value,
+	// on, is the default for portals that never saved it); ChallengeAfter
+	// is how many protected steps (codes sent, answers checked) an account
+	// or a client address may take in an hour before each further one needs
+	// a solved challenge, 0 for DefaultChallengeAfter.
+	ChallengeOff   bool `json:"challenge_off,omitempty"`
+	ChallengeAfter int  `json:"challenge_after,omitempty"`
+}
+
+// The challenge threshold's default and bounds.
+const (
+	DefaultChallengeAfter = 3
+	MaxChallengeAfter     = 100
+)
+
+// ChallengeThreshold is ChallengeAfter with its default filled in.
+func (p Policy) ChallengeThreshold() int {
+	if p.ChallengeAfter == 0 {
+		return DefaultChallengeAfter
+	}
+	return p.ChallengeAfter
 }
 
 // Rate limits per client address and minute.
@@ -200,11 +221,18 @@ func (p Policy) Validate() error {
 			f[name] = RateLimitMessage
 		}
 	}
+	if p.ChallengeAfter < 0 || p.ChallengeAfter > MaxChallengeAfter {
+		f["challenge_after"] = ChallengeAfterMessage
+	}
 	if len(f) > 0 {
 		return errs.FieldErrors(f)
 	}
 	return nil
 }
+
+// ChallengeAfterMessage is what the Properties page says next to a
+// threshold it cannot take.
+var ChallengeAfterMessage = fmt.Sprintf("Enter a whole number from 1 to %d, or leave it empty for the default, %d.", MaxChallengeAfter, DefaultChallengeAfter)
 
 func validHelpdesk(s string) bool {
 	if len(s) > 300 {
@@ -338,6 +366,8 @@ func policyDiff(old, next Policy) audit.Changes {
 	d.Add("org_name", old.OrgName, next.OrgName)
 	d.Add("public_per_minute", rateText(old.PublicPerMinute), rateText(next.PublicPerMinute))
 	d.Add("signin_per_minute", rateText(old.SignInPerMinute), rateText(next.SignInPerMinute))
+	d.Add("challenge", !old.ChallengeOff, !next.ChallengeOff)
+	d.Add("challenge_after", old.ChallengeThreshold(), next.ChallengeThreshold())
 	return d
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/banned"
+	"github.com/writeback/writeback/services/challenge"
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/keyring"
 	"github.com/writeback/writeback/services/settings"
@@ -65,7 +66,9 @@ type Service struct {
 	// banned refuses weak new passwords before anything is written
 	// (UseBanned); nil: none is refused here.
 	banned *banned.Service
-	rec    Recorder // metrics (observe.go)
+	// challenges asks for proof of work after many attempts (challenge.go).
+	challenges *challenge.Service
+	rec        Recorder // metrics (observe.go)
 	// smsClient sends to the text message gateway; nil: sms.NewSender's.
 	smsClient sms.Client
 
@@ -79,7 +82,8 @@ type Service struct {
 func New(db *store.DB, wb *writeback.Service, keys *keyring.Keyring, log *slog.Logger, baseURL string) *Service {
 	return &Service{db: db, wb: wb, dir: writebackDirectory{wb}, keys: keys, log: log, baseURL: strings.TrimSuffix(baseURL, "/"), now: time.Now,
 		Pacer: NewPacer(DefaultPadStart), AnswerParams: admins.DefaultHashParams, codeKey: keys.Derive("sspr-codes"),
-		verifyHash: admins.VerifyPassword, rec: noRecorder{}, bg: context.WithoutCancel(context.Background())}
+		verifyHash: admins.VerifyPassword, rec: noRecorder{}, bg: context.WithoutCancel(context.Background()),
+		challenges: challenge.New(keys.Derive("sspr-challenge"), db)}
 }
 
 // UseBanned makes resets and changes refuse the passwords the banned
@@ -213,4 +217,4 @@ func (s *Service) record(ctx context.Context, e audit.Entry) {
 func (s *Service) SetDirectory(d Directory) { s.dir = d }
 
 // SetClock replaces the clock (tests).
-func (s *Service) SetClock(now func() time.Time) { s.now = now }
+func (s *Service) SetClock(now func() time.Time) { s.now = now; s.challenges.SetClock(now) }

@@ -57,6 +57,7 @@ func (s *Service) Verify(ctx context.Context, id, browser, method string, code s
 		s.recordVerification(method, false, false, err)
 		return err
 	}
+	s.countAddress(ctx, from.ClientIP)
 	// From here on the reservation must be settled or released, even when
 	// the request is cancelled.
 	ctx = context.WithoutCancel(ctx)
