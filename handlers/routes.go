@@ -81,6 +81,8 @@ func (s *Server) routes() http.Handler {
 		limited.Post("/register/{flow}/app", s.handle(s.registerApp))
 		limited.Post("/register/{flow}/app/confirm", s.handle(s.registerAppConfirm))
 		limited.Post("/register/{flow}/questions", s.handle(s.registerQuestions))
+		limited.Post("/register/{flow}/passkey", s.handle(s.registerPasskey))
+		limited.Post("/register/{flow}/passkeys/{credential}/remove", s.handle(s.registerPasskeyRemove))
 
 		r.Get("/login", s.handle(s.loginForm))
 		r.With(s.limiter("signin", s.signInLimit, nil)).Post("/login", s.handle(s.login))

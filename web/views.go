@@ -352,6 +352,8 @@ type PolicyView struct {
 	MethodEmail         bool
 	MethodApp           bool
 	MethodQuestions     bool
+	MethodPasskey       bool
+	PasskeysAvailable   bool // the base URL has a host name: passkeys can be offered
 	Required            int
 	QuestionsToRegister int
 	QuestionsToAnswer   int

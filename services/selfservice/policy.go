@@ -32,6 +32,7 @@ const (
 	MethodEmail     = "email"
 	MethodApp       = "app"
 	MethodQuestions = "questions"
+	MethodPasskey   = "passkey"
 )
 
 // Methods lists which methods are allowed.
@@ -39,6 +40,7 @@ type Methods struct {
 	Email     bool `json:"email"`
 	App       bool `json:"app"`
 	Questions bool `json:"questions"`
+	Passkey   bool `json:"passkey,omitempty"`
 }
 
 // List returns the allowed methods in display order.
@@ -53,6 +55,9 @@ func (m Methods) List() []string {
 	if m.Questions {
 		out = append(out, MethodQuestions)
 	}
+	if m.Passkey {
+		out = append(out, MethodPasskey)
+	}
 	return out
 }
 
@@ -65,6 +70,8 @@ func MethodLabel(m string) string {
 		return "Authenticator app code"
 	case MethodQuestions:
 		return "Security questions"
+	case MethodPasskey:
+		return "Passkey"
 	}
 	return m
 }

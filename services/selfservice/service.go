@@ -19,6 +19,7 @@ import (
 	"github.com/writeback/writeback/services/banned"
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/keyring"
+	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/store"
 )
@@ -60,6 +61,10 @@ type Service struct {
 	verifyHash func(encoded, answer string) (bool, error)
 
 	codeKey []byte
+	// pk verifies employees' passkeys (UsePasskeys); nil: passkeys are
+	// never offered. handleKey keys their WebAuthn user handles.
+	pk        *passkeys.Service
+	handleKey []byte
 	// banned refuses weak new passwords before anything is written
 	// (UseBanned); nil: none is refused here.
 	banned *banned.Service
@@ -74,7 +79,7 @@ type Service struct {
 // New builds the service. baseURL is the only source of links in e-mails.
 func New(db *store.DB, wb *writeback.Service, keys *keyring.Keyring, log *slog.Logger, baseURL string) *Service {
 	return &Service{db: db, wb: wb, dir: writebackDirectory{wb}, keys: keys, log: log, baseURL: strings.TrimSuffix(baseURL, "/"), now: time.Now,
-		Pacer: NewPacer(DefaultPadStart), AnswerParams: admins.DefaultHashParams, codeKey: keys.Derive("sspr-codes"),
+		Pacer: NewPacer(DefaultPadStart), AnswerParams: admins.DefaultHashParams, codeKey: keys.Derive("sspr-codes"), handleKey: keys.Derive("sspr-webauthn-handle"),
 		verifyHash: admins.VerifyPassword, rec: noRecorder{}, bg: context.WithoutCancel(context.Background())}
 }
 
