@@ -39,8 +39,8 @@ type SelfService interface {
 	ConfirmApp(ctx context.Context, id, browser, code string, from audit.Actor) error
 	SaveQuestions(ctx context.Context, id, browser string, questions, answers []string, from audit.Actor) error
 	PasskeysAvailable() bool
-	BeginPasskeyRegistration(ctx context.Context, id, browser string) (passkeys.Options, error)
-	FinishPasskeyRegistration(ctx context.Context, id, browser, name string, response []byte, from audit.Actor) error
+	BeginPasskeyRegistration(ctx context.Context, id, browser string) (passkeys.Options, string, error)
+	FinishPasskeyRegistration(ctx context.Context, id, browser, sealed, name string, response []byte, from audit.Actor) error
 	RemovePasskey(ctx context.Context, id, browser, credentialID string, from audit.Actor) error
 }
 
@@ -323,12 +323,18 @@ func (s *Server) registerPage(w http.ResponseWriter, r *http.Request, status int
 		v.Passkeys = append(v.Passkeys, web.Passkey{ID: k.ID, Name: k.Name, Created: k.Created, LastUsed: k.LastUsed})
 	}
 	if reg.PasskeysOn {
-		// A fresh request to register one more, kept in the flow (used once).
-		opts, err := s.selfservice.BeginPasskeyRegistration(r.Context(), id, browserSecret(r))
+		// A fresh request to register one more; its sealed state waits in
+		// the session for the answer (used once).
+		opts, sealed, err := s.selfservice.BeginPasskeyRegistration(r.Context(), id, browserSecret(r))
 		if err != nil {
 			return err
 		}
 		v.PasskeyOptions = string(opts)
+		st := state(r)
+		st.sess.Values[keyCerEmployeePasskey] = sealed
+		if err := st.sess.Save(r, w); err != nil {
+			return err
+		}
 	}
 	if problem != nil {
 		if f := errs.FieldsOf(problem); len(f) > 0 {
@@ -384,8 +390,15 @@ func (s *Server) registerQuestions(w http.ResponseWriter, r *http.Request) error
 	return s.registerAfter(w, r, err, "Your security questions are registered.", "")
 }
 
+// keyCerEmployeePasskey is the session value of an employee's passkey
+// registration in progress (sealed by services/selfservice, bound to the
+// registration flow).
+const keyCerEmployeePasskey = "cer_sspr_passkey"
+
 func (s *Server) registerPasskey(w http.ResponseWriter, r *http.Request) error {
-	err := s.selfservice.FinishPasskeyRegistration(r.Context(), chi.URLParam(r, "flow"), browserSecret(r), r.PostFormValue("passkey-name"),
+	sealed := sessString(r, keyCerEmployeePasskey)
+	delete(state(r).sess.Values, keyCerEmployeePasskey) // used once, whatever the outcome
+	err := s.selfservice.FinishPasskeyRegistration(r.Context(), chi.URLParam(r, "flow"), browserSecret(r), sealed, r.PostFormValue("passkey-name"),
 		[]byte(r.PostFormValue("credential")), s.actor(r))
 	return s.registerAfter(w, r, err, "Your passkey is registered.", "")
 }

@@ -56,8 +56,7 @@ type flowState struct {
 	// offer); a flow from before it was kept lists every allowed method.
 	Offer []string `json:"offer,omitempty"`
 	// PasskeyCeremony is the WebAuthn state of the passkey request the
-	// page shows (PasskeyOptions), used once; at registration, of the
-	// passkey being registered.
+	// page shows (PasskeyOptions), used once.
 	PasskeyCeremony []byte `json:"passkey_ceremony,omitempty"`
 	PasskeyOptions  string `json:"passkey_options,omitempty"`
 }

@@ -91,36 +91,39 @@ type RegisteredPasskey struct {
 	LastUsed time.Time // zero: never used
 }
 
+// passkeyRegContext binds a sealed registration ceremony to its flow.
+func passkeyRegContext(flowID string) string { return "sspr.passkey-registration:" + flowID }
+
 // BeginPasskeyRegistration starts registering a passkey in a registration
-// flow: the ceremony is kept in the flow (server-side, bound to the
-// browser session), the options go to the page. Each call replaces the
-// ceremony before it.
-func (s *Service) BeginPasskeyRegistration(ctx context.Context, id, browser string) (passkeys.Options, error) {
+// flow: the options go to the page, the ceremony comes back sealed (bound
+// to the flow) for the caller to keep in the person's session until
+// FinishPasskeyRegistration, which the caller gives it to once. Showing
+// the register page so writes nothing stored: a form sent back with a
+// mistake changes nothing.
+func (s *Service) BeginPasskeyRegistration(ctx context.Context, id, browser string) (passkeys.Options, string, error) {
 	if s.pk == nil {
-		return nil, errPasskeysOff
+		return nil, "", errPasskeysOff
 	}
 	fl, err := s.registerFlow(ctx, id, browser)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	u, _, err := s.passkeyUser(ctx, fl.UserID, fl.Login)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	opts, cer, err := s.pk.BeginDiscoverableRegistration(u)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return opts, s.updateFlow(ctx, id, browser, func(tx *store.Tx, fl *flow) error {
-		fl.st.PasskeyCeremony = cer
-		return nil
-	})
+	sealed, err := s.keys.Seal(passkeyRegContext(fl.ID), cer)
+	return opts, sealed, err
 }
 
 // FinishPasskeyRegistration verifies the browser's new credential against
-// the flow's ceremony (used once, whatever the outcome) and registers it
-// under name, recording "User registered security info".
-func (s *Service) FinishPasskeyRegistration(ctx context.Context, id, browser, name string, response []byte, from audit.Actor) (err error) {
+// the sealed ceremony BeginPasskeyRegistration gave and registers it under
+// name, recording "User registered security info".
+func (s *Service) FinishPasskeyRegistration(ctx context.Context, id, browser, sealed, name string, response []byte, from audit.Actor) (err error) {
 	defer func() { err = EmployeeError(err) }()
 	if s.pk == nil {
 		return errPasskeysOff
@@ -135,19 +138,13 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, id, browser, na
 	if len(response) == 0 {
 		return ErrPasskeyNeedsScript
 	}
-	var cer passkeys.Ceremony
-	if err := s.updateFlow(ctx, id, browser, func(tx *store.Tx, fl *flow) error {
-		if fl.Kind != KindRegister {
-			return ErrFlowGone
-		}
-		cer, fl.st.PasskeyCeremony = fl.st.PasskeyCeremony, nil
-		return nil
-	}); err != nil {
-		return err
-	}
 	fl, err := s.registerFlow(ctx, id, browser)
 	if err != nil {
 		return err
+	}
+	var cer passkeys.Ceremony // none (refused below) when it does not open
+	if sealed != "" {
+		cer, _ = s.keys.Open(passkeyRegContext(fl.ID), sealed)
 	}
 	u, _, err := s.passkeyUser(ctx, fl.UserID, fl.Login)
 	if err != nil {
@@ -158,13 +155,13 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, id, browser, na
 		s.log.InfoContext(ctx, "self-service passkey registration refused", "correlation_id", fl.CorrelationID, "err", err)
 		return err
 	}
-	sealed, err := s.keys.Seal(methodContext(fl.UserID, MethodPasskey), cred.Record)
+	rec, err := s.keys.Seal(methodContext(fl.UserID, MethodPasskey), cred.Record)
 	if err != nil {
 		return err
 	}
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
 		if err := tx.AddPasskey(ctx, store.Passkey{CredentialID: base64.RawURLEncoding.EncodeToString(cred.ID), UserID: fl.UserID, Name: name,
-			Secret: sealed, CreatedMS: s.now().UnixMilli()}); err != nil {
+			Secret: rec, CreatedMS: s.now().UnixMilli()}); err != nil {
 			return err
 		}
 		_, err := audit.Record(ctx, tx, entry(audit.ActivityRegisterSecurity, from, fl.Flow, map[string]any{"method": MethodLabel(MethodPasskey), "name": name}))
