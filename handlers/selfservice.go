@@ -160,9 +160,9 @@ func (s *Server) stepPage(w http.ResponseWriter, r *http.Request, id string, sta
 	}
 	heading := map[string]string{
 		selfservice.StepChoose: "Prove it's you", selfservice.StepCode: "Enter the code", selfservice.StepApp: "Enter the code",
-		selfservice.StepQuestions: "Answer your security questions", selfservice.StepPasskey: "Use your passkey",
-		selfservice.StepPassword: "Choose a new password",
+		selfservice.StepQuestions: "Answer your security questions", selfservice.StepPassword: "Choose a new password",
 		selfservice.StepUnlock: "Unlock your account", selfservice.StepDone: "Done", selfservice.StepBlocked: "Try again later",
+		selfservice.StepPasskey: "Use your passkey",
 	}[fv.Step]
 	v := web.StepView{Public: s.public(w, r, heading, "", av), Kind: kind, ID: fv.ID, Step: fv.Step, Verified: fv.Verified,
 		Required: fv.Required, Questions: fv.Questions, Masked: fv.Masked, NotLocked: fv.NotLocked, Rules: rulesOf(fv.Policy, fv.HasPolicy),
