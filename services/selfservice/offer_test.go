@@ -2,6 +2,7 @@ package selfservice
 
 import (
 	"context"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -140,6 +141,24 @@ func TestPasskeyOfferedOnlyWhenUsable(t *testing.T) {
 	v := fx.view(id, b)
 	if v.Step != StepPasskey || !strings.Contains(v.PasskeyOptions, `"challenge"`) || strings.Contains(v.PasskeyOptions, "allowCredentials") {
 		t.Errorf("passkey step %q: %s", v.Step, v.PasskeyOptions)
+	}
+	// A name that matches none, whose decoy offers a passkey, gets the same
+	// request but for its challenge.
+	challengeRE := regexp.MustCompile(`"challenge":"[^"]*"`)
+	for i := 0; ; i++ {
+		if i == 40 {
+			t.Fatal("no decoy offers a passkey")
+		}
+		name, nb := "nobody"+strings.Repeat("p", i), "bn"
+		nid := fx.start(KindReset, name, nb)
+		if !slices.Contains(fx.view(nid, nb).Methods, MethodPasskey) {
+			continue
+		}
+		fx.choose(nid, nb, MethodPasskey)
+		if got := fx.view(nid, nb).PasskeyOptions; challengeRE.ReplaceAllString(got, "") != challengeRE.ReplaceAllString(v.PasskeyOptions, "") {
+			t.Errorf("a stranger's passkey request %s differs from alice's %s", got, v.PasskeyOptions)
+		}
+		break
 	}
 	// No credential sent (no JavaScript): said so, and nothing counted.
 	if err := fx.s.Verify(context.Background(), id, b, MethodPasskey, "", nil, audit.Actor{}); err != ErrPasskeyNeedsScript {
