@@ -1,4 +1,4 @@
--- PostgreSQL edition of sqlite/0016_sspr_passkeys.sql: passkeys employees
+-- PostgreSQL edition of sqlite/0017_sspr_passkeys.sql: passkeys employees
 -- register as a self-service verification method, one row per credential.
 CREATE TABLE sspr_passkeys (
     credential_id TEXT    COLLATE "C" NOT NULL PRIMARY KEY CHECK (length(credential_id) BETWEEN 1 AND 1400),
