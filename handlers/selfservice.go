@@ -159,14 +159,14 @@ func (s *Server) stepPage(w http.ResponseWriter, r *http.Request, id string, sta
 		return err
 	}
 	heading := map[string]string{
-		selfservice.StepChoose: "Prove it's you", selfservice.StepCode: "Enter the code", selfservice.StepApp: "Enter the code",
+		selfservice.StepChoose: "Prove it's you", selfservice.StepCode: "Enter the code", selfservice.StepApp: "Enter the code", selfservice.StepSMS: "Enter the code",
 		selfservice.StepQuestions: "Answer your security questions", selfservice.StepPassword: "Choose a new password",
 		selfservice.StepUnlock: "Unlock your account", selfservice.StepDone: "Done", selfservice.StepBlocked: "Try again later",
 		selfservice.StepPasskey: "Use your passkey",
 	}[fv.Step]
 	v := web.StepView{Public: s.public(w, r, heading, "", av), Kind: kind, ID: fv.ID, Step: fv.Step, Verified: fv.Verified,
-		Required: fv.Required, Questions: fv.Questions, Masked: fv.Masked, NotLocked: fv.NotLocked, Rules: rulesOf(fv.Policy, fv.HasPolicy),
-		PasskeyOptions: fv.PasskeyOptions}
+		Required: fv.Required, Questions: fv.Questions, Masked: fv.Masked, MaskedPhone: fv.MaskedPhone, SMSTrouble: fv.SMSTrouble, NotLocked: fv.NotLocked,
+		Rules: rulesOf(fv.Policy, fv.HasPolicy), PasskeyOptions: fv.PasskeyOptions}
 	for _, m := range fv.Methods {
 		v.Methods = append(v.Methods, web.MethodOption{Key: m, Label: selfservice.MethodLabel(m)})
 	}
@@ -175,7 +175,7 @@ func (s *Server) stepPage(w http.ResponseWriter, r *http.Request, id string, sta
 	if problem != nil && fv.Step != selfservice.StepBlocked {
 		if f := errs.FieldsOf(problem); len(f) > 0 {
 			v.Fields = f
-		} else if fv.Step == selfservice.StepCode || fv.Step == selfservice.StepApp {
+		} else if fv.Step == selfservice.StepCode || fv.Step == selfservice.StepApp || fv.Step == selfservice.StepSMS {
 			v.Fields = map[string]string{"code": errs.MessageOf(problem)}
 		} else {
 			v.Errors = []string{errs.MessageOf(problem)}
@@ -318,7 +318,8 @@ func (s *Server) registerPage(w http.ResponseWriter, r *http.Request, status int
 		ID: reg.ID, Login: reg.Login, AllowEmail: reg.Allowed.Email, AllowApp: reg.Allowed.App, AllowQuestions: reg.Allowed.Questions,
 		DirectoryEmail: reg.DirectoryEmail, AltEmail: reg.AltEmail, App: reg.App, Questions: reg.Questions, PendingEmail: reg.PendingEmail,
 		AppSecret: reg.AppSecret, AppQR: reg.AppQR, AppURL: reg.AppURL, Choices: reg.Choices, ToRegister: reg.ToRegister, Stale: reg.Stale,
-		EmailInput: emailInput, AllowPasskey: reg.PasskeysOn}
+		EmailInput: emailInput, AllowSMS: reg.Allowed.SMS && s.sms != nil, Phone: reg.Phone, DirectoryPhone: reg.DirectoryPhone,
+		PendingPhone: reg.PendingPhone, AllowPasskey: reg.PasskeysOn}
 	for _, k := range reg.Passkeys {
 		v.Passkeys = append(v.Passkeys, web.Passkey{ID: k.ID, Name: k.Name, Created: k.Created, LastUsed: k.LastUsed})
 	}
@@ -335,6 +336,9 @@ func (s *Server) registerPage(w http.ResponseWriter, r *http.Request, status int
 		if err := st.sess.Save(r, w); err != nil {
 			return err
 		}
+	}
+	if problem != nil && errs.FieldsOf(problem)["phone"] != "" {
+		v.PhoneInput, v.EmailInput = emailInput, ""
 	}
 	if problem != nil {
 		if f := errs.FieldsOf(problem); len(f) > 0 {

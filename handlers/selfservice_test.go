@@ -282,6 +282,21 @@ func (s *sspr) registerQuestions(t *testing.T, user testbed.TestUser) {
 	}
 }
 
+// beginStranger starts a flow of kind for a name that matches no account
+// and whose choice (a decoy drawn from the name, see
+// services/selfservice/offer.go) offers method.
+func (c *client) beginStranger(t *testing.T, kind, method string) string {
+	t.Helper()
+	for range 40 {
+		flow := c.begin(kind, "nobody-"+testbed.RandomLogin())
+		if strings.Contains(c.get(flow).Body, `id="m-`+method+`"`) {
+			return flow
+		}
+	}
+	t.Fatalf("no stranger's choice offers %s", method)
+	return ""
+}
+
 var (
 	methodRadioRE = regexp.MustCompile(`<input type="radio" id="m-(\w+)"`)
 	// The choice of methods and the "Use another method" button that

@@ -87,6 +87,15 @@ type Deps struct {
 	// Banned serves the Password protection page (*banned.Service); nil
 	// leaves the page out.
 	Banned ProtectionService
+	// Reports serves Usage & insights (*reports.Service); nil leaves it out.
+	Reports ReportsService
+	// Branding serves the Company branding page and gives every page the
+	// organisation's look (*branding.Service); nil: Writeback's own.
+	Branding BrandingService
+	// SMS serves the Text messages page and the mobile number on /register
+	// (*selfservice.Service); when nil, SelfService is used if it has its
+	// methods.
+	SMS SMSService
 	// APITokens serves the API tokens page and APIAuth authenticates the
 	// REST API's requests (both *apitokens.Service); when APIAuth is nil,
 	// APITokens is used if it has its methods. Nil leaves both out.
@@ -134,6 +143,7 @@ type Server struct {
 	settings    SettingsService
 	writeback   WritebackService
 	selfservice SelfService
+	sms         SMSService // nil: no text messages
 	audit       AuditLog
 	agentHub    AgentHub
 	agents      AgentsService
@@ -143,6 +153,8 @@ type Server struct {
 	factors     SignInFactors
 	factorAdmin FactorAdmin
 	banned      ProtectionService
+	reports     ReportsService
+	branding    BrandingService
 	apiTokens   APITokenAdmin
 	apiAuth     APITokenAuth
 	apiLimit    *rateLimiter
@@ -191,10 +203,13 @@ func New(cfg Config, log *slog.Logger, d Deps) *Server {
 	if d.APIAuth == nil {
 		d.APIAuth, _ = d.APITokens.(APITokenAuth)
 	}
+	if d.SMS == nil {
+		d.SMS, _ = d.SelfService.(SMSService)
+	}
 	s := &Server{factors: d.Factors, factorAdmin: d.FactorAdmin, cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback,
 		selfservice: d.SelfService, audit: d.Audit, agentHub: d.AgentHub, agents: d.Agents, agentEnroll: d.AgentEnroll,
-		limits: d.Limits, rateCounter: d.RateCounter, banned: d.Banned, cookies: cs, cookieCache: newCookieCache(maxAge),
-		cookieName: name, secure: secure, base: base, apiTokens: d.APITokens, apiAuth: d.APIAuth}
+		limits: d.Limits, rateCounter: d.RateCounter, banned: d.Banned, reports: d.Reports, branding: d.Branding, cookies: cs, cookieCache: newCookieCache(maxAge),
+		cookieName: name, secure: secure, base: base, apiTokens: d.APITokens, apiAuth: d.APIAuth, sms: d.SMS}
 	s.apiLimit = s.tokenLimiter()
 	return s
 }

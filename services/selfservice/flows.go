@@ -15,6 +15,7 @@ import (
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/mail"
 	"github.com/writeback/writeback/services/passkeys"
+	"github.com/writeback/writeback/services/sms"
 	"github.com/writeback/writeback/store"
 )
 
@@ -31,6 +32,7 @@ const (
 	StepCode      = "code"
 	StepApp       = "app"
 	StepQuestions = "questions"
+	StepSMS       = "sms"
 	StepPasskey   = "passkey"
 	StepPassword  = "password"
 	// StepUnlock: every method is verified but the unlock has not been
@@ -52,6 +54,7 @@ type flowState struct {
 	// Registration: what awaits confirmation, sealed.
 	AltEmailSealed  string `json:"alt_email,omitempty"`
 	AppSecretSealed string `json:"app_secret,omitempty"`
+	PhoneSealed     string `json:"phone,omitempty"`
 	// Offer: the methods the choice lists, fixed when the flow starts (see
 	// offer); a flow from before it was kept lists every allowed method.
 	Offer []string `json:"offer,omitempty"`
@@ -115,6 +118,11 @@ type View struct {
 	Required  int
 	Questions []string
 	Masked    []string // where codes go, shown only after a first verification
+	// MaskedPhone is where text message codes go, shown likewise.
+	MaskedPhone string
+	// SMSTrouble: the portal's last text failed within the hour, so a code
+	// may not arrive (portal-wide: it tells nothing about the account).
+	SMSTrouble bool
 	// PasskeyOptions is the request for navigator.credentials.get on the
 	// passkey step: the same for every flow but for its challenge.
 	PasskeyOptions string
@@ -393,6 +401,17 @@ func (s *Service) available(ctx context.Context, p Policy, u directory.User) ([]
 	if u.Email != "" {
 		has[MethodEmail] = true
 	}
+	if p.Methods.SMS {
+		m, _, err := s.SMSSettings(ctx)
+		if err != nil {
+			return nil, err
+		}
+		n, err := s.phoneOf(ctx, u, m)
+		if err != nil {
+			return nil, err
+		}
+		has[MethodSMS] = n != ""
+	}
 	if s.pk != nil && p.Methods.Passkey {
 		pks, err := s.db.Passkeys(ctx, u.ID)
 		if err != nil {
@@ -441,6 +460,8 @@ func (s *Service) View(ctx context.Context, id, browser string) (View, error) {
 		v.Step = StepApp
 	case fl.st.Pending == MethodQuestions:
 		v.Step, v.Questions = StepQuestions, fl.st.Questions
+	case fl.st.Pending == MethodSMS:
+		v.Step, v.SMSTrouble = StepSMS, s.smsTrouble(ctx)
 	case fl.st.Pending == MethodPasskey:
 		v.Step, v.PasskeyOptions = StepPasskey, fl.st.PasskeyOptions
 	default:
@@ -462,6 +483,13 @@ func (s *Service) View(ctx context.Context, id, browser string) (View, error) {
 		if dests, err := s.addresses(ctx, u); err == nil {
 			for _, d := range dests {
 				v.Masked = append(v.Masked, Mask(d))
+			}
+		}
+		if p.Methods.SMS {
+			if m, _, err := s.SMSSettings(ctx); err == nil {
+				if n, err := s.phoneOf(ctx, u, m); err == nil && n != "" {
+					v.MaskedPhone = sms.Mask(n)
+				}
 			}
 		}
 	}
@@ -549,20 +577,29 @@ func (s *Service) Choose(ctx context.Context, id, browser, method string, from a
 	}
 	var questions, dests []string
 	var destErr error
-	if method == MethodEmail || method == MethodQuestions {
+	var phone string
+	if method == MethodEmail || method == MethodQuestions || method == MethodSMS {
 		pc, out := s.Pacer.begin("choose "+method), outPadded
 		if fl.Eligible && fl.UserID != "" {
 			out = outReal // reads the account's addresses or questions
 		}
-		if method == MethodQuestions {
+		switch method {
+		case MethodQuestions:
 			questions = s.questionsFor(ctx, fl.Flow, p)
-		} else {
+		case MethodSMS:
+			phone, destErr = s.flowPhone(ctx, fl.Flow)
+		default:
 			dests, destErr = s.destinations(ctx, fl.Flow)
 		}
 		s.endPace(ctx, pc, out)
 	}
-	if method == MethodEmail {
+	switch method {
+	case MethodEmail:
 		if err := s.sendCode(ctx, fl.Flow, p, dests, destErr, from); err != nil {
+			return err
+		}
+	case MethodSMS:
+		if err := s.sendSMSCode(ctx, fl.Flow, p, phone, destErr, from); err != nil {
 			return err
 		}
 	}
