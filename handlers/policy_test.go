@@ -212,3 +212,36 @@ func TestMailFailureForgottenOnSave(t *testing.T) {
 		t.Errorf("after a good mail:\n%s", between(p.Body, "<main", "</main>"))
 	}
 }
+
+// TestPolicyPasskeyMethod: the Authentication methods page has a Passkey
+// checkbox that saves the method (audited with the others); on a portal
+// without passkeys (the harness's base URL is an IP address) the page says
+// they are not offered.
+func TestPolicyPasskeyMethod(t *testing.T) {
+	h := newHarness(t)
+	const page = "/admin/password-reset/authentication-methods"
+	ada := h.client().signedIn(admins.GlobalAdmin)
+	p := ada.get(page)
+	if !strings.Contains(p.Body, `id="method_passkey"`) || !strings.Contains(p.Body, `<label for="method_passkey"`) {
+		t.Fatalf("no Passkey checkbox:\n%s", between(p.Body, "<main", "</main>"))
+	}
+	if !strings.Contains(p.Body, `data-testid="passkeys-off"`) {
+		t.Error("the page does not say passkeys are off on an IP address")
+	}
+	form := url.Values{"csrf_token": {ada.csrf(page)}, "version": {versionOn(t, ada, page)}, "method_email": {"yes"}, "method_passkey": {"yes"},
+		"required": {"2"}, "questions_to_register": {"3"}, "questions_to_answer": {"3"}, "questions": {strings.Join(selfservice.DefaultPolicy().Questions, "\n")}}
+	if p := ada.post(page, form); p.Status != http.StatusSeeOther {
+		t.Fatalf("save: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
+	}
+	pol, _, err := h.ss.Policy(context.Background())
+	if err != nil || !pol.Methods.Passkey || !pol.Methods.Email || pol.Methods.App || pol.Required != 2 {
+		t.Errorf("saved %+v %v", pol.Methods, err)
+	}
+	rows, err := h.db.RecentAudit(context.Background(), audit.ActivityUpdateSSPRPolicy, 1)
+	if err != nil || len(rows) != 1 || !strings.Contains(rows[0].Details, "email,passkey") {
+		t.Errorf("audit %+v %v", rows, err)
+	}
+	if !strings.Contains(ada.get(page).Body, `id="method_passkey" name="method_passkey" value="yes" checked`) {
+		t.Error("the saved Passkey box is not ticked")
+	}
+}

@@ -87,6 +87,8 @@ func (s *Server) routes() http.Handler {
 			limited.Post("/register/{flow}/phone", s.handle(s.registerPhone))
 			limited.Post("/register/{flow}/phone/confirm", s.handle(s.registerPhoneConfirm))
 		}
+		limited.Post("/register/{flow}/passkey", s.handle(s.registerPasskey))
+		limited.Post("/register/{flow}/passkeys/{credential}/remove", s.handle(s.registerPasskeyRemove))
 
 		r.Get("/login", s.handle(s.loginForm))
 		r.With(s.limiter("signin", s.signInLimit, nil)).Post("/login", s.handle(s.login))

@@ -12,6 +12,7 @@ import (
 	"github.com/writeback/writeback/services/challenge"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/web"
 )
@@ -41,6 +42,10 @@ type SelfService interface {
 	BeginApp(ctx context.Context, id, browser string) error
 	ConfirmApp(ctx context.Context, id, browser, code string, from audit.Actor) error
 	SaveQuestions(ctx context.Context, id, browser string, questions, answers []string, from audit.Actor) error
+	PasskeysAvailable() bool
+	BeginPasskeyRegistration(ctx context.Context, id, browser string) (passkeys.Options, string, error)
+	FinishPasskeyRegistration(ctx context.Context, id, browser, sealed, name string, response []byte, from audit.Actor) error
+	RemovePasskey(ctx context.Context, id, browser, credentialID string, from audit.Actor) error
 }
 
 // browser is the secret that binds self-service flows to this browser
@@ -161,9 +166,11 @@ func (s *Server) stepPage(w http.ResponseWriter, r *http.Request, id string, sta
 		selfservice.StepChoose: "Prove it's you", selfservice.StepCode: "Enter the code", selfservice.StepApp: "Enter the code", selfservice.StepSMS: "Enter the code",
 		selfservice.StepQuestions: "Answer your security questions", selfservice.StepPassword: "Choose a new password",
 		selfservice.StepUnlock: "Unlock your account", selfservice.StepDone: "Done", selfservice.StepBlocked: "Try again later",
+		selfservice.StepPasskey: "Use your passkey",
 	}[fv.Step]
 	v := web.StepView{Public: s.public(w, r, heading, "", av), Kind: kind, ID: fv.ID, Step: fv.Step, Verified: fv.Verified,
-		Required: fv.Required, Questions: fv.Questions, Masked: fv.Masked, MaskedPhone: fv.MaskedPhone, SMSTrouble: fv.SMSTrouble, NotLocked: fv.NotLocked, Rules: rulesOf(fv.Policy, fv.HasPolicy)}
+		Required: fv.Required, Questions: fv.Questions, Masked: fv.Masked, MaskedPhone: fv.MaskedPhone, SMSTrouble: fv.SMSTrouble, NotLocked: fv.NotLocked,
+		Rules: rulesOf(fv.Policy, fv.HasPolicy), PasskeyOptions: fv.PasskeyOptions}
 	for _, m := range fv.Methods {
 		v.Methods = append(v.Methods, web.MethodOption{Key: m, Label: selfservice.MethodLabel(m)})
 	}
@@ -252,7 +259,11 @@ func (s *Server) stepVerify(w http.ResponseWriter, r *http.Request) error {
 	if err := s.passChallenge(r, id); err != nil {
 		return s.stepAfter(w, r, err)
 	}
-	err := s.selfservice.Verify(r.Context(), id, browserSecret(r), r.PostFormValue("method"), r.PostFormValue("code"), r.PostForm["answer"], s.actor(r))
+	method, code := r.PostFormValue("method"), r.PostFormValue("code")
+	if method == selfservice.MethodPasskey {
+		code = r.PostFormValue("credential") // the browser's assertion (JSON)
+	}
+	err := s.selfservice.Verify(r.Context(), id, browserSecret(r), method, code, r.PostForm["answer"], s.actor(r))
 	return s.stepAfter(w, r, err)
 }
 
@@ -358,8 +369,26 @@ func (s *Server) registerPage(w http.ResponseWriter, r *http.Request, status int
 	v := web.RegisterView{Public: s.public(w, r, "Your verification methods", "Signed in as "+reg.Login+". Register at least as many methods as a reset needs.", av),
 		ID: reg.ID, Login: reg.Login, AllowEmail: reg.Allowed.Email, AllowApp: reg.Allowed.App, AllowQuestions: reg.Allowed.Questions,
 		DirectoryEmail: reg.DirectoryEmail, AltEmail: reg.AltEmail, App: reg.App, Questions: reg.Questions, PendingEmail: reg.PendingEmail,
-		AppSecret: reg.AppSecret, AppQR: reg.AppQR, Choices: reg.Choices, ToRegister: reg.ToRegister, Stale: reg.Stale, EmailInput: emailInput,
-		AllowSMS: reg.Allowed.SMS && s.sms != nil, Phone: reg.Phone, DirectoryPhone: reg.DirectoryPhone, PendingPhone: reg.PendingPhone}
+		AppSecret: reg.AppSecret, AppQR: reg.AppQR, AppURL: reg.AppURL, Choices: reg.Choices, ToRegister: reg.ToRegister, Stale: reg.Stale,
+		EmailInput: emailInput, AllowSMS: reg.Allowed.SMS && s.sms != nil, Phone: reg.Phone, DirectoryPhone: reg.DirectoryPhone,
+		PendingPhone: reg.PendingPhone, AllowPasskey: reg.PasskeysOn}
+	for _, k := range reg.Passkeys {
+		v.Passkeys = append(v.Passkeys, web.Passkey{ID: k.ID, Name: k.Name, Created: k.Created, LastUsed: k.LastUsed})
+	}
+	if reg.PasskeysOn {
+		// A fresh request to register one more; its sealed state waits in
+		// the session for the answer (used once).
+		opts, sealed, err := s.selfservice.BeginPasskeyRegistration(r.Context(), id, browserSecret(r))
+		if err != nil {
+			return err
+		}
+		v.PasskeyOptions = string(opts)
+		st := state(r)
+		st.sess.Values[keyCerEmployeePasskey] = sealed
+		if err := st.sess.Save(r, w); err != nil {
+			return err
+		}
+	}
 	if problem != nil && errs.FieldsOf(problem)["phone"] != "" {
 		v.PhoneInput, v.EmailInput = emailInput, ""
 	}
@@ -415,4 +444,22 @@ func (s *Server) registerQuestions(w http.ResponseWriter, r *http.Request) error
 	_ = r.ParseForm()
 	err := s.selfservice.SaveQuestions(r.Context(), chi.URLParam(r, "flow"), browserSecret(r), r.PostForm["question"], r.PostForm["answer"], s.actor(r))
 	return s.registerAfter(w, r, err, "Your security questions are registered.", "")
+}
+
+// keyCerEmployeePasskey is the session value of an employee's passkey
+// registration in progress (sealed by services/selfservice, bound to the
+// registration flow).
+const keyCerEmployeePasskey = "cer_sspr_passkey"
+
+func (s *Server) registerPasskey(w http.ResponseWriter, r *http.Request) error {
+	sealed := sessString(r, keyCerEmployeePasskey)
+	delete(state(r).sess.Values, keyCerEmployeePasskey) // used once, whatever the outcome
+	err := s.selfservice.FinishPasskeyRegistration(r.Context(), chi.URLParam(r, "flow"), browserSecret(r), sealed, r.PostFormValue("passkey-name"),
+		[]byte(r.PostFormValue("credential")), s.actor(r))
+	return s.registerAfter(w, r, err, "Your passkey is registered.", "")
+}
+
+func (s *Server) registerPasskeyRemove(w http.ResponseWriter, r *http.Request) error {
+	err := s.selfservice.RemovePasskey(r.Context(), chi.URLParam(r, "flow"), browserSecret(r), chi.URLParam(r, "credential"), s.actor(r))
+	return s.registerAfter(w, r, err, "The passkey is removed. Remove it from your device too, in its passkey or password settings.", "")
 }

@@ -77,6 +77,7 @@ func TestSelfServiceGuessLimitHoldsAcrossFlows(t *testing.T) {
 	d := directories(env)[1]
 	s := newSSPRWith(t, env, d, selfservice.Methods{Email: true, Questions: true}, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
 	user := d.newUser(t, testbed.UserOptions{})
+	s.registerQuestions(t, user) // only registered methods are offered
 	type open struct {
 		c      *client
 		path   string

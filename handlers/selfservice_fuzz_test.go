@@ -15,6 +15,7 @@ import (
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/mail"
 	"github.com/writeback/writeback/services/mail/mailtest"
+	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/services/writeback"
 )
@@ -75,9 +76,14 @@ func newFuzzPortal(tb testing.TB) *fuzzPortal {
 	ctx := context.Background()
 	p := &fuzzPortal{portal: newPortal(tb)}
 	p.ss.SetDirectory(fakeDirectory{})
+	pk, err := passkeys.New("http://localhost:8080", "Writeback")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p.ss.UsePasskeys(pk)
 	if _, err := p.ss.SavePolicy(ctx, audit.CommandLine, 0, "test", func(p *selfservice.Policy) {
 		p.ChallengeOff = true // more attempts than the proof-of-work threshold; challenge_test.go tests it
-		p.Enabled, p.Methods, p.Required, p.NotifyUsers = selfservice.EnabledAll, selfservice.Methods{Email: true, App: true, Questions: true}, 1, true
+		p.Enabled, p.Methods, p.Required, p.NotifyUsers = selfservice.EnabledAll, selfservice.Methods{Email: true, App: true, Questions: true, Passkey: true}, 1, true
 	}); err != nil {
 		tb.Fatal(err)
 	}
@@ -131,6 +137,7 @@ func (p *fuzzPortal) snapshot(tb testing.TB) string {
 		`SELECT coalesce(group_concat(user_id || until_ms, '|'), '') FROM sspr_blocks`,
 		`SELECT coalesce(group_concat(id || tries || coalesce(used_ms, 0) || voided, '|'), '') FROM sspr_codes`,
 		`SELECT coalesce(group_concat(user_id || method || secret || last_step, '|'), '') FROM sspr_methods`,
+		`SELECT coalesce(group_concat(credential_id || user_id || secret || last_used_ms, '|'), '') FROM sspr_passkeys`,
 	} {
 		var s string
 		if err := p.db.SQL().QueryRow(q).Scan(&s); err != nil {
@@ -157,6 +164,9 @@ var fuzzEndpoints = []struct{ family, path string }{
 	{"register", "/register/{flow}/app"},
 	{"register", "/register/{flow}/app/confirm"},
 	{"register", "/register/{flow}/questions"},
+	{"register", "/register/{flow}/passkey"},
+	{"register", "/register/{flow}/passkeys/Y3JlZA/remove"},
+	{"reset", "/reset/{flow}/method"},
 }
 
 // Flow states to start from: what the person did before this POST.
@@ -166,6 +176,7 @@ var fuzzStates = []struct{ verified, state string }{
 	{`[]`, `{"pending":"app"}`},
 	{`[]`, `{"pending":"questions","questions":["In what city were you born?","What was the make of your first car?","What was the name of your first pet?"]}`},
 	{`["app"]`, `{}`},
+	{`[]`, `{"pending":"passkey"}`},
 }
 
 // FuzzSelfServicePosts drives every public POST of the reset, unlock and
@@ -204,6 +215,12 @@ func FuzzSelfServicePosts(f *testing.F) {
 		{2, 0, "%zz", "method=email"},
 		{3, 1, "", "%%%&&&==="},
 		{3, 1, "", "csrf_token=forged&method=email&code=00000000"},
+		{13, 0, "", "passkey-name=Phone&credential=%7B%22id%22%3A%22x%22%7D"},
+		{13, 0, "", "passkey-name=%00&credential="},
+		{14, 0, "", ""},
+		{15, 0, "", "method=passkey"},
+		{3, 5, "", "method=passkey&credential=%7B%7D"},
+		{3, 5, "", "method=passkey"},
 	}
 	for _, s := range seeds {
 		f.Add(s.endpoint, s.state, s.flow, s.body)

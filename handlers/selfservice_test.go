@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -269,15 +270,66 @@ func TestSelfServiceChange(t *testing.T) {
 // real accounts get the same pages, in about the same time: in a fresh
 // process, before the steps know what a real account costs, every one of
 // them takes the Pacer's start value.
+// registerQuestions signs user in on /register and registers answers to
+// the first three questions of the default policy.
+func (s *sspr) registerQuestions(t *testing.T, user testbed.TestUser) {
+	t.Helper()
+	c := s.client()
+	p := c.post("/register", url.Values{"csrf_token": {c.csrf("/")}, "login": {user.Login}, "password": {user.Password}})
+	if p.Status != http.StatusSeeOther {
+		t.Fatalf("sign in to register: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
+	}
+	qs := selfservice.DefaultPolicy().Questions[:3]
+	if p := c.post(p.Location+"/questions", url.Values{"csrf_token": {c.csrf("/")}, "question": qs, "answer": {"Paris", "Rex", "Volvo"}}); p.Status != http.StatusSeeOther {
+		t.Fatalf("register questions: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
+	}
+}
+
+// beginStranger starts a flow of kind for a name that matches no account
+// and whose choice (a decoy drawn from the name, see
+// services/selfservice/offer.go) offers method.
+func (c *client) beginStranger(t *testing.T, kind, method string) string {
+	t.Helper()
+	for range 40 {
+		flow := c.begin(kind, "nobody-"+testbed.RandomLogin())
+		if strings.Contains(c.get(flow).Body, `id="m-`+method+`"`) {
+			return flow
+		}
+	}
+	t.Fatalf("no stranger's choice offers %s", method)
+	return ""
+}
+
+var (
+	methodRadioRE = regexp.MustCompile(`<input type="radio" id="m-(\w+)"`)
+	// The choice of methods and the "Use another method" button that
+	// depends on it: what differs between two people, compared apart.
+	choiceRE = regexp.MustCompile(`(?s)<legend>How do you want to prove it's you\?</legend>.*?</fieldset>`)
+	otherRE  = regexp.MustCompile(`<form method="post" action="/reset/ID/method"><input type="hidden" ><input type="hidden" name="method" value=""> <button class="link" type="submit" name="other" value="yes">Use another method</button></form>`)
+)
+
+// TestSelfServiceSameAnswerWhoeverAsks: a real account, a protected one,
+// one without any method and a name that matches none get the same pages
+// in the same time. The choice of methods lists what the account can use
+// (the real one: e-mail and its registered questions); for the others it
+// is a decoy drawn from the name, which must look like a real choice (it
+// holds e-mail, and is the same every time the name is typed). Every page
+// is otherwise the same byte for byte, and choosing a method off the list
+// gets the same refusal for everyone.
 func TestSelfServiceSameAnswerWhoeverAsks(t *testing.T) {
 	env := testbed.Load(t)
 	d := directories(env)[0]
 	s := newSSPR(t, env, d, selfservice.Methods{Email: true, Questions: true})
-	s.ss.Pacer = selfservice.NewPacer(300 * time.Millisecond)
+	// More requests from one address than the default limit allows.
+	if _, err := s.ss.SavePolicy(context.Background(), audit.CommandLine, 1, "test", func(p *selfservice.Policy) { p.PublicPerMinute = 1000 }); err != nil {
+		t.Fatal(err)
+	}
 	real := d.newUser(t, testbed.UserOptions{})
+	s.registerQuestions(t, real)
+	s.ss.Pacer = selfservice.NewPacer(300 * time.Millisecond)
 	protected := d.newUser(t, testbed.UserOptions{AdminCount: true})
 	noMail := d.newUser(t, testbed.UserOptions{NoMail: true})
-	logins := []string{real.Login, protected.Login, noMail.Login, "nobody-" + testbed.RandomLogin()}
+	logins := []string{real.Login, protected.Login, noMail.Login, "nobody-" + testbed.RandomLogin(), "nobody-" + testbed.RandomLogin()}
 	idRE := regexp.MustCompile(`/reset/[0-9a-f]{48}`)
 	// Which questions are shown depends on what was typed (and is stable
 	// for it), not on whether the account exists: compare without them.
@@ -286,9 +338,19 @@ func TestSelfServiceSameAnswerWhoeverAsks(t *testing.T) {
 		body = idRE.ReplaceAllString(body, "/reset/ID")
 		body = labelRE.ReplaceAllString(body, "$1Q$2")
 		body = csrfRE.ReplaceAllString(body, "")
-		return regexp.MustCompile(`name="csrf_token" value="[0-9a-f]+"`).ReplaceAllString(body, "")
+		body = regexp.MustCompile(`name="csrf_token" value="[0-9a-f]+"`).ReplaceAllString(body, "")
+		body = choiceRE.ReplaceAllString(body, "CHOICE")
+		return otherRE.ReplaceAllString(body, "")
+	}
+	offerOf := func(body string) []string {
+		var out []string
+		for _, m := range methodRadioRE.FindAllStringSubmatch(body, -1) {
+			out = append(out, m[1])
+		}
+		return out
 	}
 	var pages [][]string
+	var withQuestions, refused []string // the questions page, or the refusal, by login
 	for _, login := range logins {
 		c := s.client()
 		start := time.Now()
@@ -296,7 +358,18 @@ func TestSelfServiceSameAnswerWhoeverAsks(t *testing.T) {
 		if el := time.Since(start); el < 300*time.Millisecond {
 			t.Errorf("%s: answered in %v, under the start value", login, el)
 		}
-		choose := norm(c.get(flow).Body)
+		body := c.get(flow).Body
+		offer := offerOf(body)
+		if len(offer) == 0 || offer[0] != "email" {
+			t.Errorf("%s: the choice %v does not look like a real one (e-mail first)", login, offer)
+		}
+		if again := offerOf(c.get(c.begin("reset", strings.ToUpper(login))).Body); strings.Join(again, ",") != strings.Join(offer, ",") {
+			t.Errorf("%s: the choice changed from %v to %v", login, offer, again)
+		}
+		if login == real.Login && strings.Join(offer, ",") != "email,questions" {
+			t.Errorf("the real account's choice is %v, want its e-mail and registered questions", offer)
+		}
+		choose := norm(body)
 		start = time.Now()
 		c.step(flow, "method", url.Values{"method": {"email"}})
 		if el := time.Since(start); el < 300*time.Millisecond {
@@ -305,16 +378,42 @@ func TestSelfServiceSameAnswerWhoeverAsks(t *testing.T) {
 		code := norm(c.get(flow).Body)
 		wrong := norm(c.step(flow, "verify", url.Values{"method": {"email"}, "code": {"12345678"}}).Body)
 		c.step(flow, "method", url.Values{"method": {""}})
-		c.step(flow, "method", url.Values{"method": {"questions"}})
-		questions := norm(c.get(flow).Body)
-		pages = append(pages, []string{choose, code, wrong, questions})
+		p := c.step(flow, "method", url.Values{"method": {"questions"}})
+		if slices.Contains(offer, "questions") {
+			withQuestions = append(withQuestions, login)
+			if p.Status != http.StatusSeeOther {
+				t.Errorf("%s: choosing offered questions: %d", login, p.Status)
+			}
+			pages = append(pages, []string{choose, code, wrong, norm(c.get(flow).Body)})
+		} else {
+			refused = append(refused, login)
+			if p.Status != http.StatusUnprocessableEntity || !strings.Contains(p.Body, "Choose one of the methods on the page.") {
+				t.Errorf("%s: choosing questions off the list: %d", login, p.Status)
+			}
+			pages = append(pages, []string{choose, code, wrong, norm(p.Body)})
+		}
 	}
+	t.Logf("offering questions: %v; not: %v", withQuestions, refused)
 	for i := 1; i < len(pages); i++ {
 		for j := range pages[0] {
+			if j == 3 && slices.Contains(withQuestions, logins[i]) != slices.Contains(withQuestions, logins[0]) {
+				continue // the questions page against a refusal: compared within each group below
+			}
 			if pages[i][j] != pages[0][j] {
 				t.Errorf("page %d differs between %s and %s:\n%s\n----\n%s", j, logins[0], logins[i],
 					between(pages[0][j], "<main", "</main>"), between(pages[i][j], "<main", "</main>"))
 			}
+		}
+	}
+	first := -1
+	for i, login := range logins {
+		if !slices.Contains(refused, login) {
+			continue
+		}
+		if first < 0 {
+			first = i
+		} else if pages[i][3] != pages[first][3] {
+			t.Errorf("the refusal differs between %s and %s", logins[first], login)
 		}
 	}
 	// Only the real account got a code.

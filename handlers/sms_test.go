@@ -113,7 +113,7 @@ func TestTextMessageLimits(t *testing.T) {
 	}
 	// An unknown name: the same cooldown answer (its asks count too).
 	other := s.client()
-	ghost := other.begin("reset", "nobody-"+testbed.RandomLogin())
+	ghost := other.beginStranger(t, "reset", "sms")
 	if p := other.step(ghost, "method", url.Values{"method": {"sms"}}); p.Status != http.StatusSeeOther {
 		t.Errorf("unknown name, first code: %d", p.Status)
 	}
@@ -134,7 +134,7 @@ func TestTextMessageLimits(t *testing.T) {
 		t.Errorf("over the daily cap: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
 	}
 	c3 := s.client()
-	f3 := c3.begin("reset", "nobody-"+testbed.RandomLogin())
+	f3 := c3.beginStranger(t, "reset", "sms")
 	if p := c3.step(f3, "method", url.Values{"method": {"sms"}}); p.Status != http.StatusServiceUnavailable {
 		t.Errorf("unknown name over the daily cap: %d", p.Status)
 	}

@@ -44,6 +44,7 @@ func fillEveryTable(t *testing.T, db *DB) {
 		`INSERT INTO sspr_codes (id, flow_id, purpose, user_id, destination, code_hash, created_ms, expires_ms, tries, used_ms, voided)
 			VALUES (9, 'f1', 'email', 'u-alice', 'dest', 'ch', 1000, 2000, 1, NULL, 0)`,
 		`INSERT INTO sspr_methods (user_id, method, secret, confirmed_ms, last_step) VALUES ('u-alice', 'email', 'sealed', 1000, 0), ('u-alice', 'app', 'sealed2', 1000, 7)`,
+		`INSERT INTO sspr_passkeys (credential_id, user_id, name, secret, created_ms, last_used_ms) VALUES ('cred-1', 'u-alice', 'Phone', 'sealed3', 1000, 1500)`,
 		`INSERT INTO sspr_failures (rowid, user_id, time_ms, pending) VALUES (11, 'u-alice', 1000, 0), (12, 'u-alice', 1100, 1)`,
 		`INSERT INTO sspr_blocks (user_id, until_ms) VALUES ('u-bob', 99999)`,
 		`INSERT INTO sspr_challenges_spent (id, expires_ms) VALUES ('spent-1', 99999)`,

@@ -1,5 +1,7 @@
 package web
 
+import "time"
+
 // Public is what every employee page shares: the organisation's name and
 // helpdesk contact from Customization.
 type Public struct {
@@ -58,6 +60,8 @@ type StepView struct {
 	// need solved, "" when none is needed.
 	Challenge string
 	Meter     Meter // the password step's strength meter
+	// PasskeyOptions is the request of the passkey step (JSON).
+	PasskeyOptions string
 }
 
 // ChangeView is the change-password page.
@@ -95,10 +99,22 @@ type RegisterView struct {
 	PendingEmail   string
 	AppSecret      string
 	AppQR          string
+	AppURL         string // otpauth:// link, for an app on the same phone
+	AllowPasskey   bool
+	Passkeys       []Passkey
+	PasskeyOptions string // request to register one more (JSON); "" when unavailable
 	Choices        []string
 	ToRegister     int
 	Stale          bool
 	EmailInput     string
+}
+
+// Passkey is a registered passkey as the register page lists it.
+type Passkey struct {
+	ID       string
+	Name     string
+	Created  time.Time
+	LastUsed time.Time
 }
 
 // Slots returns 0..n-1 for ranging over question slots.

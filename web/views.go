@@ -368,6 +368,8 @@ type PolicyView struct {
 	MethodApp           bool
 	MethodQuestions     bool
 	MethodSMS           bool
+	MethodPasskey       bool
+	PasskeysAvailable   bool // the base URL has a host name: passkeys can be offered
 	Required            int
 	QuestionsToRegister int
 	QuestionsToAnswer   int

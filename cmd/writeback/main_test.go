@@ -207,7 +207,7 @@ func TestSSPRAndMailCommands(t *testing.T) {
 	if code, _, errOut := cli(t, "", "sspr", "set", "--data", data, "--methods", "app", "--required", "2"); code == 0 || !strings.Contains(errOut, "required") {
 		t.Errorf("2 required of 1 allowed: %d %q", code, errOut)
 	}
-	code, out, errOut := cli(t, "", "sspr", "set", "--data", data, "--enabled", "all", "--methods", "email,app", "--required", "2", "--notify-admins", "yes", "--helpdesk", "https://help.example.com")
+	code, out, errOut := cli(t, "", "sspr", "set", "--data", data, "--enabled", "all", "--methods", "email,app,passkey", "--required", "2", "--notify-admins", "yes", "--helpdesk", "https://help.example.com")
 	if code != 0 {
 		t.Fatalf("sspr set: %s %s", out, errOut)
 	}
@@ -221,7 +221,7 @@ func TestSSPRAndMailCommands(t *testing.T) {
 		t.Fatalf("sspr set --challenge: %s %s", out, errOut)
 	}
 	_, out, _ = cli(t, "", "sspr", "show", "--data", data)
-	for _, want := range []string{"enabled         all", "methods         email,app", "required        2", "notify-admins   yes", "challenge       no, after 4 attempts in an hour", "by command line"} {
+	for _, want := range []string{"enabled         all", "methods         email,app,passkey", "required        2", "notify-admins   yes", "challenge       no, after 4 attempts in an hour", "by command line"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("sspr show lacks %q:\n%s", want, out)
 		}

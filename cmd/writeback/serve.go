@@ -338,6 +338,8 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 		return err
 	default:
 		adminOpts = append(adminOpts, admins.WithPasskeys(pk))
+		// The same relying party verifies employees' passkeys (issue 13).
+		a.ss.UsePasskeys(pk)
 	}
 	if a.admins, err = admins.New(a.db, a.log, admins.DefaultHashParams, adminOpts...); err != nil {
 		return err

@@ -137,7 +137,24 @@ func (s *Service) BeginRegistration(u User) (Options, Ceremony, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	creation, sess, err := s.wa.BeginRegistration(w, webauthn.WithExclusions(webauthn.Credentials(w.creds).CredentialDescriptors()))
+	return s.beginRegistration(w)
+}
+
+// BeginDiscoverableRegistration is BeginRegistration for a credential the
+// authenticator must keep itself (a discoverable credential, what browsers
+// and phones call a passkey): it can then be used without the portal naming
+// it, which is how employees' passkeys verify (BeginDiscoverableLogin).
+func (s *Service) BeginDiscoverableRegistration(u User) (Options, Ceremony, error) {
+	w, err := wrap(u)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.beginRegistration(w, webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementRequired))
+}
+
+func (s *Service) beginRegistration(w waUser, opts ...webauthn.RegistrationOption) (Options, Ceremony, error) {
+	opts = append(opts, webauthn.WithExclusions(webauthn.Credentials(w.creds).CredentialDescriptors()))
+	creation, sess, err := s.wa.BeginRegistration(w, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("passkeys: begin registration: %w", err)
 	}
@@ -200,6 +217,52 @@ func (s *Service) FinishLogin(u User, c Ceremony, response []byte) (Credential, 
 	if err != nil {
 		return Credential{}, refused(err)
 	}
+	return accepted(cred)
+}
+
+// BeginDiscoverableLogin starts an assertion that names no credential: the
+// browser offers whichever passkey for this site the person holds, and the
+// options are the same whoever it is for (nothing in them tells whose, or
+// whether anyone's, credentials exist).
+func (s *Service) BeginDiscoverableLogin() (Options, Ceremony, error) {
+	assertion, sess, err := s.wa.BeginDiscoverableLogin()
+	if err != nil {
+		return nil, nil, fmt.Errorf("passkeys: begin discoverable login: %w", err)
+	}
+	return marshalPair(assertion.Response, sess)
+}
+
+// FinishDiscoverableLogin verifies an assertion begun with
+// BeginDiscoverableLogin. lookup returns the person whose credential the
+// assertion names (its ID and the user handle the authenticator returned),
+// with their stored credentials; an error from it refuses the assertion.
+// It returns the credential, its record updated (sign count) for storing
+// back; a sign count that went backwards is refused as in FinishLogin.
+func (s *Service) FinishDiscoverableLogin(c Ceremony, response []byte, lookup func(credentialID, handle []byte) (User, error)) (Credential, error) {
+	sess, err := s.session(c)
+	if err != nil {
+		return Credential{}, err
+	}
+	parsed, err := protocol.ParseCredentialRequestResponseBytes(response)
+	if err != nil {
+		return Credential{}, refused(err)
+	}
+	cred, err := s.wa.ValidateDiscoverableLogin(func(rawID, handle []byte) (webauthn.User, error) {
+		u, err := lookup(rawID, handle)
+		if err != nil {
+			return nil, err
+		}
+		return wrap(u)
+	}, sess, parsed)
+	if err != nil {
+		return Credential{}, refused(err)
+	}
+	return accepted(cred)
+}
+
+// accepted turns a verified assertion's credential into the record to
+// store, refusing one whose sign count did not increase.
+func accepted(cred *webauthn.Credential) (Credential, error) {
 	if cred.Authenticator.CloneWarning {
 		return Credential{}, refused(errors.New("sign count did not increase: the authenticator may be cloned"))
 	}
@@ -215,14 +278,20 @@ func (s *Service) unpack(u User, c Ceremony) (waUser, webauthn.SessionData, erro
 	if err != nil {
 		return w, webauthn.SessionData{}, err
 	}
+	sess, err := s.session(c)
+	return w, sess, err
+}
+
+// session decodes a ceremony that has not expired.
+func (s *Service) session(c Ceremony) (webauthn.SessionData, error) {
 	var sess webauthn.SessionData
 	if len(c) == 0 || json.Unmarshal(c, &sess) != nil {
-		return w, sess, refused(errors.New("no ceremony in progress"))
+		return sess, refused(errors.New("no ceremony in progress"))
 	}
 	if !sess.Expires.IsZero() && s.now().After(sess.Expires) {
-		return w, sess, refused(errors.New("ceremony expired"))
+		return sess, refused(errors.New("ceremony expired"))
 	}
-	return w, sess, nil
+	return sess, nil
 }
 
 func marshalPair(opts any, sess *webauthn.SessionData) (Options, Ceremony, error) {

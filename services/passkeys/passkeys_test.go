@@ -3,6 +3,7 @@ package passkeys
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -91,5 +92,62 @@ func TestRefusalKeepsNoChallenge(t *testing.T) {
 	err = refused(&protocol.Error{Details: "Error validating origin", DevInfo: "Expected Values: [https://a], Received: https://b"})
 	if !strings.Contains(err.Error(), "Received: https://b") {
 		t.Errorf("origin refusal lost its detail: %v", err)
+	}
+}
+
+// TestDiscoverableCeremonies: an employee's passkey is registered as a
+// discoverable credential (the authenticator must keep it), and the
+// request that verifies one names no credential and no person, so two
+// requests differ only in their challenge; an answer to it that is no
+// assertion, or one whose owner the lookup refuses, is the one refusal.
+func TestDiscoverableCeremonies(t *testing.T) {
+	s, err := New("https://reset.example.com", "Writeback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := User{Handle: []byte("0123456789abcdef0123456789abcdef"), Name: "alice", DisplayName: "alice"}
+	opts, _, err := s.BeginDiscoverableRegistration(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg struct {
+		AuthenticatorSelection struct {
+			ResidentKey        string
+			RequireResidentKey bool
+		}
+	}
+	if err := json.Unmarshal(opts, &reg); err != nil || reg.AuthenticatorSelection.ResidentKey != "required" || !reg.AuthenticatorSelection.RequireResidentKey {
+		t.Errorf("registration options %s: %v", opts, err)
+	}
+	a, cer, err := s.BeginDiscoverableLogin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := s.BeginDiscoverableLogin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	strip := func(o Options) map[string]any {
+		var m map[string]any
+		if err := json.Unmarshal(o, &m); err != nil {
+			t.Fatal(err)
+		}
+		delete(m, "challenge")
+		return m
+	}
+	ma, mb := strip(a), strip(b)
+	if _, named := ma["allowCredentials"]; named || ma["rpId"] != "reset.example.com" || !reflect.DeepEqual(ma, mb) {
+		t.Errorf("discoverable requests %s and %s", a, b)
+	}
+	called := false
+	lookup := func(id, handle []byte) (User, error) {
+		called = true
+		return User{}, errors.New("not the flow's account")
+	}
+	if _, err := s.FinishDiscoverableLogin(cer, []byte(`{"id":"x"}`), lookup); errs.KindOf(err) != errs.Unauthorized || called {
+		t.Errorf("garbage assertion: %v (lookup called %v)", err, called)
+	}
+	if _, err := s.FinishDiscoverableLogin(nil, []byte(`{}`), lookup); errs.KindOf(err) != errs.Unauthorized {
+		t.Errorf("no ceremony: %v", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/mail"
+	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/services/sms"
 	"github.com/writeback/writeback/store"
 )
@@ -33,6 +34,7 @@ const (
 	StepApp       = "app"
 	StepQuestions = "questions"
 	StepSMS       = "sms"
+	StepPasskey   = "passkey"
 	StepPassword  = "password"
 	// StepUnlock: every method is verified but the unlock has not been
 	// written (it failed on our side); the person may try again.
@@ -54,6 +56,13 @@ type flowState struct {
 	AltEmailSealed  string `json:"alt_email,omitempty"`
 	AppSecretSealed string `json:"app_secret,omitempty"`
 	PhoneSealed     string `json:"phone,omitempty"`
+	// Offer: the methods the choice lists, fixed when the flow starts (see
+	// offer); a flow from before it was kept lists every allowed method.
+	Offer []string `json:"offer,omitempty"`
+	// PasskeyCeremony is the WebAuthn state of the passkey request the
+	// page shows (PasskeyOptions), used once.
+	PasskeyCeremony []byte `json:"passkey_ceremony,omitempty"`
+	PasskeyOptions  string `json:"passkey_options,omitempty"`
 }
 
 // flow is a stored flow with its state decoded.
@@ -115,6 +124,9 @@ type View struct {
 	// SMSTrouble: the portal's last text failed within the hour, so a code
 	// may not arrive (portal-wide: it tells nothing about the account).
 	SMSTrouble bool
+	// PasskeyOptions is the request for navigator.credentials.get on the
+	// passkey step: the same for every flow but for its challenge.
+	PasskeyOptions string
 	// NotLocked: an unlock found the account was not locked (shown only
 	// once the person has verified).
 	NotLocked bool
@@ -303,13 +315,14 @@ func (s *Service) Start(ctx context.Context, kind, login, browser string, from a
 	}
 	pc, out := s.Pacer.begin(step), outPadded
 	reason := ""
+	var have []string
 	u, err := s.dir.Lookup(ctx, login)
 	switch k := errs.KindOf(err); {
 	case err == nil:
 		out = outReal
 		f.UserID, f.UserDN, f.Account = u.ID, u.DN, displayName(u)
 		var cause error
-		if reason, cause = s.ineligible(ctx, av.Policy, u); cause != nil {
+		if reason, have, cause = s.ineligible(ctx, av.Policy, u); cause != nil {
 			// The person gets the same answer as an ineligible account;
 			// administrators get the reason.
 			s.failed(ctx, entry(audit.ActivitySelfServiceProgress, from, f, map[string]any{"step": "check eligibility"}), cause)
@@ -330,7 +343,11 @@ func (s *Service) Start(ctx context.Context, kind, login, browser string, from a
 	} else if blocked {
 		reason, f.Eligible = "blocked from self-service", false
 	}
-	f.State = "{}"
+	st, err := json.Marshal(flowState{Offer: s.offer(av.Policy, f, have)})
+	if err != nil {
+		return "", fmt.Errorf("selfservice: start: %w", err)
+	}
+	f.State = string(st)
 	details := map[string]any{"step": "started " + kind, "eligible": f.Eligible}
 	if reason != "" {
 		details["not_eligible_because"] = reason
@@ -348,12 +365,12 @@ func (s *Service) Start(ctx context.Context, kind, login, browser string, from a
 	return f.ID, nil
 }
 
-// ineligible returns why u cannot use self-service, or "". cause is set when
-// the reason is a failure on our side (directory, store) rather than the
-// account's. It reads the group membership and the methods of every account,
-// a protected or disabled one too, so that the time of the step does not
-// tell which reason applies.
-func (s *Service) ineligible(ctx context.Context, p Policy, u directory.User) (reason string, cause error) {
+// ineligible returns why u cannot use self-service, or "", and the methods
+// u can use (see available). cause is set when the reason is a failure on
+// our side (directory, store) rather than the account's. It reads the group
+// membership and the methods of every account, a protected or disabled one
+// too, so that the time of the step does not tell which reason applies.
+func (s *Service) ineligible(ctx context.Context, p Policy, u directory.User) (reason string, have []string, cause error) {
 	member, merr := true, error(nil)
 	if p.Enabled == EnabledGroup {
 		member, merr = s.dir.MemberOf(ctx, u, p.Group)
@@ -361,19 +378,19 @@ func (s *Service) ineligible(ctx context.Context, p Policy, u directory.User) (r
 	have, herr := s.available(ctx, p, u)
 	switch {
 	case u.Protected:
-		return "protected account: " + u.ProtectedReason, nil
+		return "protected account: " + u.ProtectedReason, nil, nil
 	case u.Disabled:
-		return "disabled account", nil
+		return "disabled account", nil, nil
 	case merr != nil:
-		return "group membership could not be read", merr
+		return "group membership could not be read", nil, merr
 	case !member:
-		return "not a member of the self-service group", nil
+		return "not a member of the self-service group", nil, nil
 	case herr != nil:
-		return "methods could not be read", herr
+		return "methods could not be read", nil, herr
 	case len(have) < p.Required:
-		return fmt.Sprintf("has %d of the %d required methods", len(have), p.Required), nil
+		return fmt.Sprintf("has %d of the %d required methods", len(have), p.Required), nil, nil
 	}
-	return "", nil
+	return "", have, nil
 }
 
 // available lists the allowed methods a user can use right now.
@@ -400,8 +417,15 @@ func (s *Service) available(ctx context.Context, p Policy, u directory.User) ([]
 		}
 		has[MethodSMS] = n != ""
 	}
+	if s.pk != nil && p.Methods.Passkey {
+		pks, err := s.db.Passkeys(ctx, u.ID)
+		if err != nil {
+			return nil, err
+		}
+		has[MethodPasskey] = len(pks) > 0
+	}
 	var out []string
-	for _, m := range p.Methods.List() {
+	for _, m := range s.allowed(p) {
 		if has[m] {
 			out = append(out, m)
 		}
@@ -421,7 +445,7 @@ func (s *Service) View(ctx context.Context, id, browser string) (View, error) {
 		return View{}, err
 	}
 	v := View{ID: fl.ID, Kind: fl.Kind, Verified: len(fl.verified), Required: p.Required, CorrelationID: fl.CorrelationID}
-	for _, m := range p.Methods.List() {
+	for _, m := range s.offered(p, fl) {
 		if !slices.Contains(fl.verified, m) {
 			v.Methods = append(v.Methods, m)
 		}
@@ -443,6 +467,8 @@ func (s *Service) View(ctx context.Context, id, browser string) (View, error) {
 		v.Step, v.Questions = StepQuestions, fl.st.Questions
 	case fl.st.Pending == MethodSMS:
 		v.Step, v.SMSTrouble = StepSMS, s.smsTrouble(ctx)
+	case fl.st.Pending == MethodPasskey:
+		v.Step, v.PasskeyOptions = StepPasskey, fl.st.PasskeyOptions
 	default:
 		v.Step = StepChoose
 	}
@@ -547,8 +573,15 @@ func (s *Service) Choose(ctx context.Context, id, browser, method string, from a
 	if err := s.notBlocked(ctx, s.db, fl.Flow); err != nil {
 		return err
 	}
-	if method != "" && (!slices.Contains(p.Methods.List(), method) || slices.Contains(fl.verified, method)) {
+	if method != "" && (!slices.Contains(s.offered(p, fl), method) || slices.Contains(fl.verified, method)) {
 		return errs.Invalidf("Choose one of the methods on the page.")
+	}
+	var pkOpts passkeys.Options
+	var pkCeremony passkeys.Ceremony
+	if method == MethodPasskey {
+		if pkOpts, pkCeremony, err = s.beginPasskeyStep(); err != nil {
+			return err
+		}
 	}
 	var questions, dests []string
 	var destErr error
@@ -587,6 +620,7 @@ func (s *Service) Choose(ctx context.Context, id, browser, method string, from a
 		}
 		if fl.DoneMS == 0 && !slices.Contains(fl.verified, method) {
 			fl.st.Pending, fl.st.Questions = method, questions
+			fl.st.PasskeyCeremony, fl.st.PasskeyOptions = pkCeremony, string(pkOpts)
 		}
 		return nil
 	})

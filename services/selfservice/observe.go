@@ -10,7 +10,7 @@ import (
 
 // Recorder is what self-service tells the portal's metrics: each
 // verification attempt with its method (MethodEmail, MethodApp,
-// MethodQuestions) and result (VerifySuccess, VerifyWrong, VerifyBlocked),
+// MethodQuestions, MethodPasskey) and result (VerifySuccess, VerifyWrong, VerifyBlocked),
 // and each e-mail handed to the mail server or not. The default records
 // nothing.
 type Recorder interface {
@@ -38,7 +38,7 @@ func (s *Service) UseRecorder(r Recorder) { s.rec = r }
 // guess was checked, ok whether it was right; err is Verify's error.
 func (s *Service) recordVerification(method string, evaluated, ok bool, err error) {
 	switch method {
-	case MethodEmail, MethodApp, MethodQuestions:
+	case MethodEmail, MethodApp, MethodQuestions, MethodPasskey:
 	default:
 		return // not a method: nothing was tried (and the label stays bounded)
 	}

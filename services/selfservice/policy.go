@@ -33,6 +33,7 @@ const (
 	MethodApp       = "app"
 	MethodQuestions = "questions"
 	MethodSMS       = "sms"
+	MethodPasskey   = "passkey"
 )
 
 // Methods lists which methods are allowed.
@@ -41,6 +42,7 @@ type Methods struct {
 	App       bool `json:"app"`
 	Questions bool `json:"questions"`
 	SMS       bool `json:"sms,omitempty"`
+	Passkey   bool `json:"passkey,omitempty"`
 }
 
 // List returns the allowed methods in display order.
@@ -58,6 +60,9 @@ func (m Methods) List() []string {
 	if m.SMS {
 		out = append(out, MethodSMS)
 	}
+	if m.Passkey {
+		out = append(out, MethodPasskey)
+	}
 	return out
 }
 
@@ -72,6 +77,8 @@ func MethodLabel(m string) string {
 		return "Security questions"
 	case MethodSMS:
 		return "Text message code"
+	case MethodPasskey:
+		return "Passkey"
 	}
 	return m
 }

@@ -139,10 +139,15 @@ type Registration struct {
 	PendingPhone   string // masked number a code was texted to
 	AppSecret      string // base32 secret being set up
 	AppQR          string // data: URI of the QR code
+	AppURL         string // the otpauth:// URL the QR code holds
 	Choices        []string
 	ToRegister     int
 	Stale          bool // older than the reconfirmation period
 	Confirmed      time.Time
+	// PasskeysOn: passkeys are allowed and this portal can offer them;
+	// Passkeys are the person's registered ones.
+	PasskeysOn bool
+	Passkeys   []RegisteredPasskey
 }
 
 // Registration returns the state of a registration flow.
@@ -165,6 +170,10 @@ func (s *Service) Registration(ctx context.Context, id, browser string) (Registr
 	}
 	regs, err := s.db.Methods(ctx, fl.UserID)
 	if err != nil {
+		return r, err
+	}
+	r.PasskeysOn = p.Methods.Passkey && s.pk != nil
+	if r.Passkeys, err = s.registeredPasskeys(ctx, fl.UserID); err != nil {
 		return r, err
 	}
 	oldest := int64(0)
@@ -219,7 +228,8 @@ func (s *Service) Registration(ctx context.Context, id, browser string) (Registr
 	if fl.st.AppSecretSealed != "" {
 		if pt, err := s.keys.Open("sspr.pending-app:"+fl.ID, fl.st.AppSecretSealed); err == nil {
 			r.AppSecret = string(pt)
-			r.AppQR, _ = authenticator.QRDataURI(authenticator.URL(orgName(p), fl.Login, r.AppSecret), 220)
+			r.AppURL = authenticator.URL(orgName(p), fl.Login, r.AppSecret)
+			r.AppQR, _ = authenticator.QRDataURI(r.AppURL, 220)
 		}
 	}
 	return r, nil

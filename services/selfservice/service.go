@@ -20,6 +20,7 @@ import (
 	"github.com/writeback/writeback/services/challenge"
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/keyring"
+	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/services/sms"
 	"github.com/writeback/writeback/services/writeback"
@@ -63,6 +64,10 @@ type Service struct {
 	verifyHash func(encoded, answer string) (bool, error)
 
 	codeKey []byte
+	// pk verifies employees' passkeys (UsePasskeys); nil: passkeys are
+	// never offered. handleKey keys their WebAuthn user handles.
+	pk        *passkeys.Service
+	handleKey []byte
 	// banned refuses weak new passwords before anything is written
 	// (UseBanned); nil: none is refused here.
 	banned *banned.Service
@@ -81,7 +86,7 @@ type Service struct {
 // New builds the service. baseURL is the only source of links in e-mails.
 func New(db *store.DB, wb *writeback.Service, keys *keyring.Keyring, log *slog.Logger, baseURL string) *Service {
 	return &Service{db: db, wb: wb, dir: writebackDirectory{wb}, keys: keys, log: log, baseURL: strings.TrimSuffix(baseURL, "/"), now: time.Now,
-		Pacer: NewPacer(DefaultPadStart), AnswerParams: admins.DefaultHashParams, codeKey: keys.Derive("sspr-codes"),
+		Pacer: NewPacer(DefaultPadStart), AnswerParams: admins.DefaultHashParams, codeKey: keys.Derive("sspr-codes"), handleKey: keys.Derive("sspr-webauthn-handle"),
 		verifyHash: admins.VerifyPassword, rec: noRecorder{}, bg: context.WithoutCancel(context.Background()),
 		challenges: challenge.New(keys.Derive("sspr-challenge"), db)}
 }

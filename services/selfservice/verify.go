@@ -37,6 +37,9 @@ func (s *Service) Verify(ctx context.Context, id, browser, method string, code s
 	if err != nil {
 		return err
 	}
+	if method == MethodPasskey && strings.TrimSpace(code) == "" {
+		return ErrPasskeyNeedsScript // no guess was made: nothing to count
+	}
 	var fl flow
 	var slot int64
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
@@ -77,6 +80,9 @@ func (s *Service) Verify(ctx context.Context, id, browser, method string, code s
 	case MethodQuestions:
 		ok, err = s.checkAnswers(ctx, fl.Eligible, fl.UserID, fl.st.Questions, answers)
 		failMsg = "Those answers are not right. Check them and try again."
+	case MethodPasskey:
+		ok, err = s.checkPasskey(ctx, id, browser, fl.Eligible, fl.UserID, fl.Login, strings.TrimSpace(code))
+		failMsg = "That passkey was not accepted. Try again with a passkey you registered for this account, or use another method."
 	default:
 		err = errs.Invalidf("Choose a method first.")
 	}
@@ -188,6 +194,7 @@ func (s *Service) rightGuess(ctx context.Context, id, browser, method string, sl
 		}
 		if fl.st.Pending == method {
 			fl.st.Pending, fl.st.Questions = "", nil
+			fl.st.PasskeyCeremony, fl.st.PasskeyOptions = nil, ""
 		}
 		if err := saveFlow(ctx, tx, fl); err != nil {
 			return err
