@@ -258,6 +258,10 @@ func (s *session) do(ctx context.Context, d directory.Directory, id string, j ag
 		users, err := d.Search(ctx, j.Query, j.Limit)
 		res.Users = users
 		return res, err
+	case agentwire.OpExpiring:
+		users, err := d.Expiring(ctx, j.GroupDN, time.UnixMilli(j.Until))
+		res.Users = users
+		return res, err
 	case agentwire.OpMemberOf:
 		if j.User == nil {
 			return res, errNoUser(j.Op)
