@@ -331,9 +331,9 @@ func (s *Service) sendOne(ctx context.Context, d Due, org string) (sent bool, er
 	m := mail.PasswordExpiry(d.User.Email, org, d.User.DisplayName, d.Expires, d.Left, link)
 	mailErr := s.cfg.Mail.SendMail(ctx, m)
 	e := audit.Entry{Category: audit.CategoryUserManagement, Activity: audit.ActivitySendExpiryReminder, Actor: audit.System,
-		Target: audit.Target{Type: "User", ID: d.User.ID, Name: d.User.Login}, Result: audit.Success,
+		Target: audit.Target{Type: "User", ID: d.User.ID, DN: d.User.DN, Name: d.User.Login}, Result: audit.Success,
 		Details: map[string]any{"threshold_days": d.Threshold, "expires": d.Expires.UTC().Format(time.RFC3339),
-			"to": selfservice.Mask(d.User.Email), "dn": d.User.DN}}
+			"to": selfservice.Mask(d.User.Email)}}
 	// Recorded even when the process is stopping: the mail may have gone.
 	actx := context.WithoutCancel(ctx)
 	if mailErr != nil {
