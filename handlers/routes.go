@@ -119,6 +119,8 @@ func (s *Server) routes() http.Handler {
 			}
 			r.Get(protectionPath, s.handle(s.protectionForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post(protectionPath, s.handle(s.protectionSave))
+			r.Get(remindersPath, s.handle(s.remindersForm))
+			r.With(s.requireRole(admins.GlobalAdmin)).Post(remindersPath, s.handle(s.remindersSave))
 			r.Get("/password-reset/mail-server", s.handle(s.mailForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/password-reset/mail-server", s.handle(s.mailSave))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/password-reset/mail-server/test", s.handle(s.mailTest))

@@ -87,6 +87,9 @@ type Deps struct {
 	// Banned serves the Password protection page (*banned.Service); nil
 	// leaves the page out.
 	Banned ProtectionService
+	// Reminders serves the Expiry reminders page (*reminders.Service);
+	// nil leaves the page out.
+	Reminders RemindersService
 	// APITokens serves the API tokens page and APIAuth authenticates the
 	// REST API's requests (both *apitokens.Service); when APIAuth is nil,
 	// APITokens is used if it has its methods. Nil leaves both out.
@@ -143,6 +146,7 @@ type Server struct {
 	factors     SignInFactors
 	factorAdmin FactorAdmin
 	banned      ProtectionService
+	reminders   RemindersService
 	apiTokens   APITokenAdmin
 	apiAuth     APITokenAuth
 	apiLimit    *rateLimiter
@@ -193,7 +197,7 @@ func New(cfg Config, log *slog.Logger, d Deps) *Server {
 	}
 	s := &Server{factors: d.Factors, factorAdmin: d.FactorAdmin, cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback,
 		selfservice: d.SelfService, audit: d.Audit, agentHub: d.AgentHub, agents: d.Agents, agentEnroll: d.AgentEnroll,
-		limits: d.Limits, rateCounter: d.RateCounter, banned: d.Banned, cookies: cs, cookieCache: newCookieCache(maxAge),
+		limits: d.Limits, rateCounter: d.RateCounter, banned: d.Banned, reminders: d.Reminders, cookies: cs, cookieCache: newCookieCache(maxAge),
 		cookieName: name, secure: secure, base: base, apiTokens: d.APITokens, apiAuth: d.APIAuth}
 	s.apiLimit = s.tokenLimiter()
 	return s

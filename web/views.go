@@ -88,6 +88,7 @@ func Navigation(v *Viewer) []NavSection {
 		{Key: "methods", Label: "Authentication methods", Href: "/admin/password-reset/authentication-methods"},
 		{Key: "registration", Label: "Registration", Href: "/admin/password-reset/registration"},
 		{Key: "notifications", Label: "Notifications", Href: "/admin/password-reset/notifications"},
+		{Key: "reminders", Label: "Expiry reminders", Href: "/admin/password-reset/expiry-reminders"},
 		{Key: "customization", Label: "Customization", Href: "/admin/password-reset/customization"},
 		{Key: "protection", Label: "Password protection", Href: "/admin/password-reset/password-protection"},
 		{Key: "onprem", Label: "On-premises integration", Href: "/admin/password-reset/on-premises-integration"},
@@ -449,4 +450,28 @@ func sideNav(v *Viewer, nav string) templ.Component {
 		}
 		return c.Render(ctx, w)
 	})
+}
+
+// RemindersView is the Password expiry reminders page.
+type RemindersView struct {
+	Page
+	Version    int64
+	Enabled    bool
+	Thresholds string // "14, 7, 1"
+	UpdatedBy  string
+	UpdatedAt  time.Time
+	// DryRun is set once the dry run ran: who would be mailed now.
+	DryRun      bool
+	DryRunError string // why it could not run, safe to show
+	Due         []ReminderRow
+}
+
+// ReminderRow is one line of the dry run.
+type ReminderRow struct {
+	Login, Name string
+	To          string // masked address, or why none is mailed
+	Mailed      bool
+	Expires     time.Time
+	Left        string
+	Threshold   int
 }

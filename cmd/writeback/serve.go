@@ -388,7 +388,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 		APIPerMinute: cfg.apiPerMinute,
 		Metrics:      requests, MetricsHandler: metricsHandler, MetricsToken: cfg.metricsToken,
 	}, a.log, handlers.Deps{Admins: a.admins, Settings: a.settings, Writeback: a.wb, SelfService: a.ss, Audit: a.audit,
-		Agents: ag, AgentEnroll: ag, AgentHub: hub, Limits: a.ss, RateCounter: rateCounter, Banned: a.banned,
+		Agents: ag, AgentEnroll: ag, AgentHub: hub, Limits: a.ss, RateCounter: rateCounter, Banned: a.banned, Reminders: a.reminders,
 		APITokens: apitokens.NewService(a.db, a.log)})
 
 	ln, err := net.Listen("tcp", cfg.listen)
