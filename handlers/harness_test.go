@@ -23,6 +23,7 @@ import (
 	"github.com/writeback/writeback/services/banned"
 	"github.com/writeback/writeback/services/keyring"
 	"github.com/writeback/writeback/services/passkeys"
+	"github.com/writeback/writeback/services/reminders"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/services/writeback"
@@ -48,6 +49,7 @@ type portal struct {
 	wb       *writeback.Service
 	ss       *selfservice.Service
 	banned   *banned.Service
+	rem      *reminders.Service
 	audit    *audit.Log
 	tokens   *apitokens.Service
 	// base is the base URL the handler is told (testBaseURL unless a test
@@ -104,7 +106,11 @@ func newPortalAt(tb testing.TB, databaseURL, base string) *portal {
 	bn.SetOrgName(ss.OrgName)
 	ss.UseBanned(bn)
 	wb.UseBanned(bn)
-	p := &portal{db: db, keys: keys, log: log, logs: logs, admins: adm, settings: set, wb: wb, ss: ss, banned: bn, audit: audit.NewLog(db, log), base: base,
+	// The expiry reminders, wired as serve wires them (cmd/writeback's
+	// useSelfService).
+	rem := reminders.New(reminders.Config{DB: db, Mail: ss, Log: log, BaseURL: base,
+		Directory: reminders.DirectoryOf(wb), Scope: reminders.ScopeOf(ss)})
+	p := &portal{db: db, keys: keys, log: log, logs: logs, admins: adm, settings: set, wb: wb, ss: ss, banned: bn, rem: rem, audit: audit.NewLog(db, log), base: base,
 		tokens: apitokens.NewService(db, log)}
 	p.secondFactorOptional(tb)
 	return p
@@ -134,7 +140,7 @@ func (p *portal) handler(trusted []netip.Prefix) http.Handler {
 	base, _ := url.Parse(p.base)
 	s := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: p.keys.Derive("h"), CookieBlockKey: p.keys.Derive("b"), TrustedProxies: trusted}, p.log,
 		handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit, Limits: p.ss, Banned: p.banned,
-			APITokens: p.tokens})
+			Reminders: p.rem, APITokens: p.tokens})
 	return s.Routes()
 }
 

@@ -46,14 +46,7 @@ func (a *app) useSelfService(ss *selfservice.Service, baseURL string) {
 	ss.UseBanned(a.banned)
 	a.wb.UseBanned(a.banned)
 	a.reminders = reminders.New(reminders.Config{DB: a.db, Mail: ss, Log: a.log, BaseURL: baseURL,
-		Directory: func(ctx context.Context) (reminders.Lister, error) {
-			d, _, err := a.wb.Client(ctx)
-			return d, err
-		},
-		Scope: func(ctx context.Context) (reminders.Scope, error) {
-			p, _, err := ss.Policy(ctx)
-			return reminders.Scope{Enabled: p.Enabled, Group: p.Group, OrgName: p.OrgName}, err
-		}})
+		Directory: reminders.DirectoryOf(a.wb), Scope: reminders.ScopeOf(ss)})
 }
 
 // dataFlag registers --data, --database and --key-file with their

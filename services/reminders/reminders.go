@@ -27,6 +27,7 @@ import (
 	"github.com/writeback/writeback/services/mail"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/services/settings"
+	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/store"
 )
 
@@ -380,5 +381,32 @@ func (s *Service) Run(ctx context.Context, delay, interval time.Duration) {
 			s.cfg.Log.Info("reminders: a round ended", "sent", rep.Sent, "failed", rep.Failed, "no_address", rep.Skipped)
 		}
 		t.Reset(interval)
+	}
+}
+
+// PolicySource reads the self-service policy (*selfservice.Service).
+type PolicySource interface {
+	Policy(ctx context.Context) (selfservice.Policy, settings.Meta, error)
+}
+
+// ScopeOf is Config.Scope read from the self-service policy.
+func ScopeOf(p PolicySource) func(context.Context) (Scope, error) {
+	return func(ctx context.Context) (Scope, error) {
+		pol, _, err := p.Policy(ctx)
+		return Scope{Enabled: pol.Enabled, Group: pol.Group, OrgName: pol.OrgName}, err
+	}
+}
+
+// ClientSource gives the directory of the stored connection
+// (*writeback.Service).
+type ClientSource interface {
+	Client(ctx context.Context) (directory.Directory, writeback.Connection, error)
+}
+
+// DirectoryOf is Config.Directory read from the stored connection.
+func DirectoryOf(c ClientSource) func(context.Context) (Lister, error) {
+	return func(ctx context.Context) (Lister, error) {
+		d, _, err := c.Client(ctx)
+		return d, err
 	}
 }
