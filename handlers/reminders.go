@@ -117,7 +117,6 @@ func (s *Server) remindersSave(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-
 // leftText is how long until an expiry, to the hour: "6 days 3 hours left".
 func leftText(d time.Duration) string {
 	h := int(d.Round(time.Hour) / time.Hour)

@@ -92,4 +92,3 @@ func (e Env) SetADPassword(t testing.TB, u *TestUser) {
 	}
 	u.Password = pw
 }
-
