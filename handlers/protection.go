@@ -17,6 +17,7 @@ import (
 type ProtectionService interface {
 	Settings(ctx context.Context) (banned.Settings, settingsMeta, error)
 	Save(ctx context.Context, actor audit.Actor, expectVersion int64, next banned.Settings) (bool, error)
+	Breached(ctx context.Context) (*banned.Breached, error)
 }
 
 // protectionPath is "Password reset › Password protection" (the path of
@@ -35,8 +36,31 @@ func (s *Server) protectionView(w http.ResponseWriter, r *http.Request) (web.Pro
 		"Refuse new passwords that attackers guess first, before anything is written to the directory."),
 		Version: meta.Version, Common: st.Common, Personal: st.Personal, Custom: strings.Join(st.Custom, "\n"),
 		Terms: len(st.Custom), CommonTerms: banned.Common().Len(), MaxTerms: banned.MaxTerms,
-		UpdatedBy: meta.UpdatedBy, UpdatedAt: meta.UpdatedAt}
+		UpdatedBy: meta.UpdatedBy, UpdatedAt: meta.UpdatedAt, BreachedFile: st.BreachedFile}
+	if st.BreachedFile != "" {
+		switch l, err := s.banned.Breached(r.Context()); {
+		case err != nil:
+			s.log.Warn("the breached-password list cannot be used", "path", st.BreachedFile, "err", err)
+			v.BreachedProblem = "The list cannot be used on this server, so new passwords are refused until it is fixed or the field is cleared: " + strings.TrimPrefix(err.Error(), "banned: ")
+		default:
+			v.BreachedStatus = "In use: " + l.Kind + ", " + humanBytes(l.Size) + ", changed " + l.ModTime.UTC().Format("2006-01-02 15:04 UTC") + "."
+		}
+	}
 	return v, nil
+}
+
+// humanBytes is a file size for people: "1.2 GB".
+func humanBytes(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return strconv.FormatInt(n, 10) + " bytes"
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return strconv.FormatFloat(float64(n)/float64(div), 'f', 1, 64) + " " + string("kMGTPE"[exp]) + "B"
 }
 
 func (s *Server) protectionForm(w http.ResponseWriter, r *http.Request) error {
@@ -57,7 +81,7 @@ func (s *Server) protectionSave(w http.ResponseWriter, r *http.Request) error {
 		return errs.Invalidf("This form is missing its version. Reload the page and save again.")
 	}
 	next := banned.Settings{Common: r.PostFormValue("common") == "yes", Personal: r.PostFormValue("personal") == "yes",
-		Custom: strings.Split(r.PostFormValue("custom"), "\n")}
+		Custom: strings.Split(r.PostFormValue("custom"), "\n"), BreachedFile: r.PostFormValue("breached_file")}
 	changed, err := s.banned.Save(r.Context(), s.actor(r), version, next)
 	if err == nil {
 		msg := "Saved password protection."
@@ -75,7 +99,7 @@ func (s *Server) protectionSave(w http.ResponseWriter, r *http.Request) error {
 	if verr != nil {
 		return verr
 	}
-	v.Common, v.Personal, v.Custom = next.Common, next.Personal, r.PostFormValue("custom")
+	v.Common, v.Personal, v.Custom, v.BreachedFile = next.Common, next.Personal, r.PostFormValue("custom"), next.BreachedFile
 	if f := errs.FieldsOf(err); len(f) > 0 {
 		v.Fields = f
 	} else {

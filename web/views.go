@@ -383,7 +383,12 @@ type ProtectionView struct {
 	Common      bool
 	Personal    bool
 	Custom      string // one term per line
-	Terms       int    // terms saved
+	// BreachedFile is the breached-password list's path; BreachedStatus
+	// describes the list in use, BreachedProblem why it cannot be used.
+	BreachedFile    string
+	BreachedStatus  string
+	BreachedProblem string
+	Terms           int // terms saved
 	CommonTerms int    // of the bundled list
 	MaxTerms    int
 	UpdatedBy   string
