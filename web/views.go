@@ -379,20 +379,20 @@ type PolicyView struct {
 // ProtectionView is the Password protection page.
 type ProtectionView struct {
 	Page
-	Version     int64
-	Common      bool
-	Personal    bool
-	Custom      string // one term per line
+	Version  int64
+	Common   bool
+	Personal bool
+	Custom   string // one term per line
 	// BreachedFile is the breached-password list's path; BreachedStatus
 	// describes the list in use, BreachedProblem why it cannot be used.
 	BreachedFile    string
 	BreachedStatus  string
 	BreachedProblem string
 	Terms           int // terms saved
-	CommonTerms int    // of the bundled list
-	MaxTerms    int
-	UpdatedBy   string
-	UpdatedAt   time.Time
+	CommonTerms     int // of the bundled list
+	MaxTerms        int
+	UpdatedBy       string
+	UpdatedAt       time.Time
 }
 
 // MailView is the mail server page.
