@@ -1,0 +1,53 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/writeback/writeback/services/selfservice"
+	"github.com/writeback/writeback/testbed"
+)
+
+// TestSsprReminders: `sspr reminders` shows and sets the expiry reminders
+// (bad thresholds: one line, exit non-zero, nothing changed), and
+// --dry-run lists, from the real DC, a person in the self-service group
+// whose password expires in 10 days (a fine-grained policy), with the
+// address masked, without mailing anyone (no mail server is even set).
+func TestSsprReminders(t *testing.T) {
+	env := testbed.Load(t)
+	data := t.TempDir()
+	pwFile := filepath.Join(t.TempDir(), "bindpw")
+	if err := os.WriteFile(pwFile, []byte(env.AD.BindPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	group := env.NewADGroup(t, "")
+	user := env.NewADUser(t, testbed.UserOptions{Groups: []string{group}})
+	outside := env.NewADUser(t, testbed.UserOptions{})
+	env.NewADPSO(t, 10*24*time.Hour, group, outside.DN)
+	for _, args := range [][]string{
+		{"directory", "set", "--data", data, "--type", "ad", "--url", env.AD.URL, "--ca-file", env.CAFile,
+			"--bind-dn", env.AD.BindDN, "--bind-password-file", pwFile, "--base-dn", env.AD.PeopleDN},
+		{"sspr", "set", "--data", data, "--enabled", "group:" + group},
+	} {
+		if code, out, errOut := cli(t, "", args...); code != 0 {
+			t.Fatalf("%v: %d %q %q", args, code, out, errOut)
+		}
+	}
+	code, out, errOut := cli(t, "", "sspr", "reminders", "--data", data)
+	if code != 0 || !strings.Contains(out, "expiry reminders  off\nthresholds        14, 7, 1 days") {
+		t.Fatalf("show: %d %q %q", code, out, errOut)
+	}
+	code, out, errOut = cli(t, "", "sspr", "reminders", "--thresholds", "14,0", "--data", data)
+	if code == 0 || out != "" || !strings.Contains(errOut, `"0" is not a number of days`) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Fatalf("bad thresholds: %d %q %q", code, out, errOut)
+	}
+	code, out, errOut = cli(t, "", "sspr", "reminders", "--enabled", "yes", "--thresholds", "10 5", "--dry-run", "--data", data)
+	if code != 0 || !strings.Contains(out, "expiry reminders  on\nthresholds        10, 5 days") ||
+		!strings.Contains(out, "dry run: 1 would be mailed now (nothing was sent)") || !strings.Contains(out, user.Login) ||
+		!strings.Contains(out, selfservice.Mask(user.Mail)) || strings.Contains(out, user.Mail) || strings.Contains(out, outside.Login) {
+		t.Fatalf("dry run: %d %q %q", code, out, errOut)
+	}
+}
