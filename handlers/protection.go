@@ -84,27 +84,18 @@ func (s *Server) protectionSave(w http.ResponseWriter, r *http.Request) error {
 		Custom: strings.Split(r.PostFormValue("custom"), "\n"), BreachedFile: r.PostFormValue("breached_file")}
 	changed, err := s.banned.Save(r.Context(), s.actor(r), version, next)
 	if err == nil {
-		msg := "Saved password protection."
-		if !changed {
-			msg = "Nothing changed."
-		}
-		s.flash(w, r, msg)
-		seeOther(w, r, "/admin"+protectionPath)
+		s.saved(w, r, changed, "password protection", "/admin"+protectionPath)
 		return nil
 	}
-	if k := errs.KindOf(err); k != errs.Invalid && k != errs.Conflict {
+	if !formProblem(err) {
 		return err
 	}
 	v, verr := s.protectionView(w, r)
 	if verr != nil {
 		return verr
 	}
+	showProblem(&v.Page, err)
 	v.Common, v.Personal, v.Custom, v.BreachedFile = next.Common, next.Personal, r.PostFormValue("custom"), next.BreachedFile
-	if f := errs.FieldsOf(err); len(f) > 0 {
-		v.Fields = f
-	} else {
-		v.Errors = []string{errs.MessageOf(err)}
-	}
 	s.render(w, r, statusOf(err), web.ProtectionPage(v))
 	return nil
 }

@@ -91,28 +91,19 @@ func (s *Server) remindersSave(w http.ResponseWriter, r *http.Request) error {
 		var changed bool
 		changed, err = s.reminders.Save(r.Context(), s.actor(r), version, reminders.Settings{Enabled: enabled, Thresholds: thresholds})
 		if err == nil {
-			msg := "Saved expiry reminders."
-			if !changed {
-				msg = "Nothing changed."
-			}
-			s.flash(w, r, msg)
-			seeOther(w, r, "/admin"+remindersPath)
+			s.saved(w, r, changed, "expiry reminders", "/admin"+remindersPath)
 			return nil
 		}
 	}
-	if k := errs.KindOf(err); k != errs.Invalid && k != errs.Conflict {
+	if !formProblem(err) {
 		return err
 	}
 	v, verr := s.remindersView(w, r)
 	if verr != nil {
 		return verr
 	}
+	showProblem(&v.Page, err)
 	v.Enabled, v.Thresholds = enabled, r.PostFormValue("thresholds")
-	if f := errs.FieldsOf(err); len(f) > 0 {
-		v.Fields = f
-	} else {
-		v.Errors = []string{errs.MessageOf(err)}
-	}
 	s.render(w, r, statusOf(err), web.RemindersPage(v))
 	return nil
 }
