@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/web"
@@ -33,4 +34,13 @@ func showProblem(p *web.Page, err error) {
 	} else {
 		p.Errors = []string{errs.MessageOf(err)}
 	}
+}
+
+// formVersion reads the settings version a form was rendered with.
+func formVersion(r *http.Request) (int64, error) {
+	v, err := strconv.ParseInt(r.PostFormValue("version"), 10, 64)
+	if err != nil {
+		return 0, errs.Invalidf("This form is missing its version. Reload the page and save again.")
+	}
+	return v, nil
 }

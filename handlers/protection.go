@@ -8,7 +8,6 @@ import (
 
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/banned"
-	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/web"
 )
 
@@ -76,9 +75,9 @@ func (s *Server) protectionSave(w http.ResponseWriter, r *http.Request) error {
 	if s.banned == nil {
 		return errNotFound
 	}
-	version, err := strconv.ParseInt(r.PostFormValue("version"), 10, 64)
+	version, err := formVersion(r)
 	if err != nil {
-		return errs.Invalidf("This form is missing its version. Reload the page and save again.")
+		return err
 	}
 	next := banned.Settings{Common: r.PostFormValue("common") == "yes", Personal: r.PostFormValue("personal") == "yes",
 		Custom: strings.Split(r.PostFormValue("custom"), "\n"), BreachedFile: r.PostFormValue("breached_file")}

@@ -81,9 +81,9 @@ func (s *Server) remindersSave(w http.ResponseWriter, r *http.Request) error {
 	if s.reminders == nil {
 		return errNotFound
 	}
-	version, err := strconv.ParseInt(r.PostFormValue("version"), 10, 64)
+	version, err := formVersion(r)
 	if err != nil {
-		return errs.Invalidf("This form is missing its version. Reload the page and save again.")
+		return err
 	}
 	enabled := r.PostFormValue("enabled") == "yes"
 	thresholds, err := reminders.ParseThresholds(r.PostFormValue("thresholds"))
