@@ -41,7 +41,7 @@ var sealedFields = map[string][]string{
 // refused (a password outside Sealed is refused as not sealed).
 var jobFields = map[string]bool{
 	"op": true, "deadline": true, "login": true, "dn": true, "user": true, "group_dn": true,
-	"query": true, "limit": true, "reset": true, "sealed": true,
+	"query": true, "limit": true, "until": true, "reset": true, "sealed": true,
 }
 
 // refused is an error of the agent's own guard: kind and safe message, an
