@@ -3,10 +3,12 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/writeback/writeback/services/mail/mailtest"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/testbed"
 )
@@ -49,5 +51,50 @@ func TestSsprReminders(t *testing.T) {
 		!strings.Contains(out, "dry run: 1 would be mailed now (nothing was sent)") || !strings.Contains(out, user.Login) ||
 		!strings.Contains(out, selfservice.Mask(user.Mail)) || strings.Contains(out, user.Mail) || strings.Contains(out, outside.Login) {
 		t.Fatalf("dry run: %d %q %q", code, out, errOut)
+	}
+}
+
+// TestServeSendsReminders: the running portal's background work (the
+// leader's, here the only process) mails the reminder soon after the
+// start, with the link to /change under the base URL's path, once: a
+// restart does not mail it again.
+func TestServeSendsReminders(t *testing.T) {
+	env := testbed.Load(t)
+	data := t.TempDir()
+	pwFile := filepath.Join(t.TempDir(), "bindpw")
+	if err := os.WriteFile(pwFile, []byte(env.AD.BindPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	group := env.NewADGroup(t, "")
+	user := env.NewADUser(t, testbed.UserOptions{Groups: []string{group}})
+	env.NewADPSO(t, 5*24*time.Hour, group)
+	sink := mailtest.Start(t, mailtest.Options{})
+	host, port := sink.Addr()
+	for _, args := range [][]string{
+		{"directory", "set", "--data", data, "--type", "ad", "--url", env.AD.URL, "--ca-file", env.CAFile,
+			"--bind-dn", env.AD.BindDN, "--bind-password-file", pwFile, "--base-dn", env.AD.PeopleDN},
+		{"sspr", "set", "--data", data, "--enabled", "group:" + group, "--org-name", "Example Corp"},
+		{"mail", "set", "--data", data, "--host", host, "--port", strconv.Itoa(port), "--tls", "none", "--from", "portal@example.com"},
+		{"sspr", "reminders", "--data", data, "--enabled", "yes"},
+	} {
+		if code, out, errOut := cli(t, "", args...); code != 0 {
+			t.Fatalf("%v: %d %q %q", args, code, out, errOut)
+		}
+	}
+	s := startServer(t, data, "--base-url", "http://127.0.0.1:1/password/")
+	m := sink.WaitFor(t, user.Mail, 20*time.Second)
+	if !strings.Contains(m.Subject, "Example Corp password expires in 4 days") || !strings.Contains(m.Text, "http://127.0.0.1:1/password/change") {
+		t.Fatalf("reminder %q:\n%s", m.Subject, m.Text)
+	}
+	s.stop(t)
+	n := len(sink.Messages())
+	s = startServer(t, data, "--base-url", "http://127.0.0.1:1/password/")
+	time.Sleep(3 * time.Second) // past the first round after the start
+	s.stop(t)
+	if got := len(sink.Messages()); got != n {
+		for _, m := range sink.Messages() {
+			t.Logf("%v %q", m.To, m.Subject)
+		}
+		t.Fatalf("the restarted portal mailed %d more", got-n)
 	}
 }

@@ -45,6 +45,9 @@ const docName = "expiry_reminders"
 // Every is how often the leader looks for passwords that reach a threshold.
 const Every = time.Hour
 
+// sendTimeout bounds one reminder's delivery to the mail server.
+const sendTimeout = 30 * time.Second
+
 // keepSent is how long a sent reminder is remembered: longer than any
 // password lives past its last reminder.
 const keepSent = 400 * 24 * time.Hour
@@ -330,7 +333,12 @@ func (s *Service) sendOne(ctx context.Context, d Due, org string) (sent bool, er
 		link = s.cfg.BaseURL + "/change"
 	}
 	m := mail.PasswordExpiry(d.User.Email, org, d.User.DisplayName, d.Expires, d.Left, link)
-	mailErr := s.cfg.Mail.SendMail(ctx, m)
+	// A claimed mail is sent to the end even when the process starts to
+	// stop: cut off after the server took it, it would count as failed and
+	// be sent again after the restart.
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout)
+	mailErr := s.cfg.Mail.SendMail(mctx, m)
+	cancel()
 	e := audit.Entry{Category: audit.CategoryUserManagement, Activity: audit.ActivitySendExpiryReminder, Actor: audit.System,
 		Target: audit.Target{Type: "User", ID: d.User.ID, DN: d.User.DN, Name: d.User.Login}, Result: audit.Success,
 		Details: map[string]any{"threshold_days": d.Threshold, "expires": d.Expires.UTC().Format(time.RFC3339),
