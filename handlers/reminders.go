@@ -3,8 +3,6 @@ package handlers
 import (
 	"context"
 	"net/http"
-	"strconv"
-	"time"
 
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
@@ -69,7 +67,7 @@ func (s *Server) dryRun(r *http.Request, v *web.RemindersView) {
 	}
 	for _, d := range due {
 		row := web.ReminderRow{Login: d.User.Login, Name: d.User.DisplayName, To: selfservice.Mask(d.User.Email), Mailed: d.Skip == "",
-			Expires: d.Expires, Left: leftText(d.Left), Threshold: d.Threshold}
+			Expires: d.Expires, Left: reminders.LeftText(d.Left) + " left", Threshold: d.Threshold}
 		if d.Skip != "" {
 			row.To = "Not mailed: " + d.Skip
 		}
@@ -106,23 +104,4 @@ func (s *Server) remindersSave(w http.ResponseWriter, r *http.Request) error {
 	v.Enabled, v.Thresholds = enabled, r.PostFormValue("thresholds")
 	s.render(w, r, statusOf(err), web.RemindersPage(v))
 	return nil
-}
-
-// leftText is how long until an expiry, to the hour: "6 days 3 hours left".
-func leftText(d time.Duration) string {
-	h := int(d.Round(time.Hour) / time.Hour)
-	days, hours := h/24, h%24
-	plural := func(n int, w string) string {
-		if n == 1 {
-			return "1 " + w
-		}
-		return strconv.Itoa(n) + " " + w + "s"
-	}
-	switch {
-	case days == 0:
-		return plural(hours, "hour") + " left"
-	case hours == 0:
-		return plural(days, "day") + " left"
-	}
-	return plural(days, "day") + " " + plural(hours, "hour") + " left"
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/writeback/writeback/cmd/internal/cmdline"
 	"github.com/writeback/writeback/services/audit"
@@ -75,7 +74,7 @@ func ssprReminders(ctx context.Context, args []string, getenv env, io stdio) err
 			to = "not mailed: " + d.Skip
 		}
 		fmt.Fprintf(io.Out, "  %-20s %-24s expires %s (%s left, %d-day reminder)  %s\n", d.User.Login, d.User.DisplayName,
-			d.Expires.UTC().Format("2006-01-02 15:04 UTC"), d.Left.Round(time.Hour), d.Threshold, to)
+			d.Expires.UTC().Format("2006-01-02 15:04 UTC"), reminders.LeftText(d.Left), d.Threshold, to)
 	}
 	return nil
 }

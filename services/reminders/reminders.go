@@ -418,3 +418,22 @@ func DirectoryOf(c ClientSource) func(context.Context) (Lister, error) {
 		return d, err
 	}
 }
+
+// LeftText is how long until an expiry, to the hour: "6 days 3 hours".
+func LeftText(d time.Duration) string {
+	h := int(d.Round(time.Hour) / time.Hour)
+	days, hours := h/24, h%24
+	plural := func(n int, w string) string {
+		if n == 1 {
+			return "1 " + w
+		}
+		return strconv.Itoa(n) + " " + w + "s"
+	}
+	switch {
+	case days == 0:
+		return plural(hours, "hour")
+	case hours == 0:
+		return plural(days, "day")
+	}
+	return plural(days, "day") + " " + plural(hours, "hour")
+}
