@@ -61,6 +61,9 @@ func OpenBreached(path string) (*Breached, error) {
 	b := &Breached{Path: path, Size: fi.Size(), ModTime: fi.ModTime()}
 	if fi.IsDir() {
 		b.Kind = BreachedRanges
+		if fi, err := os.Stat(filepath.Join(path, "00000.txt")); err == nil && !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("%s/00000.txt is not a file", path)
+		}
 		f, err := os.Open(filepath.Join(path, "00000.txt"))
 		if err != nil {
 			return nil, fmt.Errorf("%s is a folder without the range file 00000.txt: give the downloader's single file, or the folder it wrote with -s false: %w", path, plainPathError(err))
@@ -70,6 +73,9 @@ func OpenBreached(path string) (*Breached, error) {
 			b.Size, b.ModTime = fi.Size(), fi.ModTime()
 		}
 		return b, checkSorted(f, b.Size, 35)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is neither a file nor a folder", path)
 	}
 	b.Kind = BreachedSorted
 	f, err := os.Open(path)
@@ -248,7 +254,9 @@ func checkSorted(r io.ReaderAt, size int64, keyLen int) error {
 			return ErrBreachedNTLM
 		}
 		if len(k) != keyLen || !isHex(k) {
-			return fmt.Errorf("a line reads %.50q, not %d hex digits of a SHA-1 hash (and :COUNT)", bytes.TrimSpace(line), keyLen)
+			// The line itself is not shown: the path may name any file the
+			// portal can read.
+			return fmt.Errorf("its lines are not %d hex digits of a SHA-1 hash (and :COUNT)", keyLen)
 		}
 		if prev != nil && compareKey(line, bytes.ToUpper(prev)) < 0 {
 			return errors.New("the hashes are not sorted (a list ordered by prevalence?): use the downloader's file, which is sorted by hash")

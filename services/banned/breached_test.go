@@ -120,15 +120,20 @@ func TestBreachedRefusesUnusableLists(t *testing.T) {
 		{"relative", "pwned.txt", "full path"},
 		{"missing", filepath.Join(dir, "none.txt"), "no such file"},
 		{"empty", write("empty.txt", ""), "empty"},
-		{"not hashes", write("words.txt", "password\n123456\n"), "not 40 hex digits"},
+		{"not hashes", write("words.txt", "root:s3cret-hash:19000\n123456\n"), "not 40 hex digits"},
 		{"NTLM", write("ntlm.txt", "8846F7EAEE8FB117AD06BDD830B7586C:52\n"), "NTLM"},
 		{"unsorted", write("bycount.txt", strings.Join(byCount, "\n")+"\n"), "not sorted"},
 		{"folder without ranges", dir, "00000.txt"},
+		{"device", "/dev/null", "neither a file nor a folder"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := banned.OpenBreached(tc.path)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("OpenBreached(%s) = %v; want an error saying %q", tc.name, err, tc.want)
+			}
+			// The path may name any file: its content is never shown.
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Fatalf("the error shows the file's content: %v", err)
 			}
 		})
 	}
