@@ -20,24 +20,8 @@ import (
 // address masked, without mailing anyone (no mail server is even set).
 func TestSsprReminders(t *testing.T) {
 	env := testbed.Load(t)
-	data := t.TempDir()
-	pwFile := filepath.Join(t.TempDir(), "bindpw")
-	if err := os.WriteFile(pwFile, []byte(env.AD.BindPassword+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	group := env.NewADGroup(t, "")
-	user := env.NewADUser(t, testbed.UserOptions{Groups: []string{group}})
 	outside := env.NewADUser(t, testbed.UserOptions{})
-	env.NewADPSO(t, 10*24*time.Hour, group, outside.DN)
-	for _, args := range [][]string{
-		{"directory", "set", "--data", data, "--type", "ad", "--url", env.AD.URL, "--ca-file", env.CAFile,
-			"--bind-dn", env.AD.BindDN, "--bind-password-file", pwFile, "--base-dn", env.AD.PeopleDN},
-		{"sspr", "set", "--data", data, "--enabled", "group:" + group},
-	} {
-		if code, out, errOut := cli(t, "", args...); code != 0 {
-			t.Fatalf("%v: %d %q %q", args, code, out, errOut)
-		}
-	}
+	data, user := reminderDC(t, env, 10*24*time.Hour, []string{outside.DN})
 	code, out, errOut := cli(t, "", "sspr", "reminders", "--data", data)
 	if code != 0 || !strings.Contains(out, "expiry reminders  off\nthresholds        14, 7, 1 days") {
 		t.Fatalf("show: %d %q %q", code, out, errOut)
@@ -60,27 +44,11 @@ func TestSsprReminders(t *testing.T) {
 // restart does not mail it again.
 func TestServeSendsReminders(t *testing.T) {
 	env := testbed.Load(t)
-	data := t.TempDir()
-	pwFile := filepath.Join(t.TempDir(), "bindpw")
-	if err := os.WriteFile(pwFile, []byte(env.AD.BindPassword+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	group := env.NewADGroup(t, "")
-	user := env.NewADUser(t, testbed.UserOptions{Groups: []string{group}})
-	env.NewADPSO(t, 5*24*time.Hour, group)
 	sink := mailtest.Start(t, mailtest.Options{})
 	host, port := sink.Addr()
-	for _, args := range [][]string{
-		{"directory", "set", "--data", data, "--type", "ad", "--url", env.AD.URL, "--ca-file", env.CAFile,
-			"--bind-dn", env.AD.BindDN, "--bind-password-file", pwFile, "--base-dn", env.AD.PeopleDN},
-		{"sspr", "set", "--data", data, "--enabled", "group:" + group, "--org-name", "Example Corp"},
-		{"mail", "set", "--data", data, "--host", host, "--port", strconv.Itoa(port), "--tls", "none", "--from", "portal@example.com"},
-		{"sspr", "reminders", "--data", data, "--enabled", "yes"},
-	} {
-		if code, out, errOut := cli(t, "", args...); code != 0 {
-			t.Fatalf("%v: %d %q %q", args, code, out, errOut)
-		}
-	}
+	data, user := reminderDC(t, env, 5*24*time.Hour, nil,
+		[]string{"mail", "set", "--host", host, "--port", strconv.Itoa(port), "--tls", "none", "--from", "portal@example.com"},
+		[]string{"sspr", "reminders", "--enabled", "yes"})
 	s := startServer(t, data, "--base-url", "http://127.0.0.1:1/password/")
 	m := sink.WaitFor(t, user.Mail, 20*time.Second)
 	if !strings.Contains(m.Subject, "Example Corp password expires in 4 days") || !strings.Contains(m.Text, "http://127.0.0.1:1/password/change") {
@@ -97,4 +65,30 @@ func TestServeSendsReminders(t *testing.T) {
 		}
 		t.Fatalf("the restarted portal mailed %d more", got-n)
 	}
+}
+
+// reminderDC is a data folder connected to the Samba DC with self-service
+// enabled for a new group, whose members' passwords expire after maxAge
+// (a fine-grained policy, also applied to the accounts in extra), and one
+// member; more commands run after the set-up ones.
+func reminderDC(t *testing.T, env testbed.Env, maxAge time.Duration, extra []string, more ...[]string) (data string, user testbed.TestUser) {
+	t.Helper()
+	data = t.TempDir()
+	pwFile := filepath.Join(t.TempDir(), "bindpw")
+	if err := os.WriteFile(pwFile, []byte(env.AD.BindPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	group := env.NewADGroup(t, "")
+	user = env.NewADUser(t, testbed.UserOptions{Groups: []string{group}})
+	env.NewADPSO(t, maxAge, append([]string{group}, extra...)...)
+	for _, args := range append([][]string{
+		{"directory", "set", "--data", data, "--type", "ad", "--url", env.AD.URL, "--ca-file", env.CAFile,
+			"--bind-dn", env.AD.BindDN, "--bind-password-file", pwFile, "--base-dn", env.AD.PeopleDN},
+		{"sspr", "set", "--data", data, "--enabled", "group:" + group, "--org-name", "Example Corp"},
+	}, more...) {
+		if code, out, errOut := cli(t, "", append(args, "--data", data)...); code != 0 {
+			t.Fatalf("%v: %d %q %q", args, code, out, errOut)
+		}
+	}
+	return data, user
 }
