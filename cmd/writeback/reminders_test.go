@@ -82,9 +82,9 @@ func reminderDC(t *testing.T, env testbed.Env, maxAge time.Duration, extra []str
 	user = env.NewADUser(t, testbed.UserOptions{Groups: []string{group}})
 	env.NewADPSO(t, maxAge, append([]string{group}, extra...)...)
 	for _, args := range append([][]string{
-		{"directory", "set", "--data", data, "--type", "ad", "--url", env.AD.URL, "--ca-file", env.CAFile,
+		{"directory", "set", "--type", "ad", "--url", env.AD.URL, "--ca-file", env.CAFile,
 			"--bind-dn", env.AD.BindDN, "--bind-password-file", pwFile, "--base-dn", env.AD.PeopleDN},
-		{"sspr", "set", "--data", data, "--enabled", "group:" + group, "--org-name", "Example Corp"},
+		{"sspr", "set", "--enabled", "group:" + group, "--org-name", "Example Corp"},
 	}, more...) {
 		if code, out, errOut := cli(t, "", append(args, "--data", data)...); code != 0 {
 			t.Fatalf("%v: %d %q %q", args, code, out, errOut)
