@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -46,5 +47,40 @@ func TestBrowserBreachedPasswordRefused(t *testing.T) {
 	}
 	if err := env.BindAs(t, env.AD, user.DN, user.Password); err != nil {
 		t.Errorf("the old password no longer binds: %v", err)
+	}
+}
+
+// TestBrowserExpiryReminders: a Global Administrator turns the reminders
+// on in the browser and runs the dry run, which lists the member of the
+// self-service group whose password expires in 6 days.
+func TestBrowserExpiryReminders(t *testing.T) {
+	env := testbed.Load(t)
+	data, user := reminderDC(t, env, 6*24*time.Hour, nil,
+		[]string{"admin", "policy", "--global-admin", "optional"})
+	if code, _, errOut := cli(t, "a long admin password\n", "admin", "create", "--data", data, "--email", "ga@example.com", "--name", "Gina Admin", "--role", "global-admin"); code != 0 {
+		t.Fatal(errOut)
+	}
+	s := startServer(t, data)
+	ctx := browser.New(t)
+	browser.Step(t, ctx, "sign in",
+		chromedp.Navigate("http://"+s.addr+"/admin/password-reset/expiry-reminders"),
+		chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), "ga@example.com"),
+		chromedp.SendKeys(chromedp.ID("password"), "a long admin password"),
+		chromedp.Click(chromedp.CSS(`[data-testid=sign-in]`)),
+		chromedp.WaitVisible(chromedp.ID("thresholds")),
+	)
+	browser.Step(t, ctx, "turn on",
+		chromedp.Click(chromedp.CSS(`label[for=enabled-yes]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=save]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=flash]`)),
+	)
+	if got := browser.Text(t, ctx, `[data-testid=flash]`); got != "Saved expiry reminders." {
+		t.Errorf("after save: %q", got)
+	}
+	browser.Step(t, ctx, "dry run", chromedp.Click(chromedp.CSS(`button[data-testid=dry-run]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid=due]`)))
+	browser.Shot(t, ctx, "expiry-reminders-dry-run")
+	if got := browser.Text(t, ctx, `table[data-testid=dry-run]`); !strings.Contains(got, user.Login) || !strings.Contains(got, "7 days") {
+		t.Errorf("dry run table: %q", got)
 	}
 }
