@@ -1,4 +1,4 @@
--- PostgreSQL edition of sqlite/0016_expiry_reminders.sql: one row per
+-- PostgreSQL edition of sqlite/0017_expiry_reminders.sql: one row per
 -- password-expiry reminder sent.
 CREATE TABLE expiry_reminders (
     user_id         TEXT    COLLATE "C" NOT NULL CHECK (length(user_id) BETWEEN 1 AND 200),
