@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -85,6 +86,7 @@ func (s *Server) apiRoutes(r chi.Router) {
 	api := humachi.New(r, cfg)
 	s.apiSettings(api)
 	s.apiRetention(api)
+	s.apiPortalSettings(api)
 	s.apiDirectory(api)
 	s.apiUsers(api)
 	s.apiAudit(api)
@@ -256,4 +258,46 @@ func apiTime(t time.Time) *time.Time {
 	}
 	u := t.UTC()
 	return &u
+}
+
+// The errors huma makes itself (a body that does not match the schema, an
+// unreadable body) read like the services' errors: the kind as the title,
+// the pages' words for invalid values, and each field's message without
+// the value that was sent (it may be a password).
+func init() {
+	huma.NewError = func(status int, msg string, details ...error) huma.StatusError {
+		kind := errs.Internal
+		switch status {
+		case http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
+			kind = errs.Invalid
+		case http.StatusNotFound, http.StatusMethodNotAllowed:
+			kind = errs.NotFound
+		case http.StatusUnauthorized:
+			kind = errs.Unauthorized
+		case http.StatusForbidden:
+			kind = errs.Forbidden
+		case http.StatusConflict, http.StatusPreconditionFailed:
+			kind = errs.Conflict
+		case http.StatusTooManyRequests:
+			kind = errs.TooMany
+		case http.StatusServiceUnavailable:
+			kind = errs.Unavailable
+		}
+		m := &huma.ErrorModel{Title: kind.String(), Status: status, Detail: msg}
+		for _, d := range details {
+			if d == nil {
+				continue
+			}
+			var ed *huma.ErrorDetail
+			if errors.As(d, &ed) {
+				m.Errors = append(m.Errors, &huma.ErrorDetail{Location: ed.Location, Message: ed.Message})
+			} else {
+				m.Errors = append(m.Errors, &huma.ErrorDetail{Message: d.Error()})
+			}
+		}
+		if kind == errs.Invalid && len(m.Errors) > 0 {
+			m.Detail = "Some values need your attention."
+		}
+		return m
+	}
 }

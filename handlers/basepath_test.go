@@ -116,6 +116,12 @@ func (c *client) crawl(max int, seeds ...string) []string {
 		if p.Status >= 500 {
 			c.t.Errorf("GET %s: %d", path, p.Status)
 		}
+		// HEAD answers every GET page: the same status, no body.
+		head := c.getRequest(path)
+		head.Method = http.MethodHead
+		if hp := c.do(head); hp.Status != p.Status || hp.Body != "" {
+			c.t.Errorf("HEAD %s: %d with %d bytes, GET: %d", path, hp.Status, len(hp.Body), p.Status)
+		}
 		eachURL(p.Header.Get("Content-Type"), []byte(p.Body), func(what, ref string) {
 			if strings.HasSuffix(what, " action") || strings.HasSuffix(what, " formaction") {
 				return // a form's target, posted by the tests that fill it in

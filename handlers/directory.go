@@ -46,6 +46,7 @@ func fillConnection(v *web.DirectoryView, in writeback.Input) {
 	v.UserFilter = in.UserFilter
 	v.LoginAttributes = strings.Join(in.LoginAttributes, ", ")
 	v.RecoveryEmailAttribute = in.RecoveryEmailAttribute
+	v.MobileAttribute = in.MobileAttribute
 	v.ExcludedGroups = strings.Join(in.ExcludedGroups, "\n")
 	v.PasswordWriteback = in.PasswordWriteback
 }
@@ -95,6 +96,7 @@ func connectionInput(r *http.Request) (writeback.Input, map[string]string, error
 		UserFilter:             r.PostFormValue("user_filter"),
 		LoginAttributes:        writeback.SplitList(r.PostFormValue("login_attributes")),
 		RecoveryEmailAttribute: r.PostFormValue("recovery_email_attribute"),
+		MobileAttribute:        r.PostFormValue("mobile_attribute"),
 		ExcludedGroups:         lines(r.PostFormValue("excluded_groups")),
 		PasswordWriteback:      r.PostFormValue("password_writeback") == "yes",
 	}
@@ -108,9 +110,17 @@ func connectionInput(r *http.Request) (writeback.Input, map[string]string, error
 			in.CAPEM = string(b)
 		}
 	}
+	checkSecurity(&in, r.PostFormValue("security"), fields)
+	return in, fields, nil
+}
+
+// checkSecurity checks the mode and, in direct mode, that the chosen
+// connection security (ldaps, starttls or none) matches the URL schemes; it
+// sets StartTLS from it. The page and the API share it.
+func checkSecurity(in *writeback.Input, security string, fields map[string]string) {
 	switch in.Mode {
 	case writeback.ModeAgents:
-		return in, fields, nil
+		return
 	case writeback.ModeDirect, "":
 		// A form from before there were modes is direct.
 		in.Mode = writeback.ModeDirect
@@ -118,7 +128,7 @@ func connectionInput(r *http.Request) (writeback.Input, map[string]string, error
 		fields["mode"] = "Choose Direct or Through writeback agents."
 	}
 	want := ""
-	switch r.PostFormValue("security") {
+	switch security {
 	case "ldaps":
 		want = "ldaps://"
 	case "starttls":
@@ -136,7 +146,6 @@ func connectionInput(r *http.Request) (writeback.Input, map[string]string, error
 			}
 		}
 	}
-	return in, fields, nil
 }
 
 func (s *Server) directorySave(w http.ResponseWriter, r *http.Request) error {

@@ -21,9 +21,11 @@ import (
 	"github.com/writeback/writeback/services/apitokens"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/banned"
+	"github.com/writeback/writeback/services/branding"
 	"github.com/writeback/writeback/services/keyring"
 	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/services/reminders"
+	"github.com/writeback/writeback/services/reports"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/services/writeback"
@@ -52,6 +54,7 @@ type portal struct {
 	rem      *reminders.Service
 	audit    *audit.Log
 	tokens   *apitokens.Service
+	brand    *branding.Service
 	// base is the base URL the handler is told (testBaseURL unless a test
 	// serves on an address of its own).
 	base string
@@ -111,7 +114,7 @@ func newPortalAt(tb testing.TB, databaseURL, base string) *portal {
 	rem := reminders.New(reminders.Config{DB: db, Mail: ss, Log: log, BaseURL: base,
 		Directory: reminders.DirectoryOf(wb), Scope: reminders.ScopeOf(ss)})
 	p := &portal{db: db, keys: keys, log: log, logs: logs, admins: adm, settings: set, wb: wb, ss: ss, banned: bn, rem: rem, audit: audit.NewLog(db, log), base: base,
-		tokens: apitokens.NewService(db, log)}
+		tokens: apitokens.NewService(db, log), brand: branding.New(db, ss.OrgName)}
 	p.secondFactorOptional(tb)
 	return p
 }
@@ -140,7 +143,7 @@ func (p *portal) handler(trusted []netip.Prefix) http.Handler {
 	base, _ := url.Parse(p.base)
 	s := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: p.keys.Derive("h"), CookieBlockKey: p.keys.Derive("b"), TrustedProxies: trusted}, p.log,
 		handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit, Limits: p.ss, Banned: p.banned,
-			Reminders: p.rem, APITokens: p.tokens})
+			Reminders: p.rem, APITokens: p.tokens, Branding: p.brand, Reports: reports.New(p.db, p.ss)})
 	return s.Routes()
 }
 
@@ -178,7 +181,7 @@ func newHarnessUnder(t *testing.T, base string, trusted []netip.Prefix) *harness
 	}
 	ag := agents.New(p.db, p.log)
 	s := handlers.New(handlers.Config{BaseURL: u, CookieHashKey: p.keys.Derive("h"), CookieBlockKey: p.keys.Derive("b"), TrustedProxies: trusted}, p.log,
-		handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit, Limits: p.ss, Agents: ag, AgentEnroll: ag})
+		handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit, Limits: p.ss, Agents: ag, AgentEnroll: ag, Branding: p.brand, Reports: reports.New(p.db, p.ss)})
 	srv := httptest.NewServer(s.Routes())
 	t.Cleanup(srv.Close)
 	return &harness{portal: p, t: t, srv: srv, prefix: strings.TrimSuffix(u.Path, "/")}

@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/writeback/writeback/handlers"
 	"github.com/writeback/writeback/services/admins"
+	"github.com/writeback/writeback/services/apitokens"
 	"github.com/writeback/writeback/services/metrics"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/services/writeback"
@@ -219,3 +221,47 @@ func TestMetricsMethodAndRouteBounded(t *testing.T) {
 
 var _ writeback.Recorder = (*metrics.Metrics)(nil)
 var _ selfservice.Recorder = (*metrics.Metrics)(nil)
+
+// TestMetricsAndAPIUnderBasePath: under a base URL with a path, /metrics
+// (with its token) and the API answer under the path, and the OpenAPI
+// document names the API's address under it.
+func TestMetricsAndAPIUnderBasePath(t *testing.T) {
+	p := newPortalAt(t, "", "http://portal.test/password/")
+	reg := prometheus.NewRegistry()
+	met := metrics.New(reg)
+	base, _ := url.Parse(p.base)
+	s := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: p.keys.Derive("h"), CookieBlockKey: p.keys.Derive("b"),
+		Metrics: met, MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), MetricsToken: []byte(metricsToken)}, p.log,
+		handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit, Limits: p.ss,
+			APITokens: apitokens.NewService(p.db, p.log)})
+	srv := httptest.NewServer(s.Routes())
+	t.Cleanup(srv.Close)
+	get := func(path, auth string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	get("/password/reset", "")
+	if code, body := get("/password/metrics", "Bearer "+metricsToken); code != http.StatusOK ||
+		!strings.Contains(body, `writeback_http_requests_total{method="GET",route="/reset",status="200"} 1`) {
+		t.Errorf("/password/metrics: %d\n%.2000s", code, body)
+	}
+	if code, _ := get("/password/metrics", ""); code != http.StatusUnauthorized {
+		t.Errorf("/password/metrics without the token: %d, want 401", code)
+	}
+	code, body := get("/password/api/v1/openapi.json", "")
+	if code != http.StatusOK || !strings.Contains(body, `"url":"http://portal.test/password/api/v1"`) {
+		t.Errorf("/password/api/v1/openapi.json: %d\n%.500s", code, body)
+	}
+	if code, _ := get("/password/api/v1/users/alice", ""); code != http.StatusUnauthorized {
+		t.Errorf("an API call under the path without a token: %d, want 401", code)
+	}
+}

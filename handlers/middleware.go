@@ -264,13 +264,14 @@ func (s *Server) csrf(next http.Handler) http.Handler {
 }
 
 // requireRole lets through signed-in administrators holding one of roles.
-// Anonymous GETs are sent to the sign-in page; everything else is refused.
+// Anonymous GETs (and HEADs) are sent to the sign-in page; everything else
+// is refused.
 func (s *Server) requireRole(roles ...admins.Role) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			st := state(r)
 			if st.admin == nil {
-				if r.Method == http.MethodGet {
+				if r.Method == http.MethodGet || r.Method == http.MethodHead {
 					// The escaped path and the query, so that the page comes
 					// back exactly as asked for (safeNext checks it again).
 					seeOther(w, r, "/login?next="+url.QueryEscape(safeNext(r.URL.RequestURI())))

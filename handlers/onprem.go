@@ -148,7 +148,39 @@ func (s *Server) setupChecklist(ctx context.Context, o settings.OnPrem, st setti
 	default:
 		wb.State, wb.Text = web.SetupDone, "Passwords and unlocks are written to your on-premises directory."
 	}
-	return []web.SetupItem{dir, props, methods, mailItem, wb}, nil
+	items := []web.SetupItem{dir, props, methods, mailItem}
+	if smsItem, ok, err := s.smsSetupItem(ctx, pol); err != nil {
+		return nil, err
+	} else if ok {
+		items = append(items, smsItem)
+	}
+	return append(items, wb), nil
+}
+
+// smsSetupItem is the checklist's line for the text message gateway, shown
+// while text message codes are a method or a gateway is set.
+func (s *Server) smsSetupItem(ctx context.Context, pol selfservice.Policy) (web.SetupItem, bool, error) {
+	if s.sms == nil {
+		return web.SetupItem{}, false, nil
+	}
+	m, meta, err := s.sms.SMSSettings(ctx)
+	if err != nil || (!pol.Methods.SMS && !m.Configured()) {
+		return web.SetupItem{}, false, err
+	}
+	st, err := s.sms.SMSStatus(ctx)
+	if err != nil {
+		return web.SetupItem{}, false, err
+	}
+	it := web.SetupItem{Key: "sms", Title: "Text messages", Href: "/admin" + smsPath, LinkText: "Text messages"}
+	switch {
+	case m.Configured() && !st.OK && !st.At.IsZero() && !st.At.Before(meta.UpdatedAt):
+		it.State, it.Text = web.SetupFailed, "The last text message could not be sent ("+st.At.Format("2006-01-02 15:04 UTC")+"): "+st.Message
+	case m.Configured():
+		it.State, it.Text = web.SetupDone, "Text messages go through "+m.ServerID()+"; use Send test message to check it."
+	default:
+		it.State, it.Text = web.SetupMissing, "Text message codes are a method, but no SMS gateway is set, so no code can be sent."
+	}
+	return it, true, nil
 }
 
 func plural(n int, one, many string) string {

@@ -83,7 +83,7 @@ func (s *Server) policyView(w http.ResponseWriter, r *http.Request, nav string) 
 	pg := policyPages[nav]
 	v := web.PolicyView{Page: s.page(w, r, nav, "Password reset", pg.heading, pg.lead), Version: meta.Version,
 		Enabled: p.Enabled, Group: p.Group, MethodEmail: p.Methods.Email, MethodApp: p.Methods.App, MethodQuestions: p.Methods.Questions,
-		Required: p.Required, QuestionsToRegister: p.QuestionsToRegister, QuestionsToAnswer: p.QuestionsToAnswer,
+		MethodSMS: p.Methods.SMS, Required: p.Required, QuestionsToRegister: p.QuestionsToRegister, QuestionsToAnswer: p.QuestionsToAnswer,
 		Questions: strings.Join(p.Questions, "\n"), ReconfirmDays: p.ReconfirmDays, NotifyUsers: p.NotifyUsers, NotifyAdmins: p.NotifyAdmins,
 		Helpdesk: p.Helpdesk, OrgName: p.OrgName,
 		PublicPerMinute: limitText(p.PublicPerMinute), SignInPerMinute: limitText(p.SignInPerMinute),
@@ -174,7 +174,7 @@ func (s *Server) policySave(nav string) func(http.ResponseWriter, *http.Request)
 			}
 		case "methods":
 			m := selfservice.Methods{Email: r.PostFormValue("method_email") == "yes", App: r.PostFormValue("method_app") == "yes",
-				Questions: r.PostFormValue("method_questions") == "yes"}
+				Questions: r.PostFormValue("method_questions") == "yes", SMS: r.PostFormValue("method_sms") == "yes"}
 			req := atoiField(r, "required", fields)
 			reg, ans := atoiField(r, "questions_to_register", fields), atoiField(r, "questions_to_answer", fields)
 			qs := lines(r.PostFormValue("questions"))
@@ -223,6 +223,7 @@ func (s *Server) policySave(nav string) func(http.ResponseWriter, *http.Request)
 			}
 		case "methods":
 			v.MethodEmail, v.MethodApp, v.MethodQuestions = r.PostFormValue("method_email") == "yes", r.PostFormValue("method_app") == "yes", r.PostFormValue("method_questions") == "yes"
+			v.MethodSMS = r.PostFormValue("method_sms") == "yes"
 			v.Required, _ = strconv.Atoi(r.PostFormValue("required"))
 			v.QuestionsToRegister, _ = strconv.Atoi(r.PostFormValue("questions_to_register"))
 			v.QuestionsToAnswer, _ = strconv.Atoi(r.PostFormValue("questions_to_answer"))

@@ -85,7 +85,7 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {
 	buf := templ.GetBuffer()
 	defer templ.ReleaseBuffer(buf)
-	if err := c.Render(r.Context(), buf); err != nil {
+	if err := c.Render(web.WithBrand(r.Context(), s.brand(r.Context())), buf); err != nil {
 		s.log.ErrorContext(r.Context(), "render", "err", err, "route", routeOf(r))
 		http.Error(w, "Something went wrong on our side.", http.StatusInternalServerError)
 		return

@@ -44,6 +44,8 @@ func (s *Server) routes() http.Handler {
 	r.With(s.limiter("agent-connect", fixed(agentConnectsPerMinute), agentConnectTooMany)).
 		Get(agentwire.PathConnect, s.agentConnect)
 	r.Handle("/static/*", s.staticFiles(static.FS))
+	r.Get(logoPath, s.handle(s.brandLogo))
+	r.Get(themePath, s.handle(s.brandTheme))
 	// The agents' enrolment: JSON, no cookie, so outside the session and
 	// CSRF middleware below (the one-time token is the credential).
 	r.With(s.limiter("agent-enroll", fixed(10), enrollTooMany)).
@@ -81,6 +83,10 @@ func (s *Server) routes() http.Handler {
 		limited.Post("/register/{flow}/app", s.handle(s.registerApp))
 		limited.Post("/register/{flow}/app/confirm", s.handle(s.registerAppConfirm))
 		limited.Post("/register/{flow}/questions", s.handle(s.registerQuestions))
+		if s.sms != nil {
+			limited.Post("/register/{flow}/phone", s.handle(s.registerPhone))
+			limited.Post("/register/{flow}/phone/confirm", s.handle(s.registerPhoneConfirm))
+		}
 
 		r.Get("/login", s.handle(s.loginForm))
 		r.With(s.limiter("signin", s.signInLimit, nil)).Post("/login", s.handle(s.login))
@@ -102,9 +108,19 @@ func (s *Server) routes() http.Handler {
 
 		r.Route("/admin", func(r chi.Router) {
 			r.Use(s.requireRole(admins.GlobalAdmin, admins.HelpdeskAdmin, admins.ReportsReader))
-			r.Get("/", func(w http.ResponseWriter, r *http.Request) {
+			// Helpdesk Administrators start where their work is: Directory
+			// users; the others on the portal's first settings page.
+			start := func(w http.ResponseWriter, r *http.Request) {
+				if a := state(r).admin; a != nil && a.Role == string(admins.HelpdeskAdmin) {
+					seeOther(w, r, "/admin/users")
+					return
+				}
 				seeOther(w, r, "/admin/password-reset/on-premises-integration")
-			})
+			}
+			r.Get("/", start)
+			// GetHead, above, sees the mounted router's "/" as a route of
+			// every method, so it does not turn this HEAD into a GET.
+			r.Head("/", start)
 			r.Get("/security", s.handle(s.securityShow))
 			r.Get("/security/add", s.handle(s.securityAdd))
 			r.Post("/security/app", s.handle(s.securityApp))
@@ -117,13 +133,23 @@ func (s *Server) routes() http.Handler {
 				r.Get("/password-reset/"+pg.path, s.handle(s.policyForm(nav)))
 				r.With(s.requireRole(admins.GlobalAdmin)).Post("/password-reset/"+pg.path, s.handle(s.policySave(nav)))
 			}
+			r.Get("/reports", s.handle(s.reportsPage))
+			r.Get("/reports/export.csv", s.handle(s.reportsCSV))
 			r.Get(protectionPath, s.handle(s.protectionForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post(protectionPath, s.handle(s.protectionSave))
 			r.Get(remindersPath, s.handle(s.remindersForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post(remindersPath, s.handle(s.remindersSave))
+			r.Get(brandingPath, s.handle(s.brandingForm))
+			r.With(s.requireRole(admins.GlobalAdmin)).Post(brandingPath, s.handle(s.brandingSave))
 			r.Get("/password-reset/mail-server", s.handle(s.mailForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/password-reset/mail-server", s.handle(s.mailSave))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post("/password-reset/mail-server/test", s.handle(s.mailTest))
+			if s.sms != nil {
+				r.Get(smsPath, s.handle(s.smsForm))
+				r.With(s.requireRole(admins.GlobalAdmin)).Post(smsPath, s.handle(s.smsSave))
+				r.With(s.requireRole(admins.GlobalAdmin)).Post(smsPath+"/preset", s.handle(s.smsPreset))
+				r.With(s.requireRole(admins.GlobalAdmin)).Post(smsPath+"/test", s.handle(s.smsTest))
+			}
 			r.Get("/audit", s.handle(s.auditList))
 			r.Get("/audit/export.csv", s.handle(s.auditExport(audit.FormatCSV)))
 			r.Get("/audit/export.jsonl", s.handle(s.auditExport(audit.FormatJSONL)))
@@ -140,6 +166,8 @@ func (s *Server) routes() http.Handler {
 				r.Get("/users/{login}", s.handle(s.userShow))
 				r.Post("/users/{login}/reset", s.handle(s.userReset))
 				r.Post("/users/{login}/unlock", s.handle(s.userUnlock))
+				r.Post("/users/{login}/methods/remove", s.handle(s.userRemoveMethods))
+				r.Post("/users/{login}/unblock", s.handle(s.userLiftBlock))
 			})
 			r.Group(func(r chi.Router) {
 				r.Use(s.requireRole(admins.GlobalAdmin))

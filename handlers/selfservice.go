@@ -154,12 +154,12 @@ func (s *Server) stepPage(w http.ResponseWriter, r *http.Request, id string, sta
 		return err
 	}
 	heading := map[string]string{
-		selfservice.StepChoose: "Prove it's you", selfservice.StepCode: "Enter the code", selfservice.StepApp: "Enter the code",
+		selfservice.StepChoose: "Prove it's you", selfservice.StepCode: "Enter the code", selfservice.StepApp: "Enter the code", selfservice.StepSMS: "Enter the code",
 		selfservice.StepQuestions: "Answer your security questions", selfservice.StepPassword: "Choose a new password",
 		selfservice.StepUnlock: "Unlock your account", selfservice.StepDone: "Done", selfservice.StepBlocked: "Try again later",
 	}[fv.Step]
 	v := web.StepView{Public: s.public(w, r, heading, "", av), Kind: kind, ID: fv.ID, Step: fv.Step, Verified: fv.Verified,
-		Required: fv.Required, Questions: fv.Questions, Masked: fv.Masked, NotLocked: fv.NotLocked, Rules: rulesOf(fv.Policy, fv.HasPolicy)}
+		Required: fv.Required, Questions: fv.Questions, Masked: fv.Masked, MaskedPhone: fv.MaskedPhone, SMSTrouble: fv.SMSTrouble, NotLocked: fv.NotLocked, Rules: rulesOf(fv.Policy, fv.HasPolicy)}
 	for _, m := range fv.Methods {
 		v.Methods = append(v.Methods, web.MethodOption{Key: m, Label: selfservice.MethodLabel(m)})
 	}
@@ -168,7 +168,7 @@ func (s *Server) stepPage(w http.ResponseWriter, r *http.Request, id string, sta
 	if problem != nil && fv.Step != selfservice.StepBlocked {
 		if f := errs.FieldsOf(problem); len(f) > 0 {
 			v.Fields = f
-		} else if fv.Step == selfservice.StepCode || fv.Step == selfservice.StepApp {
+		} else if fv.Step == selfservice.StepCode || fv.Step == selfservice.StepApp || fv.Step == selfservice.StepSMS {
 			v.Fields = map[string]string{"code": errs.MessageOf(problem)}
 		} else {
 			v.Errors = []string{errs.MessageOf(problem)}
@@ -306,7 +306,11 @@ func (s *Server) registerPage(w http.ResponseWriter, r *http.Request, status int
 	v := web.RegisterView{Public: s.public(w, r, "Your verification methods", "Signed in as "+reg.Login+". Register at least as many methods as a reset needs.", av),
 		ID: reg.ID, Login: reg.Login, AllowEmail: reg.Allowed.Email, AllowApp: reg.Allowed.App, AllowQuestions: reg.Allowed.Questions,
 		DirectoryEmail: reg.DirectoryEmail, AltEmail: reg.AltEmail, App: reg.App, Questions: reg.Questions, PendingEmail: reg.PendingEmail,
-		AppSecret: reg.AppSecret, AppQR: reg.AppQR, Choices: reg.Choices, ToRegister: reg.ToRegister, Stale: reg.Stale, EmailInput: emailInput}
+		AppSecret: reg.AppSecret, AppQR: reg.AppQR, Choices: reg.Choices, ToRegister: reg.ToRegister, Stale: reg.Stale, EmailInput: emailInput,
+		AllowSMS: reg.Allowed.SMS && s.sms != nil, Phone: reg.Phone, DirectoryPhone: reg.DirectoryPhone, PendingPhone: reg.PendingPhone}
+	if problem != nil && errs.FieldsOf(problem)["phone"] != "" {
+		v.PhoneInput, v.EmailInput = emailInput, ""
+	}
 	if problem != nil {
 		if f := errs.FieldsOf(problem); len(f) > 0 {
 			v.Fields = f

@@ -90,6 +90,18 @@ type Deps struct {
 	// Reminders serves the Expiry reminders page (*reminders.Service);
 	// nil leaves the page out.
 	Reminders RemindersService
+	// Helpdesk serves the self-service part of a user's page; SelfService
+	// is used if it has its methods.
+	Helpdesk HelpdeskTools
+	// Reports serves Usage & insights (*reports.Service); nil leaves it out.
+	Reports ReportsService
+	// Branding serves the Company branding page and gives every page the
+	// organisation's look (*branding.Service); nil: Writeback's own.
+	Branding BrandingService
+	// SMS serves the Text messages page and the mobile number on /register
+	// (*selfservice.Service); when nil, SelfService is used if it has its
+	// methods.
+	SMS SMSService
 	// APITokens serves the API tokens page and APIAuth authenticates the
 	// REST API's requests (both *apitokens.Service); when APIAuth is nil,
 	// APITokens is used if it has its methods. Nil leaves both out.
@@ -137,6 +149,7 @@ type Server struct {
 	settings    SettingsService
 	writeback   WritebackService
 	selfservice SelfService
+	sms         SMSService // nil: no text messages
 	audit       AuditLog
 	agentHub    AgentHub
 	agents      AgentsService
@@ -147,6 +160,9 @@ type Server struct {
 	factorAdmin FactorAdmin
 	banned      ProtectionService
 	reminders   RemindersService
+	helpdesk    HelpdeskTools
+	reports     ReportsService
+	branding    BrandingService
 	apiTokens   APITokenAdmin
 	apiAuth     APITokenAuth
 	apiLimit    *rateLimiter
@@ -195,10 +211,16 @@ func New(cfg Config, log *slog.Logger, d Deps) *Server {
 	if d.APIAuth == nil {
 		d.APIAuth, _ = d.APITokens.(APITokenAuth)
 	}
+	if d.Helpdesk == nil {
+		d.Helpdesk, _ = d.SelfService.(HelpdeskTools)
+	}
+	if d.SMS == nil {
+		d.SMS, _ = d.SelfService.(SMSService)
+	}
 	s := &Server{factors: d.Factors, factorAdmin: d.FactorAdmin, cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback,
 		selfservice: d.SelfService, audit: d.Audit, agentHub: d.AgentHub, agents: d.Agents, agentEnroll: d.AgentEnroll,
-		limits: d.Limits, rateCounter: d.RateCounter, banned: d.Banned, reminders: d.Reminders, cookies: cs, cookieCache: newCookieCache(maxAge),
-		cookieName: name, secure: secure, base: base, apiTokens: d.APITokens, apiAuth: d.APIAuth}
+		limits: d.Limits, rateCounter: d.RateCounter, banned: d.Banned, reminders: d.Reminders, helpdesk: d.Helpdesk, reports: d.Reports, branding: d.Branding, cookies: cs, cookieCache: newCookieCache(maxAge),
+		cookieName: name, secure: secure, base: base, apiTokens: d.APITokens, apiAuth: d.APIAuth, sms: d.SMS}
 	s.apiLimit = s.tokenLimiter()
 	return s
 }

@@ -59,6 +59,9 @@ func (s *Server) userView(w http.ResponseWriter, r *http.Request, u directory.Us
 	if pol, err := s.writeback.Policy(r.Context(), u); err == nil {
 		v.Policy = pol.String()
 	}
+	if err := s.fillSelfService(r.Context(), &v, u); err != nil {
+		return web.UserView{}, err
+	}
 	return v, nil
 }
 

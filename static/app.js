@@ -55,7 +55,7 @@
     };
     var mark = function (id, ok) {
       var el = document.getElementById(id);
-      if (el) { el.classList.toggle("met", ok); el.setAttribute("aria-checked", ok ? "true" : "false"); }
+      if (el) { el.classList.toggle("met", ok); }
     };
     var check = function () {
       var v = pw.value;

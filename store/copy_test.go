@@ -46,6 +46,8 @@ func fillEveryTable(t *testing.T, db *DB) {
 		`INSERT INTO sspr_methods (user_id, method, secret, confirmed_ms, last_step) VALUES ('u-alice', 'email', 'sealed', 1000, 0), ('u-alice', 'app', 'sealed2', 1000, 7)`,
 		`INSERT INTO sspr_failures (rowid, user_id, time_ms, pending) VALUES (11, 'u-alice', 1000, 0), (12, 'u-alice', 1100, 1)`,
 		`INSERT INTO sspr_blocks (user_id, until_ms) VALUES ('u-bob', 99999)`,
+		`INSERT INTO sms_sends (id, user_key, number, client, sent, time_ms) VALUES (21, 'k-alice', 'n-1', 'c-1', 1, 1000), (22, 'k-ghost', '', 'c-1', 0, 1100)`,
+		`INSERT INTO sspr_phones (user_id, number, confirmed_ms) VALUES ('u-alice', 'sealed-number', 1000)`,
 		`INSERT INTO agents (id, name, sign_key, seal_key, enrolled_ms, enrolled_by, configured, password_writeback)
 			VALUES ('agent-0123456789abcdef', 'Branch', x'` + strings.Repeat("01", 32) + `', x'` + strings.Repeat("02", 32) + `', 1000, 'ada', 1, 1)`,
 		`INSERT INTO agent_tokens (token_hash, name, created_by, created_ms, expires_ms, used_ms, agent_id) VALUES ('` + strings.Repeat("d", 64) + `', 'Branch', 'ada', 1000, 2000, 1500, 'agent-0123456789abcdef')`,

@@ -273,6 +273,18 @@ func (tx *Tx) Block(ctx context.Context, userID string, untilMS int64) error {
 	return nil
 }
 
+// Unblock ends a user's block and forgets their failed verifications, as
+// the helpdesk's "lift the block" does.
+func (tx *Tx) Unblock(ctx context.Context, userID string) error {
+	if _, err := tx.tx.ExecContext(ctx, `DELETE FROM sspr_blocks WHERE user_id = ?`, userID); err != nil {
+		return fmt.Errorf("store: unblock: %w", err)
+	}
+	if _, err := tx.tx.ExecContext(ctx, `DELETE FROM sspr_failures WHERE user_id = ?`, userID); err != nil {
+		return fmt.Errorf("store: unblock: %w", err)
+	}
+	return nil
+}
+
 // BlockedUntil returns when a user's block ends (0 when not blocked).
 func (db *DB) BlockedUntil(ctx context.Context, userID string) (int64, error) {
 	return blockedUntil(ctx, db.sql, userID)

@@ -98,6 +98,7 @@ type UserOptions struct {
 	Password string // random and compliant with both password policies if empty
 	Mail     string // <login>@writeback.test if empty (see NoMail)
 	NoMail   bool   // create the user without a mail attribute
+	Mobile   string // the mobile attribute, when not empty
 	// Disabled: AD userAccountControl 514. OpenLDAP has no disabled flag; there it sets pwdAccountLockedTime to
 	// 000001010000Z, ppolicy's "locked until an administrator unlocks".
 	Disabled   bool
@@ -372,6 +373,9 @@ func (e Env) NewADUser(t testing.TB, opts UserOptions) TestUser {
 	if mail != "" {
 		add.Attribute("mail", []string{mail})
 	}
+	if opts.Mobile != "" {
+		add.Attribute("mobile", []string{opts.Mobile})
+	}
 	add.Attribute("unicodePwd", []string{ADPassword(password)})
 	add.Attribute("userAccountControl", []string{uac})
 	if opts.AdminCount {
@@ -404,6 +408,9 @@ func (e Env) NewLDAPUser(t testing.TB, opts UserOptions) TestUser {
 	add.Attribute("displayName", []string{"Test " + login})
 	if mail != "" {
 		add.Attribute("mail", []string{mail})
+	}
+	if opts.Mobile != "" {
+		add.Attribute("mobile", []string{opts.Mobile})
 	}
 	add.Attribute("userPassword", []string{password})
 	if opts.Disabled {

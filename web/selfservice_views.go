@@ -48,8 +48,12 @@ type StepView struct {
 	Required  int
 	Questions []string
 	Masked    []string
-	NotLocked bool // an unlock found the account was not locked
-	Rules     Rules
+	// MaskedPhone is where text message codes go (after a first
+	// verification); SMSTrouble says the portal's texts may not be arriving.
+	MaskedPhone string
+	SMSTrouble  bool
+	NotLocked   bool // an unlock found the account was not locked
+	Rules       Rules
 }
 
 // ChangeView is the change-password page.
@@ -74,6 +78,11 @@ type RegisterView struct {
 	AllowEmail     bool
 	AllowApp       bool
 	AllowQuestions bool
+	AllowSMS       bool
+	Phone          string // masked registered number
+	DirectoryPhone string // masked number from the directory
+	PendingPhone   string // masked number a code was texted to
+	PhoneInput     string
 	DirectoryEmail string
 	AltEmail       string
 	App            bool

@@ -90,12 +90,15 @@ func Navigation(v *Viewer) []NavSection {
 		{Key: "notifications", Label: "Notifications", Href: "/admin/password-reset/notifications"},
 		{Key: "reminders", Label: "Expiry reminders", Href: "/admin/password-reset/expiry-reminders"},
 		{Key: "customization", Label: "Customization", Href: "/admin/password-reset/customization"},
+		{Key: "branding", Label: "Company branding", Href: "/admin/password-reset/company-branding"},
 		{Key: "protection", Label: "Password protection", Href: "/admin/password-reset/password-protection"},
 		{Key: "onprem", Label: "On-premises integration", Href: "/admin/password-reset/on-premises-integration"},
 		{Key: "mail", Label: "Mail server", Href: "/admin/password-reset/mail-server"},
+		{Key: "sms", Label: "Text messages", Href: "/admin/password-reset/text-messages"},
 	}
 	out := []NavSection{{Title: "Password reset", Groups: []NavGroup{{Title: "Manage", Items: manage},
-		{Title: "Activity", Items: []NavItem{{Key: "audit", Label: "Audit logs", Href: "/admin/audit"}}}}}}
+		{Title: "Activity", Items: []NavItem{{Key: "audit", Label: "Audit logs", Href: "/admin/audit"},
+			{Key: "reports", Label: "Usage & insights", Href: "/admin/reports"}}}}}}
 	hybrid := []NavItem{{Key: "directory", Label: "Directory connection", Href: "/admin/directory"}}
 	if v.IsGlobal() {
 		hybrid = append(hybrid, NavItem{Key: "agents", Label: "Writeback agents", Href: "/admin/agents"})
@@ -284,6 +287,7 @@ type DirectoryView struct {
 	UserFilter             string
 	LoginAttributes        string // comma-separated
 	RecoveryEmailAttribute string
+	MobileAttribute        string // "": mobile
 	ExcludedGroups         string // one per line
 	PasswordWriteback      bool
 	UpdatedBy              string
@@ -334,6 +338,16 @@ type UserView struct {
 	CanUnlock   bool
 	Policy      string
 	MustChange  bool
+	// Self-service: what the person registered, and their block (zero when
+	// not blocked).
+	Methods      []UserMethod
+	BlockedUntil time.Time
+}
+
+// UserMethod is one registered method on a user's page.
+type UserMethod struct {
+	Method, Label, Detail string
+	Registered            time.Time
 }
 
 func plural(n int, one, many string) string {
@@ -353,6 +367,7 @@ type PolicyView struct {
 	MethodEmail         bool
 	MethodApp           bool
 	MethodQuestions     bool
+	MethodSMS           bool
 	Required            int
 	QuestionsToRegister int
 	QuestionsToAnswer   int
@@ -395,6 +410,21 @@ type ProtectionView struct {
 	UpdatedAt       time.Time
 }
 
+// BrandingView is "Password reset › Company branding".
+type BrandingView struct {
+	Page
+	Version       int64
+	Accent        string // as saved or typed; empty: Writeback's own
+	HideAdminLink bool
+	LogoPath      string // the saved logo's path; empty: none
+	LogoType      string
+	LogoBytes     int
+	MaxLogoKB     int
+	OrgName       string // from Customization
+	UpdatedBy     string
+	UpdatedAt     time.Time
+}
+
 // MailView is the mail server page.
 type MailView struct {
 	Page
@@ -413,6 +443,46 @@ type MailView struct {
 	LastSendOK      bool
 	LastSendMessage string
 	LastSendAt      time.Time
+}
+
+// SMSView is the text message gateway page.
+type SMSView struct {
+	Page
+	Version        int64
+	Preset         string
+	Presets        []SMSPreset
+	PresetHelp     string
+	Method         string
+	URL            string
+	Headers        string // one "Name: value" a line
+	Encoding       string
+	Body           string
+	From           string
+	Auth           string
+	Username       string
+	AuthHeader     string
+	HasSecret      bool
+	DefaultRegion  string
+	AllowedRegions string // comma-separated
+	DailyCap       string // "" for the default
+	DefaultCap     int
+	Limits         SMSLimits
+	TestTo         string
+	UpdatedBy      string
+	UpdatedAt      time.Time
+	// The last attempt to text (zero At: none yet).
+	LastSendOK      bool
+	LastSendMessage string
+	LastSendAt      time.Time
+}
+
+// SMSPreset is a gateway template the page offers.
+type SMSPreset struct{ Key, Label string }
+
+// SMSLimits are the fixed limits the gateway page lists.
+type SMSLimits struct {
+	PerAccount, PerNumber, PerNumberDay, PerClient int
+	CooldownSeconds                                int
 }
 
 // navKey is what the navigation's HTML depends on: the viewer's rights and

@@ -50,6 +50,9 @@ var dataCommands = [][]string{
 	{"sspr", "set", "--required", "1"},
 	{"mail", "set", "--host", "smtp.example.com", "--port", "587", "--tls", "starttls", "--from", "a@example.com"},
 	{"mail", "test", "--to", "a@example.com"},
+	{"sms", "set", "--daily-cap", "10"},
+	{"sms", "show"},
+	{"sms", "test", "--to", "+447400123456"},
 	{"audit", "export", "--format", "csv"},
 	{"audit", "verify"},
 }

@@ -33,10 +33,12 @@ import (
 	"github.com/writeback/writeback/services/alerts"
 	"github.com/writeback/writeback/services/apitokens"
 	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/branding"
 	"github.com/writeback/writeback/services/metrics"
 	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/services/reminders"
 	"github.com/writeback/writeback/services/replicas"
+	"github.com/writeback/writeback/services/reports"
 	"github.com/writeback/writeback/services/selfservice"
 )
 
@@ -388,7 +390,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 		APIPerMinute: cfg.apiPerMinute,
 		Metrics:      requests, MetricsHandler: metricsHandler, MetricsToken: cfg.metricsToken,
 	}, a.log, handlers.Deps{Admins: a.admins, Settings: a.settings, Writeback: a.wb, SelfService: a.ss, Audit: a.audit,
-		Agents: ag, AgentEnroll: ag, AgentHub: hub, Limits: a.ss, RateCounter: rateCounter, Banned: a.banned, Reminders: a.reminders,
+		Agents: ag, AgentEnroll: ag, AgentHub: hub, Limits: a.ss, RateCounter: rateCounter, Banned: a.banned, Reminders: a.reminders, Branding: branding.New(a.db, a.ss.OrgName), Reports: reports.New(a.db, a.ss),
 		APITokens: apitokens.NewService(a.db, a.log)})
 
 	ln, err := net.Listen("tcp", cfg.listen)

@@ -130,7 +130,7 @@ func ssprSet(ctx context.Context, args []string, getenv env, io stdio) error {
 	fs := newFlags("sspr set", io)
 	data := dataFlag(fs.StringVar, getenv)
 	enabled := fs.String("enabled", "", "none, all or group:DN")
-	methods := fs.String("methods", "", "comma-separated: email,app,questions")
+	methods := fs.String("methods", "", "comma-separated: email,app,questions,sms")
 	required := fs.Int("required", 0, "methods required to reset: 1 or 2")
 	notifyUsers := fs.String("notify-users", "", "yes or no")
 	notifyAdmins := fs.String("notify-admins", "", "yes or no")
@@ -167,8 +167,10 @@ func ssprSet(ctx context.Context, args []string, getenv env, io stdio) error {
 				m.App = true
 			case selfservice.MethodQuestions:
 				m.Questions = true
+			case selfservice.MethodSMS:
+				m.SMS = true
 			default:
-				return cmdline.Usagef("--methods %q: want a comma-separated list of email, app, questions", *methods)
+				return cmdline.Usagef("--methods %q: want a comma-separated list of email, app, questions, sms", *methods)
 			}
 		}
 		changes = append(changes, func(p *selfservice.Policy) { p.Methods = m })

@@ -444,7 +444,7 @@ func (s *session) getEntry(dn string) (*ldap.Entry, error) {
 // userAttributes lists what a user search reads.
 func (c *Client) userAttributes() []string {
 	attrs := append([]string{}, c.cfg.LoginAttributes...)
-	attrs = append(attrs, c.cfg.RecoveryEmailAttribute, "displayName", "cn")
+	attrs = append(attrs, c.cfg.RecoveryEmailAttribute, c.cfg.MobileAttribute, "displayName", "cn")
 	if c.cfg.Type == TypeAD {
 		return append(attrs, adUserAttributes()...)
 	}
@@ -467,6 +467,7 @@ func (s *session) user(e *ldap.Entry) (User, error) {
 		DN:           e.DN,
 		DisplayName:  firstNonEmpty(e.GetEqualFoldAttributeValue("displayName"), e.GetEqualFoldAttributeValue("cn")),
 		Email:        e.GetEqualFoldAttributeValue(s.c.cfg.RecoveryEmailAttribute),
+		Mobile:       e.GetEqualFoldAttributeValue(s.c.cfg.MobileAttribute),
 		policySource: e.GetEqualFoldAttributeValue(s.c.policyAttribute()),
 		// A lean read on AD did not ask for msDS-ResultantPSO.
 		policyKnown: !s.lean || s.c.cfg.Type != TypeAD,

@@ -81,6 +81,9 @@ type Config struct {
 	// RecoveryEmailAttribute holds the address recovery mail is sent to;
 	// empty means mail.
 	RecoveryEmailAttribute string
+	// MobileAttribute holds the mobile number text message codes are sent
+	// to; empty means mobile.
+	MobileAttribute string
 	// ExcludedGroups are DNs of groups whose members (nested members and
 	// primary group on AD) the portal never resets, unlocks or changes. On
 	// AD the protected groups AdminSDHolder covers are left alone whatever
@@ -101,6 +104,7 @@ func Defaults(t Type, baseDN string) Config {
 		StartTLS:               true,
 		BaseDNs:                []string{baseDN},
 		RecoveryEmailAttribute: "mail",
+		MobileAttribute:        "mobile",
 		Timeout:                DefaultTimeout,
 	}
 	switch t {
@@ -126,6 +130,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RecoveryEmailAttribute == "" {
 		c.RecoveryEmailAttribute = "mail"
+	}
+	if c.MobileAttribute == "" {
+		c.MobileAttribute = "mobile"
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = DefaultTimeout
@@ -234,6 +241,9 @@ func (c Config) Validate() error {
 	if c.RecoveryEmailAttribute != "" && !attrName.MatchString(c.RecoveryEmailAttribute) {
 		f["recovery_email_attribute"] = fmt.Sprintf("%q is not an attribute name.", c.RecoveryEmailAttribute)
 	}
+	if c.MobileAttribute != "" && !attrName.MatchString(c.MobileAttribute) {
+		f["mobile_attribute"] = fmt.Sprintf("%q is not an attribute name.", c.MobileAttribute)
+	}
 
 	for _, g := range c.ExcludedGroups {
 		if d, err := ldap.ParseDN(g); err != nil || len(d.RDNs) == 0 {
@@ -328,6 +338,9 @@ type User struct {
 	DisplayName string
 	// Email is the value of the recovery e-mail attribute.
 	Email string
+	// Mobile is the value of the mobile number attribute, as the directory
+	// holds it (not normalised).
+	Mobile string `json:",omitempty"`
 	// Locked is true while the directory refuses sign-ins after too many bad
 	// passwords.
 	Locked bool

@@ -51,6 +51,21 @@ func AccountUnlocked(to, orgName, displayName string, when time.Time, portalURL 
 	return v.render(to, unlockText, unlockHTML)
 }
 
+// MethodsRemoved tells a person that the helpdesk removed what they had
+// registered to prove who they are (methods: their names), at when.
+func MethodsRemoved(to, orgName, displayName string, methods []string, when time.Time, portalURL string) Message {
+	v := newView(orgName)
+	v.Subject = "Your " + v.Org + " password reset methods were removed"
+	v.Name = oneLine(displayName)
+	v.When = humanTime(when)
+	v.PortalURL = strings.TrimRight(safeURL(portalURL), "/")
+	v.Items = make([]string, len(methods))
+	for i, m := range methods {
+		v.Items[i] = oneLine(m)
+	}
+	return v.render(to, removedText, removedHTML)
+}
+
 // AdminPasswordResetNotice tells an administrator that the administrator
 // adminName reset their own password through the portal at when.
 func AdminPasswordResetNotice(to, orgName, adminName string, when time.Time) Message {
@@ -104,8 +119,9 @@ type view struct {
 	Code      string
 	ValidFor  string
 	When      string
-	Left      string // how long until When, in words ("in 6 days")
-	PortalURL string // empty unless it is a safe absolute http(s) URL
+	Left      string   // how long until When, in words ("in 6 days")
+	PortalURL string   // empty unless it is a safe absolute http(s) URL
+	Items     []string // a list of names (methods removed)
 }
 
 func newView(orgName string) view {
@@ -240,6 +256,26 @@ const resetHTML = `{{define "content"}}<p style="margin:0 0 16px;">Hello{{if .Na
 <p style="margin:0 0 16px;">The password for your {{.Org}} account was reset through the password portal on {{.When}}.</p>
 <p style="margin:0 0 16px;">If this was you, there is nothing more to do. Other devices, such as your phone, may keep using the old password for a while until you sign in on them again.</p>
 <p style="margin:0;"><strong>If this was not you</strong>, contact your helpdesk or administrator right away: someone else may be able to sign in as you.{{if .PortalURL}} You can also reset your password again yourself at <a href="{{.PortalURL}}">{{.PortalURL}}</a>.{{end}}</p>
+{{end}}`
+
+const removedText = `{{define "content"}}Hello{{if .Name}} {{.Name}}{{end}},
+
+On {{.When}} the helpdesk removed what you had registered to reset your {{.Org}} password yourself:
+{{range .Items}}
+- {{.}}{{end}}
+
+To reset your password yourself again later, register again{{if .PortalURL}} at:
+
+{{.PortalURL}}/register{{else}} on the password portal.{{end}}
+
+If you did not ask for this, contact your helpdesk.
+{{end}}`
+
+const removedHTML = `{{define "content"}}<p style="margin:0 0 16px;">Hello{{if .Name}} {{.Name}}{{end}},</p>
+<p style="margin:0 0 8px;">On {{.When}} the helpdesk removed what you had registered to reset your {{.Org}} password yourself:</p>
+<ul style="margin:0 0 16px;">{{range .Items}}<li>{{.}}</li>{{end}}</ul>
+<p style="margin:0 0 16px;">To reset your password yourself again later, register again{{if .PortalURL}} at <a href="{{.PortalURL}}/register">{{.PortalURL}}/register</a>{{else}} on the password portal{{end}}.</p>
+<p style="margin:0;">If you did not ask for this, contact your helpdesk.</p>
 {{end}}`
 
 const unlockText = `{{define "content"}}Hello{{if .Name}} {{.Name}}{{end}},

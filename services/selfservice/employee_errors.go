@@ -26,7 +26,7 @@ const MsgOurSide = "Something is wrong on our side. Try again later or contact y
 // cause for the operator log. Record the detail for administrators before
 // calling this (Service.failed does).
 func EmployeeError(err error) error {
-	if !ourSide(err, false) || errs.MessageOf(err) == MsgOurSide {
+	if !ourSide(err, false) || plainWords[errs.MessageOf(err)] {
 		return err
 	}
 	if errors.Is(err, directory.ErrNotReached) {
@@ -36,6 +36,10 @@ func EmployeeError(err error) error {
 	}
 	return errs.E(errs.Unavailable, MsgOurSide, err)
 }
+
+// plainWords are the messages of failures on our side that people may read
+// as they are: each depends only on the portal's state, never on an account.
+var plainWords = map[string]bool{MsgOurSide: true, MsgSMSUnavailable: true, MsgSMSNotSent: true}
 
 // ourSide tells whether err is a failure of the portal or the directory
 // rather than something the person did: an Unavailable or Internal error,

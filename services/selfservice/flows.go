@@ -14,6 +14,7 @@ import (
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/mail"
+	"github.com/writeback/writeback/services/sms"
 	"github.com/writeback/writeback/store"
 )
 
@@ -30,6 +31,7 @@ const (
 	StepCode      = "code"
 	StepApp       = "app"
 	StepQuestions = "questions"
+	StepSMS       = "sms"
 	StepPassword  = "password"
 	// StepUnlock: every method is verified but the unlock has not been
 	// written (it failed on our side); the person may try again.
@@ -50,6 +52,7 @@ type flowState struct {
 	// Registration: what awaits confirmation, sealed.
 	AltEmailSealed  string `json:"alt_email,omitempty"`
 	AppSecretSealed string `json:"app_secret,omitempty"`
+	PhoneSealed     string `json:"phone,omitempty"`
 }
 
 // flow is a stored flow with its state decoded.
@@ -106,6 +109,11 @@ type View struct {
 	Required  int
 	Questions []string
 	Masked    []string // where codes go, shown only after a first verification
+	// MaskedPhone is where text message codes go, shown likewise.
+	MaskedPhone string
+	// SMSTrouble: the portal's last text failed within the hour, so a code
+	// may not arrive (portal-wide: it tells nothing about the account).
+	SMSTrouble bool
 	// NotLocked: an unlock found the account was not locked (shown only
 	// once the person has verified).
 	NotLocked     bool
@@ -376,6 +384,17 @@ func (s *Service) available(ctx context.Context, p Policy, u directory.User) ([]
 	if u.Email != "" {
 		has[MethodEmail] = true
 	}
+	if p.Methods.SMS {
+		m, _, err := s.SMSSettings(ctx)
+		if err != nil {
+			return nil, err
+		}
+		n, err := s.phoneOf(ctx, u, m)
+		if err != nil {
+			return nil, err
+		}
+		has[MethodSMS] = n != ""
+	}
 	var out []string
 	for _, m := range p.Methods.List() {
 		if has[m] {
@@ -417,6 +436,8 @@ func (s *Service) View(ctx context.Context, id, browser string) (View, error) {
 		v.Step = StepApp
 	case fl.st.Pending == MethodQuestions:
 		v.Step, v.Questions = StepQuestions, fl.st.Questions
+	case fl.st.Pending == MethodSMS:
+		v.Step, v.SMSTrouble = StepSMS, s.smsTrouble(ctx)
 	default:
 		v.Step = StepChoose
 	}
@@ -436,6 +457,13 @@ func (s *Service) View(ctx context.Context, id, browser string) (View, error) {
 		if dests, err := s.addresses(ctx, u); err == nil {
 			for _, d := range dests {
 				v.Masked = append(v.Masked, Mask(d))
+			}
+		}
+		if p.Methods.SMS {
+			if m, _, err := s.SMSSettings(ctx); err == nil {
+				if n, err := s.phoneOf(ctx, u, m); err == nil && n != "" {
+					v.MaskedPhone = sms.Mask(n)
+				}
 			}
 		}
 	}
@@ -516,20 +544,29 @@ func (s *Service) Choose(ctx context.Context, id, browser, method string, from a
 	}
 	var questions, dests []string
 	var destErr error
-	if method == MethodEmail || method == MethodQuestions {
+	var phone string
+	if method == MethodEmail || method == MethodQuestions || method == MethodSMS {
 		pc, out := s.Pacer.begin("choose "+method), outPadded
 		if fl.Eligible && fl.UserID != "" {
 			out = outReal // reads the account's addresses or questions
 		}
-		if method == MethodQuestions {
+		switch method {
+		case MethodQuestions:
 			questions = s.questionsFor(ctx, fl.Flow, p)
-		} else {
+		case MethodSMS:
+			phone, destErr = s.flowPhone(ctx, fl.Flow)
+		default:
 			dests, destErr = s.destinations(ctx, fl.Flow)
 		}
 		s.endPace(ctx, pc, out)
 	}
-	if method == MethodEmail {
+	switch method {
+	case MethodEmail:
 		if err := s.sendCode(ctx, fl.Flow, p, dests, destErr, from); err != nil {
+			return err
+		}
+	case MethodSMS:
+		if err := s.sendSMSCode(ctx, fl.Flow, p, phone, destErr, from); err != nil {
 			return err
 		}
 	}

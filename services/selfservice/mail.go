@@ -172,21 +172,30 @@ const mailStatusName = "mail_status"
 
 // MailStatus reads the outcome of the last send; At is zero before the first.
 func (s *Service) MailStatus(ctx context.Context) (MailStatus, error) {
-	st, _, err := settings.Get(ctx, s.db, mailStatusName, MailStatus{})
+	return s.sendStatus(ctx, mailStatusName)
+}
+
+func (s *Service) sendStatus(ctx context.Context, name string) (MailStatus, error) {
+	st, _, err := settings.Get(ctx, s.db, name, MailStatus{})
 	return st, err
 }
 
-// noteMail records the outcome of a send. A success is written only when it
-// ends a failure, so ordinary sends cost no write.
+// noteMail records the outcome of a send (noteSend).
 func (s *Service) noteMail(ctx context.Context, sendErr error) {
+	s.noteSend(ctx, mailStatusName, sendErr)
+}
+
+// noteSend records the outcome of a send under name. A success is written
+// only when it ends a failure, so ordinary sends cost no write.
+func (s *Service) noteSend(ctx context.Context, name string, sendErr error) {
 	next := MailStatus{OK: sendErr == nil, At: s.now().UTC()}
 	if sendErr != nil {
 		next.Message = errs.MessageOf(sendErr)
-	} else if cur, err := s.MailStatus(ctx); err == nil && cur.OK && !cur.At.IsZero() {
+	} else if cur, err := s.sendStatus(ctx, name); err == nil && cur.OK && !cur.At.IsZero() {
 		return
 	}
-	if err := settings.PutReading(ctx, s.db, mailStatusName, next); err != nil {
-		s.log.Error("record mail status", "err", err)
+	if err := settings.PutReading(ctx, s.db, name, next); err != nil {
+		s.log.Error("record delivery status", "status", name, "err", err)
 	}
 }
 

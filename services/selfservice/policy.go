@@ -32,6 +32,7 @@ const (
 	MethodEmail     = "email"
 	MethodApp       = "app"
 	MethodQuestions = "questions"
+	MethodSMS       = "sms"
 )
 
 // Methods lists which methods are allowed.
@@ -39,6 +40,7 @@ type Methods struct {
 	Email     bool `json:"email"`
 	App       bool `json:"app"`
 	Questions bool `json:"questions"`
+	SMS       bool `json:"sms,omitempty"`
 }
 
 // List returns the allowed methods in display order.
@@ -53,6 +55,9 @@ func (m Methods) List() []string {
 	if m.Questions {
 		out = append(out, MethodQuestions)
 	}
+	if m.SMS {
+		out = append(out, MethodSMS)
+	}
 	return out
 }
 
@@ -65,6 +70,8 @@ func MethodLabel(m string) string {
 		return "Authenticator app code"
 	case MethodQuestions:
 		return "Security questions"
+	case MethodSMS:
+		return "Text message code"
 	}
 	return m
 }
@@ -183,7 +190,7 @@ func (p Policy) Validate() error {
 		f["reconfirm_days"] = "Enter 0 (never) to 730 days."
 	}
 	if p.Helpdesk != "" && !validHelpdesk(p.Helpdesk) {
-		f["helpdesk"] = "Enter an e-mail address or a web address starting with https://."
+		f["helpdesk"] = "Enter an e-mail address, a web address starting with https://, or a phone number such as +44 20 7946 0000."
 	}
 	if utf8.RuneCountInString(p.OrgName) > 100 {
 		f["org_name"] = "Use at most 100 characters."
@@ -206,8 +213,32 @@ func validHelpdesk(s string) bool {
 	if a, err := mail.ParseAddress(s); err == nil && a.Address == s {
 		return true
 	}
+	if _, ok := helpdeskPhone(s); ok {
+		return true
+	}
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
+}
+
+// helpdeskPhone is s as a tel: number ("+442079460000") when s is a phone
+// number as people write one: digits with spaces, dashes, dots or
+// parentheses, an optional leading +, 5 to 15 digits.
+func helpdeskPhone(s string) (string, bool) {
+	var b strings.Builder
+	digits := 0
+	for i, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			b.WriteRune(r)
+			digits++
+		case r == '+' && i == 0:
+			b.WriteRune(r)
+		case r == ' ' || r == '-' || r == '.' || r == '(' || r == ')':
+		default:
+			return "", false
+		}
+	}
+	return b.String(), digits >= 5 && digits <= 15
 }
 
 // HelpdeskHref returns a link for the helpdesk contact.
@@ -217,6 +248,9 @@ func (p Policy) HelpdeskHref() string {
 	}
 	if strings.Contains(p.Helpdesk, "://") {
 		return p.Helpdesk
+	}
+	if tel, ok := helpdeskPhone(p.Helpdesk); ok {
+		return "tel:" + tel
 	}
 	return "mailto:" + p.Helpdesk
 }

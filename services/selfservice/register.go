@@ -134,6 +134,9 @@ type Registration struct {
 	App            bool
 	Questions      bool
 	PendingEmail   string // masked address a code was sent to
+	Phone          string // masked registered mobile number, "" when none
+	DirectoryPhone string // masked mobile number of the directory, when it can receive texts
+	PendingPhone   string // masked number a code was texted to
 	AppSecret      string // base32 secret being set up
 	AppQR          string // data: URI of the QR code
 	Choices        []string
@@ -156,7 +159,8 @@ func (s *Service) Registration(ctx context.Context, id, browser string) (Registr
 		return Registration{}, err
 	}
 	r := Registration{ID: fl.ID, Login: fl.Login, Allowed: p.Methods, Choices: p.Questions, ToRegister: p.QuestionsToRegister}
-	if u, err := s.flowUser(ctx, fl.Flow); err == nil && u.Email != "" {
+	u, uerr := s.flowUser(ctx, fl.Flow)
+	if uerr == nil && u.Email != "" {
 		r.DirectoryEmail = Mask(u.Email)
 	}
 	regs, err := s.db.Methods(ctx, fl.UserID)
@@ -177,6 +181,30 @@ func (s *Service) Registration(ctx context.Context, id, browser string) (Registr
 			r.App = true
 		case MethodQuestions:
 			r.Questions = true
+		}
+	}
+	if p.Methods.SMS {
+		ph, err := s.db.Phone(ctx, fl.UserID)
+		switch {
+		case err == nil:
+			if pt, err := s.keys.Open(phoneContext(fl.UserID), ph.Number); err == nil {
+				r.Phone = smsMask(string(pt))
+			}
+			if oldest == 0 || ph.ConfirmedMS < oldest {
+				oldest = ph.ConfirmedMS
+			}
+		case !errors.Is(err, store.ErrNotFound):
+			return r, err
+		}
+		if m, _, err := s.SMSSettings(ctx); err == nil && uerr == nil && u.Mobile != "" {
+			if n, err := m.Normalize(u.Mobile); err == nil {
+				r.DirectoryPhone = smsMask(n)
+			}
+		}
+		if fl.st.PhoneSealed != "" {
+			if pt, err := s.keys.Open("sspr.pending-phone:"+fl.ID, fl.st.PhoneSealed); err == nil {
+				r.PendingPhone = smsMask(string(pt))
+			}
 		}
 	}
 	if oldest != 0 {

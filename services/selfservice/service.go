@@ -19,6 +19,8 @@ import (
 	"github.com/writeback/writeback/services/banned"
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/keyring"
+	"github.com/writeback/writeback/services/settings"
+	"github.com/writeback/writeback/services/sms"
 	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/store"
 )
@@ -64,6 +66,8 @@ type Service struct {
 	// (UseBanned); nil: none is refused here.
 	banned *banned.Service
 	rec    Recorder // metrics (observe.go)
+	// smsClient sends to the text message gateway; nil: sms.NewSender's.
+	smsClient sms.Client
 
 	dummyOnce sync.Once
 	dummyHash string
@@ -83,10 +87,12 @@ func New(db *store.DB, wb *writeback.Service, keys *keyring.Keyring, log *slog.L
 func (s *Service) UseBanned(b *banned.Service) { s.banned = b }
 
 // OrgName is the organisation's name of the policy, for the banned rules
-// (banned.Service.SetOrgName).
+// (banned.Service.SetOrgName) and every page's header: read from memory
+// without copying the policy.
 func (s *Service) OrgName(ctx context.Context) (string, error) {
-	p, _, err := s.Policy(ctx)
-	return p.OrgName, err
+	var name string
+	_, err := settings.Peek(ctx, s.db, policyName, DefaultPolicy(), func(p *Policy) { name = p.OrgName })
+	return name, err
 }
 
 // refuseBanned checks a new password against the banned rules; personal

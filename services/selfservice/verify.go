@@ -68,6 +68,8 @@ func (s *Service) Verify(ctx context.Context, id, browser, method string, code s
 	switch method {
 	case MethodEmail:
 		ok, failMsg, err = s.checkCode(ctx, fl.Flow, "verify", strings.TrimSpace(code))
+	case MethodSMS:
+		ok, failMsg, err = s.checkCode(ctx, fl.Flow, purposeSMS, strings.TrimSpace(code))
 	case MethodApp:
 		ok, err = s.checkTOTP(ctx, fl.Eligible, fl.UserID, strings.TrimSpace(code))
 		failMsg = "That code is not right. Enter the 6-digit code your authenticator app shows now."

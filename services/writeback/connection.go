@@ -45,6 +45,7 @@ type Connection struct {
 	UserFilter             string         `json:"user_filter"`
 	LoginAttributes        []string       `json:"login_attributes"`
 	RecoveryEmailAttribute string         `json:"recovery_email_attribute"`
+	MobileAttribute        string         `json:"mobile_attribute,omitempty"`
 	ExcludedGroups         []string       `json:"excluded_groups"`
 	// PasswordWriteback is the connector-side switch ("Optional features ›
 	// Password writeback"): writeback happens only when it and the portal's
@@ -96,6 +97,7 @@ type Input struct {
 	UserFilter             string
 	LoginAttributes        []string
 	RecoveryEmailAttribute string
+	MobileAttribute        string
 	ExcludedGroups         []string
 	PasswordWriteback      bool
 }
@@ -105,7 +107,8 @@ type Input struct {
 func InputOf(c Connection) Input {
 	return Input{Mode: c.ModeOrDefault(), Type: c.Type, URLs: c.URLs, StartTLS: c.StartTLS, CAPEM: c.CAPEM, BindDN: c.BindDN,
 		BaseDNs: c.BaseDNs, UserFilter: c.UserFilter, LoginAttributes: c.LoginAttributes,
-		RecoveryEmailAttribute: c.RecoveryEmailAttribute, ExcludedGroups: c.ExcludedGroups, PasswordWriteback: c.PasswordWriteback}
+		RecoveryEmailAttribute: c.RecoveryEmailAttribute, MobileAttribute: c.MobileAttribute, ExcludedGroups: c.ExcludedGroups,
+		PasswordWriteback: c.PasswordWriteback}
 }
 
 // Connection reads the stored connection, from memory (decoded once per
@@ -119,7 +122,7 @@ func config(c Connection, password string) directory.Config {
 	return directory.Config{
 		Type: c.Type, URLs: c.URLs, StartTLS: c.StartTLS, CAPEM: c.CAPEM,
 		BindDN: c.BindDN, BindPassword: password, BaseDNs: c.BaseDNs, UserFilter: c.UserFilter,
-		LoginAttributes: c.LoginAttributes, RecoveryEmailAttribute: c.RecoveryEmailAttribute,
+		LoginAttributes: c.LoginAttributes, RecoveryEmailAttribute: c.RecoveryEmailAttribute, MobileAttribute: c.MobileAttribute,
 		ExcludedGroups: c.ExcludedGroups,
 	}
 }
@@ -146,6 +149,7 @@ func (in Input) normalize() Input {
 	in.LoginAttributes = clean(in.LoginAttributes)
 	in.BindDN, in.UserFilter = strings.TrimSpace(in.BindDN), strings.TrimSpace(in.UserFilter)
 	in.RecoveryEmailAttribute = strings.TrimSpace(in.RecoveryEmailAttribute)
+	in.MobileAttribute = strings.TrimSpace(in.MobileAttribute)
 	in.CAPEM = strings.TrimSpace(in.CAPEM)
 	in.Mode = strings.ToLower(strings.TrimSpace(in.Mode))
 	if in.Mode == "" {
@@ -167,7 +171,8 @@ func (in Input) normalize() Input {
 // default (an empty one means the type's default anyway); the excluded groups
 // become AD's protected groups when the type becomes AD and the list is empty,
 // and are dropped when it stops being AD while they are still AD's defaults.
-// An empty recovery e-mail attribute is mail.
+// An empty recovery e-mail attribute is mail (an empty mobile attribute stays
+// empty: the directory client reads mobile then).
 func WithTypeDefaults(in Input, from directory.Type) Input {
 	if in.RecoveryEmailAttribute == "" {
 		in.RecoveryEmailAttribute = "mail"
@@ -291,7 +296,8 @@ func (s *Service) SaveConnection(ctx context.Context, actor audit.Actor, expectV
 		}
 		next := Connection{Mode: ModeDirect, Type: in.Type, URLs: in.URLs, StartTLS: in.StartTLS, CAPEM: in.CAPEM, BindDN: in.BindDN,
 			BindPasswordSealed: sealed, BaseDNs: in.BaseDNs, UserFilter: in.UserFilter, LoginAttributes: in.LoginAttributes,
-			RecoveryEmailAttribute: in.RecoveryEmailAttribute, ExcludedGroups: in.ExcludedGroups, PasswordWriteback: in.PasswordWriteback}
+			RecoveryEmailAttribute: in.RecoveryEmailAttribute, MobileAttribute: in.MobileAttribute, ExcludedGroups: in.ExcludedGroups,
+			PasswordWriteback: in.PasswordWriteback}
 		verr := config(next, password).Validate()
 		if retype {
 			fields := maps.Clone(errs.FieldsOf(verr))
@@ -363,6 +369,7 @@ func diff(old, next Connection, passwordChanged bool) audit.Changes {
 	add("user_filter", old.UserFilter, next.UserFilter)
 	add("login_attributes", old.LoginAttributes, next.LoginAttributes)
 	add("recovery_email_attribute", old.RecoveryEmailAttribute, next.RecoveryEmailAttribute)
+	add("mobile_attribute", old.MobileAttribute, next.MobileAttribute)
 	add("excluded_groups", old.ExcludedGroups, next.ExcludedGroups)
 	add("password_writeback", old.PasswordWriteback, next.PasswordWriteback)
 	return d

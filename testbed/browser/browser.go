@@ -65,7 +65,8 @@ func New(t testing.TB) context.Context {
 	return ctx
 }
 
-// Step bounds one step of a test so a missing element fails fast.
+// Step bounds one step of a test so a missing element fails fast, and
+// checks the page it ends on for accessibility (Accessible).
 func Step(t testing.TB, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -74,6 +75,7 @@ func Step(t testing.TB, ctx context.Context, what string, actions ...chromedp.Ac
 		Shot(t, ctx, "failed-"+what)
 		t.Fatalf("%s: %v", what, err)
 	}
+	Accessible(t, ctx)
 }
 
 // Text returns the text of the first element matching a CSS selector.

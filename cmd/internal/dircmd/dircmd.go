@@ -74,6 +74,7 @@ func (p Program) Set(ctx context.Context, args []string, getenv cmdline.Env, io 
 	filter := fs.String("user-filter", "", "LDAP filter selecting people (default per type)")
 	loginAttrs := fs.String("login-attributes", "", "comma-separated attributes people may type (default per type)")
 	mailAttr := fs.String("recovery-email-attribute", "", "attribute holding the recovery e-mail (default mail)")
+	mobileAttr := fs.String("mobile-attribute", "", "attribute holding the mobile number for text message codes (default mobile)")
 	fs.Var(&groups, "excluded-group", "DN of a group never served by self-service (repeat); \"none\" clears the list")
 	wbFlag := fs.String("password-writeback", "", "on or off: the connector-side Password writeback switch")
 	if err := cmdline.Parse(fs, args); err != nil {
@@ -176,6 +177,9 @@ func (p Program) Set(ctx context.Context, args []string, getenv cmdline.Env, io 
 	if set["recovery-email-attribute"] {
 		in.RecoveryEmailAttribute = *mailAttr
 	}
+	if set["mobile-attribute"] {
+		in.MobileAttribute = *mobileAttr
+	}
 	if set["excluded-group"] {
 		in.ExcludedGroups = groups
 		if len(groups) == 1 && groups[0] == "none" {
@@ -248,6 +252,7 @@ func (p Program) Show(ctx context.Context, args []string, getenv cmdline.Env, io
 	row("user-filter", c.UserFilter)
 	row("login-attributes", strings.Join(c.LoginAttributes, ","))
 	row("recovery-email-attribute", c.RecoveryEmailAttribute)
+	row("mobile-attribute", orDefault(c.MobileAttribute, "mobile"))
 	row("excluded-groups", strings.Join(c.ExcludedGroups, " | "))
 	if !viaAgents {
 		row("password-writeback", cmdline.OnOffWord(c.PasswordWriteback))
@@ -286,4 +291,12 @@ func (p Program) Test(ctx context.Context, args []string, getenv cmdline.Env, io
 	}
 	fmt.Fprintln(io.Out, "every check passed")
 	return nil
+}
+
+// orDefault is v, or def when v is empty.
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
 }

@@ -1,0 +1,49 @@
+package web
+
+import "time"
+
+// ReportsView is the Usage & insights page.
+type ReportsView struct {
+	Page
+	From, To                 string // as typed (or the default range)
+	MaxDays                  int
+	Ready                    bool   // the figures below are filled
+	CSVQuery                 string // the range as a query, for the CSV
+	People, Enough, Required int
+	Methods                  []ReportMethod
+	Columns                  []string
+	Days                     []ReportDay
+	Totals                   []ReportCell
+	Chart                    []Bar
+	ChartMax                 int
+	Reasons                  []ReportReason
+	Blocked                  []ReportBlocked
+	BlockedTotal             int
+}
+
+// ReportMethod is one method's count of people.
+type ReportMethod struct {
+	Method, Label string
+	People        int
+}
+
+// ReportCell is one column's successes and failures.
+type ReportCell struct{ OK, Failed int }
+
+// ReportDay is one row of the daily table.
+type ReportDay struct {
+	Date  string
+	Cells []ReportCell
+}
+
+// ReportReason is one reason of failures.
+type ReportReason struct {
+	Activity, Reason string
+	Count            int
+}
+
+// ReportBlocked is one blocked account.
+type ReportBlocked struct {
+	UserID, Name, DN string
+	Until            time.Time
+}
