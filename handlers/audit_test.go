@@ -302,6 +302,7 @@ func TestEveryActivityIsRecorded(t *testing.T) {
 	g.get("/admin/audit/export.csv")
 	g.post("/admin/audit/settings", url.Values{"csrf_token": {g.csrf("/")}, "version": {"0"}, "retention_days": {"400"}})
 	g.post("/admin/password-reset/password-protection", url.Values{"csrf_token": {g.csrf("/")}, "version": {"0"}, "common": {"yes"}, "personal": {"yes"}, "custom": {"Contoso"}})
+	g.post("/admin/password-reset/expiry-reminders", url.Values{"csrf_token": {g.csrf("/")}, "version": {"0"}, "enabled": {"yes"}, "thresholds": {"14, 7, 1"}})
 	// Employees: change, register, reset, unlock, block.
 	c := s.client()
 	pw2 := "Chg-" + testbed.RandomPassword()
@@ -333,6 +334,8 @@ func TestEveryActivityIsRecorded(t *testing.T) {
 			continue // below: pruning removes the others
 		case audit.ActivitySendAlert:
 			continue // an outage of the leader's health monitor: services/alerts tests its events
+		case audit.ActivitySendExpiryReminder:
+			continue // the leader's hourly round: services/reminders tests its events
 		}
 		rows, err := s.db.RecentAudit(ctx, a, 1)
 		if err != nil || len(rows) == 0 {

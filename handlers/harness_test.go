@@ -24,6 +24,7 @@ import (
 	"github.com/writeback/writeback/services/branding"
 	"github.com/writeback/writeback/services/keyring"
 	"github.com/writeback/writeback/services/passkeys"
+	"github.com/writeback/writeback/services/reminders"
 	"github.com/writeback/writeback/services/reports"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/services/settings"
@@ -50,6 +51,7 @@ type portal struct {
 	wb       *writeback.Service
 	ss       *selfservice.Service
 	banned   *banned.Service
+	rem      *reminders.Service
 	audit    *audit.Log
 	tokens   *apitokens.Service
 	brand    *branding.Service
@@ -107,7 +109,11 @@ func newPortalAt(tb testing.TB, databaseURL, base string) *portal {
 	bn.SetOrgName(ss.OrgName)
 	ss.UseBanned(bn)
 	wb.UseBanned(bn)
-	p := &portal{db: db, keys: keys, log: log, logs: logs, admins: adm, settings: set, wb: wb, ss: ss, banned: bn, audit: audit.NewLog(db, log), base: base,
+	// The expiry reminders, wired as serve wires them (cmd/writeback's
+	// useSelfService).
+	rem := reminders.New(reminders.Config{DB: db, Mail: ss, Log: log, BaseURL: base,
+		Directory: reminders.DirectoryOf(wb), Scope: reminders.ScopeOf(ss)})
+	p := &portal{db: db, keys: keys, log: log, logs: logs, admins: adm, settings: set, wb: wb, ss: ss, banned: bn, rem: rem, audit: audit.NewLog(db, log), base: base,
 		tokens: apitokens.NewService(db, log), brand: branding.New(db, ss.OrgName)}
 	p.secondFactorOptional(tb)
 	return p
@@ -137,7 +143,7 @@ func (p *portal) handler(trusted []netip.Prefix) http.Handler {
 	base, _ := url.Parse(p.base)
 	s := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: p.keys.Derive("h"), CookieBlockKey: p.keys.Derive("b"), TrustedProxies: trusted}, p.log,
 		handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit, Limits: p.ss, Banned: p.banned,
-			APITokens: p.tokens, Branding: p.brand, Reports: reports.New(p.db, p.ss)})
+			Reminders: p.rem, APITokens: p.tokens, Branding: p.brand, Reports: reports.New(p.db, p.ss)})
 	return s.Routes()
 }
 

@@ -8,7 +8,6 @@ import (
 
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/banned"
-	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/web"
 )
 
@@ -18,6 +17,7 @@ type ProtectionService interface {
 	Settings(ctx context.Context) (banned.Settings, settingsMeta, error)
 	Save(ctx context.Context, actor audit.Actor, expectVersion int64, next banned.Settings) (bool, error)
 	ClientRules(ctx context.Context, personal ...string) (banned.ClientRules, error)
+	Breached(ctx context.Context) (*banned.Breached, error)
 }
 
 // meter is the strength meter of a new-password field that the banned
@@ -56,8 +56,31 @@ func (s *Server) protectionView(w http.ResponseWriter, r *http.Request) (web.Pro
 		"Refuse new passwords that attackers guess first, before anything is written to the directory."),
 		Version: meta.Version, Common: st.Common, Personal: st.Personal, Custom: strings.Join(st.Custom, "\n"),
 		Terms: len(st.Custom), CommonTerms: banned.Common().Len(), MaxTerms: banned.MaxTerms,
-		UpdatedBy: meta.UpdatedBy, UpdatedAt: meta.UpdatedAt}
+		UpdatedBy: meta.UpdatedBy, UpdatedAt: meta.UpdatedAt, BreachedFile: st.BreachedFile}
+	if st.BreachedFile != "" {
+		switch l, err := s.banned.Breached(r.Context()); {
+		case err != nil:
+			s.log.Warn("the breached-password list cannot be used", "path", st.BreachedFile, "err", err)
+			v.BreachedProblem = "The list cannot be used on this server, so new passwords are refused until it is fixed or the field is cleared: " + strings.TrimPrefix(err.Error(), "banned: ")
+		default:
+			v.BreachedStatus = "In use: " + l.Kind + ", " + humanBytes(l.Size) + ", changed " + l.ModTime.UTC().Format("2006-01-02 15:04 UTC") + "."
+		}
+	}
 	return v, nil
+}
+
+// humanBytes is a file size for people: "1.2 GB".
+func humanBytes(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return strconv.FormatInt(n, 10) + " bytes"
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return strconv.FormatFloat(float64(n)/float64(div), 'f', 1, 64) + " " + string("kMGTPE"[exp]) + "B"
 }
 
 func (s *Server) protectionForm(w http.ResponseWriter, r *http.Request) error {
@@ -73,35 +96,26 @@ func (s *Server) protectionSave(w http.ResponseWriter, r *http.Request) error {
 	if s.banned == nil {
 		return errNotFound
 	}
-	version, err := strconv.ParseInt(r.PostFormValue("version"), 10, 64)
+	version, err := formVersion(r)
 	if err != nil {
-		return errs.Invalidf("This form is missing its version. Reload the page and save again.")
+		return err
 	}
 	next := banned.Settings{Common: r.PostFormValue("common") == "yes", Personal: r.PostFormValue("personal") == "yes",
-		Custom: strings.Split(r.PostFormValue("custom"), "\n")}
+		Custom: strings.Split(r.PostFormValue("custom"), "\n"), BreachedFile: r.PostFormValue("breached_file")}
 	changed, err := s.banned.Save(r.Context(), s.actor(r), version, next)
 	if err == nil {
-		msg := "Saved password protection."
-		if !changed {
-			msg = "Nothing changed."
-		}
-		s.flash(w, r, msg)
-		seeOther(w, r, "/admin"+protectionPath)
+		s.saved(w, r, changed, "password protection", "/admin"+protectionPath)
 		return nil
 	}
-	if k := errs.KindOf(err); k != errs.Invalid && k != errs.Conflict {
+	if !formProblem(err) {
 		return err
 	}
 	v, verr := s.protectionView(w, r)
 	if verr != nil {
 		return verr
 	}
-	v.Common, v.Personal, v.Custom = next.Common, next.Personal, r.PostFormValue("custom")
-	if f := errs.FieldsOf(err); len(f) > 0 {
-		v.Fields = f
-	} else {
-		v.Errors = []string{errs.MessageOf(err)}
-	}
+	showProblem(&v.Page, err)
+	v.Common, v.Personal, v.Custom, v.BreachedFile = next.Common, next.Personal, r.PostFormValue("custom"), next.BreachedFile
 	s.render(w, r, statusOf(err), web.ProtectionPage(v))
 	return nil
 }

@@ -139,6 +139,8 @@ func (s *Server) routes() http.Handler {
 			r.Get("/reports/export.csv", s.handle(s.reportsCSV))
 			r.Get(protectionPath, s.handle(s.protectionForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post(protectionPath, s.handle(s.protectionSave))
+			r.Get(remindersPath, s.handle(s.remindersForm))
+			r.With(s.requireRole(admins.GlobalAdmin)).Post(remindersPath, s.handle(s.remindersSave))
 			r.Get(brandingPath, s.handle(s.brandingForm))
 			r.With(s.requireRole(admins.GlobalAdmin)).Post(brandingPath, s.handle(s.brandingSave))
 			r.Get("/password-reset/mail-server", s.handle(s.mailForm))

@@ -87,6 +87,9 @@ type Deps struct {
 	// Banned serves the Password protection page (*banned.Service); nil
 	// leaves the page out.
 	Banned ProtectionService
+	// Reminders serves the Expiry reminders page (*reminders.Service);
+	// nil leaves the page out.
+	Reminders RemindersService
 	// Helpdesk serves the self-service part of a user's page; SelfService
 	// is used if it has its methods.
 	Helpdesk HelpdeskTools
@@ -156,6 +159,7 @@ type Server struct {
 	factors     SignInFactors
 	factorAdmin FactorAdmin
 	banned      ProtectionService
+	reminders   RemindersService
 	helpdesk    HelpdeskTools
 	reports     ReportsService
 	branding    BrandingService
@@ -215,7 +219,7 @@ func New(cfg Config, log *slog.Logger, d Deps) *Server {
 	}
 	s := &Server{factors: d.Factors, factorAdmin: d.FactorAdmin, cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback,
 		selfservice: d.SelfService, audit: d.Audit, agentHub: d.AgentHub, agents: d.Agents, agentEnroll: d.AgentEnroll,
-		limits: d.Limits, rateCounter: d.RateCounter, banned: d.Banned, helpdesk: d.Helpdesk, reports: d.Reports, branding: d.Branding, cookies: cs, cookieCache: newCookieCache(maxAge),
+		limits: d.Limits, rateCounter: d.RateCounter, banned: d.Banned, reminders: d.Reminders, helpdesk: d.Helpdesk, reports: d.Reports, branding: d.Branding, cookies: cs, cookieCache: newCookieCache(maxAge),
 		cookieName: name, secure: secure, base: base, apiTokens: d.APITokens, apiAuth: d.APIAuth, sms: d.SMS}
 	s.apiLimit = s.tokenLimiter()
 	return s

@@ -59,6 +59,7 @@ func fillEveryTable(t *testing.T, db *DB) {
 		`INSERT INTO api_tokens (id, token_hash, name, role, created_by, created_ms, expires_ms, last_used_ms, last_used_ip, revoked_ms, revoked_by)
 			VALUES (3, '` + strings.Repeat("e", 64) + `', 'Deploy', 'global-admin', 'ada', 1000, 9000, 2000, '192.0.2.1', 3000, 'bob'),
 			(4, '` + strings.Repeat("f", 64) + `', 'Deploy', 'reports-reader', 'ada', 4000, 9000, NULL, '', NULL, '')`,
+		`INSERT INTO expiry_reminders (user_id, threshold_days, password_set_ms, sent_ms) VALUES ('u-alice', 14, 1000, 2000), ('u-alice', 7, 1000, 3000)`,
 	} {
 		if _, err := db.sql.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%v: %s", err, q)

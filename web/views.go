@@ -88,6 +88,7 @@ func Navigation(v *Viewer) []NavSection {
 		{Key: "methods", Label: "Authentication methods", Href: "/admin/password-reset/authentication-methods"},
 		{Key: "registration", Label: "Registration", Href: "/admin/password-reset/registration"},
 		{Key: "notifications", Label: "Notifications", Href: "/admin/password-reset/notifications"},
+		{Key: "reminders", Label: "Expiry reminders", Href: "/admin/password-reset/expiry-reminders"},
 		{Key: "customization", Label: "Customization", Href: "/admin/password-reset/customization"},
 		{Key: "branding", Label: "Company branding", Href: "/admin/password-reset/company-branding"},
 		{Key: "protection", Label: "Password protection", Href: "/admin/password-reset/password-protection"},
@@ -402,15 +403,20 @@ type PolicyView struct {
 // ProtectionView is the Password protection page.
 type ProtectionView struct {
 	Page
-	Version     int64
-	Common      bool
-	Personal    bool
-	Custom      string // one term per line
-	Terms       int    // terms saved
-	CommonTerms int    // of the bundled list
-	MaxTerms    int
-	UpdatedBy   string
-	UpdatedAt   time.Time
+	Version  int64
+	Common   bool
+	Personal bool
+	Custom   string // one term per line
+	// BreachedFile is the breached-password list's path; BreachedStatus
+	// describes the list in use, BreachedProblem why it cannot be used.
+	BreachedFile    string
+	BreachedStatus  string
+	BreachedProblem string
+	Terms           int // terms saved
+	CommonTerms     int // of the bundled list
+	MaxTerms        int
+	UpdatedBy       string
+	UpdatedAt       time.Time
 }
 
 // BrandingView is "Password reset › Company branding".
@@ -528,4 +534,28 @@ func sideNav(v *Viewer, nav string) templ.Component {
 		}
 		return c.Render(ctx, w)
 	})
+}
+
+// RemindersView is the Password expiry reminders page.
+type RemindersView struct {
+	Page
+	Version    int64
+	Enabled    bool
+	Thresholds string // "14, 7, 1"
+	UpdatedBy  string
+	UpdatedAt  time.Time
+	// DryRun is set once the dry run ran: who would be mailed now.
+	DryRun      bool
+	DryRunError string // why it could not run, safe to show
+	Due         []ReminderRow
+}
+
+// ReminderRow is one line of the dry run.
+type ReminderRow struct {
+	Login, Name string
+	To          string // masked address, or why none is mailed
+	Mailed      bool
+	Expires     time.Time
+	Left        string
+	Threshold   int
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/banned"
 	"github.com/writeback/writeback/services/keyring"
+	"github.com/writeback/writeback/services/reminders"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/services/writeback"
@@ -29,18 +30,23 @@ type app struct {
 	wb       *writeback.Service
 	ss       *selfservice.Service
 	banned   *banned.Service
-	audit    *audit.Log
+	// reminders mails people whose password expires soon (leader work).
+	reminders *reminders.Service
+	audit     *audit.Log
 }
 
 // useSelfService makes ss the app's self-service, with the banned-password
 // rules (services/banned) in its resets and changes and in the helpdesk's
-// resets.
-func (a *app) useSelfService(ss *selfservice.Service) {
+// resets, and the expiry reminders that send through its mail server with
+// links under baseURL.
+func (a *app) useSelfService(ss *selfservice.Service, baseURL string) {
 	a.ss = ss
 	a.banned = banned.New(a.db)
 	a.banned.SetOrgName(ss.OrgName)
 	ss.UseBanned(a.banned)
 	a.wb.UseBanned(a.banned)
+	a.reminders = reminders.New(reminders.Config{DB: a.db, Mail: ss, Log: a.log, BaseURL: baseURL,
+		Directory: reminders.DirectoryOf(a.wb), Scope: reminders.ScopeOf(ss)})
 }
 
 // dataFlag registers --data, --database and --key-file with their
@@ -95,7 +101,7 @@ func openAppLog(ctx context.Context, loc datadir.Location, log *slog.Logger) (*a
 	set := settings.New(db)
 	wb := writeback.New(db, set, keys, log)
 	a := &app{dataDir: dataDir, db: db, keys: keys, log: log, admins: adm, settings: set, wb: wb, audit: audit.NewLog(db, log)}
-	a.useSelfService(selfservice.New(db, wb, keys, log, ""))
+	a.useSelfService(selfservice.New(db, wb, keys, log, ""), "")
 	return a, nil
 }
 

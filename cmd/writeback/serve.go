@@ -36,6 +36,7 @@ import (
 	"github.com/writeback/writeback/services/branding"
 	"github.com/writeback/writeback/services/metrics"
 	"github.com/writeback/writeback/services/passkeys"
+	"github.com/writeback/writeback/services/reminders"
 	"github.com/writeback/writeback/services/replicas"
 	"github.com/writeback/writeback/services/reports"
 	"github.com/writeback/writeback/services/selfservice"
@@ -318,7 +319,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 		sd.forwarder("syslog", fwd.Close)
 	}
 	// Links in e-mails come only from the configured base URL.
-	a.useSelfService(selfservice.New(a.db, a.wb, a.keys, a.log, cfg.baseURL.String()))
+	a.useSelfService(selfservice.New(a.db, a.wb, a.keys, a.log, cfg.baseURL.String()), cfg.baseURL.String())
 	// The Global Administrators are mailed when writeback fails or the
 	// audit chain breaks, and when it is over: the readings come from the
 	// leader's background work (leaderWork), the incidents' state is in
@@ -391,7 +392,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 		APIPerMinute: cfg.apiPerMinute,
 		Metrics:      requests, MetricsHandler: metricsHandler, MetricsToken: cfg.metricsToken,
 	}, a.log, handlers.Deps{Admins: a.admins, Settings: a.settings, Writeback: a.wb, SelfService: a.ss, Audit: a.audit,
-		Agents: ag, AgentEnroll: ag, AgentHub: hub, Limits: a.ss, RateCounter: rateCounter, Banned: a.banned, Branding: branding.New(a.db, a.ss.OrgName), Reports: reports.New(a.db, a.ss),
+		Agents: ag, AgentEnroll: ag, AgentHub: hub, Limits: a.ss, RateCounter: rateCounter, Banned: a.banned, Reminders: a.reminders, Branding: branding.New(a.db, a.ss.OrgName), Reports: reports.New(a.db, a.ss),
 		APITokens: apitokens.NewService(a.db, a.log)})
 
 	ln, err := net.Listen("tcp", cfg.listen)
@@ -633,8 +634,8 @@ func pause(ctx context.Context, d time.Duration) bool {
 // leaderWork is the background work that must run once per database, not
 // once per replica: the directory health check that keeps the writeback
 // status panel fresh (a settings document every replica reads), the purge
-// of expired sessions and flows, and the audit log's retention pruning and
-// chain check. Each runs until ctx ends.
+// of expired sessions and flows, the audit log's retention pruning and
+// chain check, and the password-expiry reminders. Each runs until ctx ends.
 func (a *app) leaderWork(statusEvery time.Duration, met *metrics.Metrics) []func(context.Context) {
 	jobs := []func(context.Context){
 		func(ctx context.Context) { a.wb.Monitor(ctx, statusEvery) },
@@ -648,6 +649,8 @@ func (a *app) leaderWork(statusEvery time.Duration, met *metrics.Metrics) []func
 				a.audit.Maintain(ctx, 24*time.Hour, a.settings.RetentionDays)
 			}
 		},
+		// Password-expiry reminders, once an hour (services/reminders).
+		func(ctx context.Context) { a.reminders.Run(ctx, maintenanceDelay, reminders.Every) },
 	}
 	if met != nil {
 		// The command line's resets and unlocks, from the audit log.

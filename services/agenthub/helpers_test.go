@@ -25,6 +25,7 @@ type fakeDir struct {
 	find        func(ctx context.Context, login string) (directory.User, directory.Result, error)
 	get         func(ctx context.Context, dn string) (directory.User, directory.Result, error)
 	search      func(ctx context.Context, q string, limit int) ([]directory.User, error)
+	expiring    func(ctx context.Context, groupDN string, until time.Time) ([]directory.User, error)
 	memberOf    func(ctx context.Context, u directory.User, groupDN string) (bool, error)
 	policy      func(ctx context.Context, u directory.User) (directory.Policy, error)
 	resetUser   func(ctx context.Context, u directory.User, pw string, opt directory.ResetOptions) (directory.User, directory.Result, error)
@@ -64,6 +65,13 @@ func (d *fakeDir) Search(ctx context.Context, q string, limit int) ([]directory.
 		return nil, d.unexpected("Search")
 	}
 	return d.search(ctx, q, limit)
+}
+func (d *fakeDir) Expiring(ctx context.Context, g string, until time.Time) ([]directory.User, error) {
+	d.calls.Add(1)
+	if d.expiring == nil {
+		return nil, d.unexpected("Expiring")
+	}
+	return d.expiring(ctx, g, until)
 }
 func (d *fakeDir) MemberOf(ctx context.Context, u directory.User, g string) (bool, error) {
 	d.calls.Add(1)

@@ -938,3 +938,31 @@ func TestOnConnect(t *testing.T) {
 	h.connected(a)
 	h.waitFor(func() bool { return n.Load() == 1 }, "OnConnect called once")
 }
+
+// TestExpiringThroughAgent: the expiry reminders' list goes through an
+// agent: the group and the end of the window reach the agent's directory,
+// the accounts come back with their expiry.
+func TestExpiringThroughAgent(t *testing.T) {
+	h := newHarness(t)
+	a := h.agent("a1", agentOpts{})
+	until := time.Now().Add(14 * 24 * time.Hour).Truncate(time.Millisecond)
+	expires := time.Now().Add(6 * 24 * time.Hour).Truncate(time.Millisecond).UTC()
+	var gotGroup string
+	var gotUntil time.Time
+	a.dir.expiring = func(ctx context.Context, group string, u time.Time) ([]directory.User, error) {
+		gotGroup, gotUntil = group, u
+		return []directory.User{{ID: "guid-1", DN: "CN=Ann,OU=People,DC=writeback,DC=test", Login: "ann", Email: "ann@example.com",
+			PasswordExpires: expires, PasswordLastSet: expires.Add(-10 * 24 * time.Hour)}}, nil
+	}
+	h.connected(a)
+	users, err := h.hub.Expiring(ctxT(t), "CN=Staff,DC=writeback,DC=test", until)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotGroup != "CN=Staff,DC=writeback,DC=test" || !gotUntil.Equal(until) {
+		t.Fatalf("the agent's directory got %q %v", gotGroup, gotUntil)
+	}
+	if len(users) != 1 || users[0].Login != "ann" || !users[0].PasswordExpires.Equal(expires) || users[0].PasswordLastSet.IsZero() {
+		t.Fatalf("users %+v", users)
+	}
+}

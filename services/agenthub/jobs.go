@@ -369,6 +369,13 @@ func (h *Hub) Search(ctx context.Context, q string, limit int) ([]directory.User
 	return a.res.Users, a.err
 }
 
+// Expiring lists the accounts whose password expires before until through
+// an agent (one message: about 2,000 accounts at most).
+func (h *Hub) Expiring(ctx context.Context, groupDN string, until time.Time) ([]directory.User, error) {
+	a := h.run(ctx, call{op: agentwire.OpExpiring, job: agentwire.Job{GroupDN: groupDN, Until: until.UnixMilli()}})
+	return a.res.Users, a.err
+}
+
 // MemberOf asks an agent whether u is in the group.
 func (h *Hub) MemberOf(ctx context.Context, u directory.User, groupDN string) (bool, error) {
 	a := h.run(ctx, call{op: agentwire.OpMemberOf, job: agentwire.Job{User: &u, GroupDN: groupDN}})

@@ -204,6 +204,7 @@ const (
 	OpFind              = "find"
 	OpGet               = "get"
 	OpSearch            = "search"
+	OpExpiring          = "expiring"
 	OpMemberOf          = "member_of"
 	OpPolicy            = "policy"
 	OpResetUser         = "reset_user"
@@ -230,14 +231,16 @@ type Job struct {
 	// agent must not start the job.
 	Deadline int64 `json:"deadline"`
 
-	Login   string                 `json:"login,omitempty"`
-	DN      string                 `json:"dn,omitempty"`
-	User    *directory.User        `json:"user,omitempty"`
-	GroupDN string                 `json:"group_dn,omitempty"`
-	Query   string                 `json:"query,omitempty"`
-	Limit   int                    `json:"limit,omitempty"`
-	Reset   directory.ResetOptions `json:"reset"`
-	Sealed  map[string][]byte      `json:"sealed,omitempty"`
+	Login   string          `json:"login,omitempty"`
+	DN      string          `json:"dn,omitempty"`
+	User    *directory.User `json:"user,omitempty"`
+	GroupDN string          `json:"group_dn,omitempty"`
+	Query   string          `json:"query,omitempty"`
+	Limit   int             `json:"limit,omitempty"`
+	// Until is Expiring's end of the window (Unix milliseconds).
+	Until  int64                  `json:"until,omitempty"`
+	Reset  directory.ResetOptions `json:"reset"`
+	Sealed map[string][]byte      `json:"sealed,omitempty"`
 }
 
 // Candidate is directory.Candidate on the wire.
@@ -301,13 +304,13 @@ func DirectoryOp(op string) string {
 	case OpAuthenticateLogin:
 		return "authenticate"
 	}
-	return op // find, get, search, policy, test
+	return op // find, get, search, expiring, policy, test
 }
 
 // KnownOp tells whether op is one of the Op* operations.
 func KnownOp(op string) bool {
 	switch op {
-	case OpFind, OpGet, OpSearch, OpMemberOf, OpPolicy, OpResetUser, OpResetLogin,
+	case OpFind, OpGet, OpSearch, OpExpiring, OpMemberOf, OpPolicy, OpResetUser, OpResetLogin,
 		OpUnlock, OpUnlockLogin, OpChangeLogin, OpAuthenticateLogin, OpTest:
 		return true
 	}

@@ -60,6 +60,10 @@ const (
 	// ActivitySendAlert: the Global Administrators were mailed that an
 	// incident began or ended (services/alerts).
 	ActivitySendAlert = "Send alert e-mail"
+	// Password-expiry reminders (services/reminders): the settings, and
+	// each reminder mailed to a person whose password expires soon.
+	ActivityUpdateExpiryReminders = "Update password expiry reminders"
+	ActivitySendExpiryReminder    = "Send password expiry reminder"
 )
 
 // Activities lists the activities above, for filters, in alphabetical order.
@@ -73,6 +77,7 @@ var Activities = []string{
 	ActivityResetAdminSignIn, ActivityAdminSetPassword, ActivityEnableAdmin, ActivityUpdateAdminPolicy,
 	ActivityUpdatePasswordProtection,
 	ActivitySendAlert,
+	ActivityUpdateExpiryReminders, ActivitySendExpiryReminder,
 }
 
 // Results.

@@ -35,6 +35,7 @@ const (
 	RuleCommon   Rule = "common"   // a commonly used password (the bundled list)
 	RuleCustom   Rule = "custom"   // a term on the organisation's own list
 	RulePersonal Rule = "personal" // the person's names or login, or the organisation's name
+	RuleBreached Rule = "breached" // on the offline list of breached passwords (OpenBreached)
 )
 
 // Term lengths: shorter terms are matched only as the whole password (with

@@ -14,6 +14,8 @@ func EmployeeMessage(r Rule) string {
 		return "This password contains a word your organisation does not allow in passwords. Choose another."
 	case RulePersonal:
 		return "This password is too close to your name, your user name or your organisation's name. Choose another."
+	case RuleBreached:
+		return "This password has appeared in a data breach, so attackers try it first. Choose another, one you have not used anywhere else."
 	}
 	return "This password is too easy to guess: it is, or is close to, a password many people use. Choose another, for example three or four unrelated words."
 }
@@ -27,6 +29,8 @@ func HelpdeskMessage(r Refusal) string {
 		return "This password contains \"" + r.Term + "\", a term on your organisation's banned list." + out
 	case RulePersonal:
 		return "This password is too close to the person's name or user name, or your organisation's name." + out
+	case RuleBreached:
+		return "This password has appeared in a data breach (it is on your breached-password list)." + out
 	}
 	return "This password is too easy to guess: it is, or is close to, a commonly used password." + out
 }

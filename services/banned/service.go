@@ -30,6 +30,9 @@ type Settings struct {
 	Common   bool     `json:"common"`   // refuse the bundled list's common passwords
 	Personal bool     `json:"personal"` // refuse the person's names and login, and the organisation's name
 	Custom   []string `json:"custom"`   // the organisation's own banned terms, as typed
+	// BreachedFile is the path, on the portal's server, of an offline list
+	// of breached passwords' SHA-1 hashes (OpenBreached); empty: none.
+	BreachedFile string `json:"breached_file,omitempty"`
 }
 
 // Default has both built-in rules on and no terms of the organisation's.
@@ -46,6 +49,8 @@ type Service struct {
 	mu      sync.Mutex
 	version int64 // of the settings custom was made from
 	custom  *List
+
+	breached breachedCache
 }
 
 // SetOrgName names where the organisation's name comes from (the
@@ -100,10 +105,16 @@ func (s *Service) Save(ctx context.Context, actor audit.Actor, expectVersion int
 		return false, err
 	}
 	next.Custom = custom
+	if next.BreachedFile = strings.TrimSpace(next.BreachedFile); next.BreachedFile != "" {
+		if _, err := OpenBreached(next.BreachedFile); err != nil {
+			return false, errs.FieldErrors(map[string]string{"breached_file": "This breached-password list cannot be used: " + err.Error() + "."})
+		}
+	}
 	changed, _, err := settings.Update(ctx, s.db, docName, expectVersion, actor, Default(), func(old Settings) (Settings, []audit.Entry, error) {
 		d := audit.Changes{}
 		d.Add("common", old.Common, next.Common)
 		d.Add("personal", old.Personal, next.Personal)
+		d.Add("breached_file", old.BreachedFile, next.BreachedFile)
 		var added, removed []string
 		for _, t := range next.Custom {
 			if !containsTerm(old.Custom, t) {
@@ -178,7 +189,44 @@ func (s *Service) Check(ctx context.Context, password string, personal []string)
 		personal = append(slices.Clone(personal), org)
 	}
 	r, ok := c.Check(password, personal)
-	return r, ok, nil
+	if !ok || st.BreachedFile == "" {
+		return r, ok, nil
+	}
+	// Last: the one rule that reads a file.
+	l, err := s.breached.get(st.BreachedFile)
+	if err != nil {
+		return Refusal{}, false, err
+	}
+	found, err := l.Contains(password)
+	if err != nil {
+		return Refusal{}, false, err
+	}
+	if found {
+		return Refusal{Rule: RuleBreached}, false, nil
+	}
+	return Refusal{}, true, nil
+}
+
+// Breached opens the configured breached-password list, for the page's
+// status line; nil, nil when none is configured.
+func (s *Service) Breached(ctx context.Context) (*Breached, error) {
+	st, _, err := s.Settings(ctx)
+	if err != nil || st.BreachedFile == "" {
+		return nil, err
+	}
+	return s.breached.get(st.BreachedFile)
+}
+
+// SetBreachedFile sets or (with "") clears the breached-password list on
+// the settings' current version (the command line's `sspr banned
+// breached`).
+func (s *Service) SetBreachedFile(ctx context.Context, actor audit.Actor, path string) (bool, error) {
+	cur, meta, err := s.Settings(ctx)
+	if err != nil {
+		return false, err
+	}
+	cur.BreachedFile = path
+	return s.Save(ctx, actor, meta.Version, cur)
 }
 
 // customList is the organisation's list made once per version.

@@ -41,7 +41,7 @@ var sealedFields = map[string][]string{
 // refused (a password outside Sealed is refused as not sealed).
 var jobFields = map[string]bool{
 	"op": true, "deadline": true, "login": true, "dn": true, "user": true, "group_dn": true,
-	"query": true, "limit": true, "reset": true, "sealed": true,
+	"query": true, "limit": true, "until": true, "reset": true, "sealed": true,
 }
 
 // refused is an error of the agent's own guard: kind and safe message, an
@@ -256,6 +256,10 @@ func (s *session) do(ctx context.Context, d directory.Directory, id string, j ag
 		return one(d.Get(ctx, j.DN))
 	case agentwire.OpSearch:
 		users, err := d.Search(ctx, j.Query, j.Limit)
+		res.Users = users
+		return res, err
+	case agentwire.OpExpiring:
+		users, err := d.Expiring(ctx, j.GroupDN, time.UnixMilli(j.Until))
 		res.Users = users
 		return res, err
 	case agentwire.OpMemberOf:

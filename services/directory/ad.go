@@ -49,9 +49,11 @@ func (s *session) adState(e *ldap.Entry, u *User) *OpError {
 	u.PasswordExpired = computed&uacPasswordExpired != 0
 	if v := e.GetEqualFoldAttributeValue("msDS-UserPasswordExpiryTimeComputed"); v != "" {
 		if n := parseInt(v); n > 0 && n != math.MaxInt64 {
-			if t := parseFiletime(v); !t.IsZero() && time.Now().After(t) {
+			t := parseFiletime(v)
+			if !t.IsZero() && time.Now().After(t) {
 				u.PasswordExpired = true
 			}
+			u.PasswordExpires = t
 		}
 	}
 	if pls := e.GetEqualFoldAttributeValue("pwdLastSet"); strings.TrimSpace(pls) == "0" {

@@ -477,12 +477,18 @@ func (s *session) rootDSE() (*rootDSE, *OpError) {
 // connection when a pooled one turns out to be dead before anything was
 // written.
 func (c *Client) run(ctx context.Context, op string, fn func(*session) error) (res Result, err error) {
+	return c.runFor(ctx, op, c.cfg.Timeout, fn)
+}
+
+// runFor is run under timeout instead of the configured one, for the
+// operations that read many entries (Expiring).
+func (c *Client) runFor(ctx context.Context, op string, timeout time.Duration, fn func(*session) error) (res Result, err error) {
 	if c.closed.Load() {
 		return Result{}, fail(CodeUnavailable, msgUnavailable, &OpError{Op: op, Err: errors.New("client is closed")})
 	}
 	parent := ctx
 	defer func() { c.reportOutage(parent, op, err) }()
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
 

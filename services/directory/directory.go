@@ -359,6 +359,11 @@ type User struct {
 	LockedUntil time.Time
 	// PasswordLastSet is zero when unknown or when a change is required.
 	PasswordLastSet time.Time
+	// PasswordExpires is when the password expires: AD's constructed
+	// msDS-UserPasswordExpiryTimeComputed, OpenLDAP's pwdChangedTime plus
+	// the applicable policy's pwdMaxAge. Zero when it never expires, when
+	// a change is required, or when it was not read.
+	PasswordExpires time.Time
 
 	// policySource is the DN of the user's own password policy (AD
 	// msDS-ResultantPSO, OpenLDAP pwdPolicySubentry), empty for the domain's

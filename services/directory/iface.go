@@ -1,6 +1,9 @@
 package directory
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Directory is every operation the portal performs on the on-premises
 // directory. *Client does them over LDAP (a direct connection); the portal's
@@ -15,6 +18,9 @@ type Directory interface {
 	Get(ctx context.Context, dn string) (User, Result, error)
 	// Search lists users for the helpdesk's search box.
 	Search(ctx context.Context, q string, limit int) ([]User, error)
+	// Expiring lists the accounts in scope whose password expires before
+	// until (see Client.Expiring), for the expiry reminders.
+	Expiring(ctx context.Context, groupDN string, until time.Time) ([]User, error)
 	// MemberOf tells whether u is in the group, nested membership included.
 	MemberOf(ctx context.Context, u User, groupDN string) (bool, error)
 	// Policy reads the password policy that applies to u.

@@ -45,8 +45,9 @@ func (s *session) openLDAPState(e *ldap.Entry, u *User) *OpError {
 		u.Locked = lockedAt != "" && !u.Disabled
 		return nil
 	}
-	if hasChanged && p.MaxAge > 0 && time.Now().After(changed.Add(p.MaxAge)) {
-		u.PasswordExpired = true
+	if hasChanged && p.MaxAge > 0 {
+		u.PasswordExpires = changed.Add(p.MaxAge)
+		u.PasswordExpired = time.Now().After(u.PasswordExpires)
 	}
 	// slapd ignores pwdAccountLockedTime, even the administrator's lock,
 	// when the policy has pwdLockout FALSE.

@@ -76,6 +76,33 @@ func AdminPasswordResetNotice(to, orgName, adminName string, when time.Time) Mes
 	return v.render(to, adminText, adminHTML)
 }
 
+// PasswordExpiry reminds a person that their password expires at expires
+// (left is the time until then), with a link to changeURL, the portal's
+// change-password page; the link is left out unless it is an absolute
+// http(s) URL.
+func PasswordExpiry(to, orgName, displayName string, expires time.Time, left time.Duration, changeURL string) Message {
+	v := newView(orgName)
+	v.Name = oneLine(displayName)
+	v.When = humanTime(expires)
+	v.Left = humanDays(left)
+	v.PortalURL = safeURL(changeURL)
+	v.Subject = "Your " + v.Org + " password expires " + v.Left
+	return v.render(to, expiryText, expiryHTML)
+}
+
+// humanDays says how far off d is, in whole days: "in 6 days", "in 1 day",
+// "within a day".
+func humanDays(d time.Duration) string {
+	switch n := int64(d / (24 * time.Hour)); {
+	case n <= 0:
+		return "within a day"
+	case n == 1:
+		return "in 1 day"
+	default:
+		return "in " + strconv.FormatInt(n, 10) + " days"
+	}
+}
+
 // TestMessage is the message behind "Send test mail": it shows that the mail
 // server settings work.
 func TestMessage(to, orgName string) Message {
@@ -92,6 +119,7 @@ type view struct {
 	Code      string
 	ValidFor  string
 	When      string
+	Left      string   // how long until When, in words ("in 6 days")
 	PortalURL string   // empty unless it is a safe absolute http(s) URL
 	Items     []string // a list of names (methods removed)
 }
@@ -280,6 +308,26 @@ const adminHTML = `{{define "content"}}<p style="margin:0 0 16px;">Hello,</p>
 <p style="margin:0 0 16px;">The password of the administrator {{if .Name}}<strong>{{.Name}}</strong>{{else}}account{{end}} was reset through the {{.Org}} password portal on {{.When}}.</p>
 <p style="margin:0 0 16px;">You receive this because you are an administrator and notices about administrators' password resets are turned on.</p>
 <p style="margin:0;">If this reset was not expected, check with {{if .Name}}{{.Name}}{{else}}the account's owner{{end}} by phone or in person, and look at the portal's audit log.</p>
+{{end}}`
+
+const expiryText = `{{define "content"}}Hello{{if .Name}} {{.Name}}{{end}},
+
+The password of your {{.Org}} account expires {{.Left}}, on {{.When}}. After that you cannot sign in with it until it is changed.
+
+Change it now, while you still know the current one{{if .PortalURL}}, at:
+
+{{.PortalURL}}{{else}}, on the password portal or on your computer.{{end}}
+
+Other devices, such as your phone, will ask for the new password the next time they sign in.
+
+This reminder never asks for your password: if a message like this one asks you to type it anywhere but your organisation's own pages, report it to your helpdesk.
+{{end}}`
+
+const expiryHTML = `{{define "content"}}<p style="margin:0 0 16px;">Hello{{if .Name}} {{.Name}}{{end}},</p>
+<p style="margin:0 0 16px;">The password of your {{.Org}} account expires <strong>{{.Left}}</strong>, on {{.When}}. After that you cannot sign in with it until it is changed.</p>
+<p style="margin:0 0 16px;">Change it now, while you still know the current one{{if .PortalURL}}: <a href="{{.PortalURL}}">{{.PortalURL}}</a>{{else}}, on the password portal or on your computer{{end}}.</p>
+<p style="margin:0 0 16px;">Other devices, such as your phone, will ask for the new password the next time they sign in.</p>
+<p style="margin:0;">This reminder never asks for your password: if a message like this one asks you to type it anywhere but your organisation's own pages, report it to your helpdesk.</p>
 {{end}}`
 
 const testText = `{{define "content"}}Hello,

@@ -62,6 +62,12 @@ func TestTemplates(t *testing.T) {
 			wantInBoth: []string{"Grace Hopper", "administrator", "audit log", "9 March 2026 at 14:05 UTC"},
 		},
 		{
+			name:       "password expiry",
+			msg:        mail.PasswordExpiry(to, "Example Corp", "Ada Lovelace", when, 6*24*time.Hour+3*time.Hour, portalURL),
+			wantLink:   true,
+			wantInBoth: []string{"Ada Lovelace", "expires", "in 6 days", "9 March 2026 at 14:05 UTC", "never asks for your password"},
+		},
+		{
 			name:       "test message",
 			msg:        mail.TestMessage(to, "Example Corp"),
 			wantInBoth: []string{"test message", "Example Corp"},
@@ -120,6 +126,7 @@ func TestTemplatesDropUnsafePortalURL(t *testing.T) {
 		for _, m := range []mail.Message{
 			mail.PasswordReset("ada@example.com", "Example Corp", "Ada", when, raw),
 			mail.AccountUnlocked("ada@example.com", "Example Corp", "Ada", when, raw),
+			mail.PasswordExpiry("ada@example.com", "Example Corp", "Ada", when, time.Hour, raw),
 		} {
 			if l := links(m.Text + m.HTML); len(l) > 0 {
 				t.Errorf("portal URL %q: links %q, want none", raw, l)

@@ -65,6 +65,10 @@ func (a *fakeAgents) Search(context.Context, string, int) ([]directory.User, err
 	return nil, a.missing("search")
 }
 
+func (a *fakeAgents) Expiring(context.Context, string, time.Time) ([]directory.User, error) {
+	return nil, a.missing("expiring")
+}
+
 func (a *fakeAgents) MemberOf(context.Context, directory.User, string) (bool, error) {
 	return false, a.missing("member_of")
 }
