@@ -45,7 +45,7 @@ func (a *app) useSelfService(ss *selfservice.Service, baseURL string) {
 	a.banned.SetOrgName(ss.OrgName)
 	ss.UseBanned(a.banned)
 	a.wb.UseBanned(a.banned)
-	a.reminders = reminders.New(reminders.Config{DB: a.db, Mail: ss, Log: a.log, BaseURL: baseURL,
+	a.reminders = reminders.New(reminders.Config{DB: a.db, Mail: ss, Text: ss, Log: a.log, BaseURL: baseURL,
 		Directory: reminders.DirectoryOf(a.wb), Scope: reminders.ScopeOf(ss)})
 }
 

@@ -16,6 +16,8 @@ import (
 	"github.com/writeback/writeback/services/reminders"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/services/settings"
+	"github.com/writeback/writeback/services/sms"
+	"github.com/writeback/writeback/services/sms/smstest"
 	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/store"
 	"github.com/writeback/writeback/testbed"
@@ -90,6 +92,8 @@ type fixture struct {
 	scope reminders.Scope
 	at    time.Duration // how far the service's clock runs ahead
 	mk    func() *reminders.Service
+	ss    *selfservice.Service
+	text  bool // mk's service texts reminders too (through ss)
 }
 
 func newFixture(t *testing.T, env testbed.Env, w world) *fixture {
@@ -109,7 +113,7 @@ func newFixture(t *testing.T, env testbed.Env, w world) *fixture {
 	t.Cleanup(func() { wb.Close() })
 	ss := selfservice.New(db, wb, keys, log, baseURL)
 	t.Cleanup(ss.Wait)
-	f := &fixture{db: db, sink: mailtest.Start(t, mailtest.Options{}),
+	f := &fixture{db: db, sink: mailtest.Start(t, mailtest.Options{}), ss: ss,
 		scope: reminders.Scope{Enabled: selfservice.EnabledGroup, Group: w.group, OrgName: "Example Corp"}}
 	host, port := f.sink.Addr()
 	if _, err := ss.SaveMail(ctx, audit.CommandLine, 0, selfservice.MailInput{Host: host, Port: port, TLS: mail.TLSNone, From: "portal@example.com"}); err != nil {
@@ -127,7 +131,11 @@ func newFixture(t *testing.T, env testbed.Env, w world) *fixture {
 	// mk builds the service anew on the same database: a restart, or
 	// another replica taking over.
 	f.mk = func() *reminders.Service {
-		s := reminders.New(reminders.Config{DB: db, Mail: ss, Log: log, BaseURL: baseURL,
+		var text reminders.Texter
+		if f.text {
+			text = ss
+		}
+		s := reminders.New(reminders.Config{DB: db, Mail: ss, Text: text, Log: log, BaseURL: baseURL,
 			Directory: func(context.Context) (reminders.Lister, error) { return cl, nil },
 			Scope: func(context.Context) (reminders.Scope, error) {
 				f.mu.Lock()
@@ -297,5 +305,72 @@ func TestReminders(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRemindersAlsoText: with text messages a method and a gateway set, a
+// reminder that was mailed is also texted to the person's mobile number
+// (the directory's), with the link to /change, and the audit event names
+// the number masked; someone without a number is only mailed.
+func TestRemindersAlsoText(t *testing.T) {
+	env := testbed.Load(t)
+	g := env.NewLDAPGroup(t, "")
+	w := world{typ: directory.TypeOpenLDAP, d: env.LDAP, group: g,
+		member: env.NewLDAPUser(t, testbed.UserOptions{Groups: []string{g}, Mobile: "+44 7400 123456"}),
+		noMail: env.NewLDAPUser(t, testbed.UserOptions{Groups: []string{g}}), // here: a mail address but no mobile
+	}
+	env.NewLDAPPolicy(t, maxAge, &w.member, &w.noMail)
+	f := newFixture(t, env, w)
+	ctx := context.Background()
+	gw := smstest.Start(t)
+	if _, err := f.ss.SaveSMS(ctx, audit.CommandLine, 0, selfservice.SMSInput{Config: sms.Config{Method: "POST", URL: gw.URL() + "/send",
+		Encoding: sms.BodyForm, Body: "to={{to}}&text={{message}}", Auth: sms.AuthNone}}); err != nil {
+		t.Fatal(err)
+	}
+	_, meta, err := f.ss.Policy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ss.SavePolicy(ctx, audit.CommandLine, meta.Version, "test", func(p *selfservice.Policy) {
+		p.Methods = selfservice.Methods{Email: true, SMS: true}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.text = true
+	f.svc = f.mk()
+	if _, err := f.svc.Save(ctx, audit.CommandLine, 0, reminders.Settings{Enabled: true, Thresholds: []int{14, 7, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.send(t); len(got) != 2 {
+		t.Fatalf("mailed %d reminders, want 2", len(got))
+	}
+	req := gw.Wait(t, 1)
+	text := req.Form.Get("text")
+	if req.Form.Get("to") != "+447400123456" || !strings.Contains(text, "Example Corp: your password expires in ") ||
+		!strings.Contains(text, "https://intranet.example/password/change") {
+		t.Errorf("text %v", req.Form)
+	}
+	if n := len(gw.Requests()); n != 1 {
+		t.Errorf("%d texts, want 1 (the other person has no mobile number)", n)
+	}
+	rows, err := f.db.RecentAudit(ctx, audit.ActivitySendExpiryReminder, 5)
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("reminder events: %d %v", len(rows), err)
+	}
+	texted := 0
+	for _, e := range rows {
+		if strings.Contains(e.Details, `"text_to":"+44 •••• ••34 56"`) {
+			texted++
+		}
+		if strings.Contains(e.Details, "7400123456") {
+			t.Errorf("the audit row holds the whole number: %s", e.Details)
+		}
+	}
+	if texted != 1 {
+		t.Errorf("%d events name the texted number, want 1", texted)
+	}
+	// The next round sends nothing, by mail or text.
+	if got := f.send(t); len(got) != 0 || len(gw.Requests()) != 1 {
+		t.Errorf("a second round sent %d mails, %d texts", len(got), len(gw.Requests()))
 	}
 }

@@ -74,6 +74,13 @@ type Mailer interface {
 	SendMail(ctx context.Context, m mail.Message) error
 }
 
+// Texter texts a reminder to a person's mobile number when text messages
+// are configured (*selfservice.Service); to is the number masked, "" when
+// nothing was sent.
+type Texter interface {
+	TextReminder(ctx context.Context, u directory.User, text string) (to string, err error)
+}
+
 // Scope is who self-service is enabled for, and the organisation's name
 // for the mail.
 type Scope struct {
@@ -90,7 +97,9 @@ type Config struct {
 	// Scope reads the self-service policy.
 	Scope func(ctx context.Context) (Scope, error)
 	Mail  Mailer
-	Log   *slog.Logger
+	// Text, when set, also texts each reminder that was mailed.
+	Text Texter
+	Log  *slog.Logger
 	// BaseURL is the portal's public URL (possibly with a path), for the
 	// link to /change; empty leaves the link out.
 	BaseURL string
@@ -347,6 +356,17 @@ func (s *Service) sendOne(ctx context.Context, d Due, org string) (sent bool, er
 	actx := context.WithoutCancel(ctx)
 	if mailErr != nil {
 		e.Result, e.Reason = audit.Failure, "the reminder could not be sent: "+errs.MessageOf(mailErr)
+	} else if s.cfg.Text != nil {
+		// Texted only once mailed: a failed mail is tried again next
+		// round, and the text would go twice.
+		to, err := s.cfg.Text.TextReminder(actx, d.User, reminderText(org, d.Left, link))
+		switch {
+		case err != nil:
+			e.Details["text_error"] = errs.MessageOf(err)
+			s.cfg.Log.Warn("reminders: a reminder could not be texted", "login", d.User.Login, "err", err)
+		case to != "":
+			e.Details["text_to"] = to
+		}
 	}
 	err = s.cfg.DB.InTx(actx, func(tx *store.Tx) error {
 		if mailErr != nil {
@@ -365,6 +385,18 @@ func (s *Service) sendOne(ctx context.Context, d Due, org string) (sent bool, er
 		return false, mailErr
 	}
 	return true, nil
+}
+
+// reminderText is the text message of a reminder: short enough for one SMS.
+func reminderText(org string, left time.Duration, link string) string {
+	if org == "" {
+		org = "Your organisation"
+	}
+	text := org + ": your password expires in " + LeftText(left) + "."
+	if link != "" {
+		text += " Change it now at " + link
+	}
+	return text
 }
 
 // Run sends the due reminders every interval until ctx ends (the leader's
