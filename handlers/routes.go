@@ -83,6 +83,7 @@ func (s *Server) routes() http.Handler {
 		limited.Post("/register/{flow}/app", s.handle(s.registerApp))
 		limited.Post("/register/{flow}/app/confirm", s.handle(s.registerAppConfirm))
 		limited.Post("/register/{flow}/questions", s.handle(s.registerQuestions))
+		limited.Post("/register/{flow}/confirm", s.handle(s.registerConfirm))
 		if s.sms != nil {
 			limited.Post("/register/{flow}/phone", s.handle(s.registerPhone))
 			limited.Post("/register/{flow}/phone/confirm", s.handle(s.registerPhoneConfirm))

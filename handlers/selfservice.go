@@ -34,7 +34,8 @@ type SelfService interface {
 	CheckChallenge(ctx context.Context, id, browser, ip, payload string) error
 	SetPassword(ctx context.Context, id, browser, password, confirm string, from audit.Actor) error
 	Unlock(ctx context.Context, id, browser string, from audit.Actor) error
-	Change(ctx context.Context, login, current, next, confirm string, from audit.Actor) error
+	ChangePassword(ctx context.Context, login, current, next, confirm string, from audit.Actor) (selfservice.Changed, error)
+	ConfirmMethods(ctx context.Context, id, browser string, from audit.Actor) error
 	StartRegister(ctx context.Context, login, password, browser string, from audit.Actor) (string, error)
 	Registration(ctx context.Context, id, browser string) (selfservice.Registration, error)
 	BeginAltEmail(ctx context.Context, id, browser, addr string, from audit.Actor) error
@@ -285,6 +286,7 @@ func (s *Server) changeForm(w http.ResponseWriter, r *http.Request) error {
 	}
 	v := web.ChangeView{Public: s.public(w, r, "Change your password", "Works also when your password has expired or must be changed.", av)}
 	v.Done = r.URL.Query().Get("done") == "1"
+	v.Reconfirm = v.Done && r.URL.Query().Get("reconfirm") == "1"
 	if v.Meter, err = s.meter(r.Context(), "password", "login"); err != nil {
 		return err
 	}
@@ -294,8 +296,12 @@ func (s *Server) changeForm(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) changeSubmit(w http.ResponseWriter, r *http.Request) error {
 	login := r.PostFormValue("login")
-	err := s.selfservice.Change(r.Context(), login, r.PostFormValue("current"), r.PostFormValue("password"), r.PostFormValue("confirm"), s.actor(r))
+	ch, err := s.selfservice.ChangePassword(r.Context(), login, r.PostFormValue("current"), r.PostFormValue("password"), r.PostFormValue("confirm"), s.actor(r))
 	if err == nil {
+		if ch.ReconfirmDue {
+			seeOther(w, r, "/change?done=1&reconfirm=1")
+			return nil
+		}
 		seeOther(w, r, "/change?done=1")
 		return nil
 	}
@@ -438,6 +444,11 @@ func (s *Server) registerApp(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) registerAppConfirm(w http.ResponseWriter, r *http.Request) error {
 	err := s.selfservice.ConfirmApp(r.Context(), chi.URLParam(r, "flow"), browserSecret(r), r.PostFormValue("app_code"), s.actor(r))
 	return s.registerAfter(w, r, err, "Your authenticator app is registered.", "")
+}
+
+func (s *Server) registerConfirm(w http.ResponseWriter, r *http.Request) error {
+	err := s.selfservice.ConfirmMethods(r.Context(), chi.URLParam(r, "flow"), browserSecret(r), s.actor(r))
+	return s.registerAfter(w, r, err, "Thank you: your methods are confirmed.", "")
 }
 
 func (s *Server) registerQuestions(w http.ResponseWriter, r *http.Request) error {

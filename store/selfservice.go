@@ -194,6 +194,24 @@ func (tx *Tx) PutMethod(ctx context.Context, m Method) error {
 	return nil
 }
 
+// ConfirmRegistrations marks every method and the registered number of a
+// user as confirmed at ms, and reports how many there were.
+func (tx *Tx) ConfirmRegistrations(ctx context.Context, userID string, ms int64) (int64, error) {
+	var n int64
+	for _, q := range []string{`UPDATE sspr_methods SET confirmed_ms = ? WHERE user_id = ?`, `UPDATE sspr_phones SET confirmed_ms = ? WHERE user_id = ?`} {
+		res, err := tx.tx.ExecContext(ctx, q, ms, userID)
+		if err != nil {
+			return 0, fmt.Errorf("store: confirm registrations: %w", err)
+		}
+		k, err := res.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("store: confirm registrations: %w", err)
+		}
+		n += k
+	}
+	return n, nil
+}
+
 // DeleteMethod removes a registered method.
 func (tx *Tx) DeleteMethod(ctx context.Context, userID, method string) error {
 	if _, err := tx.tx.ExecContext(ctx, `DELETE FROM sspr_methods WHERE user_id = ? AND method = ?`, userID, method); err != nil {

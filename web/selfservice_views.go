@@ -69,8 +69,11 @@ type ChangeView struct {
 	Public
 	Login string
 	Done  bool
-	Rules Rules
-	Meter Meter
+	// Reconfirm: after the change, the person's registered methods are due
+	// for re-confirmation.
+	Reconfirm bool
+	Rules     Rules
+	Meter     Meter
 }
 
 // RegisterSignInView signs a person in to register methods.

@@ -22,6 +22,28 @@ import (
 // a new password the directory refused after accepting the current one,
 // says so in its answer, and takes what it costs.
 func (s *Service) Change(ctx context.Context, login, current, next, confirm string, from audit.Actor) error {
+	_, err := s.ChangePassword(ctx, login, current, next, confirm, from)
+	return err
+}
+
+// Changed is what a successful change tells the person besides the change.
+type Changed struct {
+	// ReconfirmDue: the methods they registered were confirmed longer ago
+	// than the policy's re-confirmation period: they are asked to check
+	// them now.
+	ReconfirmDue bool
+}
+
+// ChangePassword is Change, telling also whether the person's methods are
+// due for re-confirmation (read only after the change succeeded: the
+// answer to a failed one tells nothing more).
+func (s *Service) ChangePassword(ctx context.Context, login, current, next, confirm string, from audit.Actor) (Changed, error) {
+	var ch Changed
+	err := s.change(ctx, login, current, next, confirm, from, &ch)
+	return ch, err
+}
+
+func (s *Service) change(ctx context.Context, login, current, next, confirm string, from audit.Actor, ch *Changed) error {
 	fields := map[string]string{}
 	typed, err := directory.NormalizeIdentifier(login)
 	if err != nil {
@@ -77,6 +99,11 @@ func (s *Service) Change(ctx context.Context, login, current, next, confirm stri
 	if err == nil {
 		s.recordSignIn(ctx, si, audit.Success, "", details, true)
 		out = outShown
+		due, rerr := s.reconfirmDue(ctx, si.cand.User.ID)
+		if rerr != nil {
+			s.log.Warn("self-service change: re-confirmation not read", "err", rerr)
+		}
+		ch.ReconfirmDue = due
 		return nil
 	}
 	writeback.AddDiagnostics(details, err)
