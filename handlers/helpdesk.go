@@ -8,6 +8,7 @@ import (
 
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/directory"
+	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/web"
 )
@@ -39,32 +40,29 @@ func (s *Server) fillSelfService(ctx context.Context, v *web.UserView, u directo
 // userRemoveMethods removes one registered method ("method"), or all of
 // them (empty), and tells the person.
 func (s *Server) userRemoveMethods(w http.ResponseWriter, r *http.Request) error {
-	if s.helpdesk == nil {
-		return errNotFound
-	}
-	login, err := loginParam(r)
-	if err != nil {
-		return err
-	}
-	u, err := s.writeback.Lookup(r.Context(), login)
-	if err != nil {
-		return err
-	}
-	n, err := s.helpdesk.RemoveMethods(r.Context(), s.actor(r), u, r.PostFormValue("method"))
-	if err != nil {
-		return s.userActionFailed(w, r, login, err, nil)
-	}
-	msg := "Removed 1 method of " + displayNameOf(u) + "; they were told by e-mail."
-	if n != 1 {
-		msg = "Removed " + strconv.Itoa(n) + " methods of " + displayNameOf(u) + "; they were told by e-mail."
-	}
-	s.flash(w, r, msg)
-	seeOther(w, r, web.UserPath(login))
-	return nil
+	return s.helpdeskAction(w, r, func(u directory.User) (string, error) {
+		n, err := s.helpdesk.RemoveMethods(r.Context(), s.actor(r), u, r.PostFormValue("method"))
+		if n == 1 {
+			return "Removed 1 method of " + displayNameOf(u) + "; they were told by e-mail.", err
+		}
+		return "Removed " + strconv.Itoa(n) + " methods of " + displayNameOf(u) + "; they were told by e-mail.", err
+	})
 }
 
 // userLiftBlock ends the person's block from self-service.
 func (s *Server) userLiftBlock(w http.ResponseWriter, r *http.Request) error {
+	return s.helpdeskAction(w, r, func(u directory.User) (string, error) {
+		lifted, err := s.helpdesk.LiftBlock(r.Context(), s.actor(r), u)
+		if !lifted {
+			return displayNameOf(u) + " was not blocked (any more).", err
+		}
+		return "Lifted the block: " + displayNameOf(u) + " can use self-service again.", err
+	})
+}
+
+// helpdeskAction runs act on the user of the address and goes back to their
+// page with its message; a refusal shows the page with the reason.
+func (s *Server) helpdeskAction(w http.ResponseWriter, r *http.Request, act func(directory.User) (string, error)) error {
 	if s.helpdesk == nil {
 		return errNotFound
 	}
@@ -76,13 +74,12 @@ func (s *Server) userLiftBlock(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	lifted, err := s.helpdesk.LiftBlock(r.Context(), s.actor(r), u)
+	msg, err := act(u)
 	if err != nil {
-		return err
-	}
-	msg := displayNameOf(u) + " was not blocked (any more)."
-	if lifted {
-		msg = "Lifted the block: " + displayNameOf(u) + " can use self-service again."
+		if errs.KindOf(err) == errs.Internal {
+			return err
+		}
+		return s.userActionFailed(w, r, login, err, nil)
 	}
 	s.flash(w, r, msg)
 	seeOther(w, r, web.UserPath(login))

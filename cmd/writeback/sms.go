@@ -135,23 +135,7 @@ func smsShow(ctx context.Context, args []string, getenv env, io stdio) error {
 }
 
 func smsTest(ctx context.Context, args []string, getenv env, io stdio) error {
-	fs := newFlags("sms test", io)
-	data := dataFlag(fs.StringVar, getenv)
-	to := fs.String("to", "", "mobile number to send the test message to")
-	if err := cmdline.Parse(fs, args); err != nil {
-		return err
-	}
-	if *to == "" {
-		return cmdline.Usagef("--to is required")
-	}
-	a, err := openApp(ctx, *data, io.Err)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	if err := a.ss.SendTestSMS(ctx, audit.CommandLine, *to); err != nil {
-		return err
-	}
-	fmt.Fprintln(io.Out, "sent a test message")
-	return nil
+	return sendTest(ctx, args, getenv, io, "sms test", "mobile number to send the test message to", func(ctx context.Context, a *app, to string) (string, error) {
+		return "sent a test message", a.ss.SendTestSMS(ctx, audit.CommandLine, to)
+	})
 }

@@ -75,9 +75,17 @@ func mailSet(ctx context.Context, args []string, getenv env, io stdio) error {
 }
 
 func mailTest(ctx context.Context, args []string, getenv env, io stdio) error {
-	fs := newFlags("mail test", io)
+	return sendTest(ctx, args, getenv, io, "mail test", "address to send the test mail to", func(ctx context.Context, a *app, to string) (string, error) {
+		return "sent a test mail to " + to, a.ss.SendTestMail(ctx, audit.CommandLine, to)
+	})
+}
+
+// sendTest is `mail test` and `sms test`: --to is required, send sends
+// there through the saved settings and returns what to print.
+func sendTest(ctx context.Context, args []string, getenv env, io stdio, name, toHelp string, send func(context.Context, *app, string) (string, error)) error {
+	fs := newFlags(name, io)
 	data := dataFlag(fs.StringVar, getenv)
-	to := fs.String("to", "", "address to send the test mail to")
+	to := fs.String("to", "", toHelp)
 	if err := cmdline.Parse(fs, args); err != nil {
 		return err
 	}
@@ -89,10 +97,11 @@ func mailTest(ctx context.Context, args []string, getenv env, io stdio) error {
 		return err
 	}
 	defer a.Close()
-	if err := a.ss.SendTestMail(ctx, audit.CommandLine, *to); err != nil {
+	msg, err := send(ctx, a, *to)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(io.Out, "sent a test mail to %s\n", *to)
+	fmt.Fprintln(io.Out, msg)
 	return nil
 }
 
