@@ -39,7 +39,7 @@ func TestTextReminder(t *testing.T) {
 	if _, err := fx.s.SavePolicy(ctx, audit.CommandLine, meta.Version, "test", func(p *Policy) { p.Methods = Methods{Email: true} }); err != nil {
 		t.Fatal(err)
 	}
-	*now = now.Add(2 * SMSCooldown)
+	now.Add(2 * SMSCooldown)
 	if to, err := fx.s.TextReminder(ctx, a, "off"); err != nil || to != "" {
 		t.Errorf("text messages off: %q %v", to, err)
 	}

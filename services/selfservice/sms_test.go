@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 
 // smsFixture is a fixture with text messages as the method and a gateway
 // on loopback, on a clock the test moves.
-func smsFixture(t *testing.T, users ...directory.User) (*fixture, *smstest.Gateway, *time.Time) {
+func smsFixture(t *testing.T, users ...directory.User) (*fixture, *smstest.Gateway, *testClock) {
 	t.Helper()
 	fx := newFixture(t, Methods{SMS: true}, users...)
 	g := smstest.Start(t)
@@ -25,9 +26,28 @@ func smsFixture(t *testing.T, users ...directory.User) (*fixture, *smstest.Gatew
 	if _, err := fx.s.SaveSMS(context.Background(), audit.CommandLine, 0, SMSInput{Config: cfg}); err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
-	fx.s.SetClock(func() time.Time { return now })
-	return fx, g, &now
+	now := &testClock{t: time.Now()}
+	fx.s.SetClock(now.Now)
+	return fx, g, now
+}
+
+// testClock is a clock the test moves while the service's background sends
+// read it.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }
 
 func (fx *fixture) chooseSMS(login, ip string) error {
@@ -68,7 +88,7 @@ func TestTextMessageNumberLimits(t *testing.T) {
 		{"ben", 61 * time.Second, 5}, // 5 in the hour: not texted
 	}
 	for i, st := range steps {
-		*now = now.Add(st.after)
+		now.Add(st.after)
 		if err := fx.chooseSMS(st.login, "192.0.2.7"); err != nil {
 			t.Fatalf("step %d (%s): %v", i, st.login, err)
 		}
@@ -110,7 +130,7 @@ func TestTextMessageCodeRules(t *testing.T) {
 	id := fx.start(KindReset, "anna", "b")
 	fx.choose(id, "b", MethodSMS)
 	first := smstest.Code(g.Wait(t, 1).Form.Get("text"))
-	*now = now.Add(61 * time.Second)
+	now.Add(61 * time.Second)
 	fx.choose(id, "b", MethodSMS)
 	second := smstest.Code(g.Wait(t, 2).Form.Get("text"))
 	if err := fx.s.Verify(ctx, id, "b", MethodSMS, first, nil, from); errs.KindOf(err) != errs.Unauthorized {
