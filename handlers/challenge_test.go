@@ -394,6 +394,10 @@ func TestNoChallengeOnAChoiceThatSendsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	user := d.newUser(t, testbed.UserOptions{})
+	// Only what the person registered is offered (services/selfservice's
+	// offer): both methods.
+	s.registerQuestions(t, user)
+	s.registerApp(t, user)
 	c := s.client()
 	flow := c.begin("reset", user.Login)
 	if p := c.step(flow, "method", url.Values{"method": {"questions"}}); p.Status != http.StatusSeeOther {

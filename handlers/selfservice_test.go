@@ -285,6 +285,27 @@ func (s *sspr) registerQuestions(t *testing.T, user testbed.TestUser) {
 	}
 }
 
+// registerApp signs user in on /register and registers an authenticator
+// app, confirmed with a code computed from the secret the page shows.
+func (s *sspr) registerApp(t *testing.T, user testbed.TestUser) {
+	t.Helper()
+	c := s.client()
+	p := c.post("/register", url.Values{"csrf_token": {c.csrf("/")}, "login": {user.Login}, "password": {user.Password}})
+	if p.Status != http.StatusSeeOther {
+		t.Fatalf("sign in to register: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
+	}
+	reg := p.Location
+	c.post(reg+"/app", url.Values{"csrf_token": {c.csrf("/")}})
+	m := regexp.MustCompile(`data-testid="app-secret">([A-Z2-7]+)<`).FindStringSubmatch(c.get(reg).Body)
+	if m == nil {
+		t.Fatal("no authenticator secret on the register page")
+	}
+	code, _ := totp.GenerateCode(m[1], time.Now())
+	if p := c.post(reg+"/app/confirm", url.Values{"csrf_token": {c.csrf("/")}, "app_code": {code}}); p.Status != http.StatusSeeOther {
+		t.Fatalf("confirm the app: %d", p.Status)
+	}
+}
+
 // beginStranger starts a flow of kind for a name that matches no account
 // and whose choice (a decoy drawn from the name, see
 // services/selfservice/offer.go) offers method.
