@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
 	"github.com/writeback/writeback/services/reports"
 	"github.com/writeback/writeback/web"
@@ -75,13 +76,13 @@ func fillReport(v *web.ReportsView, rep reports.Report) {
 		// failures of any of them and of changes.
 		b := web.Bar{Day: day}
 		for i, c := range d.Cells {
-			switch reports.Columns[i].Label {
-			case "Self-service resets", "Helpdesk resets":
+			switch reports.Columns[i].Activity {
+			case audit.ActivityResetSelfService, audit.ActivityResetByAdmin:
 				b.Resets += c.OK + c.Failed
-			case "Self-service unlocks", "Helpdesk unlocks":
+			case audit.ActivityUnlockSelfService, audit.ActivityUnlockByAdmin:
 				b.Unlocks += c.OK + c.Failed
 			}
-			if reports.Columns[i].Label != "Blocks" {
+			if reports.Columns[i].Activity != audit.ActivityBlockedSelfService {
 				b.Failures += c.Failed
 			}
 		}
