@@ -286,8 +286,9 @@ func (s *sspr) registerQuestions(t *testing.T, user testbed.TestUser) {
 }
 
 // registerApp signs user in on /register and registers an authenticator
-// app, confirmed with a code computed from the secret the page shows.
-func (s *sspr) registerApp(t *testing.T, user testbed.TestUser) {
+// app, confirmed with a code computed from the secret the page shows; it
+// returns that secret.
+func (s *sspr) registerApp(t *testing.T, user testbed.TestUser) string {
 	t.Helper()
 	c := s.client()
 	p := c.post("/register", url.Values{"csrf_token": {c.csrf("/")}, "login": {user.Login}, "password": {user.Password}})
@@ -304,6 +305,7 @@ func (s *sspr) registerApp(t *testing.T, user testbed.TestUser) {
 	if p := c.post(reg+"/app/confirm", url.Values{"csrf_token": {c.csrf("/")}, "app_code": {code}}); p.Status != http.StatusSeeOther {
 		t.Fatalf("confirm the app: %d", p.Status)
 	}
+	return m[1]
 }
 
 // beginStranger starts a flow of kind for a name that matches no account
