@@ -72,7 +72,7 @@ func TestUsageAndInsights(t *testing.T) {
 	for _, want := range []string{`<strong data-testid="registered">2</strong>`, `<strong data-testid="enough">1</strong>`,
 		`<tr data-testid="method-email"><td>E-mail code</td><td class="num">2</td>`, `<tr data-testid="method-app"><td>Authenticator app code</td><td class="num">1</td>`,
 		"Per day, " + from.Format(time.DateOnly) + " to " + to.Format(time.DateOnly), "The code was wrong.</td><td class=\"num\">2</td>",
-		"1 accounts are blocked", "Person 6</a>", `data-testid="chart"`,
+		"1 account is blocked", "Person 6</a>", `data-testid="chart"`,
 		// The chart: today 2 resets (1 failed), 1 day ago 1 unlock and 1 failed reset, 2 days ago 1 helpdesk reset and a failed change.
 		"<title>" + to.Format(time.DateOnly) + ": 2 resets</title>", "<title>" + to.Format(time.DateOnly) + ": 1 failures</title>",
 		"<title>" + to.AddDate(0, 0, -1).Format(time.DateOnly) + ": 1 unlocks</title>",

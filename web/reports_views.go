@@ -47,3 +47,11 @@ type ReportBlocked struct {
 	UserID, Name, DN string
 	Until            time.Time
 }
+
+// peopleHave is the verb phrase after a count of people.
+func peopleHave(n int) string {
+	if n == 1 {
+		return "person has"
+	}
+	return "people have"
+}
