@@ -35,7 +35,7 @@ var policyPages = map[string]policyPage{
 	"notifications": {"notifications", "Notifications", "Choose who is told by e-mail when a password is reset.",
 		[]string{"notify_users", "notify_admins"}},
 	"customization": {"customization", "Customization", "Tell people who cannot finish where to get help.",
-		[]string{"helpdesk", "org_name"}},
+		[]string{"helpdesk", "org_name", "language"}},
 }
 
 // lastPolicyChange finds who last changed one of fields, and when. The five
@@ -86,7 +86,7 @@ func (s *Server) policyView(w http.ResponseWriter, r *http.Request, nav string) 
 		MethodSMS: p.Methods.SMS, MethodPasskey: p.Methods.Passkey, PasskeysAvailable: s.selfservice.PasskeysAvailable(),
 		Required: p.Required, QuestionsToRegister: p.QuestionsToRegister, QuestionsToAnswer: p.QuestionsToAnswer,
 		Questions: strings.Join(p.Questions, "\n"), ReconfirmDays: p.ReconfirmDays, NotifyUsers: p.NotifyUsers, NotifyAdmins: p.NotifyAdmins,
-		Helpdesk: p.Helpdesk, OrgName: p.OrgName,
+		Helpdesk: p.Helpdesk, OrgName: p.OrgName, Language: p.Language,
 		PublicPerMinute: limitText(p.PublicPerMinute), SignInPerMinute: limitText(p.SignInPerMinute),
 		DefaultPublicPerMinute: defaultLimit(s.cfg.PublicPerMinute), DefaultSignInPerMinute: defaultLimit(s.cfg.SignInPerMinute),
 		MaxPerMinute: selfservice.MaxPerMinute,
@@ -209,8 +209,8 @@ func (s *Server) policySave(nav string) func(http.ResponseWriter, *http.Request)
 			users, admins := r.PostFormValue("notify_users") == "yes", r.PostFormValue("notify_admins") == "yes"
 			change = func(p *selfservice.Policy) { p.NotifyUsers, p.NotifyAdmins = users, admins }
 		case "customization":
-			helpdesk, org := r.PostFormValue("helpdesk"), r.PostFormValue("org_name")
-			change = func(p *selfservice.Policy) { p.Helpdesk, p.OrgName = helpdesk, org }
+			helpdesk, org, lang := r.PostFormValue("helpdesk"), r.PostFormValue("org_name"), r.PostFormValue("language")
+			change = func(p *selfservice.Policy) { p.Helpdesk, p.OrgName, p.Language = helpdesk, org, lang }
 		}
 		if len(fields) == 0 {
 			var changed bool
@@ -259,7 +259,7 @@ func (s *Server) policySave(nav string) func(http.ResponseWriter, *http.Request)
 		case "registration":
 			v.ReconfirmDays, _ = strconv.Atoi(r.PostFormValue("reconfirm_days"))
 		case "customization":
-			v.Helpdesk, v.OrgName = r.PostFormValue("helpdesk"), r.PostFormValue("org_name")
+			v.Helpdesk, v.OrgName, v.Language = r.PostFormValue("helpdesk"), r.PostFormValue("org_name"), r.PostFormValue("language")
 		}
 		v.Fields = fields
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/web"
 )
 
@@ -51,29 +52,34 @@ func statusOf(err error) int {
 }
 
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) {
+	ctx := r.Context()
 	status := statusOf(err)
-	msg := errs.MessageOf(err)
-	title := http.StatusText(status)
+	msg := errs.MessageIn(ctx, err)
+	title := i18n.T(ctx, "Something went wrong")
 	switch status {
 	case http.StatusInternalServerError:
-		s.log.ErrorContext(r.Context(), "request failed", "route", routeOf(r), "err", err, "request_id", middleware.GetReqID(r.Context()))
-		msg = "Something went wrong on our side. Please try again; if it keeps happening, contact your administrator (reference " + middleware.GetReqID(r.Context()) + ")."
-		title = "Something went wrong"
+		s.log.ErrorContext(ctx, "request failed", "route", routeOf(r), "err", err, "request_id", middleware.GetReqID(ctx))
+		msg = i18n.T(ctx, "Something went wrong on our side. Please try again; if it keeps happening, contact your administrator (reference %s).", middleware.GetReqID(ctx))
 	case http.StatusRequestEntityTooLarge:
-		msg = "That request was too large."
+		msg = i18n.T(ctx, "That request was too large.")
+		title = i18n.T(ctx, "Too large")
+	case http.StatusUnauthorized:
+		title = i18n.T(ctx, "Sign-in needed")
 	case http.StatusForbidden:
-		title = "Not allowed"
+		title = i18n.T(ctx, "Not allowed")
 	case http.StatusNotFound:
-		title = "Page not found"
+		title = i18n.T(ctx, "Page not found")
+	case http.StatusConflict:
+		title = i18n.T(ctx, "Changed in the meantime")
 	case http.StatusUnprocessableEntity:
-		title = "Check what was typed"
+		title = i18n.T(ctx, "Check what was typed")
 	case http.StatusTooManyRequests:
-		title = "Too many attempts"
+		title = i18n.T(ctx, "Too many attempts")
 	case http.StatusServiceUnavailable:
-		title = "Not available right now"
+		title = i18n.T(ctx, "Not available right now")
 	}
 	if status >= 500 && status != http.StatusInternalServerError {
-		s.log.ErrorContext(r.Context(), "request failed", "route", routeOf(r), "err", err)
+		s.log.ErrorContext(ctx, "request failed", "route", routeOf(r), "err", err)
 	}
 	st := state(r)
 	v := web.ErrorView{Page: web.Page{Title: title, Heading: title, CSRF: st.csrf}, Status: status, Message: msg}
@@ -85,7 +91,7 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {
 	buf := templ.GetBuffer()
 	defer templ.ReleaseBuffer(buf)
-	if err := c.Render(web.WithBrand(r.Context(), s.brand(r.Context())), buf); err != nil {
+	if err := c.Render(web.WithPath(web.WithBrand(r.Context(), s.brand(r.Context())), r.URL.Path), buf); err != nil {
 		s.log.ErrorContext(r.Context(), "render", "err", err, "route", routeOf(r))
 		http.Error(w, "Something went wrong on our side.", http.StatusInternalServerError)
 		return

@@ -24,6 +24,7 @@ func (s *Server) routes() http.Handler {
 	r.Use(middleware.RequestID)
 	// HEAD is answered by every GET route (the server sends no body).
 	r.Use(middleware.GetHead)
+	r.Use(s.language)
 	r.Use(s.recoverer)
 	r.Use(s.securityHeaders)
 	r.Use(s.limitBody(1 << 20))
@@ -64,6 +65,7 @@ func (s *Server) routes() http.Handler {
 		// Employee pages: public, rate limited per client address, all of
 		// their forms together (the limit an administrator can change).
 		limited := r.With(s.limiter("public", s.publicLimit, nil))
+		limited.Post("/language", s.handle(s.setLanguage))
 		for _, kind := range []string{"/reset", "/unlock"} {
 			r.Get(kind, s.handle(s.whoForm))
 			limited.Post(kind, s.handle(s.whoSubmit))

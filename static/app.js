@@ -219,6 +219,10 @@
   // Show times in the viewer's time zone; UTC stays in the title.
   document.querySelectorAll("time[data-local]").forEach(function (el) {
     var d = new Date(el.getAttribute("datetime"));
-    if (!isNaN(d)) { el.title = el.textContent; el.textContent = d.toLocaleString(); }
+    if (!isNaN(d)) { el.title = el.textContent; el.textContent = d.toLocaleString(document.documentElement.lang || undefined); }
+  });
+  // The language switcher: choosing a language is enough.
+  document.querySelectorAll("select[data-autosubmit]").forEach(function (el) {
+    el.addEventListener("change", function () { el.form.submit(); });
   });
 })();

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/a-h/templ"
+	"golang.org/x/text/language"
+
+	"github.com/writeback/writeback/services/i18n"
 )
 
 // Viewer is the signed-in administrator, as pages show them.
@@ -84,39 +87,39 @@ func Navigation(v *Viewer) []NavSection {
 		return nil
 	}
 	manage := []NavItem{
-		{Key: "properties", Label: "Properties", Href: "/admin/password-reset/properties"},
-		{Key: "methods", Label: "Authentication methods", Href: "/admin/password-reset/authentication-methods"},
-		{Key: "registration", Label: "Registration", Href: "/admin/password-reset/registration"},
-		{Key: "notifications", Label: "Notifications", Href: "/admin/password-reset/notifications"},
-		{Key: "reminders", Label: "Expiry reminders", Href: "/admin/password-reset/expiry-reminders"},
-		{Key: "customization", Label: "Customization", Href: "/admin/password-reset/customization"},
-		{Key: "branding", Label: "Company branding", Href: "/admin/password-reset/company-branding"},
-		{Key: "protection", Label: "Password protection", Href: "/admin/password-reset/password-protection"},
-		{Key: "onprem", Label: "On-premises integration", Href: "/admin/password-reset/on-premises-integration"},
-		{Key: "mail", Label: "Mail server", Href: "/admin/password-reset/mail-server"},
-		{Key: "sms", Label: "Text messages", Href: "/admin/password-reset/text-messages"},
+		{Key: "properties", Label: i18n.Key("Properties"), Href: "/admin/password-reset/properties"},
+		{Key: "methods", Label: i18n.Key("Authentication methods"), Href: "/admin/password-reset/authentication-methods"},
+		{Key: "registration", Label: i18n.Key("Registration"), Href: "/admin/password-reset/registration"},
+		{Key: "notifications", Label: i18n.Key("Notifications"), Href: "/admin/password-reset/notifications"},
+		{Key: "reminders", Label: i18n.Key("Expiry reminders"), Href: "/admin/password-reset/expiry-reminders"},
+		{Key: "customization", Label: i18n.Key("Customization"), Href: "/admin/password-reset/customization"},
+		{Key: "branding", Label: i18n.Key("Company branding"), Href: "/admin/password-reset/company-branding"},
+		{Key: "protection", Label: i18n.Key("Password protection"), Href: "/admin/password-reset/password-protection"},
+		{Key: "onprem", Label: i18n.Key("On-premises integration"), Href: "/admin/password-reset/on-premises-integration"},
+		{Key: "mail", Label: i18n.Key("Mail server"), Href: "/admin/password-reset/mail-server"},
+		{Key: "sms", Label: i18n.Key("Text messages"), Href: "/admin/password-reset/text-messages"},
 	}
-	out := []NavSection{{Title: "Password reset", Groups: []NavGroup{{Title: "Manage", Items: manage},
-		{Title: "Activity", Items: []NavItem{{Key: "audit", Label: "Audit logs", Href: "/admin/audit"},
-			{Key: "reports", Label: "Usage & insights", Href: "/admin/reports"}}}}}}
-	hybrid := []NavItem{{Key: "directory", Label: "Directory connection", Href: "/admin/directory"}}
+	out := []NavSection{{Title: i18n.Key("Password reset"), Groups: []NavGroup{{Title: i18n.Key("Manage"), Items: manage},
+		{Title: i18n.Key("Activity"), Items: []NavItem{{Key: "audit", Label: i18n.Key("Audit logs"), Href: "/admin/audit"},
+			{Key: "reports", Label: i18n.Key("Usage & insights"), Href: "/admin/reports"}}}}}}
+	hybrid := []NavItem{{Key: "directory", Label: i18n.Key("Directory connection"), Href: "/admin/directory"}}
 	if v.IsGlobal() {
-		hybrid = append(hybrid, NavItem{Key: "agents", Label: "Writeback agents", Href: "/admin/agents"})
+		hybrid = append(hybrid, NavItem{Key: "agents", Label: i18n.Key("Writeback agents"), Href: "/admin/agents"})
 	}
-	out = append(out, NavSection{Title: "Hybrid management", Groups: []NavGroup{{Items: hybrid}}})
+	out = append(out, NavSection{Title: i18n.Key("Hybrid management"), Groups: []NavGroup{{Items: hybrid}}})
 	if v.IsHelpdesk() {
-		out = append(out, NavSection{Title: "Users", Groups: []NavGroup{{Items: []NavItem{
-			{Key: "users", Label: "Directory users", Href: "/admin/users"},
+		out = append(out, NavSection{Title: i18n.Key("Users"), Groups: []NavGroup{{Items: []NavItem{
+			{Key: "users", Label: i18n.Key("Directory users"), Href: "/admin/users"},
 		}}}})
 	}
 	if v.IsGlobal() {
-		out = append(out, NavSection{Title: "Administration", Groups: []NavGroup{{Items: []NavItem{
-			{Key: "admins", Label: "Administrators", Href: "/admin/administrators"},
-			{Key: "api-tokens", Label: "API tokens", Href: "/admin/api-tokens"},
+		out = append(out, NavSection{Title: i18n.Key("Administration"), Groups: []NavGroup{{Items: []NavItem{
+			{Key: "admins", Label: i18n.Key("Administrators"), Href: "/admin/administrators"},
+			{Key: "api-tokens", Label: i18n.Key("API tokens"), Href: "/admin/api-tokens"},
 		}}}})
 	}
-	out = append(out, NavSection{Title: "Your account", Groups: []NavGroup{{Items: []NavItem{
-		{Key: "security", Label: "Sign-in methods", Href: "/admin/security"},
+	out = append(out, NavSection{Title: i18n.Key("Your account"), Groups: []NavGroup{{Items: []NavItem{
+		{Key: "security", Label: i18n.Key("Sign-in methods"), Href: "/admin/security"},
 	}}}})
 	return out
 }
@@ -380,6 +383,7 @@ type PolicyView struct {
 	NotifyAdmins        bool
 	Helpdesk            string
 	OrgName             string
+	Language            string // the default language's code, "" for English
 	// PublicPerMinute and SignInPerMinute are the Properties page's rate
 	// limits as typed, empty for the server's default, which the Default
 	// fields give; MaxPerMinute is the highest either may be.
@@ -500,6 +504,7 @@ type navKey struct {
 	helpdesk, global bool
 	nav              string
 	base             string // the path prefix (Base)
+	lang             language.Tag
 }
 
 // navCache holds the navigation's HTML by navKey: the same few kilobytes on
@@ -520,12 +525,12 @@ func sideNav(v *Viewer, nav string) templ.Component {
 		return templ.NopComponent
 	}
 	return templ.ComponentFunc(func(ctx context.Context, w io.Writer) error {
-		k := navKey{helpdesk: v.IsHelpdesk(), global: v.IsGlobal(), nav: nav, base: Base(ctx)}
+		k := navKey{helpdesk: v.IsHelpdesk(), global: v.IsGlobal(), nav: nav, base: Base(ctx), lang: i18n.LangOf(ctx)}
 		if c, ok := navCache.Load(k); ok {
 			return c.(templ.Component).Render(ctx, w)
 		}
 		var b strings.Builder
-		if err := navEntries(v, nav).Render(WithBase(context.Background(), k.base), &b); err != nil || navCacheLen.Load() >= navCacheMax {
+		if err := navEntries(v, nav).Render(i18n.WithLang(WithBase(context.Background(), k.base), k.lang), &b); err != nil || navCacheLen.Load() >= navCacheMax {
 			return navEntries(v, nav).Render(ctx, w)
 		}
 		c := templ.Raw(b.String())

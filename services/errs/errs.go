@@ -3,8 +3,11 @@
 package errs
 
 import (
+	"context"
 	"errors"
 	"fmt"
+
+	"github.com/writeback/writeback/services/i18n"
 )
 
 // Kind classifies an error for the purpose of answering a request.
@@ -53,6 +56,32 @@ type Error struct {
 	Message string            // safe to show to the person who made the request
 	Fields  map[string]string // field name → safe message, for forms
 	Cause   error             // hidden: logged, never rendered
+
+	// format and args are Message before its values were put in (the
+	// catalogue's key), and texts the same for Fields, so that the reader's
+	// language can be used when it is shown; Message and Fields stay
+	// English for logs, audit rows and the API.
+	format string
+	args   []any
+	texts  map[string]Text
+}
+
+// Text is a message that takes values: its English format (the
+// catalogue's key) and the values.
+type Text struct {
+	Format string
+	Args   []any
+}
+
+// Textf is a Text.
+func Textf(format string, args ...any) Text { return Text{Format: format, Args: args} }
+
+// String is the text in English.
+func (t Text) String() string {
+	if len(t.Args) == 0 {
+		return t.Format
+	}
+	return fmt.Sprintf(t.Format, t.Args...)
 }
 
 func (e *Error) Error() string {
@@ -69,14 +98,32 @@ func E(kind Kind, msg string, cause error) *Error {
 	return &Error{Kind: kind, Message: msg, Cause: cause}
 }
 
+// Ef builds an *Error whose safe message takes values: format is the
+// catalogue's key.
+func Ef(kind Kind, cause error, format string, args ...any) *Error {
+	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...), Cause: cause, format: format, args: args}
+}
+
 // Invalidf builds an Invalid error with a formatted safe message.
 func Invalidf(format string, args ...any) *Error {
-	return &Error{Kind: Invalid, Message: fmt.Sprintf(format, args...)}
+	return Ef(Invalid, nil, format, args...)
 }
+
+// MsgFieldsInvalid is the message of an error that names fields.
+var MsgFieldsInvalid = i18n.Key("Some values need your attention.")
 
 // FieldErrors builds an Invalid error that names each field with a problem.
 func FieldErrors(fields map[string]string) *Error {
-	return &Error{Kind: Invalid, Message: "Some values need your attention.", Fields: fields}
+	return &Error{Kind: Invalid, Message: MsgFieldsInvalid, Fields: fields}
+}
+
+// FieldTexts is FieldErrors for messages that take values.
+func FieldTexts(fields map[string]Text) *Error {
+	e := &Error{Kind: Invalid, Message: MsgFieldsInvalid, Fields: make(map[string]string, len(fields)), texts: fields}
+	for k, t := range fields {
+		e.Fields[k] = t.String()
+	}
+	return e
 }
 
 // KindOf returns the kind of err, or Internal when it carries none.
@@ -88,13 +135,45 @@ func KindOf(err error) Kind {
 	return Internal
 }
 
-// MessageOf returns the safe message of err, or a generic one.
+// MsgOurSide is the message of an error that carries none.
+var MsgOurSide = i18n.Key("Something went wrong on our side. Please try again; if it keeps happening, contact your administrator.")
+
+// MessageOf returns the safe message of err in English, or a generic one.
 func MessageOf(err error) string {
 	var e *Error
 	if errors.As(err, &e) && e.Message != "" {
 		return e.Message
 	}
-	return "Something went wrong on our side. Please try again; if it keeps happening, contact your administrator."
+	return MsgOurSide
+}
+
+// MessageIn is MessageOf in the reader's language (ctx).
+func MessageIn(ctx context.Context, err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Message != "" {
+		if e.format != "" {
+			return i18n.T(ctx, e.format, e.args...)
+		}
+		return i18n.T(ctx, e.Message)
+	}
+	return i18n.T(ctx, MsgOurSide)
+}
+
+// FieldsIn is FieldsOf in the reader's language (ctx).
+func FieldsIn(ctx context.Context, err error) map[string]string {
+	var e *Error
+	if !errors.As(err, &e) || len(e.Fields) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(e.Fields))
+	for k, m := range e.Fields {
+		if t, ok := e.texts[k]; ok {
+			out[k] = i18n.T(ctx, t.Format, t.Args...)
+		} else {
+			out[k] = i18n.T(ctx, m)
+		}
+	}
+	return out
 }
 
 // FieldsOf returns the per-field messages of err, if any.

@@ -7,6 +7,7 @@ package selfservice
 import (
 	"context"
 	"fmt"
+	"github.com/writeback/writeback/services/i18n"
 	"net/mail"
 	"net/url"
 	"slices"
@@ -99,6 +100,10 @@ type Policy struct {
 	NotifyAdmins        bool     `json:"notify_admins"`
 	Helpdesk            string   `json:"helpdesk"`
 	OrgName             string   `json:"org_name"`
+	// Language is the organisation's default language (i18n's code, "de"),
+	// for readers whose browser asks for none the portal speaks and for
+	// mails sent in the background; empty: English.
+	Language string `json:"language,omitempty"`
 	// PublicPerMinute and SignInPerMinute cap the requests one client
 	// address may send in a minute to the employee pages' forms and to the
 	// administrator sign-in; 0 (never saved, or cleared) leaves it to the
@@ -223,6 +228,9 @@ func (p Policy) Validate() error {
 	if utf8.RuneCountInString(p.OrgName) > 100 {
 		f["org_name"] = "Use at most 100 characters."
 	}
+	if _, ok := i18n.Parse(p.Language); p.Language != "" && !ok {
+		f["language"] = "Choose one of the languages offered."
+	}
 	for name, n := range map[string]int{"public_per_minute": p.PublicPerMinute, "signin_per_minute": p.SignInPerMinute} {
 		if n < 0 || n > MaxPerMinute {
 			f[name] = RateLimitMessage
@@ -295,6 +303,10 @@ func (p Policy) normalize() Policy {
 	p.Group = strings.TrimSpace(p.Group)
 	p.Helpdesk = strings.TrimSpace(p.Helpdesk)
 	p.OrgName = strings.TrimSpace(p.OrgName)
+	p.Language = strings.ToLower(strings.TrimSpace(p.Language))
+	if p.Language == "en" {
+		p.Language = ""
+	}
 	var qs []string
 	for _, q := range p.Questions {
 		if q = strings.TrimSpace(q); q != "" {
@@ -371,6 +383,7 @@ func policyDiff(old, next Policy) audit.Changes {
 	d.Add("notify_admins", old.NotifyAdmins, next.NotifyAdmins)
 	d.Add("helpdesk", old.Helpdesk, next.Helpdesk)
 	d.Add("org_name", old.OrgName, next.OrgName)
+	d.Add("language", languageText(old.Language), languageText(next.Language))
 	d.Add("public_per_minute", rateText(old.PublicPerMinute), rateText(next.PublicPerMinute))
 	d.Add("signin_per_minute", rateText(old.SignInPerMinute), rateText(next.SignInPerMinute))
 	d.Add("challenge", !old.ChallengeOff, !next.ChallengeOff)
@@ -384,4 +397,13 @@ func rateText(n int) any {
 		return "server default"
 	}
 	return n
+}
+
+// languageText is a default language as the audit log shows it: its code,
+// "en" for none.
+func languageText(code string) string {
+	if code == "" {
+		return "en"
+	}
+	return code
 }
