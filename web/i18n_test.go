@@ -5,9 +5,9 @@ import (
 	"go/parser"
 	"go/token"
 	"html"
-	"strconv"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
