@@ -12,6 +12,7 @@ import (
 	"github.com/writeback/writeback/services/challenge"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/web"
@@ -66,12 +67,13 @@ func (s *Server) public(w http.ResponseWriter, r *http.Request, heading, lead st
 }
 
 func (s *Server) start(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
 	av, err := s.selfservice.Available(r.Context(), selfservice.KindReset)
 	if err != nil {
 		return err
 	}
-	v := web.StartView{Public: s.public(w, r, "Get back into your account", "Reset a forgotten password, unlock your account, or change your password.", av),
-		Available: av.OK, Reason: av.Reason, UnlockOffer: av.Unlock}
+	v := web.StartView{Public: s.public(w, r, i18n.T(ctx, "Get back into your account"), i18n.T(ctx, "Reset a forgotten password, unlock your account, or change your password."), av),
+		Available: av.OK, Reason: say(ctx, av.Reason), UnlockOffer: av.Unlock}
 	s.render(w, r, http.StatusOK, web.StartPage(v))
 	return nil
 }
@@ -84,11 +86,11 @@ func kindOf(r *http.Request) string {
 	return selfservice.KindReset
 }
 
-func whoHeading(kind string) (string, string) {
+func whoHeading(ctx context.Context, kind string) (string, string) {
 	if kind == selfservice.KindUnlock {
-		return "Unlock your account", "Prove it's you, and we unlock your account. Your password stays the same."
+		return i18n.T(ctx, "Unlock your account"), i18n.T(ctx, "Prove it's you, and we unlock your account. Your password stays the same.")
 	}
-	return "Get back into your account", "Who are you? Type your user name or e-mail address."
+	return i18n.T(ctx, "Get back into your account"), i18n.T(ctx, "Who are you? Type your user name or e-mail address.")
 }
 
 func (s *Server) whoForm(w http.ResponseWriter, r *http.Request) error {
@@ -97,10 +99,10 @@ func (s *Server) whoForm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	h, lead := whoHeading(kind)
+	h, lead := whoHeading(r.Context(), kind)
 	v := web.WhoView{Public: s.public(w, r, h, lead, av), Kind: kind}
 	if !av.OK {
-		v.Unavailable = av.Reason
+		v.Unavailable = i18n.T(r.Context(), av.Reason)
 	}
 	s.render(w, r, http.StatusOK, web.WhoPage(v))
 	return nil
@@ -119,20 +121,28 @@ func (s *Server) whoSubmit(w http.ResponseWriter, r *http.Request) error {
 		if aerr != nil {
 			return aerr
 		}
-		h, lead := whoHeading(kind)
+		h, lead := whoHeading(r.Context(), kind)
 		v := web.WhoView{Public: s.public(w, r, h, lead, av), Kind: kind, Login: login}
-		if f := errs.FieldsOf(err); len(f) > 0 {
+		if f := errs.FieldsIn(r.Context(), err); len(f) > 0 {
 			v.Fields = f
 		} else if k == errs.Forbidden {
-			v.Unavailable = errs.MessageOf(err)
+			v.Unavailable = errs.MessageIn(r.Context(), err)
 		} else {
-			v.Errors = []string{errs.MessageOf(err)}
+			v.Errors = []string{errs.MessageIn(r.Context(), err)}
 		}
 		s.render(w, r, statusOf(err), web.WhoPage(v))
 		return nil
 	}
 	seeOther(w, r, kindPath(kind)+"/"+id)
 	return nil
+}
+
+// say is a text of the catalogue in the reader's language; "" stays "".
+func say(ctx context.Context, key string) string {
+	if key == "" {
+		return ""
+	}
+	return i18n.T(ctx, key)
 }
 
 func kindPath(kind string) string {
@@ -163,12 +173,12 @@ func (s *Server) stepPage(w http.ResponseWriter, r *http.Request, id string, sta
 	if err != nil {
 		return err
 	}
-	heading := map[string]string{
-		selfservice.StepChoose: "Prove it's you", selfservice.StepCode: "Enter the code", selfservice.StepApp: "Enter the code", selfservice.StepSMS: "Enter the code",
-		selfservice.StepQuestions: "Answer your security questions", selfservice.StepPassword: "Choose a new password",
-		selfservice.StepUnlock: "Unlock your account", selfservice.StepDone: "Done", selfservice.StepBlocked: "Try again later",
-		selfservice.StepPasskey: "Use your passkey",
-	}[fv.Step]
+	heading := say(r.Context(), map[string]string{
+		selfservice.StepChoose: i18n.Key("Prove it's you"), selfservice.StepCode: i18n.Key("Enter the code"), selfservice.StepApp: i18n.Key("Enter the code"), selfservice.StepSMS: i18n.Key("Enter the code"),
+		selfservice.StepQuestions: i18n.Key("Answer your security questions"), selfservice.StepPassword: i18n.Key("Choose a new password"),
+		selfservice.StepUnlock: i18n.Key("Unlock your account"), selfservice.StepDone: i18n.Key("Done"), selfservice.StepBlocked: i18n.Key("Try again later"),
+		selfservice.StepPasskey: i18n.Key("Use your passkey"),
+	}[fv.Step])
 	v := web.StepView{Public: s.public(w, r, heading, "", av), Kind: kind, ID: fv.ID, Step: fv.Step, Verified: fv.Verified,
 		Required: fv.Required, Questions: fv.Questions, Masked: fv.Masked, MaskedPhone: fv.MaskedPhone, SMSTrouble: fv.SMSTrouble, NotLocked: fv.NotLocked,
 		Rules: rulesOf(fv.Policy, fv.HasPolicy), PasskeyOptions: fv.PasskeyOptions}
@@ -192,14 +202,15 @@ func (s *Server) stepPage(w http.ResponseWriter, r *http.Request, id string, sta
 	// The blocked step says it all by itself: the error that led there
 	// would only repeat it.
 	if problem != nil && fv.Step != selfservice.StepBlocked {
-		if f := errs.FieldsOf(problem); len(f) > 0 {
+		ctx := r.Context()
+		if f := errs.FieldsIn(ctx, problem); len(f) > 0 {
 			v.Fields = f
 		} else if challenge.Refused(problem) {
-			v.Errors = []string{errs.MessageOf(problem)}
+			v.Errors = []string{errs.MessageIn(ctx, problem)}
 		} else if fv.Step == selfservice.StepCode || fv.Step == selfservice.StepApp || fv.Step == selfservice.StepSMS {
-			v.Fields = map[string]string{"code": errs.MessageOf(problem)}
+			v.Fields = map[string]string{"code": errs.MessageIn(ctx, problem)}
 		} else {
-			v.Errors = []string{errs.MessageOf(problem)}
+			v.Errors = []string{errs.MessageIn(ctx, problem)}
 		}
 	}
 	s.render(w, r, status, web.StepPage(v))
@@ -284,7 +295,7 @@ func (s *Server) changeForm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v := web.ChangeView{Public: s.public(w, r, "Change your password", "Works also when your password has expired or must be changed.", av)}
+	v := web.ChangeView{Public: s.public(w, r, i18n.T(r.Context(), "Change your password"), i18n.T(r.Context(), "Works also when your password has expired or must be changed."), av)}
 	v.Done = r.URL.Query().Get("done") == "1"
 	v.Reconfirm = v.Done && r.URL.Query().Get("reconfirm") == "1"
 	if v.Meter, err = s.meter(r.Context(), "password", "login"); err != nil {
@@ -312,14 +323,14 @@ func (s *Server) changeSubmit(w http.ResponseWriter, r *http.Request) error {
 	if aerr != nil {
 		return aerr
 	}
-	v := web.ChangeView{Public: s.public(w, r, "Change your password", "", av), Login: login}
+	v := web.ChangeView{Public: s.public(w, r, i18n.T(r.Context(), "Change your password"), "", av), Login: login}
 	if v.Meter, aerr = s.meter(r.Context(), "password", "login"); aerr != nil {
 		return aerr
 	}
-	if f := errs.FieldsOf(err); len(f) > 0 {
+	if f := errs.FieldsIn(r.Context(), err); len(f) > 0 {
 		v.Fields = f
 	} else {
-		v.Errors = []string{errs.MessageOf(err)}
+		v.Errors = []string{errs.MessageIn(r.Context(), err)}
 	}
 	s.render(w, r, statusOf(err), web.ChangePage(v))
 	return nil
@@ -330,9 +341,9 @@ func (s *Server) registerForm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v := web.RegisterSignInView{Public: s.public(w, r, "Set up how you prove it's you", "Sign in with your directory password to register an e-mail address, an authenticator app or security questions.", av)}
+	v := web.RegisterSignInView{Public: s.public(w, r, i18n.T(r.Context(), "Set up how you prove it's you"), i18n.T(r.Context(), "Sign in with your directory password to register an e-mail address, an authenticator app or security questions."), av)}
 	if !av.OK {
-		v.Errors = []string{av.Reason}
+		v.Errors = []string{i18n.T(r.Context(), av.Reason)}
 	}
 	s.render(w, r, http.StatusOK, web.RegisterSignInPage(v))
 	return nil
@@ -352,11 +363,11 @@ func (s *Server) registerSubmit(w http.ResponseWriter, r *http.Request) error {
 	if aerr != nil {
 		return aerr
 	}
-	v := web.RegisterSignInView{Public: s.public(w, r, "Set up how you prove it's you", "", av), Login: login}
-	if f := errs.FieldsOf(err); len(f) > 0 {
+	v := web.RegisterSignInView{Public: s.public(w, r, i18n.T(r.Context(), "Set up how you prove it's you"), "", av), Login: login}
+	if f := errs.FieldsIn(r.Context(), err); len(f) > 0 {
 		v.Fields = f
 	} else {
-		v.Errors = []string{errs.MessageOf(err)}
+		v.Errors = []string{errs.MessageIn(r.Context(), err)}
 	}
 	s.render(w, r, statusOf(err), web.RegisterSignInPage(v))
 	return nil
@@ -372,7 +383,7 @@ func (s *Server) registerPage(w http.ResponseWriter, r *http.Request, status int
 	if err != nil {
 		return err
 	}
-	v := web.RegisterView{Public: s.public(w, r, "Your verification methods", "Signed in as "+reg.Login+". Register at least as many methods as a reset needs.", av),
+	v := web.RegisterView{Public: s.public(w, r, i18n.T(r.Context(), "Your verification methods"), i18n.T(r.Context(), "Signed in as %s. Register at least as many methods as a reset needs.", reg.Login), av),
 		ID: reg.ID, Login: reg.Login, AllowEmail: reg.Allowed.Email, AllowApp: reg.Allowed.App, AllowQuestions: reg.Allowed.Questions,
 		DirectoryEmail: reg.DirectoryEmail, AltEmail: reg.AltEmail, App: reg.App, Questions: reg.Questions, PendingEmail: reg.PendingEmail,
 		AppSecret: reg.AppSecret, AppQR: reg.AppQR, AppURL: reg.AppURL, Choices: reg.Choices, ToRegister: reg.ToRegister, Stale: reg.Stale,
@@ -399,10 +410,10 @@ func (s *Server) registerPage(w http.ResponseWriter, r *http.Request, status int
 		v.PhoneInput, v.EmailInput = emailInput, ""
 	}
 	if problem != nil {
-		if f := errs.FieldsOf(problem); len(f) > 0 {
+		if f := errs.FieldsIn(r.Context(), problem); len(f) > 0 {
 			v.Fields = f
 		} else {
-			v.Errors = []string{errs.MessageOf(problem)}
+			v.Errors = []string{errs.MessageIn(r.Context(), problem)}
 		}
 	}
 	s.render(w, r, status, web.RegisterPage(v))
@@ -416,7 +427,7 @@ func (s *Server) registerShow(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) registerAfter(w http.ResponseWriter, r *http.Request, err error, flash, emailInput string) error {
 	if err == nil {
 		if flash != "" {
-			s.flash(w, r, flash)
+			s.flash(w, r, i18n.T(r.Context(), flash))
 		}
 		seeOther(w, r, "/register/"+chi.URLParam(r, "flow"))
 		return nil
@@ -434,7 +445,7 @@ func (s *Server) registerEmail(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) registerEmailConfirm(w http.ResponseWriter, r *http.Request) error {
 	err := s.selfservice.ConfirmAltEmail(r.Context(), chi.URLParam(r, "flow"), browserSecret(r), r.PostFormValue("code"), s.actor(r))
-	return s.registerAfter(w, r, err, "Your alternate e-mail address is registered.", "")
+	return s.registerAfter(w, r, err, i18n.Key("Your alternate e-mail address is registered."), "")
 }
 
 func (s *Server) registerApp(w http.ResponseWriter, r *http.Request) error {
@@ -443,18 +454,18 @@ func (s *Server) registerApp(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) registerAppConfirm(w http.ResponseWriter, r *http.Request) error {
 	err := s.selfservice.ConfirmApp(r.Context(), chi.URLParam(r, "flow"), browserSecret(r), r.PostFormValue("app_code"), s.actor(r))
-	return s.registerAfter(w, r, err, "Your authenticator app is registered.", "")
+	return s.registerAfter(w, r, err, i18n.Key("Your authenticator app is registered."), "")
 }
 
 func (s *Server) registerConfirm(w http.ResponseWriter, r *http.Request) error {
 	err := s.selfservice.ConfirmMethods(r.Context(), chi.URLParam(r, "flow"), browserSecret(r), s.actor(r))
-	return s.registerAfter(w, r, err, "Thank you: your methods are confirmed.", "")
+	return s.registerAfter(w, r, err, i18n.Key("Thank you: your methods are confirmed."), "")
 }
 
 func (s *Server) registerQuestions(w http.ResponseWriter, r *http.Request) error {
 	_ = r.ParseForm()
 	err := s.selfservice.SaveQuestions(r.Context(), chi.URLParam(r, "flow"), browserSecret(r), r.PostForm["question"], r.PostForm["answer"], s.actor(r))
-	return s.registerAfter(w, r, err, "Your security questions are registered.", "")
+	return s.registerAfter(w, r, err, i18n.Key("Your security questions are registered."), "")
 }
 
 // keyCerEmployeePasskey is the session value of an employee's passkey
@@ -467,10 +478,10 @@ func (s *Server) registerPasskey(w http.ResponseWriter, r *http.Request) error {
 	delete(state(r).sess.Values, keyCerEmployeePasskey) // used once, whatever the outcome
 	err := s.selfservice.FinishPasskeyRegistration(r.Context(), chi.URLParam(r, "flow"), browserSecret(r), sealed, r.PostFormValue("passkey-name"),
 		[]byte(r.PostFormValue("credential")), s.actor(r))
-	return s.registerAfter(w, r, err, "Your passkey is registered.", "")
+	return s.registerAfter(w, r, err, i18n.Key("Your passkey is registered."), "")
 }
 
 func (s *Server) registerPasskeyRemove(w http.ResponseWriter, r *http.Request) error {
 	err := s.selfservice.RemovePasskey(r.Context(), chi.URLParam(r, "flow"), browserSecret(r), chi.URLParam(r, "credential"), s.actor(r))
-	return s.registerAfter(w, r, err, "The passkey is removed. Remove it from your device too, in its passkey or password settings.", "")
+	return s.registerAfter(w, r, err, i18n.Key("The passkey is removed. Remove it from your device too, in its passkey or password settings."), "")
 }

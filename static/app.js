@@ -1,6 +1,14 @@
 // Progressive enhancement only: every page works without this file.
 (function () {
   "use strict";
+  // The employee pages carry their texts translated (web.scriptTexts): a
+  // text is looked up by its English words, which it falls back to.
+  var texts = {};
+  try { texts = JSON.parse((document.getElementById("wb-texts") || {}).textContent || "{}") || {}; } catch (e) { texts = {}; }
+  var tr = function (s, v) {
+    var out = texts[s] || s;
+    return v === undefined ? out : out.replace("%s", v);
+  };
   // Unlock depends on writeback: mirror the server's rule while the admin edits.
   var wbNo = document.getElementById("writeback-no");
   var wbYes = document.getElementById("writeback-yes");
@@ -72,13 +80,13 @@
     var b = document.createElement("button");
     b.type = "button";
     b.className = "link reveal";
-    b.textContent = "Show";
+    b.textContent = tr("Show");
     b.setAttribute("aria-controls", el.id);
     b.setAttribute("aria-pressed", "false");
     b.addEventListener("click", function () {
       var show = el.type === "password";
       el.type = show ? "text" : "password";
-      b.textContent = show ? "Hide" : "Show";
+      b.textContent = show ? tr("Hide") : tr("Show");
       b.setAttribute("aria-pressed", show ? "true" : "false");
     });
     el.insertAdjacentElement("afterend", b);
@@ -138,12 +146,12 @@
       if (field.value !== "") { return; }
       ev.preventDefault();
       if (!window.PublicKeyCredential || !navigator.credentials) {
-        fail("This browser cannot use passkeys here. Passkeys need a portal address with a name (not an IP address) and https.");
+        fail(tr("This browser cannot use passkeys here. Passkeys need a portal address with a name (not an IP address) and https."));
         return;
       }
       var opts;
       try { opts = parseOptions(kind, JSON.parse(form.getAttribute("data-options"))); } catch (e) {
-        fail("The passkey request could not be read. Reload the page and try again.");
+        fail(tr("The passkey request could not be read. Reload the page and try again."));
         return;
       }
       var p = kind === "create" ? navigator.credentials.create({ publicKey: opts }) : navigator.credentials.get({ publicKey: opts });
@@ -151,8 +159,8 @@
         field.value = credentialJSON(cred);
         form.submit();
       }, function (e) {
-        fail(e && e.name === "NotAllowedError" ? "The passkey request was cancelled or timed out. Try again." :
-          "Your browser could not use a passkey (" + (e && e.name ? e.name : "error") + "). Try again, or use another way.");
+        fail(e && e.name === "NotAllowedError" ? tr("The passkey request was cancelled or timed out. Try again.") :
+          tr("Your browser could not use a passkey (%s). Try again, or use another way.", e && e.name ? e.name : "error"));
       });
     });
   });
@@ -175,9 +183,9 @@
     var powChallenge;
     try { powChallenge = JSON.parse(powBox.getAttribute("data-pow")); } catch (e) { powChallenge = null; }
     if (!powChallenge || !window.crypto || !window.crypto.subtle || !window.TextEncoder) {
-      powSay("Your browser cannot do the automatic check this step needs (it needs a current browser and a portal address with https). Try another browser, or contact your helpdesk.");
+      powSay(tr("Your browser cannot do the automatic check this step needs (it needs a current browser and a portal address with https). Try another browser, or contact your helpdesk."));
     } else {
-      powSay("Checking your browser automatically before this step. This takes a few seconds…");
+      powSay(tr("Checking your browser automatically before this step. This takes a few seconds…"));
       var enc = new TextEncoder(), batch = 500, powStart = Date.now();
       var found = function (n) {
         var payload = btoa(JSON.stringify({ algorithm: powChallenge.algorithm, challenge: powChallenge.challenge,
@@ -186,12 +194,12 @@
         powDone = true;
         powBox.setAttribute("data-pow-done", "true");
         powBox.setAttribute("data-pow-ms", String(Date.now() - powStart));
-        powSay("Check done. You can go on.");
+        powSay(tr("Check done. You can go on."));
         if (powWaiting) { var f = powWaiting; powWaiting = null; f.requestSubmit ? f.requestSubmit() : f.submit(); }
       };
       var run = function (start) {
         if (start > powChallenge.maxnumber) {
-          powSay("The automatic check could not finish. Reload the page to try again.");
+          powSay(tr("The automatic check could not finish. Reload the page to try again."));
           return;
         }
         var jobs = [];
@@ -203,7 +211,7 @@
             if (hex(sums[i]) === powChallenge.challenge) { found(start + i); return; }
           }
           run(start + batch);
-        }, function () { powSay("The automatic check could not run in this browser. Try another browser, or contact your helpdesk."); });
+        }, function () { powSay(tr("The automatic check could not run in this browser. Try another browser, or contact your helpdesk.")); });
       };
       run(0);
     }
@@ -212,7 +220,7 @@
         if (powDone) { return; }
         ev.preventDefault();
         powWaiting = f.form;
-        powSay("Almost there: the automatic check is still running, and your request is sent when it is done.");
+        powSay(tr("Almost there: the automatic check is still running, and your request is sent when it is done."));
       });
     });
   }

@@ -183,12 +183,21 @@
     return check(password, personal, hashes && hashes.length ? new Hashed(salt, hashes) : null, useCommon);
   };
 
+  // The page's texts in its language (web.scriptTexts), by their English
+  // words, which they fall back to.
+  var texts = {};
+  try { texts = JSON.parse((document.getElementById("wb-texts") || {}).textContent || "{}") || {}; } catch (e) { texts = {}; }
+  var tr = function (s) { return texts[s] || s; };
+  // zxcvbn's own tips are English only (the bundle has no other language):
+  // on a page in another language the meter shows no tip.
+  var lang = (document.documentElement.lang || "en").toLowerCase();
+  var tips = lang === "en" || lang.indexOf("en-") === 0;
   var messages = {
-    common: "Too easy to guess: it is, or is close to, a password many people use.",
-    custom: "It contains a word your organisation does not allow in passwords.",
-    personal: "Too close to your name, your user name or your organisation's name."
+    common: tr("Too easy to guess: it is, or is close to, a password many people use."),
+    custom: tr("It contains a word your organisation does not allow in passwords."),
+    personal: tr("Too close to your name, your user name or your organisation's name.")
   };
-  var strengths = ["Very weak", "Weak", "Fair", "Good", "Strong"];
+  var strengths = ["Very weak", "Weak", "Fair", "Good", "Strong"].map(tr);
 
   boxes.forEach(function (box) {
     var input = document.getElementById(box.getAttribute("data-meter"));
@@ -223,8 +232,8 @@
       var r = Z.check(v, mine);
       bar.hidden = false;
       meter.value = r.score;
-      var tip = r.feedback && (r.feedback.warning || (r.feedback.suggestions || [])[0]);
-      label.textContent = "Strength: " + strengths[r.score] + (tip ? ". " + tip : "");
+      var tip = tips && r.feedback && (r.feedback.warning || (r.feedback.suggestions || [])[0]);
+      label.textContent = tr("Strength: %s").replace("%s", strengths[r.score]) + (tip ? ". " + tip : "");
       if (!bannedEl) { return; }
       var mySeq = ++seq;
       check(v, mine, custom, useCommon).then(function (rule) {

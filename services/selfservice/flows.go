@@ -14,6 +14,7 @@ import (
 	"github.com/writeback/writeback/services/banned"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/mail"
 	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/services/sms"
@@ -100,11 +101,11 @@ func (s *Service) Available(ctx context.Context, kind string) (Availability, err
 		// No writeback agent connected: the directory cannot be reached.
 		a.OK, a.Reason = false, directory.MsgNotReached
 	case !st.Writeback:
-		a.OK, a.Reason = false, "Self-service password reset is not available right now: your organisation has not turned on writing passwords to its directory."
+		a.OK, a.Reason = false, i18n.Key("Self-service password reset is not available right now: your organisation has not turned on writing passwords to its directory.")
 	case p.Enabled == EnabledNone:
-		a.OK, a.Reason = false, "Self-service password reset is not turned on for your organisation."
+		a.OK, a.Reason = false, i18n.Key("Self-service password reset is not turned on for your organisation.")
 	case kind == KindUnlock && !st.Unlock:
-		a.OK, a.Reason = false, "Unlocking without resetting your password is not offered. Reset your password instead: that unlocks your account too."
+		a.OK, a.Reason = false, i18n.Key("Unlocking without resetting your password is not offered. Reset your password instead: that unlocks your account too.")
 	}
 	return a, nil
 }

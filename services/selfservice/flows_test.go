@@ -493,9 +493,9 @@ func TestAuditNamesTheResolvedAccount(t *testing.T) {
 
 // TestTriesLeftReadsRight is issue 8 item 14's "1 more try".
 func TestTriesLeftReadsRight(t *testing.T) {
-	for n, want := range map[int]string{4: "You have 4 more tries with it.", 1: "You have 1 more try with it.", 0: "That was the last try with it: send a new one."} {
-		if got := triesLeft(n); got != want {
-			t.Errorf("triesLeft(%d) = %q, want %q", n, got, want)
+	for n, want := range map[int]string{4: "That code is not right. You have 4 more tries with it.", 1: "That code is not right. You have 1 more try with it.", 0: "That code is not right. That was the last try with it: send a new one."} {
+		if got := wrongCode(n).String(); got != want {
+			t.Errorf("wrongCode(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

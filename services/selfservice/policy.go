@@ -71,15 +71,15 @@ func (m Methods) List() []string {
 func MethodLabel(m string) string {
 	switch m {
 	case MethodEmail:
-		return "E-mail code"
+		return i18n.Key("E-mail code")
 	case MethodApp:
-		return "Authenticator app code"
+		return i18n.Key("Authenticator app code")
 	case MethodQuestions:
-		return "Security questions"
+		return i18n.Key("Security questions")
 	case MethodSMS:
-		return "Text message code"
+		return i18n.Key("Text message code")
 	case MethodPasskey:
-		return "Passkey"
+		return i18n.Key("Passkey")
 	}
 	return m
 }
@@ -166,12 +166,12 @@ func DefaultPolicy() Policy {
 		Enabled: EnabledNone, Methods: Methods{Email: true, App: true}, Required: 1,
 		QuestionsToRegister: 3, QuestionsToAnswer: 3,
 		Questions: []string{
-			"In what city were you born?",
-			"What was the name of your first pet?",
-			"What was the make of your first car?",
-			"What was the name of your primary school?",
-			"What is your oldest cousin's first name?",
-			"In what city did your parents meet?",
+			i18n.Key("In what city were you born?"),
+			i18n.Key("What was the name of your first pet?"),
+			i18n.Key("What was the make of your first car?"),
+			i18n.Key("What was the name of your primary school?"),
+			i18n.Key("What is your oldest cousin's first name?"),
+			i18n.Key("In what city did your parents meet?"),
 		},
 		ReconfirmDays: 180, NotifyUsers: true,
 	}

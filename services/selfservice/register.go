@@ -18,6 +18,7 @@ import (
 	"github.com/writeback/writeback/services/authenticator"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	wbmail "github.com/writeback/writeback/services/mail"
 	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/store"
@@ -119,7 +120,7 @@ func (s *Service) StartRegister(ctx context.Context, login, password, browser st
 
 func (s *Service) registrationBlocker(ctx context.Context, p Policy, protected bool, reason string) string {
 	if protected {
-		return "This account is protected, so it can't use self-service password reset. Contact your helpdesk."
+		return i18n.Key("This account is protected, so it can't use self-service password reset. Contact your helpdesk.")
 	}
 	return ""
 }
@@ -318,7 +319,7 @@ func (s *Service) ConfirmAltEmail(ctx context.Context, id, browser, code string,
 		return err
 	}
 	if !ok {
-		return errs.FieldErrors(map[string]string{"code": msg})
+		return errs.FieldTexts(map[string]errs.Text{"code": msg})
 	}
 	addr, err := s.keys.Open("sspr.pending-email:"+fl.ID, fl.st.AltEmailSealed)
 	if err != nil {

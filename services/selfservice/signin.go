@@ -46,15 +46,16 @@ func signInThrottled(ref *ratelimit.Refusal, now time.Time) error {
 		wait = ref.Retry.Sub(now)
 	}
 	n := int(math.Ceil(wait.Minutes()))
-	mins := fmt.Sprintf("%d minutes", n)
-	if n <= 1 {
-		mins = "a minute"
+	network := ref.Limit.Bucket == store.BucketDirectoryAddress
+	switch {
+	case network && n <= 1:
+		return errs.E(errs.TooMany, "Too many attempts from your network. Wait a minute and try again.", nil)
+	case network:
+		return errs.Ef(errs.TooMany, nil, "Too many attempts from your network. Wait %d minutes and try again.", n)
+	case n <= 1:
+		return errs.E(errs.TooMany, "Too many wrong passwords. To keep your account from being locked, wait a minute and try again, or reset your password instead.", nil)
 	}
-	if ref.Limit.Bucket == store.BucketDirectoryAddress {
-		return errs.E(errs.TooMany, "Too many attempts from your network. Wait "+mins+" and try again.", nil)
-	}
-	return errs.E(errs.TooMany, "Too many wrong passwords. To keep your account from being locked, wait "+mins+
-		" and try again, or reset your password instead.", nil)
+	return errs.Ef(errs.TooMany, nil, "Too many wrong passwords. To keep your account from being locked, wait %d minutes and try again, or reset your password instead.", n)
 }
 
 // signIn is one attempt to sign in with a directory password, reserved in

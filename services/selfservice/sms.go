@@ -577,7 +577,7 @@ func (s *Service) ConfirmPhone(ctx context.Context, id, browser, code string, fr
 		return err
 	}
 	if !ok {
-		return errs.FieldErrors(map[string]string{"phone_code": msg})
+		return errs.FieldTexts(map[string]errs.Text{"phone_code": msg})
 	}
 	number, err := s.keys.Open("sspr.pending-phone:"+fl.ID, fl.st.PhoneSealed)
 	if err != nil {

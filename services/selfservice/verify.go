@@ -68,7 +68,7 @@ func (s *Service) Verify(ctx context.Context, id, browser, method string, code s
 		s.evaluating(method)
 	}
 	var ok bool
-	var failMsg string
+	var failMsg errs.Text
 	switch method {
 	case MethodEmail:
 		ok, failMsg, err = s.checkCode(ctx, fl.Flow, "verify", strings.TrimSpace(code))
@@ -76,13 +76,13 @@ func (s *Service) Verify(ctx context.Context, id, browser, method string, code s
 		ok, failMsg, err = s.checkCode(ctx, fl.Flow, purposeSMS, strings.TrimSpace(code))
 	case MethodApp:
 		ok, err = s.checkTOTP(ctx, fl.Eligible, fl.UserID, strings.TrimSpace(code))
-		failMsg = "That code is not right. Enter the 6-digit code your authenticator app shows now."
+		failMsg = errs.Textf("That code is not right. Enter the 6-digit code your authenticator app shows now.")
 	case MethodQuestions:
 		ok, err = s.checkAnswers(ctx, fl.Eligible, fl.UserID, fl.st.Questions, answers)
-		failMsg = "Those answers are not right. Check them and try again."
+		failMsg = errs.Textf("Those answers are not right. Check them and try again.")
 	case MethodPasskey:
 		ok, err = s.checkPasskey(ctx, id, browser, fl.Eligible, fl.UserID, fl.Login, strings.TrimSpace(code))
-		failMsg = "That passkey was not accepted. Try again with a passkey you registered for this account, or use another method."
+		failMsg = errs.Textf("That passkey was not accepted. Try again with a passkey you registered for this account, or use another method.")
 	default:
 		err = errs.Invalidf("Choose a method first.")
 	}
@@ -119,7 +119,7 @@ func (s *Service) reserveGuess(ctx context.Context, tx *store.Tx, f store.Flow) 
 
 // wrongGuess settles the reservation of a wrong guess, audits it and blocks
 // the account when the window holds FailuresToBlock of them.
-func (s *Service) wrongGuess(ctx context.Context, f store.Flow, from audit.Actor, method string, slot int64, failMsg string) error {
+func (s *Service) wrongGuess(ctx context.Context, f store.Flow, from audit.Actor, method string, slot int64, failMsg errs.Text) error {
 	now := s.now()
 	blocked := false
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
@@ -157,7 +157,7 @@ func (s *Service) wrongGuess(ctx context.Context, f store.Flow, from audit.Actor
 	case blocked:
 		return errBlocked
 	}
-	return errs.E(errs.Unauthorized, failMsg, nil)
+	return errs.Ef(errs.Unauthorized, nil, failMsg.Format, failMsg.Args...)
 }
 
 // rightGuess releases the reservation of a right guess and records the
@@ -218,12 +218,12 @@ func (s *Service) rightGuess(ctx context.Context, id, browser, method string, sl
 // checkCode checks an e-mailed code: single use, 10 minutes, 5 tries. The
 // try is counted in the transaction that reads the code, so concurrent
 // tries cannot pass the limit; the code is compared in constant time.
-func (s *Service) checkCode(ctx context.Context, f store.Flow, purpose, code string) (ok bool, msg string, err error) {
+func (s *Service) checkCode(ctx context.Context, f store.Flow, purpose, code string) (ok bool, msg errs.Text, err error) {
 	now := s.now().UnixMilli()
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		c, err := tx.LatestCode(ctx, f.ID, purpose)
 		if errors.Is(err, store.ErrNotFound) {
-			msg = "There is no code to check. Send a code first."
+			msg = errs.Textf("There is no code to check. Send a code first.")
 			return nil
 		}
 		if err != nil {
@@ -231,13 +231,13 @@ func (s *Service) checkCode(ctx context.Context, f store.Flow, purpose, code str
 		}
 		switch {
 		case c.UsedMS != 0 || c.Voided:
-			msg = "That code has already been used. Send a new one."
+			msg = errs.Textf("That code has already been used. Send a new one.")
 		case now > c.ExpiresMS:
-			msg = "That code has expired. Send a new one."
+			msg = errs.Textf("That code has expired. Send a new one.")
 		case c.Tries >= CodeTries:
-			msg = "That code was entered wrongly too many times. Send a new one."
+			msg = errs.Textf("That code was entered wrongly too many times. Send a new one.")
 		case !hmac.Equal([]byte(s.mac(f.ID, purpose, code)), []byte(c.CodeHash)) || len(code) != 8:
-			msg = "That code is not right. " + triesLeft(CodeTries-c.Tries-1)
+			msg = wrongCode(CodeTries - c.Tries - 1)
 			return tx.MarkCode(ctx, c.ID, 0)
 		default:
 			ok = true
@@ -248,15 +248,15 @@ func (s *Service) checkCode(ctx context.Context, f store.Flow, purpose, code str
 	return ok, msg, err
 }
 
-// triesLeft says how many more tries a code has, in words.
-func triesLeft(n int) string {
+// wrongCode says a code is not right and how many more tries it has.
+func wrongCode(n int) errs.Text {
 	switch {
 	case n <= 0:
-		return "That was the last try with it: send a new one."
+		return errs.Textf("That code is not right. That was the last try with it: send a new one.")
 	case n == 1:
-		return "You have 1 more try with it."
+		return errs.Textf("That code is not right. You have 1 more try with it.")
 	}
-	return fmt.Sprintf("You have %d more tries with it.", n)
+	return errs.Textf("That code is not right. You have %d more tries with it.", n)
 }
 
 // totpPeriod is the authenticator time step.
