@@ -11,6 +11,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 )
 
 // Active Directory specifics.
@@ -262,7 +263,7 @@ func (s *session) adWriteError(oe *OpError, cur User, e *ldap.Entry, pw string, 
 		oe.Rule = "wrong current password"
 		return fail(CodeBadPassword, msgBadCurrent, oe)
 	case hasCode && code == adErrAccountLocked:
-		return fail(CodeLocked, "This account is locked after too many wrong passwords.", oe)
+		return fail(CodeLocked, i18n.Key("This account is locked after too many wrong passwords."), oe)
 	case hasCode && code == adErrPasswordRestriction,
 		!hasCode && oe.LDAPResult == ldap.LDAPResultConstraintViolation:
 		p, poe := s.adPolicy(s.withPSO(e))
@@ -274,10 +275,10 @@ func (s *session) adWriteError(oe *OpError, cur User, e *ldap.Entry, pw string, 
 		if ex.rule == "" && p.HistoryLength > 0 && (change || p.HistoryEnforcedOnReset) {
 			// Length, complexity and age pass: history is what is left that
 			// AD checks, but AD does not say so (password filters could too).
-			ex.msg = "The new password does not meet the password policy; it may be one you have used recently."
+			ex.msg = i18n.Key("The new password does not meet the password policy; it may be one you have used recently.")
 		}
 		oe.Rule = ex.rule
-		return fail(CodePolicy, ex.msg, oe)
+		return failf(CodePolicy, oe, ex.msg, ex.args...)
 	case oe.LDAPResult == ldap.LDAPResultInsufficientAccessRights:
 		return notPermitted(oe, s.adMissingRight(cur.DN, change, opt))
 	}

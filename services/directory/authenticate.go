@@ -9,6 +9,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 )
 
 // Candidate is what the portal learns about an account before it sends the
@@ -269,7 +270,7 @@ func changeArgs(oldPassword, newPassword string) error {
 		return err
 	}
 	if oldPassword == newPassword {
-		return fail(CodePolicy, "The new password must be different from the current one.",
+		return fail(CodePolicy, i18n.Key("The new password must be different from the current one."),
 			&OpError{Op: "change", Rule: "history", Err: errors.New("new password equals the current one")})
 	}
 	return nil
@@ -349,7 +350,7 @@ func (s *session) authenticate(cur User, password string) error {
 	s.doneUser(uc, err)
 	if err == nil && bres != nil {
 		if pp := ppolicyControl(bres.Controls); pp != nil && pp.Error == 2 { // changeAfterReset
-			return fail(CodeExpired, "You must change your password before you can use it here. Change it first.",
+			return fail(CodeExpired, i18n.Key("You must change your password before you can use it here. Change it first."),
 				&OpError{Op: s.op, Server: s.srv.u.raw, Rule: "must change", Err: errors.New("password must be changed after a reset")})
 		}
 	}
@@ -368,13 +369,13 @@ func (s *session) authenticate(cur User, password string) error {
 	oe.Rule = bf.rule
 	switch {
 	case bf.passwordOK:
-		return fail(CodeExpired, "Your password has expired or must be changed. Change it first, then come back.", oe)
+		return fail(CodeExpired, i18n.Key("Your password has expired or must be changed. Change it first, then come back."), oe)
 	case bf.code == CodeLocked:
-		return fail(CodeLocked, "This account is locked after too many wrong passwords. Unlock it or wait until the lock ends.", oe)
+		return fail(CodeLocked, i18n.Key("This account is locked after too many wrong passwords. Unlock it or wait until the lock ends."), oe)
 	case bf.code == CodeDisabled:
-		return fail(CodeDisabled, "This account is disabled. Contact your helpdesk.", oe)
+		return fail(CodeDisabled, i18n.Key("This account is disabled. Contact your helpdesk."), oe)
 	}
-	return fail(CodeBadPassword, "That user name and password don't match.", oe)
+	return fail(CodeBadPassword, i18n.Key("That user name and password don't match."), oe)
 }
 
 // MemberOf reports whether u is a member of the group groupDN (nested

@@ -14,6 +14,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 )
 
 // policyTTL bounds how long a policy read from the directory is reused.
@@ -354,16 +355,16 @@ func refuse(s *session, u User, change bool) error {
 	case u.Protected:
 		oe.Rule = u.ProtectedReason
 		oe.Err = fmt.Errorf("%s is protected: %s", u.DN, u.ProtectedReason)
-		return fail(CodeProtected, "This is a privileged account, which is kept out of self-service. Ask an administrator.", oe)
+		return fail(CodeProtected, i18n.Key("This is a privileged account, which is kept out of self-service. Ask an administrator."), oe)
 	case u.Disabled:
 		oe.Err = fmt.Errorf("%s is disabled", u.DN)
 		if s.op == "unlock" {
-			return fail(CodeDisabled, "This account is disabled, not locked; a disabled account is never unlocked here. Ask an administrator.", oe)
+			return fail(CodeDisabled, i18n.Key("This account is disabled, not locked; a disabled account is never unlocked here. Ask an administrator."), oe)
 		}
-		return fail(CodeDisabled, "This account is disabled. Ask an administrator.", oe)
+		return fail(CodeDisabled, i18n.Key("This account is disabled. Ask an administrator."), oe)
 	case change && u.Locked:
 		oe.Err = fmt.Errorf("%s is locked", u.DN)
-		return fail(CodeLocked, "This account is locked after too many wrong passwords; reset the password or wait until the lock ends.", oe)
+		return fail(CodeLocked, i18n.Key("This account is locked after too many wrong passwords; reset the password or wait until the lock ends."), oe)
 	}
 	return nil
 }

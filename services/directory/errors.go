@@ -18,6 +18,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 )
 
 // Code classifies a directory failure more finely than errs.Kind, for
@@ -171,6 +172,12 @@ func fail(code Code, msg string, oe *OpError) *errs.Error {
 	return &errs.Error{Kind: kindOf(code), Message: msg, Cause: oe}
 }
 
+// failf is fail for a message that takes values (format is the catalogue's key).
+func failf(code Code, oe *OpError, format string, args ...any) *errs.Error {
+	oe.Code = code
+	return errs.Ef(kindOf(code), oe, format, args...)
+}
+
 // invalid reports a request that is unusable before the directory is asked.
 func invalid(op, msg string) *errs.Error {
 	return fail(CodeInvalid, msg, &OpError{Op: op, Err: errors.New(strings.ToLower(msg[:1]) + msg[1:])})
@@ -187,14 +194,14 @@ var ErrNotReached = errors.New("the directory could not be reached; nothing was 
 const MsgNotReached = "Your organisation's directory could not be reached. Nothing was changed."
 
 // Messages used in more than one place.
-const (
-	msgUnavailable = "The directory is not reachable right now. Please try again in a few minutes."
-	msgTimeout     = "The directory did not answer in time. Please try again in a few minutes."
-	msgInsecure    = "Passwords are only written over LDAPS or StartTLS; the directory would refuse or expose them. Use an ldaps:// URL or turn on StartTLS."
-	msgBadCurrent  = "The current password is not correct."
-	msgNotFound    = "No account matches that name."
-	msgAmbiguous   = "More than one account matches that name; use your full sign-in name or e-mail address."
-	msgPolicy      = "The new password does not meet the password policy."
+var (
+	msgUnavailable = i18n.Key("The directory is not reachable right now. Please try again in a few minutes.")
+	msgTimeout     = i18n.Key("The directory did not answer in time. Please try again in a few minutes.")
+	msgInsecure    = i18n.Key("Passwords are only written over LDAPS or StartTLS; the directory would refuse or expose them. Use an ldaps:// URL or turn on StartTLS.")
+	msgBadCurrent  = i18n.Key("The current password is not correct.")
+	msgNotFound    = i18n.Key("No account matches that name.")
+	msgAmbiguous   = i18n.Key("More than one account matches that name; use your full sign-in name or e-mail address.")
+	msgPolicy      = i18n.Key("The new password does not meet the password policy.")
 )
 
 // isNetworkError tells whether err means the connection is gone or never
@@ -435,7 +442,8 @@ func tlsFailure(err error, host string) string {
 // policyExplanation says which rule a rejected password breaks.
 type policyExplanation struct {
 	rule string
-	msg  string
+	msg  string // the message people see (the catalogue's key; a format when args are given)
+	args []any
 }
 
 // explainPolicy computes which rule of p the password pw breaks, for
@@ -448,34 +456,33 @@ func explainPolicy(p Policy, pw string, names []string, change bool, lastSet, no
 	}
 	if p.Complexity {
 		if !complexEnough(pw) {
-			return policyExplanation{"complexity", "The new password is not complex enough: use three of upper case, lower case, digits and symbols."}
+			return policyExplanation{"complexity", i18n.Key("The new password is not complex enough: use three of upper case, lower case, digits and symbols."), nil}
 		}
 		if containsName(pw, names) {
-			return policyExplanation{"name", "The new password is not complex enough: it must not contain your account name or parts of your full name."}
+			return policyExplanation{"name", i18n.Key("The new password is not complex enough: it must not contain your account name or parts of your full name."), nil}
 		}
 	}
 	if change && p.MinAge > 0 && !lastSet.IsZero() && now.Before(lastSet.Add(p.MinAge)) {
 		return tooRecent(lastSet.Add(p.MinAge))
 	}
-	return policyExplanation{"", msgPolicy}
+	return policyExplanation{"", msgPolicy, nil}
 }
 
 func tooShort(min int) policyExplanation {
 	if min <= 0 {
-		return policyExplanation{"length", "The new password is too short."}
+		return policyExplanation{"length", i18n.Key("The new password is too short."), nil}
 	}
-	return policyExplanation{"length", fmt.Sprintf("The new password is too short: at least %d characters.", min)}
+	return policyExplanation{"length", i18n.Key("The new password is too short: at least %d characters."), []any{min}}
 }
 
 func tooRecent(after time.Time) policyExplanation {
 	if after.IsZero() {
-		return policyExplanation{"age", "The password was changed too recently: you can change it again later."}
+		return policyExplanation{"age", i18n.Key("The password was changed too recently: you can change it again later."), nil}
 	}
-	return policyExplanation{"age", "The password was changed too recently: you can change it again after " +
-		after.Local().Format("2 Jan 2006 15:04 MST") + "."}
+	return policyExplanation{"age", i18n.Key("The password was changed too recently: you can change it again after %s."), []any{after.Local().Format("2 Jan 2006 15:04 MST")}}
 }
 
-var reused = policyExplanation{"history", "The new password was used before: choose a password you have not used recently."}
+var reused = policyExplanation{"history", i18n.Key("The new password was used before: choose a password you have not used recently."), nil}
 
 // complexEnough applies AD's complexity rule: characters from three of five
 // categories (upper case, lower case, digits, symbols, other letters).
@@ -533,17 +540,17 @@ func containsName(pw string, names []string) bool {
 func explainPPolicy(code int8, p Policy, lastSet time.Time) (Code, policyExplanation) {
 	switch code {
 	case 0:
-		return CodeExpired, policyExplanation{"expired", "The password has expired; reset it instead of changing it."}
+		return CodeExpired, policyExplanation{"expired", i18n.Key("The password has expired; reset it instead of changing it."), nil}
 	case 1:
-		return CodeLocked, policyExplanation{"locked", "The account is locked."}
+		return CodeLocked, policyExplanation{"locked", i18n.Key("The account is locked."), nil}
 	case 2:
-		return CodePolicy, policyExplanation{"change after reset", "The password must be changed first."}
+		return CodePolicy, policyExplanation{"change after reset", i18n.Key("The password must be changed first."), nil}
 	case 3:
-		return CodePolicy, policyExplanation{"modification not allowed", "The directory's policy does not allow this password to be changed."}
+		return CodePolicy, policyExplanation{"modification not allowed", i18n.Key("The directory's policy does not allow this password to be changed."), nil}
 	case 4:
-		return CodePolicy, policyExplanation{"old password required", "The directory's policy requires the current password to change it."}
+		return CodePolicy, policyExplanation{"old password required", i18n.Key("The directory's policy requires the current password to change it."), nil}
 	case 5:
-		return CodePolicy, policyExplanation{"quality", "The new password does not pass the directory's quality check."}
+		return CodePolicy, policyExplanation{"quality", i18n.Key("The new password does not pass the directory's quality check."), nil}
 	case 6:
 		return CodePolicy, tooShort(p.MinLength)
 	case 7:
@@ -555,5 +562,5 @@ func explainPPolicy(code int8, p Policy, lastSet time.Time) (Code, policyExplana
 	case 8:
 		return CodePolicy, reused
 	}
-	return CodePolicy, policyExplanation{"", msgPolicy}
+	return CodePolicy, policyExplanation{"", msgPolicy, nil}
 }

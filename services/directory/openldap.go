@@ -8,6 +8,8 @@ import (
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/writeback/writeback/services/i18n"
 )
 
 // OpenLDAP (slapd with ppolicy) specifics.
@@ -292,9 +294,9 @@ func (s *session) changeOpenLDAP(cur User, e *ldap.Entry, oldPw, newPw string) e
 		case CodeBadPassword:
 			return fail(CodeBadPassword, msgBadCurrent, oe)
 		case CodeLocked:
-			return fail(CodeLocked, "This account is locked after too many wrong passwords; reset the password or wait until the lock ends.", oe)
+			return fail(CodeLocked, i18n.Key("This account is locked after too many wrong passwords; reset the password or wait until the lock ends."), oe)
 		case CodeExpired:
-			return fail(CodeExpired, "The password has expired and can no longer be used to change it; reset it instead.", oe)
+			return fail(CodeExpired, i18n.Key("The password has expired and can no longer be used to change it; reset it instead."), oe)
 		}
 		return generic(oe, s.ctx)
 	}
@@ -338,7 +340,7 @@ func (s *session) openLDAPWriteError(oe *OpError, ctrls []ldap.Control, cur User
 		}
 		code, ex := explainPPolicy(pp.Error, p, cur.PasswordLastSet)
 		oe.Rule = ex.rule
-		return fail(code, ex.msg, oe)
+		return failf(code, oe, ex.msg, ex.args...)
 	}
 	switch oe.LDAPResult {
 	case ldap.LDAPResultInsufficientAccessRights:
@@ -348,7 +350,7 @@ func (s *session) openLDAPWriteError(oe *OpError, ctrls []ldap.Control, cur User
 	case ldap.LDAPResultAttributeOrValueExists:
 		// Two changes of one account in the same second write the same
 		// pwdHistory value; the later one fails and writes nothing.
-		return fail(CodeConflict, "Another change to this account happened at the same moment. Please try again.", oe)
+		return fail(CodeConflict, i18n.Key("Another change to this account happened at the same moment. Please try again."), oe)
 	case ldap.LDAPResultUnwillingToPerform:
 		if change {
 			// slapd: "unwilling to verify old password".

@@ -19,14 +19,15 @@ import (
 	gomail "github.com/wneessen/go-mail"
 
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 )
 
 // The safe messages a failed Send carries. They say nothing about the
 // server, the recipient or the account, so they can be shown to anyone.
-const (
-	msgUnreachable = "The mail server could not be reached."
-	msgRefused     = "The mail server refused the message."
-	msgNotSetUp    = "Mail is not set up correctly."
+var (
+	msgUnreachable = i18n.Key("The mail server could not be reached.")
+	msgRefused     = i18n.Key("The mail server refused the message.")
+	msgNotSetUp    = i18n.Key("Mail is not set up correctly.")
 )
 
 // defaultTimeout bounds a whole delivery when the caller's context has no

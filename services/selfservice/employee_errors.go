@@ -7,6 +7,7 @@ import (
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/writeback"
 )
 
@@ -14,7 +15,7 @@ import (
 // portal's side — the directory unreachable, the service account refused or
 // lacking a right, no mail server: the same words for everyone, since the
 // detail is for administrators (it goes to the audit log).
-const MsgOurSide = "Something is wrong on our side. Try again later or contact your helpdesk."
+var MsgOurSide = i18n.Key("Something is wrong on our side. Try again later or contact your helpdesk.")
 
 // EmployeeError returns what a person using self-service may be shown of
 // err. Errors meant for that person pass unchanged: field errors, password

@@ -12,6 +12,7 @@ import (
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/services/sms"
 	"github.com/writeback/writeback/store"
@@ -41,10 +42,10 @@ const (
 
 // What people read when text messages cannot be sent. They depend only on
 // portal-wide state, never on the account, so anyone may see them.
-const (
-	MsgSMSUnavailable = "Text messages can't be sent right now. Choose another method, or try again later."
-	MsgSMSNotSent     = "We couldn't send a text message to that number. Check it and try again later, or contact your helpdesk."
-	MsgSMSCooldown    = "A code was sent less than a minute ago. Wait a minute before asking for a new one."
+var (
+	MsgSMSUnavailable = i18n.Key("Text messages can't be sent right now. Choose another method, or try again later.")
+	MsgSMSNotSent     = i18n.Key("We couldn't send a text message to that number. Check it and try again later, or contact your helpdesk.")
+	MsgSMSCooldown    = i18n.Key("A code was sent less than a minute ago. Wait a minute before asking for a new one.")
 )
 
 var (
