@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/mail"
 	"github.com/writeback/writeback/services/mail/mailtest"
 )
@@ -88,7 +89,7 @@ func TestSendPlainLoopback(t *testing.T) {
 	sink := mailtest.Start(t, mailtest.Options{})
 	sender, logs := newSender(t, sinkConfig(sink, mail.TLSNone))
 
-	m := mail.TestMessage("Ada <ada@example.com>", "Example Corp")
+	m := mail.TestMessage(i18n.English, "Ada <ada@example.com>", "Example Corp")
 	if err := send(t, sender, m); err != nil {
 		t.Fatalf("Send() = %v", err)
 	}
@@ -132,7 +133,7 @@ func TestSendStartTLSWithAuth(t *testing.T) {
 
 			to := "grace-" + host + "@example.com"
 			code := "48213907"
-			if err := send(t, sender, mail.VerificationCode(to, "Example Corp", code, 10*time.Minute)); err != nil {
+			if err := send(t, sender, mail.VerificationCode(i18n.English, to, "Example Corp", code, 10*time.Minute)); err != nil {
 				t.Fatalf("Send() = %v\nlog:\n%s", err, logs)
 			}
 			r := sink.WaitFor(t, to, 5*time.Second)
@@ -161,7 +162,7 @@ func TestSendImplicitTLS(t *testing.T) {
 	cfg.Username, cfg.Password = smtpUser, smtpPassword
 	sender, logs := newSender(t, cfg)
 
-	if err := send(t, sender, mail.TestMessage("ada@example.com", "Example Corp")); err != nil {
+	if err := send(t, sender, mail.TestMessage(i18n.English, "ada@example.com", "Example Corp")); err != nil {
 		t.Fatalf("Send() = %v\nlog:\n%s", err, logs)
 	}
 	r := sink.WaitFor(t, "ada@example.com", 5*time.Second)
@@ -188,7 +189,7 @@ func TestSendRejectsUntrustedCertificate(t *testing.T) {
 			cfg := sinkConfig(sink, tt.mode)
 			cfg.CAPEM, cfg.Username, cfg.Password = tt.caPEM, smtpUser, smtpPassword
 			sender, logs := newSender(t, cfg)
-			err := send(t, sender, mail.TestMessage("ada@example.com", "Example Corp"))
+			err := send(t, sender, mail.TestMessage(i18n.English, "ada@example.com", "Example Corp"))
 			assertUnavailable(t, err, "The mail server could not be reached.", logs)
 		})
 	}
@@ -196,7 +197,7 @@ func TestSendRejectsUntrustedCertificate(t *testing.T) {
 		cfg := sinkConfig(implicit, mail.TLSImplicit)
 		cfg.CAPEM = otherCA
 		sender, logs := newSender(t, cfg)
-		err := send(t, sender, mail.TestMessage("ada@example.com", "Example Corp"))
+		err := send(t, sender, mail.TestMessage(i18n.English, "ada@example.com", "Example Corp"))
 		assertUnavailable(t, err, "The mail server could not be reached.", logs)
 	})
 	if n := len(sink.Messages()) + len(implicit.Messages()); n != 0 {
@@ -212,7 +213,7 @@ func TestSendRequiresStartTLS(t *testing.T) {
 	cfg.Username, cfg.Password = smtpUser, smtpPassword
 	sender, logs := newSender(t, cfg)
 
-	err := send(t, sender, mail.TestMessage("ada@example.com", "Example Corp"))
+	err := send(t, sender, mail.TestMessage(i18n.English, "ada@example.com", "Example Corp"))
 	assertUnavailable(t, err, "The mail server could not be reached.", logs)
 	if n := len(sink.Messages()); n != 0 {
 		t.Errorf("%d messages delivered without STARTTLS", n)
@@ -226,14 +227,14 @@ func TestSendRefused(t *testing.T) {
 	sender, logs := newSender(t, cfg)
 
 	sink.Fail(true)
-	err := send(t, sender, mail.TestMessage("ada@example.com", "Example Corp"))
+	err := send(t, sender, mail.TestMessage(i18n.English, "ada@example.com", "Example Corp"))
 	assertUnavailable(t, err, "The mail server refused the message.", logs)
 	if n := len(sink.Messages()); n != 0 {
 		t.Errorf("%d messages kept by a failing sink", n)
 	}
 
 	sink.Fail(false)
-	if err := send(t, sender, mail.TestMessage("ada@example.com", "Example Corp")); err != nil {
+	if err := send(t, sender, mail.TestMessage(i18n.English, "ada@example.com", "Example Corp")); err != nil {
 		t.Fatalf("Send() after Fail(false) = %v", err)
 	}
 	sink.WaitFor(t, "ada@example.com", 5*time.Second)
@@ -245,7 +246,7 @@ func TestSendWrongPassword(t *testing.T) {
 	cfg.Username, cfg.Password = smtpUser, smtpPassword
 	sender, logs := newSender(t, cfg)
 
-	err := send(t, sender, mail.TestMessage("ada@example.com", "Example Corp"))
+	err := send(t, sender, mail.TestMessage(i18n.English, "ada@example.com", "Example Corp"))
 	assertUnavailable(t, err, "The mail server could not be reached.", logs)
 }
 
@@ -284,7 +285,7 @@ func TestSendBoundToContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err = sender.Send(ctx, mail.TestMessage("ada@example.com", "Example Corp"))
+	err = sender.Send(ctx, mail.TestMessage(i18n.English, "ada@example.com", "Example Corp"))
 	if elapsed := time.Since(start); elapsed > 3*time.Second {
 		t.Errorf("Send took %s with a 300ms context", elapsed)
 	}
@@ -316,7 +317,7 @@ func TestSendCancelledMidway(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	time.AfterFunc(300*time.Millisecond, cancel)
 	start := time.Now()
-	err = sender.Send(ctx, mail.TestMessage("ada@example.com", "Example Corp"))
+	err = sender.Send(ctx, mail.TestMessage(i18n.English, "ada@example.com", "Example Corp"))
 	if elapsed := time.Since(start); elapsed > 3*time.Second {
 		t.Errorf("Send took %s after its context was cancelled at 300ms", elapsed)
 	}
@@ -326,7 +327,7 @@ func TestSendCancelledMidway(t *testing.T) {
 func TestSendInvalidSettings(t *testing.T) {
 	sender, logs := newSender(t, mail.Config{Host: "mail.example.com", Port: 25, TLS: mail.TLSNone, From: from,
 		Username: smtpUser, Password: smtpPassword})
-	err := send(t, sender, mail.TestMessage("ada@example.com", "Example Corp"))
+	err := send(t, sender, mail.TestMessage(i18n.English, "ada@example.com", "Example Corp"))
 	if k := errs.KindOf(err); k != errs.Unavailable {
 		t.Fatalf("KindOf = %v, want %v (err: %v)", k, errs.Unavailable, err)
 	}
@@ -339,7 +340,7 @@ func TestSendInvalidRecipient(t *testing.T) {
 	sink := mailtest.Start(t, mailtest.Options{})
 	sender, _ := newSender(t, sinkConfig(sink, mail.TLSNone))
 	for _, to := range []string{"", "not an address", "ada@example.com\r\nBcc: eve@example.com"} {
-		err := send(t, sender, mail.TestMessage(to, "Example Corp"))
+		err := send(t, sender, mail.TestMessage(i18n.English, to, "Example Corp"))
 		if k := errs.KindOf(err); k != errs.Invalid {
 			t.Errorf("Send(to %q): KindOf = %v, want %v", to, k, errs.Invalid)
 		}
@@ -356,7 +357,7 @@ func TestSinkWaitForReturnsEachMessageOnce(t *testing.T) {
 	sink := mailtest.Start(t, mailtest.Options{})
 	sender, _ := newSender(t, sinkConfig(sink, mail.TLSNone))
 	for _, code := range []string{"11111111", "22222222"} {
-		if err := send(t, sender, mail.VerificationCode("ada@example.com", "Example Corp", code, 10*time.Minute)); err != nil {
+		if err := send(t, sender, mail.VerificationCode(i18n.English, "ada@example.com", "Example Corp", code, 10*time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,12 +1,17 @@
 package mail
 
 import (
+	"fmt"
 	htmltemplate "html/template"
 	"net/url"
 	"strconv"
 	"strings"
 	texttemplate "text/template"
 	"time"
+
+	"golang.org/x/text/language"
+
+	"github.com/writeback/writeback/services/i18n"
 )
 
 // The templates below are parsed on each call rather than kept in package
@@ -14,15 +19,20 @@ import (
 // holds no state at all. Every template is executed by the tests, so a
 // mistake in one fails there, not in front of a person.
 
+// Every message is written in the reader's language (tag): the language of
+// the request that caused it, or for messages sent in the background the
+// organisation's default. Its sentences are the catalogue's (services/i18n),
+// keyed by their English words.
+
 // VerificationCode is the message carrying a one-time code that proves the
 // recipient can read mail at this address. The code is meant to be typed into
 // the page that asked for it; the message holds no link, because mail
 // scanners open links and a link must never be able to use up a code.
-func VerificationCode(to, orgName, code string, validFor time.Duration) Message {
-	v := newView(orgName)
-	v.Subject = "Your verification code for " + v.Org
+func VerificationCode(tag language.Tag, to, orgName, code string, validFor time.Duration) Message {
+	v := newView(tag, orgName)
+	v.Subject = i18n.In(tag, "Your verification code for %s", v.Org)
 	v.Code = oneLine(code)
-	v.ValidFor = humanDuration(validFor)
+	v.ValidFor = humanDuration(tag, validFor)
 	return v.render(to, verificationText, verificationHTML)
 }
 
@@ -30,11 +40,11 @@ func VerificationCode(to, orgName, code string, validFor time.Duration) Message 
 // portal at when, and what to do if it was not them. portalURL, the portal's
 // configured base URL, is the only link; it is left out unless it is an
 // absolute http(s) URL.
-func PasswordReset(to, orgName, displayName string, when time.Time, portalURL string) Message {
-	v := newView(orgName)
-	v.Subject = "Your " + v.Org + " password was reset"
+func PasswordReset(tag language.Tag, to, orgName, displayName string, when time.Time, portalURL string) Message {
+	v := newView(tag, orgName)
+	v.Subject = i18n.In(tag, "Your %s password was reset", v.Org)
 	v.Name = oneLine(displayName)
-	v.When = humanTime(when)
+	v.When = humanTime(tag, when)
 	v.PortalURL = safeURL(portalURL)
 	return v.render(to, resetText, resetHTML)
 }
@@ -42,37 +52,38 @@ func PasswordReset(to, orgName, displayName string, when time.Time, portalURL st
 // AccountUnlocked tells a person that their account was unlocked through the
 // portal at when, with the password left as it was, and what to do if it was
 // not them. portalURL is handled as in PasswordReset.
-func AccountUnlocked(to, orgName, displayName string, when time.Time, portalURL string) Message {
-	v := newView(orgName)
-	v.Subject = "Your " + v.Org + " account was unlocked"
+func AccountUnlocked(tag language.Tag, to, orgName, displayName string, when time.Time, portalURL string) Message {
+	v := newView(tag, orgName)
+	v.Subject = i18n.In(tag, "Your %s account was unlocked", v.Org)
 	v.Name = oneLine(displayName)
-	v.When = humanTime(when)
+	v.When = humanTime(tag, when)
 	v.PortalURL = safeURL(portalURL)
 	return v.render(to, unlockText, unlockHTML)
 }
 
 // MethodsRemoved tells a person that the helpdesk removed what they had
-// registered to prove who they are (methods: their names), at when.
-func MethodsRemoved(to, orgName, displayName string, methods []string, when time.Time, portalURL string) Message {
-	v := newView(orgName)
-	v.Subject = "Your " + v.Org + " password reset methods were removed"
+// registered to prove who they are (methods: their names, catalogue keys
+// such as selfservice.MethodLabel's), at when.
+func MethodsRemoved(tag language.Tag, to, orgName, displayName string, methods []string, when time.Time, portalURL string) Message {
+	v := newView(tag, orgName)
+	v.Subject = i18n.In(tag, "Your %s password reset methods were removed", v.Org)
 	v.Name = oneLine(displayName)
-	v.When = humanTime(when)
+	v.When = humanTime(tag, when)
 	v.PortalURL = strings.TrimRight(safeURL(portalURL), "/")
 	v.Items = make([]string, len(methods))
 	for i, m := range methods {
-		v.Items[i] = oneLine(m)
+		v.Items[i] = oneLine(i18n.In(tag, m))
 	}
 	return v.render(to, removedText, removedHTML)
 }
 
 // AdminPasswordResetNotice tells an administrator that the administrator
 // adminName reset their own password through the portal at when.
-func AdminPasswordResetNotice(to, orgName, adminName string, when time.Time) Message {
-	v := newView(orgName)
-	v.Subject = "An administrator's password was reset at " + v.Org
+func AdminPasswordResetNotice(tag language.Tag, to, orgName, adminName string, when time.Time) Message {
+	v := newView(tag, orgName)
+	v.Subject = i18n.In(tag, "An administrator's password was reset at %s", v.Org)
 	v.Name = oneLine(adminName)
-	v.When = humanTime(when)
+	v.When = humanTime(tag, when)
 	return v.render(to, adminText, adminHTML)
 }
 
@@ -80,39 +91,37 @@ func AdminPasswordResetNotice(to, orgName, adminName string, when time.Time) Mes
 // (left is the time until then), with a link to changeURL, the portal's
 // change-password page; the link is left out unless it is an absolute
 // http(s) URL.
-func PasswordExpiry(to, orgName, displayName string, expires time.Time, left time.Duration, changeURL string) Message {
-	v := newView(orgName)
+func PasswordExpiry(tag language.Tag, to, orgName, displayName string, expires time.Time, left time.Duration, changeURL string) Message {
+	v := newView(tag, orgName)
 	v.Name = oneLine(displayName)
-	v.When = humanTime(expires)
-	v.Left = humanDays(left)
+	v.When = humanTime(tag, expires)
+	v.Left = humanDays(tag, left)
 	v.PortalURL = safeURL(changeURL)
-	v.Subject = "Your " + v.Org + " password expires " + v.Left
+	v.Subject = i18n.In(tag, "Your %s password expires %s", v.Org, v.Left)
 	return v.render(to, expiryText, expiryHTML)
 }
 
 // humanDays says how far off d is, in whole days: "in 6 days", "in 1 day",
 // "within a day".
-func humanDays(d time.Duration) string {
-	switch n := int64(d / (24 * time.Hour)); {
-	case n <= 0:
-		return "within a day"
-	case n == 1:
-		return "in 1 day"
-	default:
-		return "in " + strconv.FormatInt(n, 10) + " days"
+func humanDays(tag language.Tag, d time.Duration) string {
+	if n := int64(d / (24 * time.Hour)); n > 0 {
+		return i18n.In(tag, "in %d days", n)
 	}
+	return i18n.In(tag, "within a day")
 }
 
 // TestMessage is the message behind "Send test mail": it shows that the mail
 // server settings work.
-func TestMessage(to, orgName string) Message {
-	v := newView(orgName)
-	v.Subject = "Test message from the " + v.Org + " password portal"
+func TestMessage(tag language.Tag, to, orgName string) Message {
+	v := newView(tag, orgName)
+	v.Subject = i18n.In(tag, "Test message from the %s password portal", v.Org)
 	return v.render(to, testText, testHTML)
 }
 
 // view is what every template sees.
 type view struct {
+	lang      language.Tag
+	Lang      string // the language's code, for the HTML part's lang
 	Subject   string
 	Org       string
 	Name      string // the person's or administrator's display name; may be empty
@@ -124,21 +133,63 @@ type view struct {
 	Items     []string // a list of names (methods removed)
 }
 
-func newView(orgName string) view {
+func newView(tag language.Tag, orgName string) view {
 	org := oneLine(orgName)
 	if org == "" {
 		org = "Writeback"
 	}
-	return view{Org: org}
+	return view{lang: tag, Lang: i18n.Code(tag), Org: org}
+}
+
+// textFuncs let a text template write the catalogue's sentences: t is a
+// sentence in the message's language.
+func (v view) textFuncs() texttemplate.FuncMap {
+	return texttemplate.FuncMap{"t": func(key string, args ...any) string { return i18n.In(v.lang, key, args...) }}
+}
+
+// htmlFuncs are textFuncs for the HTML part, where t's sentence is escaped
+// like any value, and th is a sentence that has markup among its values
+// (%s only): the sentence is escaped, a value of type HTML (from tag, link
+// or strong) goes in as it is and any other value escaped.
+func (v view) htmlFuncs() htmltemplate.FuncMap {
+	return htmltemplate.FuncMap{
+		"t": func(key string, args ...any) string { return i18n.In(v.lang, key, args...) },
+		"th": func(key string, args ...any) htmltemplate.HTML {
+			marks := make([]any, len(args))
+			for i := range args {
+				marks[i] = "WBVALUE" + strconv.Itoa(i) + "WB"
+			}
+			out := htmltemplate.HTMLEscapeString(i18n.In(v.lang, key, marks...))
+			for i, a := range args {
+				h, ok := a.(htmltemplate.HTML)
+				if !ok {
+					h = htmltemplate.HTML(htmltemplate.HTMLEscapeString(fmt.Sprint(a)))
+				}
+				out = strings.ReplaceAll(out, marks[i].(string), string(h))
+			}
+			return htmltemplate.HTML(out)
+		},
+		// tag is a fixed piece of markup a template writes ("<strong>").
+		"tag": func(s string) htmltemplate.HTML { return htmltemplate.HTML(s) },
+		// strong is a value in bold.
+		"strong": func(s string) htmltemplate.HTML {
+			return htmltemplate.HTML("<strong>" + htmltemplate.HTMLEscapeString(s) + "</strong>")
+		},
+		// link is a link to url (a safeURL) showing url.
+		"link": func(url string) htmltemplate.HTML {
+			u := htmltemplate.HTMLEscapeString(url)
+			return htmltemplate.HTML(`<a href="` + u + `">` + u + `</a>`)
+		},
+	}
 }
 
 func (v view) render(to, textBody, htmlBody string) Message {
 	var text, html strings.Builder
-	tt := texttemplate.Must(texttemplate.Must(texttemplate.New("layout").Parse(textLayout)).Parse(textBody))
+	tt := texttemplate.Must(texttemplate.Must(texttemplate.New("layout").Funcs(v.textFuncs()).Parse(textLayout)).Parse(textBody))
 	if err := tt.Execute(&text, v); err != nil {
 		panic("mail: text template: " + err.Error())
 	}
-	ht := htmltemplate.Must(htmltemplate.Must(htmltemplate.New("layout").Parse(htmlLayout)).Parse(htmlBody))
+	ht := htmltemplate.Must(htmltemplate.Must(htmltemplate.New("layout").Funcs(v.htmlFuncs()).Parse(htmlLayout)).Parse(htmlBody))
 	if err := ht.Execute(&html, v); err != nil {
 		panic("mail: html template: " + err.Error())
 	}
@@ -171,39 +222,39 @@ func safeURL(raw string) string {
 	return u.String()
 }
 
-func humanTime(t time.Time) string {
+// humanTime is a moment for a sentence ("on …"): in English as before,
+// "Monday 2 January 2006 at 15:04 MST" in the moment's own zone; in
+// another language its day and time in UTC as i18n writes them.
+func humanTime(tag language.Tag, t time.Time) string {
 	if t.IsZero() {
 		t = time.Now()
+	}
+	if tag != i18n.English {
+		return i18n.DateTimeIn(tag, t)
 	}
 	return t.Format("Monday 2 January 2006 at 15:04 MST")
 }
 
-func humanDuration(d time.Duration) string {
-	unit := func(n int64, word string) string {
-		if n == 1 {
-			return "1 " + word
-		}
-		return strconv.FormatInt(n, 10) + " " + word + "s"
-	}
+func humanDuration(tag language.Tag, d time.Duration) string {
 	switch {
 	case d >= time.Hour && d%time.Hour == 0:
-		return unit(int64(d/time.Hour), "hour")
+		return i18n.In(tag, "%d hours", int64(d/time.Hour))
 	case d >= time.Minute:
-		return unit(int64((d+time.Minute/2)/time.Minute), "minute")
+		return i18n.In(tag, "%d minutes", int64((d+time.Minute/2)/time.Minute))
 	case d > 0:
-		return unit(int64((d+time.Second/2)/time.Second), "second")
+		return i18n.In(tag, "%d seconds", int64((d+time.Second/2)/time.Second))
 	default:
-		return "a short time"
+		return i18n.In(tag, "a short time")
 	}
 }
 
 const textLayout = `{{template "content" .}}
 -- 
-This message was sent automatically by the {{.Org}} password portal.
+{{t "This message was sent automatically by the %s password portal." .Org}}
 `
 
 const htmlLayout = `<!DOCTYPE html>
-<html lang="en">
+<html lang="{{.Lang}}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -216,128 +267,131 @@ const htmlLayout = `<!DOCTYPE html>
 <tr><td style="padding:24px;font-size:15px;line-height:1.5;">
 {{template "content" .}}
 </td></tr>
-<tr><td style="padding:16px 24px;border-top:1px solid #dddddd;font-size:12px;color:#595959;">This message was sent automatically by the {{.Org}} password portal.</td></tr>
+<tr><td style="padding:16px 24px;border-top:1px solid #dddddd;font-size:12px;color:#595959;">{{t "This message was sent automatically by the %s password portal." .Org}}</td></tr>
 </table>
 </td></tr></table>
 </body>
 </html>
 `
 
-const verificationText = `{{define "content"}}Hello,
+// hello is the greeting, with the person's name when there is one.
+const helloText = `{{define "hello"}}{{if .Name}}{{t "Hello %s," .Name}}{{else}}{{t "Hello,"}}{{end}}{{end}}`
 
-Someone asked the {{.Org}} password portal for a code to confirm this e-mail address. Your verification code is:
+const verificationText = `{{define "content"}}{{t "Hello,"}}
+
+{{t "Someone asked the %s password portal for a code to confirm this e-mail address. Your verification code is:" .Org}}
 
     {{.Code}}
 
-Type this code into the page where you asked for it. It works once and for {{.ValidFor}}.
+{{t "Type this code into the page where you asked for it. It works once and for %s." .ValidFor}}
 
-If you did not ask for a code, ignore this message: nothing changes unless the code is typed in. Never give this code to anyone; nobody at {{.Org}} will ask you for it.
+{{t "If you did not ask for a code, ignore this message: nothing changes unless the code is typed in. Never give this code to anyone; nobody at %s will ask you for it." .Org}}
 {{end}}`
 
-const verificationHTML = `{{define "content"}}<p style="margin:0 0 16px;">Hello,</p>
-<p style="margin:0 0 16px;">Someone asked the {{.Org}} password portal for a code to confirm this e-mail address. Your verification code is:</p>
+const verificationHTML = `{{define "content"}}<p style="margin:0 0 16px;">{{t "Hello,"}}</p>
+<p style="margin:0 0 16px;">{{t "Someone asked the %s password portal for a code to confirm this e-mail address. Your verification code is:" .Org}}</p>
 <p style="margin:0 0 16px;font-size:28px;font-weight:700;letter-spacing:4px;font-family:Consolas,'Courier New',monospace;">{{.Code}}</p>
-<p style="margin:0 0 16px;">Type this code into the page where you asked for it. It works once and for {{.ValidFor}}.</p>
-<p style="margin:0;">If you did not ask for a code, ignore this message: nothing changes unless the code is typed in. Never give this code to anyone; nobody at {{.Org}} will ask you for it.</p>
+<p style="margin:0 0 16px;">{{t "Type this code into the page where you asked for it. It works once and for %s." .ValidFor}}</p>
+<p style="margin:0;">{{t "If you did not ask for a code, ignore this message: nothing changes unless the code is typed in. Never give this code to anyone; nobody at %s will ask you for it." .Org}}</p>
 {{end}}`
 
-const resetText = `{{define "content"}}Hello{{if .Name}} {{.Name}}{{end}},
+const resetText = helloText + `{{define "content"}}{{template "hello" .}}
 
-The password for your {{.Org}} account was reset through the password portal on {{.When}}.
+{{t "The password for your %s account was reset through the password portal on %s." .Org .When}}
 
-If this was you, there is nothing more to do. Other devices, such as your phone, may keep using the old password for a while until you sign in on them again.
+{{t "If this was you, there is nothing more to do. Other devices, such as your phone, may keep using the old password for a while until you sign in on them again."}}
 
-If this was not you, contact your helpdesk or administrator right away: someone else may be able to sign in as you.{{if .PortalURL}} You can also reset your password again yourself at:
+{{t "%[1]sIf this was not you%[2]s, contact your helpdesk or administrator right away: someone else may be able to sign in as you." "" ""}}{{if .PortalURL}} {{t "You can also reset your password again yourself at:"}}
 
 {{.PortalURL}}{{end}}
 {{end}}`
 
-const resetHTML = `{{define "content"}}<p style="margin:0 0 16px;">Hello{{if .Name}} {{.Name}}{{end}},</p>
-<p style="margin:0 0 16px;">The password for your {{.Org}} account was reset through the password portal on {{.When}}.</p>
-<p style="margin:0 0 16px;">If this was you, there is nothing more to do. Other devices, such as your phone, may keep using the old password for a while until you sign in on them again.</p>
-<p style="margin:0;"><strong>If this was not you</strong>, contact your helpdesk or administrator right away: someone else may be able to sign in as you.{{if .PortalURL}} You can also reset your password again yourself at <a href="{{.PortalURL}}">{{.PortalURL}}</a>.{{end}}</p>
+const resetHTML = helloText + `{{define "content"}}<p style="margin:0 0 16px;">{{template "hello" .}}</p>
+<p style="margin:0 0 16px;">{{t "The password for your %s account was reset through the password portal on %s." .Org .When}}</p>
+<p style="margin:0 0 16px;">{{t "If this was you, there is nothing more to do. Other devices, such as your phone, may keep using the old password for a while until you sign in on them again."}}</p>
+<p style="margin:0;">{{th "%[1]sIf this was not you%[2]s, contact your helpdesk or administrator right away: someone else may be able to sign in as you." (tag "<strong>") (tag "</strong>")}}{{if .PortalURL}} {{th "You can also reset your password again yourself at %s." (link .PortalURL)}}{{end}}</p>
 {{end}}`
 
-const removedText = `{{define "content"}}Hello{{if .Name}} {{.Name}}{{end}},
+const removedText = helloText + `{{define "content"}}{{template "hello" .}}
 
-On {{.When}} the helpdesk removed what you had registered to reset your {{.Org}} password yourself:
+{{t "On %s the helpdesk removed what you had registered to reset your %s password yourself:" .When .Org}}
 {{range .Items}}
 - {{.}}{{end}}
 
-To reset your password yourself again later, register again{{if .PortalURL}} at:
+{{if .PortalURL}}{{t "To reset your password yourself again later, register again at:"}}
 
-{{.PortalURL}}/register{{else}} on the password portal.{{end}}
+{{.PortalURL}}/register{{else}}{{t "To reset your password yourself again later, register again on the password portal."}}{{end}}
 
-If you did not ask for this, contact your helpdesk.
+{{t "If you did not ask for this, contact your helpdesk."}}
 {{end}}`
 
-const removedHTML = `{{define "content"}}<p style="margin:0 0 16px;">Hello{{if .Name}} {{.Name}}{{end}},</p>
-<p style="margin:0 0 8px;">On {{.When}} the helpdesk removed what you had registered to reset your {{.Org}} password yourself:</p>
+const removedHTML = helloText + `{{define "content"}}<p style="margin:0 0 16px;">{{template "hello" .}}</p>
+<p style="margin:0 0 8px;">{{t "On %s the helpdesk removed what you had registered to reset your %s password yourself:" .When .Org}}</p>
 <ul style="margin:0 0 16px;">{{range .Items}}<li>{{.}}</li>{{end}}</ul>
-<p style="margin:0 0 16px;">To reset your password yourself again later, register again{{if .PortalURL}} at <a href="{{.PortalURL}}/register">{{.PortalURL}}/register</a>{{else}} on the password portal{{end}}.</p>
-<p style="margin:0;">If you did not ask for this, contact your helpdesk.</p>
+<p style="margin:0 0 16px;">{{if .PortalURL}}{{th "To reset your password yourself again later, register again at %s." (link (print .PortalURL "/register"))}}{{else}}{{t "To reset your password yourself again later, register again on the password portal."}}{{end}}</p>
+<p style="margin:0;">{{t "If you did not ask for this, contact your helpdesk."}}</p>
 {{end}}`
 
-const unlockText = `{{define "content"}}Hello{{if .Name}} {{.Name}}{{end}},
+const unlockText = helloText + `{{define "content"}}{{template "hello" .}}
 
-Your {{.Org}} account was unlocked through the password portal on {{.When}}. Your password was not changed.
+{{t "Your %s account was unlocked through the password portal on %s. Your password was not changed." .Org .When}}
 
-If this was you, there is nothing more to do.
+{{t "If this was you, there is nothing more to do."}}
 
-If this was not you, contact your helpdesk or administrator right away: someone else may be trying to sign in as you.{{if .PortalURL}} You can also reset your password yourself at:
+{{t "%[1]sIf this was not you%[2]s, contact your helpdesk or administrator right away: someone else may be trying to sign in as you." "" ""}}{{if .PortalURL}} {{t "You can also reset your password yourself at:"}}
 
 {{.PortalURL}}{{end}}
 {{end}}`
 
-const unlockHTML = `{{define "content"}}<p style="margin:0 0 16px;">Hello{{if .Name}} {{.Name}}{{end}},</p>
-<p style="margin:0 0 16px;">Your {{.Org}} account was unlocked through the password portal on {{.When}}. Your password was not changed.</p>
-<p style="margin:0 0 16px;">If this was you, there is nothing more to do.</p>
-<p style="margin:0;"><strong>If this was not you</strong>, contact your helpdesk or administrator right away: someone else may be trying to sign in as you.{{if .PortalURL}} You can also reset your password yourself at <a href="{{.PortalURL}}">{{.PortalURL}}</a>.{{end}}</p>
+const unlockHTML = helloText + `{{define "content"}}<p style="margin:0 0 16px;">{{template "hello" .}}</p>
+<p style="margin:0 0 16px;">{{t "Your %s account was unlocked through the password portal on %s. Your password was not changed." .Org .When}}</p>
+<p style="margin:0 0 16px;">{{t "If this was you, there is nothing more to do."}}</p>
+<p style="margin:0;">{{th "%[1]sIf this was not you%[2]s, contact your helpdesk or administrator right away: someone else may be trying to sign in as you." (tag "<strong>") (tag "</strong>")}}{{if .PortalURL}} {{th "You can also reset your password yourself at %s." (link .PortalURL)}}{{end}}</p>
 {{end}}`
 
-const adminText = `{{define "content"}}Hello,
+const adminText = `{{define "content"}}{{t "Hello,"}}
 
-The password of the administrator {{if .Name}}{{.Name}}{{else}}account{{end}} was reset through the {{.Org}} password portal on {{.When}}.
+{{if .Name}}{{t "The password of the administrator %s was reset through the %s password portal on %s." .Name .Org .When}}{{else}}{{t "The password of the administrator account was reset through the %s password portal on %s." .Org .When}}{{end}}
 
-You receive this because you are an administrator and notices about administrators' password resets are turned on.
+{{t "You receive this because you are an administrator and notices about administrators' password resets are turned on."}}
 
-If this reset was not expected, check with {{if .Name}}{{.Name}}{{else}}the account's owner{{end}} by phone or in person, and look at the portal's audit log.
+{{if .Name}}{{t "If this reset was not expected, check with %s by phone or in person, and look at the portal's audit log." .Name}}{{else}}{{t "If this reset was not expected, check with the account's owner by phone or in person, and look at the portal's audit log."}}{{end}}
 {{end}}`
 
-const adminHTML = `{{define "content"}}<p style="margin:0 0 16px;">Hello,</p>
-<p style="margin:0 0 16px;">The password of the administrator {{if .Name}}<strong>{{.Name}}</strong>{{else}}account{{end}} was reset through the {{.Org}} password portal on {{.When}}.</p>
-<p style="margin:0 0 16px;">You receive this because you are an administrator and notices about administrators' password resets are turned on.</p>
-<p style="margin:0;">If this reset was not expected, check with {{if .Name}}{{.Name}}{{else}}the account's owner{{end}} by phone or in person, and look at the portal's audit log.</p>
+const adminHTML = `{{define "content"}}<p style="margin:0 0 16px;">{{t "Hello,"}}</p>
+<p style="margin:0 0 16px;">{{if .Name}}{{th "The password of the administrator %s was reset through the %s password portal on %s." (strong .Name) .Org .When}}{{else}}{{t "The password of the administrator account was reset through the %s password portal on %s." .Org .When}}{{end}}</p>
+<p style="margin:0 0 16px;">{{t "You receive this because you are an administrator and notices about administrators' password resets are turned on."}}</p>
+<p style="margin:0;">{{if .Name}}{{t "If this reset was not expected, check with %s by phone or in person, and look at the portal's audit log." .Name}}{{else}}{{t "If this reset was not expected, check with the account's owner by phone or in person, and look at the portal's audit log."}}{{end}}</p>
 {{end}}`
 
-const expiryText = `{{define "content"}}Hello{{if .Name}} {{.Name}}{{end}},
+const expiryText = helloText + `{{define "content"}}{{template "hello" .}}
 
-The password of your {{.Org}} account expires {{.Left}}, on {{.When}}. After that you cannot sign in with it until it is changed.
+{{t "The password of your %s account expires %s, on %s. After that you cannot sign in with it until it is changed." .Org .Left .When}}
 
-Change it now, while you still know the current one{{if .PortalURL}}, at:
+{{if .PortalURL}}{{t "Change it now, while you still know the current one, at:"}}
 
-{{.PortalURL}}{{else}}, on the password portal or on your computer.{{end}}
+{{.PortalURL}}{{else}}{{t "Change it now, while you still know the current one, on the password portal or on your computer."}}{{end}}
 
-Other devices, such as your phone, will ask for the new password the next time they sign in.
+{{t "Other devices, such as your phone, will ask for the new password the next time they sign in."}}
 
-This reminder never asks for your password: if a message like this one asks you to type it anywhere but your organisation's own pages, report it to your helpdesk.
+{{t "This reminder never asks for your password: if a message like this one asks you to type it anywhere but your organisation's own pages, report it to your helpdesk."}}
 {{end}}`
 
-const expiryHTML = `{{define "content"}}<p style="margin:0 0 16px;">Hello{{if .Name}} {{.Name}}{{end}},</p>
-<p style="margin:0 0 16px;">The password of your {{.Org}} account expires <strong>{{.Left}}</strong>, on {{.When}}. After that you cannot sign in with it until it is changed.</p>
-<p style="margin:0 0 16px;">Change it now, while you still know the current one{{if .PortalURL}}: <a href="{{.PortalURL}}">{{.PortalURL}}</a>{{else}}, on the password portal or on your computer{{end}}.</p>
-<p style="margin:0 0 16px;">Other devices, such as your phone, will ask for the new password the next time they sign in.</p>
-<p style="margin:0;">This reminder never asks for your password: if a message like this one asks you to type it anywhere but your organisation's own pages, report it to your helpdesk.</p>
+const expiryHTML = helloText + `{{define "content"}}<p style="margin:0 0 16px;">{{template "hello" .}}</p>
+<p style="margin:0 0 16px;">{{th "The password of your %s account expires %s, on %s. After that you cannot sign in with it until it is changed." .Org (strong .Left) .When}}</p>
+<p style="margin:0 0 16px;">{{if .PortalURL}}{{th "Change it now, while you still know the current one: %s." (link .PortalURL)}}{{else}}{{t "Change it now, while you still know the current one, on the password portal or on your computer."}}{{end}}</p>
+<p style="margin:0 0 16px;">{{t "Other devices, such as your phone, will ask for the new password the next time they sign in."}}</p>
+<p style="margin:0;">{{t "This reminder never asks for your password: if a message like this one asks you to type it anywhere but your organisation's own pages, report it to your helpdesk."}}</p>
 {{end}}`
 
-const testText = `{{define "content"}}Hello,
+const testText = `{{define "content"}}{{t "Hello,"}}
 
-This is a test message from the {{.Org}} password portal. If you can read it, the mail server settings work.
+{{t "This is a test message from the %s password portal. If you can read it, the mail server settings work." .Org}}
 
-There is nothing else to do.
+{{t "There is nothing else to do."}}
 {{end}}`
 
-const testHTML = `{{define "content"}}<p style="margin:0 0 16px;">Hello,</p>
-<p style="margin:0 0 16px;">This is a test message from the {{.Org}} password portal. If you can read it, the mail server settings work.</p>
-<p style="margin:0;">There is nothing else to do.</p>
+const testHTML = `{{define "content"}}<p style="margin:0 0 16px;">{{t "Hello,"}}</p>
+<p style="margin:0 0 16px;">{{t "This is a test message from the %s password portal. If you can read it, the mail server settings work." .Org}}</p>
+<p style="margin:0;">{{t "There is nothing else to do."}}</p>
 {{end}}`

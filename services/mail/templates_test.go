@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/mail"
 	"github.com/writeback/writeback/services/mail/mailtest"
 )
@@ -41,35 +42,35 @@ func TestTemplates(t *testing.T) {
 	}{
 		{
 			name:       "verification code",
-			msg:        mail.VerificationCode(to, "Example Corp", "48213907", 10*time.Minute),
+			msg:        mail.VerificationCode(i18n.English, to, "Example Corp", "48213907", 10*time.Minute),
 			wantInBoth: []string{"48213907", "10 minutes", "Type this code", "Example Corp"},
 		},
 		{
 			name:       "password reset",
-			msg:        mail.PasswordReset(to, "Example Corp", "Ada Lovelace", when, portalURL),
+			msg:        mail.PasswordReset(i18n.English, to, "Example Corp", "Ada Lovelace", when, portalURL),
 			wantLink:   true,
 			wantInBoth: []string{"Ada Lovelace", "was reset", "9 March 2026 at 14:05 UTC", "If this was not you", "helpdesk"},
 		},
 		{
 			name:       "account unlocked",
-			msg:        mail.AccountUnlocked(to, "Example Corp", "Ada Lovelace", when, portalURL),
+			msg:        mail.AccountUnlocked(i18n.English, to, "Example Corp", "Ada Lovelace", when, portalURL),
 			wantLink:   true,
 			wantInBoth: []string{"Ada Lovelace", "unlocked", "password was not changed", "If this was not you", "helpdesk"},
 		},
 		{
 			name:       "admin notice",
-			msg:        mail.AdminPasswordResetNotice(to, "Example Corp", "Grace Hopper", when),
+			msg:        mail.AdminPasswordResetNotice(i18n.English, to, "Example Corp", "Grace Hopper", when),
 			wantInBoth: []string{"Grace Hopper", "administrator", "audit log", "9 March 2026 at 14:05 UTC"},
 		},
 		{
 			name:       "password expiry",
-			msg:        mail.PasswordExpiry(to, "Example Corp", "Ada Lovelace", when, 6*24*time.Hour+3*time.Hour, portalURL),
+			msg:        mail.PasswordExpiry(i18n.English, to, "Example Corp", "Ada Lovelace", when, 6*24*time.Hour+3*time.Hour, portalURL),
 			wantLink:   true,
 			wantInBoth: []string{"Ada Lovelace", "expires", "in 6 days", "9 March 2026 at 14:05 UTC", "never asks for your password"},
 		},
 		{
 			name:       "test message",
-			msg:        mail.TestMessage(to, "Example Corp"),
+			msg:        mail.TestMessage(i18n.English, to, "Example Corp"),
 			wantInBoth: []string{"test message", "Example Corp"},
 		},
 	}
@@ -124,9 +125,9 @@ func TestTemplatesDropUnsafePortalURL(t *testing.T) {
 		`https://passwords.example.com/"><script>`,
 	} {
 		for _, m := range []mail.Message{
-			mail.PasswordReset("ada@example.com", "Example Corp", "Ada", when, raw),
-			mail.AccountUnlocked("ada@example.com", "Example Corp", "Ada", when, raw),
-			mail.PasswordExpiry("ada@example.com", "Example Corp", "Ada", when, time.Hour, raw),
+			mail.PasswordReset(i18n.English, "ada@example.com", "Example Corp", "Ada", when, raw),
+			mail.AccountUnlocked(i18n.English, "ada@example.com", "Example Corp", "Ada", when, raw),
+			mail.PasswordExpiry(i18n.English, "ada@example.com", "Example Corp", "Ada", when, time.Hour, raw),
 		} {
 			if l := links(m.Text + m.HTML); len(l) > 0 {
 				t.Errorf("portal URL %q: links %q, want none", raw, l)
@@ -140,7 +141,7 @@ func TestTemplatesDropUnsafePortalURL(t *testing.T) {
 
 func TestTemplatesEscapeNames(t *testing.T) {
 	name := `<b onmouseover="x">Eve</b>`
-	m := mail.PasswordReset("eve@example.com", `Org "&" <Co>`, name, when, portalURL)
+	m := mail.PasswordReset(i18n.English, "eve@example.com", `Org "&" <Co>`, name, when, portalURL)
 	if strings.Contains(m.HTML, name) || strings.Contains(m.HTML, "<b onmouseover") {
 		t.Errorf("HTML part holds the unescaped name:\n%s", m.HTML)
 	}
@@ -150,7 +151,7 @@ func TestTemplatesEscapeNames(t *testing.T) {
 
 	// Line breaks in a directory value must not reach the subject or split
 	// a sentence.
-	m = mail.AdminPasswordResetNotice("ada@example.com", "Example\r\nBcc: eve@example.com", "Grace\nHopper", when)
+	m = mail.AdminPasswordResetNotice(i18n.English, "ada@example.com", "Example\r\nBcc: eve@example.com", "Grace\nHopper", when)
 	if strings.ContainsAny(m.Subject, "\r\n") {
 		t.Errorf("Subject = %q has a line break", m.Subject)
 	}
@@ -160,7 +161,7 @@ func TestTemplatesEscapeNames(t *testing.T) {
 }
 
 func TestTemplatesDefaults(t *testing.T) {
-	m := mail.PasswordReset("ada@example.com", "", "", when, portalURL)
+	m := mail.PasswordReset(i18n.English, "ada@example.com", "", "", when, portalURL)
 	if !strings.HasPrefix(m.Text, "Hello,") {
 		t.Errorf("without a name the greeting should be plain, got %q", m.Text[:20])
 	}
@@ -174,7 +175,7 @@ func TestTemplatesDefaults(t *testing.T) {
 		{10 * time.Minute, "10 minutes"}, {time.Minute, "1 minute"}, {time.Hour, "1 hour"},
 		{2 * time.Hour, "2 hours"}, {90 * time.Second, "2 minutes"}, {30 * time.Second, "30 seconds"},
 	} {
-		m := mail.VerificationCode("ada@example.com", "Example Corp", "12345678", tt.d)
+		m := mail.VerificationCode(i18n.English, "ada@example.com", "Example Corp", "12345678", tt.d)
 		if !strings.Contains(m.Text, "for "+tt.want+".") {
 			t.Errorf("validFor %s: text lacks %q:\n%s", tt.d, tt.want, m.Text)
 		}
@@ -190,11 +191,11 @@ func TestTemplatesSurviveTransfer(t *testing.T) {
 		Host: host, Port: port, TLS: mail.TLSStartTLS, From: "portal@example.com", CAPEM: sink.CAPEM(),
 	}, nil)
 	msgs := []mail.Message{
-		mail.VerificationCode("a@example.com", "Exämple Corp", "48213907", 10*time.Minute),
-		mail.PasswordReset("b@example.com", "Exämple Corp", "Zoë Ørsted", when, portalURL),
-		mail.AccountUnlocked("c@example.com", "Exämple Corp", "Zoë Ørsted", when, portalURL),
-		mail.AdminPasswordResetNotice("d@example.com", "Exämple Corp", "Grace Hopper", when),
-		mail.TestMessage("e@example.com", "Exämple Corp"),
+		mail.VerificationCode(i18n.English, "a@example.com", "Exämple Corp", "48213907", 10*time.Minute),
+		mail.PasswordReset(i18n.English, "b@example.com", "Exämple Corp", "Zoë Ørsted", when, portalURL),
+		mail.AccountUnlocked(i18n.English, "c@example.com", "Exämple Corp", "Zoë Ørsted", when, portalURL),
+		mail.AdminPasswordResetNotice(i18n.English, "d@example.com", "Exämple Corp", "Grace Hopper", when),
+		mail.TestMessage(i18n.English, "e@example.com", "Exämple Corp"),
 	}
 	for _, m := range msgs {
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)

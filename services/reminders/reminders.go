@@ -21,9 +21,12 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/text/language"
+
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/mail"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/services/settings"
@@ -87,6 +90,9 @@ type Scope struct {
 	Enabled string // selfservice.EnabledNone, EnabledAll or EnabledGroup
 	Group   string
 	OrgName string
+	// Language is the organisation's default language (i18n's code): the
+	// reminders' language, since no page of the reader's is open.
+	Language string
 }
 
 // Config is what the service needs.
@@ -312,7 +318,7 @@ func (s *Service) Send(ctx context.Context) (Report, error) {
 			rep.Skipped++
 			continue
 		}
-		sentNow, err := s.sendOne(ctx, d, sc.OrgName)
+		sentNow, err := s.sendOne(ctx, d, sc.OrgName, sc.Language)
 		switch {
 		case err != nil:
 			rep.Failed++
@@ -328,7 +334,8 @@ func (s *Service) Send(ctx context.Context) (Report, error) {
 
 // sendOne claims d, mails it and audits it; a mail that fails is released
 // for the next round. sent is false when another round claimed it first.
-func (s *Service) sendOne(ctx context.Context, d Due, org string) (sent bool, err error) {
+func (s *Service) sendOne(ctx context.Context, d Due, org, lang string) (sent bool, err error) {
+	tag, _ := i18n.Parse(lang)
 	k := key(d.User, d.Threshold)
 	err = s.cfg.DB.InTx(ctx, func(tx *store.Tx) error {
 		sent, err = tx.ClaimReminder(ctx, k, s.now().UnixMilli())
@@ -341,7 +348,7 @@ func (s *Service) sendOne(ctx context.Context, d Due, org string) (sent bool, er
 	if s.cfg.BaseURL != "" {
 		link = s.cfg.BaseURL + "/change"
 	}
-	m := mail.PasswordExpiry(d.User.Email, org, d.User.DisplayName, d.Expires, d.Left, link)
+	m := mail.PasswordExpiry(tag, d.User.Email, org, d.User.DisplayName, d.Expires, d.Left, link)
 	// A claimed mail is sent to the end even when the process starts to
 	// stop: cut off after the server took it, it would count as failed and
 	// be sent again after the restart.
@@ -359,7 +366,7 @@ func (s *Service) sendOne(ctx context.Context, d Due, org string) (sent bool, er
 	} else if s.cfg.Text != nil {
 		// Texted only once mailed: a failed mail is tried again next
 		// round, and the text would go twice.
-		to, err := s.cfg.Text.TextReminder(actx, d.User, reminderText(org, d.Left, link))
+		to, err := s.cfg.Text.TextReminder(actx, d.User, reminderText(tag, org, d.Left, link))
 		switch {
 		case err != nil:
 			e.Details["text_error"] = errs.MessageOf(err)
@@ -388,13 +395,13 @@ func (s *Service) sendOne(ctx context.Context, d Due, org string) (sent bool, er
 }
 
 // reminderText is the text message of a reminder: short enough for one SMS.
-func reminderText(org string, left time.Duration, link string) string {
+func reminderText(tag language.Tag, org string, left time.Duration, link string) string {
 	if org == "" {
-		org = "Your organisation"
+		org = i18n.In(tag, "Your organisation")
 	}
-	text := org + ": your password expires in " + LeftText(left) + "."
+	text := i18n.In(tag, "%s: your password expires in %s.", org, leftTextIn(tag, left))
 	if link != "" {
-		text += " Change it now at " + link
+		text += " " + i18n.In(tag, "Change it now at %s", link)
 	}
 	return text
 }
@@ -433,7 +440,7 @@ type PolicySource interface {
 func ScopeOf(p PolicySource) func(context.Context) (Scope, error) {
 	return func(ctx context.Context) (Scope, error) {
 		pol, _, err := p.Policy(ctx)
-		return Scope{Enabled: pol.Enabled, Group: pol.Group, OrgName: pol.OrgName}, err
+		return Scope{Enabled: pol.Enabled, Group: pol.Group, OrgName: pol.OrgName, Language: pol.Language}, err
 	}
 }
 
@@ -449,6 +456,19 @@ func DirectoryOf(c ClientSource) func(context.Context) (Lister, error) {
 		d, _, err := c.Client(ctx)
 		return d, err
 	}
+}
+
+// leftTextIn is LeftText in a language (the texts people receive).
+func leftTextIn(tag language.Tag, d time.Duration) string {
+	h := int(d.Round(time.Hour) / time.Hour)
+	days, hours := h/24, h%24
+	switch {
+	case days == 0:
+		return i18n.In(tag, "%d hours", hours)
+	case hours == 0:
+		return i18n.In(tag, "%d days", days)
+	}
+	return i18n.In(tag, "%d days", days) + " " + i18n.In(tag, "%d hours", hours)
 }
 
 // LeftText is how long until an expiry, to the hour: "6 days 3 hours".

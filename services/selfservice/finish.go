@@ -10,6 +10,7 @@ import (
 	"github.com/writeback/writeback/services/banned"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/mail"
 	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/store"
@@ -189,15 +190,18 @@ func (s *Service) unlock(ctx context.Context, id, browser string, p Policy, from
 // when the person is also a portal administrator, the notice to the others.
 func (s *Service) notify(ctx context.Context, f store.Flow, from audit.Actor, u directory.User, p Policy, reset bool) {
 	when := s.now()
+	// The person's notice is in the language of the pages they used; the
+	// administrators' in the organisation's default.
+	lang := i18n.LangOf(ctx)
 	// Sent in the background: f without its ID, so a failure is only audited.
 	bg := store.Flow{UserID: f.UserID, UserDN: f.UserDN, Login: f.Login, Account: f.Account, CorrelationID: f.CorrelationID}
 	if p.NotifyUsers {
 		if dests, err := s.addresses(ctx, u); err == nil && len(dests) > 0 {
 			s.sendAsync(bg, from, dests, func(to string) mail.Message {
 				if reset {
-					return mail.PasswordReset(to, orgName(p), u.DisplayName, when, s.baseURL)
+					return mail.PasswordReset(lang, to, orgName(p), u.DisplayName, when, s.baseURL)
 				}
-				return mail.AccountUnlocked(to, orgName(p), u.DisplayName, when, s.baseURL)
+				return mail.AccountUnlocked(lang, to, orgName(p), u.DisplayName, when, s.baseURL)
 			})
 		}
 	}
@@ -217,7 +221,7 @@ func (s *Service) notify(ctx context.Context, f store.Flow, from audit.Actor, u 
 			}
 		}
 		s.sendAsync(bg, from, to, func(addr string) mail.Message {
-			return mail.AdminPasswordResetNotice(addr, orgName(p), u.DisplayName, when)
+			return mail.AdminPasswordResetNotice(orgLanguage(p), addr, orgName(p), u.DisplayName, when)
 		})
 	}
 }

@@ -731,7 +731,8 @@ func (s *Service) sendCode(ctx context.Context, f store.Flow, p Policy, dests []
 	if len(send) == 0 {
 		return nil
 	}
-	s.sendAsync(f, from, send, func(to string) mail.Message { return mail.VerificationCode(to, orgName(p), code, CodeTTL) })
+	lang := i18n.LangOf(ctx) // the mail is in the language of the page that asked for it
+	s.sendAsync(f, from, send, func(to string) mail.Message { return mail.VerificationCode(lang, to, orgName(p), code, CodeTTL) })
 	return nil
 }
 

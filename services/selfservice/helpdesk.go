@@ -126,7 +126,7 @@ func (s *Service) RemoveMethods(ctx context.Context, actor audit.Actor, u direct
 			when := s.now()
 			f := store.Flow{UserID: u.ID, UserDN: u.DN, Login: u.Login}
 			s.sendAsync(f, actor, dests, func(to string) mail.Message {
-				return mail.MethodsRemoved(to, orgName(p), u.DisplayName, names, when, s.baseURL)
+				return mail.MethodsRemoved(orgLanguage(p), to, orgName(p), u.DisplayName, names, when, s.baseURL)
 			})
 		}
 	}

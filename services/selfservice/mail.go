@@ -7,8 +7,11 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/text/language"
+
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/mail"
 	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/store"
@@ -231,7 +234,7 @@ func (s *Service) SendTestMail(ctx context.Context, actor audit.Actor, to string
 	if err != nil {
 		return err
 	}
-	err = s.SendMail(ctx, mail.TestMessage(to, orgName(p)))
+	err = s.SendMail(ctx, mail.TestMessage(i18n.LangOf(ctx), to, orgName(p)))
 	result, reason := audit.Success, ""
 	if err != nil {
 		result, reason = audit.Failure, errs.MessageOf(err)
@@ -244,6 +247,14 @@ func (s *Service) SendTestMail(ctx context.Context, actor audit.Actor, to string
 		return rerr
 	}
 	return err
+}
+
+// orgLanguage is the organisation's default language, for mail sent on the
+// portal's own rather than for a page someone is reading (English when none
+// is set).
+func orgLanguage(p Policy) language.Tag {
+	t, _ := i18n.Parse(p.Language)
+	return t
 }
 
 func orgName(p Policy) string {

@@ -294,7 +294,7 @@ func (s *Service) BeginAltEmail(ctx context.Context, id, browser, addr string, f
 		return err
 	}
 	p, _, _ := s.Policy(ctx)
-	err = s.send(ctx, snd, wbmail.VerificationCode(addr, orgName(p), code, CodeTTL))
+	err = s.send(ctx, snd, wbmail.VerificationCode(i18n.LangOf(ctx), addr, orgName(p), code, CodeTTL))
 	s.noteMail(ctx, err)
 	if err != nil {
 		e.Reason = "e-mail could not be sent: " + errs.MessageOf(err)

@@ -280,8 +280,8 @@ func (s *Service) smsSender(ctx context.Context) (*sms.Sender, SMSSettings, erro
 // smsText is the code message: short enough for one SMS, and ending with
 // the origin-bound line (@host #code) with which phones offer to fill the
 // code in on the portal's page and nowhere else.
-func (s *Service) smsText(p Policy, code string) string {
-	text := fmt.Sprintf("%s verification code: %s. It expires in %d minutes. Never share it.", orgName(p), code, int(CodeTTL/time.Minute))
+func (s *Service) smsText(ctx context.Context, p Policy, code string) string {
+	text := i18n.T(ctx, "%s verification code: %s. It expires in %d minutes. Never share it.", orgName(p), code, int(CodeTTL/time.Minute))
 	if u, err := url.Parse(s.baseURL); err == nil && u.Host != "" {
 		text += "\n\n@" + u.Hostname() + " #" + code
 	}
@@ -303,7 +303,7 @@ func (s *Service) SendTestSMS(ctx context.Context, actor audit.Actor, to string)
 	if err != nil {
 		return err
 	}
-	err = snd.Send(ctx, sms.Message{To: number, Text: orgName(p) + ": this is a test message from your password reset portal."})
+	err = snd.Send(ctx, sms.Message{To: number, Text: i18n.T(ctx, "%s: this is a test message from your password reset portal.", orgName(p))})
 	s.noteSMS(ctx, err)
 	e := audit.Entry{Category: audit.CategoryPolicy, Activity: ActivitySendTestSMS, Actor: actor,
 		Target: audit.Target{Type: "SMSGateway", ID: "sms", Name: sms.Mask(number)}, Result: audit.Success}
@@ -477,7 +477,7 @@ func (s *Service) sendSMSCode(ctx context.Context, f store.Flow, p Policy, numbe
 	}
 	s.record(ctx, entry(audit.ActivitySelfServiceProgress, from, f, map[string]any{"step": step}))
 	if send {
-		s.textAsync(f, from, number, s.smsText(p, code))
+		s.textAsync(f, from, number, s.smsText(ctx, p, code))
 	}
 	return nil
 }
@@ -548,7 +548,7 @@ func (s *Service) BeginPhone(ctx context.Context, id, browser, raw string, from 
 		return err
 	}
 	p, _, _ := s.Policy(ctx)
-	err = snd.Send(ctx, sms.Message{To: number, Text: s.smsText(p, code)})
+	err = snd.Send(ctx, sms.Message{To: number, Text: s.smsText(ctx, p, code)})
 	s.noteSMS(ctx, err)
 	e := entry(audit.ActivityRegisterSecurity, from, fl.Flow, map[string]any{"method": MethodLabel(MethodSMS), "step": "send text message"})
 	if err != nil {
