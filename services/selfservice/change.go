@@ -118,7 +118,7 @@ func (s *Service) change(ctx context.Context, login, current, next, confirm stri
 		if reachedDirectory(err) {
 			out = outShown
 		}
-		return errs.FieldErrors(map[string]string{"password": errs.MessageOf(err)})
+		return errs.FieldTexts(map[string]errs.Text{"password": errs.TextOf(err)})
 	case errs.Unauthorized, errs.NotFound, errs.Conflict, errs.Forbidden:
 	default:
 		s.log.Warn("self-service change: unexpected failure", "err", err)

@@ -68,7 +68,7 @@ func (s *Service) SetPassword(ctx context.Context, id, browser, password, confir
 	if err != nil {
 		s.failed(ctx, e, err)
 		if errs.KindOf(err) == errs.Policy {
-			return errs.FieldErrors(map[string]string{"password": errs.MessageOf(err)})
+			return errs.FieldTexts(map[string]errs.Text{"password": errs.TextOf(err)})
 		}
 		return err
 	}
