@@ -327,7 +327,7 @@ var (
 	methodRadioRE = regexp.MustCompile(`<input type="radio" id="m-(\w+)"`)
 	// The choice of methods and the "Use another method" button that
 	// depends on it: what differs between two people, compared apart.
-	choiceRE = regexp.MustCompile(`(?s)<legend>How do you want to prove it's you\?</legend>.*?</fieldset>`)
+	choiceRE = regexp.MustCompile(`(?s)<legend>How do you want to prove it(?:'|&#39;)s you\?</legend>.*?</fieldset>`)
 	otherRE  = regexp.MustCompile(`<form method="post" action="/reset/ID/method"><input type="hidden" ><input type="hidden" name="method" value=""> <button class="link" type="submit" name="other" value="yes">Use another method</button></form>`)
 )
 
