@@ -446,6 +446,14 @@ type policyExplanation struct {
 	args []any
 }
 
+// text is the message in English, its values put in.
+func (e policyExplanation) text() string {
+	if len(e.args) == 0 {
+		return e.msg
+	}
+	return fmt.Sprintf(e.msg, e.args...)
+}
+
 // explainPolicy computes which rule of p the password pw breaks, for
 // directories that say only "policy" (AD's 0000052D). names are the account
 // name and the display name, which AD complexity forbids in the password.

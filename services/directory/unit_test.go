@@ -282,7 +282,7 @@ func TestExplainPolicy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ex := explainPolicy(p, tt.pw, names, tt.change, tt.lastSet, now)
-			if ex.rule != tt.rule || !strings.Contains(ex.msg, tt.msg) {
+			if ex.rule != tt.rule || !strings.Contains(ex.text(), tt.msg) {
 				t.Fatalf("explainPolicy(%q) = %+v, want rule %q and %q", tt.pw, ex, tt.rule, tt.msg)
 			}
 		})
@@ -306,7 +306,7 @@ func TestExplainPPolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		code, ex := explainPPolicy(tt.code, p, last)
-		if code != tt.want || !strings.Contains(ex.msg, tt.msg) {
+		if code != tt.want || !strings.Contains(ex.text(), tt.msg) {
 			t.Errorf("explainPPolicy(%d) = %s %+v", tt.code, code, ex)
 		}
 	}
