@@ -23,6 +23,7 @@ import (
 	"strings"
 
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 )
 
 // TLSMode says how the connection to the mail server is protected.
@@ -74,48 +75,48 @@ func (c Config) Validate() error {
 	host := strings.TrimSpace(c.Host)
 	switch {
 	case host == "":
-		fields[FieldHost] = "Enter the mail server's host name or IP address."
+		fields[FieldHost] = i18n.Key("Enter the mail server's host name or IP address.")
 	case host != c.Host || !validHost(host):
-		fields[FieldHost] = "Enter a host name such as mail.example.com, or an IP address."
+		fields[FieldHost] = i18n.Key("Enter a host name such as mail.example.com, or an IP address.")
 	}
 
 	if c.Port < 1 || c.Port > 65535 {
-		fields[FieldPort] = "Enter a port between 1 and 65535."
+		fields[FieldPort] = i18n.Key("Enter a port between 1 and 65535.")
 	}
 
 	switch c.TLS {
 	case TLSStartTLS, TLSImplicit:
 	case TLSNone:
 		if _, bad := fields[FieldHost]; !bad && !isLoopback(host) {
-			fields[FieldTLS] = "Unencrypted mail is only allowed to a relay on this machine."
+			fields[FieldTLS] = i18n.Key("Unencrypted mail is only allowed to a relay on this machine.")
 		}
 	default:
-		fields[FieldTLS] = "Choose none, starttls or tls."
+		fields[FieldTLS] = i18n.Key("Choose none, starttls or tls.")
 	}
 
 	if strings.TrimSpace(c.From) == "" {
-		fields[FieldFrom] = "Enter the address the portal sends mail from."
+		fields[FieldFrom] = i18n.Key("Enter the address the portal sends mail from.")
 	} else if _, err := netmail.ParseAddress(c.From); err != nil {
-		fields[FieldFrom] = "Enter a valid e-mail address, such as portal@example.com."
+		fields[FieldFrom] = i18n.Key("Enter a valid e-mail address, such as portal@example.com.")
 	}
 
 	switch {
 	case c.Username == "" && c.Password != "":
-		fields[FieldUsername] = "Enter the user name that goes with the password."
+		fields[FieldUsername] = i18n.Key("Enter the user name that goes with the password.")
 	case hasControl(c.Username):
-		fields[FieldUsername] = "The user name cannot contain line breaks or other control characters."
+		fields[FieldUsername] = i18n.Key("The user name cannot contain line breaks or other control characters.")
 	}
 	switch {
 	case c.Username != "" && c.Password == "":
-		fields[FieldPassword] = "Enter the password for this user name."
+		fields[FieldPassword] = i18n.Key("Enter the password for this user name.")
 	case strings.ContainsAny(c.Password, "\x00\r\n"):
 		// SASL PLAIN separates fields with NUL; a line break is almost
 		// always a pasted file's trailing newline.
-		fields[FieldPassword] = "The password cannot contain line breaks."
+		fields[FieldPassword] = i18n.Key("The password cannot contain line breaks.")
 	}
 
 	if strings.TrimSpace(c.CAPEM) != "" && !x509.NewCertPool().AppendCertsFromPEM([]byte(c.CAPEM)) {
-		fields[FieldCAPEM] = "The CA certificate could not be read; paste it in PEM format."
+		fields[FieldCAPEM] = i18n.Key("The CA certificate could not be read; paste it in PEM format.")
 	}
 
 	if len(fields) > 0 {

@@ -44,25 +44,25 @@ func (s *Service) ChangePassword(ctx context.Context, login, current, next, conf
 }
 
 func (s *Service) change(ctx context.Context, login, current, next, confirm string, from audit.Actor, ch *Changed) error {
-	fields := map[string]string{}
+	fields := map[string]errs.Text{}
 	typed, err := directory.NormalizeIdentifier(login)
 	if err != nil {
-		fields["login"] = errs.MessageOf(err)
+		fields["login"] = errs.TextOf(err)
 	}
 	if current == "" {
-		fields["current"] = "Enter your current password."
+		fields["current"] = errs.Textf("Enter your current password.")
 	}
 	if next == "" {
-		fields["password"] = "Enter a new password."
+		fields["password"] = errs.Textf("Enter a new password.")
 	} else if next != confirm {
-		fields["confirm"] = "The two new passwords are not the same."
+		fields["confirm"] = errs.Textf("The two new passwords are not the same.")
 	} else if next == current {
 		// Checked here, before the lookup: the directory client refuses it
 		// only for accounts it found, which would tell them apart.
-		fields["password"] = "The new password must be different from the current one."
+		fields["password"] = errs.Textf("The new password must be different from the current one.")
 	}
 	if len(fields) > 0 {
-		return errs.FieldErrors(fields)
+		return errs.FieldTexts(fields)
 	}
 	// The banned rules, on what was typed alone: the account's names are
 	// not read before its current password is checked, and the answer

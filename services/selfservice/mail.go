@@ -30,7 +30,7 @@ func sealContextFor(c mail.Config) string { return mailSealContext + "|" + c.Ser
 
 // errServerChanged is the password field's error when the server changed
 // and no new password came with the change.
-const errServerChanged = "The mail server changed, so the stored password is not sent to it: give the password for this server again (or clear the user name)."
+var errServerChanged = i18n.Key("The mail server changed, so the stored password is not sent to it: give the password for this server again (or clear the user name).")
 
 // MailSettings is the stored mail server; the password only ever sealed.
 type MailSettings struct {
@@ -107,7 +107,7 @@ func (s *Service) SaveMail(ctx context.Context, actor audit.Actor, expectVersion
 		default:
 			pw, err := s.openPassword(old)
 			if err != nil {
-				pwProblem = "The stored password cannot be decrypted (was the key file replaced?). Enter it again."
+				pwProblem = i18n.Key("The stored password cannot be decrypted (was the key file replaced?). Enter it again.")
 			}
 			password = pw
 		}

@@ -6,7 +6,6 @@ package selfservice
 
 import (
 	"context"
-	"fmt"
 	"github.com/writeback/writeback/services/i18n"
 	"net/mail"
 	"net/url"
@@ -181,73 +180,75 @@ const policyName = "sspr"
 
 // Validate checks a policy; field names match the policy pages' inputs.
 func (p Policy) Validate() error {
-	f := map[string]string{}
+	f := map[string]errs.Text{}
 	switch p.Enabled {
 	case EnabledNone, EnabledAll:
 	case EnabledGroup:
 		if _, err := ldap.ParseDN(p.Group); err != nil || strings.TrimSpace(p.Group) == "" {
-			f["group"] = "Enter the DN of the directory group, e.g. CN=SSPR Users,OU=Groups,DC=example,DC=com."
+			f["group"] = errs.Textf("Enter the DN of the directory group, e.g. CN=SSPR Users,OU=Groups,DC=example,DC=com.")
 		}
 	default:
-		f["enabled"] = "Choose None, Selected or All."
+		f["enabled"] = errs.Textf("Choose None, Selected or All.")
 	}
 	n := len(p.Methods.List())
 	if n == 0 {
-		f["methods"] = "Allow at least one method."
+		f["methods"] = errs.Textf("Allow at least one method.")
 	}
 	if p.Required != 1 && p.Required != 2 {
-		f["required"] = "Choose 1 or 2."
+		f["required"] = errs.Textf("Choose 1 or 2.")
 	} else if n > 0 && p.Required > n {
-		f["required"] = fmt.Sprintf("%d methods are required but only %d allowed: allow more methods or require fewer.", p.Required, n)
+		f["required"] = errs.Textf("%d methods are required but only %d allowed: allow more methods or require fewer.", p.Required, n)
 	}
 	if p.QuestionsToRegister < 1 || p.QuestionsToRegister > 5 {
-		f["questions_to_register"] = "Choose 1 to 5."
+		f["questions_to_register"] = errs.Textf("Choose 1 to 5.")
 	}
 	if p.QuestionsToAnswer < 1 || p.QuestionsToAnswer > p.QuestionsToRegister {
-		f["questions_to_answer"] = "Choose 1 up to the number to register."
+		f["questions_to_answer"] = errs.Textf("Choose 1 up to the number to register.")
 	}
 	seen := map[string]bool{}
 	for _, q := range p.Questions {
 		if l := utf8.RuneCountInString(q); l < 5 || l > 200 {
-			f["questions"] = "Each question needs 5 to 200 characters."
+			f["questions"] = errs.Textf("Each question needs 5 to 200 characters.")
 		}
 		if seen[strings.ToLower(q)] {
-			f["questions"] = "A question is listed twice."
+			f["questions"] = errs.Textf("A question is listed twice.")
 		}
 		seen[strings.ToLower(q)] = true
 	}
 	if p.Methods.Questions && len(p.Questions) < p.QuestionsToRegister {
-		f["questions"] = fmt.Sprintf("List at least %d questions to choose from.", p.QuestionsToRegister)
+		f["questions"] = errs.Textf("List at least %d questions to choose from.", p.QuestionsToRegister)
 	}
 	if p.ReconfirmDays < 0 || p.ReconfirmDays > 730 {
-		f["reconfirm_days"] = "Enter 0 (never) to 730 days."
+		f["reconfirm_days"] = errs.Textf("Enter 0 (never) to 730 days.")
 	}
 	if p.Helpdesk != "" && !validHelpdesk(p.Helpdesk) {
-		f["helpdesk"] = "Enter an e-mail address, a web address starting with https://, or a phone number such as +44 20 7946 0000."
+		f["helpdesk"] = errs.Textf("Enter an e-mail address, a web address starting with https://, or a phone number such as +44 20 7946 0000.")
 	}
 	if utf8.RuneCountInString(p.OrgName) > 100 {
-		f["org_name"] = "Use at most 100 characters."
+		f["org_name"] = errs.Textf("Use at most 100 characters.")
 	}
 	if _, ok := i18n.Parse(p.Language); p.Language != "" && !ok {
-		f["language"] = "Choose one of the languages offered."
+		f["language"] = errs.Textf("Choose one of the languages offered.")
 	}
 	for name, n := range map[string]int{"public_per_minute": p.PublicPerMinute, "signin_per_minute": p.SignInPerMinute} {
 		if n < 0 || n > MaxPerMinute {
-			f[name] = RateLimitMessage
+			f[name] = rateLimitText
 		}
 	}
 	if p.ChallengeAfter < 0 || p.ChallengeAfter > MaxChallengeAfter {
-		f["challenge_after"] = ChallengeAfterMessage
+		f["challenge_after"] = challengeAfterText
 	}
 	if len(f) > 0 {
-		return errs.FieldErrors(f)
+		return errs.FieldTexts(f)
 	}
 	return nil
 }
 
 // ChallengeAfterMessage is what the Properties page says next to a
 // threshold it cannot take.
-var ChallengeAfterMessage = fmt.Sprintf("Enter a whole number from 1 to %d, or leave it empty for the default, %d.", MaxChallengeAfter, DefaultChallengeAfter)
+var ChallengeAfterMessage = challengeAfterText.String()
+
+var challengeAfterText = errs.Textf("Enter a whole number from 1 to %d, or leave it empty for the default, %d.", MaxChallengeAfter, DefaultChallengeAfter)
 
 func validHelpdesk(s string) bool {
 	if len(s) > 300 {
@@ -322,7 +323,9 @@ func (p Policy) normalize() Policy {
 
 // RateLimitMessage is what the Properties page says next to a limit it
 // cannot take.
-var RateLimitMessage = fmt.Sprintf("Enter a whole number from 1 to %d, or leave it empty for the server's default.", MaxPerMinute)
+var RateLimitMessage = rateLimitText.String()
+
+var rateLimitText = errs.Textf("Enter a whole number from 1 to %#d, or leave it empty for the server's default.", MaxPerMinute)
 
 // RateLimits reads the limits per client address that the policy sets,
 // from memory without copying the policy: every limited request asks.

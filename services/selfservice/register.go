@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/mail"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -33,16 +32,16 @@ import (
 // checked, take the time of one of those. A sign-in that succeeded (or a password
 // that is right but must be changed) says so in its answer.
 func (s *Service) StartRegister(ctx context.Context, login, password, browser string, from audit.Actor) (string, error) {
-	fields := map[string]string{}
+	fields := map[string]errs.Text{}
 	typed, err := directory.NormalizeIdentifier(login)
 	if err != nil {
-		fields["login"] = errs.MessageOf(err)
+		fields["login"] = errs.TextOf(err)
 	}
 	if password == "" {
-		fields["password"] = "Enter your password."
+		fields["password"] = errs.Textf("Enter your password.")
 	}
 	if len(fields) > 0 {
-		return "", errs.FieldErrors(fields)
+		return "", errs.FieldTexts(fields)
 	}
 	// From here on the account matters: paced (what comes before answers
 	// the same whoever is named).
@@ -396,18 +395,18 @@ func (s *Service) SaveQuestions(ctx context.Context, id, browser string, questio
 	if err != nil {
 		return err
 	}
-	fields := map[string]string{}
+	fields := map[string]errs.Text{}
 	out := map[string]string{}
 	for i, q := range questions {
 		if q == "" {
 			continue
 		}
 		if !slices.Contains(p.Questions, q) {
-			fields["questions"] = "Choose questions from the list."
+			fields["questions"] = errs.Textf("Choose questions from the list.")
 			continue
 		}
 		if _, dup := out[q]; dup {
-			fields["questions"] = "Choose different questions."
+			fields["questions"] = errs.Textf("Choose different questions.")
 			continue
 		}
 		a := ""
@@ -415,7 +414,7 @@ func (s *Service) SaveQuestions(ctx context.Context, id, browser string, questio
 			a = normalizeAnswer(answers[i])
 		}
 		if utf8.RuneCountInString(a) < 3 {
-			fields["questions"] = "Answer every question you choose with at least 3 letters or digits."
+			fields["questions"] = errs.Textf("Answer every question you choose with at least 3 letters or digits.")
 			continue
 		}
 		if len(fields) > 0 {
@@ -428,10 +427,10 @@ func (s *Service) SaveQuestions(ctx context.Context, id, browser string, questio
 		out[q] = h
 	}
 	if len(fields) == 0 && len(out) != p.QuestionsToRegister {
-		fields["questions"] = "Choose and answer " + strconv.Itoa(p.QuestionsToRegister) + " different questions."
+		fields["questions"] = errs.Textf("Choose and answer %d different questions.", p.QuestionsToRegister)
 	}
 	if len(fields) > 0 {
-		return errs.FieldErrors(fields)
+		return errs.FieldTexts(fields)
 	}
 	b, _ := json.Marshal(out)
 	return s.register(ctx, fl, browser, from, MethodQuestions, b, 0, nil)

@@ -139,11 +139,11 @@ func (s *Service) SaveSMS(ctx context.Context, actor audit.Actor, expectVersion 
 		case in.ClearSecret || secret != "":
 		case old.SecretSealed == "":
 		case old.ServerID() != next.ServerID():
-			problem = "The gateway changed, so the stored secret is not sent to it: enter the secret for this gateway again."
+			problem = i18n.Key("The gateway changed, so the stored secret is not sent to it: enter the secret for this gateway again.")
 		default:
 			pt, err := s.keys.Open(sealContextForSMS(old.Config), old.SecretSealed)
 			if err != nil {
-				problem = "The stored secret cannot be decrypted (was the key file replaced?). Enter it again."
+				problem = i18n.Key("The stored secret cannot be decrypted (was the key file replaced?). Enter it again.")
 			}
 			secret = string(pt)
 		}
@@ -162,7 +162,7 @@ func (s *Service) SaveSMS(ctx context.Context, actor audit.Actor, expectVersion 
 			fields[sms.FieldSecret] = problem
 		}
 		if region != "" && !sms.ValidRegion(region) {
-			fields["default_region"] = "Enter a two-letter country code such as GB or DE, or leave it empty."
+			fields["default_region"] = i18n.Key("Enter a two-letter country code such as GB or DE, or leave it empty.")
 		}
 		for _, r := range allowed {
 			if !sms.ValidRegion(r) {
