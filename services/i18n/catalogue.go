@@ -127,7 +127,8 @@ func pluralMessage(forms map[string]string) catalog.Message {
 var (
 	translations map[language.Tag]Messages
 	catalogue    *catalog.Builder
-	complete     map[string]bool // keys every language other than English has
+	complete     map[string]bool     // keys every language other than English has
+	plain        []map[string]string // by Supported's index: the texts of keys that take no value
 )
 
 func init() {
@@ -139,6 +140,15 @@ func init() {
 		panic(err)
 	}
 	printers = newPrinters()
+	plain = make([]map[string]string, len(Supported))
+	for i, tag := range Supported {
+		plain[i] = map[string]string{}
+		for k, e := range translations[tag] {
+			if e.Plural == nil && len(verbs(k)) == 0 {
+				plain[i][k] = printers[i].Sprintf(k)
+			}
+		}
+	}
 	complete = map[string]bool{}
 	for k := range translations[German] {
 		ok := true

@@ -116,7 +116,17 @@ func In(tag language.Tag, key string, args ...any) string {
 	if onMissing != nil && !known(key) {
 		onMissing(key)
 	}
-	return printers[indexOf(tag)].Sprintf(key, args...)
+	i := indexOf(tag)
+	if len(args) == 0 {
+		// Most texts take no value: a map lookup, not a printer's work.
+		if s, ok := plain[i][key]; ok {
+			return s
+		}
+		if !strings.ContainsRune(key, '%') {
+			return key
+		}
+	}
+	return printers[i].Sprintf(key, args...)
 }
 
 // Key marks a message defined where no reader is known yet (a label in a

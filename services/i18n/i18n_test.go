@@ -286,3 +286,37 @@ func TestPluralForms(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkT(b *testing.B) {
+	de := WithLang(context.Background(), German)
+	b.Run("text", func(b *testing.B) {
+		for b.Loop() {
+			_ = T(de, "Skip to content")
+		}
+	})
+	b.Run("untranslated", func(b *testing.B) {
+		for b.Loop() {
+			_ = T(de, "No such key here")
+		}
+	})
+	b.Run("with a value", func(b *testing.B) {
+		for b.Loop() {
+			_ = T(de, "Last changed by %s on", "Ada")
+		}
+	})
+}
+
+// TestTextsWithoutValues: the fast path for texts that take no value gives
+// what the printer gives, "%%" included.
+func TestTextsWithoutValues(t *testing.T) {
+	ctx := WithLang(context.Background(), German)
+	if got := T(ctx, "Skip to content"); got != "Zum Inhalt springen" {
+		t.Errorf("got %q", got)
+	}
+	if got := T(ctx, "100%% sure"); got != "100% sure" {
+		t.Errorf("untranslated with %%%%: %q", got)
+	}
+	if got := T(ctx, "Last changed by %s on", "Ada"); got != "Zuletzt geändert von Ada am" {
+		t.Errorf("with a value: %q", got)
+	}
+}
