@@ -320,3 +320,9 @@ func TestTextsWithoutValues(t *testing.T) {
 		t.Errorf("with a value: %q", got)
 	}
 }
+
+func BenchmarkChoose(b *testing.B) {
+	for b.Loop() {
+		_ = Choose("", "de-DE,de;q=0.9,en-US;q=0.8,en;q=0.7", nil)
+	}
+}
