@@ -152,6 +152,7 @@ func In(tag language.Tag, key string, args ...any) string {
 	if onMissing != nil && !known(key) {
 		onMissing(key)
 	}
+	ensure()
 	i := indexOf(tag)
 	if len(args) == 0 {
 		// Most texts take no value: a map lookup, not a printer's work.

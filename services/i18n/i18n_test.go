@@ -203,7 +203,7 @@ func TestCatalogueComplete(t *testing.T) {
 		var missing []string
 		seen := map[string]bool{}
 		for _, u := range uses {
-			if _, ok := translations[tag][u.key]; !ok && !seen[u.key] {
+			if _, ok := Translation(tag, u.key); !ok && !seen[u.key] {
 				seen[u.key] = true
 				missing = append(missing, strings.TrimPrefix(u.at, root+"/")+": "+strconv.Quote(u.key))
 			}
