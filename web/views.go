@@ -96,6 +96,11 @@ func Navigation(v *Viewer) []NavSection {
 		{Key: "mail", Label: "Mail server", Href: "/admin/password-reset/mail-server"},
 		{Key: "sms", Label: "Text messages", Href: "/admin/password-reset/text-messages"},
 	}
+	if v.IsGlobal() {
+		// It reads the whole directory and mails people: Global
+		// Administrators only.
+		manage = append(manage, NavItem{Key: "campaign", Label: "Registration campaign", Href: "/admin/password-reset/registration-campaign"})
+	}
 	out := []NavSection{{Title: "Password reset", Groups: []NavGroup{{Title: "Manage", Items: manage},
 		{Title: "Activity", Items: []NavItem{{Key: "audit", Label: "Audit logs", Href: "/admin/audit"},
 			{Key: "reports", Label: "Usage & insights", Href: "/admin/reports"}}}}}}
