@@ -67,6 +67,9 @@ type fixture struct {
 	sink *mailtest.Sink
 	dir  *directory.Client
 	mk   func() *campaign.Service
+	// mkOn builds the service on another handle of the same database (a
+	// second replica).
+	mkOn func(db *store.DB) *campaign.Service
 	at   time.Duration // how far the services' clock runs ahead
 	mu   sync.Mutex
 	sent []sent
@@ -75,9 +78,15 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T, env testbed.Env, typ directory.Type, p people) *fixture {
+	return newFixtureOn(t, env, typ, p, "")
+}
+
+// openDB opens (and migrates) the database at url, "" for a fresh SQLite
+// file.
+func openDB(t *testing.T, url string) *store.DB {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.OpenDatabase(ctx, "", t.TempDir())
+	db, err := store.OpenDatabase(ctx, url, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +94,14 @@ func newFixture(t *testing.T, env testbed.Env, typ directory.Type, p people) *fi
 	if _, err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return db
+}
+
+// newFixtureOn is newFixture on the database at url.
+func newFixtureOn(t *testing.T, env testbed.Env, typ directory.Type, p people, url string) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	db := openDB(t, url)
 	log := slog.New(slog.DiscardHandler)
 	keys := keyring.New(make([]byte, 32))
 	wb := writeback.New(db, settings.New(db), keys, log)
@@ -104,19 +121,21 @@ func newFixture(t *testing.T, env testbed.Env, typ directory.Type, p people) *fi
 	cfg.URLs, cfg.CAPEM = []string{d.URL}, env.CAPEM()
 	cfg.BindDN, cfg.BindPassword = d.BindDN, d.BindPassword
 	cfg.BaseDNs = []string{d.PeopleDN}
+	var err error
 	if f.dir, err = directory.New(cfg, log); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.dir.Close() })
 	scope := campaign.Scope{Enabled: selfservice.EnabledGroup, Group: p.group, OrgName: "Example Corp", Required: 1, ReconfirmDays: 180}
 	m := mailer{f: f, next: ss}
-	f.mk = func() *campaign.Service {
+	f.mkOn = func(db *store.DB) *campaign.Service {
 		s := campaign.New(campaign.Config{DB: db, Mail: m, Log: log, BaseURL: baseURL,
 			Directory: func(context.Context) (campaign.Lister, error) { return f.dir, nil },
 			Scope:     func(context.Context) (campaign.Scope, error) { return scope, nil }})
 		s.SetClock(func() time.Time { return time.Now().Add(f.at) })
 		return s
 	}
+	f.mk = func() *campaign.Service { return f.mkOn(db) }
 	f.register(t, p.registered, 0)
 	f.register(t, p.stale, 200*24*time.Hour)
 	return f
@@ -326,14 +345,24 @@ func TestCampaign(t *testing.T) {
 	}
 }
 
-// TestCampaignTwoWorkers: two workers (replicas) mail one run at the same
-// time: everyone once, nobody twice.
+// TestCampaignTwoWorkers: workers mail one run at the same time, in one
+// process on SQLite and as two replicas on one PostgreSQL database:
+// everyone once, nobody twice.
 func TestCampaignTwoWorkers(t *testing.T) {
 	env := testbed.Load(t)
+	t.Run("sqlite", func(t *testing.T) { twoWorkers(t, env, "") })
+	t.Run("postgres", func(t *testing.T) { twoWorkers(t, env, env.NewPostgresDB(t)) })
+}
+
+func twoWorkers(t *testing.T, env testbed.Env, url string) {
 	p := newPeople(t, env, directory.TypeOpenLDAP)
-	f := newFixture(t, env, directory.TypeOpenLDAP, p)
+	f := newFixtureOn(t, env, directory.TypeOpenLDAP, p, url)
 	ctx := context.Background()
 	svc := f.mk()
+	other := f.mk()
+	if url != "" {
+		other = f.mkOn(openDB(t, url))
+	}
 	if _, err := svc.Save(ctx, audit.CommandLine, 0, campaign.Settings{IntervalDays: 7, PerMinute: campaign.MaxPerMinute, NotRegistered: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +371,7 @@ func TestCampaignTwoWorkers(t *testing.T) {
 		t.Fatalf("Start: %+v %v", e, err)
 	}
 	var wg sync.WaitGroup
-	for _, s := range []*campaign.Service{svc, f.mk(), f.mk()} {
+	for _, s := range []*campaign.Service{svc, other, f.mk()} {
 		wg.Go(func() {
 			if err := s.Work(ctx); err != nil {
 				t.Errorf("Work: %v", err)
