@@ -409,3 +409,46 @@ func twoWorkers(t *testing.T, env testbed.Env, url string) {
 		t.Fatalf("stop event %v", rows)
 	}
 }
+
+// TestCampaignInterruptedMail: a worker that stopped between claiming a
+// person and recording their mail leaves them claimed; the next worker
+// marks them failed (the mail may have gone) instead of mailing them
+// again, and mails the rest.
+func TestCampaignInterruptedMail(t *testing.T) {
+	env := testbed.Load(t)
+	p := newPeople(t, env, directory.TypeOpenLDAP)
+	f := newFixture(t, env, directory.TypeOpenLDAP, p)
+	ctx := context.Background()
+	svc := f.mk()
+	if _, err := svc.Save(ctx, audit.CommandLine, 0, campaign.Settings{IntervalDays: 7, PerMinute: campaign.MaxPerMinute, NotRegistered: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Start(ctx, audit.CommandLine); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := svc.Status(ctx)
+	var claimed store.CampaignItem
+	if err := f.db.InTx(ctx, func(tx *store.Tx) error {
+		var ok bool
+		var err error
+		claimed, ok, err = tx.ClaimCampaignItem(ctx, st.Last.ID, time.Now().UnixMilli())
+		if err == nil && !ok {
+			t.Fatal("nothing to claim")
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.at = 2 * time.Minute // past staleAfter
+	if err := f.mk().Work(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := recipients(f.mailed())
+	if len(got) != 1 || got[0] == claimed.Email {
+		t.Fatalf("mailed %v; %s was claimed by the worker that stopped", got, claimed.Email)
+	}
+	st, _ = svc.Status(ctx)
+	if st.Last.State != store.CampaignFinished || st.Last.Sent != 1 || st.Last.Failed != 1 {
+		t.Fatalf("status %+v", st.Last)
+	}
+}
