@@ -55,12 +55,7 @@ func (s *Server) campaignView(w http.ResponseWriter, r *http.Request) (web.Campa
 }
 
 func (s *Server) campaignForm(w http.ResponseWriter, r *http.Request) error {
-	v, err := s.campaignView(w, r)
-	if err != nil {
-		return err
-	}
-	s.render(w, r, http.StatusOK, web.CampaignPage(v))
-	return nil
+	return s.campaignPage(w, r, http.StatusOK, func(*web.CampaignView) {})
 }
 
 func (s *Server) campaignSave(w http.ResponseWriter, r *http.Request) error {
@@ -84,34 +79,40 @@ func (s *Server) campaignSave(w http.ResponseWriter, r *http.Request) error {
 	if !formProblem(err) {
 		return err
 	}
-	v, verr := s.campaignView(w, r)
-	if verr != nil {
-		return verr
+	return s.campaignPage(w, r, statusOf(err), func(v *web.CampaignView) {
+		showProblem(&v.Page, err)
+		v.Enabled, v.NotRegistered, v.ReconfirmDue = enabled, notRegistered, reconfirm
+		v.Interval, v.PerMinute = r.PostFormValue("interval_days"), r.PostFormValue("per_minute")
+	})
+}
+
+// campaignPage renders the page with status, after fill changed its view
+// (a problem to show, the input kept, the dry run's result).
+func (s *Server) campaignPage(w http.ResponseWriter, r *http.Request, status int, fill func(v *web.CampaignView)) error {
+	v, err := s.campaignView(w, r)
+	if err != nil {
+		return err
 	}
-	showProblem(&v.Page, err)
-	v.Enabled, v.NotRegistered, v.ReconfirmDue = enabled, notRegistered, reconfirm
-	v.Interval, v.PerMinute = r.PostFormValue("interval_days"), r.PostFormValue("per_minute")
-	s.render(w, r, statusOf(err), web.CampaignPage(v))
+	fill(&v)
+	s.render(w, r, status, web.CampaignPage(v))
 	return nil
 }
 
 // campaignDryRun shows how many a run would mail now and the first of
 // them; nothing is sent. A failure is shown on the page.
 func (s *Server) campaignDryRun(w http.ResponseWriter, r *http.Request) error {
-	v, err := s.campaignView(w, r)
-	if err != nil {
-		return err
+	if s.campaign == nil {
+		return errNotFound
 	}
-	v.DryRun = true
 	e, err := s.campaign.DryRun(r.Context())
-	if err != nil {
-		v.DryRunError = s.campaignError("dry run", err)
-		s.render(w, r, http.StatusOK, web.CampaignPage(v))
-		return nil
-	}
-	v.Enumeration = enumerationView(e)
-	s.render(w, r, http.StatusOK, web.CampaignPage(v))
-	return nil
+	return s.campaignPage(w, r, http.StatusOK, func(v *web.CampaignView) {
+		v.DryRun = true
+		if err != nil {
+			v.DryRunError = s.campaignError("dry run", err)
+		} else {
+			v.Enumeration = enumerationView(e)
+		}
+	})
 }
 
 func (s *Server) campaignStart(w http.ResponseWriter, r *http.Request) error {
@@ -124,17 +125,11 @@ func (s *Server) campaignStart(w http.ResponseWriter, r *http.Request) error {
 		seeOther(w, r, "/admin"+campaignPath)
 		return nil
 	}
-	v, verr := s.campaignView(w, r)
-	if verr != nil {
-		return verr
-	}
-	v.Errors = []string{s.campaignError("start", err)}
 	status := statusOf(err)
 	if !formProblem(err) {
 		status = http.StatusOK // a directory failure: shown on the page, the settings stay usable
 	}
-	s.render(w, r, status, web.CampaignPage(v))
-	return nil
+	return s.campaignPage(w, r, status, func(v *web.CampaignView) { v.Errors = []string{s.campaignError("start", err)} })
 }
 
 func (s *Server) campaignStop(w http.ResponseWriter, r *http.Request) error {
@@ -145,13 +140,7 @@ func (s *Server) campaignStop(w http.ResponseWriter, r *http.Request) error {
 		if !formProblem(err) {
 			return err
 		}
-		v, verr := s.campaignView(w, r)
-		if verr != nil {
-			return verr
-		}
-		showProblem(&v.Page, err)
-		s.render(w, r, statusOf(err), web.CampaignPage(v))
-		return nil
+		return s.campaignPage(w, r, statusOf(err), func(v *web.CampaignView) { showProblem(&v.Page, err) })
 	}
 	s.flash(w, r, "Stopped the run. Nobody else is mailed in it.")
 	seeOther(w, r, "/admin"+campaignPath)

@@ -167,6 +167,23 @@ func TestCampaignPage(t *testing.T) {
 		t.Fatalf("%d mails without a worker", n)
 	}
 
+	// Self-service for nobody: the dry run and Start say so, nothing runs.
+	_, meta, _ := s.ss.Policy(ctx)
+	if _, err := s.ss.SavePolicy(ctx, audit.CommandLine, meta.Version, "test", func(p *selfservice.Policy) { p.Enabled = selfservice.EnabledNone }); err != nil {
+		t.Fatal(err)
+	}
+	if p := c.post(campaignPage+"/dry-run", url.Values{"csrf_token": {token}}); p.Status != http.StatusOK ||
+		!strings.Contains(between(p.Body, `data-testid="dry-run-error"`, "</div>"), "enabled for nobody") {
+		t.Fatalf("dry run for nobody: %d\n%s", p.Status, between(p.Body, "<main", "</main>"))
+	}
+	if p := c.post(campaignPage+"/start", url.Values{"csrf_token": {token}}); p.Status != http.StatusUnprocessableEntity ||
+		!strings.Contains(p.Body, "enabled for nobody") {
+		t.Fatalf("start for nobody: %d", p.Status)
+	}
+	if rows, _ := s.db.RecentAudit(ctx, audit.ActivityStartRegistrationCampaign, 5); len(rows) != 1 {
+		t.Fatalf("a refused start was audited: %d rows", len(rows))
+	}
+
 	// Usage & insights: the people in scope as of the last enumeration.
 	p = c.get("/admin/reports")
 	if !strings.Contains(p.Body, "In scope: 2 people; 2 of them have not registered enough, and 0 are due to re-confirm.") ||
