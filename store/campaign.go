@@ -171,6 +171,16 @@ func (tx *Tx) SettleCampaignItem(ctx context.Context, runID int64, userID, state
 	return nil
 }
 
+// ReleaseCampaignItem puts a claimed person back in the queue: their mail
+// was not sent, and the run waits for what stopped it.
+func (tx *Tx) ReleaseCampaignItem(ctx context.Context, runID int64, userID string, nowMS int64) error {
+	if _, err := tx.tx.ExecContext(ctx, `UPDATE campaign_queue SET state = 'queued', updated_ms = ?
+		WHERE run_id = ? AND user_id = ? AND state = 'sending'`, nowMS, runID, userID); err != nil {
+		return fmt.Errorf("store: release campaign mail: %w", err)
+	}
+	return nil
+}
+
 // FailStaleCampaignItems marks the people of run id claimed before
 // beforeMS and never settled (the process stopped while mailing them) as
 // failed with reason: their mail may or may not have gone, and is not sent

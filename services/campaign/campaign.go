@@ -494,7 +494,9 @@ func (s *Service) send(ctx context.Context, id int64) error {
 		if why == "" {
 			continue // registered since: skipped, costs no time
 		}
-		s.mailOne(ctx, it, why, sc.OrgName)
+		if err := s.mailOne(ctx, it, why, sc.OrgName); err != nil {
+			return err
+		}
 		if !pause(ctx, time.Minute/time.Duration(max(st.PerMinute, MinPerMinute))) {
 			return ctx.Err()
 		}
@@ -530,10 +532,16 @@ func (s *Service) claim(ctx context.Context, id int64, st Settings, sc Scope) (i
 	}
 }
 
-// mailOne mails a claimed person and settles them as sent or failed. The
-// mail is sent to the end even when the process starts to stop: cut off
-// after the server took it, it would count as failed though it went.
-func (s *Service) mailOne(ctx context.Context, it store.CampaignItem, why, org string) {
+// ErrNoMail means the run waits: no mail server is configured. The person about to be mailed goes back to
+// the queue, and the run goes on once a Global Administrator sets the mail
+// server.
+var ErrNoMail = errs.E(errs.Unavailable, "The registration campaign waits: no mail server is configured (Password reset › Mail server).", nil)
+
+// mailOne mails a claimed person and settles them as sent or failed; with
+// no usable mail server it puts them back and returns ErrNoMail. The mail
+// is sent to the end even when the process starts to stop: cut off after
+// the server took it, it would count as failed though it went.
+func (s *Service) mailOne(ctx context.Context, it store.CampaignItem, why, org string) error {
 	link := ""
 	if s.cfg.BaseURL != "" {
 		link = s.cfg.BaseURL + "/register"
@@ -542,17 +550,26 @@ func (s *Service) mailOne(ctx context.Context, it store.CampaignItem, why, org s
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout)
 	mailErr := s.cfg.Mail.SendMail(mctx, m)
 	cancel()
+	actx := context.WithoutCancel(ctx)
+	if errors.Is(mailErr, selfservice.ErrNoMail) {
+		if err := s.cfg.DB.InTx(actx, func(tx *store.Tx) error {
+			return tx.ReleaseCampaignItem(actx, it.RunID, it.UserID, s.now().UnixMilli())
+		}); err != nil {
+			return err
+		}
+		return ErrNoMail
+	}
 	state, reason := store.QueueSent, ""
 	if mailErr != nil {
 		state, reason = store.QueueFailed, "the mail could not be sent: "+errs.MessageOf(mailErr)
 		s.cfg.Log.Warn("campaign: a mail could not be sent", "run", it.RunID, "login", it.Login, "err", mailErr)
 	}
-	actx := context.WithoutCancel(ctx)
 	if err := s.cfg.DB.InTx(actx, func(tx *store.Tx) error {
 		return tx.SettleCampaignItem(actx, it.RunID, it.UserID, state, reason, s.now().UnixMilli())
 	}); err != nil {
 		s.cfg.Log.Error("campaign: record a mail", "run", it.RunID, "login", it.Login, "err", err)
 	}
+	return nil
 }
 
 // finish ends run id once nobody is queued or being mailed.
@@ -593,6 +610,8 @@ func (s *Service) Run(ctx context.Context, delay, interval time.Duration) {
 		switch {
 		case err != nil && errors.Is(err, ErrNobody):
 			s.cfg.Log.Info("campaign: self-service is enabled for nobody; no run")
+		case err != nil && errors.Is(err, ErrNoMail):
+			s.cfg.Log.Warn("campaign: the run waits for a mail server")
 		case err != nil && ctx.Err() == nil:
 			s.cfg.Log.Error("campaign: work failed", "err", err)
 		}

@@ -2,6 +2,7 @@ package campaign_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"strings"
@@ -75,6 +76,8 @@ type fixture struct {
 	sent []sent
 	// onSend, when set, runs after each mail the sink took.
 	onSend func(to string)
+	// noServer makes every mail fail as with no mail server configured.
+	noServer bool
 }
 
 func newFixture(t *testing.T, env testbed.Env, typ directory.Type, p people) *fixture {
@@ -148,6 +151,12 @@ type mailer struct {
 }
 
 func (m mailer) SendMail(ctx context.Context, msg mail.Message) error {
+	m.f.mu.Lock()
+	none := m.f.noServer
+	m.f.mu.Unlock()
+	if none {
+		return selfservice.ErrNoMail
+	}
 	if err := m.next.SendMail(ctx, msg); err != nil {
 		return err
 	}
@@ -450,5 +459,36 @@ func TestCampaignInterruptedMail(t *testing.T) {
 	st, _ = svc.Status(ctx)
 	if st.Last.State != store.CampaignFinished || st.Last.Sent != 1 || st.Last.Failed != 1 {
 		t.Fatalf("status %+v", st.Last)
+	}
+}
+
+// TestCampaignWaitsForMailServer: with no mail server configured a run
+// marks nobody failed: it waits, and goes on once there is one.
+func TestCampaignWaitsForMailServer(t *testing.T) {
+	env := testbed.Load(t)
+	p := newPeople(t, env, directory.TypeOpenLDAP)
+	f := newFixture(t, env, directory.TypeOpenLDAP, p)
+	ctx := context.Background()
+	svc := f.mk()
+	if _, err := svc.Save(ctx, audit.CommandLine, 0, campaign.Settings{IntervalDays: 7, PerMinute: campaign.MaxPerMinute, NotRegistered: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Start(ctx, audit.CommandLine); err != nil {
+		t.Fatal(err)
+	}
+	f.noServer = true
+	if err := svc.Work(ctx); !errors.Is(err, campaign.ErrNoMail) {
+		t.Fatalf("Work without a mail server: %v", err)
+	}
+	st, _ := svc.Status(ctx)
+	if !st.Running || st.Last.Queued != 2 || st.Last.Failed != 0 || st.Last.Sending != 0 {
+		t.Fatalf("status without a mail server %+v", st.Last)
+	}
+	f.noServer = false
+	if err := svc.Work(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := recipients(f.mailed()); len(got) != 2 {
+		t.Fatalf("mailed %v once the server is back", got)
 	}
 }
