@@ -424,17 +424,8 @@ func twoWorkers(t *testing.T, env testbed.Env, url string) {
 // marks them failed (the mail may have gone) instead of mailing them
 // again, and mails the rest.
 func TestCampaignInterruptedMail(t *testing.T) {
-	env := testbed.Load(t)
-	p := newPeople(t, env, directory.TypeOpenLDAP)
-	f := newFixture(t, env, directory.TypeOpenLDAP, p)
+	f, svc := startedRun(t)
 	ctx := context.Background()
-	svc := f.mk()
-	if _, err := svc.Save(ctx, audit.CommandLine, 0, campaign.Settings{IntervalDays: 7, PerMinute: campaign.MaxPerMinute, NotRegistered: true}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc.Start(ctx, audit.CommandLine); err != nil {
-		t.Fatal(err)
-	}
 	st, _ := svc.Status(ctx)
 	var claimed store.CampaignItem
 	if err := f.db.InTx(ctx, func(tx *store.Tx) error {
@@ -465,17 +456,8 @@ func TestCampaignInterruptedMail(t *testing.T) {
 // TestCampaignWaitsForMailServer: with no mail server configured a run
 // marks nobody failed: it waits, and goes on once there is one.
 func TestCampaignWaitsForMailServer(t *testing.T) {
-	env := testbed.Load(t)
-	p := newPeople(t, env, directory.TypeOpenLDAP)
-	f := newFixture(t, env, directory.TypeOpenLDAP, p)
+	f, svc := startedRun(t)
 	ctx := context.Background()
-	svc := f.mk()
-	if _, err := svc.Save(ctx, audit.CommandLine, 0, campaign.Settings{IntervalDays: 7, PerMinute: campaign.MaxPerMinute, NotRegistered: true}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc.Start(ctx, audit.CommandLine); err != nil {
-		t.Fatal(err)
-	}
 	f.noServer = true
 	if err := svc.Work(ctx); !errors.Is(err, campaign.ErrNoMail) {
 		t.Fatalf("Work without a mail server: %v", err)
@@ -491,4 +473,21 @@ func TestCampaignWaitsForMailServer(t *testing.T) {
 	if got := recipients(f.mailed()); len(got) != 2 {
 		t.Fatalf("mailed %v once the server is back", got)
 	}
+}
+
+// startedRun is a run on OpenLDAP at the fastest pace, started, for the
+// two people who registered nothing.
+func startedRun(t *testing.T) (*fixture, *campaign.Service) {
+	t.Helper()
+	env := testbed.Load(t)
+	f := newFixture(t, env, directory.TypeOpenLDAP, newPeople(t, env, directory.TypeOpenLDAP))
+	ctx := context.Background()
+	svc := f.mk()
+	if _, err := svc.Save(ctx, audit.CommandLine, 0, campaign.Settings{IntervalDays: 7, PerMinute: campaign.MaxPerMinute, NotRegistered: true}); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := svc.Start(ctx, audit.CommandLine); err != nil || e.ToMail != 2 {
+		t.Fatalf("Start: %+v %v", e, err)
+	}
+	return f, svc
 }
