@@ -262,6 +262,14 @@ func (s *session) do(ctx context.Context, d directory.Directory, id string, j ag
 		users, err := d.Expiring(ctx, j.GroupDN, time.UnixMilli(j.Until))
 		res.Users = users
 		return res, err
+	case agentwire.OpInScope:
+		// Only what the campaign needs, so that a few thousand accounts
+		// fit in one message.
+		err := d.InScope(ctx, j.GroupDN, func(u directory.User) error {
+			res.Users = append(res.Users, directory.User{ID: u.ID, DN: u.DN, Login: u.Login, DisplayName: u.DisplayName, Email: u.Email})
+			return nil
+		})
+		return res, err
 	case agentwire.OpMemberOf:
 		if j.User == nil {
 			return res, errNoUser(j.Op)

@@ -1,6 +1,7 @@
 package mail
 
 import (
+	"fmt"
 	htmltemplate "html/template"
 	"net/url"
 	"strconv"
@@ -88,6 +89,22 @@ func PasswordExpiry(to, orgName, displayName string, expires time.Time, left tim
 	v.PortalURL = safeURL(changeURL)
 	v.Subject = "Your " + v.Org + " password expires " + v.Left
 	return v.render(to, expiryText, expiryHTML)
+}
+
+// RegistrationCampaign is the registration campaign's mail: the person has
+// not registered enough methods to reset their password themselves, or
+// (reconfirm) should check that what they registered is still right; the
+// link is the portal's /register.
+func RegistrationCampaign(to, orgName, displayName, registerURL string, reconfirm bool) Message {
+	v := newView(orgName)
+	v.Name = oneLine(displayName)
+	v.PortalURL = safeURL(registerURL)
+	if reconfirm {
+		v.Subject = fmt.Sprintf("Check your %s password reset details", v.Org)
+		return v.render(to, reconfirmText, reconfirmHTML)
+	}
+	v.Subject = fmt.Sprintf("Set up password reset for your %s account", v.Org)
+	return v.render(to, campaignText, campaignHTML)
 }
 
 // humanDays says how far off d is, in whole days: "in 6 days", "in 1 day",
@@ -328,6 +345,46 @@ const expiryHTML = `{{define "content"}}<p style="margin:0 0 16px;">Hello{{if .N
 <p style="margin:0 0 16px;">Change it now, while you still know the current one{{if .PortalURL}}: <a href="{{.PortalURL}}">{{.PortalURL}}</a>{{else}}, on the password portal or on your computer{{end}}.</p>
 <p style="margin:0 0 16px;">Other devices, such as your phone, will ask for the new password the next time they sign in.</p>
 <p style="margin:0;">This reminder never asks for your password: if a message like this one asks you to type it anywhere but your organisation's own pages, report it to your helpdesk.</p>
+{{end}}`
+
+const campaignText = `{{define "content"}}Hello{{if .Name}} {{.Name}}{{end}},
+
+You have not yet set up enough ways to prove who you are, so you cannot reset your {{.Org}} password yourself if you forget it or your account is locked.
+
+It takes two minutes{{if .PortalURL}}, at:
+
+{{.PortalURL}}{{else}}, on the password portal.{{end}}
+
+Sign in there with your current password and follow the steps.
+
+This message never asks for your password: if a message like this one asks you to type it anywhere but your organisation's own pages, report it to your helpdesk.
+{{end}}`
+
+const campaignHTML = `{{define "content"}}<p style="margin:0 0 16px;">Hello{{if .Name}} {{.Name}}{{end}},</p>
+<p style="margin:0 0 16px;">You have not yet set up enough ways to prove who you are, so you cannot reset your {{.Org}} password yourself if you forget it or your account is locked.</p>
+<p style="margin:0 0 16px;">It takes two minutes{{if .PortalURL}}: <a href="{{.PortalURL}}">{{.PortalURL}}</a>{{else}}, on the password portal{{end}}.</p>
+<p style="margin:0 0 16px;">Sign in there with your current password and follow the steps.</p>
+<p style="margin:0;">This message never asks for your password: if a message like this one asks you to type it anywhere but your organisation's own pages, report it to your helpdesk.</p>
+{{end}}`
+
+const reconfirmText = `{{define "content"}}Hello{{if .Name}} {{.Name}}{{end}},
+
+Please check that the details you use to reset your {{.Org}} password are still right: an old phone number or address would leave you unable to reset it.
+
+Check them{{if .PortalURL}} at:
+
+{{.PortalURL}}{{else}} on the password portal.{{end}}
+
+Sign in there with your current password, then confirm or update what you registered.
+
+This message never asks for your password: if a message like this one asks you to type it anywhere but your organisation's own pages, report it to your helpdesk.
+{{end}}`
+
+const reconfirmHTML = `{{define "content"}}<p style="margin:0 0 16px;">Hello{{if .Name}} {{.Name}}{{end}},</p>
+<p style="margin:0 0 16px;">Please check that the details you use to reset your {{.Org}} password are still right: an old phone number or address would leave you unable to reset it.</p>
+<p style="margin:0 0 16px;">Check them{{if .PortalURL}}: <a href="{{.PortalURL}}">{{.PortalURL}}</a>{{else}} on the password portal{{end}}.</p>
+<p style="margin:0 0 16px;">Sign in there with your current password, then confirm or update what you registered.</p>
+<p style="margin:0;">This message never asks for your password: if a message like this one asks you to type it anywhere but your organisation's own pages, report it to your helpdesk.</p>
 {{end}}`
 
 const testText = `{{define "content"}}Hello,
