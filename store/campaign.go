@@ -223,8 +223,11 @@ type Registration struct {
 }
 
 // registeredConfirmed is every registered method as (user_id, confirmed_ms): the
-// methods table and the registered mobile numbers (the "sms" method).
-const registeredConfirmed = `(SELECT user_id, confirmed_ms FROM sspr_methods UNION ALL SELECT user_id, confirmed_ms FROM sspr_phones) AS registered`
+// methods table, the registered mobile numbers (the "sms" method) and the
+// passkeys (one "passkey" method however many, confirmed when the first was
+// added).
+const registeredConfirmed = `(SELECT user_id, confirmed_ms FROM sspr_methods UNION ALL SELECT user_id, confirmed_ms FROM sspr_phones
+	UNION ALL SELECT user_id, min(created_ms) FROM sspr_passkeys GROUP BY user_id) AS registered`
 
 // RegistrationOf reads userID's Registration inside a transaction: the
 // campaign decides with it, at the moment it would mail, whether the person
