@@ -11,14 +11,15 @@ import (
 	"github.com/writeback/writeback/services/agentwire"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 )
 
 var _ directory.Directory = (*Hub)(nil)
 
 // What people see when no agent answered.
-const (
+var (
 	msgUnreachable = directory.MsgNotReached
-	msgLostInWrite = "The connection to your organisation's directory was lost during the change; it may or may not have been applied. Check the account before trying again."
+	msgLostInWrite = i18n.Key("The connection to your organisation's directory was lost during the change; it may or may not have been applied. Check the account before trying again.")
 )
 
 // retryable tells the ops that may go to another agent when the first one

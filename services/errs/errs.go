@@ -176,6 +176,20 @@ func FieldsIn(ctx context.Context, err error) map[string]string {
 	return out
 }
 
+// TextOf is the safe message of err as a Text (its format and values), so
+// that a service may hand it on as a field's message; ok is false when err
+// carries no message.
+func TextOf(err error) (t Text, ok bool) {
+	var e *Error
+	if !errors.As(err, &e) || e.Message == "" {
+		return Text{}, false
+	}
+	if e.format != "" {
+		return Text{Format: e.format, Args: e.args}, true
+	}
+	return Text{Format: e.Message}, true
+}
+
 // FieldsOf returns the per-field messages of err, if any.
 func FieldsOf(err error) map[string]string {
 	var e *Error
