@@ -108,12 +108,12 @@ func (s *Service) Save(ctx context.Context, actor audit.Actor, expectVersion int
 	fields := map[string]errs.Text{}
 	accent, err := CheckAccent(in.Accent)
 	if err != nil {
-		fields["accent"], _ = errs.TextOf(err)
+		fields["accent"] = errs.TextOf(err)
 	}
 	var logoType string
 	if in.Logo != nil && !in.RemoveLogo {
 		if logoType, err = CheckLogo(in.Logo); err != nil {
-			fields["logo"], _ = errs.TextOf(err)
+			fields["logo"] = errs.TextOf(err)
 		}
 	}
 	if len(fields) > 0 {

@@ -177,17 +177,17 @@ func FieldsIn(ctx context.Context, err error) map[string]string {
 }
 
 // TextOf is the safe message of err as a Text (its format and values), so
-// that a service may hand it on as a field's message; ok is false when err
-// carries no message.
-func TextOf(err error) (t Text, ok bool) {
+// that it can become a field's message in the reader's language
+// (FieldTexts); MessageOf's generic message when err carries none.
+func TextOf(err error) Text {
 	var e *Error
-	if !errors.As(err, &e) || e.Message == "" {
-		return Text{}, false
+	if errors.As(err, &e) && e.Message != "" {
+		if e.format != "" {
+			return Text{Format: e.format, Args: e.args}
+		}
+		return Text{Format: e.Message}
 	}
-	if e.format != "" {
-		return Text{Format: e.format, Args: e.args}, true
-	}
-	return Text{Format: e.Message}, true
+	return Text{Format: MsgOurSide}
 }
 
 // FieldsOf returns the per-field messages of err, if any.
