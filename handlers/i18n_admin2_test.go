@@ -108,7 +108,7 @@ func TestAgentPagesInTheReadersLanguage(t *testing.T) {
 	h := newAgentsHarness(t)
 	english := []string{"Add agent", "Agent name", "Connected since", "Last heartbeat", "Operations (last hour)", "Last error", "Disconnected", "Name the agent"}
 	for _, tc := range []struct {
-		lang                        string
+		lang                       string
 		list, token, revoke, flash []string
 	}{
 		{"de", []string{"Writeback-Agents", "Agent hinzufügen", "Verbunden seit", "Letzter Heartbeat", "Getrennt", "Widerrufen"},
