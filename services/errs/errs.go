@@ -176,6 +176,20 @@ func FieldsIn(ctx context.Context, err error) map[string]string {
 	return out
 }
 
+// TextOf is the safe message of err as a Text (its format and values), so
+// that it can become a field's message in the reader's language
+// (FieldTexts); MessageOf's generic message when err carries none.
+func TextOf(err error) Text {
+	var e *Error
+	if errors.As(err, &e) && e.Message != "" {
+		if e.format != "" {
+			return Text{Format: e.format, Args: e.args}
+		}
+		return Text{Format: e.Message}
+	}
+	return Text{Format: MsgOurSide}
+}
+
 // FieldsOf returns the per-field messages of err, if any.
 func FieldsOf(err error) map[string]string {
 	var e *Error

@@ -9,16 +9,17 @@ import (
 	"github.com/nyaruka/phonenumbers"
 
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 )
 
 // codeDigits finds runs of digits long enough to be a code or a number.
 var codeDigits = regexp.MustCompile(`\d{6,}`)
 
 // Why Normalize refuses a number: shown next to the field where it was typed.
-const (
-	MsgNumberFormat   = "Enter a mobile number with its country code, e.g. +44 7400 123456."
-	MsgNumberNoMobile = "That is not a mobile number: codes are sent by text message, so enter a mobile number."
-	MsgNumberCountry  = "Text messages to numbers in that country are not allowed by your organisation."
+var (
+	MsgNumberFormat   = i18n.Key("Enter a mobile number with its country code, e.g. +44 7400 123456.")
+	MsgNumberNoMobile = i18n.Key("That is not a mobile number: codes are sent by text message, so enter a mobile number.")
+	MsgNumberCountry  = i18n.Key("Text messages to numbers in that country are not allowed by your organisation.")
 )
 
 // Normalize turns a number as typed or as the directory holds it into E.164
