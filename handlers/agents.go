@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -11,6 +10,7 @@ import (
 	"github.com/writeback/writeback/services/agents"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/web"
 )
 
@@ -21,8 +21,6 @@ type AgentsService interface {
 	RevokeByID(ctx context.Context, actor audit.Actor, id string) (agents.Info, error)
 	Coverage(ctx context.Context, list []agents.Info) ([]agents.ReplicaCoverage, error)
 }
-
-const agentsLead = "The agents inside your network that perform password writeback for the portal. Each one dials out to the portal; nothing connects in to them."
 
 func agentRow(in agents.Info) web.AgentRow {
 	return web.AgentRow{ID: in.ID, Name: in.Name, State: string(in.State), Host: in.Host, Version: in.Version,
@@ -43,11 +41,14 @@ func (s *Server) agentsView(w http.ResponseWriter, r *http.Request) (web.AgentsV
 	if err != nil {
 		return web.AgentsView{}, err
 	}
-	v := web.AgentsView{Page: s.page(w, r, "agents", "Hybrid management", "Writeback agents", agentsLead), Replicas: len(cover)}
+	ctx := r.Context()
+	v := web.AgentsView{Page: s.page(w, r, "agents", i18n.T(ctx, "Hybrid management"), i18n.T(ctx, "Writeback agents"),
+		i18n.T(ctx, "The agents inside your network that perform password writeback for the portal. Each one dials out to the portal; nothing connects in to them.")),
+		Replicas: len(cover)}
 	for _, in := range list {
 		row := agentRow(in)
 		if len(cover) > 0 && in.State != agents.Revoked {
-			row.Replicas = strconv.Itoa(in.Reached(cover)) + " of " + strconv.Itoa(len(cover))
+			row.Replicas = i18n.T(ctx, "%d of %d", in.Reached(cover), len(cover))
 		}
 		v.Agents = append(v.Agents, row)
 	}
@@ -81,10 +82,7 @@ func (s *Server) agentsAdd(w http.ResponseWriter, r *http.Request) error {
 		if verr != nil {
 			return verr
 		}
-		v.Fields = errs.FieldsOf(err)
-		if len(v.Fields) == 0 {
-			v.Errors = []string{errs.MessageOf(err)}
-		}
+		showProblemIn(r.Context(), &v.Page, err)
 		v.NewName = name
 		s.render(w, r, http.StatusUnprocessableEntity, web.AgentsPage(v))
 		return nil
@@ -96,7 +94,7 @@ func (s *Server) agentsAdd(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.BaseURL != nil {
 		base = strings.TrimRight(s.cfg.BaseURL.String(), "/")
 	}
-	v := web.AgentTokenView{Page: s.page(w, r, "agents", "Hybrid management", "Agent "+tok.Name+" added", ""),
+	v := web.AgentTokenView{Page: s.page(w, r, "agents", i18n.T(r.Context(), "Hybrid management"), i18n.T(r.Context(), "Agent %s added", tok.Name), ""),
 		Name: tok.Name, Token: tok.Token, ExpiresAt: tok.ExpiresAt,
 		Command: "writeback-agent enroll --portal " + base + " --token " + tok.Token}
 	s.render(w, r, http.StatusOK, web.AgentTokenPage(v))
@@ -127,7 +125,7 @@ func (s *Server) agentsRevokeForm(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	v := web.AgentRevokeView{Page: s.page(w, r, "agents", "Hybrid management", "Revoke agent "+in.Name, ""), Agent: agentRow(in)}
+	v := web.AgentRevokeView{Page: s.page(w, r, "agents", i18n.T(r.Context(), "Hybrid management"), i18n.T(r.Context(), "Revoke agent %s", in.Name), ""), Agent: agentRow(in)}
 	s.render(w, r, http.StatusOK, web.AgentRevokePage(v))
 	return nil
 }
@@ -140,7 +138,7 @@ func (s *Server) agentsRevoke(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.flash(w, r, "Revoked "+in.Name+". It has been disconnected and the portal refuses it from now on.")
+	s.flash(w, r, i18n.T(r.Context(), "Revoked %s. It has been disconnected and the portal refuses it from now on.", in.Name))
 	seeOther(w, r, "/admin/agents")
 	return nil
 }

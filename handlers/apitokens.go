@@ -13,6 +13,7 @@ import (
 	"github.com/writeback/writeback/services/apitokens"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/web"
 )
 
@@ -23,8 +24,6 @@ type APITokenAdmin interface {
 	Revoke(ctx context.Context, actor audit.Actor, id int64, name string) (apitokens.Token, error)
 }
 
-const apiTokensLead = "Tokens for scripts and other systems that call the portal's REST API at /api/v1. Each acts with one administrator role and is refused once revoked or expired."
-
 func (s *Server) apiTokensView(w http.ResponseWriter, r *http.Request) (web.APITokensView, error) {
 	if s.apiTokens == nil {
 		return web.APITokensView{}, errNotFound
@@ -33,14 +32,16 @@ func (s *Server) apiTokensView(w http.ResponseWriter, r *http.Request) (web.APIT
 	if err != nil {
 		return web.APITokensView{}, err
 	}
-	v := web.APITokensView{Page: s.page(w, r, "api-tokens", "Administration", "API tokens", apiTokensLead),
+	ctx := r.Context()
+	v := web.APITokensView{Page: s.page(w, r, "api-tokens", i18n.T(ctx, "Administration"), i18n.T(ctx, "API tokens"),
+		i18n.T(ctx, "Tokens for scripts and other systems that call the portal's REST API at /api/v1. Each acts with one administrator role and is refused once revoked or expired.")),
 		NewRole: string(admins.ReportsReader), NewDays: strconv.Itoa(apitokens.DefaultDays)}
 	for _, role := range admins.Roles {
-		v.Roles = append(v.Roles, web.RoleOption{Value: string(role), Label: role.Label()})
+		v.Roles = append(v.Roles, web.RoleOption{Value: string(role), Label: i18n.T(ctx, role.Label())})
 	}
 	now := time.Now()
 	for _, t := range list {
-		v.Tokens = append(v.Tokens, web.APITokenRow{ID: t.ID, Name: t.Name, RoleLabel: t.Role.Label(), State: t.State(now),
+		v.Tokens = append(v.Tokens, web.APITokenRow{ID: t.ID, Name: t.Name, RoleLabel: i18n.T(ctx, t.Role.Label()), State: t.State(now),
 			CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt, LastUsedIP: t.LastUsedIP})
 	}
 	return v, nil
@@ -72,7 +73,7 @@ func (s *Server) apiTokensCreate(w http.ResponseWriter, r *http.Request) error {
 		if verr != nil {
 			return verr
 		}
-		v.Fields = errs.FieldsOf(err)
+		showProblemIn(r.Context(), &v.Page, err)
 		v.NewName, v.NewRole, v.NewDays = name, role, daysText
 		s.render(w, r, http.StatusUnprocessableEntity, web.APITokensPage(v))
 		return nil
@@ -84,8 +85,8 @@ func (s *Server) apiTokensCreate(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.BaseURL != nil {
 		base = strings.TrimRight(s.cfg.BaseURL.String(), "/")
 	}
-	v := web.APITokenCreatedView{Page: s.page(w, r, "api-tokens", "Administration", "API token "+tok.Name+" created", ""),
-		Name: tok.Name, RoleLabel: tok.Role.Label(), Token: tok.Secret, ExpiresAt: tok.ExpiresAt,
+	v := web.APITokenCreatedView{Page: s.page(w, r, "api-tokens", i18n.T(r.Context(), "Administration"), i18n.T(r.Context(), "API token %s created", tok.Name), ""),
+		Name: tok.Name, RoleLabel: i18n.T(r.Context(), tok.Role.Label()), Token: tok.Secret, ExpiresAt: tok.ExpiresAt,
 		Example: "curl -H 'Authorization: Bearer " + tok.Secret + "' " + base + "/api/v1/directory/status"}
 	// The answer holds the secret: no cache may keep it.
 	w.Header().Set("Cache-Control", "no-store")
@@ -105,7 +106,7 @@ func (s *Server) apiTokensRevoke(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.flash(w, r, "Revoked the API token "+t.Name+". It is refused from now on.")
+	s.flash(w, r, i18n.T(r.Context(), "Revoked the API token %s. It is refused from now on.", t.Name))
 	seeOther(w, r, "/admin/api-tokens")
 	return nil
 }

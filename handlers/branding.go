@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/branding"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/web"
 )
 
@@ -129,8 +129,9 @@ func (s *Server) brandingView(w http.ResponseWriter, r *http.Request) (web.Brand
 	if err != nil {
 		return web.BrandingView{}, err
 	}
-	v := web.BrandingView{Page: s.page(w, r, "branding", "Password reset", "Company branding",
-		"Show employees your organisation's logo and colour, so they know the page is yours."),
+	ctx := r.Context()
+	v := web.BrandingView{Page: s.page(w, r, "branding", i18n.T(ctx, "Password reset"), i18n.T(ctx, "Company branding"),
+		i18n.T(ctx, "Show employees your organisation's logo and colour, so they know the page is yours.")),
 		Version: meta.Version, Accent: st.Accent, HideAdminLink: st.HideAdminLink, LogoType: st.LogoType, LogoBytes: len(st.Logo),
 		MaxLogoKB: branding.MaxLogoBytes >> 10, OrgName: b.OrgName, UpdatedBy: meta.UpdatedBy, UpdatedAt: meta.UpdatedAt}
 	if st.LogoSHA != "" {
@@ -166,7 +167,7 @@ func (s *Server) brandingSave(w http.ResponseWriter, r *http.Request) error {
 	if f, hdr, err := r.FormFile("logo"); err == nil {
 		defer f.Close()
 		if hdr.Size > branding.MaxLogoBytes {
-			return s.brandingRefused(w, r, errs.FieldErrors(map[string]string{"logo": fmt.Sprintf(
+			return s.brandingRefused(w, r, errs.FieldTexts(map[string]errs.Text{"logo": errs.Textf(
 				"The logo is %d KB; it can be at most %d KB. Save it smaller and upload it again.", (hdr.Size+1023)>>10, branding.MaxLogoBytes>>10)}))
 		}
 		if in.Logo, err = io.ReadAll(f); err != nil {
@@ -180,12 +181,7 @@ func (s *Server) brandingSave(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.brandingRefused(w, r, err)
 	}
-	msg := "Saved company branding."
-	if !changed {
-		msg = "Nothing changed."
-	}
-	s.flash(w, r, msg)
-	seeOther(w, r, "/admin"+brandingPath)
+	s.savedIn(w, r, changed, i18n.Key("Saved company branding."), "/admin"+brandingPath)
 	return nil
 }
 
@@ -200,11 +196,7 @@ func (s *Server) brandingRefused(w http.ResponseWriter, r *http.Request, err err
 		return verr
 	}
 	v.Accent, v.HideAdminLink = r.PostFormValue("accent"), r.PostFormValue("show_admin_link") == "no"
-	if f := errs.FieldsOf(err); len(f) > 0 {
-		v.Fields = f
-	} else {
-		v.Errors = []string{errs.MessageOf(err)}
-	}
+	showProblemIn(r.Context(), &v.Page, err)
 	s.render(w, r, statusOf(err), web.BrandingPage(v))
 	return nil
 }

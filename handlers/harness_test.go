@@ -22,6 +22,7 @@ import (
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/banned"
 	"github.com/writeback/writeback/services/branding"
+	"github.com/writeback/writeback/services/campaign"
 	"github.com/writeback/writeback/services/keyring"
 	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/services/reminders"
@@ -52,6 +53,7 @@ type portal struct {
 	ss       *selfservice.Service
 	banned   *banned.Service
 	rem      *reminders.Service
+	camp     *campaign.Service
 	audit    *audit.Log
 	tokens   *apitokens.Service
 	brand    *branding.Service
@@ -113,7 +115,9 @@ func newPortalAt(tb testing.TB, databaseURL, base string) *portal {
 	// useSelfService).
 	rem := reminders.New(reminders.Config{DB: db, Mail: ss, Log: log, BaseURL: base,
 		Directory: reminders.DirectoryOf(wb), Scope: reminders.ScopeOf(ss)})
-	p := &portal{db: db, keys: keys, log: log, logs: logs, admins: adm, settings: set, wb: wb, ss: ss, banned: bn, rem: rem, audit: audit.NewLog(db, log), base: base,
+	camp := campaign.New(campaign.Config{DB: db, Mail: ss, Log: log, BaseURL: base,
+		Directory: campaign.DirectoryOf(wb), Scope: campaign.ScopeOf(ss)})
+	p := &portal{db: db, keys: keys, log: log, logs: logs, admins: adm, settings: set, wb: wb, ss: ss, banned: bn, rem: rem, camp: camp, audit: audit.NewLog(db, log), base: base,
 		tokens: apitokens.NewService(db, log), brand: branding.New(db, ss.OrgName)}
 	p.secondFactorOptional(tb)
 	return p
@@ -143,7 +147,7 @@ func (p *portal) handler(trusted []netip.Prefix) http.Handler {
 	base, _ := url.Parse(p.base)
 	s := handlers.New(handlers.Config{BaseURL: base, CookieHashKey: p.keys.Derive("h"), CookieBlockKey: p.keys.Derive("b"), TrustedProxies: trusted}, p.log,
 		handlers.Deps{Admins: p.admins, Settings: p.settings, Writeback: p.wb, SelfService: p.ss, Audit: p.audit, Limits: p.ss, Banned: p.banned,
-			Reminders: p.rem, APITokens: p.tokens, Branding: p.brand, Reports: reports.New(p.db, p.ss)})
+			Reminders: p.rem, Campaign: p.camp, APITokens: p.tokens, Branding: p.brand, Reports: reports.New(p.db, p.ss)})
 	return s.Routes()
 }
 

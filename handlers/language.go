@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -39,14 +40,16 @@ func (s *Server) language(next http.Handler) http.Handler {
 // orgLanguage is the organisation's default language, "" when none is set
 // or the policy cannot be read (English then).
 func (s *Server) orgLanguage(r *http.Request) string {
-	if s.selfservice == nil {
-		return ""
+	if ls, ok := s.selfservice.(languageSource); ok {
+		return ls.Language(r.Context())
 	}
-	p, _, err := s.selfservice.Policy(r.Context())
-	if err != nil {
-		return ""
-	}
-	return p.Language
+	return ""
+}
+
+// languageSource is the part of the self-service policy the language of a
+// page needs.
+type languageSource interface {
+	Language(ctx context.Context) string
 }
 
 // setLanguage is the switcher: it remembers the language chosen and goes

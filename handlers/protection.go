@@ -3,11 +3,11 @@ package handlers
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/banned"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/web"
 )
 
@@ -52,8 +52,9 @@ func (s *Server) protectionView(w http.ResponseWriter, r *http.Request) (web.Pro
 	if err != nil {
 		return web.ProtectionView{}, err
 	}
-	v := web.ProtectionView{Page: s.page(w, r, "protection", "Password reset", "Password protection",
-		"Refuse new passwords that attackers guess first, before anything is written to the directory."),
+	ctx := r.Context()
+	v := web.ProtectionView{Page: s.page(w, r, "protection", i18n.T(ctx, "Password reset"), i18n.T(ctx, "Password protection"),
+		i18n.T(ctx, "Refuse new passwords that attackers guess first, before anything is written to the directory.")),
 		Version: meta.Version, Common: st.Common, Personal: st.Personal, Custom: strings.Join(st.Custom, "\n"),
 		Terms: len(st.Custom), CommonTerms: banned.Common().Len(), MaxTerms: banned.MaxTerms,
 		UpdatedBy: meta.UpdatedBy, UpdatedAt: meta.UpdatedAt, BreachedFile: st.BreachedFile}
@@ -61,26 +62,26 @@ func (s *Server) protectionView(w http.ResponseWriter, r *http.Request) (web.Pro
 		switch l, err := s.banned.Breached(r.Context()); {
 		case err != nil:
 			s.log.Warn("the breached-password list cannot be used", "path", st.BreachedFile, "err", err)
-			v.BreachedProblem = "The list cannot be used on this server, so new passwords are refused until it is fixed or the field is cleared: " + strings.TrimPrefix(err.Error(), "banned: ")
+			v.BreachedProblem = i18n.T(ctx, "The list cannot be used on this server, so new passwords are refused until it is fixed or the field is cleared: %s", strings.TrimPrefix(err.Error(), "banned: "))
 		default:
-			v.BreachedStatus = "In use: " + l.Kind + ", " + humanBytes(l.Size) + ", changed " + l.ModTime.UTC().Format("2006-01-02 15:04 UTC") + "."
+			v.BreachedStatus = i18n.T(ctx, "In use: %s, %s, changed %s.", i18n.T(ctx, l.Kind), humanBytes(ctx, l.Size), i18n.DateTime(ctx, l.ModTime))
 		}
 	}
 	return v, nil
 }
 
-// humanBytes is a file size for people: "1.2 GB".
-func humanBytes(n int64) string {
+// humanBytes is a file size for people, in the reader's language: "1.2 GB".
+func humanBytes(ctx context.Context, n int64) string {
 	const unit = 1000
 	if n < unit {
-		return strconv.FormatInt(n, 10) + " bytes"
+		return i18n.T(ctx, "%d bytes", n)
 	}
 	div, exp := int64(unit), 0
 	for m := n / unit; m >= unit; m /= unit {
 		div *= unit
 		exp++
 	}
-	return strconv.FormatFloat(float64(n)/float64(div), 'f', 1, 64) + " " + string("kMGTPE"[exp]) + "B"
+	return i18n.T(ctx, "%.1f %sB", float64(n)/float64(div), string("kMGTPE"[exp]))
 }
 
 func (s *Server) protectionForm(w http.ResponseWriter, r *http.Request) error {
@@ -104,7 +105,7 @@ func (s *Server) protectionSave(w http.ResponseWriter, r *http.Request) error {
 		Custom: strings.Split(r.PostFormValue("custom"), "\n"), BreachedFile: r.PostFormValue("breached_file")}
 	changed, err := s.banned.Save(r.Context(), s.actor(r), version, next)
 	if err == nil {
-		s.saved(w, r, changed, "password protection", "/admin"+protectionPath)
+		s.savedIn(w, r, changed, i18n.Key("Saved password protection."), "/admin"+protectionPath)
 		return nil
 	}
 	if !formProblem(err) {
@@ -114,7 +115,7 @@ func (s *Server) protectionSave(w http.ResponseWriter, r *http.Request) error {
 	if verr != nil {
 		return verr
 	}
-	showProblem(&v.Page, err)
+	showProblemIn(r.Context(), &v.Page, err)
 	v.Common, v.Personal, v.Custom, v.BreachedFile = next.Common, next.Personal, r.PostFormValue("custom"), next.BreachedFile
 	s.render(w, r, statusOf(err), web.ProtectionPage(v))
 	return nil

@@ -6,6 +6,7 @@ import (
 
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/reminders"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/web"
@@ -31,8 +32,9 @@ func (s *Server) remindersView(w http.ResponseWriter, r *http.Request) (web.Remi
 	if err != nil {
 		return web.RemindersView{}, err
 	}
-	return web.RemindersView{Page: s.page(w, r, "reminders", "Password reset", "Expiry reminders",
-		"Mail people before their directory password expires, with a link to change it."),
+	ctx := r.Context()
+	return web.RemindersView{Page: s.page(w, r, "reminders", i18n.T(ctx, "Password reset"), i18n.T(ctx, "Expiry reminders"),
+		i18n.T(ctx, "Mail people before their directory password expires, with a link to change it.")),
 		Version: meta.Version, Enabled: st.Enabled, Thresholds: reminders.FormatThresholds(st.Thresholds),
 		UpdatedBy: meta.UpdatedBy, UpdatedAt: meta.UpdatedAt}, nil
 }
@@ -55,21 +57,22 @@ func (s *Server) remindersForm(w http.ResponseWriter, r *http.Request) error {
 // page (the administrator asked, and the settings stay usable).
 func (s *Server) dryRun(r *http.Request, v *web.RemindersView) {
 	v.DryRun = true
-	due, err := s.reminders.Plan(r.Context())
+	ctx := r.Context()
+	due, err := s.reminders.Plan(ctx)
 	if err != nil {
 		if errs.KindOf(err) == errs.Internal {
 			s.log.Error("reminders: dry run", "err", err)
-			v.DryRunError = "The dry run failed on our side; the operator log has the reason."
+			v.DryRunError = i18n.T(ctx, "The dry run failed on our side; the operator log has the reason.")
 			return
 		}
-		v.DryRunError = errs.MessageOf(err)
+		v.DryRunError = errs.MessageIn(ctx, err)
 		return
 	}
 	for _, d := range due {
 		row := web.ReminderRow{Login: d.User.Login, Name: d.User.DisplayName, To: selfservice.Mask(d.User.Email), Mailed: d.Skip == "",
-			Expires: d.Expires, Left: reminders.LeftText(d.Left) + " left", Threshold: d.Threshold}
+			Expires: d.Expires, Left: i18n.T(ctx, "%s left", reminders.LeftIn(i18n.LangOf(ctx), d.Left)), Threshold: d.Threshold}
 		if d.Skip != "" {
-			row.To = "Not mailed: " + d.Skip
+			row.To = i18n.T(ctx, "Not mailed: %s", i18n.T(ctx, d.Skip))
 		}
 		v.Due = append(v.Due, row)
 	}
@@ -89,7 +92,7 @@ func (s *Server) remindersSave(w http.ResponseWriter, r *http.Request) error {
 		var changed bool
 		changed, err = s.reminders.Save(r.Context(), s.actor(r), version, reminders.Settings{Enabled: enabled, Thresholds: thresholds})
 		if err == nil {
-			s.saved(w, r, changed, "expiry reminders", "/admin"+remindersPath)
+			s.savedIn(w, r, changed, i18n.Key("Saved expiry reminders."), "/admin"+remindersPath)
 			return nil
 		}
 	}
@@ -100,7 +103,7 @@ func (s *Server) remindersSave(w http.ResponseWriter, r *http.Request) error {
 	if verr != nil {
 		return verr
 	}
-	showProblem(&v.Page, err)
+	showProblemIn(r.Context(), &v.Page, err)
 	v.Enabled, v.Thresholds = enabled, r.PostFormValue("thresholds")
 	s.render(w, r, statusOf(err), web.RemindersPage(v))
 	return nil

@@ -56,6 +56,9 @@ func (s *Server) reportsPage(w http.ResponseWriter, r *http.Request) error {
 func fillReport(v *web.ReportsView, rep reports.Report) {
 	v.Ready = true
 	v.People, v.Enough, v.Required, v.BlockedTotal = rep.People, rep.Enough, rep.Required, rep.BlockedTotal
+	if sc := rep.Scope; sc != nil {
+		v.Scope = &web.ReportScope{AsOf: sc.AsOf, InScope: sc.InScope, NotRegistered: sc.NotRegistered, ReconfirmDue: sc.ReconfirmDue}
+	}
 	for _, m := range rep.Methods {
 		v.Methods = append(v.Methods, web.ReportMethod{Method: m.Method, Label: m.Label, People: m.People})
 	}

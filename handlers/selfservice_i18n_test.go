@@ -16,26 +16,6 @@ import (
 	"github.com/writeback/writeback/testbed"
 )
 
-// acceptLanguage sends every request of a client with an Accept-Language
-// header, as a browser set to that language does.
-type acceptLanguage struct {
-	lang string
-	next http.RoundTripper
-}
-
-func (a acceptLanguage) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Accept-Language", a.lang)
-	return a.next.RoundTrip(r)
-}
-
-// speaking is a client whose browser asks for lang.
-func (h *harness) speaking(lang string) *client {
-	c := h.client()
-	c.http.Transport = acceptLanguage{lang: lang, next: http.DefaultTransport}
-	return c
-}
-
 // dataBlock is the page's JSON block of script texts, which holds the
 // English words as its keys.
 var dataBlock = regexp.MustCompile(`(?s)<script[^>]*type="application/json"[^>]*>.*?</script>`)
@@ -114,7 +94,7 @@ func TestSelfServiceSpeaksTheBrowsersLanguage(t *testing.T) {
 	} {
 		t.Run(i18n.Code(tc.tag), func(t *testing.T) {
 			user := d.newUser(t, testbed.UserOptions{})
-			c := s.speaking(tc.accept)
+			c := s.client().speaking(tc.accept)
 			show := func(what string, p page, wants ...string) {
 				t.Helper()
 				main := between(p.Body, "<main", "</main>")

@@ -90,6 +90,9 @@ type Deps struct {
 	// Reminders serves the Expiry reminders page (*reminders.Service);
 	// nil leaves the page out.
 	Reminders RemindersService
+	// Campaign serves the Registration campaign page (*campaign.Service);
+	// nil leaves the page out.
+	Campaign CampaignService
 	// Helpdesk serves the self-service part of a user's page; SelfService
 	// is used if it has its methods.
 	Helpdesk HelpdeskTools
@@ -160,6 +163,7 @@ type Server struct {
 	factorAdmin FactorAdmin
 	banned      ProtectionService
 	reminders   RemindersService
+	campaign    CampaignService
 	helpdesk    HelpdeskTools
 	reports     ReportsService
 	branding    BrandingService
@@ -219,7 +223,7 @@ func New(cfg Config, log *slog.Logger, d Deps) *Server {
 	}
 	s := &Server{factors: d.Factors, factorAdmin: d.FactorAdmin, cfg: cfg, log: log, admins: d.Admins, settings: d.Settings, writeback: d.Writeback,
 		selfservice: d.SelfService, audit: d.Audit, agentHub: d.AgentHub, agents: d.Agents, agentEnroll: d.AgentEnroll,
-		limits: d.Limits, rateCounter: d.RateCounter, banned: d.Banned, reminders: d.Reminders, helpdesk: d.Helpdesk, reports: d.Reports, branding: d.Branding, cookies: cs, cookieCache: newCookieCache(maxAge),
+		limits: d.Limits, rateCounter: d.RateCounter, banned: d.Banned, reminders: d.Reminders, campaign: d.Campaign, helpdesk: d.Helpdesk, reports: d.Reports, branding: d.Branding, cookies: cs, cookieCache: newCookieCache(maxAge),
 		cookieName: name, secure: secure, base: base, apiTokens: d.APITokens, apiAuth: d.APIAuth, sms: d.SMS}
 	s.apiLimit = s.tokenLimiter()
 	return s

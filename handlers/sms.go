@@ -10,6 +10,7 @@ import (
 
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/services/sms"
 	"github.com/writeback/writeback/web"
@@ -34,14 +35,16 @@ func (s *Server) smsView(w http.ResponseWriter, r *http.Request) (web.SMSView, e
 	if err != nil {
 		return web.SMSView{}, err
 	}
-	v := web.SMSView{Page: s.page(w, r, "sms", "Password reset", "Text messages", "The SMS gateway that sends verification codes by text message, and its limits."),
+	ctx := r.Context()
+	v := web.SMSView{Page: s.page(w, r, "sms", i18n.T(ctx, "Password reset"), i18n.T(ctx, "Text messages"),
+		i18n.T(ctx, "The SMS gateway that sends verification codes by text message, and its limits.")),
 		Version: meta.Version, HasSecret: m.SecretSealed != "", DefaultCap: selfservice.DefaultSMSDailyCap, UpdatedBy: meta.UpdatedBy, UpdatedAt: meta.UpdatedAt,
 		Limits: web.SMSLimits{PerAccount: selfservice.SMSPerAccount, PerNumber: selfservice.SMSPerNumber, PerNumberDay: selfservice.SMSPerNumberDay,
 			PerClient: selfservice.SMSPerClient, CooldownSeconds: int(selfservice.SMSCooldown.Seconds())}}
 	for _, p := range sms.Presets() {
-		v.Presets = append(v.Presets, web.SMSPreset{Key: p.Key, Label: p.Label})
+		v.Presets = append(v.Presets, web.SMSPreset{Key: p.Key, Label: i18n.T(ctx, p.Label)})
 	}
-	v.Presets = append(v.Presets, web.SMSPreset{Key: "custom", Label: "Another gateway (fill in the form yourself)"})
+	v.Presets = append(v.Presets, web.SMSPreset{Key: "custom", Label: i18n.T(ctx, "Another gateway (fill in the form yourself)")})
 	fillSMS(&v, m.Config)
 	v.DefaultRegion, v.AllowedRegions = m.DefaultRegion, strings.Join(m.AllowedRegions, ", ")
 	if m.DailyCap > 0 {
@@ -87,10 +90,10 @@ func (s *Server) smsPreset(w http.ResponseWriter, r *http.Request) error {
 		if v.From == "" {
 			v.From = from
 		}
-		v.PresetHelp = p.Help + " Enter the secret, then Save."
+		v.PresetHelp = i18n.T(r.Context(), "%s Enter the secret, then Save.", i18n.T(r.Context(), p.Help))
 	} else {
 		v.Preset = "custom"
-		v.PresetHelp = "Fill in your gateway's request: put {{to}} and {{message}} where it expects the number and the text."
+		v.PresetHelp = i18n.T(r.Context(), "Fill in your gateway's request: put {{to}} and {{message}} where it expects the number and the text.")
 	}
 	s.render(w, r, http.StatusOK, web.SMSPage(v))
 	return nil
@@ -104,28 +107,29 @@ func (s *Server) smsSave(w http.ResponseWriter, r *http.Request) error {
 	c := sms.Config{Preset: r.PostFormValue("preset"), Method: r.PostFormValue("method"), URL: r.PostFormValue("url"), Encoding: r.PostFormValue("encoding"),
 		Body: r.PostFormValue("body"), From: r.PostFormValue("from"), Auth: r.PostFormValue("auth"), Username: r.PostFormValue("username"),
 		AuthHead: r.PostFormValue("auth_header")}
+	// fields are the form's own problems, in the reader's language.
 	fields := map[string]string{}
 	hs, herr := sms.ParseHeaders(r.PostFormValue("headers"))
 	if herr != nil {
-		fields = errs.FieldsOf(herr)
+		fields = errs.FieldsIn(r.Context(), herr)
 	}
 	c.Headers = hs
 	capText := strings.TrimSpace(r.PostFormValue("daily_cap"))
 	daily := 0
 	if capText != "" {
 		if daily, err = strconv.Atoi(capText); err != nil || daily < 1 {
-			fields["daily_cap"] = "Enter a whole number from 1 to 100000, or leave it empty for the default."
+			fields["daily_cap"] = i18n.T(r.Context(), "Enter a whole number from 1 to 100000, or leave it empty for the default.")
 		}
 	}
 	in := selfservice.SMSInput{Config: c, Secret: r.PostFormValue("secret"), DefaultRegion: r.PostFormValue("default_region"),
 		AllowedRegions: strings.Split(r.PostFormValue("allowed_regions"), ","), DailyCap: daily}
 	if len(fields) > 0 {
-		err = errs.FieldErrors(fields)
+		err = errs.E(errs.Invalid, errs.MsgFieldsInvalid, nil) // fields holds the messages
 	} else {
 		_, err = s.sms.SaveSMS(r.Context(), s.actor(r), version, in)
 	}
 	if err == nil {
-		s.flash(w, r, "Saved the text message gateway. Use Send test message to check it.")
+		s.flash(w, r, i18n.T(r.Context(), "Saved the text message gateway. Use Send test message to check it."))
 		seeOther(w, r, "/admin"+smsPath)
 		return nil
 	}
@@ -140,10 +144,10 @@ func (s *Server) smsSave(w http.ResponseWriter, r *http.Request) error {
 	fillSMS(&v, c)
 	v.Headers = r.PostFormValue("headers")
 	v.DefaultRegion, v.AllowedRegions, v.DailyCap = r.PostFormValue("default_region"), r.PostFormValue("allowed_regions"), capText
-	if f := errs.FieldsOf(err); len(f) > 0 {
-		v.Fields = f
+	if len(fields) > 0 {
+		v.Fields = fields
 	} else {
-		v.Errors = []string{errs.MessageOf(err)}
+		showProblemIn(r.Context(), &v.Page, err)
 	}
 	s.render(w, r, statusOf(err), web.SMSPage(v))
 	return nil
@@ -153,7 +157,7 @@ func (s *Server) smsTest(w http.ResponseWriter, r *http.Request) error {
 	to := strings.TrimSpace(r.PostFormValue("to"))
 	err := s.sms.SendTestSMS(r.Context(), s.actor(r), to)
 	if err == nil {
-		s.flash(w, r, "Sent a test message. Check that it arrived.")
+		s.flash(w, r, i18n.T(r.Context(), "Sent a test message. Check that it arrived."))
 		seeOther(w, r, "/admin"+smsPath)
 		return nil
 	}
@@ -165,10 +169,10 @@ func (s *Server) smsTest(w http.ResponseWriter, r *http.Request) error {
 		return verr
 	}
 	v.TestTo = to
-	if f := errs.FieldsOf(err); len(f) > 0 {
+	if f := errs.FieldsIn(r.Context(), err); len(f) > 0 {
 		v.Fields = f
 	} else {
-		v.Errors = []string{"The test message was not sent: " + errs.MessageOf(err)}
+		v.Errors = []string{i18n.T(r.Context(), "The test message was not sent: %s", errs.MessageIn(r.Context(), err))}
 	}
 	s.render(w, r, http.StatusUnprocessableEntity, web.SMSPage(v))
 	return nil

@@ -60,6 +60,12 @@ func fillEveryTable(t *testing.T, db *DB) {
 			VALUES (3, '` + strings.Repeat("e", 64) + `', 'Deploy', 'global-admin', 'ada', 1000, 9000, 2000, '192.0.2.1', 3000, 'bob'),
 			(4, '` + strings.Repeat("f", 64) + `', 'Deploy', 'reports-reader', 'ada', 4000, 9000, NULL, '', NULL, '')`,
 		`INSERT INTO expiry_reminders (user_id, threshold_days, password_set_ms, sent_ms) VALUES ('u-alice', 14, 1000, 2000), ('u-alice', 7, 1000, 3000)`,
+		`INSERT INTO campaign_runs (id, state, started_ms, started_by, ended_ms, in_scope, not_registered, reconfirm_due)
+			VALUES (5, 'finished', 1000, 'Ada', 2000, 40, 12, 3), (6, 'sending', 3000, 'Writeback', 0, 41, 11, 3)`,
+		`INSERT INTO campaign_queue (run_id, seq, user_id, login, name, email, why, state, reason, updated_ms)
+			VALUES (5, 0, 'u-alice', 'alice', 'Alice', '', 'register', 'sent', '', 1500),
+			(6, 0, 'u-bob', 'bob', 'Bob Ø', 'bob@example.com', 'reconfirm', 'queued', '', 3000)`,
+		`INSERT INTO registration_scope (id, as_of_ms, in_scope, not_registered, reconfirm_due) VALUES (1, 3000, 41, 11, 3)`,
 	} {
 		if _, err := db.sql.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%v: %s", err, q)
@@ -215,6 +221,9 @@ func TestCopyToPostgres(t *testing.T) {
 	var id int64
 	if err := dst.sql.QueryRow(`INSERT INTO admins (email, name, role, password_hash, created_ms, updated_ms) VALUES ('new@example.com', 'New', 'reports-reader', 'x', 1, 1) RETURNING id`).Scan(&id); err != nil || id <= 7 {
 		t.Errorf("a new administrator after the copy: id %d, %v", id, err)
+	}
+	if err := dst.sql.QueryRow(`INSERT INTO campaign_runs (state, started_ms, started_by) VALUES ('finished', 1, 'x') RETURNING id`).Scan(&id); err != nil || id <= 6 {
+		t.Errorf("a new campaign run after the copy: id %d, %v", id, err)
 	}
 	if err := dst.sql.QueryRow(`INSERT INTO sspr_failures (user_id, time_ms) VALUES ('u', 1) RETURNING rowid`).Scan(&id); err != nil || id <= 12 {
 		t.Errorf("a new failure after the copy: rowid %d, %v", id, err)

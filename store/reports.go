@@ -109,8 +109,10 @@ type Registrations struct {
 // needs.
 func (db *DB) CountRegistrations(ctx context.Context, enough int) (Registrations, error) {
 	r := Registrations{ByMethod: map[string]int{}}
-	// A registered mobile number (sspr_phones) is the "sms" method.
-	const registered = `(SELECT user_id, method FROM sspr_methods UNION ALL SELECT user_id, 'sms' FROM sspr_phones) AS registered`
+	// A registered mobile number (sspr_phones) is the "sms" method, and one
+	// or more passkeys (sspr_passkeys) the "passkey" method.
+	const registered = `(SELECT user_id, method FROM sspr_methods UNION ALL SELECT user_id, 'sms' FROM sspr_phones
+		UNION ALL SELECT DISTINCT user_id, 'passkey' FROM sspr_passkeys) AS registered`
 	rows, err := db.sql.QueryContext(ctx, `SELECT method, count(*) FROM `+registered+` GROUP BY method`)
 	if err != nil {
 		return r, fmt.Errorf("store: count registrations: %w", err)

@@ -91,6 +91,13 @@ func TestReports(t *testing.T) {
 			if err := tx.PutPhone(ctx, Phone{UserID: "u4", Number: "sealed", ConfirmedMS: 1}); err != nil {
 				return err
 			}
+			// Passkeys are one method however many a person has.
+			for _, pk := range []Passkey{{CredentialID: "c1", UserID: "u4"}, {CredentialID: "c2", UserID: "u4"}, {CredentialID: "c3", UserID: "u5"}} {
+				pk.Name, pk.Secret, pk.CreatedMS = "Phone", "sealed", 7
+				if err := tx.AddPasskey(ctx, pk); err != nil {
+					return err
+				}
+			}
 			if err := tx.Block(ctx, "u2", 5000); err != nil {
 				return err
 			}
@@ -102,8 +109,14 @@ func TestReports(t *testing.T) {
 			t.Fatal(err)
 		}
 		r, err := db.CountRegistrations(ctx, 2)
-		if err != nil || r.People != 4 || r.Enough != 2 || r.ByMethod["email"] != 2 || r.ByMethod["app"] != 1 || r.ByMethod["questions"] != 1 || r.ByMethod["sms"] != 2 {
+		if err != nil || r.People != 5 || r.Enough != 3 || r.ByMethod["email"] != 2 || r.ByMethod["app"] != 1 || r.ByMethod["questions"] != 1 ||
+			r.ByMethod["sms"] != 2 || r.ByMethod["passkey"] != 2 {
 			t.Errorf("registrations %+v %v", r, err)
+		}
+		// The campaign's view of the same rows: u4 has a number and passkeys.
+		regs, err := db.Registrations(ctx)
+		if err != nil || len(regs) != 5 || regs["u4"].Methods != 2 || regs["u5"] != (Registration{Methods: 1, ConfirmedMS: 7}) {
+			t.Errorf("campaign registrations %+v %v", regs, err)
 		}
 		blocked, total, err := db.BlockedUsers(ctx, 1000, 1)
 		if err != nil || total != 2 || len(blocked) != 1 || blocked[0] != (BlockedUser{"u3", 9000}) {

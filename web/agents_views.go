@@ -1,9 +1,14 @@
 package web
 
 import (
+	"context"
 	"strings"
 	"time"
 )
+
+// enrollCommand is the agent's enrolment command as the pages name it
+// (a command: not translated).
+const enrollCommand = "writeback-agent enroll"
 
 // AgentRow is one writeback agent in the Writeback agents table.
 type AgentRow struct {
@@ -55,13 +60,13 @@ type AgentRevokeView struct {
 	Agent AgentRow
 }
 
-// joinNames is "a, b and c".
-func joinNames(xs []string) string {
+// joinNames is "a, b and c" in the reader's language.
+func joinNames(ctx context.Context, xs []string) string {
 	switch len(xs) {
 	case 0:
 		return ""
 	case 1:
 		return xs[0]
 	}
-	return strings.Join(xs[:len(xs)-1], ", ") + " and " + xs[len(xs)-1]
+	return t(ctx, "%s and %s", strings.Join(xs[:len(xs)-1], ", "), xs[len(xs)-1])
 }

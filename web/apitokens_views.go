@@ -2,6 +2,13 @@ package web
 
 import "time"
 
+// What the API tokens page names literally (not translated): the API's
+// path and the header that carries a token.
+const (
+	apiPath      = "/api/v1"
+	bearerHeader = "Authorization: Bearer"
+)
+
 // APITokenRow is one token in the API tokens table.
 type APITokenRow struct {
 	ID         int64

@@ -11,14 +11,24 @@ type ReportsView struct {
 	CSVQuery                 string // the range as a query, for the CSV
 	People, Enough, Required int
 	Methods                  []ReportMethod
-	Columns                  []string
-	Days                     []ReportDay
-	Totals                   []ReportCell
-	Chart                    []Bar
-	ChartMax                 int
-	Reasons                  []ReportReason
-	Blocked                  []ReportBlocked
-	BlockedTotal             int
+	// Scope is the last enumeration of the people in scope; nil before
+	// the first.
+	Scope        *ReportScope
+	Columns      []string
+	Days         []ReportDay
+	Totals       []ReportCell
+	Chart        []Bar
+	ChartMax     int
+	Reasons      []ReportReason
+	Blocked      []ReportBlocked
+	BlockedTotal int
+}
+
+// ReportScope is how many people are in scope of self-service, and how
+// many of them have not registered enough, as of an enumeration.
+type ReportScope struct {
+	AsOf                                 time.Time
+	InScope, NotRegistered, ReconfirmDue int
 }
 
 // ReportMethod is one method's count of people.

@@ -99,6 +99,11 @@ func Navigation(v *Viewer) []NavSection {
 		{Key: "mail", Label: i18n.Key("Mail server"), Href: "/admin/password-reset/mail-server"},
 		{Key: "sms", Label: i18n.Key("Text messages"), Href: "/admin/password-reset/text-messages"},
 	}
+	if v.IsGlobal() {
+		// It reads the whole directory and mails people: Global
+		// Administrators only.
+		manage = append(manage, NavItem{Key: "campaign", Label: i18n.Key("Registration campaign"), Href: "/admin/password-reset/registration-campaign"})
+	}
 	out := []NavSection{{Title: i18n.Key("Password reset"), Groups: []NavGroup{{Title: i18n.Key("Manage"), Items: manage},
 		{Title: i18n.Key("Activity"), Items: []NavItem{{Key: "audit", Label: i18n.Key("Audit logs"), Href: "/admin/audit"},
 			{Key: "reports", Label: i18n.Key("Usage & insights"), Href: "/admin/reports"}}}}}}

@@ -11,6 +11,7 @@ import (
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/banned"
+	"github.com/writeback/writeback/services/campaign"
 	"github.com/writeback/writeback/services/keyring"
 	"github.com/writeback/writeback/services/reminders"
 	"github.com/writeback/writeback/services/selfservice"
@@ -32,13 +33,15 @@ type app struct {
 	banned   *banned.Service
 	// reminders mails people whose password expires soon (leader work).
 	reminders *reminders.Service
-	audit     *audit.Log
+	// campaign mails the registration campaign (leader work).
+	campaign *campaign.Service
+	audit    *audit.Log
 }
 
 // useSelfService makes ss the app's self-service, with the banned-password
 // rules (services/banned) in its resets and changes and in the helpdesk's
-// resets, and the expiry reminders that send through its mail server with
-// links under baseURL.
+// resets, and the expiry reminders and the registration campaign that send
+// through its mail server with links under baseURL.
 func (a *app) useSelfService(ss *selfservice.Service, baseURL string) {
 	a.ss = ss
 	a.banned = banned.New(a.db)
@@ -47,6 +50,8 @@ func (a *app) useSelfService(ss *selfservice.Service, baseURL string) {
 	a.wb.UseBanned(a.banned)
 	a.reminders = reminders.New(reminders.Config{DB: a.db, Mail: ss, Text: ss, Log: a.log, BaseURL: baseURL,
 		Directory: reminders.DirectoryOf(a.wb), Scope: reminders.ScopeOf(ss)})
+	a.campaign = campaign.New(campaign.Config{DB: a.db, Mail: ss, Log: a.log, BaseURL: baseURL,
+		Directory: campaign.DirectoryOf(a.wb), Scope: campaign.ScopeOf(ss)})
 }
 
 // dataFlag registers --data, --database and --key-file with their

@@ -34,6 +34,7 @@ import (
 	"github.com/writeback/writeback/services/apitokens"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/branding"
+	"github.com/writeback/writeback/services/campaign"
 	"github.com/writeback/writeback/services/metrics"
 	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/services/reminders"
@@ -392,7 +393,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, io stdio) error {
 		APIPerMinute: cfg.apiPerMinute,
 		Metrics:      requests, MetricsHandler: metricsHandler, MetricsToken: cfg.metricsToken,
 	}, a.log, handlers.Deps{Admins: a.admins, Settings: a.settings, Writeback: a.wb, SelfService: a.ss, Audit: a.audit,
-		Agents: ag, AgentEnroll: ag, AgentHub: hub, Limits: a.ss, RateCounter: rateCounter, Banned: a.banned, Reminders: a.reminders, Branding: branding.New(a.db, a.ss.OrgName), Reports: reports.New(a.db, a.ss),
+		Agents: ag, AgentEnroll: ag, AgentHub: hub, Limits: a.ss, RateCounter: rateCounter, Banned: a.banned, Reminders: a.reminders, Campaign: a.campaign, Branding: branding.New(a.db, a.ss.OrgName), Reports: reports.New(a.db, a.ss),
 		APITokens: apitokens.NewService(a.db, a.log)})
 
 	ln, err := net.Listen("tcp", cfg.listen)
@@ -635,7 +636,8 @@ func pause(ctx context.Context, d time.Duration) bool {
 // once per replica: the directory health check that keeps the writeback
 // status panel fresh (a settings document every replica reads), the purge
 // of expired sessions and flows, the audit log's retention pruning and
-// chain check, and the password-expiry reminders. Each runs until ctx ends.
+// chain check, the password-expiry reminders and the registration
+// campaign. Each runs until ctx ends.
 func (a *app) leaderWork(statusEvery time.Duration, met *metrics.Metrics) []func(context.Context) {
 	jobs := []func(context.Context){
 		func(ctx context.Context) { a.wb.Monitor(ctx, statusEvery) },
@@ -651,6 +653,8 @@ func (a *app) leaderWork(statusEvery time.Duration, met *metrics.Metrics) []func
 		},
 		// Password-expiry reminders, once an hour (services/reminders).
 		func(ctx context.Context) { a.reminders.Run(ctx, maintenanceDelay, reminders.Every) },
+		// The registration campaign's runs (services/campaign).
+		func(ctx context.Context) { a.campaign.Run(ctx, maintenanceDelay, campaign.Every) },
 	}
 	if met != nil {
 		// The command line's resets and unlocks, from the audit log.

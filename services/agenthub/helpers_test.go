@@ -26,6 +26,7 @@ type fakeDir struct {
 	get         func(ctx context.Context, dn string) (directory.User, directory.Result, error)
 	search      func(ctx context.Context, q string, limit int) ([]directory.User, error)
 	expiring    func(ctx context.Context, groupDN string, until time.Time) ([]directory.User, error)
+	inScope     func(ctx context.Context, groupDN string) []directory.User
 	memberOf    func(ctx context.Context, u directory.User, groupDN string) (bool, error)
 	policy      func(ctx context.Context, u directory.User) (directory.Policy, error)
 	resetUser   func(ctx context.Context, u directory.User, pw string, opt directory.ResetOptions) (directory.User, directory.Result, error)
@@ -72,6 +73,18 @@ func (d *fakeDir) Expiring(ctx context.Context, g string, until time.Time) ([]di
 		return nil, d.unexpected("Expiring")
 	}
 	return d.expiring(ctx, g, until)
+}
+func (d *fakeDir) InScope(ctx context.Context, g string, f func(directory.User) error) error {
+	d.calls.Add(1)
+	if d.inScope == nil {
+		return d.unexpected("InScope")
+	}
+	for _, u := range d.inScope(ctx, g) {
+		if err := f(u); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 func (d *fakeDir) MemberOf(ctx context.Context, u directory.User, g string) (bool, error) {
 	d.calls.Add(1)

@@ -966,3 +966,35 @@ func TestExpiringThroughAgent(t *testing.T) {
 		t.Fatalf("users %+v", users)
 	}
 }
+
+// TestInScopeThroughAgent: the registration campaign's list goes through an
+// agent: the group reaches the agent's directory, the accounts come back
+// with only what the campaign needs (no password state on the wire).
+func TestInScopeThroughAgent(t *testing.T) {
+	h := newHarness(t)
+	a := h.agent("a1", agentOpts{})
+	var gotGroup string
+	a.dir.inScope = func(ctx context.Context, group string) []directory.User {
+		gotGroup = group
+		return []directory.User{
+			{ID: "guid-1", DN: "CN=Ann,OU=People,DC=writeback,DC=test", Login: "ann", DisplayName: "Ann", Email: "ann@example.com", Mobile: "+441234", Locked: true},
+			{ID: "guid-2", DN: "CN=Bob,OU=People,DC=writeback,DC=test", Login: "bob"},
+		}
+	}
+	h.connected(a)
+	var got []directory.User
+	err := h.hub.InScope(ctxT(t), "CN=Staff,DC=writeback,DC=test", func(u directory.User) error {
+		got = append(got, u)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotGroup != "CN=Staff,DC=writeback,DC=test" {
+		t.Fatalf("the agent's directory got %q", gotGroup)
+	}
+	if len(got) != 2 || got[0].Login != "ann" || got[0].Email != "ann@example.com" || got[0].DisplayName != "Ann" ||
+		got[0].ID != "guid-1" || got[0].Mobile != "" || got[0].Locked || got[1].Login != "bob" {
+		t.Fatalf("users %+v", got)
+	}
+}

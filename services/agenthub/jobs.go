@@ -11,14 +11,15 @@ import (
 	"github.com/writeback/writeback/services/agentwire"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 )
 
 var _ directory.Directory = (*Hub)(nil)
 
 // What people see when no agent answered.
-const (
+var (
 	msgUnreachable = directory.MsgNotReached
-	msgLostInWrite = "The connection to your organisation's directory was lost during the change; it may or may not have been applied. Check the account before trying again."
+	msgLostInWrite = i18n.Key("The connection to your organisation's directory was lost during the change; it may or may not have been applied. Check the account before trying again.")
 )
 
 // retryable tells the ops that may go to another agent when the first one
@@ -376,6 +377,22 @@ func (h *Hub) Expiring(ctx context.Context, groupDN string, until time.Time) ([]
 	return a.res.Users, a.err
 }
 
+// InScope calls f with every account in scope, listed by an agent in one
+// message (about 4,000 accounts at most: the agent sends only the ID, DN,
+// login, name and mail address of each).
+func (h *Hub) InScope(ctx context.Context, groupDN string, f func(directory.User) error) error {
+	a := h.run(ctx, call{op: agentwire.OpInScope, job: agentwire.Job{GroupDN: groupDN}})
+	if a.err != nil {
+		return a.err
+	}
+	for _, u := range a.res.Users {
+		if err := f(u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // MemberOf asks an agent whether u is in the group.
 func (h *Hub) MemberOf(ctx context.Context, u directory.User, groupDN string) (bool, error) {
 	a := h.run(ctx, call{op: agentwire.OpMemberOf, job: agentwire.Job{User: &u, GroupDN: groupDN}})
@@ -450,20 +467,20 @@ func (h *Hub) AuthenticateLogin(ctx context.Context, login, password string, adm
 func (h *Hub) Test(ctx context.Context, login string) directory.Checklist {
 	a := h.run(ctx, call{op: agentwire.OpTest, job: agentwire.Job{Login: login}})
 	if a.agent == "" {
-		return directory.Checklist{Items: []directory.Check{{Name: "Writeback agent", OK: false,
-			Detail:     "No writeback agent is connected. Start `writeback-agent run` on a server inside your network; the Writeback agents page lists the enrolled agents.",
-			Diagnostic: errText(a.err)}}}
+		return directory.Checklist{Items: []directory.Check{checkLine("Writeback agent", false,
+			errs.Textf("No writeback agent is connected. Start `writeback-agent run` on a server inside your network; the Writeback agents page lists the enrolled agents."),
+			errText(a.err))}}
 	}
-	host := a.host
-	if host == "" {
-		host = "host unknown"
+	ran := errs.Textf("Agent %s (%s) ran these checks.", a.agent, a.host)
+	if a.host == "" {
+		ran = errs.Textf("Agent %s (host unknown) ran these checks.", a.agent)
 	}
-	l := directory.Checklist{Items: []directory.Check{{Name: "Writeback agent", OK: true, Detail: fmt.Sprintf("Agent %s (%s) ran these checks.", a.agent, host)}}}
+	l := directory.Checklist{Items: []directory.Check{checkLine("Writeback agent", true, ran, "")}}
 	switch {
 	case a.err != nil:
-		l.Items = append(l.Items, directory.Check{Name: "Directory", OK: false, Detail: errs.MessageOf(a.err), Diagnostic: a.err.Error()})
+		l.Items = append(l.Items, checkLine("Directory", false, errs.TextOf(a.err), a.err.Error()))
 	case a.res.Checklist == nil:
-		l.Items = append(l.Items, directory.Check{Name: "Directory", OK: false, Detail: "The agent sent no checklist."})
+		l.Items = append(l.Items, checkLine("Directory", false, errs.Textf("The agent sent no checklist."), ""))
 	default:
 		l.Items = append(l.Items, a.res.Checklist.Items...)
 	}
@@ -479,4 +496,10 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// checkLine is a checklist line of the hub's own, its detail kept as a
+// Text for the reader's language.
+func checkLine(name string, ok bool, detail errs.Text, diagnostic string) directory.Check {
+	return directory.Check{Name: name, OK: ok, Detail: detail.String(), Text: detail, Diagnostic: diagnostic}
 }

@@ -230,17 +230,27 @@ func (s *Service) SetClock(now func() time.Time) { s.now = now }
 // ValidateName checks an agent name: 1 to 64 characters, letters, digits,
 // spaces and - _ . only, after trimming spaces. It returns the trimmed name.
 func ValidateName(name string) (string, error) {
+	name, problem, ok := CheckName(name)
+	if !ok {
+		return "", errs.FieldTexts(map[string]errs.Text{"name": problem})
+	}
+	return name, nil
+}
+
+// CheckName is ValidateName for a form that names more fields: the trimmed
+// name, or what is wrong with it (ok false).
+func CheckName(name string) (string, errs.Text, bool) {
 	name = strings.TrimSpace(name)
 	n := utf8.RuneCountInString(name)
 	if n == 0 || n > MaxNameLen || !utf8.ValidString(name) {
-		return "", errs.FieldErrors(map[string]string{"name": fmt.Sprintf("Enter a name of 1 to %d characters.", MaxNameLen)})
+		return "", errs.Textf("Enter a name of 1 to %d characters.", MaxNameLen), false
 	}
 	for _, r := range name {
 		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != ' ' && r != '-' && r != '_' && r != '.' {
-			return "", errs.FieldErrors(map[string]string{"name": "Use only letters, digits, spaces, hyphens, underscores and dots."})
+			return "", errs.Textf("Use only letters, digits, spaces, hyphens, underscores and dots."), false
 		}
 	}
-	return name, nil
+	return name, errs.Text{}, true
 }
 
 // Add creates a one-time enrolment token for an agent to be called name.
@@ -263,8 +273,8 @@ func (s *Service) Add(ctx context.Context, actor audit.Actor, name string) (Toke
 			return err
 		}
 		if taken {
-			return errs.FieldErrors(map[string]string{"name": "An agent called " + name +
-				" is already enrolled or has a token waiting. Choose another name, or revoke that agent first."})
+			return errs.FieldTexts(map[string]errs.Text{"name": errs.Textf(
+				"An agent called %s is already enrolled or has a token waiting. Choose another name, or revoke that agent first.", name)})
 		}
 		if err := tx.InsertAgentToken(ctx, store.AgentToken{Hash: agentwire.TokenHash(tok), Name: name, CreatedBy: actor.Name,
 			CreatedMS: now.UnixMilli(), ExpiresMS: exp.UnixMilli()}); err != nil {
@@ -523,7 +533,7 @@ func (s *Service) Coverage(ctx context.Context, list []Info) ([]ReplicaCoverage,
 
 // errNoAgent answers a revocation of a name no agent (not revoked) has.
 func errNoAgent(name string) error {
-	return errs.E(errs.NotFound, "There is no enrolled agent called "+clean(name, MaxNameLen*4)+" (or it is already revoked).", nil)
+	return errs.Ef(errs.NotFound, nil, "There is no enrolled agent called %s (or it is already revoked).", clean(name, MaxNameLen*4))
 }
 
 // Revoke revokes the agent (not revoked) called name: it is refused from

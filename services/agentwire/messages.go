@@ -205,6 +205,7 @@ const (
 	OpGet               = "get"
 	OpSearch            = "search"
 	OpExpiring          = "expiring"
+	OpInScope           = "in_scope"
 	OpMemberOf          = "member_of"
 	OpPolicy            = "policy"
 	OpResetUser         = "reset_user"
@@ -295,6 +296,8 @@ func DirectoryOp(op string) string {
 	switch op {
 	case OpMemberOf:
 		return "member-of"
+	case OpInScope:
+		return "in-scope"
 	case OpResetUser, OpResetLogin:
 		return "reset"
 	case OpUnlock, OpUnlockLogin:
@@ -310,7 +313,7 @@ func DirectoryOp(op string) string {
 // KnownOp tells whether op is one of the Op* operations.
 func KnownOp(op string) bool {
 	switch op {
-	case OpFind, OpGet, OpSearch, OpExpiring, OpMemberOf, OpPolicy, OpResetUser, OpResetLogin,
+	case OpFind, OpGet, OpSearch, OpExpiring, OpInScope, OpMemberOf, OpPolicy, OpResetUser, OpResetLogin,
 		OpUnlock, OpUnlockLogin, OpChangeLogin, OpAuthenticateLogin, OpTest:
 		return true
 	}

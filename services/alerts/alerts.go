@@ -20,8 +20,11 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/text/language"
+
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/mail"
 	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/services/writeback"
@@ -32,6 +35,13 @@ import (
 // (*selfservice.Service).
 type Mailer interface {
 	SendMail(ctx context.Context, m mail.Message) error
+}
+
+// languager is a Mailer that knows the organisation's default language
+// (*selfservice.Service does): alerts are written in it, as every mail the
+// portal sends on its own.
+type languager interface {
+	Language(ctx context.Context) string
 }
 
 // The incidents, each a settings document of its own.
@@ -163,7 +173,13 @@ func (s *Service) observe(ctx context.Context, r reading) {
 
 // send mails every active Global Administrator and audits the alert.
 func (s *Service) send(ctx context.Context, r reading, transition string, inc incident, now time.Time) {
-	subject, body := s.message(r, transition, inc, now)
+	tag := i18n.English
+	if l, ok := s.mail.(languager); ok {
+		tag, _ = i18n.Parse(l.Language(ctx))
+	}
+	subject, body := s.message(tag, r, transition, inc, now)
+	// The audit event names the alert in English, as all its data.
+	canonical, _ := s.message(i18n.English, r, transition, inc, now)
 	list, err := s.db.ListAdmins(ctx)
 	var to []string
 	for _, a := range list {
@@ -186,7 +202,7 @@ func (s *Service) send(ctx context.Context, r reading, transition string, inc in
 		}
 	}
 	e := audit.Entry{Category: category(r.kind), Activity: audit.ActivitySendAlert, Actor: audit.System,
-		Target: audit.Target{Type: "Alert", ID: r.kind, Name: subject}, Result: audit.Success, Reason: reason,
+		Target: audit.Target{Type: "Alert", ID: r.kind, Name: canonical}, Result: audit.Success, Reason: reason,
 		Details: map[string]any{"incident": transition, "reason": inc.Reason, "since": inc.Since.Format(time.RFC3339),
 			"recipients": to, "failed": len(failed)}}
 	if reason != "" {
@@ -211,37 +227,43 @@ func category(kind string) string {
 	return audit.CategoryDirectoryManagement
 }
 
-// message is an alert's subject and text.
-func (s *Service) message(r reading, transition string, inc incident, now time.Time) (subject, body string) {
+// message is an alert's subject and text in the language tag. The
+// reason and the diagnostic lines are the directory's and the checks' own
+// words, as the operator log has them.
+func (s *Service) message(tag language.Tag, r reading, transition string, inc incident, now time.Time) (subject, body string) {
 	var b strings.Builder
 	at := now.Format("2006-01-02 15:04:05 UTC")
 	page := s.baseURL + "/admin/password-reset/on-premises-integration"
+	line := func(text string) { b.WriteString(text + "\n") }
 	switch {
 	case r.kind == KindWriteback && transition == began:
-		subject = "Writeback alert: password writeback is failing"
-		fmt.Fprintf(&b, "The on-premises writeback service turned from Connected to Error at %s.\n", at)
-		b.WriteString("Password resets, unlocks and changes cannot reach the directory until this is fixed.\n")
+		subject = i18n.In(tag, "Writeback alert: password writeback is failing")
+		line(i18n.In(tag, "The on-premises writeback service turned from Connected to Error at %s.", at))
+		line(i18n.In(tag, "Password resets, unlocks and changes cannot reach the directory until this is fixed."))
 	case r.kind == KindWriteback:
-		subject = "Writeback recovered: password writeback works again"
-		fmt.Fprintf(&b, "The on-premises writeback service is Connected again since %s, after %s in Error.\n", at, now.Sub(inc.Since).Round(time.Second))
+		subject = i18n.In(tag, "Writeback recovered: password writeback works again")
+		line(i18n.In(tag, "The on-premises writeback service is Connected again since %s, after %s in Error.", at, now.Sub(inc.Since).Round(time.Second).String()))
 	case transition == began:
-		subject = "Writeback alert: the audit log failed its integrity check"
-		fmt.Fprintf(&b, "The audit log's hash chain did not verify at %s: an event may have been altered, inserted or removed.\n", at)
+		subject = i18n.In(tag, "Writeback alert: the audit log failed its integrity check")
+		line(i18n.In(tag, "The audit log's hash chain did not verify at %s: an event may have been altered, inserted or removed.", at))
 		page = s.baseURL + "/admin/audit"
 	default:
-		subject = "Writeback recovered: the audit log verifies again"
-		fmt.Fprintf(&b, "The audit log's hash chain verified again at %s (the break was first found %s).\n", at, inc.Since.Format("2006-01-02 15:04:05 UTC"))
+		subject = i18n.In(tag, "Writeback recovered: the audit log verifies again")
+		line(i18n.In(tag, "The audit log's hash chain verified again at %s (the break was first found %s).", at, inc.Since.Format("2006-01-02 15:04:05 UTC")))
 		page = s.baseURL + "/admin/audit"
 	}
 	if transition == began {
-		fmt.Fprintf(&b, "\nReason: %s\n", r.reason)
+		b.WriteString("\n")
+		line(i18n.In(tag, "Reason: %s", r.reason))
 		if len(r.lines) > 0 {
-			b.WriteString("\nDetails:\n")
+			b.WriteString("\n")
+			line(i18n.In(tag, "Details:"))
 			for _, l := range r.lines {
 				b.WriteString("  " + l + "\n")
 			}
 		}
-		b.WriteString("\nYou will get one more e-mail when it is resolved; none in between.\n")
+		b.WriteString("\n")
+		line(i18n.In(tag, "You will get one more e-mail when it is resolved; none in between."))
 	}
 	fmt.Fprintf(&b, "\n%s\n", page)
 	return subject, b.String()

@@ -22,6 +22,7 @@ import (
 	"github.com/writeback/writeback/services/agents"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/store"
 )
 
@@ -141,6 +142,9 @@ func target(t Token) audit.Target {
 	return audit.Target{Type: TargetType, ID: "api-token:" + strconv.FormatInt(t.ID, 10), Name: t.Name}
 }
 
+// msgChooseRole refuses a role that is none of the administrator roles.
+var msgChooseRole = i18n.Key("Choose a role: Global Administrator, Helpdesk Administrator or Reports Reader.")
+
 // ParseRole reads a role as the page and the command line name it.
 func ParseRole(s string) (admins.Role, error) {
 	for _, r := range admins.Roles {
@@ -148,25 +152,25 @@ func ParseRole(s string) (admins.Role, error) {
 			return r, nil
 		}
 	}
-	return "", errs.FieldErrors(map[string]string{"role": "Choose a role: Global Administrator, Helpdesk Administrator or Reports Reader."})
+	return "", errs.FieldErrors(map[string]string{"role": msgChooseRole})
 }
 
 // Create makes a token called name with role, valid for days days. The
 // secret is returned once; only its hash is stored.
 func (s *Service) Create(ctx context.Context, actor audit.Actor, name string, role admins.Role, days int) (New, error) {
-	fields := map[string]string{}
-	name, err := agents.ValidateName(name)
-	if err != nil {
-		fields["name"] = errs.FieldsOf(err)["name"]
+	fields := map[string]errs.Text{}
+	name, problem, ok := agents.CheckName(name)
+	if !ok {
+		fields["name"] = problem
 	}
 	if _, err := ParseRole(string(role)); err != nil {
-		fields["role"] = errs.FieldsOf(err)["role"]
+		fields["role"] = errs.Textf(msgChooseRole)
 	}
 	if days < 1 || days > MaxDays {
-		fields["expires"] = fmt.Sprintf("Enter a number of days from 1 to %d.", MaxDays)
+		fields["expires"] = errs.Textf("Enter a number of days from 1 to %d.", MaxDays)
 	}
 	if len(fields) > 0 {
-		return New{}, errs.FieldErrors(fields)
+		return New{}, errs.FieldTexts(fields)
 	}
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -176,7 +180,7 @@ func (s *Service) Create(ctx context.Context, actor audit.Actor, name string, ro
 	now := s.now().UTC()
 	st := store.APIToken{Hash: Hash(secret), Name: name, Role: string(role), CreatedBy: actor.Name,
 		CreatedMS: now.UnixMilli(), ExpiresMS: now.AddDate(0, 0, days).UnixMilli()}
-	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		id, err := tx.InsertAPIToken(ctx, st)
 		if err != nil {
 			return err
@@ -188,8 +192,8 @@ func (s *Service) Create(ctx context.Context, actor audit.Actor, name string, ro
 		return err
 	})
 	if errors.Is(err, store.ErrDuplicate) {
-		return New{}, errs.FieldErrors(map[string]string{"name": "A token called " + name +
-			" exists already. Choose another name, or revoke that token first."})
+		return New{}, errs.FieldTexts(map[string]errs.Text{"name": errs.Textf(
+			"A token called %s exists already. Choose another name, or revoke that token first.", name)})
 	}
 	if err != nil {
 		return New{}, fmt.Errorf("apitokens: create %s: %w", name, err)

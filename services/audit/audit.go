@@ -64,6 +64,12 @@ const (
 	// each reminder mailed to a person whose password expires soon.
 	ActivityUpdateExpiryReminders = "Update password expiry reminders"
 	ActivitySendExpiryReminder    = "Send password expiry reminder"
+	// Registration campaign (services/campaign): the settings, and each
+	// run started, stopped or finished, with its counts (not who).
+	ActivityUpdateRegistrationCampaign = "Update registration campaign"
+	ActivityStartRegistrationCampaign  = "Start registration campaign"
+	ActivityStopRegistrationCampaign   = "Stop registration campaign"
+	ActivityFinishRegistrationCampaign = "Finish registration campaign"
 )
 
 // Activities lists the activities above, for filters, in alphabetical order.
@@ -78,6 +84,8 @@ var Activities = []string{
 	ActivityUpdatePasswordProtection,
 	ActivitySendAlert,
 	ActivityUpdateExpiryReminders, ActivitySendExpiryReminder,
+	ActivityUpdateRegistrationCampaign, ActivityStartRegistrationCampaign, ActivityStopRegistrationCampaign,
+	ActivityFinishRegistrationCampaign,
 }
 
 // Results.

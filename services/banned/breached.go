@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/writeback/writeback/services/i18n"
 )
 
 // The breached-password check: an offline copy of the SHA-1 hashes of
@@ -30,9 +32,9 @@ import (
 // few kilobytes, never the file in memory) and never sent anywhere.
 
 // Kinds of breached-password lists.
-const (
-	BreachedSorted = "sorted file of SHA-1 hashes"
-	BreachedRanges = "folder of SHA-1 range files"
+var (
+	BreachedSorted = i18n.Key("sorted file of SHA-1 hashes")
+	BreachedRanges = i18n.Key("folder of SHA-1 range files")
 )
 
 // ErrBreachedNTLM refuses the downloader's NTLM form (-n).

@@ -77,9 +77,9 @@ func CleanTerms(terms []string) ([]string, error) {
 		}
 		switch n := utf8.RuneCountInString(t); {
 		case n < minTermLen:
-			return nil, errs.FieldErrors(map[string]string{"custom": fmt.Sprintf("%q is too short: a banned term has 3 characters or more.", t)})
+			return nil, errs.FieldTexts(map[string]errs.Text{"custom": errs.Textf("%q is too short: a banned term has 3 characters or more.", t)})
 		case n > MaxTermLen:
-			return nil, errs.FieldErrors(map[string]string{"custom": fmt.Sprintf("A banned term has at most %d characters; %.20q… has %d.", MaxTermLen, t, n)})
+			return nil, errs.FieldTexts(map[string]errs.Text{"custom": errs.Textf("A banned term has at most %d characters; %.20q… has %d.", MaxTermLen, t, n)})
 		case strings.ContainsFunc(t, func(r rune) bool { return r < ' ' || r == 0x7f }):
 			return nil, errs.FieldErrors(map[string]string{"custom": "A banned term cannot hold control characters."})
 		}
@@ -91,7 +91,7 @@ func CleanTerms(terms []string) ([]string, error) {
 		out = append(out, t)
 	}
 	if len(out) > MaxTerms {
-		return nil, errs.FieldErrors(map[string]string{"custom": fmt.Sprintf("The list holds at most %d terms; this one has %d.", MaxTerms, len(out))})
+		return nil, errs.FieldTexts(map[string]errs.Text{"custom": errs.Textf("The list holds at most %d terms; this one has %d.", MaxTerms, len(out))})
 	}
 	return out, nil
 }
@@ -107,7 +107,7 @@ func (s *Service) Save(ctx context.Context, actor audit.Actor, expectVersion int
 	next.Custom = custom
 	if next.BreachedFile = strings.TrimSpace(next.BreachedFile); next.BreachedFile != "" {
 		if _, err := OpenBreached(next.BreachedFile); err != nil {
-			return false, errs.FieldErrors(map[string]string{"breached_file": "This breached-password list cannot be used: " + err.Error() + "."})
+			return false, errs.FieldTexts(map[string]errs.Text{"breached_file": errs.Textf("This breached-password list cannot be used: %s.", err.Error())})
 		}
 	}
 	changed, _, err := settings.Update(ctx, s.db, docName, expectVersion, actor, Default(), func(old Settings) (Settings, []audit.Entry, error) {
@@ -159,7 +159,7 @@ func (s *Service) Edit(ctx context.Context, actor audit.Actor, add, remove []str
 	for _, t := range remove {
 		t = strings.TrimSpace(t)
 		if !containsTerm(next.Custom, t) {
-			return false, errs.E(errs.NotFound, fmt.Sprintf("%q is not on the banned list.", t), nil)
+			return false, errs.Ef(errs.NotFound, nil, "%q is not on the banned list.", t)
 		}
 		next.Custom = slices.DeleteFunc(next.Custom, func(x string) bool { return Normalize(x) == Normalize(t) })
 	}

@@ -105,19 +105,19 @@ func (s *Service) Logo(ctx context.Context, f func(typ, sha string, data []byte)
 // audited as "Update company branding" with what changed (the logo by its
 // type, size and hash, never its bytes).
 func (s *Service) Save(ctx context.Context, actor audit.Actor, expectVersion int64, in Input) (bool, error) {
-	fields := map[string]string{}
+	fields := map[string]errs.Text{}
 	accent, err := CheckAccent(in.Accent)
 	if err != nil {
-		fields["accent"] = errs.MessageOf(err)
+		fields["accent"] = errs.TextOf(err)
 	}
 	var logoType string
 	if in.Logo != nil && !in.RemoveLogo {
 		if logoType, err = CheckLogo(in.Logo); err != nil {
-			fields["logo"] = errs.MessageOf(err)
+			fields["logo"] = errs.TextOf(err)
 		}
 	}
 	if len(fields) > 0 {
-		return false, errs.FieldErrors(fields)
+		return false, errs.FieldTexts(fields)
 	}
 	changed, _, err := settings.Update(ctx, s.db, docName, expectVersion, actor, Settings{}, func(old Settings) (Settings, []audit.Entry, error) {
 		next := old

@@ -77,7 +77,7 @@ func checkSVG(b []byte) error {
 			return errs.Invalidf("This SVG declares a document type; save it as a plain SVG, without <!DOCTYPE …>, and upload it again.")
 		case xml.ProcInst:
 			if t.Target != "xml" {
-				return unsafeSVG("a processing instruction")
+				return errs.Invalidf("This SVG holds a processing instruction. A logo must be a plain drawing: remove it (or save the logo as PNG) and upload it again.")
 			}
 		case xml.CharData:
 			if !sawRoot && len(bytes.TrimSpace(t)) > 0 {
@@ -94,7 +94,7 @@ func checkSVG(b []byte) error {
 				return errNotImage
 			}
 			if refusedElements[name] {
-				return unsafeSVG("a <" + t.Name.Local + "> element")
+				return errs.Invalidf("This SVG holds a <%s> element. A logo must be a plain drawing: remove it (or save the logo as PNG) and upload it again.", t.Name.Local)
 			}
 			for _, a := range t.Attr {
 				if err := checkSVGAttr(a); err != nil {
@@ -127,10 +127,10 @@ func checkSVGAttr(a xml.Attr) error {
 	v := strings.TrimSpace(a.Value)
 	switch {
 	case strings.HasPrefix(name, "on"):
-		return unsafeSVG("an event handler (" + a.Name.Local + ")")
+		return errs.Invalidf("This SVG holds an event handler (%s). A logo must be a plain drawing: remove it (or save the logo as PNG) and upload it again.", a.Name.Local)
 	case name == "href" || name == "src":
 		if !strings.HasPrefix(v, "#") && !strings.HasPrefix(strings.ToLower(v), "data:image/png;") {
-			return unsafeSVG("a link to another file (" + truncate(v, 40) + ")")
+			return errs.Invalidf("This SVG holds a link to another file (%s). A logo must be a plain drawing: remove it (or save the logo as PNG) and upload it again.", truncate(v, 40))
 		}
 	case name == "style":
 		return checkCSS(v)
@@ -143,7 +143,7 @@ func checkSVGAttr(a xml.Attr) error {
 func checkCSS(css string) error {
 	l := strings.ToLower(css)
 	if strings.Contains(l, "@import") || strings.Contains(l, "expression(") || strings.Contains(l, "javascript:") {
-		return unsafeSVG("style that loads or runs something")
+		return errs.Invalidf("This SVG holds style that loads or runs something. A logo must be a plain drawing: remove it (or save the logo as PNG) and upload it again.")
 	}
 	for rest := l; ; {
 		i := strings.Index(rest, "url(")
@@ -152,13 +152,9 @@ func checkCSS(css string) error {
 		}
 		rest = strings.TrimLeft(rest[i+4:], " \t\"'")
 		if !strings.HasPrefix(rest, "#") {
-			return unsafeSVG("style that loads another file")
+			return errs.Invalidf("This SVG holds style that loads another file. A logo must be a plain drawing: remove it (or save the logo as PNG) and upload it again.")
 		}
 	}
-}
-
-func unsafeSVG(what string) error {
-	return errs.Invalidf("This SVG holds %s. A logo must be a plain drawing: remove it (or save the logo as PNG) and upload it again.", what)
 }
 
 func truncate(s string, n int) string {

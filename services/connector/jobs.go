@@ -13,20 +13,21 @@ import (
 	"github.com/writeback/writeback/services/agentwire"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 )
 
 // What the agent answers when its own guard refuses a job. People may see
 // these (through the portal); the reason travels beside them for the audit.
-const (
-	msgLate          = "Your organisation's directory could not be reached. Nothing was changed."
-	msgNotSealed     = "The writeback agent refused the request because a password did not arrive encrypted. Nothing was changed."
-	msgWritebackOff  = "Password writeback is turned off on the writeback agent. Nothing was changed."
-	msgRateLimited   = "The writeback agent is handling too many password changes right now. Nothing was changed; please try again in a minute."
-	msgOutsideBase   = "This account is outside the part of the directory the writeback agent serves. Nothing was changed."
-	msgNotConfigured = "The writeback agent has no directory connection yet. Nothing was changed."
-	msgBadJob        = "The writeback agent could not read the request. Nothing was changed."
-	msgNotSigned     = "The writeback agent refused a request that did not come from this portal. Nothing was changed."
-	msgReplayed      = "The writeback agent refused a request it had received before. Nothing was changed."
+var (
+	msgLate          = i18n.Key("Your organisation's directory could not be reached. Nothing was changed.")
+	msgNotSealed     = i18n.Key("The writeback agent refused the request because a password did not arrive encrypted. Nothing was changed.")
+	msgWritebackOff  = i18n.Key("Password writeback is turned off on the writeback agent. Nothing was changed.")
+	msgRateLimited   = i18n.Key("The writeback agent is handling too many password changes right now. Nothing was changed; please try again in a minute.")
+	msgOutsideBase   = i18n.Key("This account is outside the part of the directory the writeback agent serves. Nothing was changed.")
+	msgNotConfigured = i18n.Key("The writeback agent has no directory connection yet. Nothing was changed.")
+	msgBadJob        = i18n.Key("The writeback agent could not read the request. Nothing was changed.")
+	msgNotSigned     = i18n.Key("The writeback agent refused a request that did not come from this portal. Nothing was changed.")
+	msgReplayed      = i18n.Key("The writeback agent refused a request it had received before. Nothing was changed.")
 )
 
 // sealedFields are the passwords each op needs.
@@ -261,6 +262,14 @@ func (s *session) do(ctx context.Context, d directory.Directory, id string, j ag
 	case agentwire.OpExpiring:
 		users, err := d.Expiring(ctx, j.GroupDN, time.UnixMilli(j.Until))
 		res.Users = users
+		return res, err
+	case agentwire.OpInScope:
+		// Only what the campaign needs, so that a few thousand accounts
+		// fit in one message.
+		err := d.InScope(ctx, j.GroupDN, func(u directory.User) error {
+			res.Users = append(res.Users, directory.User{ID: u.ID, DN: u.DN, Login: u.Login, DisplayName: u.DisplayName, Email: u.Email})
+			return nil
+		})
 		return res, err
 	case agentwire.OpMemberOf:
 		if j.User == nil {

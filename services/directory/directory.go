@@ -16,6 +16,7 @@
 package directory
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
@@ -31,6 +32,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 )
 
 // Type names the kind of directory a Client talks to.
@@ -473,6 +475,11 @@ type Check struct {
 	OK   bool
 	// Detail is safe to show to administrators.
 	Detail string
+	// Text is Detail before its values were put in (the catalogue's key
+	// and the values), so that a page shows it in the reader's language
+	// (DetailIn). It stays on this side: a line an agent sent has Detail
+	// only.
+	Text errs.Text `json:"-"`
 	// Diagnostic is the raw error behind a failed check, for the audit log
 	// only (it can hold Go's and the server's own words).
 	Diagnostic string
@@ -487,7 +494,16 @@ type Checklist struct {
 }
 
 func (l *Checklist) add(name string, ok bool, format string, args ...any) {
-	l.Items = append(l.Items, Check{Name: name, OK: ok, Detail: fmt.Sprintf(format, args...)})
+	l.Items = append(l.Items, Check{Name: name, OK: ok, Detail: fmt.Sprintf(format, args...), Text: errs.Textf(format, args...)})
+}
+
+// DetailIn is the line's detail in the reader's language (ctx); a line
+// without its Text (one an agent sent) as it came.
+func (c Check) DetailIn(ctx context.Context) string {
+	if c.Text.Format == "" {
+		return c.Detail
+	}
+	return i18n.T(ctx, c.Text.Format, c.Text.Args...)
 }
 
 // diagnose attaches err's raw text to the last line.

@@ -8,42 +8,75 @@ import (
 	"github.com/go-ldap/ldap/v3"
 )
 
-// expiringPage is the page size of Expiring's search (AD caps pages at 1000).
-const expiringPage = 500
+// scopePage is the page size of the searches that read every account in
+// scope (AD caps pages at 1000).
+const scopePage = 500
 
-// expiringTimeout bounds Expiring, which reads every account in scope: the
-// configured timeout is for one account's operations.
-const expiringTimeout = 5 * time.Minute
+// scopeTimeout bounds InScope and Expiring, which read every account in
+// scope: the configured timeout is for one account's operations.
+const scopeTimeout = 5 * time.Minute
+
+// InScope calls f with every account self-service can serve among those
+// groupDN names: enabled, not protected, matching the user filter under
+// every base DN. groupDN, when not empty, limits them to the group's members
+// (nested and primary group included on AD, direct members on OpenLDAP, as
+// MemberOf decides). The accounts are read with paged searches and handed
+// to f one at a time, so a few thousand of them never sit in memory at
+// once; each account reaches f once, even when the search is retried on
+// another server. An error from f ends the enumeration with that error.
+func (c *Client) InScope(ctx context.Context, groupDN string, f func(User) error) error {
+	return c.eachInScope(ctx, "in-scope", groupDN, "", "", f)
+}
 
 // Expiring lists the accounts whose password expires after now and no later
-// than until, for the expiry reminders: enabled accounts that are not
-// protected and need no change at next sign-in, with User.PasswordExpires
-// set. groupDN, when not empty, limits the list to the group's members
-// (nested and primary group included on AD, direct members on OpenLDAP, as
-// MemberOf decides). Accounts without an e-mail address are listed too: the
-// caller says why none is mailed.
+// than until, for the expiry reminders: the accounts InScope lists that need
+// no change at next sign-in, with User.PasswordExpires set. Accounts without
+// an e-mail address are listed too: the caller says why none is mailed.
 //
 // On AD the expiry is the DC's own msDS-UserPasswordExpiryTimeComputed
 // (domain policy or fine-grained policy alike); on OpenLDAP it is
 // pwdChangedTime plus the pwdMaxAge of the account's pwdPolicySubentry or
-// the default policy. Every base DN is read with a paged search.
+// the default policy.
 func (c *Client) Expiring(ctx context.Context, groupDN string, until time.Time) ([]User, error) {
-	groupDN = strings.TrimSpace(groupDN)
-	timeout := max(expiringTimeout, c.cfg.Timeout)
+	now := time.Now()
 	var out []User
-	_, err := c.runFor(ctx, "expiring", timeout, func(s *session) error {
-		out = out[:0]
+	// A password that can expire and no change pending on AD; one that
+	// was set on OpenLDAP: the rest is decided on the computed expiry.
+	err := c.eachInScope(ctx, "expiring", groupDN,
+		"(!(userAccountControl:1.2.840.113556.1.4.803:=65536))(pwdLastSet>=1)", "(pwdChangedTime=*)",
+		func(u User) error {
+			if !u.MustChange && !u.PasswordExpires.IsZero() && u.PasswordExpires.After(now) && !u.PasswordExpires.After(until) {
+				out = append(out, u)
+			}
+			return nil
+		})
+	return out, err
+}
+
+// errStop is what f returned: it ends the enumeration without a retry.
+type errStop struct{ err error }
+
+func (e errStop) Error() string { return e.err.Error() }
+
+// eachInScope is InScope under op's name, with adFilter or ldapFilter (by
+// the directory's type) added to the search.
+func (c *Client) eachInScope(ctx context.Context, op, groupDN, adFilter, ldapFilter string, f func(User) error) error {
+	groupDN = strings.TrimSpace(groupDN)
+	timeout := max(scopeTimeout, c.cfg.Timeout)
+	// Kept across a retry on another server: what f saw is not handed
+	// to it again.
+	seen := map[string]bool{}
+	var stopped error
+	_, err := c.runFor(ctx, op, timeout, func(s *session) error {
 		var members map[string]bool
 		filter := "(&" + c.cfg.UserFilter
 		if c.cfg.Type == TypeAD {
-			// Enabled, a password that can expire, and no change pending:
-			// the rest is decided on the computed expiry time.
-			filter += "(!(userAccountControl:1.2.840.113556.1.4.803:=2))(!(userAccountControl:1.2.840.113556.1.4.803:=65536))(pwdLastSet>=1)"
+			filter += "(!(userAccountControl:1.2.840.113556.1.4.803:=2))" + adFilter
 			if groupDN != "" {
 				filter += "(memberOf:1.2.840.113556.1.4.1941:=" + ldap.EscapeFilter(groupDN) + ")"
 			}
 		} else {
-			filter += "(pwdChangedTime=*)"
+			filter += ldapFilter
 			if groupDN != "" {
 				var err error
 				if members, err = s.groupMembers(groupDN); err != nil {
@@ -52,10 +85,8 @@ func (c *Client) Expiring(ctx context.Context, groupDN string, until time.Time) 
 			}
 		}
 		filter += ")"
-		now := time.Now()
-		seen := map[string]bool{}
 		for _, base := range c.cfg.BaseDNs {
-			paging := ldap.NewControlPaging(expiringPage)
+			paging := ldap.NewControlPaging(scopePage)
 			req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
 				filter, s.userAttributes(), []ldap.Control{paging})
 			for {
@@ -72,16 +103,18 @@ func (c *Client) Expiring(ctx context.Context, groupDN string, until time.Time) 
 					if seen[k] || (members != nil && !members[normalDN(e.DN)]) {
 						continue
 					}
-					seen[k] = true
 					u, err := s.user(e)
 					if err != nil {
 						return err
 					}
-					if u.Disabled || u.Protected || u.MustChange || u.PasswordExpires.IsZero() ||
-						!u.PasswordExpires.After(now) || u.PasswordExpires.After(until) {
+					seen[k] = true
+					if u.Disabled || u.Protected {
 						continue
 					}
-					out = append(out, u)
+					if err := f(u); err != nil {
+						stopped = err
+						return errStop{err}
+					}
 				}
 				ctrl, ok := ldap.FindControl(res.Controls, ldap.ControlTypePaging).(*ldap.ControlPaging)
 				if !ok || len(ctrl.Cookie) == 0 {
@@ -92,7 +125,10 @@ func (c *Client) Expiring(ctx context.Context, groupDN string, until time.Time) 
 		}
 		return nil
 	})
-	return out, err
+	if stopped != nil {
+		return stopped
+	}
+	return err
 }
 
 // groupMembers reads the direct members of an OpenLDAP group (member and

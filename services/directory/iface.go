@@ -21,6 +21,9 @@ type Directory interface {
 	// Expiring lists the accounts in scope whose password expires before
 	// until (see Client.Expiring), for the expiry reminders.
 	Expiring(ctx context.Context, groupDN string, until time.Time) ([]User, error)
+	// InScope calls f with every account in scope (see Client.InScope),
+	// for the registration campaign.
+	InScope(ctx context.Context, groupDN string, f func(User) error) error
 	// MemberOf tells whether u is in the group, nested membership included.
 	MemberOf(ctx context.Context, u User, groupDN string) (bool, error)
 	// Policy reads the password policy that applies to u.

@@ -8,6 +8,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 
 	"golang.org/x/text/feature/plural"
 	"golang.org/x/text/language"
@@ -127,10 +128,17 @@ func pluralMessage(forms map[string]string) catalog.Message {
 var (
 	translations map[language.Tag]Messages
 	catalogue    *catalog.Builder
-	complete     map[string]bool // keys every language other than English has
+	complete     map[string]bool     // keys every language other than English has
+	plain        []map[string]string // by Supported's index: the texts of keys that take no value
 )
 
-func init() {
+// loaded makes the catalogue on first use, not at start-up: a command that
+// shows no text (writeback version, the agent) does not pay for it.
+var loaded sync.Once
+
+func ensure() { loaded.Do(load) }
+
+func load() {
 	var err error
 	if translations, err = Load(locales); err != nil {
 		panic(err)
@@ -139,6 +147,15 @@ func init() {
 		panic(err)
 	}
 	printers = newPrinters()
+	plain = make([]map[string]string, len(Supported))
+	for i, tag := range Supported {
+		plain[i] = map[string]string{}
+		for k, e := range translations[tag] {
+			if e.Plural == nil && len(verbs(k)) == 0 {
+				plain[i][k] = printers[i].Sprintf(k)
+			}
+		}
+	}
 	complete = map[string]bool{}
 	for k := range translations[German] {
 		ok := true
@@ -151,10 +168,11 @@ func init() {
 	}
 }
 
-func known(key string) bool { return complete[key] }
+func known(key string) bool { ensure(); return complete[key] }
 
 // Keys lists the keys the translations of a language have, sorted.
 func Keys(tag language.Tag) []string {
+	ensure()
 	ks := make([]string, 0, len(translations[tag]))
 	for k := range translations[tag] {
 		ks = append(ks, k)
@@ -165,6 +183,7 @@ func Keys(tag language.Tag) []string {
 
 // Translation is the entry a language has for key, if any.
 func Translation(tag language.Tag, key string) (Entry, bool) {
+	ensure()
 	e, ok := translations[tag][key]
 	return e, ok
 }

@@ -53,5 +53,6 @@ func DateTimeIn(tag language.Tag, t time.Time) string {
 // Number is n with the digit grouping of the language of ctx (1,234 ·
 // 1.234 · 1 234).
 func Number(ctx context.Context, n int64) string {
+	ensure()
 	return printers[indexOf(LangOf(ctx))].Sprintf("%d", n)
 }

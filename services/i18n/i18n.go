@@ -14,6 +14,8 @@ package i18n
 import (
 	"context"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
@@ -74,10 +76,8 @@ func Choose(cookie, acceptLanguage string, orgDefault func() string) language.Ta
 		return t
 	}
 	if acceptLanguage != "" {
-		if tags, _, err := language.ParseAcceptLanguage(acceptLanguage); err == nil && len(tags) > 0 {
-			if _, i, conf := matcher.Match(tags...); conf != language.No {
-				return Supported[i]
-			}
+		if t, ok := fromAccept(acceptLanguage); ok {
+			return t
 		}
 	}
 	if orgDefault == nil {
@@ -87,6 +87,42 @@ func Choose(cookie, acceptLanguage string, orgDefault func() string) language.Ta
 		return t
 	}
 	return English
+}
+
+// accepted remembers what fromAccept made of an Accept-Language: browsers
+// send a handful of distinct values, and matching one costs microseconds.
+// It holds at most maxAccepted values (then new ones are matched each time).
+var (
+	accepted    sync.Map // string → acceptedTag
+	acceptedLen atomic.Int32
+)
+
+const maxAccepted = 512
+
+type acceptedTag struct {
+	tag language.Tag
+	ok  bool
+}
+
+// fromAccept is the best language of an Accept-Language the portal speaks,
+// and whether there is one.
+func fromAccept(h string) (language.Tag, bool) {
+	if v, ok := accepted.Load(h); ok {
+		a := v.(acceptedTag)
+		return a.tag, a.ok
+	}
+	a := acceptedTag{tag: English}
+	if tags, _, err := language.ParseAcceptLanguage(h); err == nil && len(tags) > 0 {
+		if _, i, conf := matcher.Match(tags...); conf != language.No {
+			a = acceptedTag{tag: Supported[i], ok: true}
+		}
+	}
+	if acceptedLen.Load() < maxAccepted {
+		if _, loaded := accepted.LoadOrStore(h, a); !loaded {
+			acceptedLen.Add(1)
+		}
+	}
+	return a.tag, a.ok
 }
 
 type langKey struct{}
@@ -116,7 +152,18 @@ func In(tag language.Tag, key string, args ...any) string {
 	if onMissing != nil && !known(key) {
 		onMissing(key)
 	}
-	return printers[indexOf(tag)].Sprintf(key, args...)
+	ensure()
+	i := indexOf(tag)
+	if len(args) == 0 {
+		// Most texts take no value: a map lookup, not a printer's work.
+		if s, ok := plain[i][key]; ok {
+			return s
+		}
+		if !strings.ContainsRune(key, '%') {
+			return key
+		}
+	}
+	return printers[i].Sprintf(key, args...)
 }
 
 // Key marks a message defined where no reader is known yet (a label in a

@@ -203,7 +203,7 @@ func TestCatalogueComplete(t *testing.T) {
 		var missing []string
 		seen := map[string]bool{}
 		for _, u := range uses {
-			if _, ok := translations[tag][u.key]; !ok && !seen[u.key] {
+			if _, ok := Translation(tag, u.key); !ok && !seen[u.key] {
 				seen[u.key] = true
 				missing = append(missing, strings.TrimPrefix(u.at, root+"/")+": "+strconv.Quote(u.key))
 			}
@@ -284,5 +284,45 @@ func TestPluralForms(t *testing.T) {
 		if got := message.NewPrinter(tc.tag, message.Catalog(b)).Sprintf("%d files", tc.n); got != tc.want {
 			t.Errorf("%v, %d: %q, want %q", tc.tag, tc.n, got, tc.want)
 		}
+	}
+}
+
+func BenchmarkT(b *testing.B) {
+	de := WithLang(context.Background(), German)
+	b.Run("text", func(b *testing.B) {
+		for b.Loop() {
+			_ = T(de, "Skip to content")
+		}
+	})
+	b.Run("untranslated", func(b *testing.B) {
+		for b.Loop() {
+			_ = T(de, "No such key here")
+		}
+	})
+	b.Run("with a value", func(b *testing.B) {
+		for b.Loop() {
+			_ = T(de, "Last changed by %s on", "Ada")
+		}
+	})
+}
+
+// TestTextsWithoutValues: the fast path for texts that take no value gives
+// what the printer gives, "%%" included.
+func TestTextsWithoutValues(t *testing.T) {
+	ctx := WithLang(context.Background(), German)
+	if got := T(ctx, "Skip to content"); got != "Zum Inhalt springen" {
+		t.Errorf("got %q", got)
+	}
+	if got := T(ctx, "100%% sure"); got != "100% sure" {
+		t.Errorf("untranslated with %%%%: %q", got)
+	}
+	if got := T(ctx, "Last changed by %s on", "Ada"); got != "Zuletzt geändert von Ada am" {
+		t.Errorf("with a value: %q", got)
+	}
+}
+
+func BenchmarkChoose(b *testing.B) {
+	for b.Loop() {
+		_ = Choose("", "de-DE,de;q=0.9,en-US;q=0.8,en;q=0.7", nil)
 	}
 }

@@ -35,6 +35,10 @@ func TestTemplatesInEveryLanguage(t *testing.T) {
 			mail.PasswordExpiry(tag, "a@example.com", "Example Corp", "Ada", when, 6*24*time.Hour, portalURL),
 			mail.PasswordExpiry(tag, "a@example.com", "Example Corp", "Ada", when, time.Hour, ""),
 			mail.TestMessage(tag, "a@example.com", "Example Corp"),
+			mail.RegistrationCampaign(tag, "a@example.com", "Example Corp", "Ada", portalURL, false),
+			mail.RegistrationCampaign(tag, "a@example.com", "Example Corp", "", "", false),
+			mail.RegistrationCampaign(tag, "a@example.com", "Example Corp", "Ada", portalURL, true),
+			mail.RegistrationCampaign(tag, "a@example.com", "Example Corp", "", "", true),
 		}
 	}
 	english := all(i18n.English)
@@ -56,7 +60,7 @@ func TestTemplatesInEveryLanguage(t *testing.T) {
 					t.Errorf("%q: the HTML part does not say its language", m.Subject)
 				}
 				for _, part := range []string{m.Text, m.HTML} {
-					for _, en := range []string{"Hello", "This message was sent automatically", "If this was", "password portal", "helpdesk removed"} {
+					for _, en := range []string{"Hello", "This message was sent automatically", "If this was", "password portal", "helpdesk removed", "never asks", "It takes two minutes", "Check them"} {
 						if strings.Contains(part, en) {
 							t.Errorf("%q: English %q left:\n%s", m.Subject, en, part)
 						}

@@ -101,6 +101,22 @@ func PasswordExpiry(tag language.Tag, to, orgName, displayName string, expires t
 	return v.render(to, expiryText, expiryHTML)
 }
 
+// RegistrationCampaign is the registration campaign's mail: the person has
+// not registered enough methods to reset their password themselves, or
+// (reconfirm) should check that what they registered is still right; the
+// link is the portal's /register.
+func RegistrationCampaign(tag language.Tag, to, orgName, displayName, registerURL string, reconfirm bool) Message {
+	v := newView(tag, orgName)
+	v.Name = oneLine(displayName)
+	v.PortalURL = safeURL(registerURL)
+	if reconfirm {
+		v.Subject = i18n.In(tag, "Check your %s password reset details", v.Org)
+		return v.render(to, reconfirmText, reconfirmHTML)
+	}
+	v.Subject = i18n.In(tag, "Set up password reset for your %s account", v.Org)
+	return v.render(to, campaignText, campaignHTML)
+}
+
 // humanDays says how far off d is, in whole days: "in 6 days", "in 1 day",
 // "within a day".
 func humanDays(tag language.Tag, d time.Duration) string {
@@ -382,6 +398,46 @@ const expiryHTML = helloText + `{{define "content"}}<p style="margin:0 0 16px;">
 <p style="margin:0 0 16px;">{{if .PortalURL}}{{th "Change it now, while you still know the current one: %s." (link .PortalURL)}}{{else}}{{t "Change it now, while you still know the current one, on the password portal or on your computer."}}{{end}}</p>
 <p style="margin:0 0 16px;">{{t "Other devices, such as your phone, will ask for the new password the next time they sign in."}}</p>
 <p style="margin:0;">{{t "This reminder never asks for your password: if a message like this one asks you to type it anywhere but your organisation's own pages, report it to your helpdesk."}}</p>
+{{end}}`
+
+const campaignText = helloText + `{{define "content"}}{{template "hello" .}}
+
+{{t "You have not yet set up enough ways to prove who you are, so you cannot reset your %s password yourself if you forget it or your account is locked." .Org}}
+
+{{if .PortalURL}}{{t "It takes two minutes, at:"}}
+
+{{.PortalURL}}{{else}}{{t "It takes two minutes, on the password portal."}}{{end}}
+
+{{t "Sign in there with your current password and follow the steps."}}
+
+{{t "This message never asks for your password: if a message like this one asks you to type it anywhere but your organisation's own pages, report it to your helpdesk."}}
+{{end}}`
+
+const campaignHTML = helloText + `{{define "content"}}<p style="margin:0 0 16px;">{{template "hello" .}}</p>
+<p style="margin:0 0 16px;">{{t "You have not yet set up enough ways to prove who you are, so you cannot reset your %s password yourself if you forget it or your account is locked." .Org}}</p>
+<p style="margin:0 0 16px;">{{if .PortalURL}}{{th "It takes two minutes: %s." (link .PortalURL)}}{{else}}{{t "It takes two minutes, on the password portal."}}{{end}}</p>
+<p style="margin:0 0 16px;">{{t "Sign in there with your current password and follow the steps."}}</p>
+<p style="margin:0;">{{t "This message never asks for your password: if a message like this one asks you to type it anywhere but your organisation's own pages, report it to your helpdesk."}}</p>
+{{end}}`
+
+const reconfirmText = helloText + `{{define "content"}}{{template "hello" .}}
+
+{{t "Please check that the details you use to reset your %s password are still right: an old phone number or address would leave you unable to reset it." .Org}}
+
+{{if .PortalURL}}{{t "Check them at:"}}
+
+{{.PortalURL}}{{else}}{{t "Check them on the password portal."}}{{end}}
+
+{{t "Sign in there with your current password, then confirm or update what you registered."}}
+
+{{t "This message never asks for your password: if a message like this one asks you to type it anywhere but your organisation's own pages, report it to your helpdesk."}}
+{{end}}`
+
+const reconfirmHTML = helloText + `{{define "content"}}<p style="margin:0 0 16px;">{{template "hello" .}}</p>
+<p style="margin:0 0 16px;">{{t "Please check that the details you use to reset your %s password are still right: an old phone number or address would leave you unable to reset it." .Org}}</p>
+<p style="margin:0 0 16px;">{{if .PortalURL}}{{th "Check them: %s." (link .PortalURL)}}{{else}}{{t "Check them on the password portal."}}{{end}}</p>
+<p style="margin:0 0 16px;">{{t "Sign in there with your current password, then confirm or update what you registered."}}</p>
+<p style="margin:0;">{{t "This message never asks for your password: if a message like this one asks you to type it anywhere but your organisation's own pages, report it to your helpdesk."}}</p>
 {{end}}`
 
 const testText = `{{define "content"}}{{t "Hello,"}}

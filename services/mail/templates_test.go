@@ -69,6 +69,18 @@ func TestTemplates(t *testing.T) {
 			wantInBoth: []string{"Ada Lovelace", "expires", "in 6 days", "9 March 2026 at 14:05 UTC", "never asks for your password"},
 		},
 		{
+			name:       "registration campaign",
+			msg:        mail.RegistrationCampaign(i18n.English, to, "Example Corp", "Ada Lovelace", portalURL, false),
+			wantLink:   true,
+			wantInBoth: []string{"Ada Lovelace", "not yet set up enough ways", "Example Corp", "never asks for your password"},
+		},
+		{
+			name:       "registration re-confirmation",
+			msg:        mail.RegistrationCampaign(i18n.English, to, "Example Corp", "Ada Lovelace", portalURL, true),
+			wantLink:   true,
+			wantInBoth: []string{"Ada Lovelace", "still right", "confirm or update", "never asks for your password"},
+		},
+		{
 			name:       "test message",
 			msg:        mail.TestMessage(i18n.English, to, "Example Corp"),
 			wantInBoth: []string{"test message", "Example Corp"},
@@ -128,6 +140,8 @@ func TestTemplatesDropUnsafePortalURL(t *testing.T) {
 			mail.PasswordReset(i18n.English, "ada@example.com", "Example Corp", "Ada", when, raw),
 			mail.AccountUnlocked(i18n.English, "ada@example.com", "Example Corp", "Ada", when, raw),
 			mail.PasswordExpiry(i18n.English, "ada@example.com", "Example Corp", "Ada", when, time.Hour, raw),
+			mail.RegistrationCampaign(i18n.English, "ada@example.com", "Example Corp", "Ada", raw, false),
+			mail.RegistrationCampaign(i18n.English, "ada@example.com", "Example Corp", "Ada", raw, true),
 		} {
 			if l := links(m.Text + m.HTML); len(l) > 0 {
 				t.Errorf("portal URL %q: links %q, want none", raw, l)

@@ -137,12 +137,12 @@ func (s *Service) Settings(ctx context.Context) (Settings, settings.Meta, error)
 // more than MaxThresholds values or none; the error is the "thresholds"
 // field's.
 func ParseThresholds(text string) ([]int, error) {
-	bad := func(msg string) error { return errs.FieldErrors(map[string]string{"thresholds": msg}) }
+	bad := func(msg errs.Text) error { return errs.FieldTexts(map[string]errs.Text{"thresholds": msg}) }
 	var out []int
 	for _, f := range strings.FieldsFunc(text, func(r rune) bool { return r == ',' || r == ';' || r == ' ' || r == '\t' || r == '\n' || r == '\r' }) {
 		n, err := strconv.Atoi(f)
 		if err != nil || n < 1 || n > MaxDays {
-			return nil, bad(fmt.Sprintf("%.12q is not a number of days from 1 to %d.", f, MaxDays))
+			return nil, bad(errs.Textf("%.12q is not a number of days from 1 to %d.", f, MaxDays))
 		}
 		if !slices.Contains(out, n) {
 			out = append(out, n)
@@ -150,9 +150,9 @@ func ParseThresholds(text string) ([]int, error) {
 	}
 	switch {
 	case len(out) == 0:
-		return nil, bad("Give at least one number of days, for example 14, 7, 1.")
+		return nil, bad(errs.Textf("Give at least one number of days, for example 14, 7, 1."))
 	case len(out) > MaxThresholds:
-		return nil, bad(fmt.Sprintf("Give at most %d numbers of days; this has %d.", MaxThresholds, len(out)))
+		return nil, bad(errs.Textf("Give at most %d numbers of days; this has %d.", MaxThresholds, len(out)))
 	}
 	slices.Sort(out)
 	slices.Reverse(out)
@@ -257,7 +257,7 @@ func (s *Service) plan(ctx context.Context, st Settings) ([]Due, error) {
 		}
 		d := Due{User: u, Threshold: th, Expires: u.PasswordExpires, Left: left}
 		if strings.TrimSpace(u.Email) == "" {
-			d.Skip = "no e-mail address"
+			d.Skip = i18n.Key("no e-mail address")
 		}
 		out = append(out, d)
 	}

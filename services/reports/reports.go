@@ -8,6 +8,7 @@ package reports
 import (
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -72,8 +73,21 @@ type Report struct {
 	// with as many as a reset needs (Required), and per method.
 	People, Enough, Required int
 	Methods                  []Method
-	Blocked                  []Blocked
-	BlockedTotal             int
+	// Scope is the people in scope of self-service at the last
+	// enumeration of the directory (the registration campaign's dry run or
+	// run), nil before the first: the reports never read the directory.
+	Scope        *Scope
+	Blocked      []Blocked
+	BlockedTotal int
+}
+
+// Scope is one enumeration's count of the people in scope.
+type Scope struct {
+	AsOf    time.Time
+	InScope int
+	// NotRegistered have fewer methods than a reset needs; ReconfirmDue
+	// registered enough but are due to re-confirm.
+	NotRegistered, ReconfirmDue int
 }
 
 // PolicySource gives the self-service policy (how many methods a reset
@@ -176,6 +190,12 @@ func (s *Service) Report(ctx context.Context, from, to time.Time) (Report, error
 		return r, err
 	}
 	r.People, r.Enough = reg.People, reg.Enough
+	switch sc, err := s.db.RegistrationScope(ctx); {
+	case err == nil:
+		r.Scope = &Scope{AsOf: time.UnixMilli(sc.AsOfMS).UTC(), InScope: sc.InScope, NotRegistered: sc.NotRegistered, ReconfirmDue: sc.ReconfirmDue}
+	case !errors.Is(err, store.ErrNotFound):
+		return r, err
+	}
 	// The methods allowed, then any other with registrations (allowed once).
 	for _, m := range p.Methods.List() {
 		r.Methods = append(r.Methods, Method{Method: m, Label: selfservice.MethodLabel(m), People: reg.ByMethod[m]})

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 )
 
 // Body encodings: how values are put into the body template, and the
@@ -118,32 +119,32 @@ func (c Config) ServerID() string {
 // a problem. secret is the secret that will be stored ("" for none); it is
 // never repeated in a message.
 func (c Config) Validate(secret string) error {
-	f := map[string]string{}
+	f := map[string]errs.Text{}
 	switch c.Method {
 	case http.MethodGet, http.MethodPost, http.MethodPut:
 	default:
-		f[FieldMethod] = "Choose GET, POST or PUT."
+		f[FieldMethod] = errs.Textf("Choose GET, POST or PUT.")
 	}
 	if msg := checkURL(c.URL); msg != "" {
-		f[FieldURL] = msg
+		f[FieldURL] = errs.Text{Format: msg}
 	}
 	for _, h := range c.Headers {
 		switch {
 		case !headerName.MatchString(h.Name):
-			f[FieldHeaders] = "Write one header a line as Name: value; " + quoteShort(h.Name) + " is not a header name."
+			f[FieldHeaders] = errs.Textf("Write one header a line as Name: value; %s is not a header name.", quoteShort(h.Name))
 		case strings.ContainsAny(h.Value, "\r\n\x00"):
-			f[FieldHeaders] = "A header value cannot hold a line break."
+			f[FieldHeaders] = errs.Textf("A header value cannot hold a line break.")
 		case strings.EqualFold(h.Name, "Content-Type") || strings.EqualFold(h.Name, "Content-Length") || strings.EqualFold(h.Name, "Host"):
-			f[FieldHeaders] = h.Name + " is set by the portal: remove it (choose the body format instead)."
+			f[FieldHeaders] = errs.Textf("%s is set by the portal: remove it (choose the body format instead).", h.Name)
 		}
 	}
 	switch {
 	case c.Method == http.MethodGet && (c.Body != "" || c.Encoding != ""):
-		f[FieldBody] = "A GET request has no body: put {{to}} and {{message}} into the URL, or choose POST."
+		f[FieldBody] = errs.Textf("A GET request has no body: put {{to}} and {{message}} into the URL, or choose POST.")
 	case c.Method != http.MethodGet && c.Encoding != BodyForm && c.Encoding != BodyJSON && c.Encoding != BodyText:
-		f[FieldEncoding] = "Choose form, JSON or plain text."
+		f[FieldEncoding] = errs.Textf("Choose form, JSON or plain text.")
 	case len(c.Body) > 4000:
-		f[FieldBody] = "Use at most 4,000 characters."
+		f[FieldBody] = errs.Textf("Use at most 4,000 characters.")
 	}
 	all := strings.Join(c.templates(), "\n")
 	if !strings.Contains(all, PlaceholderTo) || !strings.Contains(all, PlaceholderMessage) {
@@ -152,40 +153,40 @@ func (c Config) Validate(secret string) error {
 			key = FieldURL
 		}
 		if _, taken := f[key]; !taken {
-			f[key] = "Put {{to}} (the number) and {{message}} (the text) where the gateway expects them."
+			f[key] = errs.Textf("Put {{to}} (the number) and {{message}} (the text) where the gateway expects them.")
 		}
 	}
 	if c.Encoding == BodyJSON && c.Body != "" {
 		if msg := checkJSONTemplate(c.Body); msg != "" {
-			f[FieldBody] = msg
+			f[FieldBody] = errs.Text{Format: msg}
 		}
 	}
 	if utf8.RuneCountInString(c.From) > 32 || strings.ContainsAny(c.From, "\r\n\x00") {
-		f[FieldFrom] = "Use at most 32 characters on one line."
+		f[FieldFrom] = errs.Textf("Use at most 32 characters on one line.")
 	}
 	switch c.Auth {
 	case AuthNone:
 	case AuthBasic:
 		if c.Username == "" || strings.ContainsAny(c.Username, ":\r\n\x00") || len(c.Username) > 200 {
-			f[FieldUsername] = "Enter the user name (account ID) for basic authentication, without a colon."
+			f[FieldUsername] = errs.Textf("Enter the user name (account ID) for basic authentication, without a colon.")
 		}
 	case AuthHeader:
 		if !headerName.MatchString(c.AuthHead) {
-			f[FieldAuthHead] = "Enter the header that carries the secret, e.g. Authorization or X-API-Key."
+			f[FieldAuthHead] = errs.Textf("Enter the header that carries the secret, e.g. Authorization or X-API-Key.")
 		}
 	default:
-		f[FieldAuth] = "Choose none, basic authentication or a secret header."
+		f[FieldAuth] = errs.Textf("Choose none, basic authentication or a secret header.")
 	}
 	switch {
 	case c.NeedsSecret() && secret == "":
-		f[FieldSecret] = "Enter the gateway's secret (password, API key or token)."
+		f[FieldSecret] = errs.Textf("Enter the gateway's secret (password, API key or token).")
 	case strings.ContainsAny(secret, "\r\n\x00"):
-		f[FieldSecret] = "The secret cannot hold a line break."
+		f[FieldSecret] = errs.Textf("The secret cannot hold a line break.")
 	case len(secret) > 1000:
-		f[FieldSecret] = "Use at most 1,000 characters."
+		f[FieldSecret] = errs.Textf("Use at most 1,000 characters.")
 	}
 	if len(f) > 0 {
-		return errs.FieldErrors(f)
+		return errs.FieldTexts(f)
 	}
 	return nil
 }
@@ -198,17 +199,17 @@ func checkURL(raw string) string {
 	u, err := url.Parse(probe)
 	switch {
 	case raw == "":
-		return "Enter the gateway's URL, e.g. https://sms.example.com/send."
+		return i18n.Key("Enter the gateway's URL, e.g. https://sms.example.com/send.")
 	case len(raw) > 2000 || strings.ContainsAny(raw, " \r\n\x00"):
-		return "Enter one URL without spaces."
+		return i18n.Key("Enter one URL without spaces.")
 	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-		return "Enter an absolute URL starting with https://."
+		return i18n.Key("Enter an absolute URL starting with https://.")
 	case u.User != nil:
-		return "Put credentials in the secret, not in the URL."
+		return i18n.Key("Put credentials in the secret, not in the URL.")
 	case strings.Contains(u.Host, "{{"):
-		return "The host name cannot hold a placeholder."
+		return i18n.Key("The host name cannot hold a placeholder.")
 	case u.Scheme == "http" && !loopback(u.Hostname()):
-		return "Use https:// (plain http only for a gateway on this machine)."
+		return i18n.Key("Use https:// (plain http only for a gateway on this machine).")
 	}
 	return ""
 }
@@ -267,17 +268,17 @@ type Preset struct {
 // Presets are the templates the gateway page offers.
 func Presets() []Preset {
 	return []Preset{
-		{Key: "twilio", Label: "Twilio-style (form POST, basic authentication)",
-			Help: "Twilio and gateways with the same API: replace ACCOUNT_SID in the URL; the user name is the account SID, the secret the auth token, the sender your number.",
+		{Key: "twilio", Label: i18n.Key("Twilio-style (form POST, basic authentication)"),
+			Help: i18n.Key("Twilio and gateways with the same API: replace ACCOUNT_SID in the URL; the user name is the account SID, the secret the auth token, the sender your number."),
 			Config: Config{Preset: "twilio", Method: http.MethodPost, URL: "https://api.twilio.com/2010-04-01/Accounts/ACCOUNT_SID/Messages.json",
 				Encoding: BodyForm, Body: "To={{to}}&From={{from}}&Body={{message}}", Auth: AuthBasic, Username: "ACCOUNT_SID"}},
-		{Key: "json", Label: "JSON POST with a bearer token",
-			Help: "Gateways that take a JSON document: adjust the URL and the field names; the secret is sent as Authorization: Bearer <secret>.",
+		{Key: "json", Label: i18n.Key("JSON POST with a bearer token"),
+			Help: i18n.Key("Gateways that take a JSON document: adjust the URL and the field names; the secret is sent as Authorization: Bearer <secret>."),
 			Config: Config{Preset: "json", Method: http.MethodPost, URL: "https://sms.example.com/api/v1/messages",
 				Headers:  []Header{{Name: "Authorization", Value: "Bearer {{secret}}"}, {Name: "Accept", Value: "application/json"}},
 				Encoding: BodyJSON, Body: `{"to": "{{to}}", "from": "{{from}}", "text": "{{message}}"}`, Auth: AuthNone}},
-		{Key: "get", Label: "GET with query parameters",
-			Help: "Simple HTTP gateways and SMS modems: every value goes into the URL's query; the secret as an API key parameter.",
+		{Key: "get", Label: i18n.Key("GET with query parameters"),
+			Help: i18n.Key("Simple HTTP gateways and SMS modems: every value goes into the URL's query; the secret as an API key parameter."),
 			Config: Config{Preset: "get", Method: http.MethodGet, URL: "https://sms.example.com/send?to={{to}}&text={{message}}&from={{from}}&key={{secret}}",
 				Auth: AuthNone}},
 	}

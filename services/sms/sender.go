@@ -8,10 +8,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 )
 
 // Timeout bounds one request to the gateway.
@@ -89,12 +91,11 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 		return nil
 	}
 	ge := &GatewayError{Status: resp.StatusCode, Detail: s.redact(strings.TrimSpace(string(b)), m)}
-	msg := fmt.Sprintf("The SMS gateway refused the message (HTTP %d %s).", resp.StatusCode, http.StatusText(resp.StatusCode))
 	switch resp.StatusCode {
 	case http.StatusUnauthorized, http.StatusForbidden:
-		msg = fmt.Sprintf("The SMS gateway refused the credentials (HTTP %d): check the user name and secret.", resp.StatusCode)
+		return errs.Ef(errs.Unavailable, ge, "The SMS gateway refused the credentials (HTTP %s): check the user name and secret.", strconv.Itoa(resp.StatusCode))
 	}
-	return errs.E(errs.Unavailable, msg, ge)
+	return errs.Ef(errs.Unavailable, ge, "The SMS gateway refused the message (HTTP %s %s).", strconv.Itoa(resp.StatusCode), http.StatusText(resp.StatusCode))
 }
 
 // request builds the HTTP request for m from the template.
@@ -157,7 +158,7 @@ func jsonContent(s string) string {
 func checkJSONTemplate(body string) string {
 	probe := strings.NewReplacer(PlaceholderTo, "1", PlaceholderMessage, "x", PlaceholderFrom, "x", PlaceholderSecret, "x").Replace(body)
 	if !json.Valid([]byte(probe)) {
-		return `The body is not JSON once the placeholders are filled: put them inside quotes, e.g. {"to": "{{to}}", "text": "{{message}}"}.`
+		return i18n.Key(`The body is not JSON once the placeholders are filled: put them inside quotes, e.g. {"to": "{{to}}", "text": "{{message}}"}.`)
 	}
 	return ""
 }

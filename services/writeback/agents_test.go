@@ -69,6 +69,10 @@ func (a *fakeAgents) Expiring(context.Context, string, time.Time) ([]directory.U
 	return nil, a.missing("expiring")
 }
 
+func (a *fakeAgents) InScope(context.Context, string, func(directory.User) error) error {
+	return a.missing("in_scope")
+}
+
 func (a *fakeAgents) MemberOf(context.Context, directory.User, string) (bool, error) {
 	return false, a.missing("member_of")
 }
