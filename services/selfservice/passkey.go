@@ -13,6 +13,7 @@ import (
 
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/store"
 )
@@ -130,7 +131,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, id, browser, se
 	}
 	name = strings.TrimSpace(name)
 	if name == "" {
-		name = "Passkey"
+		name = i18n.T(ctx, MethodLabel(MethodPasskey)) // named in the language of the page it was added on
 	}
 	if utf8.RuneCountInString(name) > 64 || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return errs.FieldErrors(map[string]string{"passkey-name": "Use at most 64 letters, digits or spaces."})
