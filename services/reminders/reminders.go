@@ -399,7 +399,7 @@ func reminderText(tag language.Tag, org string, left time.Duration, link string)
 	if org == "" {
 		org = i18n.In(tag, "Your organisation")
 	}
-	text := i18n.In(tag, "%s: your password expires in %s.", org, leftTextIn(tag, left))
+	text := i18n.In(tag, "%s: your password expires in %s.", org, LeftIn(tag, left))
 	if link != "" {
 		text += " " + i18n.In(tag, "Change it now at %s", link)
 	}
@@ -456,19 +456,6 @@ func DirectoryOf(c ClientSource) func(context.Context) (Lister, error) {
 		d, _, err := c.Client(ctx)
 		return d, err
 	}
-}
-
-// leftTextIn is LeftText in a language (the texts people receive).
-func leftTextIn(tag language.Tag, d time.Duration) string {
-	h := int(d.Round(time.Hour) / time.Hour)
-	days, hours := h/24, h%24
-	switch {
-	case days == 0:
-		return i18n.In(tag, "%d hours", hours)
-	case hours == 0:
-		return i18n.In(tag, "%d days", days)
-	}
-	return i18n.In(tag, "%d days", days) + " " + i18n.In(tag, "%d hours", hours)
 }
 
 // LeftText is how long until an expiry, to the hour: "6 days 3 hours".

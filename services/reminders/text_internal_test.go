@@ -26,7 +26,7 @@ func TestReminderTextInALanguage(t *testing.T) {
 			t.Errorf("%v: %q, want %q", tc.tag, got, tc.want)
 		}
 	}
-	if got, want := leftTextIn(i18n.English, time.Hour), LeftText(time.Hour); got != want {
+	if got, want := LeftIn(i18n.English, time.Hour), LeftText(time.Hour); got != want {
 		t.Errorf("English %q, LeftText %q", got, want)
 	}
 }
