@@ -175,91 +175,91 @@ var attrName = regexp.MustCompile(`^(?:[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)+
 // Invalid naming each field with a problem, or nil. An ldap:// URL without
 // StartTLS is accepted here; operations refuse it (CodeInsecure).
 func (c Config) Validate() error {
-	f := map[string]string{}
+	f := map[string]errs.Text{}
 	switch c.Type {
 	case TypeAD, TypeOpenLDAP:
 	case "":
-		f["type"] = "Choose the type of directory: Active Directory or OpenLDAP."
+		f["type"] = errs.Textf("Choose the type of directory: Active Directory or OpenLDAP.")
 	default:
-		f["type"] = fmt.Sprintf("Unknown directory type %q: choose Active Directory or OpenLDAP.", string(c.Type))
+		f["type"] = errs.Textf("Unknown directory type %q: choose Active Directory or OpenLDAP.", string(c.Type))
 	}
 
 	if len(c.URLs) == 0 {
-		f["urls"] = "Add at least one server URL, such as ldaps://dc1.example.com."
+		f["urls"] = errs.Textf("Add at least one server URL, such as ldaps://dc1.example.com.")
 	}
 	for _, raw := range c.URLs {
 		if _, err := parseServerURL(raw); err != nil {
-			f["urls"] = err.Error()
+			f["urls"] = errs.Textf("%s", err.Error()) // the parser's own words, English
 			break
 		}
 	}
 
 	if strings.TrimSpace(c.CAPEM) != "" {
 		if _, err := parseCAPEM(c.CAPEM); err != nil {
-			f["ca"] = err.Error()
+			f["ca"] = errs.Textf("%s", err.Error())
 		}
 	}
 
 	if strings.TrimSpace(c.BindDN) == "" {
-		f["bind_dn"] = "Enter the DN of the service account the portal signs in as."
+		f["bind_dn"] = errs.Textf("Enter the DN of the service account the portal signs in as.")
 	} else if _, err := ldap.ParseDN(c.BindDN); err != nil {
-		f["bind_dn"] = "This is not a valid DN (for example CN=svc-writeback,OU=Service,DC=example,DC=com)."
+		f["bind_dn"] = errs.Textf("This is not a valid DN (for example CN=svc-writeback,OU=Service,DC=example,DC=com).")
 	}
 	if c.BindPassword == "" {
-		f["bind_password"] = "Enter the service account's password; without one the directory would treat the portal as anonymous."
+		f["bind_password"] = errs.Textf("Enter the service account's password; without one the directory would treat the portal as anonymous.")
 	}
 
 	if len(c.BaseDNs) == 0 {
-		f["base_dns"] = "Add at least one base DN to search users under."
+		f["base_dns"] = errs.Textf("Add at least one base DN to search users under.")
 	}
 	for _, b := range c.BaseDNs {
 		if d, err := ldap.ParseDN(b); err != nil || strings.TrimSpace(b) == "" || len(d.RDNs) == 0 {
-			f["base_dns"] = fmt.Sprintf("%q is not a valid DN.", b)
+			f["base_dns"] = errs.Textf("%q is not a valid DN.", b)
 			break
 		}
 	}
 
 	if c.UserFilter != "" {
 		if !strings.HasPrefix(strings.TrimSpace(c.UserFilter), "(") {
-			f["user_filter"] = "The filter must be enclosed in parentheses, for example (objectClass=inetOrgPerson)."
+			f["user_filter"] = errs.Textf("The filter must be enclosed in parentheses, for example (objectClass=inetOrgPerson).")
 		} else if _, err := ldap.CompileFilter(c.UserFilter); err != nil {
-			f["user_filter"] = "The filter does not parse; check the parentheses and the attribute=value pairs."
+			f["user_filter"] = errs.Textf("The filter does not parse; check the parentheses and the attribute=value pairs.")
 		}
 	}
 
 	seen := map[string]bool{}
 	for _, a := range c.LoginAttributes {
 		if !attrName.MatchString(a) {
-			f["login_attributes"] = fmt.Sprintf("%q is not an attribute name.", a)
+			f["login_attributes"] = errs.Textf("%q is not an attribute name.", a)
 			break
 		}
 		if seen[strings.ToLower(a)] {
-			f["login_attributes"] = fmt.Sprintf("%q is listed twice.", a)
+			f["login_attributes"] = errs.Textf("%q is listed twice.", a)
 			break
 		}
 		seen[strings.ToLower(a)] = true
 	}
 
 	if c.RecoveryEmailAttribute != "" && !attrName.MatchString(c.RecoveryEmailAttribute) {
-		f["recovery_email_attribute"] = fmt.Sprintf("%q is not an attribute name.", c.RecoveryEmailAttribute)
+		f["recovery_email_attribute"] = errs.Textf("%q is not an attribute name.", c.RecoveryEmailAttribute)
 	}
 	if c.MobileAttribute != "" && !attrName.MatchString(c.MobileAttribute) {
-		f["mobile_attribute"] = fmt.Sprintf("%q is not an attribute name.", c.MobileAttribute)
+		f["mobile_attribute"] = errs.Textf("%q is not an attribute name.", c.MobileAttribute)
 	}
 
 	for _, g := range c.ExcludedGroups {
 		if d, err := ldap.ParseDN(g); err != nil || len(d.RDNs) == 0 {
-			f["excluded_groups"] = fmt.Sprintf("%q is not a valid group DN.", g)
+			f["excluded_groups"] = errs.Textf("%q is not a valid group DN.", g)
 			break
 		}
 	}
 
 	if c.Timeout != 0 && (c.Timeout < time.Second || c.Timeout > 5*time.Minute) {
-		f["timeout"] = "The timeout must be between 1 second and 5 minutes."
+		f["timeout"] = errs.Textf("The timeout must be between 1 second and 5 minutes.")
 	}
 
 	if len(f) > 0 {
-		return errs.FieldErrors(f)
+		return errs.FieldTexts(f)
 	}
 	return nil
 }

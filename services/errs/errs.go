@@ -190,6 +190,25 @@ func TextOf(err error) Text {
 	return Text{Format: MsgOurSide}
 }
 
+// TextsOf is FieldsOf as Texts (formats and values), so that the field
+// problems of several checks can be merged into one FieldTexts and still be
+// shown in the reader's language.
+func TextsOf(err error) map[string]Text {
+	var e *Error
+	if !errors.As(err, &e) || len(e.Fields) == 0 {
+		return nil
+	}
+	out := make(map[string]Text, len(e.Fields))
+	for k, m := range e.Fields {
+		if t, ok := e.texts[k]; ok {
+			out[k] = t
+		} else {
+			out[k] = Text{Format: m}
+		}
+	}
+	return out
+}
+
 // FieldsOf returns the per-field messages of err, if any.
 func FieldsOf(err error) map[string]string {
 	var e *Error

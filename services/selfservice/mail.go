@@ -113,19 +113,19 @@ func (s *Service) SaveMail(ctx context.Context, actor audit.Actor, expectVersion
 		}
 		cfg := next.config()
 		cfg.Password = password
-		fields := map[string]string{}
+		fields := map[string]errs.Text{}
 		if err := cfg.Validate(); err != nil {
-			f := errs.FieldsOf(err)
+			f := errs.TextsOf(err)
 			if f == nil {
 				return old, nil, err
 			}
 			maps.Copy(fields, f)
 		}
 		if pwProblem != "" {
-			fields[mail.FieldPassword] = pwProblem
+			fields[mail.FieldPassword] = errs.Text{Format: pwProblem}
 		}
 		if len(fields) > 0 {
-			return old, nil, errs.FieldErrors(fields)
+			return old, nil, errs.FieldTexts(fields)
 		}
 		if password != "" {
 			sealed, err := s.keys.Seal(sealContextFor(next.config()), []byte(password))

@@ -150,30 +150,30 @@ func (s *Service) SaveSMS(ctx context.Context, actor audit.Actor, expectVersion 
 		if in.ClearSecret {
 			secret = ""
 		}
-		fields := map[string]string{}
+		fields := map[string]errs.Text{}
 		if err := c.Validate(secret); err != nil {
-			f := errs.FieldsOf(err)
+			f := errs.TextsOf(err)
 			if f == nil {
 				return old, nil, err
 			}
 			fields = f
 		}
 		if problem != "" {
-			fields[sms.FieldSecret] = problem
+			fields[sms.FieldSecret] = errs.Text{Format: problem}
 		}
 		if region != "" && !sms.ValidRegion(region) {
-			fields["default_region"] = i18n.Key("Enter a two-letter country code such as GB or DE, or leave it empty.")
+			fields["default_region"] = errs.Textf("Enter a two-letter country code such as GB or DE, or leave it empty.")
 		}
 		for _, r := range allowed {
 			if !sms.ValidRegion(r) {
-				fields["allowed_regions"] = fmt.Sprintf("%q is not a country code: list two-letter codes such as GB, DE, separated by commas.", r)
+				fields["allowed_regions"] = errs.Textf("%q is not a country code: list two-letter codes such as GB, DE, separated by commas.", r)
 			}
 		}
 		if in.DailyCap < 0 || in.DailyCap > MaxSMSDailyCap {
-			fields["daily_cap"] = fmt.Sprintf("Enter a whole number from 1 to %d, or leave it empty for %d.", MaxSMSDailyCap, DefaultSMSDailyCap)
+			fields["daily_cap"] = errs.Textf("Enter a whole number from 1 to %#d, or leave it empty for %#d.", MaxSMSDailyCap, DefaultSMSDailyCap)
 		}
 		if len(fields) > 0 {
-			return old, nil, errs.FieldErrors(fields)
+			return old, nil, errs.FieldTexts(fields)
 		}
 		if secret != "" && c.NeedsSecret() {
 			sealed, err := s.keys.Seal(sealContextForSMS(next.Config), []byte(secret))
