@@ -1,8 +1,11 @@
 package web
 
 import (
+	"context"
 	"strconv"
 	"time"
+
+	"github.com/writeback/writeback/services/i18n"
 )
 
 // AuditRow is one event in the audit table.
@@ -94,7 +97,7 @@ type BarGeom struct {
 }
 
 // ChartBars lays out the chart: for each day three bars side by side.
-func ChartBars(bars []Bar, max int) []BarGeom {
+func ChartBars(ctx context.Context, bars []Bar, max int) []BarGeom {
 	if len(bars) == 0 {
 		return nil
 	}
@@ -116,13 +119,13 @@ func ChartBars(bars []Bar, max int) []BarGeom {
 			n     int
 			class string
 			name  string
-		}{{b.Resets, "resets", "resets"}, {b.Unlocks, "unlocks", "unlocks"}, {b.Failures, "failures", "failures"}} {
+		}{{b.Resets, "resets", i18n.Key("%s: %d resets")}, {b.Unlocks, "unlocks", i18n.Key("%s: %d unlocks")}, {b.Failures, "failures", i18n.Key("%s: %d failures")}} {
 			h := v.n * (chartH - 2*chartPad) / max
 			if v.n > 0 && h < 1 {
 				h = 1
 			}
 			out = append(out, BarGeom{X: x + j*w, Y: chartH - chartPad - h, W: w, H: h, Class: v.class,
-				Title: b.Day + ": " + strconv.Itoa(v.n) + " " + v.name})
+				Title: i18n.T(ctx, v.name, b.Day, v.n)})
 		}
 	}
 	return out
