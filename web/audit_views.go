@@ -130,3 +130,13 @@ func ChartBars(ctx context.Context, bars []Bar, max int) []BarGeom {
 	}
 	return out
 }
+
+// AuditLabel is a canonical audit value (an activity, a category, a
+// reason) in the reader's language when the catalogue translates it, else
+// as stored: the audit log's data stays English, its page need not.
+func AuditLabel(ctx context.Context, s string) string {
+	if _, ok := i18n.Translation(i18n.German, s); !ok {
+		return s
+	}
+	return i18n.T(ctx, s)
+}
