@@ -17,16 +17,9 @@ import (
 var onPremLead = i18n.Key("Choose whether passwords reset or changed in Writeback are written back to your on-premises directory, and whether people may unlock their account without resetting their password.")
 
 // The errors of a switch that cannot be Yes yet.
-const (
-	noDirectory       = "There is no directory connection yet, so there is nothing to write to. Set up the directory connection first, then switch this on."
-	noDirectoryUnlock = "Unlocking writes to the directory too: set up the directory connection first."
-)
-
-// The errors of a switch, marked for the catalogue (constants cannot call
-// i18n.Key).
 var (
-	_ = i18n.Key(noDirectory)
-	_ = i18n.Key(noDirectoryUnlock)
+	noDirectory       = i18n.Key("There is no directory connection yet, so there is nothing to write to. Set up the directory connection first, then switch this on.")
+	noDirectoryUnlock = i18n.Key("Unlocking writes to the directory too: set up the directory connection first.")
 )
 
 func (s *Server) onPremView(w http.ResponseWriter, r *http.Request) (web.OnPremView, error) {

@@ -42,7 +42,7 @@ func (s *Server) securityView(w http.ResponseWriter, r *http.Request) (web.Secur
 	}
 	v := web.SecurityView{RecoveryLeft: left, Required: pol.Requires(admins.Role(a.Role))}
 	for _, f := range factors {
-		v.Factors = append(v.Factors, web.FactorRow{ID: f.ID, KindLabel: admins.FactorKindLabel(f.Kind), Name: f.Name, Created: f.Created, LastUsed: f.LastUsed})
+		v.Factors = append(v.Factors, web.FactorRow{ID: f.ID, KindLabel: i18n.T(r.Context(), admins.FactorKindLabel(f.Kind)), Name: f.Name, Created: f.Created, LastUsed: f.LastUsed})
 	}
 	v.Page = s.page(w, r, "security", i18n.T(r.Context(), "Your account"), i18n.T(r.Context(), "Sign-in methods"), i18n.T(r.Context(), "The second factors you sign in with after your password, and your recovery codes."))
 	return v, nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/store"
 )
 
@@ -204,7 +205,7 @@ const statusName = "writeback_status"
 
 // Status reads the last writeback service status.
 func (s *Service) Status(ctx context.Context) (ServiceStatus, error) {
-	st, _, err := Get(ctx, s.db, statusName, ServiceStatus{State: StateNotConfigured, Message: "No directory connection has been set up yet."})
+	st, _, err := Get(ctx, s.db, statusName, ServiceStatus{State: StateNotConfigured, Message: i18n.Key("No directory connection has been set up yet.")})
 	return st, err
 }
 
