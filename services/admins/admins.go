@@ -438,7 +438,7 @@ func (s *Service) Get(ctx context.Context, id int64) (store.Admin, error) {
 func (s *Service) ByEmail(ctx context.Context, email string) (store.Admin, error) {
 	a, err := s.db.AdminByEmail(ctx, email)
 	if errors.Is(err, store.ErrNotFound) {
-		return a, errs.E(errs.NotFound, fmt.Sprintf("No administrator has the e-mail address %s.", email), err)
+		return a, errs.Ef(errs.NotFound, err, "No administrator has the e-mail address %s.", email)
 	}
 	return a, err
 }

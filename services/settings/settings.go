@@ -129,8 +129,8 @@ func Update[T any](ctx context.Context, db *store.DB, name string, expectVersion
 
 // Conflict is the error for a save based on a version older than cur.
 func Conflict(cur store.Config) error {
-	return errs.E(errs.Conflict, fmt.Sprintf("These settings were changed by %s at %s — review and save again.",
-		cur.UpdatedBy, time.UnixMilli(cur.UpdatedMS).UTC().Format("2006-01-02 15:04:05 UTC")), store.ErrConflict)
+	return errs.Ef(errs.Conflict, store.ErrConflict, "These settings were changed by %s at %s — review and save again.",
+		cur.UpdatedBy, time.UnixMilli(cur.UpdatedMS).UTC().Format("2006-01-02 15:04:05 UTC"))
 }
 
 // OnPrem reads the On-premises integration settings, from memory.
