@@ -135,17 +135,17 @@ func (s *Server) setupChecklist(ctx context.Context, o settings.OnPrem, st setti
 	wb := web.SetupItem{Key: "writeback", Title: i18n.T(ctx, "Password writeback")}
 	switch {
 	case !conn.Configured():
-		wb.State, wb.Text, wb.Href, wb.LinkText = web.SetupMissing, i18n.T(ctx, "Can be switched on once a directory is connected."), dirHref, "Directory connection"
+		wb.State, wb.Text, wb.Href, wb.LinkText = web.SetupMissing, i18n.T(ctx, "Can be switched on once a directory is connected."), dirHref, i18n.T(ctx, "Directory connection")
 	case !o.Writeback:
-		wb.State, wb.Text, wb.Href, wb.LinkText = web.SetupMissing, i18n.T(ctx, "\"Write back passwords to your on-premises directory\" is No."), "#writeback", "Change it below"
+		wb.State, wb.Text, wb.Href, wb.LinkText = web.SetupMissing, i18n.T(ctx, "\"Write back passwords to your on-premises directory\" is No."), "#writeback", i18n.T(ctx, "Change it below")
 	case conn.Agents() && !wst.Writeback:
 		// No agent connected, or none with its switch on: the agents page
 		// shows which and what they say.
-		wb.State, wb.Text, wb.Href, wb.LinkText = web.SetupMissing, i18n.T(ctx, wst.Reason), agentsHref, "Writeback agents"
+		wb.State, wb.Text, wb.Href, wb.LinkText = web.SetupMissing, i18n.T(ctx, wst.Reason), agentsHref, i18n.T(ctx, "Writeback agents")
 	case conn.Agents():
 		wb.State, wb.Text = web.SetupDone, i18n.T(ctx, "Passwords and unlocks are written to your on-premises directory through %d writeback agents.", wst.AgentsWriteback)
 	case !conn.PasswordWriteback:
-		wb.State, wb.Text, wb.Href, wb.LinkText = web.SetupMissing, i18n.T(ctx, "Password writeback is off in the directory connection (Optional features)."), dirHref, "Directory connection"
+		wb.State, wb.Text, wb.Href, wb.LinkText = web.SetupMissing, i18n.T(ctx, "Password writeback is off in the directory connection (Optional features)."), dirHref, i18n.T(ctx, "Directory connection")
 	default:
 		wb.State, wb.Text = web.SetupDone, i18n.T(ctx, "Passwords and unlocks are written to your on-premises directory.")
 	}

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/writeback/writeback/services/i18n"
@@ -135,7 +136,7 @@ func ChartBars(ctx context.Context, bars []Bar, max int) []BarGeom {
 // reason) in the reader's language when the catalogue translates it, else
 // as stored: the audit log's data stays English, its page need not.
 func AuditLabel(ctx context.Context, s string) string {
-	if _, ok := i18n.Translation(i18n.German, s); !ok {
+	if _, ok := i18n.Translation(i18n.German, s); !ok || strings.Contains(s, "%") {
 		return s
 	}
 	return i18n.T(ctx, s)

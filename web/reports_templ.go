@@ -44,7 +44,7 @@ func ReportsPage(v ReportsView) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = helpField(v.Page, "from", t(ctx, "First day"), "UTC, YYYY-MM-DD.", "date", v.From).Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = helpField(v.Page, "from", t(ctx, "First day"), t(ctx, "UTC, YYYY-MM-DD."), "date", v.From).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
