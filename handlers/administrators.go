@@ -8,6 +8,7 @@ import (
 
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/web"
 )
 
@@ -16,16 +17,15 @@ func (s *Server) adminsView(w http.ResponseWriter, r *http.Request) (web.AdminsV
 	if err != nil {
 		return web.AdminsView{}, err
 	}
-	p := s.page(w, r, "admins", "Administration", "Administrators",
-		"Add administrators, change their role, or disable them. Changing a role or disabling someone ends their sessions at once.")
+	p := s.page(w, r, "admins", i18n.T(r.Context(), "Administration"), i18n.T(r.Context(), "Administrators"), i18n.T(r.Context(), "Add administrators, change their role, or disable them. Changing a role or disabling someone ends their sessions at once."))
 	v := web.AdminsView{Page: p, NewRole: string(admins.HelpdeskAdmin)}
 	for _, role := range admins.Roles {
-		v.Roles = append(v.Roles, web.RoleOption{Value: string(role), Label: role.Label()})
+		v.Roles = append(v.Roles, web.RoleOption{Value: string(role), Label: i18n.T(r.Context(), role.Label())})
 	}
 	self := state(r).admin
 	for _, a := range list {
 		row := web.AdminRow{ID: a.ID, Name: a.Name, Email: a.Email, Role: a.Role,
-			RoleLabel: admins.Role(a.Role).Label(), Disabled: a.Disabled, IsSelf: self != nil && self.ID == a.ID}
+			RoleLabel: i18n.T(r.Context(), admins.Role(a.Role).Label()), Disabled: a.Disabled, IsSelf: self != nil && self.ID == a.ID}
 		if s.factors != nil {
 			fs, _, err := s.factors.Factors(r.Context(), a.ID)
 			if err != nil {
@@ -63,9 +63,9 @@ func (s *Server) adminsAdd(w http.ResponseWriter, r *http.Request) error {
 		if verr != nil {
 			return verr
 		}
-		v.Fields = errs.FieldsOf(err)
+		v.Fields = errs.FieldsIn(r.Context(), err)
 		if len(v.Fields) == 0 {
-			v.Errors = []string{errs.MessageOf(err)}
+			v.Errors = []string{errs.MessageIn(r.Context(), err)}
 		}
 		v.NewEmail, v.NewName, v.NewRole = n.Email, n.Name, string(n.Role)
 		s.render(w, r, http.StatusUnprocessableEntity, web.AdminsPage(v))
@@ -74,7 +74,7 @@ func (s *Server) adminsAdd(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.flash(w, r, "Added "+a.Name+" as "+admins.Role(a.Role).Label()+".")
+	s.flash(w, r, i18n.T(r.Context(), "Added %s as %s.", a.Name, i18n.T(r.Context(), admins.Role(a.Role).Label())))
 	seeOther(w, r, "/admin/administrators")
 	return nil
 }
@@ -102,18 +102,18 @@ func (s *Server) adminsUpdate(w http.ResponseWriter, r *http.Request) error {
 		if verr != nil {
 			return verr
 		}
-		v.Errors = []string{errs.MessageOf(err)}
+		v.Errors = []string{errs.MessageIn(r.Context(), err)}
 		s.render(w, r, statusOf(err), web.AdminsPage(v))
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	st := "active"
+	msg := i18n.T(r.Context(), "%s is now %s (active).", a.Name, i18n.T(r.Context(), admins.Role(a.Role).Label()))
 	if a.Disabled {
-		st = "disabled"
+		msg = i18n.T(r.Context(), "%s is now %s (disabled).", a.Name, i18n.T(r.Context(), admins.Role(a.Role).Label()))
 	}
-	s.flash(w, r, a.Name+" is now "+admins.Role(a.Role).Label()+" ("+st+").")
+	s.flash(w, r, msg)
 	if self := state(r).admin; self != nil && self.ID == a.ID {
 		// Changing one's own role ends one's own session too.
 		seeOther(w, r, "/login")

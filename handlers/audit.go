@@ -17,6 +17,7 @@ import (
 	"github.com/writeback/writeback/services/apitokens"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/store"
 	"github.com/writeback/writeback/web"
@@ -72,19 +73,19 @@ func auditFilter(q url.Values, now time.Time) (store.AuditFilter, web.AuditFilte
 		if form.Since != "" {
 			t, err := time.Parse("2006-01-02", form.Since)
 			if err != nil {
-				fields["since"] = "Enter a date like 2026-11-01."
+				fields["since"] = i18n.Key("Enter a date like 2026-11-01.")
 			}
 			f.SinceMS = t.UnixMilli()
 		}
 		if form.Until != "" {
 			t, err := time.Parse("2006-01-02", form.Until)
 			if err != nil {
-				fields["until"] = "Enter a date like 2026-11-30."
+				fields["until"] = i18n.Key("Enter a date like 2026-11-30.")
 			}
 			f.UntilMS = t.Add(24 * time.Hour).UnixMilli()
 		}
 		if f.SinceMS != 0 && f.UntilMS != 0 && f.UntilMS <= f.SinceMS {
-			fields["until"] = "The end date must not be before the start date."
+			fields["until"] = i18n.Key("The end date must not be before the start date.")
 		}
 		if len(fields) > 0 {
 			return f, form, errs.FieldErrors(fields)
@@ -121,12 +122,12 @@ func row(e store.AuditEvent) web.AuditRow {
 
 func (s *Server) auditList(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	p := s.page(w, r, "audit", "Password reset", "Audit logs", "Who changed what, when, from where, and whether it worked. Times are shown in your time zone; hover for UTC.")
+	p := s.page(w, r, "audit", i18n.T(r.Context(), "Password reset"), i18n.T(r.Context(), "Audit logs"), i18n.T(r.Context(), "Who changed what, when, from where, and whether it worked. Times are shown in your time zone; hover for UTC."))
 	v := web.AuditView{Page: p, Categories: auditCategories, Activities: auditActivities}
 	f, form, err := auditFilter(q, time.Now())
 	v.Filter = form
 	if err != nil {
-		v.Fields = errs.FieldsOf(err)
+		v.Fields = errs.FieldsIn(r.Context(), err)
 		s.render(w, r, http.StatusUnprocessableEntity, web.AuditPage(v))
 		return nil
 	}
@@ -190,29 +191,7 @@ func (s *Server) auditList(w http.ResponseWriter, r *http.Request) error {
 		v.Chart = append(v.Chart, web.Bar{Day: d.Day.Format("2006-01-02"), Resets: d.Resets, Unlocks: d.Unlocks, Failures: d.Failures})
 		v.ChartMax = max(v.ChartMax, d.Resets, d.Unlocks, d.Failures)
 	}
-	in := s.audit.Integrity()
-	switch {
-	case !in.Checked:
-		v.Integrity = "Integrity not checked yet since the server started."
-	case in.Err != "":
-		// The error itself is in the operator log (see audit.Log.Maintain);
-		// its text is not for a page.
-		v.Integrity = "The integrity check could not run. The server log has the reason; use Verify now to try again."
-	case in.Result.OK && in.Result.Full:
-		v.Integrity, v.IntegrityOK = fmt.Sprintf("Integrity verified up to event %d (full check of %s events at %s).",
-			in.Result.LastGoodID, web.Comma(int(in.Result.Checked)), web.UTC(in.At)), true
-	case in.Result.OK:
-		last := "no full check yet"
-		if !in.LastFull.IsZero() {
-			last = "last full check at " + web.UTC(in.LastFull)
-		}
-		v.Integrity, v.IntegrityOK = fmt.Sprintf("Integrity verified up to event %d (incremental check of the %s events after event %d at %s; %s).",
-			in.Result.LastGoodID, web.Comma(int(in.Result.Checked)), in.Result.FromID, web.UTC(in.At), last), true
-	case in.Result.Full:
-		v.Integrity = fmt.Sprintf("Integrity check failed: %s. Events are verified up to event %d.", in.Result.Problem, in.Result.LastGoodID)
-	default:
-		v.Integrity = fmt.Sprintf("Integrity check failed: %s. Events are verified up to event %d. Verify now reads the whole chain.", in.Result.Problem, in.Result.LastGoodID)
-	}
+	v.Integrity, v.IntegrityOK = integrityLine(r.Context(), s.audit.Integrity())
 	if v.Viewer.IsGlobal() {
 		ret, meta, err := s.settings.Retention(r.Context())
 		if err != nil {
@@ -227,13 +206,13 @@ func (s *Server) auditList(w http.ResponseWriter, r *http.Request) error {
 func eventView(e store.AuditEvent) web.AuditEventView {
 	v := web.AuditEventView{Event: row(e)}
 	v.Fields = [][2]string{
-		{"Event", strconv.FormatInt(e.ID, 10)},
-		{"Date (UTC)", time.UnixMilli(e.TimeMS).UTC().Format(audit.TimeFormat)},
-		{"Category", e.Category}, {"Activity", e.Activity},
-		{"Actor type", e.ActorType}, {"Actor ID", e.ActorID}, {"Actor", e.ActorName},
-		{"Target type", e.TargetType}, {"Target ID", e.TargetID}, {"Target DN", e.TargetDN}, {"Target", e.TargetName},
-		{"Result", e.Result}, {"Failure reason", e.Reason}, {"Client address", e.ClientIP}, {"User agent", e.UserAgent},
-		{"Correlation ID", e.CorrelationID}, {"Previous hash", e.PrevHash}, {"Hash", e.Hash},
+		{i18n.Key("Event"), strconv.FormatInt(e.ID, 10)},
+		{i18n.Key("Date (UTC)"), time.UnixMilli(e.TimeMS).UTC().Format(audit.TimeFormat)},
+		{i18n.Key("Category"), e.Category}, {i18n.Key("Activity"), e.Activity},
+		{i18n.Key("Actor type"), e.ActorType}, {i18n.Key("Actor ID"), e.ActorID}, {i18n.Key("Actor"), e.ActorName},
+		{i18n.Key("Target type"), e.TargetType}, {i18n.Key("Target ID"), e.TargetID}, {i18n.Key("Target DN"), e.TargetDN}, {i18n.Key("Target"), e.TargetName},
+		{i18n.Key("Result"), e.Result}, {i18n.Key("Failure reason"), e.Reason}, {i18n.Key("Client address"), e.ClientIP}, {i18n.Key("User agent"), e.UserAgent},
+		{i18n.Key("Correlation ID"), e.CorrelationID}, {i18n.Key("Previous hash"), e.PrevHash}, {i18n.Key("Hash"), e.Hash},
 	}
 	var pretty any
 	if json.Unmarshal([]byte(e.Details), &pretty) == nil {
@@ -257,7 +236,7 @@ func (s *Server) auditEvent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	v := eventView(e)
-	v.Page = s.page(w, r, "audit", "Audit logs", e.Activity, "")
+	v.Page = s.page(w, r, "audit", i18n.T(r.Context(), "Audit logs"), web.AuditLabel(r.Context(), e.Activity), "")
 	s.render(w, r, http.StatusOK, web.AuditEventPage(v))
 	return nil
 }
@@ -271,7 +250,7 @@ func (s *Server) auditCorrelation(w http.ResponseWriter, r *http.Request) error 
 	if len(events) == 0 {
 		return errs.E(errs.NotFound, "No events carry that correlation ID.", nil)
 	}
-	v := web.CorrelationView{Page: s.page(w, r, "audit", "Audit logs", "Attempt "+id, "Every step of one attempt, oldest first."), ID: id}
+	v := web.CorrelationView{Page: s.page(w, r, "audit", i18n.T(r.Context(), "Audit logs"), i18n.T(r.Context(), "Attempt %s", id), i18n.T(r.Context(), "Every step of one attempt, oldest first.")), ID: id}
 	for _, e := range events {
 		v.Steps = append(v.Steps, eventView(e))
 	}
@@ -314,16 +293,16 @@ func (s *Server) auditSettings(w http.ResponseWriter, r *http.Request) error {
 		if k := errs.KindOf(err); k != errs.Invalid && k != errs.Conflict {
 			return err
 		}
-		msg := errs.MessageOf(err)
-		if f := errs.FieldsOf(err); f["retention_days"] != "" {
+		msg := errs.MessageIn(r.Context(), err)
+		if f := errs.FieldsIn(r.Context(), err); f["retention_days"] != "" {
 			msg = f["retention_days"]
 		}
-		s.flash(w, r, "Retention not saved: "+msg)
+		s.flash(w, r, i18n.T(r.Context(), "Retention not saved: %s", msg))
 		seeOther(w, r, "/admin/audit")
 		return nil
 	}
 	if changed {
-		s.flash(w, r, "Saved: audit events are kept for "+strconv.Itoa(days)+" days.")
+		s.flash(w, r, i18n.T(r.Context(), "Saved: audit events are kept for %d days.", days))
 	}
 	seeOther(w, r, "/admin/audit")
 	return nil
@@ -337,10 +316,37 @@ func (s *Server) auditVerify(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	case res.OK:
-		s.flash(w, r, fmt.Sprintf("Integrity verified: %s events, chain intact up to event %d (full check).", web.Comma(int(res.Checked)), res.LastGoodID))
+		s.flash(w, r, i18n.T(r.Context(), "Integrity verified: %d events, chain intact up to event %#d (full check).", res.Checked, res.LastGoodID))
 	default:
-		s.flash(w, r, "Integrity check failed: "+res.Problem+".")
+		s.flash(w, r, i18n.T(r.Context(), "Integrity check failed: %s.", res.Problem))
 	}
 	seeOther(w, r, "/admin/audit")
 	return nil
+}
+
+// integrityLine is the audit page's sentence on the chain's integrity, and
+// whether it is good.
+func integrityLine(ctx context.Context, in audit.Integrity) (string, bool) {
+	switch {
+	case !in.Checked:
+		return i18n.T(ctx, "Integrity not checked yet since the server started."), false
+	case in.Err != "":
+		// The error itself is in the operator log (see audit.Log.Maintain);
+		// its text is not for a page.
+		return i18n.T(ctx, "The integrity check could not run. The server log has the reason; use Verify now to try again."), false
+	case in.Result.OK && in.Result.Full:
+		return i18n.T(ctx, "Integrity verified up to event %#d (full check of %d events at %s).",
+			in.Result.LastGoodID, in.Result.Checked, i18n.DateTime(ctx, in.At)), true
+	case in.Result.OK:
+		if in.LastFull.IsZero() {
+			return i18n.T(ctx, "Integrity verified up to event %#d (incremental check of the %d events after event %#d at %s; no full check yet).",
+				in.Result.LastGoodID, in.Result.Checked, in.Result.FromID, i18n.DateTime(ctx, in.At)), true
+		}
+		return i18n.T(ctx, "Integrity verified up to event %#d (incremental check of the %d events after event %#d at %s; last full check at %s).",
+			in.Result.LastGoodID, in.Result.Checked, in.Result.FromID, i18n.DateTime(ctx, in.At), i18n.DateTime(ctx, in.LastFull)), true
+	case in.Result.Full:
+		return i18n.T(ctx, "Integrity check failed: %s. Events are verified up to event %#d.", in.Result.Problem, in.Result.LastGoodID), false
+	default:
+		return i18n.T(ctx, "Integrity check failed: %s. Events are verified up to event %#d. Verify now reads the whole chain.", in.Result.Problem, in.Result.LastGoodID), false
+	}
 }

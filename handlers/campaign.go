@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/campaign"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/web"
 )
 
@@ -41,8 +41,9 @@ func (s *Server) campaignView(w http.ResponseWriter, r *http.Request) (web.Campa
 	if err != nil {
 		return web.CampaignView{}, err
 	}
-	v := web.CampaignView{Page: s.page(w, r, "campaign", "Password reset", "Registration campaign",
-		"Mail everyone in scope who has not registered enough methods, or whose re-confirmation is due, with a link to register."),
+	ctx := r.Context()
+	v := web.CampaignView{Page: s.page(w, r, "campaign", i18n.T(ctx, "Password reset"), i18n.T(ctx, "Registration campaign"),
+		i18n.T(ctx, "Mail everyone in scope who has not registered enough methods, or whose re-confirmation is due, with a link to register.")),
 		Version: meta.Version, Enabled: st.Enabled, Interval: strconv.Itoa(st.IntervalDays), PerMinute: strconv.Itoa(st.PerMinute),
 		NotRegistered: st.NotRegistered, ReconfirmDue: st.ReconfirmDue, UpdatedBy: meta.UpdatedBy, UpdatedAt: meta.UpdatedAt,
 		Running: status.Running, Next: status.Next,
@@ -72,7 +73,7 @@ func (s *Server) campaignSave(w http.ResponseWriter, r *http.Request) error {
 	if err == nil {
 		var changed bool
 		if changed, err = s.campaign.Save(r.Context(), s.actor(r), version, next); err == nil {
-			s.saved(w, r, changed, "the registration campaign", "/admin"+campaignPath)
+			s.savedIn(w, r, changed, i18n.Key("Saved the registration campaign."), "/admin"+campaignPath)
 			return nil
 		}
 	}
@@ -80,7 +81,7 @@ func (s *Server) campaignSave(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return s.campaignPage(w, r, statusOf(err), func(v *web.CampaignView) {
-		showProblem(&v.Page, err)
+		showProblemIn(r.Context(), &v.Page, err)
 		v.Enabled, v.NotRegistered, v.ReconfirmDue = enabled, notRegistered, reconfirm
 		v.Interval, v.PerMinute = r.PostFormValue("interval_days"), r.PostFormValue("per_minute")
 	})
@@ -108,9 +109,9 @@ func (s *Server) campaignDryRun(w http.ResponseWriter, r *http.Request) error {
 	return s.campaignPage(w, r, http.StatusOK, func(v *web.CampaignView) {
 		v.DryRun = true
 		if err != nil {
-			v.DryRunError = s.campaignError("dry run", err)
+			v.DryRunError = s.campaignError(r.Context(), "dry run", err)
 		} else {
-			v.Enumeration = enumerationView(e)
+			v.Enumeration = enumerationView(r.Context(), e)
 		}
 	})
 }
@@ -121,7 +122,7 @@ func (s *Server) campaignStart(w http.ResponseWriter, r *http.Request) error {
 	}
 	e, err := s.campaign.Start(r.Context(), s.actor(r))
 	if err == nil {
-		s.flash(w, r, fmt.Sprintf("Started a run: %d people to mail, %d in scope.", e.ToMail, e.InScope))
+		s.flash(w, r, i18n.T(r.Context(), "Started a run: %d people to mail, %d in scope.", e.ToMail, e.InScope))
 		seeOther(w, r, "/admin"+campaignPath)
 		return nil
 	}
@@ -129,7 +130,7 @@ func (s *Server) campaignStart(w http.ResponseWriter, r *http.Request) error {
 	if !formProblem(err) {
 		status = http.StatusOK // a directory failure: shown on the page, the settings stay usable
 	}
-	return s.campaignPage(w, r, status, func(v *web.CampaignView) { v.Errors = []string{s.campaignError("start", err)} })
+	return s.campaignPage(w, r, status, func(v *web.CampaignView) { v.Errors = []string{s.campaignError(r.Context(), "start", err)} })
 }
 
 func (s *Server) campaignStop(w http.ResponseWriter, r *http.Request) error {
@@ -140,30 +141,31 @@ func (s *Server) campaignStop(w http.ResponseWriter, r *http.Request) error {
 		if !formProblem(err) {
 			return err
 		}
-		return s.campaignPage(w, r, statusOf(err), func(v *web.CampaignView) { showProblem(&v.Page, err) })
+		return s.campaignPage(w, r, statusOf(err), func(v *web.CampaignView) { showProblemIn(r.Context(), &v.Page, err) })
 	}
-	s.flash(w, r, "Stopped the run. Nobody else is mailed in it.")
+	s.flash(w, r, i18n.T(r.Context(), "Stopped the run. Nobody else is mailed in it."))
 	seeOther(w, r, "/admin"+campaignPath)
 	return nil
 }
 
-// campaignError is what the page says of a failure: its safe message, or
-// a pointer to the operator log for one on our side.
-func (s *Server) campaignError(what string, err error) string {
+// campaignError is what the page says of a failure, in the reader's
+// language: its safe message, or a pointer to the operator log for one on
+// our side.
+func (s *Server) campaignError(ctx context.Context, what string, err error) string {
 	if errs.KindOf(err) == errs.Internal {
 		s.log.Error("campaign: "+what, "err", err)
-		return "That failed on our side; the operator log has the reason."
+		return i18n.T(ctx, "That failed on our side; the operator log has the reason.")
 	}
-	return errs.MessageOf(err)
+	return errs.MessageIn(ctx, err)
 }
 
-func enumerationView(e campaign.Enumeration) *web.CampaignEnumeration {
+func enumerationView(ctx context.Context, e campaign.Enumeration) *web.CampaignEnumeration {
 	out := &web.CampaignEnumeration{At: e.At, InScope: e.InScope, NotRegistered: e.NotRegistered, ReconfirmDue: e.ReconfirmDue,
 		ToMail: e.ToMail, NoAddress: e.NoAddress}
 	for _, p := range e.Sample {
-		why := "Not registered enough"
+		why := i18n.T(ctx, "Not registered enough")
 		if p.Why == campaign.WhyReconfirm {
-			why = "Re-confirmation due"
+			why = i18n.T(ctx, "Re-confirmation due")
 		}
 		out.Sample = append(out.Sample, web.CampaignPerson{Login: p.Login, Name: p.Name, To: p.To, Why: why})
 	}

@@ -9,18 +9,19 @@ import (
 
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/web"
 )
 
-const directoryLead = "Connect Writeback to your on-premises directory: directly (the servers, the service account it writes with, which users it serves, and whether password writeback is on) or through writeback agents inside your network."
+var directoryLead = i18n.Key("Connect Writeback to your on-premises directory: directly (the servers, the service account it writes with, which users it serves, and whether password writeback is on) or through writeback agents inside your network.")
 
 func (s *Server) directoryView(w http.ResponseWriter, r *http.Request) (web.DirectoryView, error) {
 	c, meta, err := s.writeback.Connection(r.Context())
 	if err != nil {
 		return web.DirectoryView{}, err
 	}
-	p := s.page(w, r, "directory", "Hybrid management", "Directory connection", directoryLead)
+	p := s.page(w, r, "directory", i18n.T(r.Context(), "Hybrid management"), i18n.T(r.Context(), "Directory connection"), i18n.T(r.Context(), directoryLead))
 	v := web.DirectoryView{Page: p, Version: meta.Version, UpdatedBy: meta.UpdatedBy, UpdatedAt: meta.UpdatedAt}
 	if !c.Configured() && meta.Version == 0 {
 		d := directory.Defaults(directory.TypeAD, "DC=example,DC=com")
@@ -125,7 +126,7 @@ func checkSecurity(in *writeback.Input, security string, fields map[string]strin
 		// A form from before there were modes is direct.
 		in.Mode = writeback.ModeDirect
 	default:
-		fields["mode"] = "Choose Direct or Through writeback agents."
+		fields["mode"] = i18n.Key("Choose Direct or Through writeback agents.")
 	}
 	want := ""
 	switch security {
@@ -136,12 +137,15 @@ func checkSecurity(in *writeback.Input, security string, fields map[string]strin
 	case "none":
 		want = "ldap://"
 	default:
-		fields["security"] = "Choose LDAPS, StartTLS or None."
+		fields["security"] = i18n.Key("Choose LDAPS, StartTLS or None.")
 	}
 	if want != "" {
 		for _, u := range in.URLs {
 			if !strings.HasPrefix(strings.ToLower(strings.TrimSpace(u)), want) {
-				fields["urls"] = "With the chosen connection security every URL must start with " + want + "."
+				fields["urls"] = i18n.Key("With the chosen connection security every URL must start with ldap://.")
+				if want == "ldaps://" {
+					fields["urls"] = i18n.Key("With the chosen connection security every URL must start with ldaps://.")
+				}
 				break
 			}
 		}
@@ -160,7 +164,7 @@ func (s *Server) directorySave(w http.ResponseWriter, r *http.Request) error {
 	if r.PostFormValue("action") == "detect" {
 		fillConnection(&v, in)
 		if len(in.URLs) == 0 {
-			v.Fields = map[string]string{"urls": "Enter at least one server URL to detect the directory type."}
+			v.Fields = map[string]string{"urls": i18n.T(r.Context(), "Enter at least one server URL to detect the directory type.")}
 			s.render(w, r, http.StatusUnprocessableEntity, web.DirectoryPage(v))
 			return nil
 		}
@@ -169,14 +173,14 @@ func (s *Server) directorySave(w http.ResponseWriter, r *http.Request) error {
 			if errs.KindOf(err) == errs.Internal {
 				return err
 			}
-			v.Errors = []string{"Could not detect the directory type: " + errs.MessageOf(err)}
+			v.Errors = []string{i18n.T(r.Context(), "Could not detect the directory type: %s", errs.MessageIn(r.Context(), err))}
 			s.render(w, r, http.StatusUnprocessableEntity, web.DirectoryPage(v))
 			return nil
 		}
 		from := in.Type
 		in.Type = t
 		fillConnection(&v, writeback.WithTypeDefaults(in, from))
-		v.Detected = "Detected: " + typeLabel(t) + ". Defaults for it were filled in where fields were empty or held the other type's defaults; review and press Save."
+		v.Detected = i18n.T(r.Context(), "Detected: %s. Defaults for it were filled in where fields were empty or held the other type's defaults; review and press Save.", typeLabel(t))
 		s.render(w, r, http.StatusOK, web.DirectoryPage(v))
 		return nil
 	}
@@ -189,12 +193,14 @@ func (s *Server) directorySave(w http.ResponseWriter, r *http.Request) error {
 	}
 	if len(fields) > 0 || errs.KindOf(err) == errs.Invalid || errs.KindOf(err) == errs.Conflict {
 		fillConnection(&v, in)
-		v.Fields = fields
+		if len(fields) > 0 {
+			v.Fields = errs.FieldsIn(r.Context(), errs.FieldErrors(fields))
+		}
 		if err != nil {
-			if f := errs.FieldsOf(err); len(f) > 0 {
+			if f := errs.FieldsIn(r.Context(), err); len(f) > 0 {
 				v.Fields = formFields(f)
 			} else {
-				v.Errors = []string{errs.MessageOf(err)}
+				v.Errors = []string{errs.MessageIn(r.Context(), err)}
 			}
 		}
 		status := http.StatusUnprocessableEntity
@@ -207,9 +213,9 @@ func (s *Server) directorySave(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	msg := "Saved the directory connection. Use Test connection to check it."
+	msg := i18n.T(r.Context(), "Saved the directory connection. Use Test connection to check it.")
 	if in.Mode == writeback.ModeAgents {
-		msg = "Saved: the directory is reached through writeback agents, and the portal holds no server URL, CA certificate or service account. Use Test connection to check it through an agent."
+		msg = i18n.T(r.Context(), "Saved: the directory is reached through writeback agents, and the portal holds no server URL, CA certificate or service account. Use Test connection to check it through an agent.")
 	}
 	s.flash(w, r, msg)
 	seeOther(w, r, "/admin/directory")
@@ -248,7 +254,7 @@ func (s *Server) directoryTest(w http.ResponseWriter, r *http.Request) error {
 		if errs.KindOf(err) == errs.Internal {
 			return err
 		}
-		v.Errors = []string{errs.MessageOf(err)}
+		v.Errors = []string{errs.MessageIn(r.Context(), err)}
 		s.render(w, r, http.StatusOK, web.DirectoryPage(v))
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/store"
 	"github.com/writeback/writeback/web"
@@ -69,7 +70,7 @@ func (s *Server) withPending(stage string, fn func(w http.ResponseWriter, r *htt
 		if errors.Is(err, errExpiredSignIn) {
 			if st.sess != nil && st.csrf != "" {
 				delete(st.sess.Values, keyPending)
-				st.sess.AddFlash(errs.MessageOf(err))
+				st.sess.AddFlash(errs.MessageIn(r.Context(), err))
 				_ = st.sess.Save(r, w)
 			}
 			seeOther(w, r, "/login?next="+url.QueryEscape(next))
@@ -126,12 +127,12 @@ func (s *Server) secondStep(w http.ResponseWriter, r *http.Request, p admins.Pen
 			return serr
 		}
 	}
-	v.Page = s.page(w, r, "", "", "Confirm it's you", "Your password was right. Now use your second factor, "+p.Admin.Name+".")
+	v.Page = s.page(w, r, "", "", i18n.T(r.Context(), "Confirm it's you"), i18n.T(r.Context(), "Your password was right. Now use your second factor, %s.", p.Admin.Name))
 	if err != nil {
-		if f := errs.FieldsOf(err); len(f) > 0 {
+		if f := errs.FieldsIn(r.Context(), err); len(f) > 0 {
 			v.Fields = f
 		} else {
-			v.Errors = []string{errs.MessageOf(err)}
+			v.Errors = []string{errs.MessageIn(r.Context(), err)}
 		}
 	}
 	s.render(w, r, status, web.SecondStepPage(v))
@@ -148,7 +149,7 @@ func (s *Server) factorResult(w http.ResponseWriter, r *http.Request, p admins.P
 	if errors.Is(err, errExpiredSignIn) {
 		st := state(r)
 		delete(st.sess.Values, keyPending)
-		st.sess.AddFlash(errs.MessageOf(err))
+		st.sess.AddFlash(errs.MessageIn(r.Context(), err))
 		_ = st.sess.Save(r, w)
 		seeOther(w, r, "/login")
 		return nil
@@ -230,14 +231,13 @@ func (s *Server) enrolView(w http.ResponseWriter, r *http.Request, a store.Admin
 	}
 	v.Required = pol.Requires(admins.Role(a.Role))
 	if atSignIn {
-		why := "Your role requires a second factor, " + a.Name
+		lead := i18n.T(r.Context(), "Your role requires a second factor, %s: a passkey or an authenticator app. You sign in with it after your password from now on.", a.Name)
 		if !v.Required {
-			why = "Your sign-in was reset, " + a.Name + ": set up your second factor again"
+			lead = i18n.T(r.Context(), "Your sign-in was reset, %s: set up your second factor again: a passkey or an authenticator app. You sign in with it after your password from now on.", a.Name)
 		}
-		v.Page = s.page(w, r, "", "", "Set up a second way to sign in",
-			why+": a passkey or an authenticator app. You sign in with it after your password from now on.")
+		v.Page = s.page(w, r, "", "", i18n.T(r.Context(), "Set up a second way to sign in"), lead)
 	} else {
-		v.Page = s.page(w, r, "security", "Your account", "Add a sign-in method", "Add a passkey or an authenticator app as a second factor.")
+		v.Page = s.page(w, r, "security", i18n.T(r.Context(), "Your account"), i18n.T(r.Context(), "Add a sign-in method"), i18n.T(r.Context(), "Add a passkey or an authenticator app as a second factor."))
 	}
 	return v, nil
 }
@@ -261,9 +261,9 @@ func (s *Server) enrolFailed(w http.ResponseWriter, r *http.Request, a store.Adm
 	if verr != nil {
 		return verr
 	}
-	v.Fields = errs.FieldsOf(err)
+	v.Fields = errs.FieldsIn(r.Context(), err)
 	if len(v.Fields) == 0 {
-		v.Errors = []string{errs.MessageOf(err)}
+		v.Errors = []string{errs.MessageIn(r.Context(), err)}
 	} else if msg, ok := v.Fields["name"]; ok {
 		delete(v.Fields, "name")
 		v.Fields["app-name"] = msg
@@ -298,8 +298,9 @@ func (s *Server) enrolled(w http.ResponseWriter, r *http.Request, p admins.Pendi
 
 func (s *Server) showCodes(w http.ResponseWriter, r *http.Request, codes []string, next string) {
 	st := state(r)
-	p := web.Page{Title: "Your recovery codes", Heading: "Your recovery codes", CSRF: st.csrf,
-		Lead: "Your second factor is set up. If you ever cannot use it, sign in with one of these codes instead."}
+	title := i18n.T(r.Context(), "Your recovery codes")
+	p := web.Page{Title: title, Heading: title, CSRF: st.csrf,
+		Lead: i18n.T(r.Context(), "Your second factor is set up. If you ever cannot use it, sign in with one of these codes instead.")}
 	s.render(w, r, http.StatusOK, web.RecoveryCodesPage(web.RecoveryCodesView{Page: p, Codes: codes, Continue: next}))
 }
 

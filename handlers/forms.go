@@ -1,19 +1,21 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/web"
 )
 
-// saved ends a settings page's successful save: a banner naming it (or
-// saying nothing changed) and POST → 303 → GET back to the page at path.
+// saved ends a settings page's successful save: a banner naming it (what,
+// in the reader's language; or saying nothing changed) and POST → 303 → GET back to the page at path.
 func (s *Server) saved(w http.ResponseWriter, r *http.Request, changed bool, what, path string) {
-	msg := "Saved " + what + "."
+	msg := i18n.T(r.Context(), "Saved %s.", what)
 	if !changed {
-		msg = "Nothing changed."
+		msg = i18n.T(r.Context(), "Nothing changed.")
 	}
 	s.flash(w, r, msg)
 	seeOther(w, r, path)
@@ -27,12 +29,18 @@ func formProblem(err error) bool {
 }
 
 // showProblem puts a form problem on p: next to the fields it names, else
-// in the summary.
+// in the summary. It is showProblemIn in English, for pages not yet
+// through the catalogue.
 func showProblem(p *web.Page, err error) {
-	if f := errs.FieldsOf(err); len(f) > 0 {
+	showProblemIn(context.Background(), p, err)
+}
+
+// showProblemIn is showProblem in the reader's language (ctx).
+func showProblemIn(ctx context.Context, p *web.Page, err error) {
+	if f := errs.FieldsIn(ctx, err); len(f) > 0 {
 		p.Fields = f
 	} else {
-		p.Errors = []string{errs.MessageOf(err)}
+		p.Errors = []string{errs.MessageIn(ctx, err)}
 	}
 }
 

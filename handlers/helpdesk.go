@@ -3,12 +3,12 @@ package handlers
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/web"
 )
@@ -31,7 +31,7 @@ func (s *Server) fillSelfService(ctx context.Context, v *web.UserView, u directo
 		return err
 	}
 	for _, m := range ms {
-		v.Methods = append(v.Methods, web.UserMethod{Method: m.Method, Label: m.Label, Detail: m.Detail, Registered: m.Registered})
+		v.Methods = append(v.Methods, web.UserMethod{Method: m.Method, Label: i18n.T(ctx, m.Label), Detail: m.Detail, Registered: m.Registered})
 	}
 	v.BlockedUntil = until
 	return nil
@@ -42,10 +42,7 @@ func (s *Server) fillSelfService(ctx context.Context, v *web.UserView, u directo
 func (s *Server) userRemoveMethods(w http.ResponseWriter, r *http.Request) error {
 	return s.helpdeskAction(w, r, func(u directory.User) (string, error) {
 		n, err := s.helpdesk.RemoveMethods(r.Context(), s.actor(r), u, r.PostFormValue("method"))
-		if n == 1 {
-			return "Removed 1 method of " + displayNameOf(u) + "; they were told by e-mail.", err
-		}
-		return "Removed " + strconv.Itoa(n) + " methods of " + displayNameOf(u) + "; they were told by e-mail.", err
+		return i18n.T(r.Context(), "Removed %d methods of %s; they were told by e-mail.", n, displayNameOf(u)), err
 	})
 }
 
@@ -54,9 +51,9 @@ func (s *Server) userLiftBlock(w http.ResponseWriter, r *http.Request) error {
 	return s.helpdeskAction(w, r, func(u directory.User) (string, error) {
 		lifted, err := s.helpdesk.LiftBlock(r.Context(), s.actor(r), u)
 		if !lifted {
-			return displayNameOf(u) + " was not blocked (any more).", err
+			return i18n.T(r.Context(), "%s was not blocked (any more).", displayNameOf(u)), err
 		}
-		return "Lifted the block: " + displayNameOf(u) + " can use self-service again.", err
+		return i18n.T(r.Context(), "Lifted the block: %s can use self-service again.", displayNameOf(u)), err
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/web"
 )
 
@@ -14,7 +15,7 @@ func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) error {
 		seeOther(w, r, safeNext(r.URL.Query().Get("next")))
 		return nil
 	}
-	p := s.page(w, r, "", "", "Sign in", "Sign in to administer Writeback.")
+	p := s.page(w, r, "", "", i18n.T(r.Context(), "Sign in"), i18n.T(r.Context(), "Sign in to administer Writeback."))
 	s.render(w, r, http.StatusOK, web.LoginPage(web.LoginView{Page: p, Next: safeNext(r.URL.Query().Get("next"))}))
 	return nil
 }
@@ -27,8 +28,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 		if kind != errs.Unauthorized && kind != errs.TooMany {
 			return err
 		}
-		p := s.page(w, r, "", "", "Sign in", "Sign in to administer Writeback.")
-		p.Errors = []string{errs.MessageOf(err)}
+		p := s.page(w, r, "", "", i18n.T(r.Context(), "Sign in"), i18n.T(r.Context(), "Sign in to administer Writeback."))
+		p.Errors = []string{errs.MessageIn(r.Context(), err)}
 		s.render(w, r, statusOf(err), web.LoginPage(web.LoginView{Page: p, Email: email, Next: next}))
 		return nil
 	}
@@ -68,7 +69,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	st.sess.Values = map[any]any{"csrf": randomHex(32), "bid": randomHex(32)}
-	st.sess.AddFlash("You have signed out.")
+	st.sess.AddFlash(i18n.T(r.Context(), "You have signed out."))
 	if err := st.sess.Save(r, w); err != nil {
 		return err
 	}
@@ -85,8 +86,7 @@ func (s *Server) setupForm(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return admins.ErrSetupLinkInvalid
 	}
-	p := s.page(w, r, "", "", "Create the first Global Administrator",
-		"This one-time link creates the first administrator of this portal. You can add others after signing in.")
+	p := s.page(w, r, "", "", i18n.T(r.Context(), "Create the first Global Administrator"), i18n.T(r.Context(), "This one-time link creates the first administrator of this portal. You can add others after signing in."))
 	s.render(w, r, http.StatusOK, web.SetupPage(web.SetupView{Page: p, Token: tok}))
 	return nil
 }
@@ -101,15 +101,15 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request) error {
 		_, err = s.admins.CreateFirst(r.Context(), tok, s.actor(r), n)
 	}
 	if errs.KindOf(err) == errs.Invalid {
-		p := s.page(w, r, "", "", "Create the first Global Administrator", "")
-		p.Fields = errs.FieldsOf(err)
+		p := s.page(w, r, "", "", i18n.T(r.Context(), "Create the first Global Administrator"), "")
+		p.Fields = errs.FieldsIn(r.Context(), err)
 		s.render(w, r, http.StatusUnprocessableEntity, web.SetupPage(web.SetupView{Page: p, Token: tok, Email: n.Email, Name: n.Name}))
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	s.flash(w, r, "Your Global Administrator account is ready. Sign in with it.")
+	s.flash(w, r, i18n.T(r.Context(), "Your Global Administrator account is ready. Sign in with it."))
 	seeOther(w, r, "/login")
 	return nil
 }

@@ -7,18 +7,19 @@ import (
 	"strings"
 
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/web"
 )
 
-const onPremLead = "Choose whether passwords reset or changed in Writeback are written back to your on-premises directory, and whether people may unlock their account without resetting their password."
+var onPremLead = i18n.Key("Choose whether passwords reset or changed in Writeback are written back to your on-premises directory, and whether people may unlock their account without resetting their password.")
 
 // The errors of a switch that cannot be Yes yet.
-const (
-	noDirectory       = "There is no directory connection yet, so there is nothing to write to. Set up the directory connection first, then switch this on."
-	noDirectoryUnlock = "Unlocking writes to the directory too: set up the directory connection first."
+var (
+	noDirectory       = i18n.Key("There is no directory connection yet, so there is nothing to write to. Set up the directory connection first, then switch this on.")
+	noDirectoryUnlock = i18n.Key("Unlocking writes to the directory too: set up the directory connection first.")
 )
 
 func (s *Server) onPremView(w http.ResponseWriter, r *http.Request) (web.OnPremView, error) {
@@ -38,10 +39,10 @@ func (s *Server) onPremView(w http.ResponseWriter, r *http.Request) (web.OnPremV
 	if err != nil {
 		return web.OnPremView{}, err
 	}
-	p := s.page(w, r, "onprem", "Password reset", "On-premises integration", onPremLead)
+	p := s.page(w, r, "onprem", i18n.T(r.Context(), "Password reset"), i18n.T(r.Context(), "On-premises integration"), i18n.T(r.Context(), onPremLead))
 	return web.OnPremView{Page: p, Writeback: o.Writeback, Unlock: o.Unlock, Version: meta.Version,
 		UpdatedBy: meta.UpdatedBy, UpdatedAt: meta.UpdatedAt, Setup: setup, Agents: agentsState(wst),
-		Status: web.ServiceStatus{State: string(st.State), Message: st.Message, CheckedAt: st.CheckedAt, Details: st.Details}}, nil
+		Status: web.ServiceStatus{State: string(st.State), Message: web.AuditLabel(r.Context(), st.Message), CheckedAt: st.CheckedAt, Details: st.Details}}, nil
 }
 
 // agentsState is the writeback agents' line of the writeback panel; nil in
@@ -83,70 +84,70 @@ func (s *Server) setupChecklist(ctx context.Context, o settings.OnPrem, st setti
 		mailHref    = "/admin/password-reset/mail-server"
 		agentsHref  = "/admin/agents"
 	)
-	dir := web.SetupItem{Key: "directory", Title: "Directory connection", Href: dirHref, LinkText: "Directory connection"}
+	dir := web.SetupItem{Key: "directory", Title: i18n.T(ctx, "Directory connection"), Href: dirHref, LinkText: i18n.T(ctx, "Directory connection")}
 	switch {
 	case !conn.Configured():
-		dir.State, dir.Text = web.SetupMissing, "No directory is connected yet."
+		dir.State, dir.Text = web.SetupMissing, i18n.T(ctx, "No directory is connected yet.")
 	case conn.Agents() && wst.AgentsConnected == 0:
-		dir.State, dir.Text, dir.Href, dir.LinkText = web.SetupFailed, "Through writeback agents, and no agent is connected.", agentsHref, "Writeback agents"
+		dir.State, dir.Text, dir.Href, dir.LinkText = web.SetupFailed, i18n.T(ctx, "Through writeback agents, and no agent is connected."), agentsHref, i18n.T(ctx, "Writeback agents")
 	case conn.Agents() && st.State == settings.StateConnected:
-		dir.State, dir.Text = web.SetupDone, "Through writeback agents ("+plural(wst.AgentsConnected, "agent", "agents")+" connected); the last connection test passed."
+		dir.State, dir.Text = web.SetupDone, i18n.T(ctx, "Through writeback agents (%d agents connected); the last connection test passed.", wst.AgentsConnected)
 	case st.State == settings.StateConnected:
-		dir.State, dir.Text = web.SetupDone, "Connected to "+strings.Join(conn.URLs, ", ")+"; the last connection test passed."
+		dir.State, dir.Text = web.SetupDone, i18n.T(ctx, "Connected to %s; the last connection test passed.", strings.Join(conn.URLs, ", "))
 	case st.State == settings.StateError:
-		dir.State, dir.Text = web.SetupFailed, "The last connection test failed: "+st.Message
+		dir.State, dir.Text = web.SetupFailed, i18n.T(ctx, "The last connection test failed: %s", web.AuditLabel(ctx, st.Message))
 	default:
-		dir.State, dir.Text = web.SetupMissing, "Saved but not tested yet: run Test connection."
+		dir.State, dir.Text = web.SetupMissing, i18n.T(ctx, "Saved but not tested yet: run Test connection.")
 	}
 
-	props := web.SetupItem{Key: "properties", Title: "Properties", Href: propsHref, LinkText: "Properties"}
+	props := web.SetupItem{Key: "properties", Title: i18n.T(ctx, "Properties"), Href: propsHref, LinkText: i18n.T(ctx, "Properties")}
 	switch pol.Enabled {
 	case selfservice.EnabledAll:
-		props.State, props.Text = web.SetupDone, "Self-service password reset is enabled for everyone."
+		props.State, props.Text = web.SetupDone, i18n.T(ctx, "Self-service password reset is enabled for everyone.")
 	case selfservice.EnabledGroup:
-		props.State, props.Text = web.SetupDone, "Self-service password reset is enabled for members of "+pol.Group+"."
+		props.State, props.Text = web.SetupDone, i18n.T(ctx, "Self-service password reset is enabled for members of %s.", pol.Group)
 	default:
-		props.State, props.Text = web.SetupMissing, "Self-service password reset is enabled for nobody yet."
+		props.State, props.Text = web.SetupMissing, i18n.T(ctx, "Self-service password reset is enabled for nobody yet.")
 	}
 
 	var labels []string
 	for _, m := range pol.Methods.List() {
-		labels = append(labels, selfservice.MethodLabel(m))
+		labels = append(labels, i18n.T(ctx, selfservice.MethodLabel(m)))
 	}
-	methods := web.SetupItem{Key: "methods", Title: "Authentication methods", Href: methodsHref, LinkText: "Authentication methods",
-		State: web.SetupDone, Text: "People prove who they are with " + strings.Join(labels, ", ") + "; " + plural(pol.Required, "method is", "methods are") + " required."}
+	methods := web.SetupItem{Key: "methods", Title: i18n.T(ctx, "Authentication methods"), Href: methodsHref, LinkText: i18n.T(ctx, "Authentication methods"),
+		State: web.SetupDone, Text: i18n.T(ctx, "People prove who they are with %[2]s; %[1]d methods are required.", pol.Required, strings.Join(labels, ", "))}
 	if len(labels) == 0 {
-		methods.State, methods.Text = web.SetupMissing, "No method is allowed."
+		methods.State, methods.Text = web.SetupMissing, i18n.T(ctx, "No method is allowed.")
 	}
 
-	mailItem := web.SetupItem{Key: "mail", Title: "Mail server", Href: mailHref, LinkText: "Mail server"}
+	mailItem := web.SetupItem{Key: "mail", Title: i18n.T(ctx, "Mail server"), Href: mailHref, LinkText: i18n.T(ctx, "Mail server")}
 	switch {
 	case ms.Configured() && !mst.At.IsZero() && !mst.OK:
-		mailItem.State, mailItem.Text = web.SetupFailed, "The last mail could not be sent ("+mst.At.Format("2006-01-02 15:04 UTC")+"): "+mst.Message
+		mailItem.State, mailItem.Text = web.SetupFailed, i18n.T(ctx, "The last mail could not be sent (%s): %s", i18n.DateTime(ctx, mst.At), mst.Message)
 	case ms.Configured():
-		mailItem.State, mailItem.Text = web.SetupDone, "Mail goes through "+ms.Host+":"+strconv.Itoa(ms.Port)+"; use Send test mail to check it."
+		mailItem.State, mailItem.Text = web.SetupDone, i18n.T(ctx, "Mail goes through %s; use Send test mail to check it.", ms.Host+":"+strconv.Itoa(ms.Port))
 	case pol.Methods.Email:
-		mailItem.State, mailItem.Text = web.SetupMissing, "E-mail codes are a method, but no mail server is set, so no code can be sent."
+		mailItem.State, mailItem.Text = web.SetupMissing, i18n.T(ctx, "E-mail codes are a method, but no mail server is set, so no code can be sent.")
 	default:
-		mailItem.State, mailItem.Text = web.SetupDone, "Not needed while e-mail codes are not a method (notification mails are not sent without one)."
+		mailItem.State, mailItem.Text = web.SetupDone, i18n.T(ctx, "Not needed while e-mail codes are not a method (notification mails are not sent without one).")
 	}
 
-	wb := web.SetupItem{Key: "writeback", Title: "Password writeback"}
+	wb := web.SetupItem{Key: "writeback", Title: i18n.T(ctx, "Password writeback")}
 	switch {
 	case !conn.Configured():
-		wb.State, wb.Text, wb.Href, wb.LinkText = web.SetupMissing, "Can be switched on once a directory is connected.", dirHref, "Directory connection"
+		wb.State, wb.Text, wb.Href, wb.LinkText = web.SetupMissing, i18n.T(ctx, "Can be switched on once a directory is connected."), dirHref, i18n.T(ctx, "Directory connection")
 	case !o.Writeback:
-		wb.State, wb.Text, wb.Href, wb.LinkText = web.SetupMissing, "\"Write back passwords to your on-premises directory\" is No.", "#writeback", "Change it below"
+		wb.State, wb.Text, wb.Href, wb.LinkText = web.SetupMissing, i18n.T(ctx, "\"Write back passwords to your on-premises directory\" is No."), "#writeback", i18n.T(ctx, "Change it below")
 	case conn.Agents() && !wst.Writeback:
 		// No agent connected, or none with its switch on: the agents page
 		// shows which and what they say.
-		wb.State, wb.Text, wb.Href, wb.LinkText = web.SetupMissing, wst.Reason, agentsHref, "Writeback agents"
+		wb.State, wb.Text, wb.Href, wb.LinkText = web.SetupMissing, i18n.T(ctx, wst.Reason), agentsHref, i18n.T(ctx, "Writeback agents")
 	case conn.Agents():
-		wb.State, wb.Text = web.SetupDone, "Passwords and unlocks are written to your on-premises directory through "+plural(wst.AgentsWriteback, "writeback agent", "writeback agents")+"."
+		wb.State, wb.Text = web.SetupDone, i18n.T(ctx, "Passwords and unlocks are written to your on-premises directory through %d writeback agents.", wst.AgentsWriteback)
 	case !conn.PasswordWriteback:
-		wb.State, wb.Text, wb.Href, wb.LinkText = web.SetupMissing, "Password writeback is off in the directory connection (Optional features).", dirHref, "Directory connection"
+		wb.State, wb.Text, wb.Href, wb.LinkText = web.SetupMissing, i18n.T(ctx, "Password writeback is off in the directory connection (Optional features)."), dirHref, i18n.T(ctx, "Directory connection")
 	default:
-		wb.State, wb.Text = web.SetupDone, "Passwords and unlocks are written to your on-premises directory."
+		wb.State, wb.Text = web.SetupDone, i18n.T(ctx, "Passwords and unlocks are written to your on-premises directory.")
 	}
 	items := []web.SetupItem{dir, props, methods, mailItem}
 	if smsItem, ok, err := s.smsSetupItem(ctx, pol); err != nil {
@@ -171,23 +172,16 @@ func (s *Server) smsSetupItem(ctx context.Context, pol selfservice.Policy) (web.
 	if err != nil {
 		return web.SetupItem{}, false, err
 	}
-	it := web.SetupItem{Key: "sms", Title: "Text messages", Href: "/admin" + smsPath, LinkText: "Text messages"}
+	it := web.SetupItem{Key: "sms", Title: i18n.T(ctx, "Text messages"), Href: "/admin" + smsPath, LinkText: i18n.T(ctx, "Text messages")}
 	switch {
 	case m.Configured() && !st.OK && !st.At.IsZero() && !st.At.Before(meta.UpdatedAt):
-		it.State, it.Text = web.SetupFailed, "The last text message could not be sent ("+st.At.Format("2006-01-02 15:04 UTC")+"): "+st.Message
+		it.State, it.Text = web.SetupFailed, i18n.T(ctx, "The last text message could not be sent (%s): %s", i18n.DateTime(ctx, st.At), st.Message)
 	case m.Configured():
-		it.State, it.Text = web.SetupDone, "Text messages go through "+m.ServerID()+"; use Send test message to check it."
+		it.State, it.Text = web.SetupDone, i18n.T(ctx, "Text messages go through %s; use Send test message to check it.", m.ServerID())
 	default:
-		it.State, it.Text = web.SetupMissing, "Text message codes are a method, but no SMS gateway is set, so no code can be sent."
+		it.State, it.Text = web.SetupMissing, i18n.T(ctx, "Text message codes are a method, but no SMS gateway is set, so no code can be sent.")
 	}
 	return it, true, nil
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return strconv.Itoa(n) + " " + many
 }
 
 func (s *Server) onPremForm(w http.ResponseWriter, r *http.Request) error {
@@ -210,7 +204,7 @@ func (s *Server) onPremSave(w http.ResponseWriter, r *http.Request) error {
 		case v == "no" || (v == "" && !required):
 			return false
 		}
-		fields[name], unanswered[name] = "Choose Yes or No.", true
+		fields[name], unanswered[name] = i18n.Key("Choose Yes or No."), true
 		return false
 	}
 	next := settings.OnPrem{Writeback: yes("writeback", true), Unlock: yes("unlock", false)}
@@ -229,7 +223,7 @@ func (s *Server) onPremSave(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		v.Fields, v.NoDirectory = fields, noDir
+		v.Fields, v.NoDirectory = errs.FieldsIn(r.Context(), errs.FieldErrors(fields)), noDir
 		// Keep what was chosen, where it was a choice.
 		if !unanswered["writeback"] {
 			v.Writeback = next.Writeback
@@ -246,17 +240,18 @@ func (s *Server) onPremSave(w http.ResponseWriter, r *http.Request) error {
 		if verr != nil {
 			return verr
 		}
-		v.Errors = []string{errs.MessageOf(err)}
+		v.Errors = []string{errs.MessageIn(r.Context(), err)}
 		s.render(w, r, http.StatusConflict, web.OnPremPage(v))
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	msg := "Saved. Nothing changed."
+	msg := i18n.T(r.Context(), "Saved. Nothing changed.")
 	if changed {
 		next = next.Normalize()
-		msg = "Saved. Write back passwords: " + yesNo(next.Writeback) + ". Unlock without resetting the password: " + yesNo(next.Unlock) + "."
+		msg = i18n.T(r.Context(), "Saved. Write back passwords: %s. Unlock without resetting the password: %s.",
+			i18n.T(r.Context(), yesNo(next.Writeback)), i18n.T(r.Context(), yesNo(next.Unlock)))
 	}
 	s.flash(w, r, msg)
 	seeOther(w, r, "/admin/password-reset/on-premises-integration")
@@ -286,7 +281,7 @@ func (s *Server) onPremNoDirectory(ctx context.Context, next settings.OnPrem, fi
 
 func yesNo(b bool) string {
 	if b {
-		return "Yes"
+		return i18n.Key("Yes")
 	}
-	return "No"
+	return i18n.Key("No")
 }

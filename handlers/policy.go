@@ -10,6 +10,7 @@ import (
 
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/mail"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/store"
@@ -26,15 +27,15 @@ type policyPage struct {
 
 // policyPages are the self-service policy pages by navigation key.
 var policyPages = map[string]policyPage{
-	"properties": {"properties", "Properties", "Choose who may use self-service password reset, how often one network address may try, and when scripts must pay for their tries.",
+	"properties": {"properties", i18n.Key("Properties"), i18n.Key("Choose who may use self-service password reset, how often one network address may try, and when scripts must pay for their tries."),
 		[]string{"enabled", "group", "public_per_minute", "signin_per_minute", "challenge", "challenge_after"}},
-	"methods": {"authentication-methods", "Authentication methods", "Choose how people prove who they are, and how many methods a reset needs.",
+	"methods": {"authentication-methods", i18n.Key("Authentication methods"), i18n.Key("Choose how people prove who they are, and how many methods a reset needs."),
 		[]string{"methods", "required", "questions_to_register", "questions_to_answer", "questions"}},
-	"registration": {"registration", "Registration", "Choose how often people are asked to re-confirm the methods they registered.",
+	"registration": {"registration", i18n.Key("Registration"), i18n.Key("Choose how often people are asked to re-confirm the methods they registered."),
 		[]string{"reconfirm_days"}},
-	"notifications": {"notifications", "Notifications", "Choose who is told by e-mail when a password is reset.",
+	"notifications": {"notifications", i18n.Key("Notifications"), i18n.Key("Choose who is told by e-mail when a password is reset."),
 		[]string{"notify_users", "notify_admins"}},
-	"customization": {"customization", "Customization", "Tell people who cannot finish where to get help.",
+	"customization": {"customization", i18n.Key("Customization"), i18n.Key("Tell people who cannot finish where to get help."),
 		[]string{"helpdesk", "org_name", "language"}},
 }
 
@@ -81,7 +82,7 @@ func (s *Server) policyView(w http.ResponseWriter, r *http.Request, nav string) 
 		return web.PolicyView{}, err
 	}
 	pg := policyPages[nav]
-	v := web.PolicyView{Page: s.page(w, r, nav, "Password reset", pg.heading, pg.lead), Version: meta.Version,
+	v := web.PolicyView{Page: s.page(w, r, nav, i18n.T(r.Context(), "Password reset"), i18n.T(r.Context(), pg.heading), i18n.T(r.Context(), pg.lead)), Version: meta.Version,
 		Enabled: p.Enabled, Group: p.Group, MethodEmail: p.Methods.Email, MethodApp: p.Methods.App, MethodQuestions: p.Methods.Questions,
 		MethodSMS: p.Methods.SMS, MethodPasskey: p.Methods.Passkey, PasskeysAvailable: s.selfservice.PasskeysAvailable(),
 		Required: p.Required, QuestionsToRegister: p.QuestionsToRegister, QuestionsToAnswer: p.QuestionsToAnswer,
@@ -95,7 +96,7 @@ func (s *Server) policyView(w http.ResponseWriter, r *http.Request, nav string) 
 	if v.UpdatedBy, v.UpdatedAt, err = s.lastPolicyChange(r.Context(), pg.fields); err != nil {
 		return web.PolicyView{}, err
 	}
-	v.Title = "Password reset | " + pg.heading
+	v.Title = i18n.T(r.Context(), "Password reset | %s", i18n.T(r.Context(), pg.heading))
 	return v, nil
 }
 
@@ -110,10 +111,10 @@ func (s *Server) policyForm(nav string) func(http.ResponseWriter, *http.Request)
 	}
 }
 
-func atoiField(r *http.Request, name string, fields map[string]string) int {
+func atoiField(r *http.Request, name string, fields map[string]errs.Text) int {
 	n, err := strconv.Atoi(strings.TrimSpace(r.PostFormValue(name)))
 	if err != nil {
-		fields[name] = "Enter a whole number."
+		fields[name] = errs.Textf("Enter a whole number.")
 	}
 	return n
 }
@@ -138,13 +139,14 @@ func defaultLimit(n int) int {
 // limitField reads a rate limit field: empty is the server's default (0);
 // ok is false when the form has no such field, so that a form without it
 // (an older page still open in a browser) keeps the stored value.
-func limitField(r *http.Request, name string, fields map[string]string) (n int, ok bool) {
-	return numberField(r, name, selfservice.MaxPerMinute, selfservice.RateLimitMessage, fields)
+func limitField(r *http.Request, name string, fields map[string]errs.Text) (n int, ok bool) {
+	return numberField(r, name, selfservice.MaxPerMinute,
+		errs.Textf("Enter a whole number from 1 to %d, or leave it empty for the server's default.", selfservice.MaxPerMinute), fields)
 }
 
 // numberField reads a field of 1 to maxN where empty is the default (0),
 // as limitField does; msg is the field's error.
-func numberField(r *http.Request, name string, maxN int, msg string, fields map[string]string) (n int, ok bool) {
+func numberField(r *http.Request, name string, maxN int, msg errs.Text, fields map[string]errs.Text) (n int, ok bool) {
 	if _, ok := r.PostForm[name]; !ok {
 		return 0, false
 	}
@@ -165,7 +167,7 @@ func (s *Server) policySave(nav string) func(http.ResponseWriter, *http.Request)
 		if err != nil {
 			return errs.Invalidf("This form is missing its version. Reload the page and save again.")
 		}
-		fields := map[string]string{}
+		fields := map[string]errs.Text{}
 		var change func(*selfservice.Policy)
 		switch nav {
 		case "properties":
@@ -176,7 +178,8 @@ func (s *Server) policySave(nav string) func(http.ResponseWriter, *http.Request)
 			if challengeOn == "yes" || challengeOn == "no" {
 				setChallenge = true
 			}
-			after, setAfter := numberField(r, "challenge_after", selfservice.MaxChallengeAfter, selfservice.ChallengeAfterMessage, fields)
+			after, setAfter := numberField(r, "challenge_after", selfservice.MaxChallengeAfter,
+				errs.Textf("Enter a whole number from 1 to %d, or leave it empty for the default, %d.", selfservice.MaxChallengeAfter, selfservice.DefaultChallengeAfter), fields)
 			change = func(p *selfservice.Policy) {
 				p.Enabled, p.Group = enabled, group
 				if setChallenge {
@@ -216,9 +219,9 @@ func (s *Server) policySave(nav string) func(http.ResponseWriter, *http.Request)
 			var changed bool
 			changed, err = s.selfservice.SavePolicy(r.Context(), s.actor(r), version, policyPages[nav].heading, change)
 			if err == nil {
-				msg := "Saved. Nothing changed."
+				msg := i18n.T(r.Context(), "Saved. Nothing changed.")
 				if changed {
-					msg = "Saved the " + policyPages[nav].heading + " settings."
+					msg = i18n.T(r.Context(), "Saved the %s settings.", i18n.T(r.Context(), policyPages[nav].heading))
 				}
 				s.flash(w, r, msg)
 				seeOther(w, r, "/admin/password-reset/"+policyPages[nav].path)
@@ -261,12 +264,14 @@ func (s *Server) policySave(nav string) func(http.ResponseWriter, *http.Request)
 		case "customization":
 			v.Helpdesk, v.OrgName, v.Language = r.PostFormValue("helpdesk"), r.PostFormValue("org_name"), r.PostFormValue("language")
 		}
-		v.Fields = fields
+		if len(fields) > 0 {
+			v.Fields = errs.FieldsIn(r.Context(), errs.FieldTexts(fields))
+		}
 		if err != nil {
-			if f := errs.FieldsOf(err); len(f) > 0 {
+			if f := errs.FieldsIn(r.Context(), err); len(f) > 0 {
 				v.Fields = f
 			} else {
-				v.Errors = []string{errs.MessageOf(err)}
+				v.Errors = []string{errs.MessageIn(r.Context(), err)}
 			}
 		}
 		status := http.StatusUnprocessableEntity
@@ -283,7 +288,7 @@ func (s *Server) mailView(w http.ResponseWriter, r *http.Request) (web.MailView,
 	if err != nil {
 		return web.MailView{}, err
 	}
-	v := web.MailView{Page: s.page(w, r, "mail", "Password reset", "Mail server", "The SMTP server that sends verification codes and notifications."),
+	v := web.MailView{Page: s.page(w, r, "mail", i18n.T(r.Context(), "Password reset"), i18n.T(r.Context(), "Mail server"), i18n.T(r.Context(), "The SMTP server that sends verification codes and notifications.")),
 		Version: meta.Version, Host: m.Host, Port: m.Port, TLS: string(m.TLS), From: m.From, Username: m.Username,
 		HasPassword: m.PasswordSealed != "", CAPEM: m.CAPEM, UpdatedBy: meta.UpdatedBy, UpdatedAt: meta.UpdatedAt}
 	st, err := s.mailStatus(r.Context(), meta)
@@ -330,7 +335,7 @@ func (s *Server) mailSave(w http.ResponseWriter, r *http.Request) error {
 		_, err = s.selfservice.SaveMail(r.Context(), s.actor(r), version, in)
 	}
 	if err == nil {
-		s.flash(w, r, "Saved the mail server. Use Send test mail to check it.")
+		s.flash(w, r, i18n.T(r.Context(), "Saved the mail server. Use Send test mail to check it."))
 		seeOther(w, r, "/admin/password-reset/mail-server")
 		return nil
 	}
@@ -342,10 +347,10 @@ func (s *Server) mailSave(w http.ResponseWriter, r *http.Request) error {
 		return verr
 	}
 	v.Host, v.Port, v.TLS, v.From, v.Username, v.CAPEM = in.Host, in.Port, string(in.TLS), in.From, in.Username, in.CAPEM
-	if f := errs.FieldsOf(err); len(f) > 0 {
+	if f := errs.FieldsIn(r.Context(), err); len(f) > 0 {
 		v.Fields = f
 	} else {
-		v.Errors = []string{errs.MessageOf(err)}
+		v.Errors = []string{errs.MessageIn(r.Context(), err)}
 	}
 	s.render(w, r, statusOf(err), web.MailPage(v))
 	return nil
@@ -355,7 +360,7 @@ func (s *Server) mailTest(w http.ResponseWriter, r *http.Request) error {
 	to := strings.TrimSpace(r.PostFormValue("to"))
 	err := s.selfservice.SendTestMail(r.Context(), s.actor(r), to)
 	if err == nil {
-		s.flash(w, r, "Sent a test mail to "+to+".")
+		s.flash(w, r, i18n.T(r.Context(), "Sent a test mail to %s.", to))
 		seeOther(w, r, "/admin/password-reset/mail-server")
 		return nil
 	}
@@ -367,7 +372,7 @@ func (s *Server) mailTest(w http.ResponseWriter, r *http.Request) error {
 		return verr
 	}
 	v.TestTo = to
-	v.Errors = []string{"The test mail was not sent: " + errs.MessageOf(err)}
+	v.Errors = []string{i18n.T(r.Context(), "The test mail was not sent: %s", errs.MessageIn(r.Context(), err))}
 	s.render(w, r, http.StatusUnprocessableEntity, web.MailPage(v))
 	return nil
 }

@@ -47,7 +47,7 @@ func TestBrowserRateLimitFields(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("public_per_minute-error")),
 	)
 	browser.Shot(t, ctx, "refused")
-	if got := browser.Text(t, ctx, `#public_per_minute-error`); !strings.Contains(got, "Enter a whole number from 1 to 10000") {
+	if got := browser.Text(t, ctx, `#public_per_minute-error`); !strings.Contains(got, "Enter a whole number from 1 to 10,000") {
 		t.Errorf("error %q", got)
 	}
 	if l, _ := h.ss.RateLimits(context.Background()); l.PublicPerMinute != 0 {

@@ -198,7 +198,7 @@ func TestRateLimitBadValuesChangeNothing(t *testing.T) {
 				if p.Status != http.StatusUnprocessableEntity {
 					t.Fatalf("status %d", p.Status)
 				}
-				if !strings.Contains(p.Body, `id="`+field+`-error"`) || !strings.Contains(p.Body, "Enter a whole number from 1 to 10000") {
+				if !strings.Contains(p.Body, `id="`+field+`-error"`) || !strings.Contains(p.Body, "Enter a whole number from 1 to 10,000") {
 					t.Errorf("no message next to the field:\n%s", between(p.Body, `data-testid="rate-limits"`, "</fieldset>"))
 				}
 				if !strings.Contains(p.Body, `value="`+bad+`"`) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/reports"
 	"github.com/writeback/writeback/web"
 )
@@ -18,7 +19,7 @@ type ReportsService interface {
 	Report(ctx context.Context, from, to time.Time) (reports.Report, error)
 }
 
-const reportsLead = "Who has registered which methods, and how resets, unlocks and changes went per day."
+var reportsLead = i18n.Key("Who has registered which methods, and how resets, unlocks and changes went per day.")
 
 // reportRange reads the range of a request; a bad one is a page with the
 // fields' messages (nothing else is counted).
@@ -31,14 +32,14 @@ func (s *Server) reportsPage(w http.ResponseWriter, r *http.Request) error {
 	if s.reports == nil {
 		return errNotFound
 	}
-	v := web.ReportsView{Page: s.page(w, r, "reports", "Password reset", "Usage & insights", reportsLead),
+	v := web.ReportsView{Page: s.page(w, r, "reports", i18n.T(r.Context(), "Password reset"), i18n.T(r.Context(), "Usage & insights"), i18n.T(r.Context(), reportsLead)),
 		From: r.URL.Query().Get("from"), To: r.URL.Query().Get("to"), MaxDays: reports.MaxDays}
 	from, to, err := s.reportRange(r)
 	if err != nil {
 		if errs.KindOf(err) != errs.Invalid {
 			return err
 		}
-		v.Fields = errs.FieldsOf(err)
+		v.Fields = errs.FieldsIn(r.Context(), err)
 		s.render(w, r, http.StatusUnprocessableEntity, web.ReportsPage(v))
 		return nil
 	}
@@ -48,22 +49,22 @@ func (s *Server) reportsPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	v.From, v.To = from.Format(time.DateOnly), to.Format(time.DateOnly)
 	v.CSVQuery = url.Values{"from": {v.From}, "to": {v.To}}.Encode()
-	fillReport(&v, rep)
+	fillReport(r.Context(), &v, rep)
 	s.render(w, r, http.StatusOK, web.ReportsPage(v))
 	return nil
 }
 
-func fillReport(v *web.ReportsView, rep reports.Report) {
+func fillReport(ctx context.Context, v *web.ReportsView, rep reports.Report) {
 	v.Ready = true
 	v.People, v.Enough, v.Required, v.BlockedTotal = rep.People, rep.Enough, rep.Required, rep.BlockedTotal
 	if sc := rep.Scope; sc != nil {
 		v.Scope = &web.ReportScope{AsOf: sc.AsOf, InScope: sc.InScope, NotRegistered: sc.NotRegistered, ReconfirmDue: sc.ReconfirmDue}
 	}
 	for _, m := range rep.Methods {
-		v.Methods = append(v.Methods, web.ReportMethod{Method: m.Method, Label: m.Label, People: m.People})
+		v.Methods = append(v.Methods, web.ReportMethod{Method: m.Method, Label: i18n.T(ctx, m.Label), People: m.People})
 	}
 	for _, c := range reports.Columns {
-		v.Columns = append(v.Columns, c.Label)
+		v.Columns = append(v.Columns, i18n.T(ctx, c.Label))
 	}
 	cells := func(cs []reports.Cell) []web.ReportCell {
 		out := make([]web.ReportCell, len(cs))
@@ -94,7 +95,7 @@ func fillReport(v *web.ReportsView, rep reports.Report) {
 	}
 	v.Totals = cells(rep.Totals)
 	for _, r := range rep.Reasons {
-		v.Reasons = append(v.Reasons, web.ReportReason{Activity: r.Activity, Reason: r.Reason, Count: r.Count})
+		v.Reasons = append(v.Reasons, web.ReportReason{Activity: web.AuditLabel(ctx, r.Activity), Reason: web.AuditLabel(ctx, r.Reason), Count: r.Count})
 	}
 	for _, b := range rep.Blocked {
 		v.Blocked = append(v.Blocked, web.ReportBlocked{UserID: b.UserID, Name: b.Name, DN: b.DN, Until: b.Until})

@@ -29,7 +29,8 @@ func TestErrorPageHeadings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		rec := httptest.NewRecorder()
-		s.renderError(rec, httptest.NewRequest(http.MethodGet, "/x", nil), errs.E(tt.kind, "The safe message.", nil))
+		// A message of the catalogue, so that the page has no untranslated text.
+		s.renderError(rec, httptest.NewRequest(http.MethodGet, "/x", nil), errs.E(tt.kind, errs.MsgFieldsInvalid, nil))
 		body := rec.Body.String()
 		if rec.Code != tt.status || !strings.Contains(body, ">"+tt.heading+"<") || strings.Contains(body, ">"+http.StatusText(tt.status)+"<") {
 			t.Errorf("%v: status %d, want %d with the heading %q:\n%s", tt.kind, rec.Code, tt.status, tt.heading, body)

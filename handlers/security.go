@@ -11,6 +11,7 @@ import (
 	"github.com/writeback/writeback/services/admins"
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/store"
 	"github.com/writeback/writeback/web"
 )
@@ -41,10 +42,9 @@ func (s *Server) securityView(w http.ResponseWriter, r *http.Request) (web.Secur
 	}
 	v := web.SecurityView{RecoveryLeft: left, Required: pol.Requires(admins.Role(a.Role))}
 	for _, f := range factors {
-		v.Factors = append(v.Factors, web.FactorRow{ID: f.ID, KindLabel: admins.FactorKindLabel(f.Kind), Name: f.Name, Created: f.Created, LastUsed: f.LastUsed})
+		v.Factors = append(v.Factors, web.FactorRow{ID: f.ID, KindLabel: i18n.T(r.Context(), admins.FactorKindLabel(f.Kind)), Name: f.Name, Created: f.Created, LastUsed: f.LastUsed})
 	}
-	v.Page = s.page(w, r, "security", "Your account", "Sign-in methods",
-		"The second factors you sign in with after your password, and your recovery codes.")
+	v.Page = s.page(w, r, "security", i18n.T(r.Context(), "Your account"), i18n.T(r.Context(), "Sign-in methods"), i18n.T(r.Context(), "The second factors you sign in with after your password, and your recovery codes."))
 	return v, nil
 }
 
@@ -73,7 +73,7 @@ func (s *Server) securityAdded(w http.ResponseWriter, r *http.Request, codes []s
 		s.showCodes(w, r, codes, "/admin/security")
 		return nil
 	}
-	s.flash(w, r, "Added the sign-in method.")
+	s.flash(w, r, i18n.T(r.Context(), "Added the sign-in method."))
 	seeOther(w, r, "/admin/security")
 	return nil
 }
@@ -117,14 +117,14 @@ func (s *Server) securityRemove(w http.ResponseWriter, r *http.Request) error {
 		if verr != nil {
 			return verr
 		}
-		v.Errors = []string{errs.MessageOf(err)}
+		v.Errors = []string{errs.MessageIn(r.Context(), err)}
 		s.render(w, r, statusOf(err), web.SecurityPage(v))
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	s.flash(w, r, "Removed the sign-in method.")
+	s.flash(w, r, i18n.T(r.Context(), "Removed the sign-in method."))
 	seeOther(w, r, "/admin/security")
 	return nil
 }
@@ -136,7 +136,7 @@ func (s *Server) securityCodes(w http.ResponseWriter, r *http.Request) error {
 		if verr != nil {
 			return verr
 		}
-		v.Errors = []string{errs.MessageOf(err)}
+		v.Errors = []string{errs.MessageIn(r.Context(), err)}
 		s.render(w, r, statusOf(err), web.SecurityPage(v))
 		return nil
 	}
@@ -172,7 +172,7 @@ func (s *Server) adminsReset(w http.ResponseWriter, r *http.Request) error {
 			target = web.AdminRow{Name: a.Name, Email: a.Email}
 		}
 	}
-	p := s.page(w, r, "admins", "Administration", "Sign-in reset", "")
+	p := s.page(w, r, "admins", i18n.T(r.Context(), "Administration"), i18n.T(r.Context(), "Sign-in reset"), "")
 	s.render(w, r, http.StatusOK, web.ResetLinkPage(web.ResetLinkView{Page: p, Link: ResetLink(s.cfg.BaseURL.String(), tok),
 		Name: target.Name, Email: target.Email}))
 	return nil
@@ -188,7 +188,7 @@ func (s *Server) adminsProblem(w http.ResponseWriter, r *http.Request, err error
 	if verr != nil {
 		return verr
 	}
-	v.Errors = []string{errs.MessageOf(err)}
+	v.Errors = []string{errs.MessageIn(r.Context(), err)}
 	s.render(w, r, statusOf(err), web.AdminsPage(v))
 	return nil
 }
@@ -222,10 +222,10 @@ func (s *Server) adminsPolicy(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	msg := "Nothing changed."
+	msg := i18n.T(r.Context(), "Nothing changed.")
 	if changed {
-		msg = "Saved: a second factor is " + strings.ToLower(word(p.GlobalAdmin)) + " for Global Administrators, " +
-			strings.ToLower(word(p.HelpdeskAdmin)) + " for Helpdesk Administrators and " + strings.ToLower(word(p.ReportsReader)) + " for Reports Readers."
+		msg = i18n.T(r.Context(), "Saved: a second factor is %s for Global Administrators, %s for Helpdesk Administrators and %s for Reports Readers.",
+			i18n.T(r.Context(), word(p.GlobalAdmin)), i18n.T(r.Context(), word(p.HelpdeskAdmin)), i18n.T(r.Context(), word(p.ReportsReader)))
 	}
 	s.flash(w, r, msg)
 	seeOther(w, r, "/admin/administrators")
@@ -234,9 +234,9 @@ func (s *Server) adminsPolicy(w http.ResponseWriter, r *http.Request) error {
 
 func word(required bool) string {
 	if required {
-		return "Required"
+		return i18n.Key("required")
 	}
-	return "Optional"
+	return i18n.Key("optional")
 }
 
 func (s *Server) resetPasswordForm(w http.ResponseWriter, r *http.Request) error {
@@ -245,7 +245,7 @@ func (s *Server) resetPasswordForm(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	p := s.page(w, r, "", "", "Choose a new password", "Your sign-in was reset. Choose a new password, then sign in and set up your second factor again.")
+	p := s.page(w, r, "", "", i18n.T(r.Context(), "Choose a new password"), i18n.T(r.Context(), "Your sign-in was reset. Choose a new password, then sign in and set up your second factor again."))
 	s.render(w, r, http.StatusOK, web.ResetPasswordPage(web.ResetPasswordView{Page: p, Token: tok, Email: a.Email}))
 	return nil
 }
@@ -265,15 +265,15 @@ func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request) error {
 		if terr != nil {
 			return terr
 		}
-		p := s.page(w, r, "", "", "Choose a new password", "")
-		p.Fields = errs.FieldsOf(err)
+		p := s.page(w, r, "", "", i18n.T(r.Context(), "Choose a new password"), "")
+		p.Fields = errs.FieldsIn(r.Context(), err)
 		s.render(w, r, http.StatusUnprocessableEntity, web.ResetPasswordPage(web.ResetPasswordView{Page: p, Token: tok, Email: target.Email}))
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	s.flash(w, r, "Your new password is set, "+a.Name+". Sign in with it.")
+	s.flash(w, r, i18n.T(r.Context(), "Your new password is set, %s. Sign in with it.", a.Name))
 	seeOther(w, r, "/login")
 	return nil
 }

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/writeback"
 	"github.com/writeback/writeback/web"
 )
@@ -24,7 +26,7 @@ func userRow(u directory.User) web.UserRow {
 
 func (s *Server) usersSearch(w http.ResponseWriter, r *http.Request) error {
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
-	p := s.page(w, r, "users", "Users", "Directory users", "Find a person in the on-premises directory to see their account state, reset their password or unlock them.")
+	p := s.page(w, r, "users", i18n.T(r.Context(), "Users"), i18n.T(r.Context(), "Directory users"), i18n.T(r.Context(), "Find a person in the on-premises directory to see their account state, reset their password or unlock them."))
 	v := web.UsersView{Page: p, Query: q}
 	status := http.StatusOK
 	if q != "" {
@@ -33,14 +35,14 @@ func (s *Server) usersSearch(w http.ResponseWriter, r *http.Request) error {
 			if errs.KindOf(err) == errs.Internal {
 				return err
 			}
-			v.Errors, status = []string{errs.MessageOf(err)}, statusOf(err)
+			v.Errors, status = []string{errs.MessageIn(r.Context(), err)}, statusOf(err)
 		} else {
 			v.Searched = true
 			for _, u := range users {
 				v.Results = append(v.Results, userRow(u))
 			}
 			if len(users) == 50 {
-				v.Note = "Showing the first 50 matches. Type more to narrow the search."
+				v.Note = i18n.T(r.Context(), "Showing the first %d matches. Type more to narrow the search.", 50)
 			}
 		}
 	}
@@ -53,9 +55,9 @@ func (s *Server) userView(w http.ResponseWriter, r *http.Request, u directory.Us
 	if err != nil {
 		return web.UserView{}, err
 	}
-	p := s.page(w, r, "users", "Users", userRow(u).DisplayName, "")
+	p := s.page(w, r, "users", i18n.T(r.Context(), "Users"), userRow(u).DisplayName, "")
 	v := web.UserView{Page: p, User: userRow(u), ID: u.ID, LockedUntil: u.LockedUntil, PasswordSet: u.PasswordLastSet}
-	v.CanAct, v.WhyNot = canAct(st, u)
+	v.CanAct, v.WhyNot = canActIn(r.Context(), st, u)
 	if v.Meter, err = s.meter(r.Context(), "password", "", u.Login); err != nil {
 		return web.UserView{}, err
 	}
@@ -68,17 +70,26 @@ func (s *Server) userView(w http.ResponseWriter, r *http.Request, u directory.Us
 	return v, nil
 }
 
-// canAct says whether a helpdesk reset or unlock of u can run, and if not why.
+// canAct says whether a helpdesk reset or unlock of u can run, and if not
+// why, in English (the API).
 func canAct(st writeback.State, u directory.User) (bool, string) {
+	return canActIn(context.Background(), st, u)
+}
+
+// canActIn is canAct in the reader's language (ctx).
+func canActIn(ctx context.Context, st writeback.State, u directory.User) (bool, string) {
 	switch {
 	case !st.Writeback:
-		return false, st.Reason + " Reset and unlock are disabled until writeback is on."
+		return false, i18n.T(ctx, "%s Reset and unlock are disabled until writeback is on.", i18n.T(ctx, st.Reason))
 	case u.Protected:
-		return false, "This account is protected: " + u.ProtectedReason + ". Writeback never resets or unlocks it."
+		return false, i18n.T(ctx, "This account is protected: %s. Writeback never resets or unlocks it.", u.ProtectedReason)
 	case u.Disabled:
-		return false, "This account is disabled in the directory: Writeback never resets or unlocks a disabled account."
+		return false, i18n.T(ctx, "This account is disabled in the directory: Writeback never resets or unlocks a disabled account.")
 	}
-	return true, st.Reason
+	if st.Reason == "" {
+		return true, ""
+	}
+	return true, i18n.T(ctx, st.Reason)
 }
 
 // loginParam is the login in the path, decoded. chi matches on the escaped
@@ -134,10 +145,10 @@ func (s *Server) userActionFailed(w http.ResponseWriter, r *http.Request, login 
 	}
 	v.Fields = fields
 	if actErr != nil {
-		if f := errs.FieldsOf(actErr); len(f) > 0 {
+		if f := errs.FieldsIn(r.Context(), actErr); len(f) > 0 {
 			v.Fields = f
 		} else {
-			v.Errors = []string{errs.MessageOf(actErr)}
+			v.Errors = []string{errs.MessageIn(r.Context(), actErr)}
 		}
 	}
 	v.MustChange = r.PostFormValue("must_change") == "yes"
@@ -157,9 +168,9 @@ func (s *Server) userReset(w http.ResponseWriter, r *http.Request) error {
 	pw, confirm := r.PostFormValue("password"), r.PostFormValue("confirm")
 	switch {
 	case pw == "":
-		return s.userActionFailed(w, r, login, nil, map[string]string{"password": "Enter the new password."})
+		return s.userActionFailed(w, r, login, nil, map[string]string{"password": i18n.T(r.Context(), "Enter the new password.")})
 	case pw != confirm:
-		return s.userActionFailed(w, r, login, nil, map[string]string{"confirm": "The two passwords are not the same."})
+		return s.userActionFailed(w, r, login, nil, map[string]string{"confirm": i18n.T(r.Context(), "The two passwords are not the same.")})
 	}
 	u, err := s.writeback.AdminReset(r.Context(), s.actor(r), login, pw, r.PostFormValue("must_change") == "yes")
 	if err != nil {
@@ -167,18 +178,18 @@ func (s *Server) userReset(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if errs.KindOf(err) == errs.Policy {
-			return s.userActionFailed(w, r, login, nil, map[string]string{"password": "The directory refused this password: " + errs.MessageOf(err)})
+			return s.userActionFailed(w, r, login, nil, map[string]string{"password": i18n.T(r.Context(), "The directory refused this password: %s", errs.MessageIn(r.Context(), err))})
 		}
-		if f := errs.FieldsOf(err); f["password"] != "" { // the banned-password rules
+		if f := errs.FieldsIn(r.Context(), err); f["password"] != "" { // the banned-password rules
 			return s.userActionFailed(w, r, login, nil, f)
 		}
 		return s.userActionFailed(w, r, login, err, nil)
 	}
-	msg := "Password reset for " + userRow(u).DisplayName + "."
+	msg := i18n.T(r.Context(), "Password reset for %s. Other devices may keep the old password for a while.", userRow(u).DisplayName)
 	if r.PostFormValue("must_change") == "yes" {
-		msg += " They must change it at next sign-in."
+		msg = i18n.T(r.Context(), "Password reset for %s. They must change it at next sign-in. Other devices may keep the old password for a while.", userRow(u).DisplayName)
 	}
-	s.flash(w, r, msg+" Other devices may keep the old password for a while.")
+	s.flash(w, r, msg)
 	seeOther(w, r, web.UserPath(u.Login))
 	return nil
 }
@@ -195,7 +206,7 @@ func (s *Server) userUnlock(w http.ResponseWriter, r *http.Request) error {
 		}
 		return s.userActionFailed(w, r, login, err, nil)
 	}
-	s.flash(w, r, "Unlocked "+userRow(u).DisplayName+". The password was not changed.")
+	s.flash(w, r, i18n.T(r.Context(), "Unlocked %s. The password was not changed.", userRow(u).DisplayName))
 	seeOther(w, r, web.UserPath(u.Login))
 	return nil
 }

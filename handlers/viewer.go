@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/writeback/writeback/services/admins"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/web"
 )
 
@@ -13,7 +14,7 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, nav, section, head
 	p := web.Page{Title: heading, Section: section, Heading: heading, Lead: lead, Nav: nav, CSRF: st.csrf,
 		Flash: s.takeFlash(w, r)}
 	if a := st.admin; a != nil {
-		p.Viewer = &web.Viewer{Name: a.Name, Email: a.Email, Role: a.Role, RoleLabel: admins.Role(a.Role).Label()}
+		p.Viewer = &web.Viewer{Name: a.Name, Email: a.Email, Role: a.Role, RoleLabel: i18n.T(r.Context(), admins.Role(a.Role).Label())}
 	}
 	return p
 }

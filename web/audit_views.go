@@ -1,8 +1,12 @@
 package web
 
 import (
+	"context"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/writeback/writeback/services/i18n"
 )
 
 // AuditRow is one event in the audit table.
@@ -94,7 +98,7 @@ type BarGeom struct {
 }
 
 // ChartBars lays out the chart: for each day three bars side by side.
-func ChartBars(bars []Bar, max int) []BarGeom {
+func ChartBars(ctx context.Context, bars []Bar, max int) []BarGeom {
 	if len(bars) == 0 {
 		return nil
 	}
@@ -116,14 +120,24 @@ func ChartBars(bars []Bar, max int) []BarGeom {
 			n     int
 			class string
 			name  string
-		}{{b.Resets, "resets", "resets"}, {b.Unlocks, "unlocks", "unlocks"}, {b.Failures, "failures", "failures"}} {
+		}{{b.Resets, "resets", i18n.Key("%s: %d resets")}, {b.Unlocks, "unlocks", i18n.Key("%s: %d unlocks")}, {b.Failures, "failures", i18n.Key("%s: %d failures")}} {
 			h := v.n * (chartH - 2*chartPad) / max
 			if v.n > 0 && h < 1 {
 				h = 1
 			}
 			out = append(out, BarGeom{X: x + j*w, Y: chartH - chartPad - h, W: w, H: h, Class: v.class,
-				Title: b.Day + ": " + strconv.Itoa(v.n) + " " + v.name})
+				Title: i18n.T(ctx, v.name, b.Day, v.n)})
 		}
 	}
 	return out
+}
+
+// AuditLabel is a canonical audit value (an activity, a category, a
+// reason) in the reader's language when the catalogue translates it, else
+// as stored: the audit log's data stays English, its page need not.
+func AuditLabel(ctx context.Context, s string) string {
+	if _, ok := i18n.Translation(i18n.German, s); !ok || strings.Contains(s, "%") {
+		return s
+	}
+	return i18n.T(ctx, s)
 }

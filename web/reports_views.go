@@ -1,6 +1,11 @@
 package web
 
-import "time"
+import (
+	"html"
+	"time"
+
+	"github.com/writeback/writeback/services/i18n"
+)
 
 // ReportsView is the Usage & insights page.
 type ReportsView struct {
@@ -61,7 +66,13 @@ type ReportBlocked struct {
 // peopleHave is the verb phrase after a count of people.
 func peopleHave(n int) string {
 	if n == 1 {
-		return "person has"
+		return i18n.Key("person has")
 	}
-	return "people have"
+	return i18n.Key("people have")
+}
+
+// strong is a figure in bold with a test id, as HTML to place into a
+// translated sentence (the figure is escaped).
+func strong(testid, figure string) string {
+	return `<strong data-testid="` + testid + `">` + html.EscapeString(figure) + `</strong>`
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -185,17 +184,20 @@ type AgentsState struct {
 }
 
 // Summary is one sentence on the agents: how many are connected and how
-// many of those write passwords.
-func (a AgentsState) Summary() string {
+// many of those write passwords, in English (the API).
+func (a AgentsState) Summary() string { return a.SummaryIn(context.Background()) }
+
+// SummaryIn is Summary in the reader's language (ctx).
+func (a AgentsState) SummaryIn(ctx context.Context) string {
 	switch {
 	case a.Connected == 0:
-		return "No writeback agent is connected."
+		return i18n.T(ctx, "No writeback agent is connected.")
 	case a.Connected == 1 && a.Writeback == 1:
-		return "1 writeback agent is connected, with password writeback on."
+		return i18n.T(ctx, "1 writeback agent is connected, with password writeback on.")
 	case a.Connected == 1:
-		return "1 writeback agent is connected, with password writeback off."
+		return i18n.T(ctx, "1 writeback agent is connected, with password writeback off.")
 	}
-	return strconv.Itoa(a.Connected) + " writeback agents are connected, " + strconv.Itoa(a.Writeback) + " of them with password writeback on."
+	return i18n.T(ctx, "%d writeback agents are connected, %d of them with password writeback on.", a.Connected, a.Writeback)
 }
 
 // Setup item states.
@@ -357,13 +359,6 @@ type UserView struct {
 type UserMethod struct {
 	Method, Label, Detail string
 	Registered            time.Time
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return strconv.Itoa(n) + " " + many
 }
 
 // PolicyView is one of the self-service policy pages (Properties,

@@ -19,6 +19,7 @@ import (
 
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/keyring"
 	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/services/ratelimit"
@@ -42,11 +43,11 @@ var Roles = []Role{GlobalAdmin, HelpdeskAdmin, ReportsReader}
 func (r Role) Label() string {
 	switch r {
 	case GlobalAdmin:
-		return "Global Administrator"
+		return i18n.Key("Global Administrator")
 	case HelpdeskAdmin:
-		return "Helpdesk Administrator"
+		return i18n.Key("Helpdesk Administrator")
 	case ReportsReader:
-		return "Reports Reader"
+		return i18n.Key("Reports Reader")
 	}
 	return string(r)
 }
@@ -123,23 +124,23 @@ type NewAdmin struct {
 func (n *NewAdmin) validate() error {
 	n.Email = strings.TrimSpace(n.Email)
 	n.Name = strings.TrimSpace(n.Name)
-	f := map[string]string{}
+	f := map[string]errs.Text{}
 	if a, err := mail.ParseAddress(n.Email); err != nil || a.Address != n.Email || len(n.Email) > 254 {
-		f["email"] = "Enter an e-mail address like name@example.com."
+		f["email"] = errs.Textf("Enter an e-mail address like name@example.com.")
 	}
 	if n.Name == "" || utf8.RuneCountInString(n.Name) > 200 {
-		f["name"] = "Enter a name of 1 to 200 characters."
+		f["name"] = errs.Textf("Enter a name of 1 to 200 characters.")
 	}
 	if _, err := ParseRole(string(n.Role)); err != nil {
-		f["role"] = "Choose a role."
+		f["role"] = errs.Textf("Choose a role.")
 	}
 	if utf8.RuneCountInString(n.Password) < MinPasswordLen {
-		f["password"] = fmt.Sprintf("Use at least %d characters.", MinPasswordLen)
+		f["password"] = errs.Textf("Use at least %d characters.", MinPasswordLen)
 	} else if len(n.Password) > 1024 {
-		f["password"] = "Use at most 1024 characters."
+		f["password"] = errs.Textf("Use at most 1024 characters.")
 	}
 	if len(f) > 0 {
-		return errs.FieldErrors(f)
+		return errs.FieldTexts(f)
 	}
 	return nil
 }
@@ -437,7 +438,7 @@ func (s *Service) Get(ctx context.Context, id int64) (store.Admin, error) {
 func (s *Service) ByEmail(ctx context.Context, email string) (store.Admin, error) {
 	a, err := s.db.AdminByEmail(ctx, email)
 	if errors.Is(err, store.ErrNotFound) {
-		return a, errs.E(errs.NotFound, fmt.Sprintf("No administrator has the e-mail address %s.", email), err)
+		return a, errs.Ef(errs.NotFound, err, "No administrator has the e-mail address %s.", email)
 	}
 	return a, err
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/authenticator"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/keyring"
 	"github.com/writeback/writeback/services/passkeys"
 	"github.com/writeback/writeback/services/ratelimit"
@@ -72,9 +73,9 @@ var (
 func FactorKindLabel(kind string) string {
 	switch kind {
 	case store.FactorTOTP:
-		return "Authenticator app"
+		return i18n.Key("Authenticator app")
 	case store.FactorPasskey:
-		return "Passkey or security key"
+		return i18n.Key("Passkey or security key")
 	}
 	return kind
 }

@@ -84,18 +84,18 @@ func Default() Settings {
 
 // Validate refuses settings out of bounds, with the form's field names.
 func (st Settings) Validate() error {
-	f := map[string]string{}
+	f := map[string]errs.Text{}
 	if st.IntervalDays < MinInterval || st.IntervalDays > MaxInterval {
-		f["interval_days"] = fmt.Sprintf("Enter a whole number of days from %d to %d.", MinInterval, MaxInterval)
+		f["interval_days"] = errs.Textf("Enter a whole number of days from %d to %d.", MinInterval, MaxInterval)
 	}
 	if st.PerMinute < MinPerMinute || st.PerMinute > MaxPerMinute {
-		f["per_minute"] = fmt.Sprintf("Enter a whole number of mails a minute from %d to %d.", MinPerMinute, MaxPerMinute)
+		f["per_minute"] = errs.Textf("Enter a whole number of mails a minute from %d to %d.", MinPerMinute, MaxPerMinute)
 	}
 	if !st.NotRegistered && !st.ReconfirmDue {
-		f["who"] = "Choose at least one group of people to mail."
+		f["who"] = errs.Textf("Choose at least one group of people to mail.")
 	}
 	if len(f) > 0 {
-		return errs.FieldErrors(f)
+		return errs.FieldTexts(f)
 	}
 	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/store"
@@ -34,12 +34,12 @@ type Column struct {
 
 // Columns are the activities of the daily table, in its order.
 var Columns = []Column{
-	{audit.ActivityResetSelfService, "Self-service resets"},
-	{audit.ActivityUnlockSelfService, "Self-service unlocks"},
-	{audit.ActivityChangeSelfService, "Self-service changes"},
-	{audit.ActivityResetByAdmin, "Helpdesk resets"},
-	{audit.ActivityUnlockByAdmin, "Helpdesk unlocks"},
-	{audit.ActivityBlockedSelfService, "Blocks"},
+	{audit.ActivityResetSelfService, i18n.Key("Self-service resets")},
+	{audit.ActivityUnlockSelfService, i18n.Key("Self-service unlocks")},
+	{audit.ActivityChangeSelfService, i18n.Key("Self-service changes")},
+	{audit.ActivityResetByAdmin, i18n.Key("Helpdesk resets")},
+	{audit.ActivityUnlockByAdmin, i18n.Key("Helpdesk unlocks")},
+	{audit.ActivityBlockedSelfService, i18n.Key("Blocks")},
 }
 
 // Cell is one column's count on one day (or in all).
@@ -113,31 +113,31 @@ func New(db *store.DB, policy PolicySource) *Service {
 func (s *Service) Range(from, to string) (time.Time, time.Time, error) {
 	today := s.now().UTC().Truncate(24 * time.Hour)
 	f, t := today.AddDate(0, 0, -29), today
-	fields := map[string]string{}
+	fields := map[string]errs.Text{}
 	if from != "" {
 		d, err := time.Parse(time.DateOnly, from)
 		if err != nil {
-			fields["from"] = "Enter a date as YYYY-MM-DD, e.g. " + today.AddDate(0, 0, -29).Format(time.DateOnly) + "."
+			fields["from"] = errs.Textf("Enter a date as YYYY-MM-DD, e.g. %s.", today.AddDate(0, 0, -29).Format(time.DateOnly))
 		}
 		f = d
 	}
 	if to != "" {
 		d, err := time.Parse(time.DateOnly, to)
 		if err != nil {
-			fields["to"] = "Enter a date as YYYY-MM-DD, e.g. " + today.Format(time.DateOnly) + "."
+			fields["to"] = errs.Textf("Enter a date as YYYY-MM-DD, e.g. %s.", today.Format(time.DateOnly))
 		}
 		t = d
 	}
 	if len(fields) == 0 {
 		switch {
 		case t.Before(f):
-			fields["to"] = "The last day comes before the first one."
+			fields["to"] = errs.Textf("The last day comes before the first one.")
 		case t.Sub(f) >= MaxDays*24*time.Hour:
-			fields["to"] = fmt.Sprintf("A report covers at most %d days.", MaxDays)
+			fields["to"] = errs.Textf("A report covers at most %d days.", MaxDays)
 		}
 	}
 	if len(fields) > 0 {
-		return time.Time{}, time.Time{}, errs.FieldErrors(fields)
+		return time.Time{}, time.Time{}, errs.FieldTexts(fields)
 	}
 	return f, t, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/store"
 )
 
@@ -128,8 +129,8 @@ func Update[T any](ctx context.Context, db *store.DB, name string, expectVersion
 
 // Conflict is the error for a save based on a version older than cur.
 func Conflict(cur store.Config) error {
-	return errs.E(errs.Conflict, fmt.Sprintf("These settings were changed by %s at %s — review and save again.",
-		cur.UpdatedBy, time.UnixMilli(cur.UpdatedMS).UTC().Format("2006-01-02 15:04:05 UTC")), store.ErrConflict)
+	return errs.Ef(errs.Conflict, store.ErrConflict, "These settings were changed by %s at %s — review and save again.",
+		cur.UpdatedBy, time.UnixMilli(cur.UpdatedMS).UTC().Format("2006-01-02 15:04:05 UTC"))
 }
 
 // OnPrem reads the On-premises integration settings, from memory.
@@ -204,7 +205,7 @@ const statusName = "writeback_status"
 
 // Status reads the last writeback service status.
 func (s *Service) Status(ctx context.Context) (ServiceStatus, error) {
-	st, _, err := Get(ctx, s.db, statusName, ServiceStatus{State: StateNotConfigured, Message: "No directory connection has been set up yet."})
+	st, _, err := Get(ctx, s.db, statusName, ServiceStatus{State: StateNotConfigured, Message: i18n.Key("No directory connection has been set up yet.")})
 	return st, err
 }
 

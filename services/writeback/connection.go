@@ -9,6 +9,7 @@ import (
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/settings"
 )
 
@@ -222,8 +223,8 @@ func sameFold(a, b []string) bool {
 
 // msgPasswordAgain is the bind_password field error when the stored password
 // would go to a server it was not entered for.
-const msgPasswordAgain = "Enter the service account password again: the server changed (a new server URL, CA certificate or TLS setting), " +
-	"and a stored password is only ever sent to the server it was entered for."
+var msgPasswordAgain = i18n.Key("Enter the service account password again: the server changed (a new server URL, CA certificate or TLS setting), " +
+	"and a stored password is only ever sent to the server it was entered for.")
 
 // serverChanged tells whether next would send the stored password somewhere
 // it was not entered for: a server URL that was not configured, other trusted
@@ -248,7 +249,7 @@ func serverChanged(old Connection, next Input) bool {
 }
 
 // msgMode is the mode field error for a mode that is neither.
-const msgMode = "Choose Direct or Through writeback agents."
+var msgMode = i18n.Key("Choose Direct or Through writeback agents.")
 
 // SaveConnection validates and saves a connection if it is still at
 // expectVersion, and records "Update directory connection" with old → new

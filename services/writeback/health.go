@@ -12,6 +12,7 @@ import (
 	"github.com/writeback/writeback/services/audit"
 	"github.com/writeback/writeback/services/directory"
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/settings"
 	"github.com/writeback/writeback/store"
 )
@@ -97,7 +98,7 @@ func (s *Service) Test(ctx context.Context, actor audit.Actor, login string) (di
 	cl, _, err := s.Client(ctx)
 	if err != nil {
 		if errors.Is(err, ErrNotConfigured) {
-			_ = s.settings.SetStatus(ctx, settings.ServiceStatus{State: settings.StateNotConfigured, Message: "No directory connection has been set up yet.", CheckedAt: s.now().UTC()})
+			_ = s.settings.SetStatus(ctx, settings.ServiceStatus{State: settings.StateNotConfigured, Message: i18n.Key("No directory connection has been set up yet."), CheckedAt: s.now().UTC()})
 		}
 		return directory.Checklist{}, err
 	}
@@ -124,7 +125,7 @@ func (s *Service) RefreshStatus(ctx context.Context) { s.refresh(ctx) }
 func (s *Service) refresh(ctx context.Context) Health {
 	cl, _, err := s.Client(ctx)
 	if errors.Is(err, ErrNotConfigured) {
-		st := settings.ServiceStatus{State: settings.StateNotConfigured, Message: "No directory connection has been set up yet.", CheckedAt: s.now().UTC()}
+		st := settings.ServiceStatus{State: settings.StateNotConfigured, Message: i18n.Key("No directory connection has been set up yet."), CheckedAt: s.now().UTC()}
 		_ = s.settings.SetStatus(ctx, st)
 		s.recorder().DirectoryServers(nil)
 		return Health{State: st.State, Message: st.Message, CheckedAt: st.CheckedAt}
@@ -179,7 +180,7 @@ func (s *Service) Monitor(ctx context.Context, interval time.Duration) {
 }
 
 func (s *Service) recordStatus(ctx context.Context, list directory.Checklist) settings.ServiceStatus {
-	st := settings.ServiceStatus{State: settings.StateConnected, Message: "Every check passed.", CheckedAt: s.now().UTC(), Details: checkLines(list, false)}
+	st := settings.ServiceStatus{State: settings.StateConnected, Message: i18n.Key("Every check passed."), CheckedAt: s.now().UTC(), Details: checkLines(list, false)}
 	if !list.OK {
 		st.State, st.Message = settings.StateError, firstFailure(list)
 	}
@@ -199,7 +200,7 @@ func (s *Service) recordStatus(ctx context.Context, list directory.Checklist) se
 func firstFailure(l directory.Checklist) string {
 	i := slices.IndexFunc(l.Items, func(c directory.Check) bool { return !c.OK })
 	if i < 0 {
-		return "Checks did not complete."
+		return i18n.Key("Checks did not complete.")
 	}
 	return l.Items[i].Name + ": " + l.Items[i].Detail
 }

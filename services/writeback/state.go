@@ -4,19 +4,20 @@ import (
 	"context"
 
 	"github.com/writeback/writeback/services/errs"
+	"github.com/writeback/writeback/services/i18n"
 	"github.com/writeback/writeback/services/settings"
 )
 
 // The reasons State gives in agents mode when no agent can write.
-const (
+var (
 	// ReasonNoAgent: no writeback agent is connected.
-	ReasonNoAgent = "Writeback unavailable: no agent connected."
+	ReasonNoAgent = i18n.Key("Writeback unavailable: no agent connected.")
 	// ReasonAgentOff: one agent is connected and its password writeback
 	// switch is off.
-	ReasonAgentOff = "Writeback unavailable: the agent has password writeback turned off."
+	ReasonAgentOff = i18n.Key("Writeback unavailable: the agent has password writeback turned off.")
 	// ReasonAgentsOff: several agents are connected and every one has its
 	// password writeback switch off.
-	ReasonAgentsOff = "Writeback unavailable: the agents have password writeback turned off."
+	ReasonAgentsOff = i18n.Key("Writeback unavailable: the agents have password writeback turned off.")
 )
 
 // AgentsReason says why writeback agents cannot write, given how many are
@@ -80,18 +81,18 @@ func (s *Service) State(ctx context.Context) (State, error) {
 	}
 	switch {
 	case !st.Configured:
-		st.Reason = "No directory connection is configured yet."
+		st.Reason = i18n.Key("No directory connection is configured yet.")
 	case !o.Writeback:
-		st.Reason = "Password writeback is off: \"Write back passwords to your on-premises directory\" is No under Password reset › On-premises integration."
+		st.Reason = i18n.Key("Password writeback is off: \"Write back passwords to your on-premises directory\" is No under Password reset › On-premises integration.")
 	case agents && !connectorOn:
 		st.Reason, st.Outage = AgentsReason(st.AgentsConnected, st.AgentsWriteback), st.AgentsConnected == 0
 	case !connectorOn:
-		st.Reason = "Password writeback is off in the directory connection (Optional features › Password writeback)."
+		st.Reason = i18n.Key("Password writeback is off in the directory connection (Optional features › Password writeback).")
 	default:
 		st.Writeback = true
 		st.Unlock = o.Unlock
 		if !o.Unlock {
-			st.Reason = "\"Allow users to unlock accounts without resetting their password\" is No."
+			st.Reason = i18n.Key("\"Allow users to unlock accounts without resetting their password\" is No.")
 		}
 	}
 	return st, nil

@@ -133,7 +133,7 @@ func (s *Service) act(ctx context.Context, actor audit.Actor, activity, login st
 	switch {
 	case err != nil && u.Protected:
 		// The client refused before writing; say so in the helpdesk's words.
-		return fail(u, errs.E(errs.Forbidden, "This account is protected: "+u.ProtectedReason+". Writeback never resets or unlocks it. Use your directory's own tools.", err),
+		return fail(u, errs.Ef(errs.Forbidden, err, "This account is protected: %s. Writeback never resets or unlocks it. Use your directory's own tools.", u.ProtectedReason),
 			AddAgent(map[string]any{"protected": u.ProtectedReason}, res))
 	case err != nil && u.Disabled:
 		return fail(u, errs.E(errs.Forbidden, "This account is disabled in the directory. Enable it there first; Writeback never unlocks or resets a disabled account.", err), AddAgent(nil, res))
