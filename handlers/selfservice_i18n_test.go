@@ -20,10 +20,10 @@ import (
 // English words as its keys.
 var dataBlock = regexp.MustCompile(`(?s)<script[^>]*type="application/json"[^>]*>.*?</script>`)
 
-// leftoverEnglish lists the catalogue's English texts (without values, of
+// leftOnEmployeePage lists the catalogue's English texts (without values, of
 // some length, translated into tag as something else) that body shows as
 // they are: what a page in tag must not hold.
-func leftoverEnglish(tag language.Tag, body string) []string {
+func leftOnEmployeePage(tag language.Tag, body string) []string {
 	main := dataBlock.ReplaceAllString(between(body, "<main", "</main>"), "")
 	var out []string
 	for _, k := range i18n.Keys(tag) {
@@ -103,7 +103,7 @@ func TestSelfServiceSpeaksTheBrowsersLanguage(t *testing.T) {
 						t.Errorf("%s: %q missing:\n%s", what, w, main)
 					}
 				}
-				if left := leftoverEnglish(tc.tag, p.Body); len(left) > 0 {
+				if left := leftOnEmployeePage(tc.tag, p.Body); len(left) > 0 {
 					t.Errorf("%s: English left on the page: %q", what, left)
 				}
 				if !strings.Contains(p.Body, `lang="`+i18n.Code(tc.tag)+`"`) {

@@ -325,7 +325,7 @@ func (p Policy) normalize() Policy {
 // cannot take.
 var RateLimitMessage = rateLimitText.String()
 
-var rateLimitText = errs.Textf("Enter a whole number from 1 to %#d, or leave it empty for the server's default.", MaxPerMinute)
+var rateLimitText = errs.Textf("Enter a whole number from 1 to %d, or leave it empty for the server's default.", MaxPerMinute)
 
 // RateLimits reads the limits per client address that the policy sets,
 // from memory without copying the policy: every limited request asks.
