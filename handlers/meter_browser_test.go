@@ -25,14 +25,7 @@ import (
 func TestBrowserChallengeAndStrengthMeter(t *testing.T) {
 	env := testbed.Load(t)
 	d := directories(env)[1]
-	s := newSSPR(t, env, d, selfservice.Methods{Email: true})
-	ctx := context.Background()
-	if _, err := s.ss.SavePolicy(ctx, audit.CommandLine, 1, "test", func(p *selfservice.Policy) { p.ChallengeOff, p.ChallengeAfter = false, 1 }); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.banned.Save(ctx, audit.CommandLine, 0, banned.Settings{Common: true, Personal: true, Custom: []string{"Contoso"}}); err != nil {
-		t.Fatal(err)
-	}
+	s := newMeterPortal(t, env, d, "Contoso")
 	user := d.newUser(t, testbed.UserOptions{})
 	b := browser.New(t)
 	browser.Step(t, b, "start a reset",
@@ -112,6 +105,22 @@ func TestBrowserChallengeAndStrengthMeter(t *testing.T) {
 	if err := env.BindAs(t, d.dir, user.DN, good); err != nil {
 		t.Errorf("bind with the new password: %v", err)
 	}
+}
+
+// newMeterPortal is self-service by e-mail code on d with the proof-of-work
+// check from the first code on and the banned-password rules (common,
+// personal, and the organisation's terms custom) on.
+func newMeterPortal(t *testing.T, env testbed.Env, d directoryCase, custom ...string) *sspr {
+	t.Helper()
+	s := newSSPR(t, env, d, selfservice.Methods{Email: true})
+	ctx := context.Background()
+	if _, err := s.ss.SavePolicy(ctx, audit.CommandLine, 1, "test", func(p *selfservice.Policy) { p.ChallengeOff, p.ChallengeAfter = false, 1 }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.banned.Save(ctx, audit.CommandLine, 0, banned.Settings{Common: true, Personal: true, Custom: custom}); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // clearPassword empties the new-password field as a person deleting it

@@ -1,15 +1,11 @@
 package handlers_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/writeback/writeback/services/audit"
-	"github.com/writeback/writeback/services/banned"
-	"github.com/writeback/writeback/services/selfservice"
 	"github.com/writeback/writeback/testbed"
 	"github.com/writeback/writeback/testbed/browser"
 )
@@ -22,14 +18,7 @@ import (
 func TestBrowserPageScriptSpeaksGerman(t *testing.T) {
 	env := testbed.Load(t)
 	d := directories(env)[1]
-	s := newSSPR(t, env, d, selfservice.Methods{Email: true})
-	ctx := context.Background()
-	if _, err := s.ss.SavePolicy(ctx, audit.CommandLine, 1, "test", func(p *selfservice.Policy) { p.ChallengeOff, p.ChallengeAfter = false, 1 }); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.banned.Save(ctx, audit.CommandLine, 0, banned.Settings{Common: true, Personal: true}); err != nil {
-		t.Fatal(err)
-	}
+	s := newMeterPortal(t, env, d)
 	user := d.newUser(t, testbed.UserOptions{})
 	b := browser.New(t)
 	browser.Step(t, b, "open /reset", chromedp.Navigate(s.srv.URL+"/reset"), chromedp.WaitVisible(chromedp.ID("lang")))
