@@ -17,9 +17,9 @@ func question(ctx context.Context, q string) string {
 	return q
 }
 
-// scriptKeys are the texts static/app.js and static/meter.js may show. The
-// employee pages carry them translated in a JSON data block (id
-// "wb-texts", see PublicLayout), so that the scripts stay static files and
+// scriptKeys are the texts static/app.js and static/meter.js may show. Every
+// page carries them translated in a JSON data block (id "wb-texts", see
+// scriptTextsBlock), so that the scripts stay static files and
 // the page needs no inline script; a script looks a text up by its English
 // words and falls back to them.
 var scriptKeys = []string{
