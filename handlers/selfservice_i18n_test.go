@@ -20,11 +20,15 @@ import (
 // English words as its keys.
 var dataBlock = regexp.MustCompile(`(?s)<script[^>]*type="application/json"[^>]*>.*?</script>`)
 
+// formValue is a form control's value: data the form sends back (a
+// security question as stored), not text shown.
+var formValue = regexp.MustCompile(`value="[^"]*"`)
+
 // leftOnEmployeePage lists the catalogue's English texts (without values, of
 // some length, translated into tag as something else) that body shows as
 // they are: what a page in tag must not hold.
 func leftOnEmployeePage(tag language.Tag, body string) []string {
-	main := dataBlock.ReplaceAllString(between(body, "<main", "</main>"), "")
+	main := formValue.ReplaceAllString(dataBlock.ReplaceAllString(between(body, "<main", "</main>"), ""), "")
 	var out []string
 	for _, k := range i18n.Keys(tag) {
 		e, _ := i18n.Translation(tag, k)
@@ -172,4 +176,63 @@ func TestSelfServiceSpeaksTheBrowsersLanguage(t *testing.T) {
 			s.ss.Wait()
 		})
 	}
+}
+
+// TestRegisterAndOtherStepsInGerman covers what the walk above does not
+// meet: the register page with an authenticator app being set up and
+// security questions (the portal's own questions in German, a refused
+// choice in German), and the app and questions steps of a reset and the
+// flash after registering.
+func TestRegisterAndOtherStepsInGerman(t *testing.T) {
+	env := testbed.Load(t)
+	d := directories(env)[0]
+	s := newSSPR(t, env, d, selfservice.Methods{Email: true, App: true, Questions: true})
+	user := d.newUser(t, testbed.UserOptions{})
+	c := s.client().speaking("de")
+	show := func(what string, p page, wants ...string) {
+		t.Helper()
+		main := between(p.Body, "<main", "</main>")
+		for _, w := range wants {
+			if !strings.Contains(main, w) {
+				t.Errorf("%s: %q missing:\n%s", what, w, main)
+			}
+		}
+		if left := leftOnEmployeePage(i18n.German, p.Body); len(left) > 0 {
+			t.Errorf("%s: English left on the page: %q", what, left)
+		}
+	}
+	p := c.post("/register", url.Values{"csrf_token": {c.csrf("/")}, "login": {user.Login}, "password": {user.Password}})
+	if p.Status != http.StatusSeeOther {
+		t.Fatalf("sign in to register: %d", p.Status)
+	}
+	reg := p.Location
+	show("register", c.get(reg), "Authentifikator-App", "Sicherheitsfragen", "Frage 1", "In welcher Stadt wurden Sie geboren?")
+	c.post(reg+"/app", url.Values{"csrf_token": {c.csrf("/")}})
+	show("app set-up", c.get(reg), "Scannen Sie diesen Code", "Von der App angezeigter Code")
+	qs := selfservice.DefaultPolicy().Questions[:3]
+	p = c.post(reg+"/questions", url.Values{"csrf_token": {c.csrf("/")}, "question": {qs[0], qs[0], qs[1]}, "answer": {"Paris", "Paris", "Rex"}})
+	if p.Status != http.StatusUnprocessableEntity {
+		t.Errorf("the same question twice: %d", p.Status)
+	}
+	show("questions refused", p, "Wählen Sie unterschiedliche Fragen.")
+	if p := c.post(reg+"/questions", url.Values{"csrf_token": {c.csrf("/")}, "question": qs, "answer": {"Paris", "Rex", "Volvo"}}); p.Status != http.StatusSeeOther {
+		t.Fatalf("register questions: %d", p.Status)
+	}
+	show("registered", c.get(reg), "Ihre Sicherheitsfragen sind registriert.", "Ihre Antworten sind registriert.")
+
+	flow := c.begin("reset", user.Login)
+	show("choose", c.get(flow), "Code per E-Mail", "Sicherheitsfragen")
+	if p := c.step(flow, "method", url.Values{"method": {"questions"}}); p.Status != http.StatusSeeOther {
+		t.Fatalf("choose questions: %d", p.Status)
+	}
+	p = c.get(flow)
+	show("questions step", p, "Beantworten Sie Ihre Sicherheitsfragen")
+	for _, q := range qs {
+		if strings.Contains(p.Body, html.EscapeString(q)) {
+			t.Errorf("question %q shown in English", q)
+		}
+	}
+	p = c.step(flow, "verify", url.Values{"method": {"questions"}, "answer": {"x", "y", "z"}})
+	show("wrong answers", p, "Diese Antworten sind nicht richtig.")
+	s.ss.Wait()
 }
