@@ -18,7 +18,6 @@ import (
 	"github.com/writeback/writeback/testbed"
 )
 
-
 var campaignTags = regexp.MustCompile(`<[^>]*>`)
 
 // campaignText is what a person reads of a page's main part: tags dropped,
