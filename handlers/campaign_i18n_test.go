@@ -18,19 +18,6 @@ import (
 	"github.com/writeback/writeback/testbed"
 )
 
-// campaignAccept sends every request with an Accept-Language header, as a
-// browser set to that language does.
-type campaignAccept struct {
-	lang string
-	next http.RoundTripper
-}
-
-func (a campaignAccept) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Accept-Language", a.lang)
-	return a.next.RoundTrip(r)
-}
-
 var campaignTags = regexp.MustCompile(`<[^>]*>`)
 
 // campaignText is what a person reads of a page's main part: tags dropped,
@@ -95,7 +82,7 @@ func TestCampaignPageInTheReadersLanguage(t *testing.T) {
 	} {
 		t.Run(tc.lang, func(t *testing.T) {
 			c := s.client()
-			c.http.Transport = campaignAccept{lang: tc.lang, next: http.DefaultTransport}
+			c.speaking(tc.lang)
 			c.signedIn(admins.GlobalAdmin)
 			p := c.get(campaignPage)
 			if p.Status != http.StatusOK || !strings.Contains(p.Body, `lang="`+tc.lang+`"`) {
@@ -127,7 +114,7 @@ func TestCampaignPageInTheReadersLanguage(t *testing.T) {
 	// German: Start, the run under way, a second Start, Stop; then Usage &
 	// insights.
 	c := s.client()
-	c.http.Transport = campaignAccept{lang: "de-DE,de;q=0.9,en;q=0.5", next: http.DefaultTransport}
+	c.speaking("de-DE,de;q=0.9,en;q=0.5")
 	c.signedIn(admins.GlobalAdmin)
 	token := c.csrf(campaignPage)
 	if p := c.post(campaignPage+"/start", url.Values{"csrf_token": {token}}); p.Status != http.StatusSeeOther {
