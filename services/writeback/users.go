@@ -66,7 +66,7 @@ func (s *Service) refuseBanned(ctx context.Context, login, password string) erro
 	if err != nil || ok {
 		return err
 	}
-	return errs.FieldErrors(map[string]string{"password": banned.HelpdeskMessage(r)})
+	return errs.FieldTexts(map[string]errs.Text{"password": banned.HelpdeskText(r)})
 }
 
 // AdminUnlock unlocks a user's account without changing the password and
