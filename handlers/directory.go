@@ -260,7 +260,7 @@ func (s *Server) directoryTest(w http.ResponseWriter, r *http.Request) error {
 	}
 	c := &web.Checklist{OK: list.OK}
 	for _, it := range list.Items {
-		c.Items = append(c.Items, web.CheckItem{Name: it.Name, Detail: it.DetailIn(r.Context()), OK: it.OK})
+		c.Items = append(c.Items, web.CheckItem{Name: it.NameIn(r.Context()), Detail: it.DetailIn(r.Context()), OK: it.OK})
 	}
 	v.Checklist = c
 	s.render(w, r, http.StatusOK, web.DirectoryPage(v))

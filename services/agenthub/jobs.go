@@ -467,7 +467,7 @@ func (h *Hub) AuthenticateLogin(ctx context.Context, login, password string, adm
 func (h *Hub) Test(ctx context.Context, login string) directory.Checklist {
 	a := h.run(ctx, call{op: agentwire.OpTest, job: agentwire.Job{Login: login}})
 	if a.agent == "" {
-		return directory.Checklist{Items: []directory.Check{checkLine("Writeback agent", false,
+		return directory.Checklist{Items: []directory.Check{checkLine(errs.Textf("Writeback agent"), false,
 			errs.Textf("No writeback agent is connected. Start `writeback-agent run` on a server inside your network; the Writeback agents page lists the enrolled agents."),
 			errText(a.err))}}
 	}
@@ -475,12 +475,12 @@ func (h *Hub) Test(ctx context.Context, login string) directory.Checklist {
 	if a.host == "" {
 		ran = errs.Textf("Agent %s (host unknown) ran these checks.", a.agent)
 	}
-	l := directory.Checklist{Items: []directory.Check{checkLine("Writeback agent", true, ran, "")}}
+	l := directory.Checklist{Items: []directory.Check{checkLine(errs.Textf("Writeback agent"), true, ran, "")}}
 	switch {
 	case a.err != nil:
-		l.Items = append(l.Items, checkLine("Directory", false, errs.TextOf(a.err), a.err.Error()))
+		l.Items = append(l.Items, checkLine(errs.Textf("Directory"), false, errs.TextOf(a.err), a.err.Error()))
 	case a.res.Checklist == nil:
-		l.Items = append(l.Items, checkLine("Directory", false, errs.Textf("The agent sent no checklist."), ""))
+		l.Items = append(l.Items, checkLine(errs.Textf("Directory"), false, errs.Textf("The agent sent no checklist."), ""))
 	default:
 		l.Items = append(l.Items, a.res.Checklist.Items...)
 	}
@@ -500,6 +500,6 @@ func errText(err error) string {
 
 // checkLine is a checklist line of the hub's own, its detail kept as a
 // Text for the reader's language.
-func checkLine(name string, ok bool, detail errs.Text, diagnostic string) directory.Check {
-	return directory.Check{Name: name, OK: ok, Detail: detail.String(), Text: detail, Diagnostic: diagnostic}
+func checkLine(name errs.Text, ok bool, detail errs.Text, diagnostic string) directory.Check {
+	return directory.Check{Name: name.String(), Title: name, OK: ok, Detail: detail.String(), Text: detail, Diagnostic: diagnostic}
 }

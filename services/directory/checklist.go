@@ -31,7 +31,7 @@ func (c *Client) Test(ctx context.Context, login string) Checklist {
 		}
 	}
 	if !usable {
-		l.add("Directory", false, "No server could be used; the lines above say why.")
+		l.add(errs.Textf("Directory"), false, "No server could be used; the lines above say why.")
 		return l.finish()
 	}
 	_, err := c.run(ctx, "test", func(s *session) error {
@@ -39,7 +39,7 @@ func (c *Client) Test(ctx context.Context, login string) Checklist {
 		return nil
 	})
 	if err != nil {
-		l.add("Directory", false, "%s", errs.MessageOf(err))
+		l.add(errs.Textf("Directory"), false, "%s", errs.TextOf(err))
 	}
 	return l.finish()
 }
@@ -55,18 +55,18 @@ func (c *Client) testServer(ctx context.Context, srv *server, l *Checklist) bool
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", srv.u.hostport)
 	if err != nil {
-		l.add("Reachable: "+name, false, "Cannot connect to %s: %s.", srv.u.hostport, plainNetError(err))
+		l.add(errs.Textf("Reachable: %s", name), false, "Cannot connect to %s: %s.", srv.u.hostport, plainNetError(err))
 		l.diagnose(err)
 		l.Items[len(l.Items)-1].Server = name
 		return false
 	}
 	_ = raw.Close()
-	l.add("Reachable: "+name, true, "Connected to %s in %d ms.", srv.u.hostport, time.Since(start).Milliseconds())
+	l.add(errs.Textf("Reachable: %s", name), true, "Connected to %s in %d ms.", srv.u.hostport, time.Since(start).Milliseconds())
 	l.Items[len(l.Items)-1].Server = name
 
 	if srv.plain {
-		l.add("Encryption: "+name, false, "%s", msgInsecure)
-		l.add("Service account sign-in: "+name, false, "Not tried: the service account's password would travel unencrypted.")
+		l.add(errs.Textf("Encryption: %s", name), false, "%s", msgInsecure)
+		l.add(errs.Textf("Service account sign-in: %s", name), false, "Not tried: the service account's password would travel unencrypted.")
 		return false
 	}
 	pc, err := connect(ctx, srv.u, srv.startTLS, srv.tls)
@@ -77,19 +77,19 @@ func (c *Client) testServer(ctx context.Context, srv *server, l *Checklist) bool
 		if codeOf(e) == CodeUnavailable && errors.As(err, &ce) {
 			detail = fmt.Sprintf("The %s step failed: %s.", map[string]string{"tls": "TLS handshake", "starttls": "StartTLS", "tcp": "connection"}[ce.stage], plainNetError(ce.err))
 		}
-		l.add("Encryption: "+name, false, "%s", detail)
+		l.add(errs.Textf("Encryption: %s", name), false, "%s", detail)
 		l.diagnose(err)
 		return false
 	}
-	l.add("Encryption: "+name, true, "%s", describeTLS(srv, pc.tlsState))
+	l.add(errs.Textf("Encryption: %s", name), true, "%s", describeTLS(srv, pc.tlsState))
 
 	if err := c.bindService(ctx, srv, pc); err != nil {
 		pc.close()
-		l.add("Service account sign-in: "+name, false, "%s", errs.MessageOf(err))
+		l.add(errs.Textf("Service account sign-in: %s", name), false, "%s", errs.TextOf(err))
 		l.diagnose(err)
 		return false
 	}
-	l.add("Service account sign-in: "+name, true, "Signed in as %s.", c.cfg.BindDN)
+	l.add(errs.Textf("Service account sign-in: %s", name), true, "Signed in as %s.", c.cfg.BindDN)
 	srv.release(pc, true)
 	return true
 }
@@ -99,14 +99,14 @@ func (s *session) testDirectory(l *Checklist, login string) {
 	cfg := s.c.cfg
 	dse, oe := s.rootDSE()
 	if oe != nil {
-		l.add("Server information", false, "The root DSE could not be read: %s.", errs.MessageOf(generic(oe, s.ctx)))
+		l.add(errs.Textf("Server information"), false, "The root DSE could not be read: %s.", errs.TextOf(generic(oe, s.ctx)))
 		return
 	}
 	switch {
 	case cfg.Type == TypeAD && !dse.isAD():
-		l.add("Directory type", false, "The settings say Active Directory, but the server does not advertise Active Directory capabilities; choose OpenLDAP.")
+		l.add(errs.Textf("Directory type"), false, "The settings say Active Directory, but the server does not advertise Active Directory capabilities; choose OpenLDAP.")
 	case cfg.Type == TypeOpenLDAP && dse.isAD():
-		l.add("Directory type", false, "The settings say OpenLDAP, but the server is Active Directory; choose Active Directory.")
+		l.add(errs.Textf("Directory type"), false, "The settings say OpenLDAP, but the server is Active Directory; choose Active Directory.")
 	default:
 		detail := map[Type]string{TypeAD: "Active Directory", TypeOpenLDAP: "OpenLDAP"}[cfg.Type]
 		if dse.vendor != "" {
@@ -114,7 +114,7 @@ func (s *session) testDirectory(l *Checklist, login string) {
 		} else if dse.dnsHostName != "" {
 			detail += " (" + dse.dnsHostName + ")"
 		}
-		l.add("Directory type", true, "%s, as configured.", detail)
+		l.add(errs.Textf("Directory type"), true, "%s, as configured.", detail)
 	}
 
 	for _, b := range cfg.BaseDNs {
@@ -122,11 +122,11 @@ func (s *session) testDirectory(l *Checklist, login string) {
 			"(objectClass=*)", []string{"1.1"}, nil))
 		switch {
 		case oe == nil:
-			l.add("Base DN: "+b, true, "Found.")
+			l.add(errs.Textf("Base DN: %s", b), true, "Found.")
 		case oe.LDAPResult == ldap.LDAPResultNoSuchObject:
-			l.add("Base DN: "+b, false, "Does not exist (or the service account may not see it).")
+			l.add(errs.Textf("Base DN: %s", b), false, "Does not exist (or the service account may not see it).")
 		default:
-			l.add("Base DN: "+b, false, "Could not be read: %s", errs.MessageOf(generic(oe, s.ctx)))
+			l.add(errs.Textf("Base DN: %s", b), false, "Could not be read: %s", errs.TextOf(generic(oe, s.ctx)))
 		}
 	}
 
@@ -134,7 +134,7 @@ func (s *session) testDirectory(l *Checklist, login string) {
 	// used, so a large directory cannot time the checklist out.
 	const maxCount = 100000
 	deadline := time.Now().Add(time.Until(deadlineOf(s.ctx)) / 2)
-	total, complete, failed := 0, true, ""
+	total, complete, failed := 0, true, errs.Text{}
 	for _, b := range cfg.BaseDNs {
 		n, done, oe := s.countUsers(b, 500, maxCount-total, deadline)
 		total += n
@@ -144,39 +144,39 @@ func (s *session) testDirectory(l *Checklist, login string) {
 				complete = false
 				continue
 			}
-			failed = errs.MessageOf(generic(oe, s.ctx))
+			failed = errs.TextOf(generic(oe, s.ctx))
 			break
 		}
 	}
 	switch {
-	case failed != "":
-		l.add("Users", false, "The user search failed: %s", failed)
+	case failed.Format != "":
+		l.add(errs.Textf("Users"), false, "The user search failed: %s", failed)
 	case total == 0:
-		l.add("Users", false, "No user matches the filter under the base DNs; check them and the user filter.")
+		l.add(errs.Textf("Users"), false, "No user matches the filter under the base DNs; check them and the user filter.")
 	case !complete:
-		l.add("Users", true, "At least %d users match the filter under the base DNs (counting stopped there).", total)
+		l.add(errs.Textf("Users"), true, "At least %d users match the filter under the base DNs (counting stopped there).", total)
 	case total == 1:
-		l.add("Users", true, "1 user matches the filter under the base DNs.")
+		l.add(errs.Textf("Users"), true, "1 user matches the filter under the base DNs.")
 	default:
-		l.add("Users", true, "%d users match the filter under the base DNs.", total)
+		l.add(errs.Textf("Users"), true, "%d users match the filter under the base DNs.", total)
 	}
 
 	if cfg.Type == TypeAD {
 		if oid := dse.policyHints(); oid != "" {
-			l.add("Capabilities", true, "Password history is enforced on reset: yes (the DC advertises the policy-hints control %s).", oid)
+			l.add(errs.Textf("Capabilities"), true, "Password history is enforced on reset: yes (the DC advertises the policy-hints control %s).", oid)
 		} else {
-			l.add("Capabilities", true, "Password history is enforced on reset: no. This DC does not advertise the policy-hints control, so a reset is checked for length and complexity but not against the history.")
+			l.add(errs.Textf("Capabilities"), true, "Password history is enforced on reset: no. This DC does not advertise the policy-hints control, so a reset is checked for length and complexity but not against the history.")
 		}
 	} else {
 		pm := slices.Contains(dse.supportedExtension, oidPasswordModify)
 		pp := slices.Contains(dse.supportedControl, ldap.ControlTypeBeheraPasswordPolicy)
 		switch {
 		case !pm:
-			l.add("Capabilities", false, "The server does not advertise the Password Modify extended operation (RFC 3062), which the portal uses to set passwords.")
+			l.add(errs.Textf("Capabilities"), false, "The server does not advertise the Password Modify extended operation (RFC 3062), which the portal uses to set passwords.")
 		case !pp:
-			l.add("Capabilities", true, "Password Modify is supported. The password policy control is not advertised: refusals will not say which rule failed (is the ppolicy overlay loaded?).")
+			l.add(errs.Textf("Capabilities"), true, "Password Modify is supported. The password policy control is not advertised: refusals will not say which rule failed (is the ppolicy overlay loaded?).")
 		default:
-			l.add("Capabilities", true, "Password Modify and the password policy control are supported.")
+			l.add(errs.Textf("Capabilities"), true, "Password Modify and the password policy control are supported.")
 		}
 	}
 
@@ -189,10 +189,10 @@ func (s *session) testDirectory(l *Checklist, login string) {
 		p, oe = s.openLDAPPolicy(nil)
 	}
 	if oe != nil {
-		l.add("Password policy", false, "The policy could not be read, so refusals cannot say which rule failed: %s", errs.MessageOf(generic(oe, s.ctx)))
+		l.add(errs.Textf("Password policy"), false, "The policy could not be read, so refusals cannot say which rule failed: %s", errs.TextOf(generic(oe, s.ctx)))
 		l.diagnose(oe)
 	} else {
-		l.add("Password policy", true, "%s.", upperFirst(p.String()))
+		l.add(errs.Textf("Password policy"), true, "%s.", upperFirst(p.String()))
 	}
 
 	if login == "" {
@@ -200,41 +200,43 @@ func (s *session) testDirectory(l *Checklist, login string) {
 	}
 	login, err := identifierArg("test", login, "")
 	if err != nil {
-		l.add("User to check", false, "%s", errs.MessageOf(err))
+		l.add(errs.Textf("User to check"), false, "%s", errs.TextOf(err))
 		return
 	}
-	name := "User " + login
+	name := errs.Textf("User %s", login)
 	e, err := s.findEntry(login)
 	if err != nil {
-		l.add(name, false, "%s", errs.MessageOf(err))
+		l.add(name, false, "%s", errs.TextOf(err))
 		return
 	}
 	u, err := s.user(e)
 	if err != nil {
-		l.add(name, false, "%s", errs.MessageOf(err))
+		l.add(name, false, "%s", errs.TextOf(err))
 		return
 	}
-	state := fmt.Sprintf("Found %s. Locked: %s; disabled: %s; password expired: %s; must change: %s; protected: %s",
-		u.DN, yesNo(u.Locked), yesNo(u.Disabled), yesNo(u.PasswordExpired), yesNo(u.MustChange), yesNo(u.Protected))
-	if u.Protected {
-		state += " (" + u.ProtectedReason + "), so the portal will not act on it"
-	} else if u.Disabled {
-		state += ", so the portal will not act on it"
+	found := []any{u.DN, yesNoText(u.Locked), yesNoText(u.Disabled), yesNoText(u.PasswordExpired), yesNoText(u.MustChange), yesNoText(u.Protected)}
+	switch {
+	case u.Protected:
+		l.add(name, false, "Found %s. Locked: %s; disabled: %s; password expired: %s; must change: %s; protected: %s (%s), so the portal will not act on it.",
+			append(found, u.ProtectedReason)...)
+	case u.Disabled:
+		l.add(name, false, "Found %s. Locked: %s; disabled: %s; password expired: %s; must change: %s; protected: %s, so the portal will not act on it.", found...)
+	default:
+		l.add(name, true, "Found %s. Locked: %s; disabled: %s; password expired: %s; must change: %s; protected: %s.", found...)
 	}
-	l.add(name, !u.Protected && !u.Disabled, "%s.", state)
 
 	if cfg.Type == TypeAD {
 		if pso := e.GetEqualFoldAttributeValue("msDS-ResultantPSO"); pso != "" {
 			if p, oe := s.adPolicy(e); oe != nil {
-				l.add("Password policy for "+login, false, "The fine-grained policy %s applies, but the service account may not read it, "+
+				l.add(errs.Textf("Password policy for %s", login), false, "The fine-grained policy %s applies, but the service account may not read it, "+
 					"so refusals cannot say which rule failed. Grant it read access to that policy.", pso)
 			} else {
-				l.add("Password policy for "+login, true, "The fine-grained policy %s applies: %s.", pso, p)
+				l.add(errs.Textf("Password policy for %s", login), true, "The fine-grained policy %s applies: %s.", pso, p)
 			}
 		}
 	}
 
-	rights := "Rights on " + login
+	rights := errs.Textf("Rights on %s", login)
 	if cfg.Type == TypeAD {
 		res, oe := s.search(ldap.NewSearchRequest(u.DN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
 			"(objectClass=*)", []string{"allowedAttributesEffective"}, nil))
@@ -246,7 +248,7 @@ func (s *session) testDirectory(l *Checklist, login string) {
 		ok := w["lockouttime"] && w["pwdlastset"]
 		l.add(rights, ok, "Write lockoutTime (unlock): %s; write pwdLastSet (must change at next sign-in): %s; "+
 			"Reset Password: cannot be determined without changing a password, so nothing was tried (delegate \"Reset password\" on the users' OU).",
-			yesNo(w["lockouttime"]), yesNo(w["pwdlastset"]))
+			yesNoText(w["lockouttime"]), yesNoText(w["pwdlastset"]))
 		return
 	}
 	l.add(rights, true, "The service account can read the account. Whether the ACLs let it write userPassword, "+
@@ -260,13 +262,13 @@ func (s *session) testProtection(l *Checklist) {
 		extra = fmt.Sprintf("; members of the %d excluded groups", n)
 	}
 	if s.c.cfg.Type != TypeAD {
-		l.add("Protected accounts", true, "Never reset, unlocked or changed: the service account %s%s.", s.c.cfg.BindDN, extra)
+		l.add(errs.Textf("Protected accounts"), true, "Never reset, unlocked or changed: the service account %s%s.", s.c.cfg.BindDN, extra)
 		return
 	}
 	p, oe := s.adProtectionInfo()
 	if oe != nil {
-		l.add("Protected accounts", false, "The domain's protected groups could not be found, so Writeback treats every account as privileged and acts on none: %s",
-			errs.MessageOf(generic(oe, s.ctx)))
+		l.add(errs.Textf("Protected accounts"), false, "The domain's protected groups could not be found, so Writeback treats every account as privileged and acts on none: %s",
+			errs.TextOf(generic(oe, s.ctx)))
 		l.diagnose(oe)
 		return
 	}
@@ -274,7 +276,7 @@ func (s *session) testProtection(l *Checklist) {
 	for _, g := range p.groups {
 		names = append(names, g.name)
 	}
-	l.add("Protected accounts", true, "Never reset, unlocked or changed: the service account %s; accounts with adminCount=1; "+
+	l.add(errs.Textf("Protected accounts"), true, "Never reset, unlocked or changed: the service account %s; accounts with adminCount=1; "+
 		"members, nested or through their primary group, of the %d protected groups found by their well-known SIDs (%s)%s.",
 		s.c.cfg.BindDN, len(p.groups), strings.Join(names, ", "), extra)
 }

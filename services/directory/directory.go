@@ -480,6 +480,8 @@ type Check struct {
 	// (DetailIn). It stays on this side: a line an agent sent has Detail
 	// only.
 	Text errs.Text `json:"-"`
+	// Title is Name likewise (NameIn).
+	Title errs.Text `json:"-"`
 	// Diagnostic is the raw error behind a failed check, for the audit log
 	// only (it can hold Go's and the server's own words).
 	Diagnostic string
@@ -493,8 +495,8 @@ type Checklist struct {
 	OK    bool
 }
 
-func (l *Checklist) add(name string, ok bool, format string, args ...any) {
-	l.Items = append(l.Items, Check{Name: name, OK: ok, Detail: fmt.Sprintf(format, args...), Text: errs.Textf(format, args...)})
+func (l *Checklist) add(name errs.Text, ok bool, format string, args ...any) {
+	l.Items = append(l.Items, Check{Name: name.String(), Title: name, OK: ok, Detail: fmt.Sprintf(format, args...), Text: errs.Textf(format, args...)})
 }
 
 // DetailIn is the line's detail in the reader's language (ctx); a line
@@ -503,7 +505,16 @@ func (c Check) DetailIn(ctx context.Context) string {
 	if c.Text.Format == "" {
 		return c.Detail
 	}
-	return i18n.T(ctx, c.Text.Format, c.Text.Args...)
+	return c.Text.In(ctx)
+}
+
+// NameIn is the line's name in the reader's language (ctx); a line an agent
+// sent as it came.
+func (c Check) NameIn(ctx context.Context) string {
+	if c.Title.Format == "" {
+		return c.Name
+	}
+	return c.Title.In(ctx)
 }
 
 // diagnose attaches err's raw text to the last line.
@@ -525,11 +536,15 @@ func onOff(b bool) string {
 	return "off"
 }
 
+// yesNoText is yesNo as a Text, for a checklist line in the reader's
+// language.
+func yesNoText(b bool) errs.Text { return errs.Textf(yesNo(b)) }
+
 func yesNo(b bool) string {
 	if b {
-		return "yes"
+		return i18n.Key("yes")
 	}
-	return "no"
+	return i18n.Key("no")
 }
 
 // humanDuration writes d in days, hours or minutes, as people read it.

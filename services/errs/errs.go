@@ -76,6 +76,21 @@ type Text struct {
 // Textf is a Text.
 func Textf(format string, args ...any) Text { return Text{Format: format, Args: args} }
 
+// In is the text in the reader's language (ctx); a value that is itself a
+// Text is put in in that language too.
+func (t Text) In(ctx context.Context) string {
+	args := t.Args
+	for i, a := range t.Args {
+		if x, ok := a.(Text); ok {
+			if &args[0] == &t.Args[0] {
+				args = append([]any(nil), t.Args...)
+			}
+			args[i] = x.In(ctx)
+		}
+	}
+	return i18n.T(ctx, t.Format, args...)
+}
+
 // String is the text in English.
 func (t Text) String() string {
 	if len(t.Args) == 0 {
