@@ -448,10 +448,7 @@ type policyExplanation struct {
 
 // text is the message in English, its values put in.
 func (e policyExplanation) text() string {
-	if len(e.args) == 0 {
-		return e.msg
-	}
-	return fmt.Sprintf(e.msg, e.args...)
+	return errs.Textf(e.msg, e.args...).String()
 }
 
 // explainPolicy computes which rule of p the password pw breaks, for
@@ -487,7 +484,7 @@ func tooRecent(after time.Time) policyExplanation {
 	if after.IsZero() {
 		return policyExplanation{"age", i18n.Key("The password was changed too recently: you can change it again later."), nil}
 	}
-	return policyExplanation{"age", i18n.Key("The password was changed too recently: you can change it again after %s."), []any{after.Local().Format("2 Jan 2006 15:04 MST")}}
+	return policyExplanation{"age", i18n.Key("The password was changed too recently: you can change it again after %s."), []any{after}}
 }
 
 var reused = policyExplanation{"history", i18n.Key("The new password was used before: choose a password you have not used recently."), nil}

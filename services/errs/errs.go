@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/writeback/writeback/services/i18n"
 )
@@ -76,19 +77,10 @@ type Text struct {
 // Textf is a Text.
 func Textf(format string, args ...any) Text { return Text{Format: format, Args: args} }
 
-// In is the text in the reader's language (ctx); a value that is itself a
-// Text is put in in that language too.
+// In is the text in the reader's language (ctx), its values too (see
+// localArgs).
 func (t Text) In(ctx context.Context) string {
-	args := t.Args
-	for i, a := range t.Args {
-		if x, ok := a.(Text); ok {
-			if &args[0] == &t.Args[0] {
-				args = append([]any(nil), t.Args...)
-			}
-			args[i] = x.In(ctx)
-		}
-	}
-	return i18n.T(ctx, t.Format, args...)
+	return i18n.T(ctx, t.Format, localArgs(ctx, t.Args)...)
 }
 
 // String is the text in English.
@@ -96,7 +88,45 @@ func (t Text) String() string {
 	if len(t.Args) == 0 {
 		return t.Format
 	}
-	return fmt.Sprintf(t.Format, t.Args...)
+	return fmt.Sprintf(t.Format, englishArgs(t.Args)...)
+}
+
+// localArgs are a message's values for a reader (ctx): a Text in their
+// language, a time written their language's way; others as they are.
+func localArgs(ctx context.Context, args []any) []any {
+	return mapArgs(args, func(a any) (any, bool) {
+		switch v := a.(type) {
+		case Text:
+			return v.In(ctx), true
+		case time.Time:
+			return i18n.DateTime(ctx, v), true
+		}
+		return nil, false
+	})
+}
+
+// englishArgs are localArgs in English, for Message and Fields.
+func englishArgs(args []any) []any {
+	return mapArgs(args, func(a any) (any, bool) {
+		if v, ok := a.(time.Time); ok {
+			return i18n.DateTimeIn(i18n.English, v), true
+		}
+		return nil, false
+	})
+}
+
+// mapArgs is args with f's replacements, copied only when one is made.
+func mapArgs(args []any, f func(any) (any, bool)) []any {
+	out, copied := args, false
+	for i, a := range args {
+		if v, ok := f(a); ok {
+			if !copied {
+				out, copied = append([]any(nil), args...), true
+			}
+			out[i] = v
+		}
+	}
+	return out
 }
 
 func (e *Error) Error() string {
@@ -116,7 +146,7 @@ func E(kind Kind, msg string, cause error) *Error {
 // Ef builds an *Error whose safe message takes values: format is the
 // catalogue's key.
 func Ef(kind Kind, cause error, format string, args ...any) *Error {
-	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...), Cause: cause, format: format, args: args}
+	return &Error{Kind: kind, Message: fmt.Sprintf(format, englishArgs(args)...), Cause: cause, format: format, args: args}
 }
 
 // Invalidf builds an Invalid error with a formatted safe message.
@@ -167,7 +197,7 @@ func MessageIn(ctx context.Context, err error) string {
 	var e *Error
 	if errors.As(err, &e) && e.Message != "" {
 		if e.format != "" {
-			return i18n.T(ctx, e.format, e.args...)
+			return i18n.T(ctx, e.format, localArgs(ctx, e.args)...)
 		}
 		return i18n.T(ctx, e.Message)
 	}
@@ -183,7 +213,7 @@ func FieldsIn(ctx context.Context, err error) map[string]string {
 	out := make(map[string]string, len(e.Fields))
 	for k, m := range e.Fields {
 		if t, ok := e.texts[k]; ok {
-			out[k] = i18n.T(ctx, t.Format, t.Args...)
+			out[k] = t.In(ctx)
 		} else {
 			out[k] = i18n.T(ctx, m)
 		}
