@@ -181,7 +181,7 @@ func (s *Server) brandingSave(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.brandingRefused(w, r, err)
 	}
-	s.savedIn(w, r, changed, i18n.Key("Saved company branding."), "/admin"+brandingPath)
+	s.saved(w, r, changed, i18n.Key("Saved company branding."), "/admin"+brandingPath)
 	return nil
 }
 

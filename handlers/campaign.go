@@ -73,7 +73,7 @@ func (s *Server) campaignSave(w http.ResponseWriter, r *http.Request) error {
 	if err == nil {
 		var changed bool
 		if changed, err = s.campaign.Save(r.Context(), s.actor(r), version, next); err == nil {
-			s.savedIn(w, r, changed, i18n.Key("Saved the registration campaign."), "/admin"+campaignPath)
+			s.saved(w, r, changed, i18n.Key("Saved the registration campaign."), "/admin"+campaignPath)
 			return nil
 		}
 	}

@@ -10,14 +10,14 @@ import (
 	"github.com/writeback/writeback/web"
 )
 
-// saved ends a settings page's successful save: a banner naming it (what,
-// in the reader's language; or saying nothing changed) and POST → 303 → GET back to the page at path.
-func (s *Server) saved(w http.ResponseWriter, r *http.Request, changed bool, what, path string) {
-	msg := i18n.T(r.Context(), "Saved %s.", what)
+// saved flashes msg (a catalogue key, marked with i18n.Key where it is
+// written) in the reader's language, or "Nothing changed.", and goes back
+// to path.
+func (s *Server) saved(w http.ResponseWriter, r *http.Request, changed bool, msg, path string) {
 	if !changed {
-		msg = i18n.T(r.Context(), "Nothing changed.")
+		msg = i18n.Key("Nothing changed.")
 	}
-	s.flash(w, r, msg)
+	s.flash(w, r, i18n.T(r.Context(), msg))
 	seeOther(w, r, path)
 }
 
@@ -28,14 +28,8 @@ func formProblem(err error) bool {
 	return k == errs.Invalid || k == errs.Conflict
 }
 
-// showProblem puts a form problem on p: next to the fields it names, else
-// in the summary. It is showProblemIn in English, for pages not yet
-// through the catalogue.
-func showProblem(p *web.Page, err error) {
-	showProblemIn(context.Background(), p, err)
-}
-
-// showProblemIn is showProblem in the reader's language (ctx).
+// showProblemIn puts a form problem on p in the reader's language (ctx):
+// next to the fields it names, else in the summary.
 func showProblemIn(ctx context.Context, p *web.Page, err error) {
 	if f := errs.FieldsIn(ctx, err); len(f) > 0 {
 		p.Fields = f

@@ -105,7 +105,7 @@ func (s *Server) protectionSave(w http.ResponseWriter, r *http.Request) error {
 		Custom: strings.Split(r.PostFormValue("custom"), "\n"), BreachedFile: r.PostFormValue("breached_file")}
 	changed, err := s.banned.Save(r.Context(), s.actor(r), version, next)
 	if err == nil {
-		s.savedIn(w, r, changed, i18n.Key("Saved password protection."), "/admin"+protectionPath)
+		s.saved(w, r, changed, i18n.Key("Saved password protection."), "/admin"+protectionPath)
 		return nil
 	}
 	if !formProblem(err) {

@@ -92,7 +92,7 @@ func (s *Server) remindersSave(w http.ResponseWriter, r *http.Request) error {
 		var changed bool
 		changed, err = s.reminders.Save(r.Context(), s.actor(r), version, reminders.Settings{Enabled: enabled, Thresholds: thresholds})
 		if err == nil {
-			s.savedIn(w, r, changed, i18n.Key("Saved expiry reminders."), "/admin"+remindersPath)
+			s.saved(w, r, changed, i18n.Key("Saved expiry reminders."), "/admin"+remindersPath)
 			return nil
 		}
 	}
