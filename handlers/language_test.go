@@ -53,6 +53,9 @@ func TestLanguageFollowsBrowserThenOrganisation(t *testing.T) {
 	check("fr-CA", "fr", "Aller au contenu")
 	check("es-419,es;q=0.9", "es", "Ir al contenido")
 	check("ja-JP,ja;q=0.9", "en", "Skip to content")
+	if p := c.getIn("/no-such-page", "de"); p.Status != http.StatusNotFound || !strings.Contains(p.Body, "Seite nicht gefunden") {
+		t.Errorf("a page that does not exist is not answered in German: %d", p.Status)
+	}
 
 	if _, err := h.ss.SavePolicy(context.Background(), audit.CommandLine, 0, "test", func(p *selfservice.Policy) { p.Language = "de" }); err != nil {
 		t.Fatal(err)

@@ -24,15 +24,17 @@ func (s *Server) routes() http.Handler {
 	r.Use(middleware.RequestID)
 	// HEAD is answered by every GET route (the server sends no body).
 	r.Use(middleware.GetHead)
-	r.Use(s.language)
 	r.Use(s.recoverer)
 	r.Use(s.securityHeaders)
 	r.Use(s.limitBody(1 << 20))
 	if !s.cfg.NoRequestLog || s.cfg.Metrics != nil {
 		r.Use(s.logRequests)
 	}
-	r.NotFound(s.handle(func(w http.ResponseWriter, r *http.Request) error { return errNotFound }))
-	r.MethodNotAllowed(s.handle(func(w http.ResponseWriter, r *http.Request) error { return errNotFound }))
+	// The reader's language is worked out only where a page can be shown:
+	// static files, probes, the agents' and the API's JSON need none.
+	notFound := s.language(s.handle(func(w http.ResponseWriter, r *http.Request) error { return errNotFound }))
+	r.NotFound(notFound.ServeHTTP)
+	r.MethodNotAllowed(notFound.ServeHTTP)
 
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
@@ -58,6 +60,7 @@ func (s *Server) routes() http.Handler {
 	r.Route(APIPrefix, s.apiRoutes)
 
 	r.Group(func(r chi.Router) {
+		r.Use(s.language)
 		r.Use(s.crossOrigin)
 		r.Use(s.session)
 		r.Use(s.csrf)
