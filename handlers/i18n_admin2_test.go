@@ -95,7 +95,7 @@ func TestAdminPagesInTheReadersLanguage(t *testing.T) {
 				if p.Status != http.StatusOK {
 					t.Fatalf("GET %s: status %d", pg.path, p.Status)
 				}
-				checkLanguage(t, p.Body, pg.want[lang], pg.english)
+				checkLanguage(t, pg.path, p.Body, pg.want[lang], pg.english)
 			})
 		}
 	}
@@ -132,7 +132,7 @@ func TestAgentPagesInTheReadersLanguage(t *testing.T) {
 			if p.Status != http.StatusOK {
 				t.Fatalf("add agent: status %d", p.Status)
 			}
-			checkLanguage(t, p.Body, tc.token, []string{"Enrolment token for", "Copy it now", "On the server inside your network"})
+			checkLanguage(t, "enrolment token", p.Body, tc.token, []string{"Enrolment token for", "Copy it now", "On the server inside your network"})
 			// Enrolled and not connected: the list shows it disconnected.
 			tok := tokenOn(t, p.Body)
 			status, body, _ := h.enrollJSON(agentwire.PathEnroll, enrollBody(t, tok))
@@ -142,14 +142,14 @@ func TestAgentPagesInTheReadersLanguage(t *testing.T) {
 			}
 			id := resp.AgentID
 			p = c.get("/admin/agents")
-			checkLanguage(t, p.Body, tc.list, english)
+			checkLanguage(t, "agents", p.Body, tc.list, english)
 			p = c.get("/admin/agents/" + id + "/revoke")
-			checkLanguage(t, p.Body, tc.revoke, []string{"Revoke agent", "Key fingerprint", "A connected agent is cut off", "Cancel"})
+			checkLanguage(t, "revoke", p.Body, tc.revoke, []string{"Revoke agent", "Key fingerprint", "A connected agent is cut off", "Cancel"})
 			p = c.post("/admin/agents/"+id+"/revoke", url.Values{"csrf_token": {c.csrf("/admin/agents")}})
 			if p.Status != http.StatusSeeOther {
 				t.Fatalf("revoke: status %d", p.Status)
 			}
-			checkLanguage(t, c.get("/admin/agents").Body, tc.flash, []string{"It has been disconnected"})
+			checkLanguage(t, "revoked", c.get("/admin/agents").Body, tc.flash, []string{"It has been disconnected"})
 		})
 	}
 }
@@ -166,7 +166,7 @@ func TestAdminFormProblemsInGerman(t *testing.T) {
 		if p.Status != http.StatusUnprocessableEntity {
 			t.Fatalf("status %d, want 422", p.Status)
 		}
-		checkLanguage(t, p.Body, []string{"Es gibt ein Problem", "Geben Sie einen Namen mit 1 bis 64 Zeichen ein.",
+		checkLanguage(t, "refused token", p.Body, []string{"Es gibt ein Problem", "Geben Sie einen Namen mit 1 bis 64 Zeichen ein.",
 			"Wählen Sie eine Rolle: Globaler Administrator", "Geben Sie eine Anzahl Tage von 1 bis 365 ein."},
 			[]string{"Enter a name of", "Choose a role", "Enter a number of days"})
 		if list, err := h.tokens.List(context.Background()); err != nil || len(list) != 0 {
@@ -179,7 +179,7 @@ func TestAdminFormProblemsInGerman(t *testing.T) {
 		if p.Status != http.StatusUnprocessableEntity {
 			t.Fatalf("status %d, want 422", p.Status)
 		}
-		checkLanguage(t, p.Body, []string{`"ab" ist zu kurz: Ein gesperrter Begriff hat 3 oder mehr Zeichen.`}, []string{"is too short"})
+		checkLanguage(t, "refused term", p.Body, []string{`"ab" ist zu kurz: Ein gesperrter Begriff hat 3 oder mehr Zeichen.`}, []string{"is too short"})
 		if st, meta, err := h.banned.Settings(context.Background()); err != nil || meta.Version != 0 || len(st.Custom) != 0 {
 			t.Errorf("settings changed by a refused form: %+v version %d, %v", st, meta.Version, err)
 		}
@@ -190,30 +190,33 @@ func TestAdminFormProblemsInGerman(t *testing.T) {
 		if p.Status != http.StatusUnprocessableEntity {
 			t.Fatalf("status %d, want 422", p.Status)
 		}
-		checkLanguage(t, p.Body, []string{"Geben Sie höchstens 6 Anzahlen von Tagen an; hier sind es 7."}, []string{"Give at most"})
+		checkLanguage(t, "refused thresholds", p.Body, []string{"Geben Sie höchstens 6 Anzahlen von Tagen an; hier sind es 7."}, []string{"Give at most"})
 		if _, meta, err := h.rem.Settings(context.Background()); err != nil || meta.Version != 0 {
 			t.Errorf("settings changed by a refused form: version %d, %v", meta.Version, err)
 		}
 	})
 }
 
-// checkLanguage fails unless body shows every text of want and none of
-// english (as whole words).
-func checkLanguage(t *testing.T, body string, want, english []string) {
+// checkLanguage fails unless body (a page, or its text) shows every text
+// of want and none of english (as whole words); what names it in failures.
+func checkLanguage(t *testing.T, what, body string, want, english []string) {
 	t.Helper()
 	text := visible(body)
+	failed := false
 	for _, w := range want {
 		if !strings.Contains(text, w) {
-			t.Errorf("%q is not on the page", w)
+			t.Errorf("%s: %q is not on the page", what, w)
+			failed = true
 		}
 	}
 	for _, e := range english {
 		// A whole word: the English "Cancel" is not in "Cancelar".
 		if regexp.MustCompile(`(^|\P{L})` + regexp.QuoteMeta(e) + `($|\P{L})`).MatchString(text) {
-			t.Errorf("English %q is left on the page", e)
+			t.Errorf("%s: English %q is left on the page", what, e)
+			failed = true
 		}
 	}
-	if t.Failed() {
-		t.Logf("page text:\n%s", strings.Join(strings.Fields(text), " "))
+	if failed {
+		t.Logf("%s, page text:\n%s", what, strings.Join(strings.Fields(text), " "))
 	}
 }
