@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/writeback/writeback/services/i18n"
@@ -135,9 +134,4 @@ func ChartBars(ctx context.Context, bars []Bar, max int) []BarGeom {
 // AuditLabel is a canonical audit value (an activity, a category, a
 // reason) in the reader's language when the catalogue translates it, else
 // as stored: the audit log's data stays English, its page need not.
-func AuditLabel(ctx context.Context, s string) string {
-	if _, ok := i18n.Translation(i18n.German, s); !ok || strings.Contains(s, "%") {
-		return s
-	}
-	return i18n.T(ctx, s)
-}
+func AuditLabel(ctx context.Context, s string) string { return asText(ctx, s) }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/writeback/writeback/services/i18n"
@@ -10,6 +11,17 @@ import (
 // t is a message of the catalogue in the reader's language; every text a
 // template writes goes through it (a test fails on a bare one).
 func t(ctx context.Context, key string, args ...any) string { return i18n.T(ctx, key, args...) }
+
+// asText is s in the reader's language when it is one of the catalogue's
+// texts without values, else as it is: for values that are data but may be
+// one of the portal's own words (an audit activity, a security question
+// the portal ships, not one an administrator wrote).
+func asText(ctx context.Context, s string) string {
+	if strings.Contains(s, "%") || !i18n.Known(s) {
+		return s
+	}
+	return i18n.T(ctx, s)
+}
 
 // lang is the reader's language code, for the page's lang attribute.
 func lang(ctx context.Context) string { return i18n.Code(i18n.LangOf(ctx)) }

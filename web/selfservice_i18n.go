@@ -10,12 +10,7 @@ import (
 // the portal ships (services/selfservice's defaults, in the catalogue);
 // one an administrator wrote is shown as written. The form's value stays
 // the question as stored.
-func question(ctx context.Context, q string) string {
-	if _, ok := i18n.Translation(i18n.German, q); ok {
-		return t(ctx, q)
-	}
-	return q
-}
+func question(ctx context.Context, q string) string { return asText(ctx, q) }
 
 // scriptKeys are the texts static/app.js and static/meter.js may show. Every
 // page carries them translated in a JSON data block (id "wb-texts", see

@@ -170,6 +170,10 @@ func load() {
 
 func known(key string) bool { ensure(); return complete[key] }
 
+// Known reports whether every language has a translation of key: whether
+// a value that may be one of the portal's own words is one.
+func Known(key string) bool { return known(key) }
+
 // Keys lists the keys the translations of a language have, sorted.
 func Keys(tag language.Tag) []string {
 	ensure()
