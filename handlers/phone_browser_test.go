@@ -27,7 +27,8 @@ func TestBrowserAdminOnPhone(t *testing.T) {
 		"/admin/password-reset/authentication-methods", "/admin/password-reset/customization",
 		"/admin/password-reset/company-branding", "/admin/password-reset/password-protection",
 		"/admin/password-reset/mail-server", "/admin/audit", "/admin/directory", "/admin/users",
-		"/admin/administrators", "/admin/api-tokens", "/admin/security",
+		"/admin/reports", "/admin/password-reset/registration-campaign", "/admin/password-reset/expiry-reminders",
+		"/admin/password-reset/text-messages", "/admin/agents", "/admin/administrators", "/admin/api-tokens", "/admin/security",
 	}
 	for _, path := range pages {
 		browser.Step(t, ctx, path, chromedp.Navigate(h.srv.URL+path), chromedp.WaitVisible(chromedp.CSS(`main h1`)))
